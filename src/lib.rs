@@ -1,0 +1,9 @@
+//! vultr-inference-mcp: an MCP server that bridges AI clients to Vultr Serverless
+//! Inference (subscriptions, the live model catalog, chat completions with tool calling).
+
+pub mod catalog;
+pub mod config;
+pub mod keys;
+pub mod secret;
+pub mod server;
+pub mod vultr;

@@ -1,0 +1,112 @@
+//! API keys held so that they cannot leak by accident.
+
+use std::fmt;
+use std::str::FromStr;
+
+use secrecy::{ExposeSecret, SecretString};
+
+/// A Vultr API key. `Debug` and `Display` print only a redacted hint.
+#[derive(Clone)]
+pub struct ApiKey(SecretString);
+
+impl ApiKey {
+    /// Wraps a key; `None` when it is empty or only whitespace.
+    pub fn new(key: impl Into<String>) -> Option<Self> {
+        let key = key.into();
+        let trimmed = key.trim();
+        if trimmed.is_empty() {
+            return None;
+        }
+        Some(Self(SecretString::from(trimmed.to_owned())))
+    }
+
+    /// The key itself, for the `Authorization` header only.
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+
+    /// The last four characters, the only part ever shown to a person.
+    pub fn hint(&self) -> String {
+        key_hint(self.expose())
+    }
+
+    /// Whether two keys are the same key.
+    pub fn same_as(&self, other: &ApiKey) -> bool {
+        self.expose() == other.expose()
+    }
+}
+
+/// A hint for a key: `…` followed by its last four characters, or nothing for a key
+/// too short to hide anything by showing four of its characters.
+pub fn key_hint(key: &str) -> String {
+    let chars: Vec<char> = key.chars().collect();
+    if chars.len() < 12 {
+        return "…".to_owned();
+    }
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("…{tail}")
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiKey(redacted)")
+    }
+}
+
+impl fmt::Display for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// Error for a key given as an empty string.
+#[derive(Debug, thiserror::Error)]
+#[error("the key is empty")]
+pub struct EmptyKey;
+
+impl FromStr for ApiKey {
+    type Err = EmptyKey;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ApiKey::new(s).ok_or(EmptyKey)
+    }
+}
+
+/// A key as given on the command line or in the environment, where an empty value
+/// (a common placeholder in MCP client configs) means "not set".
+#[derive(Clone, Debug)]
+pub struct KeyArg(pub Option<ApiKey>);
+
+impl FromStr for KeyArg {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(ApiKey::new(s)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_and_display_never_show_the_key() {
+        let key = ApiKey::new("ABCD7PQSLLGS6XDHQY4CMHUL55T5YO63EFGH").unwrap();
+        assert_eq!(format!("{key:?}"), "ApiKey(redacted)");
+        assert_eq!(format!("{key}"), "[redacted]");
+        assert_eq!(key.hint(), "…EFGH");
+    }
+
+    #[test]
+    fn blank_keys_are_no_keys() {
+        assert!(ApiKey::new("   ").is_none());
+        assert!("".parse::<ApiKey>().is_err());
+        assert_eq!(ApiKey::new(" k3y-with-spaces-around ").unwrap().expose(), "k3y-with-spaces-around");
+    }
+
+    #[test]
+    fn short_keys_get_no_hint() {
+        assert_eq!(key_hint("abc"), "…");
+        assert_eq!(key_hint("12345678901"), "…");
+    }
+}

@@ -1,0 +1,369 @@
+//! The `chat_completion` tool: checks a request against the catalog, sends it to Vultr,
+//! and returns the reply (or the tool calls the model asks for).
+
+use std::collections::HashSet;
+use std::fmt::Write as _;
+
+use rmcp::model::CallToolResult;
+use rmcp::{tool, tool_router};
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+
+use super::args::{InvalidArguments, Parameters};
+use super::error::ToolError;
+use super::{VultrServer, success};
+use crate::keys::InferenceKey;
+use crate::vultr::chat::{
+    ChatOptions, ChatReply, ChatRequest, Content, Message, Role, Stop, ToolChoice, ToolChoiceMode,
+};
+use crate::vultr::error::VultrError;
+use crate::vultr::models::Model;
+
+/// Arguments of `chat_completion`.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct ChatCompletionArgs {
+    /// Model id from list_models; default VULTR_DEFAULT_MODEL.
+    #[serde(default)]
+    model: Option<String>,
+    /// A single user message (instead of messages).
+    #[serde(default)]
+    prompt: Option<String>,
+    /// System instruction sent before prompt.
+    #[serde(default)]
+    system: Option<String>,
+    /// The conversation in OpenAI format (instead of prompt).
+    #[serde(default)]
+    messages: Option<Vec<Message>>,
+    #[serde(flatten)]
+    options: ChatOptions,
+    /// Subscription (id or label) whose key to use.
+    #[serde(default)]
+    subscription: Option<String>,
+}
+
+#[tool_router(router = chat_router, vis = "pub(super)")]
+impl VultrServer {
+    /// Run a chat completion on a Vultr-hosted model, with optional tool calling. Give `prompt` or `messages`. When the result has tool_calls, run them and call again with messages + assistant_message + one role "tool" message (tool_call_id, content) per call.
+    #[tool(annotations(read_only_hint = true, idempotent_hint = false, open_world_hint = true))]
+    async fn chat_completion(
+        &self,
+        Parameters(args): Parameters<ChatCompletionArgs>,
+        cancel: CancellationToken,
+    ) -> CallToolResult {
+        let outcome = tokio::select! {
+            outcome = self.chat_inner(args) => outcome,
+            () = cancel.cancelled() => return CallToolResult::error(vec![rmcp::model::ContentBlock::text("cancelled")]),
+        };
+        match outcome {
+            Ok(result) => result,
+            Err(error) => error.into_result(),
+        }
+    }
+}
+
+impl VultrServer {
+    async fn chat_inner(
+        &self,
+        args: Result<ChatCompletionArgs, InvalidArguments>,
+    ) -> Result<CallToolResult, ToolError> {
+        let args = args?;
+        let messages = conversation(args.prompt, args.system, args.messages)?;
+        check_options(&args.options)?;
+        let model = args
+            .model
+            .filter(|m| !m.trim().is_empty())
+            .or_else(|| self.state.default_model.clone())
+            .ok_or(ToolError::NoModel)?;
+        let key = self.state.keys.get(args.subscription.as_deref()).await?;
+        self.check_against_catalog(&model, &args.options, &key).await?;
+        let request = ChatRequest {
+            model,
+            messages,
+            options: args.options,
+        };
+        let reply = self.send(&request, key, args.subscription.as_deref()).await?;
+        Ok(success(render(&reply), &reply))
+    }
+
+    /// Sends the request; a discovered key that is refused is looked up again, once.
+    async fn send(
+        &self,
+        request: &ChatRequest,
+        key: InferenceKey,
+        subscription: Option<&str>,
+    ) -> Result<ChatReply, ToolError> {
+        match self.state.inference.chat(&key.key, request).await {
+            Err(VultrError::Status { status: 401, .. }) if self.state.keys.forget(&key).await => {
+                tracing::info!("inference key refused; reading the subscription's key again");
+                let fresh = self.state.keys.get(subscription).await?;
+                Ok(self.state.inference.chat(&fresh.key, request).await?)
+            }
+            other => Ok(other?),
+        }
+    }
+
+    /// Refuses what the catalog says cannot work. When the catalog cannot be read the
+    /// request goes ahead unchecked: Vultr will judge it.
+    async fn check_against_catalog(
+        &self,
+        model: &str,
+        options: &ChatOptions,
+        key: &InferenceKey,
+    ) -> Result<(), ToolError> {
+        let catalog = match self.state.catalog.models(Some(&key.key)).await {
+            Ok(catalog) => catalog,
+            Err(error) => {
+                tracing::warn!(%error, "model catalog unavailable; sending the request unchecked");
+                return Ok(());
+            }
+        };
+        let chat_models = || ids(catalog.iter().filter(|m| m.is_chat()));
+        let Some(found) = catalog.iter().find(|m| m.id == model) else {
+            return Err(ToolError::UnknownModel {
+                model: model.to_owned(),
+                suggestions: suggestions(model, &catalog),
+                chat_models: chat_models(),
+            });
+        };
+        if !found.is_chat() {
+            return Err(ToolError::NotAChatModel {
+                model: model.to_owned(),
+                outputs: found.outputs.clone(),
+                chat_models: chat_models(),
+            });
+        }
+        if options.tools.as_ref().is_some_and(|t| !t.is_empty()) && !found.may_use_tools() {
+            return Err(ToolError::ToolsUnsupported {
+                model: model.to_owned(),
+                tool_models: ids(catalog.iter().filter(|m| m.is_chat() && m.tools == Some(true))),
+            });
+        }
+        if let (Some(given), Some(max)) = (options.max_tokens, found.max_output_tokens)
+            && u64::from(given) > max
+        {
+            return Err(ToolError::MaxTokensTooHigh {
+                model: model.to_owned(),
+                max,
+                given,
+            });
+        }
+        if let Some(effort) = &options.reasoning_effort
+            && !found.reasoning_efforts.is_empty()
+            && effort != "none"
+            && !found.reasoning_efforts.contains(effort)
+        {
+            return Err(ToolError::ReasoningEffort {
+                model: model.to_owned(),
+                given: effort.clone(),
+                supported: found.reasoning_efforts.clone(),
+            });
+        }
+        Ok(())
+    }
+}
+
+fn ids<'a>(models: impl Iterator<Item = &'a Model>) -> Vec<String> {
+    models.map(|m| m.id.clone()).collect()
+}
+
+/// Chat models whose id resembles what was asked for.
+fn suggestions(wanted: &str, catalog: &[Model]) -> Vec<String> {
+    let wanted = wanted.to_lowercase();
+    let wanted_tail = wanted.rsplit('/').next().unwrap_or(&wanted).to_owned();
+    catalog
+        .iter()
+        .filter(|m| m.is_chat())
+        .filter(|m| {
+            let id = m.id.to_lowercase();
+            id == wanted_tail || id.contains(&wanted_tail) || (wanted_tail.len() >= 3 && wanted_tail.contains(&id))
+        })
+        .map(|m| m.id.clone())
+        .take(3)
+        .collect()
+}
+
+/// The messages to send: `prompt` (with `system`) or `messages`, checked for the
+/// mistakes Vultr would otherwise reject with a less helpful message.
+fn conversation(
+    prompt: Option<String>,
+    system: Option<String>,
+    messages: Option<Vec<Message>>,
+) -> Result<Vec<Message>, ToolError> {
+    let invalid = |m: &str| Err(ToolError::Invalid(m.to_owned()));
+    match (prompt, messages) {
+        (Some(_), Some(_)) => invalid("give either `prompt` or `messages`, not both"),
+        (None, None) => invalid("give `prompt` (one user message) or `messages` (a conversation)"),
+        (Some(prompt), None) => {
+            if prompt.trim().is_empty() {
+                return invalid("`prompt` is empty");
+            }
+            let mut messages = Vec::with_capacity(2);
+            if let Some(system) = system.filter(|s| !s.trim().is_empty()) {
+                messages.push(text_message(Role::System, system));
+            }
+            messages.push(text_message(Role::User, prompt));
+            Ok(messages)
+        }
+        (None, Some(messages)) => {
+            if system.is_some() {
+                return invalid("`system` goes with `prompt`; with `messages`, put a message with role system first");
+            }
+            check_messages(&messages)?;
+            Ok(messages)
+        }
+    }
+}
+
+fn text_message(role: Role, text: String) -> Message {
+    Message {
+        role,
+        content: Some(Content::Text(text)),
+        tool_calls: None,
+        tool_call_id: None,
+        name: None,
+    }
+}
+
+fn check_messages(messages: &[Message]) -> Result<(), ToolError> {
+    if messages.is_empty() {
+        return Err(ToolError::Invalid("`messages` is empty".to_owned()));
+    }
+    let mut call_ids: HashSet<&str> = HashSet::new();
+    for (i, message) in messages.iter().enumerate() {
+        let at = |field: &str, problem: &str| Err(ToolError::Invalid(format!("`messages[{i}].{field}` {problem}")));
+        let has_content = message.content.as_ref().is_some_and(|c| !c.is_empty());
+        let has_calls = message.tool_calls.as_ref().is_some_and(|c| !c.is_empty());
+        if message.tool_calls.is_some() && message.role != Role::Assistant {
+            return at("tool_calls", "is only allowed on assistant messages");
+        }
+        if message.tool_call_id.is_some() && message.role != Role::Tool {
+            return at("tool_call_id", "is only allowed on tool messages");
+        }
+        match message.role {
+            Role::System | Role::User if !has_content => return at("content", "is required and must not be empty"),
+            Role::Assistant if !has_content && !has_calls => {
+                return at("content", "is required on an assistant message without tool_calls");
+            }
+            Role::Tool => {
+                let Some(id) = message.tool_call_id.as_deref() else {
+                    return at("tool_call_id", "is required on a tool message: copy the id of the tool call it answers");
+                };
+                if !call_ids.contains(id) {
+                    return at(
+                        "tool_call_id",
+                        &format!("`{id}` matches no tool call of an earlier assistant message; include the assistant_message that made the call before the tool results"),
+                    );
+                }
+                if message.content.is_none() {
+                    return at("content", "is required on a tool message: the tool's result as text");
+                }
+            }
+            _ => {}
+        }
+        for call in message.tool_calls.iter().flatten() {
+            call_ids.insert(call.id.as_str());
+        }
+    }
+    Ok(())
+}
+
+fn check_options(options: &ChatOptions) -> Result<(), ToolError> {
+    let invalid = |m: String| Err(ToolError::Invalid(m));
+    let in_range = |name: &str, value: Option<f64>, low: f64, high: f64| -> Result<(), ToolError> {
+        match value {
+            Some(v) if !(low..=high).contains(&v) => invalid(format!("`{name}` must be between {low} and {high}, got {v}")),
+            _ => Ok(()),
+        }
+    };
+    in_range("temperature", options.temperature, 0.0, 2.0)?;
+    in_range("top_p", options.top_p, 0.0, 1.0)?;
+    in_range("frequency_penalty", options.frequency_penalty, -2.0, 2.0)?;
+    in_range("presence_penalty", options.presence_penalty, -2.0, 2.0)?;
+    if options.max_tokens == Some(0) {
+        return invalid("`max_tokens` must be at least 1".to_owned());
+    }
+    if let Some(Stop::Many(stops)) = &options.stop
+        && stops.len() > 4
+    {
+        return invalid(format!("`stop` takes at most 4 sequences, got {}", stops.len()));
+    }
+    if let Some(effort) = &options.reasoning_effort
+        && effort.trim().is_empty()
+    {
+        return invalid("`reasoning_effort` is empty".to_owned());
+    }
+    let tools = options.tools.as_deref().unwrap_or_default();
+    let mut names = HashSet::new();
+    for (i, tool) in tools.iter().enumerate() {
+        if tool.kind != "function" {
+            return invalid(format!("`tools[{i}].type` must be \"function\", got \"{}\"", tool.kind));
+        }
+        let name = &tool.function.name;
+        let valid = !name.is_empty()
+            && name.len() <= 64
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !valid {
+            return invalid(format!(
+                "`tools[{i}].function.name` `{name}` must be 1 to 64 letters, digits, _ or -"
+            ));
+        }
+        if !names.insert(name.as_str()) {
+            return invalid(format!("`tools[{i}].function.name` `{name}` is defined twice"));
+        }
+    }
+    match &options.tool_choice {
+        Some(ToolChoice::Mode(ToolChoiceMode::Required)) if tools.is_empty() => {
+            invalid("`tool_choice` \"required\" needs `tools`".to_owned())
+        }
+        Some(ToolChoice::Named(named)) if !names.contains(named.function.name.as_str()) => invalid(format!(
+            "`tool_choice.function.name` `{}` is not one of `tools`{}",
+            named.function.name,
+            if names.is_empty() { String::new() } else { format!(" ({})", sorted(&names).join(", ")) }
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn sorted<'a>(names: &HashSet<&'a str>) -> Vec<&'a str> {
+    let mut names: Vec<&str> = names.iter().copied().collect();
+    names.sort_unstable();
+    names
+}
+
+/// The reply as text for the model reading the tool result.
+fn render(reply: &ChatReply) -> String {
+    let mut text = String::new();
+    if let Some(content) = reply.content.as_deref().filter(|c| !c.trim().is_empty()) {
+        text.push_str(content);
+        text.push_str("\n\n");
+    }
+    if !reply.tool_calls.is_empty() {
+        let _ = writeln!(text, "The model asks for {} tool call(s):", reply.tool_calls.len());
+        for call in &reply.tool_calls {
+            let arguments = call
+                .arguments_raw
+                .clone()
+                .unwrap_or_else(|| call.arguments.to_string());
+            let _ = writeln!(text, "- id {}: {}({arguments})", call.id, call.name);
+        }
+        text.push_str(
+            "Run each call, then call chat_completion again with the same tools and messages = your previous messages (a prompt counts as a user message) + assistant_message from this result + one {\"role\":\"tool\",\"tool_call_id\":<id>,\"content\":<result>} per call.\n\n",
+        );
+    } else if text.is_empty() {
+        text.push_str(match reply.finish_reason.as_deref() {
+            Some("length") => "(no text: the model used up max_tokens before answering; raise max_tokens)\n\n",
+            _ => "(the model returned no text)\n\n",
+        });
+    }
+    let _ = write!(text, "[model {}", reply.model);
+    if let Some(reason) = &reply.finish_reason {
+        let _ = write!(text, ", finish_reason {reason}");
+    }
+    if let Some(usage) = &reply.usage {
+        if let (Some(p), Some(c)) = (usage.prompt_tokens, usage.completion_tokens) {
+            let _ = write!(text, ", tokens {p} prompt + {c} completion");
+        }
+    }
+    text.push(']');
+    text
+}

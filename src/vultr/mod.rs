@@ -1,0 +1,8 @@
+//! Clients of the two Vultr APIs, their wire types and their one error enum.
+
+pub mod account;
+pub mod chat;
+pub mod error;
+pub mod http;
+pub mod inference;
+pub mod models;

@@ -1,0 +1,7 @@
+//! Shared support code for the integration tests.
+//!
+//! Each test crate includes this with `mod support;` and uses only part of it,
+//! so unused helpers must not warn.
+#![allow(dead_code)]
+
+pub mod fake_vultr;
