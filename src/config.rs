@@ -25,7 +25,12 @@ No .env file is read. Prefer environment variables for keys: command-line flags 
 )]
 pub struct Config {
     /// Vultr account API key: enables the subscription tools and finds the inference key for you.
-    #[arg(long, env = "VULTR_API_KEY", value_name = "KEY", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "VULTR_API_KEY",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
     api_key: Option<KeyArg>,
 
     /// Inference API key of a subscription; when set, no discovery through the account API is needed.
@@ -136,7 +141,10 @@ mod tests {
         let with: BaseUrl = "https://api.vultr.com/v2/".parse().unwrap();
         let without: BaseUrl = "https://api.vultr.com/v2".parse().unwrap();
         assert_eq!(with, without);
-        assert_eq!(with.join("/inference"), "https://api.vultr.com/v2/inference");
+        assert_eq!(
+            with.join("/inference"),
+            "https://api.vultr.com/v2/inference"
+        );
     }
 
     #[test]

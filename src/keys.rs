@@ -13,13 +13,19 @@ use crate::vultr::error::VultrError;
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     /// Neither key variable is set.
-    #[error("no inference API key is configured. Set VULTR_INFERENCE_API_KEY to a subscription's key, or set VULTR_API_KEY (an account API key) so the server can find it.")]
+    #[error(
+        "no inference API key is configured. Set VULTR_INFERENCE_API_KEY to a subscription's key, or set VULTR_API_KEY (an account API key) so the server can find it."
+    )]
     NoKeys,
     /// A subscription was asked for, which needs the account API.
-    #[error("choosing a subscription (`{0}`) needs the account API: set VULTR_API_KEY, or drop the subscription argument to use VULTR_INFERENCE_API_KEY.")]
+    #[error(
+        "choosing a subscription (`{0}`) needs the account API: set VULTR_API_KEY, or drop the subscription argument to use VULTR_INFERENCE_API_KEY."
+    )]
     NeedsAccountKey(String),
     /// The account has no inference subscription.
-    #[error("this Vultr account has no Serverless Inference subscription. Create one in the Vultr customer portal (Products > Serverless Inference), then call again.")]
+    #[error(
+        "this Vultr account has no Serverless Inference subscription. Create one in the Vultr customer portal (Products > Serverless Inference), then call again."
+    )]
     NoSubscriptions,
     /// Several subscriptions and none chosen.
     #[error("this account has {} inference subscriptions: {}. Choose one with VULTR_INFERENCE_SUBSCRIPTION (id or label) or the `subscription` argument.", .0.len(), .0.join(", "))]
@@ -33,7 +39,9 @@ pub enum KeyError {
         known: Vec<String>,
     },
     /// The subscription came back without a key.
-    #[error("the subscription `{0}` came back without an API key; set VULTR_INFERENCE_API_KEY instead.")]
+    #[error(
+        "the subscription `{0}` came back without an API key; set VULTR_INFERENCE_API_KEY instead."
+    )]
     NoKeyInSubscription(String),
     /// Reading the subscriptions failed.
     #[error("could not read your inference subscriptions to find the key: {0}")]

@@ -14,7 +14,9 @@ async fn main() -> ExitCode {
     let config = Config::parse();
     // stdout carries JSON-RPC; every log line goes to stderr. Quiet unless RUST_LOG says otherwise.
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")))
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
+        )
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .init();

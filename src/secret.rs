@@ -101,7 +101,10 @@ mod tests {
     fn blank_keys_are_no_keys() {
         assert!(ApiKey::new("   ").is_none());
         assert!("".parse::<ApiKey>().is_err());
-        assert_eq!(ApiKey::new(" k3y-with-spaces-around ").unwrap().expose(), "k3y-with-spaces-around");
+        assert_eq!(
+            ApiKey::new(" k3y-with-spaces-around ").unwrap().expose(),
+            "k3y-with-spaces-around"
+        );
     }
 
     #[test]

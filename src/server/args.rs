@@ -1,9 +1,11 @@
 //! Tool arguments: decoded with the path of the offending field, and unknown names refused.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use rmcp::handler::server::common::{FromContextPart, schema_for_input};
 use rmcp::handler::server::tool::ToolCallContext;
+use rmcp::model::JsonObject;
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -37,6 +39,84 @@ where
     }
 }
 
+/// The input schema of `T`, compacted for `tools/list` (which every client pays for in
+/// context): no formats, no null unions for optional fields, enums as `enum` lists,
+/// and descriptions only on properties.
+pub fn input_schema<T: JsonSchema + 'static>() -> Arc<JsonObject> {
+    let schema = schema_for_input::<T>().unwrap_or_else(|e| {
+        panic!(
+            "invalid input schema for {}: {e}",
+            std::any::type_name::<T>()
+        )
+    });
+    let mut value = Value::Object((*schema).clone());
+    compact(&mut value);
+    if let Some(Value::Object(defs)) = value.get_mut("$defs") {
+        for def in defs.values_mut() {
+            if let Value::Object(def) = def {
+                def.remove("description");
+            }
+        }
+    }
+    match value {
+        Value::Object(map) => Arc::new(map),
+        _ => schema,
+    }
+}
+
+fn compact(value: &mut Value) {
+    match value {
+        Value::Array(items) => items.iter_mut().for_each(compact),
+        Value::Object(map) => {
+            map.remove("format");
+            if map.get("default") == Some(&Value::Null) {
+                map.remove("default");
+            }
+            if let Some(Value::Array(types)) = map.get("type")
+                && types.len() == 2
+                && let Some(other) = types.iter().find(|t| t.as_str() != Some("null")).cloned()
+            {
+                map.insert("type".to_owned(), other);
+            }
+            if let Some(Value::Array(variants)) = map.get("anyOf")
+                && variants.len() == 2
+                && let Some(idx) = variants
+                    .iter()
+                    .position(|v| v.get("type").and_then(Value::as_str) == Some("null"))
+            {
+                let Value::Object(kept) = variants[1 - idx].clone() else {
+                    return;
+                };
+                map.remove("anyOf");
+                for (k, v) in kept {
+                    map.entry(k).or_insert(v);
+                }
+            }
+            if let Some(Value::Array(variants)) = map.get("oneOf")
+                && !variants.is_empty()
+                && variants.iter().all(|v| v.get("const").is_some())
+            {
+                let values: Vec<Value> = variants
+                    .iter()
+                    .filter_map(|v| v.get("const").cloned())
+                    .collect();
+                map.remove("oneOf");
+                map.insert("type".to_owned(), Value::String("string".to_owned()));
+                map.insert("enum".to_owned(), Value::Array(values));
+            }
+            if let Some(Value::Array(variants)) = map.get_mut("anyOf") {
+                for variant in variants.iter_mut() {
+                    if let Value::Object(variant) = variant {
+                        variant.remove("description");
+                    }
+                }
+            }
+            map.values_mut().for_each(compact);
+        }
+        _ => {}
+    }
+}
+
 /// Decodes arguments into `T`, naming the field at fault.
 pub fn decode<T>(arguments: serde_json::Map<String, Value>) -> Result<T, InvalidArguments>
 where
@@ -57,7 +137,11 @@ where
                 "unknown argument{} `{}`; this tool takes: {}",
                 if unknown.len() > 1 { "s" } else { "" },
                 unknown.join("`, `"),
-                if expected.is_empty() { "no arguments".to_owned() } else { expected.join(", ") }
+                if expected.is_empty() {
+                    "no arguments".to_owned()
+                } else {
+                    expected.join(", ")
+                }
             )));
         }
     }
@@ -99,7 +183,12 @@ mod tests {
     #[test]
     fn names_the_field_at_fault() {
         let err = decode::<Args>(args(json!({"items":[{"name":"a"},{"name":3}]}))).unwrap_err();
-        assert!(err.0.starts_with("`items[1].name`: invalid type: integer `3`, expected a string"), "{}", err.0);
+        assert!(
+            err.0
+                .starts_with("`items[1].name`: invalid type: integer `3`, expected a string"),
+            "{}",
+            err.0
+        );
         let err = decode::<Args>(args(json!({"count":"three"}))).unwrap_err();
         assert!(err.0.starts_with("`count`:"), "{}", err.0);
     }
@@ -107,6 +196,9 @@ mod tests {
     #[test]
     fn refuses_unknown_arguments() {
         let err = decode::<Args>(args(json!({"cont": 1}))).unwrap_err();
-        assert_eq!(err.0, "unknown argument `cont`; this tool takes: count, items");
+        assert_eq!(
+            err.0,
+            "unknown argument `cont`; this tool takes: count, items"
+        );
     }
 }

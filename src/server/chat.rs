@@ -15,6 +15,7 @@ use super::{VultrServer, success};
 use crate::keys::InferenceKey;
 use crate::vultr::chat::{
     ChatOptions, ChatReply, ChatRequest, Content, Message, Role, Stop, ToolChoice, ToolChoiceMode,
+    ToolDefinition,
 };
 use crate::vultr::error::VultrError;
 use crate::vultr::models::Model;
@@ -34,8 +35,39 @@ pub struct ChatCompletionArgs {
     /// The conversation in OpenAI format (instead of prompt).
     #[serde(default)]
     messages: Option<Vec<Message>>,
-    #[serde(flatten)]
-    options: ChatOptions,
+    /// Most tokens to generate (list_models gives each model's maximum).
+    #[serde(default)]
+    max_tokens: Option<u32>,
+    /// Sampling temperature, 0 to 2.
+    #[serde(default)]
+    temperature: Option<f64>,
+    /// Nucleus sampling, 0 to 1.
+    #[serde(default)]
+    top_p: Option<f64>,
+    /// Stop sequence(s), at most 4.
+    #[serde(default)]
+    stop: Option<Stop>,
+    /// Seed for repeatable sampling.
+    #[serde(default)]
+    seed: Option<i64>,
+    /// -2 to 2.
+    #[serde(default)]
+    frequency_penalty: Option<f64>,
+    /// -2 to 2.
+    #[serde(default)]
+    presence_penalty: Option<f64>,
+    /// One of the model's reasoning_efforts (list_models), or none.
+    #[serde(default)]
+    reasoning_effort: Option<String>,
+    /// e.g. {"type":"json_object"}, where the model supports it.
+    #[serde(default)]
+    response_format: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Functions the model may call (OpenAI format).
+    #[serde(default)]
+    tools: Option<Vec<ToolDefinition>>,
+    /// auto, required, none, or {"type":"function","function":{"name":..}}.
+    #[serde(default)]
+    tool_choice: Option<ToolChoice>,
     /// Subscription (id or label) whose key to use.
     #[serde(default)]
     subscription: Option<String>,
@@ -44,7 +76,9 @@ pub struct ChatCompletionArgs {
 #[tool_router(router = chat_router, vis = "pub(super)")]
 impl VultrServer {
     /// Run a chat completion on a Vultr-hosted model, with optional tool calling. Give `prompt` or `messages`. When the result has tool_calls, run them and call again with messages + assistant_message + one role "tool" message (tool_call_id, content) per call.
-    #[tool(annotations(read_only_hint = true, idempotent_hint = false, open_world_hint = true))]
+    #[tool(
+        input_schema = super::args::input_schema::<ChatCompletionArgs>(),
+        annotations(read_only_hint = true, idempotent_hint = false, open_world_hint = true))]
     async fn chat_completion(
         &self,
         Parameters(args): Parameters<ChatCompletionArgs>,
@@ -67,21 +101,36 @@ impl VultrServer {
         args: Result<ChatCompletionArgs, InvalidArguments>,
     ) -> Result<CallToolResult, ToolError> {
         let args = args?;
+        let options = ChatOptions {
+            max_tokens: args.max_tokens,
+            temperature: args.temperature,
+            top_p: args.top_p,
+            stop: args.stop,
+            seed: args.seed,
+            frequency_penalty: args.frequency_penalty,
+            presence_penalty: args.presence_penalty,
+            reasoning_effort: args.reasoning_effort,
+            response_format: args.response_format,
+            tools: args.tools,
+            tool_choice: args.tool_choice,
+        };
         let messages = conversation(args.prompt, args.system, args.messages)?;
-        check_options(&args.options)?;
+        check_options(&options)?;
         let model = args
             .model
             .filter(|m| !m.trim().is_empty())
             .or_else(|| self.state.default_model.clone())
             .ok_or(ToolError::NoModel)?;
         let key = self.state.keys.get(args.subscription.as_deref()).await?;
-        self.check_against_catalog(&model, &args.options, &key).await?;
+        self.check_against_catalog(&model, &options, &key).await?;
         let request = ChatRequest {
             model,
             messages,
-            options: args.options,
+            options,
         };
-        let reply = self.send(&request, key, args.subscription.as_deref()).await?;
+        let reply = self
+            .send(&request, key, args.subscription.as_deref())
+            .await?;
         Ok(success(render(&reply), &reply))
     }
 
@@ -135,7 +184,9 @@ impl VultrServer {
         if options.tools.as_ref().is_some_and(|t| !t.is_empty()) && !found.may_use_tools() {
             return Err(ToolError::ToolsUnsupported {
                 model: model.to_owned(),
-                tool_models: ids(catalog.iter().filter(|m| m.is_chat() && m.tools == Some(true))),
+                tool_models: ids(catalog
+                    .iter()
+                    .filter(|m| m.is_chat() && m.tools == Some(true))),
             });
         }
         if let (Some(given), Some(max)) = (options.max_tokens, found.max_output_tokens)
@@ -175,7 +226,9 @@ fn suggestions(wanted: &str, catalog: &[Model]) -> Vec<String> {
         .filter(|m| m.is_chat())
         .filter(|m| {
             let id = m.id.to_lowercase();
-            id == wanted_tail || id.contains(&wanted_tail) || (wanted_tail.len() >= 3 && wanted_tail.contains(&id))
+            id == wanted_tail
+                || id.contains(&wanted_tail)
+                || (wanted_tail.len() >= 3 && wanted_tail.contains(&id))
         })
         .map(|m| m.id.clone())
         .take(3)
@@ -206,7 +259,9 @@ fn conversation(
         }
         (None, Some(messages)) => {
             if system.is_some() {
-                return invalid("`system` goes with `prompt`; with `messages`, put a message with role system first");
+                return invalid(
+                    "`system` goes with `prompt`; with `messages`, put a message with role system first",
+                );
             }
             check_messages(&messages)?;
             Ok(messages)
@@ -230,7 +285,11 @@ fn check_messages(messages: &[Message]) -> Result<(), ToolError> {
     }
     let mut call_ids: HashSet<&str> = HashSet::new();
     for (i, message) in messages.iter().enumerate() {
-        let at = |field: &str, problem: &str| Err(ToolError::Invalid(format!("`messages[{i}].{field}` {problem}")));
+        let at = |field: &str, problem: &str| {
+            Err(ToolError::Invalid(format!(
+                "`messages[{i}].{field}` {problem}"
+            )))
+        };
         let has_content = message.content.as_ref().is_some_and(|c| !c.is_empty());
         let has_calls = message.tool_calls.as_ref().is_some_and(|c| !c.is_empty());
         if message.tool_calls.is_some() && message.role != Role::Assistant {
@@ -240,22 +299,35 @@ fn check_messages(messages: &[Message]) -> Result<(), ToolError> {
             return at("tool_call_id", "is only allowed on tool messages");
         }
         match message.role {
-            Role::System | Role::User if !has_content => return at("content", "is required and must not be empty"),
+            Role::System | Role::User if !has_content => {
+                return at("content", "is required and must not be empty");
+            }
             Role::Assistant if !has_content && !has_calls => {
-                return at("content", "is required on an assistant message without tool_calls");
+                return at(
+                    "content",
+                    "is required on an assistant message without tool_calls",
+                );
             }
             Role::Tool => {
                 let Some(id) = message.tool_call_id.as_deref() else {
-                    return at("tool_call_id", "is required on a tool message: copy the id of the tool call it answers");
+                    return at(
+                        "tool_call_id",
+                        "is required on a tool message: copy the id of the tool call it answers",
+                    );
                 };
                 if !call_ids.contains(id) {
                     return at(
                         "tool_call_id",
-                        &format!("`{id}` matches no tool call of an earlier assistant message; include the assistant_message that made the call before the tool results"),
+                        &format!(
+                            "`{id}` matches no tool call of an earlier assistant message; include the assistant_message that made the call before the tool results"
+                        ),
                     );
                 }
                 if message.content.is_none() {
-                    return at("content", "is required on a tool message: the tool's result as text");
+                    return at(
+                        "content",
+                        "is required on a tool message: the tool's result as text",
+                    );
                 }
             }
             _ => {}
@@ -271,7 +343,9 @@ fn check_options(options: &ChatOptions) -> Result<(), ToolError> {
     let invalid = |m: String| Err(ToolError::Invalid(m));
     let in_range = |name: &str, value: Option<f64>, low: f64, high: f64| -> Result<(), ToolError> {
         match value {
-            Some(v) if !(low..=high).contains(&v) => invalid(format!("`{name}` must be between {low} and {high}, got {v}")),
+            Some(v) if !(low..=high).contains(&v) => invalid(format!(
+                "`{name}` must be between {low} and {high}, got {v}"
+            )),
             _ => Ok(()),
         }
     };
@@ -285,7 +359,10 @@ fn check_options(options: &ChatOptions) -> Result<(), ToolError> {
     if let Some(Stop::Many(stops)) = &options.stop
         && stops.len() > 4
     {
-        return invalid(format!("`stop` takes at most 4 sequences, got {}", stops.len()));
+        return invalid(format!(
+            "`stop` takes at most 4 sequences, got {}",
+            stops.len()
+        ));
     }
     if let Some(effort) = &options.reasoning_effort
         && effort.trim().is_empty()
@@ -296,30 +373,43 @@ fn check_options(options: &ChatOptions) -> Result<(), ToolError> {
     let mut names = HashSet::new();
     for (i, tool) in tools.iter().enumerate() {
         if tool.kind != "function" {
-            return invalid(format!("`tools[{i}].type` must be \"function\", got \"{}\"", tool.kind));
+            return invalid(format!(
+                "`tools[{i}].type` must be \"function\", got \"{}\"",
+                tool.kind
+            ));
         }
         let name = &tool.function.name;
         let valid = !name.is_empty()
             && name.len() <= 64
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
         if !valid {
             return invalid(format!(
                 "`tools[{i}].function.name` `{name}` must be 1 to 64 letters, digits, _ or -"
             ));
         }
         if !names.insert(name.as_str()) {
-            return invalid(format!("`tools[{i}].function.name` `{name}` is defined twice"));
+            return invalid(format!(
+                "`tools[{i}].function.name` `{name}` is defined twice"
+            ));
         }
     }
     match &options.tool_choice {
         Some(ToolChoice::Mode(ToolChoiceMode::Required)) if tools.is_empty() => {
             invalid("`tool_choice` \"required\" needs `tools`".to_owned())
         }
-        Some(ToolChoice::Named(named)) if !names.contains(named.function.name.as_str()) => invalid(format!(
-            "`tool_choice.function.name` `{}` is not one of `tools`{}",
-            named.function.name,
-            if names.is_empty() { String::new() } else { format!(" ({})", sorted(&names).join(", ")) }
-        )),
+        Some(ToolChoice::Named(named)) if !names.contains(named.function.name.as_str()) => {
+            invalid(format!(
+                "`tool_choice.function.name` `{}` is not one of `tools`{}",
+                named.function.name,
+                if names.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", sorted(&names).join(", "))
+                }
+            ))
+        }
         _ => Ok(()),
     }
 }
@@ -338,7 +428,11 @@ fn render(reply: &ChatReply) -> String {
         text.push_str("\n\n");
     }
     if !reply.tool_calls.is_empty() {
-        let _ = writeln!(text, "The model asks for {} tool call(s):", reply.tool_calls.len());
+        let _ = writeln!(
+            text,
+            "The model asks for {} tool call(s):",
+            reply.tool_calls.len()
+        );
         for call in &reply.tool_calls {
             let arguments = call
                 .arguments_raw
@@ -351,7 +445,9 @@ fn render(reply: &ChatReply) -> String {
         );
     } else if text.is_empty() {
         text.push_str(match reply.finish_reason.as_deref() {
-            Some("length") => "(no text: the model used up max_tokens before answering; raise max_tokens)\n\n",
+            Some("length") => {
+                "(no text: the model used up max_tokens before answering; raise max_tokens)\n\n"
+            }
             _ => "(the model returned no text)\n\n",
         });
     }

@@ -20,7 +20,9 @@ pub enum ToolError {
     #[error("invalid arguments: {0}")]
     Invalid(String),
     /// A subscription tool was called without an account key.
-    #[error("this tool needs the Vultr account API: set VULTR_API_KEY to an account API key (Vultr customer portal > Account > API, with this machine's IP allowed) in the MCP server's env, then restart it.")]
+    #[error(
+        "this tool needs the Vultr account API: set VULTR_API_KEY to an account API key (Vultr customer portal > Account > API, with this machine's IP allowed) in the MCP server's env, then restart it."
+    )]
     NoAccountKey,
     /// No inference key could be had.
     #[error(transparent)]
@@ -29,7 +31,9 @@ pub enum ToolError {
     #[error(transparent)]
     Upstream(#[from] VultrError),
     /// No model was named and no default is set.
-    #[error("no model given: pass `model` (list_models shows the choices) or set VULTR_DEFAULT_MODEL.")]
+    #[error(
+        "no model given: pass `model` (list_models shows the choices) or set VULTR_DEFAULT_MODEL."
+    )]
     NoModel,
     /// The model is not in the catalog.
     #[error("unknown model `{model}`.{} Chat models: {}.", did_you_mean(.suggestions), listed(.chat_models))]
@@ -60,7 +64,9 @@ pub enum ToolError {
         tool_models: Vec<String>,
     },
     /// `max_tokens` above what the model allows.
-    #[error("`max_tokens` is {given}, but `{model}` generates at most {max} tokens: use {max} or less, or leave max_tokens out.")]
+    #[error(
+        "`max_tokens` is {given}, but `{model}` generates at most {max} tokens: use {max} or less, or leave max_tokens out."
+    )]
     MaxTokensTooHigh {
         /// The model.
         model: String,

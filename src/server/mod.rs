@@ -89,7 +89,8 @@ impl ServerHandler for VultrServer {
 
 /// A successful result: readable text for the model, compact JSON for programs.
 fn success(text: String, structured: impl serde::Serialize) -> rmcp::model::CallToolResult {
-    let mut result = rmcp::model::CallToolResult::success(vec![rmcp::model::ContentBlock::text(text)]);
+    let mut result =
+        rmcp::model::CallToolResult::success(vec![rmcp::model::ContentBlock::text(text)]);
     result.structured_content = serde_json::to_value(structured).ok();
     result
 }

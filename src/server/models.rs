@@ -75,7 +75,9 @@ struct ModelList<'a> {
 #[tool_router(router = models_router, vis = "pub(super)")]
 impl VultrServer {
     /// The live Vultr model catalog: id, outputs, context window, max output tokens, tool support, streaming, reasoning efforts, USD per 1M prompt/completion tokens. No key needed.
-    #[tool(annotations(read_only_hint = true, open_world_hint = true))]
+    #[tool(
+        input_schema = super::args::input_schema::<ListModelsArgs>(),
+        annotations(read_only_hint = true, open_world_hint = true))]
     async fn list_models(&self, Parameters(args): Parameters<ListModelsArgs>) -> CallToolResult {
         match self.list_models_inner(args).await {
             Ok(result) => result,
@@ -92,25 +94,40 @@ impl VultrServer {
         let args = args?;
         let key = self.state.keys.at_hand().await;
         let catalog = self.state.catalog.models(key.as_ref()).await?;
-        let query = args.query.as_deref().map(str::trim).filter(|q| !q.is_empty()).map(str::to_lowercase);
+        let query = args
+            .query
+            .as_deref()
+            .map(str::trim)
+            .filter(|q| !q.is_empty())
+            .map(str::to_lowercase);
         let models: Vec<&Model> = catalog
             .iter()
             .filter(|m| args.capability.is_none_or(|c| c.matches(m)))
             .filter(|m| {
                 query.as_deref().is_none_or(|q| {
                     m.id.to_lowercase().contains(q)
-                        || m.name.as_deref().is_some_and(|n| n.to_lowercase().contains(q))
+                        || m.name
+                            .as_deref()
+                            .is_some_and(|n| n.to_lowercase().contains(q))
                 })
             })
             .collect();
         let text = render(&models, catalog.len());
-        Ok(success(text, ModelList { models, total_in_catalog: catalog.len() }))
+        Ok(success(
+            text,
+            ModelList {
+                models,
+                total_in_catalog: catalog.len(),
+            },
+        ))
     }
 }
 
 fn render(models: &[&Model], total: usize) -> String {
     if models.is_empty() {
-        return format!("No model matches ({total} models in the catalog). Try without `query` or `capability`.");
+        return format!(
+            "No model matches ({total} models in the catalog). Try without `query` or `capability`."
+        );
     }
     let mut text = format!("{} of {total} models:\n", models.len());
     for model in models {

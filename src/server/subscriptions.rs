@@ -35,7 +35,15 @@ impl From<&Subscription> for SubscriptionView {
 
 impl SubscriptionView {
     fn line(&self) -> String {
-        let mut line = format!("{} (id {})", if self.label.is_empty() { "(no label)" } else { &self.label }, self.id);
+        let mut line = format!(
+            "{} (id {})",
+            if self.label.is_empty() {
+                "(no label)"
+            } else {
+                &self.label
+            },
+            self.id
+        );
         if let Some(created) = &self.date_created {
             let _ = write!(line, ", created {created}");
         }
@@ -79,8 +87,13 @@ impl VultrServer {
     }
 
     /// One subscription (by id or label) with its usage: tokens per model this and last month, prices, audio and image usage. Needs VULTR_API_KEY.
-    #[tool(annotations(read_only_hint = true, open_world_hint = true))]
-    async fn get_subscription(&self, Parameters(args): Parameters<GetSubscriptionArgs>) -> CallToolResult {
+    #[tool(
+        input_schema = super::args::input_schema::<GetSubscriptionArgs>(),
+        annotations(read_only_hint = true, open_world_hint = true))]
+    async fn get_subscription(
+        &self,
+        Parameters(args): Parameters<GetSubscriptionArgs>,
+    ) -> CallToolResult {
         match self.get_subscription_inner(args).await {
             Ok(result) => result,
             Err(error) => error.into_result(),
@@ -95,7 +108,8 @@ impl VultrServer {
 
     async fn list_subscriptions_inner(&self) -> Result<CallToolResult, ToolError> {
         let subscriptions = self.account()?.list_subscriptions().await?;
-        let views: Vec<SubscriptionView> = subscriptions.iter().map(SubscriptionView::from).collect();
+        let views: Vec<SubscriptionView> =
+            subscriptions.iter().map(SubscriptionView::from).collect();
         let text = if views.is_empty() {
             "No Serverless Inference subscriptions on this account. Create one in the Vultr customer portal (Products > Serverless Inference).".to_owned()
         } else {
@@ -105,7 +119,12 @@ impl VultrServer {
             }
             text
         };
-        Ok(success(text, SubscriptionList { subscriptions: views }))
+        Ok(success(
+            text,
+            SubscriptionList {
+                subscriptions: views,
+            },
+        ))
     }
 
     async fn get_subscription_inner(
@@ -121,11 +140,19 @@ impl VultrServer {
         let detail = match account.usage(&chosen.id).await {
             Ok(usage) => {
                 render_usage(&mut text, &usage);
-                SubscriptionDetail { subscription: view, usage: Some(usage), usage_error: None }
+                SubscriptionDetail {
+                    subscription: view,
+                    usage: Some(usage),
+                    usage_error: None,
+                }
             }
             Err(error) => {
                 let _ = write!(text, "Usage could not be read: {error}");
-                SubscriptionDetail { subscription: view, usage: None, usage_error: Some(error.to_string()) }
+                SubscriptionDetail {
+                    subscription: view,
+                    usage: None,
+                    usage_error: Some(error.to_string()),
+                }
             }
         };
         Ok(success(text, detail))
@@ -135,7 +162,10 @@ impl VultrServer {
 fn render_usage(text: &mut String, usage: &Usage) {
     let mut any = false;
     if let Some(by_model) = &usage.chat_by_model {
-        for (title, rows) in [("This month", &by_model.current_month), ("Last month", &by_model.previous_month)] {
+        for (title, rows) in [
+            ("This month", &by_model.current_month),
+            ("Last month", &by_model.previous_month),
+        ] {
             if rows.is_empty() {
                 let _ = writeln!(text, "{title}: no chat usage");
             } else {

@@ -167,12 +167,18 @@ impl AccountClient {
     /// `GET /inference`: every inference subscription of the account.
     pub async fn list_subscriptions(&self) -> Result<Vec<Subscription>, VultrError> {
         let list: ListResponse = self.get("/inference").await?;
-        Ok(list.subscriptions.into_iter().map(Subscription::from).collect())
+        Ok(list
+            .subscriptions
+            .into_iter()
+            .map(Subscription::from)
+            .collect())
     }
 
     /// `GET /inference/{id}`: one subscription.
     pub async fn get_subscription(&self, id: &str) -> Result<Subscription, VultrError> {
-        let got: GetResponse = self.get(&format!("/inference/{}", path_segment(id))).await?;
+        let got: GetResponse = self
+            .get(&format!("/inference/{}", path_segment(id)))
+            .await?;
         Ok(got.subscription.into())
     }
 

@@ -190,40 +190,40 @@ pub enum Stop {
 }
 
 /// Sampling and output options of a chat completion; each is sent upstream only when given.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct ChatOptions {
     /// Most tokens to generate (see list_models for each model's maximum).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<u32>,
     /// Sampling temperature, 0 to 2.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub temperature: Option<f64>,
     /// Nucleus sampling, 0 to 1.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub top_p: Option<f64>,
     /// Stop sequence(s), at most 4.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub stop: Option<Stop>,
     /// Seed for repeatable sampling.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub seed: Option<i64>,
     /// -2 to 2.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub frequency_penalty: Option<f64>,
     /// -2 to 2.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub presence_penalty: Option<f64>,
     /// One of the model's reasoning_efforts (list_models), or none.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub reasoning_effort: Option<String>,
     /// e.g. {"type":"json_object"}, where the model supports it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub response_format: Option<Map<String, Value>>,
     /// Functions the model may call (OpenAI format).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tools: Option<Vec<ToolDefinition>>,
     /// auto, required, none, or {"type":"function","function":{"name":..}}.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tool_choice: Option<ToolChoice>,
 }
 
@@ -368,7 +368,11 @@ impl ChatReply {
 }
 
 fn read_usage(value: &Value) -> Option<TokenUsage> {
-    let count = |k: &str| value.get(k).and_then(|v| v.as_u64().or_else(|| v.as_f64().map(|f| f as u64)));
+    let count = |k: &str| {
+        value
+            .get(k)
+            .and_then(|v| v.as_u64().or_else(|| v.as_f64().map(|f| f as u64)))
+    };
     let usage = TokenUsage {
         prompt_tokens: count("prompt_tokens"),
         completion_tokens: count("completion_tokens"),
@@ -405,7 +409,10 @@ mod tests {
         assert_eq!(reply.content.as_deref(), Some("Hi"));
         assert_eq!(reply.finish_reason.as_deref(), Some("stop"));
         assert_eq!(reply.usage.unwrap().total_tokens, Some(4));
-        assert_eq!(reply.assistant_message, json!({"role":"assistant","content":"Hi"}));
+        assert_eq!(
+            reply.assistant_message,
+            json!({"role":"assistant","content":"Hi"})
+        );
     }
 
     #[test]
@@ -419,8 +426,14 @@ mod tests {
         assert_eq!(reply.tool_calls[0].arguments_raw, None);
         assert_eq!(reply.tool_calls[1].id, "call_1");
         assert_eq!(reply.tool_calls[1].arguments, Value::Null);
-        assert_eq!(reply.tool_calls[1].arguments_raw.as_deref(), Some("{not json"));
-        assert_eq!(reply.assistant_message["tool_calls"][0]["function"]["arguments"], "{\"city\":\"Paris\"}");
+        assert_eq!(
+            reply.tool_calls[1].arguments_raw.as_deref(),
+            Some("{not json")
+        );
+        assert_eq!(
+            reply.assistant_message["tool_calls"][0]["function"]["arguments"],
+            "{\"city\":\"Paris\"}"
+        );
         assert_eq!(reply.assistant_message["content"], Value::Null);
     }
 
@@ -431,8 +444,13 @@ mod tests {
 
     #[test]
     fn arguments_given_as_an_object_are_sent_as_a_string() {
-        let call: ToolCall = serde_json::from_value(json!({"id":"c","function":{"name":"f","arguments":{"a":1}}})).unwrap();
-        assert_eq!(serde_json::to_value(&call).unwrap()["function"]["arguments"], "{\"a\":1}");
+        let call: ToolCall =
+            serde_json::from_value(json!({"id":"c","function":{"name":"f","arguments":{"a":1}}}))
+                .unwrap();
+        assert_eq!(
+            serde_json::to_value(&call).unwrap()["function"]["arguments"],
+            "{\"a\":1}"
+        );
         assert_eq!(call.kind, "function");
     }
 
@@ -440,7 +458,8 @@ mod tests {
     fn tool_choice_reads_both_forms() {
         let mode: ToolChoice = serde_json::from_value(json!("required")).unwrap();
         assert!(matches!(mode, ToolChoice::Mode(ToolChoiceMode::Required)));
-        let named: ToolChoice = serde_json::from_value(json!({"type":"function","function":{"name":"f"}})).unwrap();
+        let named: ToolChoice =
+            serde_json::from_value(json!({"type":"function","function":{"name":"f"}})).unwrap();
         assert!(matches!(named, ToolChoice::Named(n) if n.function.name == "f"));
         assert!(serde_json::from_value::<ToolChoice>(json!("sometimes")).is_err());
     }

@@ -67,7 +67,9 @@ pub enum VultrError {
         after: Duration,
     },
     /// The answer was not the JSON that was expected.
-    #[error("the {api} answered HTTP {status} with a body that could not be read ({detail}); it began: {snippet:?}")]
+    #[error(
+        "the {api} answered HTTP {status} with a body that could not be read ({detail}); it began: {snippet:?}"
+    )]
     Decode {
         /// Which API.
         api: Api,
@@ -207,7 +209,8 @@ mod tests {
 
     #[test]
     fn reads_the_openrouter_envelope() {
-        let body = r#"{"error":{"message":"Invalid API key","code":401,"type":"authentication_error"}}"#;
+        let body =
+            r#"{"error":{"message":"Invalid API key","code":401,"type":"authentication_error"}}"#;
         assert_eq!(
             error_message(body).as_deref(),
             Some("Invalid API key (authentication_error, 401)")
@@ -250,8 +253,14 @@ mod tests {
     fn snippets_never_show_api_keys() {
         let body = r#"{"subscriptions":[{"id":"x","api_key":"ABCD7PQSLLGS6XDHQY4C","label":"l"},{"api_key": "SECOND-KEY"#;
         let shown = snippet(body, 500);
-        assert!(!shown.contains("ABCD7PQ") && !shown.contains("SECOND-KEY"), "{shown}");
-        assert!(shown.contains(r#""api_key":"[redacted]","label":"l""#), "{shown}");
+        assert!(
+            !shown.contains("ABCD7PQ") && !shown.contains("SECOND-KEY"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains(r#""api_key":"[redacted]","label":"l""#),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -81,9 +81,17 @@ fn retry_after(headers: &header::HeaderMap) -> Option<Duration> {
         .map(Duration::from_secs)
 }
 
-fn transport_error(api: Api, base_url: &str, timeout: Duration, error: &reqwest::Error) -> VultrError {
+fn transport_error(
+    api: Api,
+    base_url: &str,
+    timeout: Duration,
+    error: &reqwest::Error,
+) -> VultrError {
     if error.is_timeout() {
-        return VultrError::Timeout { api, after: timeout };
+        return VultrError::Timeout {
+            api,
+            after: timeout,
+        };
     }
     let detail = root_cause(error);
     if error.is_connect() {
@@ -103,5 +111,9 @@ fn root_cause(error: &reqwest::Error) -> String {
         source = next;
     }
     let text = source.to_string();
-    if text.is_empty() { "unknown error".to_owned() } else { text }
+    if text.is_empty() {
+        "unknown error".to_owned()
+    } else {
+        text
+    }
 }

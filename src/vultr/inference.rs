@@ -35,7 +35,8 @@ impl InferenceClient {
         if let Some(key) = key {
             request = request.bearer_auth(key.expose());
         }
-        let body: Value = send_json(Api::Inference, self.base.as_str(), CATALOG_TIMEOUT, request).await?;
+        let body: Value =
+            send_json(Api::Inference, self.base.as_str(), CATALOG_TIMEOUT, request).await?;
         parse_catalog(&body).map_err(|e| VultrError::Decode {
             api: Api::Inference,
             status: 200,
@@ -51,7 +52,13 @@ impl InferenceClient {
             .post(self.base.join("/chat/completions"))
             .bearer_auth(key.expose())
             .json(request);
-        let body: Value = send_json(Api::Inference, self.base.as_str(), CHAT_TIMEOUT, http_request).await?;
+        let body: Value = send_json(
+            Api::Inference,
+            self.base.as_str(),
+            CHAT_TIMEOUT,
+            http_request,
+        )
+        .await?;
         ChatReply::from_response(&body, &request.model).map_err(|e| VultrError::Decode {
             api: Api::Inference,
             status: 200,

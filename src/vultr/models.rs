@@ -70,7 +70,11 @@ pub fn parse_catalog(body: &Value) -> Result<Vec<Model>, CatalogShapeError> {
             Some(Value::Array(entries)) => entries,
             _ => return Err(CatalogShapeError("no `data` array".to_owned())),
         },
-        _ => return Err(CatalogShapeError("neither an object nor an array".to_owned())),
+        _ => {
+            return Err(CatalogShapeError(
+                "neither an object nor an array".to_owned(),
+            ));
+        }
     };
     Ok(entries
         .iter()
@@ -84,11 +88,11 @@ fn parse_entry(entry: &Map<String, Value>) -> Option<Model> {
     if id.is_empty() {
         return None;
     }
-    let name = entry
-        .get("name")
-        .and_then(Value::as_str)
-        .map(str::to_owned);
-    let ready = entry.get("is_ready").and_then(Value::as_bool).unwrap_or(true);
+    let name = entry.get("name").and_then(Value::as_str).map(str::to_owned);
+    let ready = entry
+        .get("is_ready")
+        .and_then(Value::as_bool)
+        .unwrap_or(true);
     let model = match entry.get("output_modalities").and_then(Value::as_array) {
         Some(outputs) => parse_document(id, name, entry, outputs),
         None => parse_openai_entry(id, name, entry),
@@ -162,7 +166,12 @@ fn parse_openai_entry(id: &str, name: Option<String>, entry: &Map<String, Value>
     let features: Vec<String> = entry
         .get("features")
         .and_then(Value::as_array)
-        .map(|f| f.iter().filter_map(Value::as_str).map(feature_kind).collect())
+        .map(|f| {
+            f.iter()
+                .filter_map(Value::as_str)
+                .map(feature_kind)
+                .collect()
+        })
         .unwrap_or_default();
     let outputs = if features.is_empty() {
         vec!["text".to_owned()]
@@ -197,7 +206,10 @@ fn feature_kind(feature: &str) -> String {
 /// A `{"value":N,"unit":"token"}` limit.
 fn limit(value: Option<&Value>) -> Option<u64> {
     let value = value?;
-    value.get("value").and_then(as_u64).or_else(|| as_u64(value))
+    value
+        .get("value")
+        .and_then(as_u64)
+        .or_else(|| as_u64(value))
 }
 
 fn as_u64(value: &Value) -> Option<u64> {
@@ -285,7 +297,10 @@ mod tests {
     #[test]
     fn max_length_stands_in_for_a_missing_max_tokens() {
         let entry = json!({"id":"m","output_modalities":[{"type":"text","max_length":{"value":8192,"unit":"token"}}]});
-        assert_eq!(parse_catalog(&json!([entry])).unwrap()[0].max_output_tokens, Some(8192));
+        assert_eq!(
+            parse_catalog(&json!([entry])).unwrap()[0].max_output_tokens,
+            Some(8192)
+        );
     }
 
     #[test]
@@ -311,7 +326,11 @@ mod tests {
 
     #[test]
     fn skips_entries_without_an_id_and_rejects_other_shapes() {
-        assert!(parse_catalog(&json!({"data":[{"name":"x"}, 3, {"id":""}]})).unwrap().is_empty());
+        assert!(
+            parse_catalog(&json!({"data":[{"name":"x"}, 3, {"id":""}]}))
+                .unwrap()
+                .is_empty()
+        );
         assert!(parse_catalog(&json!({"object":"list"})).is_err());
         assert!(parse_catalog(&json!("text")).is_err());
     }

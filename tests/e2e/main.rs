@@ -1,0 +1,8 @@
+//! End-to-end tests: the real binary over stdio, driven by rmcp's MCP client, against a
+//! fake Vultr server on loopback. One module per capability.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod chat;
+mod protocol;

@@ -1,0 +1,157 @@
+//! Starts the real server binary over stdio and drives it with rmcp's client.
+
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+
+use rmcp::model::{CallToolRequestParams, CallToolResult};
+use rmcp::service::RunningService;
+use rmcp::transport::TokioChildProcess;
+use rmcp::{RoleClient, ServiceExt};
+use serde_json::Value;
+use tokio::io::AsyncReadExt;
+
+use super::fake_vultr::{ACCOUNT_KEY, FakeVultr};
+
+/// The server binary Cargo built for this test run.
+pub const BINARY: &str = env!("CARGO_BIN_EXE_vultr-inference-mcp");
+
+/// Every variable the server reads; cleared so the developer's own settings never leak in.
+const SERVER_VARS: &[&str] = &[
+    "VULTR_API_KEY",
+    "VULTR_INFERENCE_API_KEY",
+    "VULTR_INFERENCE_SUBSCRIPTION",
+    "VULTR_API_BASE_URL",
+    "VULTR_INFERENCE_BASE_URL",
+    "VULTR_DEFAULT_MODEL",
+    "RUST_LOG",
+];
+
+/// A running server with a connected MCP client.
+pub struct Server {
+    /// The MCP client session.
+    pub client: RunningService<RoleClient, ()>,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Server {
+    /// Starts the binary with exactly these variables (plus PATH/HOME) set.
+    pub async fn start(env: &[(&str, &str)]) -> Server {
+        let mut command = tokio::process::Command::new(BINARY);
+        for var in SERVER_VARS {
+            command.env_remove(var);
+        }
+        command.env("RUST_LOG", "warn");
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let (transport, stderr) = TokioChildProcess::builder(command)
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the server binary starts");
+        let captured = Arc::new(Mutex::new(String::new()));
+        if let Some(mut stderr) = stderr {
+            let captured = captured.clone();
+            tokio::spawn(async move {
+                let mut buffer = [0u8; 4096];
+                while let Ok(n) = stderr.read(&mut buffer).await {
+                    if n == 0 {
+                        break;
+                    }
+                    captured
+                        .lock()
+                        .unwrap()
+                        .push_str(&String::from_utf8_lossy(&buffer[..n]));
+                }
+            });
+        }
+        let client = ().serve(transport).await.expect("the MCP handshake succeeds");
+        Server {
+            client,
+            stderr: captured,
+        }
+    }
+
+    /// Starts the binary pointed at `fake`, with the account key and `extra` variables.
+    pub async fn with_fake(fake: &FakeVultr, extra: &[(&str, &str)]) -> Server {
+        let account = fake.account_base_url();
+        let inference = fake.inference_base_url();
+        let mut env = vec![
+            ("VULTR_API_BASE_URL", account.as_str()),
+            ("VULTR_INFERENCE_BASE_URL", inference.as_str()),
+            ("VULTR_API_KEY", ACCOUNT_KEY),
+        ];
+        for (name, value) in extra {
+            env.retain(|(n, _)| n != name);
+            env.push((name, value));
+        }
+        Server::start(&env).await
+    }
+
+    /// Calls a tool; protocol errors fail the test.
+    pub async fn call(&self, tool: &str, arguments: Value) -> CallToolResult {
+        self.try_call(tool, arguments)
+            .await
+            .unwrap_or_else(|e| panic!("tools/call {tool} failed at the protocol level: {e}"))
+    }
+
+    /// Calls a tool, returning protocol errors.
+    pub async fn try_call(
+        &self,
+        tool: &str,
+        arguments: Value,
+    ) -> Result<CallToolResult, rmcp::ServiceError> {
+        let arguments = match arguments {
+            Value::Object(map) => map,
+            Value::Null => Default::default(),
+            other => panic!("arguments must be an object, got {other}"),
+        };
+        self.client
+            .call_tool(CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments))
+            .await
+    }
+
+    /// What the server wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Ends the session (closes stdin) and waits for the process to exit.
+    pub async fn stop(self) {
+        let _ = self.client.cancel().await;
+    }
+}
+
+/// The text of a result's content blocks, joined.
+pub fn text(result: &CallToolResult) -> String {
+    result
+        .content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The structured content of a successful result; fails the test on an error result.
+pub fn ok(result: &CallToolResult) -> Value {
+    assert_eq!(
+        result.is_error,
+        Some(false),
+        "expected success, got error: {}",
+        text(result)
+    );
+    result
+        .structured_content
+        .clone()
+        .expect("a successful result carries structured content")
+}
+
+/// The text of an error result; fails the test on success.
+pub fn err(result: &CallToolResult) -> String {
+    assert_eq!(
+        result.is_error,
+        Some(true),
+        "expected an error result, got: {}",
+        text(result)
+    );
+    text(result)
+}
