@@ -51,6 +51,15 @@ pub fn input_schema<T: JsonSchema + 'static>() -> Arc<JsonObject> {
     });
     let mut value = Value::Object((*schema).clone());
     compact(&mut value);
+    // An optional argument may simply be left out, so its `null` alternative is noise.
+    // Nested types keep theirs: an assistant message's content may well be null.
+    if let Some(Value::Object(properties)) = value.get_mut("properties") {
+        for property in properties.values_mut() {
+            if let Value::Object(property) = property {
+                drop_null_alternative(property);
+            }
+        }
+    }
     if let Some(Value::Object(defs)) = value.get_mut("$defs") {
         for def in defs.values_mut() {
             if let Value::Object(def) = def {
@@ -64,6 +73,29 @@ pub fn input_schema<T: JsonSchema + 'static>() -> Arc<JsonObject> {
     }
 }
 
+fn drop_null_alternative(map: &mut JsonObject) {
+    let is_null = |v: &Value| {
+        v.as_str() == Some("null") || v.get("type").and_then(Value::as_str) == Some("null")
+    };
+    if let Some(Value::Array(types)) = map.get("type")
+        && types.len() == 2
+        && types.iter().any(is_null)
+        && let Some(other) = types.iter().find(|t| !is_null(t)).cloned()
+    {
+        map.insert("type".to_owned(), other);
+    }
+    if let Some(Value::Array(variants)) = map.get("anyOf")
+        && variants.len() == 2
+        && let Some(idx) = variants.iter().position(is_null)
+        && let Value::Object(kept) = variants[1 - idx].clone()
+    {
+        map.remove("anyOf");
+        for (k, v) in kept {
+            map.entry(k).or_insert(v);
+        }
+    }
+}
+
 fn compact(value: &mut Value) {
     match value {
         Value::Array(items) => items.iter_mut().for_each(compact),
@@ -71,26 +103,6 @@ fn compact(value: &mut Value) {
             map.remove("format");
             if map.get("default") == Some(&Value::Null) {
                 map.remove("default");
-            }
-            if let Some(Value::Array(types)) = map.get("type")
-                && types.len() == 2
-                && let Some(other) = types.iter().find(|t| t.as_str() != Some("null")).cloned()
-            {
-                map.insert("type".to_owned(), other);
-            }
-            if let Some(Value::Array(variants)) = map.get("anyOf")
-                && variants.len() == 2
-                && let Some(idx) = variants
-                    .iter()
-                    .position(|v| v.get("type").and_then(Value::as_str) == Some("null"))
-            {
-                let Value::Object(kept) = variants[1 - idx].clone() else {
-                    return;
-                };
-                map.remove("anyOf");
-                for (k, v) in kept {
-                    map.entry(k).or_insert(v);
-                }
             }
             if let Some(Value::Array(variants)) = map.get("oneOf")
                 && !variants.is_empty()

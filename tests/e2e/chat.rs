@@ -189,8 +189,14 @@ async fn a_complete_tool_calling_round_trip() {
     let sent = fake.chat_requests().await;
     assert_eq!(sent.len(), 2);
     let mut upstream_assistant = messages[1].clone();
-    upstream_assistant.as_object_mut().unwrap().remove("content");
-    assert_eq!(sent[1]["messages"], json!([messages[0], upstream_assistant, messages[2]]));
+    upstream_assistant
+        .as_object_mut()
+        .unwrap()
+        .remove("content");
+    assert_eq!(
+        sent[1]["messages"],
+        json!([messages[0], upstream_assistant, messages[2]])
+    );
     server.stop().await;
 }
 

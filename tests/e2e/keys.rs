@@ -1,0 +1,482 @@
+//! Which inference key `chat_completion` sends: the configured `VULTR_INFERENCE_API_KEY`,
+//! or one discovered from the account's subscriptions (with `VULTR_API_KEY`) on first use,
+//! chosen by `VULTR_INFERENCE_SUBSCRIPTION` or the `subscription` argument, cached, and
+//! read again once when the inference API refuses it.
+//!
+//! Observed through the `Authorization` header the fake records on
+//! `POST /v1/chat/completions`.
+
+use rmcp::model::CallToolResult;
+use serde_json::json;
+
+use crate::support::{fake_vultr::*, mcp::*};
+
+const MAIN_ID: &str = "0c2e1a52-7a0e-4c8e-9a3e-111111111111";
+const MAIN_KEY: &str = "INFKEY-ONE-AAAA-BBBB-CCCC-1111";
+const STAGING_ID: &str = "5b9f0d3e-2222-4a4a-8b8b-222222222222";
+const STAGING_KEY: &str = "INFKEY-TWO-DDDD-EEEE-FFFF-2222";
+const CONFIGURED_KEY: &str = "CONFIGURED-INFERENCE-KEY-9999";
+const ROTATED_KEY: &str = "INFKEY-ROTATED-XXXX-YYYY-7777";
+
+const CHAT_PATH: &str = "/v1/chat/completions";
+const SUBSCRIPTIONS_PATH: &str = "/v2/inference";
+
+fn two_subscriptions() -> Vec<Subscription> {
+    vec![
+        Subscription::new(MAIN_ID, "main", MAIN_KEY),
+        Subscription::new(STAGING_ID, "staging", STAGING_KEY),
+    ]
+}
+
+async fn fake_with_two() -> FakeVultr {
+    FakeVultr::builder()
+        .subscriptions(two_subscriptions())
+        .start()
+        .await
+}
+
+/// The default chat call of this file.
+async fn chat(server: &Server) -> CallToolResult {
+    server
+        .call(
+            "chat_completion",
+            json!({"model": "kimi-k2-instruct", "prompt": "hi"}),
+        )
+        .await
+}
+
+/// Asserts the fake model's answer to "hi".
+fn assert_answered(result: &CallToolResult) {
+    assert_eq!(ok(result)["content"], "echo: hi", "{}", text(result));
+}
+
+/// The `Authorization` header of every chat completion request, in order.
+async fn chat_authorizations(fake: &FakeVultr) -> Vec<String> {
+    fake.requests()
+        .await
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path == CHAT_PATH)
+        .map(|r| r.authorization.unwrap_or_default())
+        .collect()
+}
+
+fn bearer(key: &str) -> String {
+    format!("Bearer {key}")
+}
+
+#[tokio::test]
+async fn the_only_subscriptions_key_is_used() {
+    let fake = FakeVultr::start().await;
+    let server = Server::with_fake(&fake, &[]).await;
+
+    assert_answered(&chat(&server).await);
+
+    assert_eq!(chat_authorizations(&fake).await, vec![bearer(MAIN_KEY)]);
+    assert_eq!(fake.count("GET", SUBSCRIPTIONS_PATH).await, 1);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn vultr_inference_subscription_chooses_a_subscription_by_label() {
+    let fake = fake_with_two().await;
+    let server = Server::with_fake(&fake, &[("VULTR_INFERENCE_SUBSCRIPTION", "staging")]).await;
+
+    assert_answered(&chat(&server).await);
+
+    assert_eq!(chat_authorizations(&fake).await, vec![bearer(STAGING_KEY)]);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn vultr_inference_subscription_chooses_a_subscription_by_id() {
+    let fake = fake_with_two().await;
+    let server = Server::with_fake(&fake, &[("VULTR_INFERENCE_SUBSCRIPTION", STAGING_ID)]).await;
+
+    assert_answered(&chat(&server).await);
+
+    assert_eq!(chat_authorizations(&fake).await, vec![bearer(STAGING_KEY)]);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn vultr_inference_subscription_matches_a_label_regardless_of_case() {
+    let fake = fake_with_two().await;
+    let server = Server::with_fake(&fake, &[("VULTR_INFERENCE_SUBSCRIPTION", "Staging")]).await;
+
+    assert_answered(&chat(&server).await);
+
+    assert_eq!(chat_authorizations(&fake).await, vec![bearer(STAGING_KEY)]);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn several_subscriptions_without_a_choice_is_an_error_listing_their_labels() {
+    let fake = fake_with_two().await;
+    let server = Server::with_fake(&fake, &[]).await;
+
+    let message = err(&chat(&server).await);
+
+    assert!(
+        message.contains(&format!(
+            "this account has 2 inference subscriptions: main ({MAIN_ID}), staging ({STAGING_ID})"
+        )),
+        "{message}"
+    );
+    assert!(message.contains("VULTR_INFERENCE_SUBSCRIPTION"), "{message}");
+    assert!(message.contains("`subscription` argument"), "{message}");
+    assert!(chat_authorizations(&fake).await.is_empty());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_unknown_vultr_inference_subscription_is_an_error_naming_what_exists() {
+    let fake = fake_with_two().await;
+    let server = Server::with_fake(&fake, &[("VULTR_INFERENCE_SUBSCRIPTION", "prod")]).await;
+
+    let message = err(&chat(&server).await);
+
+    assert!(message.contains("`prod`"), "{message}");
+    assert!(
+        message.contains(&format!("main ({MAIN_ID}), staging ({STAGING_ID})")),
+        "{message}"
+    );
+    assert!(message.contains("VULTR_INFERENCE_SUBSCRIPTION"), "{message}");
+    assert!(chat_authorizations(&fake).await.is_empty());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_account_without_subscriptions_is_an_error_saying_to_create_one() {
+    let fake = FakeVultr::builder().subscriptions(vec![]).start().await;
+    let server = Server::with_fake(&fake, &[]).await;
+
+    let message = err(&chat(&server).await);
+
+    assert!(
+        message.contains("no Serverless Inference subscription"),
+        "{message}"
+    );
+    assert!(message.contains("Create one"), "{message}");
+    assert!(message.contains("Products > Serverless Inference"), "{message}");
+    assert!(chat_authorizations(&fake).await.is_empty());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_subscription_argument_overrides_vultr_inference_subscription() {
+    let fake = fake_with_two().await;
+    let server = Server::with_fake(&fake, &[("VULTR_INFERENCE_SUBSCRIPTION", "main")]).await;
+
+    let chosen = server
+        .call(
+            "chat_completion",
+            json!({"model": "kimi-k2-instruct", "prompt": "hi", "subscription": "staging"}),
+        )
+        .await;
+    let default = chat(&server).await;
+
+    assert_answered(&chosen);
+    assert_answered(&default);
+    assert_eq!(
+        chat_authorizations(&fake).await,
+        vec![bearer(STAGING_KEY), bearer(MAIN_KEY)]
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_subscription_argument_resolves_an_ambiguous_account() {
+    let fake = fake_with_two().await;
+    let server = Server::with_fake(&fake, &[]).await;
+
+    let result = server
+        .call(
+            "chat_completion",
+            json!({"model": "kimi-k2-instruct", "prompt": "hi", "subscription": STAGING_ID}),
+        )
+        .await;
+
+    assert_answered(&result);
+    assert_eq!(chat_authorizations(&fake).await, vec![bearer(STAGING_KEY)]);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_subscription_argument_overrides_a_configured_inference_key() {
+    let fake = FakeVultr::builder()
+        .subscriptions(two_subscriptions())
+        .extra_inference_key(CONFIGURED_KEY)
+        .start()
+        .await;
+    let server = Server::with_fake(&fake, &[("VULTR_INFERENCE_API_KEY", CONFIGURED_KEY)]).await;
+
+    let result = server
+        .call(
+            "chat_completion",
+            json!({"model": "kimi-k2-instruct", "prompt": "hi", "subscription": "staging"}),
+        )
+        .await;
+
+    assert_answered(&result);
+    assert_eq!(chat_authorizations(&fake).await, vec![bearer(STAGING_KEY)]);
+    assert_eq!(fake.count("GET", SUBSCRIPTIONS_PATH).await, 1);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_subscription_argument_without_vultr_api_key_is_an_error_naming_it() {
+    let fake = FakeVultr::builder()
+        .extra_inference_key(CONFIGURED_KEY)
+        .start()
+        .await;
+    let inference = fake.inference_base_url();
+    let server = Server::start(&[
+        ("VULTR_INFERENCE_BASE_URL", inference.as_str()),
+        ("VULTR_INFERENCE_API_KEY", CONFIGURED_KEY),
+    ])
+    .await;
+
+    let result = server
+        .call(
+            "chat_completion",
+            json!({"model": "kimi-k2-instruct", "prompt": "hi", "subscription": "staging"}),
+        )
+        .await;
+
+    let message = err(&result);
+    assert!(message.contains("`staging`"), "{message}");
+    assert!(message.contains("VULTR_API_KEY"), "{message}");
+    assert!(chat_authorizations(&fake).await.is_empty());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_configured_inference_key_is_used_without_touching_the_account_api() {
+    let fake = FakeVultr::builder()
+        .extra_inference_key(CONFIGURED_KEY)
+        .start()
+        .await;
+    let server = Server::with_fake(&fake, &[("VULTR_INFERENCE_API_KEY", CONFIGURED_KEY)]).await;
+
+    assert_answered(&chat(&server).await);
+    assert_answered(&chat(&server).await);
+
+    assert_eq!(
+        chat_authorizations(&fake).await,
+        vec![bearer(CONFIGURED_KEY), bearer(CONFIGURED_KEY)]
+    );
+    let account_requests: Vec<_> = fake
+        .requests()
+        .await
+        .into_iter()
+        .filter(|r| r.path.starts_with("/v2/"))
+        .collect();
+    assert!(account_requests.is_empty(), "{account_requests:?}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn without_any_key_chat_is_an_error_naming_both_variables_while_list_models_works() {
+    let fake = FakeVultr::start().await;
+    let account = fake.account_base_url();
+    let inference = fake.inference_base_url();
+    let server = Server::start(&[
+        ("VULTR_API_BASE_URL", account.as_str()),
+        ("VULTR_INFERENCE_BASE_URL", inference.as_str()),
+    ])
+    .await;
+
+    let message = err(&chat(&server).await);
+    let models = server.call("list_models", json!({})).await;
+
+    assert!(message.contains("VULTR_INFERENCE_API_KEY"), "{message}");
+    assert!(message.contains("VULTR_API_KEY"), "{message}");
+    assert_eq!(ok(&models)["total_in_catalog"], 6);
+    assert!(chat_authorizations(&fake).await.is_empty());
+    assert_eq!(fake.count("GET", SUBSCRIPTIONS_PATH).await, 0);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn keys_are_discovered_lazily_not_at_startup_or_on_tools_list() {
+    let fake = FakeVultr::start().await;
+    let server = Server::with_fake(&fake, &[]).await;
+
+    let tools = server
+        .client
+        .list_all_tools()
+        .await
+        .expect("tools/list succeeds");
+
+    assert!(tools.iter().any(|t| t.name == "chat_completion"));
+    assert_eq!(fake.count("GET", SUBSCRIPTIONS_PATH).await, 0);
+    assert!(fake.requests().await.is_empty());
+
+    assert_answered(&chat(&server).await);
+    assert_eq!(fake.count("GET", SUBSCRIPTIONS_PATH).await, 1);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_discovered_key_is_cached_across_calls() {
+    let fake = FakeVultr::start().await;
+    let server = Server::with_fake(&fake, &[]).await;
+
+    assert_answered(&chat(&server).await);
+    assert_answered(&chat(&server).await);
+    assert_answered(&chat(&server).await);
+
+    assert_eq!(fake.count("GET", SUBSCRIPTIONS_PATH).await, 1);
+    assert_eq!(
+        chat_authorizations(&fake).await,
+        vec![bearer(MAIN_KEY), bearer(MAIN_KEY), bearer(MAIN_KEY)]
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_discovered_key_that_is_refused_is_read_again_once_and_the_call_succeeds() {
+    let fake = FakeVultr::start().await;
+    let server = Server::with_fake(&fake, &[]).await;
+    assert_answered(&chat(&server).await);
+
+    // The key is rotated in the portal: the old one now gets 401 from the inference API.
+    fake.rotate_key(MAIN_ID, ROTATED_KEY).await;
+    let result = chat(&server).await;
+
+    assert_answered(&result);
+    assert_eq!(fake.count("GET", SUBSCRIPTIONS_PATH).await, 2);
+    assert_eq!(
+        chat_authorizations(&fake).await,
+        vec![bearer(MAIN_KEY), bearer(MAIN_KEY), bearer(ROTATED_KEY)]
+    );
+    // The fresh key is cached in turn.
+    assert_answered(&chat(&server).await);
+    assert_eq!(fake.count("GET", SUBSCRIPTIONS_PATH).await, 2);
+    assert_eq!(chat_authorizations(&fake).await.last(), Some(&bearer(ROTATED_KEY)));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_refused_key_read_before_any_chat_is_replaced_within_the_same_call() {
+    let fake = FakeVultr::start().await;
+    let server = Server::with_fake(&fake, &[]).await;
+    // An unknown model fails at the catalog check, after the key was discovered and cached.
+    let unknown = server
+        .call(
+            "chat_completion",
+            json!({"model": "no-such-model", "prompt": "hi"}),
+        )
+        .await;
+    err(&unknown);
+    assert_eq!(fake.count("GET", SUBSCRIPTIONS_PATH).await, 1);
+
+    fake.rotate_key(MAIN_ID, ROTATED_KEY).await;
+    assert_answered(&chat(&server).await);
+
+    assert_eq!(fake.count("GET", SUBSCRIPTIONS_PATH).await, 2);
+    assert_eq!(fake.count("POST", CHAT_PATH).await, 2);
+    assert_eq!(
+        chat_authorizations(&fake).await,
+        vec![bearer(MAIN_KEY), bearer(ROTATED_KEY)]
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_discovered_key_refused_again_after_the_fresh_read_is_an_error_without_more_retries() {
+    let fake = FakeVultr::start().await;
+    fake.fail_for_key(
+        "POST",
+        CHAT_PATH,
+        MAIN_KEY,
+        401,
+        r#"{"error":{"message":"Invalid API key","code":401,"type":"authentication_error"}}"#,
+        10,
+    )
+    .await;
+    let server = Server::with_fake(&fake, &[]).await;
+
+    let message = err(&chat(&server).await);
+
+    assert!(message.contains("HTTP 401"), "{message}");
+    assert!(message.contains("Invalid API key"), "{message}");
+    assert!(!message.contains(MAIN_KEY), "{message}");
+    assert_eq!(fake.count("GET", SUBSCRIPTIONS_PATH).await, 2);
+    assert_eq!(fake.count("POST", CHAT_PATH).await, 2);
+    server.stop().await;
+}
+
+#[tokio::test]
+#[ignore = "BUG: a refused key read from a subscription gets advice about VULTR_INFERENCE_API_KEY, which is not set: \"The inference key was rejected: check VULTR_INFERENCE_API_KEY, or unset it so the key is read from your subscription with VULTR_API_KEY.\""]
+async fn a_refused_discovered_key_is_not_blamed_on_an_unset_vultr_inference_api_key() {
+    let fake = FakeVultr::start().await;
+    fake.fail_for_key(
+        "POST",
+        CHAT_PATH,
+        MAIN_KEY,
+        401,
+        r#"{"error":{"message":"Invalid API key","code":401,"type":"authentication_error"}}"#,
+        10,
+    )
+    .await;
+    let server = Server::with_fake(&fake, &[]).await;
+
+    let message = err(&chat(&server).await);
+
+    assert!(message.contains("HTTP 401"), "{message}");
+    assert!(!message.contains("VULTR_INFERENCE_API_KEY"), "{message}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_refused_configured_inference_key_is_an_error_naming_it_and_is_not_retried() {
+    let fake = FakeVultr::start().await;
+    let server = Server::with_fake(&fake, &[("VULTR_INFERENCE_API_KEY", CONFIGURED_KEY)]).await;
+
+    let message = err(&chat(&server).await);
+
+    assert!(message.contains("HTTP 401"), "{message}");
+    assert!(message.contains("Invalid API key"), "{message}");
+    assert!(message.contains("VULTR_INFERENCE_API_KEY"), "{message}");
+    assert!(!message.contains(CONFIGURED_KEY), "{message}");
+    assert_eq!(fake.count("POST", CHAT_PATH).await, 1);
+    assert_eq!(fake.count("GET", SUBSCRIPTIONS_PATH).await, 0);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_blank_vultr_inference_api_key_counts_as_unset() {
+    let fake = FakeVultr::start().await;
+    let server = Server::with_fake(
+        &fake,
+        &[
+            ("VULTR_INFERENCE_API_KEY", ""),
+            ("VULTR_INFERENCE_SUBSCRIPTION", " "),
+        ],
+    )
+    .await;
+
+    assert_answered(&chat(&server).await);
+
+    assert_eq!(chat_authorizations(&fake).await, vec![bearer(MAIN_KEY)]);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_catalog_is_read_with_the_discovered_key() {
+    let fake = FakeVultr::start().await;
+    let server = Server::with_fake(&fake, &[]).await;
+
+    assert_answered(&chat(&server).await);
+
+    let catalog: Vec<Option<String>> = fake
+        .requests()
+        .await
+        .into_iter()
+        .filter(|r| r.method == "GET" && r.path == "/v1/models")
+        .map(|r| r.authorization)
+        .collect();
+    assert_eq!(catalog, vec![Some(bearer(MAIN_KEY))]);
+    server.stop().await;
+}
