@@ -1,0 +1,42 @@
+//! The scripted client in `examples/` works end to end against the fake Vultr server.
+
+use std::time::Duration;
+
+use crate::support::fake_vultr::{ACCOUNT_KEY, FakeVultr};
+use crate::support::mcp::BINARY;
+
+#[tokio::test]
+async fn the_scripted_example_runs_a_chat_and_a_tool_round_trip() {
+    let fake = FakeVultr::start().await;
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let run = tokio::process::Command::new(cargo)
+        .args(["run", "--quiet", "--example", "scripted_client", "--", "--server", BINARY])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("VULTR_API_KEY", ACCOUNT_KEY)
+        .env("VULTR_API_BASE_URL", fake.account_base_url())
+        .env("VULTR_INFERENCE_BASE_URL", fake.inference_base_url())
+        .env_remove("VULTR_INFERENCE_API_KEY")
+        .env_remove("VULTR_DEFAULT_MODEL")
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(300), run)
+        .await
+        .expect("the example finishes")
+        .expect("cargo runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "example failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // The first tool-capable chat model of the catalog, the fake's echo, its tool call, and
+    // the answer built from the tool result.
+    assert!(stdout.contains("connected to vultr-inference-mcp"), "{stdout}");
+    assert!(stdout.contains("model: glm-5.2"), "{stdout}");
+    assert!(stdout.contains("chat: echo: In one sentence"), "{stdout}");
+    assert!(stdout.contains(r#"tool call "call_fake_1" "get_weather"({"city":"Paris"})"#), "{stdout}");
+    assert!(
+        stdout.contains(r#"answer after 2 round(s): Tool result received: {"city":"Paris","#),
+        "{stdout}"
+    );
+    assert_eq!(fake.chat_requests().await.len(), 3);
+}
