@@ -455,10 +455,10 @@ fn render(reply: &ChatReply) -> String {
     if let Some(reason) = &reply.finish_reason {
         let _ = write!(text, ", finish_reason {reason}");
     }
-    if let Some(usage) = &reply.usage {
-        if let (Some(p), Some(c)) = (usage.prompt_tokens, usage.completion_tokens) {
-            let _ = write!(text, ", tokens {p} prompt + {c} completion");
-        }
+    if let Some(usage) = &reply.usage
+        && let (Some(p), Some(c)) = (usage.prompt_tokens, usage.completion_tokens)
+    {
+        let _ = write!(text, ", tokens {p} prompt + {c} completion");
     }
     text.push(']');
     text

@@ -118,7 +118,7 @@ fn status_advice(api: Api, status: u16, retry_after: Option<Duration>) -> String
             Some(d) => format!("Rate limited: wait {}s and try again.", d.as_secs().max(1)),
             None => "Rate limited: wait a few seconds and try again.".to_owned(),
         },
-        (_, 502 | 503 | 504) => "The model or service is unavailable or timed out on Vultr's side: try again shortly, or pick another model.".to_owned(),
+        (_, 502..=504) => "The model or service is unavailable or timed out on Vultr's side: try again shortly, or pick another model.".to_owned(),
         (_, s) if s >= 500 => "Vultr had an internal error: try again shortly.".to_owned(),
         _ => "The request was not accepted.".to_owned(),
     }
@@ -191,9 +191,7 @@ fn redact_api_keys(body: &str) -> String {
             .map_or(after_name.len(), |(i, _)| i);
         out.push_str(&after_name[..value_start]);
         let value = &after_name[value_start..];
-        let value_end = value
-            .find(|c: char| matches!(c, '"' | '\\' | ',' | '}'))
-            .unwrap_or(value.len());
+        let value_end = value.find(['"', '\\', ',', '}']).unwrap_or(value.len());
         if value_end > 0 {
             out.push_str("[redacted]");
         }
