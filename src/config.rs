@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::time::Duration;
 
 use clap::Parser;
 
@@ -57,6 +58,74 @@ pub struct Config {
     /// Model used when a chat_completion call names none.
     #[arg(long, env = "VULTR_DEFAULT_MODEL", value_name = "MODEL_ID")]
     pub default_model: Option<String>,
+
+    /// Show full inference keys in get_subscription. Anyone who reads the tool result (the
+    /// model, the client's logs) can then spend the account's inference budget.
+    #[arg(long, env = "VULTR_MCP_REVEAL_KEYS")]
+    pub reveal_keys: bool,
+
+    /// Timeouts, retries and size limits.
+    #[command(flatten)]
+    pub limits: Limits,
+}
+
+/// Timeouts, retries and size limits. Durations take `30s`, `5m`, `500ms` or plain seconds.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Limits {
+    /// How long connecting to a Vultr API may take.
+    #[arg(long, env = "VULTR_MCP_CONNECT_TIMEOUT", value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub connect_timeout: Duration,
+
+    /// How long one account API or model catalog request may take.
+    #[arg(long, env = "VULTR_MCP_ACCOUNT_TIMEOUT", value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub account_timeout: Duration,
+
+    /// How long one chat completion may take.
+    #[arg(long, env = "VULTR_MCP_CHAT_TIMEOUT", value_name = "DURATION", default_value = "300s", value_parser = parse_duration)]
+    pub chat_timeout: Duration,
+
+    /// Retries after HTTP 408, 409, 429 or 5xx (never after other errors).
+    #[arg(
+        long,
+        env = "VULTR_MCP_MAX_RETRIES",
+        value_name = "N",
+        default_value_t = 2
+    )]
+    pub max_retries: usize,
+
+    /// Longest Retry-After the server waits for; a longer one is reported instead.
+    #[arg(long, env = "VULTR_MCP_RETRY_AFTER_CAP", value_name = "DURATION", default_value = "20s", value_parser = parse_duration)]
+    pub retry_after_cap: Duration,
+
+    /// Largest response body accepted from Vultr, in bytes.
+    #[arg(long, env = "VULTR_MCP_MAX_RESPONSE_BYTES", value_name = "BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub max_response_bytes: usize,
+
+    /// Longest tool result text, in characters; longer results are cut with a notice.
+    #[arg(
+        long,
+        env = "VULTR_MCP_MAX_RESULT_CHARS",
+        value_name = "CHARS",
+        default_value_t = 100_000
+    )]
+    pub max_result_chars: usize,
+
+    /// Tool calls run at once; more wait their turn.
+    #[arg(long, env = "VULTR_MCP_MAX_CONCURRENT_CALLS", value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_concurrent_calls: u32,
+}
+
+/// Reads `30s`, `5m`, `1m30s`, `500ms`, or a plain number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if let Ok(seconds) = text.parse::<f64>() {
+        if seconds.is_finite() && seconds >= 0.0 {
+            return Ok(Duration::from_secs_f64(seconds));
+        }
+        return Err(format!("`{text}` is not a duration"));
+    }
+    humantime::parse_duration(text)
+        .map_err(|e| format!("`{text}` is not a duration ({e}); use e.g. 30s, 5m or 500ms"))
 }
 
 impl Config {
@@ -145,6 +214,27 @@ mod tests {
             with.join("/inference"),
             "https://api.vultr.com/v2/inference"
         );
+    }
+
+    #[test]
+    fn durations_read_units_or_plain_seconds() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("-1").is_err());
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let config = Config::try_parse_from(["vultr-inference-mcp"]).unwrap();
+        assert_eq!(config.limits.connect_timeout, Duration::from_secs(10));
+        assert_eq!(config.limits.account_timeout, Duration::from_secs(30));
+        assert_eq!(config.limits.chat_timeout, Duration::from_secs(300));
+        assert_eq!(config.limits.max_retries, 2);
+        assert_eq!(config.limits.max_response_bytes, 16 * 1024 * 1024);
+        assert_eq!(config.limits.max_result_chars, 100_000);
+        assert!(!config.reveal_keys);
     }
 
     #[test]

@@ -180,12 +180,19 @@ impl InferenceKeys {
         })
     }
 
-    /// Forgets a discovered key after the inference API refused it; true when there was
-    /// one to forget (and so a fresh lookup may help).
+    /// Forgets a discovered key after the inference API refused it; true when another
+    /// look may help (the refused key was dropped, or a newer one is already cached).
     pub async fn forget(&self, key: &InferenceKey) -> bool {
-        match &key.source {
-            KeySource::Configured => false,
-            KeySource::Discovered(slot) => self.discovered.lock().await.remove(slot).is_some(),
+        let KeySource::Discovered(slot) = &key.source else {
+            return false;
+        };
+        let mut cache = self.discovered.lock().await;
+        match cache.get(slot) {
+            Some(cached) if cached.same_as(&key.key) => {
+                cache.remove(slot);
+                true
+            }
+            _ => true,
         }
     }
 

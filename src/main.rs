@@ -30,14 +30,44 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match server.waiting().await {
-        Ok(reason) => {
-            tracing::info!(?reason, "server stopped");
-            ExitCode::SUCCESS
+    // Ends at end of stdin or on SIGTERM/Ctrl-C; returning drops the runtime, which aborts
+    // every call still in flight and so closes its upstream connection.
+    let cancel = server.cancellation_token();
+    tokio::select! {
+        outcome = server.waiting() => match outcome {
+            Ok(reason) => tracing::info!(?reason, "session ended"),
+            Err(error) => {
+                tracing::error!(%error, "session ended with an error");
+                return ExitCode::FAILURE;
+            }
+        },
+        () = shutdown_signal() => {
+            tracing::info!("shutting down on signal");
+            cancel.cancel();
         }
-        Err(error) => {
-            tracing::error!(%error, "server stopped with an error");
-            ExitCode::FAILURE
+    }
+    ExitCode::SUCCESS
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

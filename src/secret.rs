@@ -72,6 +72,36 @@ impl FromStr for ApiKey {
     }
 }
 
+/// Every key the server has come across, so that text from elsewhere (an upstream error
+/// message, a model's reply) can be scrubbed of them before a client sees it.
+#[derive(Default)]
+pub struct KnownKeys(std::sync::RwLock<Vec<ApiKey>>);
+
+impl KnownKeys {
+    /// Adds a key to scrub; keys too short to recognise safely are ignored.
+    pub fn remember(&self, key: &ApiKey) {
+        if key.expose().len() < 8 {
+            return;
+        }
+        let mut keys = self.0.write().unwrap_or_else(|e| e.into_inner());
+        if !keys.iter().any(|k| k.same_as(key)) {
+            keys.push(key.clone());
+        }
+    }
+
+    /// `text` with every known key replaced by `[redacted key …XXXX]`.
+    pub fn redact(&self, text: &str) -> String {
+        let keys = self.0.read().unwrap_or_else(|e| e.into_inner());
+        let mut text = text.to_owned();
+        for key in keys.iter() {
+            if text.contains(key.expose()) {
+                text = text.replace(key.expose(), &format!("[redacted key {}]", key.hint()));
+            }
+        }
+        text
+    }
+}
+
 /// A key as given on the command line or in the environment, where an empty value
 /// (a common placeholder in MCP client configs) means "not set".
 #[derive(Clone, Debug)]
@@ -104,6 +134,17 @@ mod tests {
         assert_eq!(
             ApiKey::new(" k3y-with-spaces-around ").unwrap().expose(),
             "k3y-with-spaces-around"
+        );
+    }
+
+    #[test]
+    fn known_keys_are_scrubbed_from_text() {
+        let known = KnownKeys::default();
+        known.remember(&ApiKey::new("INFKEY-ONE-AAAA-BBBB-CCCC-1111").unwrap());
+        known.remember(&ApiKey::new("short").unwrap());
+        assert_eq!(
+            known.redact("key INFKEY-ONE-AAAA-BBBB-CCCC-1111 is not allowed; short"),
+            "key [redacted key …1111] is not allowed; short"
         );
     }
 

@@ -9,10 +9,10 @@ use rmcp::{tool, tool_router};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
+use super::VultrServer;
 use super::args::{InvalidArguments, Parameters};
 use super::error::ToolError;
-use super::{VultrServer, success};
-use crate::keys::InferenceKey;
+use crate::keys::{InferenceKey, KeySource};
 use crate::vultr::chat::{
     ChatOptions, ChatReply, ChatRequest, Content, Message, Role, Stop, ToolChoice, ToolChoiceMode,
     ToolDefinition,
@@ -90,7 +90,7 @@ impl VultrServer {
         };
         match outcome {
             Ok(result) => result,
-            Err(error) => error.into_result(),
+            Err(error) => self.failure(error),
         }
     }
 }
@@ -131,7 +131,7 @@ impl VultrServer {
         let reply = self
             .send(&request, key, args.subscription.as_deref())
             .await?;
-        Ok(success(render(&reply), &reply))
+        Ok(self.success(render(&reply), &reply))
     }
 
     /// Sends the request; a discovered key that is refused is looked up again, once.
@@ -145,9 +145,10 @@ impl VultrServer {
             Err(VultrError::Status { status: 401, .. }) if self.state.keys.forget(&key).await => {
                 tracing::info!("inference key refused; reading the subscription's key again");
                 let fresh = self.state.keys.get(subscription).await?;
-                Ok(self.state.inference.chat(&fresh.key, request).await?)
+                let outcome = self.state.inference.chat(&fresh.key, request).await;
+                outcome.map_err(|e| upstream_error(e, &fresh))
             }
-            other => Ok(other?),
+            outcome => outcome.map_err(|e| upstream_error(e, &key)),
         }
     }
 
@@ -210,6 +211,21 @@ impl VultrServer {
             });
         }
         Ok(())
+    }
+}
+
+/// A refused key read from a subscription needs other advice than a configured one.
+fn upstream_error(error: VultrError, key: &InferenceKey) -> ToolError {
+    match (error, &key.source) {
+        (
+            VultrError::Status {
+                status: 401,
+                message,
+                ..
+            },
+            KeySource::Discovered(_),
+        ) => ToolError::SubscriptionKeyRefused { message },
+        (error, _) => ToolError::Upstream(error),
     }
 }
 

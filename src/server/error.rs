@@ -1,8 +1,6 @@
 //! Tool failures: each becomes a result with `isError: true` whose text says what went
 //! wrong and what to do.
 
-use rmcp::model::{CallToolResult, ContentBlock};
-
 use super::args::InvalidArguments;
 use crate::keys::KeyError;
 use crate::vultr::error::VultrError;
@@ -30,6 +28,20 @@ pub enum ToolError {
     /// A Vultr API failed.
     #[error(transparent)]
     Upstream(#[from] VultrError),
+    /// get_subscription named a subscription that does not exist.
+    #[error("no inference subscription has the id or label `{wanted}`. Known: {}.", if .known.is_empty() { "none".to_owned() } else { .known.join(", ") })]
+    UnknownSubscription {
+        /// What was asked for.
+        wanted: String,
+        /// What exists, as `label (id)`.
+        known: Vec<String>,
+    },
+    /// The inference API refused the key read from a subscription, even after reading it again.
+    #[error("Vultr inference API answered HTTP 401{} to the key read from your subscription. Check in the Vultr customer portal that the subscription chosen by VULTR_INFERENCE_SUBSCRIPTION (or the `subscription` argument) is active, or choose another one.", .message.as_deref().map(|m| format!(": {}", m.trim_end_matches('.'))).unwrap_or_default())]
+    SubscriptionKeyRefused {
+        /// Vultr's message.
+        message: Option<String>,
+    },
     /// No model was named and no default is set.
     #[error(
         "no model given: pass `model` (list_models shows the choices) or set VULTR_DEFAULT_MODEL."
@@ -85,13 +97,6 @@ pub enum ToolError {
         /// What it accepts.
         supported: Vec<String>,
     },
-}
-
-impl ToolError {
-    /// The tool result carrying this error.
-    pub fn into_result(self) -> CallToolResult {
-        CallToolResult::error(vec![ContentBlock::text(self.to_string())])
-    }
 }
 
 fn did_you_mean(suggestions: &[String]) -> String {

@@ -10,14 +10,21 @@ mod subscriptions;
 use std::sync::Arc;
 
 use rmcp::handler::server::router::tool::ToolRouter;
-use rmcp::model::{Implementation, ServerCapabilities, ServerConfig};
-use rmcp::{ServerHandler, tool_handler};
+use rmcp::handler::server::tool::ToolCallContext;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
+    ServerCapabilities, ServerConfig,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, ServerHandler, tool_handler};
+use tokio::sync::Semaphore;
 
 use crate::catalog::{CATALOG_TTL, ModelCatalog};
 use crate::config::Config;
 use crate::keys::InferenceKeys;
+use crate::secret::KnownKeys;
 use crate::vultr::account::AccountClient;
-use crate::vultr::http::build_client;
+use crate::vultr::http::VultrHttp;
 use crate::vultr::inference::InferenceClient;
 
 pub use args::InvalidArguments;
@@ -46,17 +53,38 @@ struct State {
     inference: InferenceClient,
     catalog: ModelCatalog,
     default_model: Option<String>,
+    reveal_keys: bool,
+    known_keys: Arc<KnownKeys>,
+    max_result_chars: usize,
+    /// One permit per tool call allowed to run at once.
+    calls: Semaphore,
 }
 
 impl VultrServer {
     /// A server for `config`. Nothing is fetched until a tool needs it.
     pub fn new(config: Config) -> Self {
         let config = config.normalized();
-        let http = build_client();
-        let account = config
-            .api_key()
-            .map(|key| AccountClient::new(http.clone(), config.api_base_url.clone(), key));
-        let inference = InferenceClient::new(http, config.inference_base_url.clone());
+        let limits = &config.limits;
+        let http = VultrHttp::new(limits);
+        let known_keys = Arc::new(KnownKeys::default());
+        if let Some(key) = config.inference_api_key() {
+            known_keys.remember(&key);
+        }
+        let account = config.api_key().map(|key| {
+            AccountClient::new(
+                http.clone(),
+                config.api_base_url.clone(),
+                key,
+                limits.account_timeout,
+                known_keys.clone(),
+            )
+        });
+        let inference = InferenceClient::new(
+            http,
+            config.inference_base_url.clone(),
+            limits.account_timeout,
+            limits.chat_timeout,
+        );
         let state = State {
             keys: InferenceKeys::new(
                 config.inference_api_key(),
@@ -67,6 +95,10 @@ impl VultrServer {
             account,
             inference,
             default_model: config.default_model,
+            reveal_keys: config.reveal_keys,
+            known_keys,
+            max_result_chars: limits.max_result_chars,
+            calls: Semaphore::new(limits.max_concurrent_calls as usize),
         };
         Self {
             state: Arc::new(state),
@@ -77,6 +109,22 @@ impl VultrServer {
 
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for VultrServer {
+    /// Runs a tool once a slot is free, so a burst of calls queues instead of piling onto Vultr.
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let cancelled = context.ct.clone();
+        let _permit = tokio::select! {
+            permit = self.state.calls.acquire() => permit.map_err(|e| ErrorData::internal_error(e.to_string(), None))?,
+            () = cancelled.cancelled() => return Ok(CallToolResult::error(vec![ContentBlock::text("cancelled")]).into()),
+        };
+        self.tool_router
+            .call(ToolCallContext::new(self, request, context))
+            .await
+    }
+
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
             .with_server_info(
@@ -87,10 +135,51 @@ impl ServerHandler for VultrServer {
     }
 }
 
-/// A successful result: readable text for the model, compact JSON for programs.
-fn success(text: String, structured: impl serde::Serialize) -> rmcp::model::CallToolResult {
-    let mut result =
-        rmcp::model::CallToolResult::success(vec![rmcp::model::ContentBlock::text(text)]);
-    result.structured_content = serde_json::to_value(structured).ok();
-    result
+impl VultrServer {
+    /// A successful result: readable text for the model, compact JSON for programs. Text
+    /// over the result limit is cut, with a notice saying so.
+    fn success(&self, text: String, structured: impl serde::Serialize) -> CallToolResult {
+        let text = self.state.known_keys.redact(&text);
+        let structured = serde_json::to_string(&structured)
+            .ok()
+            .map(|json| self.state.known_keys.redact(&json))
+            .and_then(|json| serde_json::from_str(&json).ok());
+        self.result_of(text, structured)
+    }
+
+    /// Like [`VultrServer::success`], without scrubbing keys: only for results the user
+    /// asked to reveal keys in.
+    fn success_revealing_keys(
+        &self,
+        text: String,
+        structured: impl serde::Serialize,
+    ) -> CallToolResult {
+        self.result_of(text, serde_json::to_value(structured).ok())
+    }
+
+    fn result_of(&self, text: String, structured: Option<serde_json::Value>) -> CallToolResult {
+        let text = limit_text(text, self.state.max_result_chars);
+        let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
+        result.structured_content = structured;
+        result
+    }
+
+    /// A failed call as a tool result, scrubbed of any key that came back in a message.
+    fn failure(&self, error: ToolError) -> CallToolResult {
+        let text = self.state.known_keys.redact(&error.to_string());
+        CallToolResult::error(vec![ContentBlock::text(text)])
+    }
+}
+
+/// Cuts `text` to `max` characters, ending with a notice of what was left out.
+fn limit_text(text: String, max: usize) -> String {
+    let total = text.chars().count();
+    if total <= max {
+        return text;
+    }
+    let mut cut: String = text.chars().take(max).collect();
+    cut.push_str(&format!(
+        "\n\n[truncated: showing {max} of {total} characters (VULTR_MCP_MAX_RESULT_CHARS). Ask for less: a lower max_tokens, a narrower query, or a shorter answer.]"
+    ));
+    cut
 }

@@ -6,9 +6,9 @@ use rmcp::model::CallToolResult;
 use rmcp::{tool, tool_router};
 use serde::{Deserialize, Serialize};
 
+use super::VultrServer;
 use super::args::{InvalidArguments, Parameters};
 use super::error::ToolError;
-use super::{VultrServer, success};
 use crate::vultr::models::Model;
 
 /// What a model can do, for filtering.
@@ -81,7 +81,7 @@ impl VultrServer {
     async fn list_models(&self, Parameters(args): Parameters<ListModelsArgs>) -> CallToolResult {
         match self.list_models_inner(args).await {
             Ok(result) => result,
-            Err(error) => error.into_result(),
+            Err(error) => self.failure(error),
         }
     }
 }
@@ -113,7 +113,7 @@ impl VultrServer {
             })
             .collect();
         let text = render(&models, catalog.len());
-        Ok(success(
+        Ok(self.success(
             text,
             ModelList {
                 models,

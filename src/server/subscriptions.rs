@@ -5,11 +5,12 @@ use std::fmt::Write as _;
 use rmcp::model::CallToolResult;
 use rmcp::{tool, tool_router};
 use serde::{Deserialize, Serialize};
+use serde_json::Number;
 
+use super::VultrServer;
 use super::args::Parameters;
 use super::error::ToolError;
-use super::{VultrServer, success};
-use crate::keys::select;
+use crate::keys::{KeyError, select};
 use crate::vultr::account::{AccountClient, ModelUsage, Subscription, Usage};
 
 /// A subscription as shown to clients: the key only as a hint.
@@ -20,6 +21,9 @@ struct SubscriptionView {
     #[serde(skip_serializing_if = "Option::is_none")]
     date_created: Option<String>,
     key_hint: Option<String>,
+    /// The full key, only when VULTR_MCP_REVEAL_KEYS is on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    api_key: Option<String>,
 }
 
 impl From<&Subscription> for SubscriptionView {
@@ -29,6 +33,7 @@ impl From<&Subscription> for SubscriptionView {
             label: s.label.clone(),
             date_created: s.date_created.clone(),
             key_hint: s.api_key.as_ref().map(|k| k.hint()),
+            api_key: None,
         }
     }
 }
@@ -47,8 +52,14 @@ impl SubscriptionView {
         if let Some(created) = &self.date_created {
             let _ = write!(line, ", created {created}");
         }
-        if let Some(hint) = &self.key_hint {
-            let _ = write!(line, ", key {hint}");
+        match (&self.api_key, &self.key_hint) {
+            (Some(key), _) => {
+                let _ = write!(line, ", key {key}");
+            }
+            (None, Some(hint)) => {
+                let _ = write!(line, ", key {hint}");
+            }
+            (None, None) => {}
         }
         line
     }
@@ -82,7 +93,7 @@ impl VultrServer {
     async fn list_subscriptions(&self) -> CallToolResult {
         match self.list_subscriptions_inner().await {
             Ok(result) => result,
-            Err(error) => error.into_result(),
+            Err(error) => self.failure(error),
         }
     }
 
@@ -96,7 +107,7 @@ impl VultrServer {
     ) -> CallToolResult {
         match self.get_subscription_inner(args).await {
             Ok(result) => result,
-            Err(error) => error.into_result(),
+            Err(error) => self.failure(error),
         }
     }
 }
@@ -119,7 +130,7 @@ impl VultrServer {
             }
             text
         };
-        Ok(success(
+        Ok(self.success(
             text,
             SubscriptionList {
                 subscriptions: views,
@@ -134,8 +145,16 @@ impl VultrServer {
         let args = args?;
         let account = self.account()?;
         let subscriptions = account.list_subscriptions().await?;
-        let chosen = select(&subscriptions, Some(&args.subscription))?;
-        let view = SubscriptionView::from(chosen);
+        let chosen = select(&subscriptions, Some(&args.subscription)).map_err(|e| match e {
+            KeyError::NotFound { wanted, known } => {
+                ToolError::UnknownSubscription { wanted, known }
+            }
+            other => ToolError::Key(other),
+        })?;
+        let mut view = SubscriptionView::from(chosen);
+        if self.state.reveal_keys {
+            view.api_key = chosen.api_key.as_ref().map(|k| k.expose().to_owned());
+        }
         let mut text = format!("Subscription {}\n", view.line());
         let detail = match account.usage(&chosen.id).await {
             Ok(usage) => {
@@ -155,7 +174,10 @@ impl VultrServer {
                 }
             }
         };
-        Ok(success(text, detail))
+        if self.state.reveal_keys {
+            return Ok(self.success_revealing_keys(text, detail));
+        }
+        Ok(self.success(text, detail))
     }
 }
 
@@ -181,8 +203,8 @@ fn render_usage(text: &mut String, usage: &Usage) {
         let _ = writeln!(
             text,
             "Text-to-speech: {} characters (HD), {} characters (basic)",
-            number(audio.tts_characters),
-            number(audio.tts_sm_characters)
+            number(audio.tts_characters.clone()),
+            number(audio.tts_sm_characters.clone())
         );
         any = true;
     }
@@ -190,8 +212,8 @@ fn render_usage(text: &mut String, usage: &Usage) {
         let _ = writeln!(
             text,
             "Images: {} megapixels, {} megapixels (small model)",
-            number(image.megapixels),
-            number(image.sm_megapixels)
+            number(image.megapixels.clone()),
+            number(image.sm_megapixels.clone())
         );
         any = true;
     }
@@ -209,17 +231,13 @@ fn model_usage_line(row: &ModelUsage) -> String {
     format!(
         "{}: {} input + {} output tokens (price per 1M tokens: input {}, output {})",
         row.model,
-        number(row.input_tokens),
-        number(row.output_tokens),
-        number(row.input_price),
-        number(row.output_price)
+        number(row.input_tokens.clone()),
+        number(row.output_tokens.clone()),
+        number(row.input_price.clone()),
+        number(row.output_price.clone())
     )
 }
 
-fn number(value: Option<f64>) -> String {
-    match value {
-        Some(v) if v.fract() == 0.0 && v.abs() < 1e15 => format!("{}", v as i64),
-        Some(v) => format!("{v}"),
-        None => "n/a".to_owned(),
-    }
+fn number(value: Option<Number>) -> String {
+    value.map_or_else(|| "n/a".to_owned(), |n| n.to_string())
 }

@@ -3,22 +3,23 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Number, Value};
 
 use super::error::{Api, VultrError};
-use super::http::send_json;
+use super::http::VultrHttp;
 use crate::config::BaseUrl;
-use crate::secret::ApiKey;
+use std::sync::Arc;
 
-/// How long an account API request may take.
-pub const ACCOUNT_TIMEOUT: Duration = Duration::from_secs(30);
+use crate::secret::{ApiKey, KnownKeys};
 
 /// A client of the account API, holding the account key.
 #[derive(Clone)]
 pub struct AccountClient {
-    http: reqwest::Client,
+    http: VultrHttp,
     base: BaseUrl,
     key: ApiKey,
+    timeout: Duration,
+    known_keys: Arc<KnownKeys>,
 }
 
 /// An inference subscription. Its key is kept as an [`ApiKey`], so it cannot be serialized.
@@ -108,16 +109,16 @@ pub struct ModelUsage {
     pub model: String,
     /// Output tokens.
     #[serde(default, rename(deserialize = "tokens"))]
-    pub output_tokens: Option<f64>,
+    pub output_tokens: Option<Number>,
     /// Input tokens.
     #[serde(default)]
-    pub input_tokens: Option<f64>,
+    pub input_tokens: Option<Number>,
     /// Price per 1M input tokens.
     #[serde(default)]
-    pub input_price: Option<f64>,
+    pub input_price: Option<Number>,
     /// Price per 1M output tokens.
     #[serde(default)]
-    pub output_price: Option<f64>,
+    pub output_price: Option<Number>,
 }
 
 /// Text-to-speech usage.
@@ -125,10 +126,10 @@ pub struct ModelUsage {
 pub struct AudioUsage {
     /// Characters with the HD model.
     #[serde(default)]
-    pub tts_characters: Option<f64>,
+    pub tts_characters: Option<Number>,
     /// Characters with the basic model.
     #[serde(default)]
-    pub tts_sm_characters: Option<f64>,
+    pub tts_sm_characters: Option<Number>,
 }
 
 /// Image generation usage.
@@ -136,10 +137,10 @@ pub struct AudioUsage {
 pub struct ImageUsage {
     /// Megapixels with the full model.
     #[serde(default)]
-    pub megapixels: Option<f64>,
+    pub megapixels: Option<Number>,
     /// Megapixels with the small model.
     #[serde(default)]
-    pub sm_megapixels: Option<f64>,
+    pub sm_megapixels: Option<Number>,
 }
 
 fn null_as_empty<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
@@ -151,17 +152,42 @@ where
 }
 
 impl AccountClient {
-    /// A client for the account API at `base`, authenticated with `key`.
-    pub fn new(http: reqwest::Client, base: BaseUrl, key: ApiKey) -> Self {
-        Self { http, base, key }
+    /// A client for the account API at `base`, authenticated with `key`, each request
+    /// limited to `timeout`; every subscription key it reads is added to `known_keys`.
+    pub fn new(
+        http: VultrHttp,
+        base: BaseUrl,
+        key: ApiKey,
+        timeout: Duration,
+        known_keys: Arc<KnownKeys>,
+    ) -> Self {
+        known_keys.remember(&key);
+        Self {
+            http,
+            base,
+            key,
+            timeout,
+            known_keys,
+        }
+    }
+
+    fn subscription(&self, raw: RawSubscription) -> Subscription {
+        let subscription = Subscription::from(raw);
+        if let Some(key) = &subscription.api_key {
+            self.known_keys.remember(key);
+        }
+        subscription
     }
 
     async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, VultrError> {
         let request = self
             .http
+            .client()
             .get(self.base.join(path))
             .bearer_auth(self.key.expose());
-        send_json(Api::Account, self.base.as_str(), ACCOUNT_TIMEOUT, request).await
+        self.http
+            .send_json(Api::Account, self.base.as_str(), self.timeout, request)
+            .await
     }
 
     /// `GET /inference`: every inference subscription of the account.
@@ -170,7 +196,7 @@ impl AccountClient {
         Ok(list
             .subscriptions
             .into_iter()
-            .map(Subscription::from)
+            .map(|raw| self.subscription(raw))
             .collect())
     }
 
@@ -179,7 +205,7 @@ impl AccountClient {
         let got: GetResponse = self
             .get(&format!("/inference/{}", path_segment(id)))
             .await?;
-        Ok(got.subscription.into())
+        Ok(self.subscription(got.subscription))
     }
 
     /// `GET /inference/{id}/usage`: the subscription's usage.
@@ -213,9 +239,20 @@ mod tests {
             "chat":{"completion_tokens":3,"current_tokens":null}}}"#;
         let usage: UsageResponse = serde_json::from_str(body).unwrap();
         let by_model = usage.usage.chat_by_model.unwrap();
-        assert_eq!(by_model.current_month[0].output_tokens, Some(10.0));
+        assert_eq!(
+            by_model.current_month[0].output_tokens,
+            Some(Number::from(10))
+        );
         assert!(by_model.previous_month.is_empty());
-        assert_eq!(usage.usage.image.unwrap().megapixels, Some(21.35));
+        assert_eq!(
+            usage
+                .usage
+                .image
+                .unwrap()
+                .megapixels
+                .and_then(|n| n.as_f64()),
+            Some(21.35)
+        );
     }
 
     #[test]

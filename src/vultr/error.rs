@@ -68,7 +68,7 @@ pub enum VultrError {
     },
     /// The answer was not the JSON that was expected.
     #[error(
-        "the {api} answered HTTP {status} with a body that could not be read ({detail}); it began: {snippet:?}"
+        "{api} answered HTTP {status} with a body that could not be read ({detail}); it began: {snippet:?}"
     )]
     Decode {
         /// Which API.
@@ -79,6 +79,24 @@ pub enum VultrError {
         detail: String,
         /// The first bytes of the body.
         snippet: String,
+    },
+    /// The answer was cut off before it was complete.
+    #[error("the {api}'s answer was cut off before it was complete ({detail}); try again.")]
+    Interrupted {
+        /// Which API.
+        api: Api,
+        /// What the connection reported.
+        detail: String,
+    },
+    /// The answer was larger than the configured limit.
+    #[error(
+        "the {api}'s answer was larger than the limit of {limit} bytes (VULTR_MCP_MAX_RESPONSE_BYTES); ask for less, e.g. a lower max_tokens."
+    )]
+    TooLarge {
+        /// Which API.
+        api: Api,
+        /// The limit in bytes.
+        limit: usize,
     },
     /// The connection failed in another way (reset, protocol error).
     #[error("the request to the {api} failed: {detail}. Try again; if it persists, check {}.", .api.base_url_var())]
@@ -102,7 +120,7 @@ impl VultrError {
 
 fn message_suffix(message: &Option<String>) -> String {
     match message {
-        Some(m) => format!(": {m}"),
+        Some(m) => format!(": {}", m.trim_end_matches('.')),
         None => String::new(),
     }
 }
@@ -110,12 +128,12 @@ fn message_suffix(message: &Option<String>) -> String {
 fn status_advice(api: Api, status: u16, retry_after: Option<Duration>) -> String {
     match (api, status) {
         (Api::Account, 401) => "Check VULTR_API_KEY: it must be a valid account API key, and the API's access control must allow this machine's IP address.".to_owned(),
-        (Api::Inference, 401) => "The inference key was rejected: check VULTR_INFERENCE_API_KEY, or unset it so the key is read from your subscription with VULTR_API_KEY.".to_owned(),
+        (Api::Inference, 401) => "The inference key was refused: check VULTR_INFERENCE_API_KEY, or unset it so the key is read from your subscription with VULTR_API_KEY.".to_owned(),
         (_, 403) => "The key is not allowed to do this: check its permissions in the Vultr customer portal.".to_owned(),
         (_, 404) => "Vultr has no such resource: check the id or name you gave.".to_owned(),
         (_, 400 | 422) => "Vultr rejected the request: fix the argument named in the message and call again.".to_owned(),
         (_, 429) => match retry_after {
-            Some(d) => format!("Rate limited: wait {}s and try again.", d.as_secs().max(1)),
+            Some(d) => format!("Rate limited: Vultr asks to wait {}s before trying again.", d.as_secs().max(1)),
             None => "Rate limited: wait a few seconds and try again.".to_owned(),
         },
         (_, 502..=504) => "The model or service is unavailable or timed out on Vultr's side: try again shortly, or pick another model.".to_owned(),

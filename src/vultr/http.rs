@@ -1,66 +1,174 @@
-//! The one place requests to Vultr are sent and their answers checked.
+//! The one place requests to Vultr are sent: timeouts, retries with backoff, a cap on
+//! response size, and every failure turned into a [`VultrError`].
 
 use std::time::Duration;
 
+use backon::{ExponentialBuilder, Retryable};
 use reqwest::{RequestBuilder, StatusCode, header};
 use serde::de::DeserializeOwned;
 
 use super::error::{Api, VultrError, error_message, snippet};
+use crate::config::Limits;
 
-/// How long a connection attempt may take.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Builds the HTTP client shared by both APIs.
-pub fn build_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .connect_timeout(CONNECT_TIMEOUT)
-        .user_agent(concat!(
-            env!("CARGO_PKG_NAME"),
-            "/",
-            env!("CARGO_PKG_VERSION")
-        ))
-        .build()
-        .unwrap_or_else(|_| reqwest::Client::new())
+/// When and how often a failed request is tried again.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt.
+    pub max_retries: usize,
+    /// A longer `Retry-After` is reported instead of waited for.
+    pub retry_after_cap: Duration,
+    /// First backoff delay (doubled each time, with jitter).
+    pub min_delay: Duration,
+    /// Longest backoff delay.
+    pub max_delay: Duration,
 }
 
-/// Sends a request and decodes a JSON success body; every failure becomes a [`VultrError`].
-pub async fn send_json<T: DeserializeOwned>(
-    api: Api,
-    base_url: &str,
-    timeout: Duration,
-    request: RequestBuilder,
-) -> Result<T, VultrError> {
-    let response = request
-        .header(header::ACCEPT, "application/json")
-        .timeout(timeout)
-        .send()
-        .await
-        .map_err(|e| transport_error(api, base_url, timeout, &e))?;
-    let status = response.status();
-    let retry_after = retry_after(response.headers());
-    let body = response
-        .text()
-        .await
-        .map_err(|e| transport_error(api, base_url, timeout, &e))?;
-    if !status.is_success() {
-        return Err(VultrError::Status {
+impl RetryPolicy {
+    /// Whether `error` is worth another attempt: 408, 409, 429 and 5xx only, and not
+    /// when Vultr asks to wait longer than the cap.
+    fn should_retry(&self, error: &VultrError) -> bool {
+        match error {
+            VultrError::Status {
+                status,
+                retry_after,
+                ..
+            } => {
+                let retryable = matches!(status, 408 | 409 | 429 | 500..=599);
+                retryable && retry_after.is_none_or(|wait| wait <= self.retry_after_cap)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The HTTP client shared by both Vultr APIs, with its limits.
+#[derive(Clone)]
+pub struct VultrHttp {
+    client: reqwest::Client,
+    retry: RetryPolicy,
+    max_response_bytes: usize,
+}
+
+impl VultrHttp {
+    /// A client honouring `limits`.
+    pub fn new(limits: &Limits) -> Self {
+        let client = reqwest::Client::builder()
+            .connect_timeout(limits.connect_timeout)
+            .user_agent(concat!(
+                env!("CARGO_PKG_NAME"),
+                "/",
+                env!("CARGO_PKG_VERSION")
+            ))
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        Self {
+            client,
+            retry: RetryPolicy {
+                max_retries: limits.max_retries,
+                retry_after_cap: limits.retry_after_cap,
+                min_delay: Duration::from_millis(250),
+                max_delay: Duration::from_secs(4),
+            },
+            max_response_bytes: limits.max_response_bytes,
+        }
+    }
+
+    /// The underlying client, to build requests with.
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// Sends a request, retrying what is worth retrying, and decodes a JSON success body.
+    pub async fn send_json<T: DeserializeOwned>(
+        &self,
+        api: Api,
+        base_url: &str,
+        timeout: Duration,
+        request: RequestBuilder,
+    ) -> Result<T, VultrError> {
+        let attempt = || async {
+            let request = request.try_clone().ok_or_else(|| VultrError::Transport {
+                api,
+                detail: "the request could not be prepared".to_owned(),
+            })?;
+            self.send_once(api, base_url, timeout, request).await
+        };
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(self.retry.min_delay)
+            .with_max_delay(self.retry.max_delay)
+            .with_max_times(self.retry.max_retries)
+            .with_jitter();
+        attempt
+            .retry(backoff)
+            .sleep(tokio::time::sleep)
+            .when(|e| self.retry.should_retry(e))
+            .adjust(|e, delay| {
+                let retry_after = match e {
+                    VultrError::Status { retry_after, .. } => *retry_after,
+                    _ => None,
+                };
+                delay.map(|d| retry_after.unwrap_or(d))
+            })
+            .notify(|e, delay| {
+                tracing::info!(%api, status = ?e.status(), ?delay, "retrying a failed request");
+            })
+            .await
+    }
+
+    async fn send_once<T: DeserializeOwned>(
+        &self,
+        api: Api,
+        base_url: &str,
+        timeout: Duration,
+        request: RequestBuilder,
+    ) -> Result<T, VultrError> {
+        let fail = |e: reqwest::Error| transport_error(api, base_url, timeout, &e);
+        let mut response = request
+            .header(header::ACCEPT, "application/json")
+            .timeout(timeout)
+            .send()
+            .await
+            .map_err(fail)?;
+        let status = response.status();
+        let retry_after = retry_after(response.headers());
+        let too_large = || VultrError::TooLarge {
+            api,
+            limit: self.max_response_bytes,
+        };
+        if response
+            .content_length()
+            .is_some_and(|n| n > self.max_response_bytes as u64)
+        {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(fail)? {
+            if body.len() + chunk.len() > self.max_response_bytes {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let body = String::from_utf8_lossy(&body);
+        if !status.is_success() {
+            return Err(VultrError::Status {
+                api,
+                status: status.as_u16(),
+                message: error_message(&body).or_else(|| plain_text_message(&body)),
+                retry_after,
+            });
+        }
+        let body = if status == StatusCode::NO_CONTENT || body.trim().is_empty() {
+            "null"
+        } else {
+            &body
+        };
+        serde_json::from_str(body).map_err(|e| VultrError::Decode {
             api,
             status: status.as_u16(),
-            message: error_message(&body).or_else(|| plain_text_message(&body)),
-            retry_after,
-        });
+            detail: e.to_string(),
+            snippet: snippet(body, 200),
+        })
     }
-    let body = if status == StatusCode::NO_CONTENT || body.trim().is_empty() {
-        "null"
-    } else {
-        body.as_str()
-    };
-    serde_json::from_str(body).map_err(|e| VultrError::Decode {
-        api,
-        status: status.as_u16(),
-        detail: e.to_string(),
-        snippet: snippet(body, 200),
-    })
 }
 
 /// A short non-JSON error body (a proxy's "Bad Gateway", say) is still worth showing.
@@ -76,9 +184,10 @@ fn retry_after(headers: &header::HeaderMap) -> Option<Duration> {
         .to_str()
         .ok()?
         .trim()
-        .parse::<u64>()
+        .parse::<f64>()
         .ok()
-        .map(Duration::from_secs)
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(Duration::from_secs_f64)
 }
 
 fn transport_error(
@@ -101,6 +210,9 @@ fn transport_error(
             detail,
         };
     }
+    if error.is_body() || error.is_decode() {
+        return VultrError::Interrupted { api, detail };
+    }
     VultrError::Transport { api, detail }
 }
 
@@ -115,5 +227,45 @@ fn root_cause(error: &reqwest::Error) -> String {
         "unknown error".to_owned()
     } else {
         text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(status: u16, retry_after: Option<u64>) -> VultrError {
+        VultrError::Status {
+            api: Api::Inference,
+            status,
+            message: None,
+            retry_after: retry_after.map(Duration::from_secs),
+        }
+    }
+
+    #[test]
+    fn only_transient_statuses_are_retried() {
+        let policy = RetryPolicy {
+            max_retries: 2,
+            retry_after_cap: Duration::from_secs(20),
+            min_delay: Duration::ZERO,
+            max_delay: Duration::ZERO,
+        };
+        for retried in [408, 409, 429, 500, 502, 503, 504] {
+            assert!(policy.should_retry(&status(retried, None)), "{retried}");
+        }
+        for final_status in [400, 401, 403, 404, 422] {
+            assert!(
+                !policy.should_retry(&status(final_status, None)),
+                "{final_status}"
+            );
+        }
+        assert!(policy.should_retry(&status(429, Some(20))));
+        assert!(!policy.should_retry(&status(429, Some(21))));
+        let timeout = VultrError::Timeout {
+            api: Api::Inference,
+            after: Duration::from_secs(1),
+        };
+        assert!(!policy.should_retry(&timeout));
     }
 }

@@ -10,7 +10,15 @@ async fn the_scripted_example_runs_a_chat_and_a_tool_round_trip() {
     let fake = FakeVultr::start().await;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let run = tokio::process::Command::new(cargo)
-        .args(["run", "--quiet", "--example", "scripted_client", "--", "--server", BINARY])
+        .args([
+            "run",
+            "--quiet",
+            "--example",
+            "scripted_client",
+            "--",
+            "--server",
+            BINARY,
+        ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("VULTR_API_KEY", ACCOUNT_KEY)
         .env("VULTR_API_BASE_URL", fake.account_base_url())
@@ -30,10 +38,16 @@ async fn the_scripted_example_runs_a_chat_and_a_tool_round_trip() {
     );
     // The first tool-capable chat model of the catalog, the fake's echo, its tool call, and
     // the answer built from the tool result.
-    assert!(stdout.contains("connected to vultr-inference-mcp"), "{stdout}");
+    assert!(
+        stdout.contains("connected to vultr-inference-mcp"),
+        "{stdout}"
+    );
     assert!(stdout.contains("model: glm-5.2"), "{stdout}");
     assert!(stdout.contains("chat: echo: In one sentence"), "{stdout}");
-    assert!(stdout.contains(r#"tool call "call_fake_1" "get_weather"({"city":"Paris"})"#), "{stdout}");
+    assert!(
+        stdout.contains(r#"tool call "call_fake_1" "get_weather"({"city":"Paris"})"#),
+        "{stdout}"
+    );
     assert!(
         stdout.contains(r#"answer after 2 round(s): Tool result received: {"city":"Paris","#),
         "{stdout}"

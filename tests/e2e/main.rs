@@ -6,4 +6,8 @@ mod support;
 
 mod chat;
 mod example;
+mod keys;
+mod models;
 mod protocol;
+mod subscriptions;
+mod upstream_errors;

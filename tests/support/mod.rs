@@ -5,4 +5,5 @@
 #![allow(dead_code)]
 
 pub mod fake_vultr;
+pub mod faults;
 pub mod mcp;

@@ -1,0 +1,348 @@
+//! `chat_completion` when the inference API fails: every failure is an `isError` result
+//! with the HTTP status and Vultr's own message, no key ever appears in it, and the
+//! server keeps serving (the next call succeeds).
+
+use std::net::TcpListener;
+
+use rmcp::model::CallToolResult;
+use serde_json::json;
+
+use crate::support::{fake_vultr::*, mcp::*};
+
+const MAIN_KEY: &str = "INFKEY-ONE-AAAA-BBBB-CCCC-1111";
+const CONFIGURED_KEY: &str = "CONFIGURED-INFERENCE-KEY-9999";
+const CHAT_PATH: &str = "/v1/chat/completions";
+
+async fn chat(server: &Server) -> CallToolResult {
+    server
+        .call(
+            "chat_completion",
+            json!({"model": "kimi-k2-instruct", "prompt": "hi"}),
+        )
+        .await
+}
+
+/// The error text of the next chat call, after checking it shows no key.
+async fn chat_error(server: &Server) -> String {
+    let message = err(&chat(server).await);
+    for secret in [MAIN_KEY, CONFIGURED_KEY, ACCOUNT_KEY] {
+        assert!(!message.contains(secret), "a key leaked: {message}");
+    }
+    message
+}
+
+/// The server still answers: a plain chat call succeeds.
+async fn assert_still_serving(server: &Server) {
+    let result = chat(server).await;
+    assert_eq!(ok(&result)["content"], "echo: hi", "{}", text(&result));
+}
+
+/// Retries are off here: these tests are about how a failure reads (the retry module
+/// covers retrying).
+const NO_RETRIES: (&str, &str) = ("VULTR_MCP_MAX_RETRIES", "0");
+
+/// The one chat failure scripted on the fake, then the error text of one chat call.
+async fn error_for(status: u16, body: &str) -> (FakeVultr, Server, String) {
+    let fake = FakeVultr::start().await;
+    fake.fail("POST", CHAT_PATH, status, body, 1).await;
+    let server = Server::with_fake(&fake, &[NO_RETRIES]).await;
+    let message = chat_error(&server).await;
+    (fake, server, message)
+}
+
+#[tokio::test]
+async fn a_400_shows_vultrs_message_and_says_to_fix_the_request() {
+    let (fake, server, message) = error_for(
+        400,
+        r#"{"error":{"message":"context_length_exceeded: too long","code":400,"type":"invalid_request_error"}}"#,
+    )
+    .await;
+
+    assert!(message.contains("HTTP 400"), "{message}");
+    assert!(
+        message.contains("context_length_exceeded: too long"),
+        "{message}"
+    );
+    assert!(message.contains("invalid_request_error"), "{message}");
+    assert!(message.contains("Vultr rejected the request"), "{message}");
+    // A 400 is not retried.
+    assert_eq!(fake.count("POST", CHAT_PATH).await, 1);
+    assert_still_serving(&server).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_422_shows_vultrs_message() {
+    let (fake, server, message) = error_for(
+        422,
+        r#"{"error":{"message":"reasoning_effort 'ultra' is not supported","code":422,"type":"invalid_request_error"}}"#,
+    )
+    .await;
+
+    assert!(message.contains("HTTP 422"), "{message}");
+    assert!(
+        message.contains("reasoning_effort 'ultra' is not supported"),
+        "{message}"
+    );
+    assert_eq!(fake.count("POST", CHAT_PATH).await, 1);
+    assert_still_serving(&server).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_429_says_the_call_was_rate_limited() {
+    let (_fake, server, message) = error_for(
+        429,
+        r#"{"error":{"message":"Too many requests","code":429,"type":"rate_limit_error"}}"#,
+    )
+    .await;
+
+    assert!(message.contains("HTTP 429"), "{message}");
+    assert!(message.contains("Too many requests"), "{message}");
+    assert!(message.to_lowercase().contains("rate limited"), "{message}");
+    assert_still_serving(&server).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_429_with_retry_after_says_how_long_to_wait() {
+    let fake = FakeVultr::start().await;
+    fake.fail_with_retry_after(
+        "POST",
+        CHAT_PATH,
+        429,
+        r#"{"error":{"message":"Too many requests","code":429,"type":"rate_limit_error"}}"#,
+        1,
+        "7",
+    )
+    .await;
+    let server = Server::with_fake(&fake, &[NO_RETRIES]).await;
+
+    let message = chat_error(&server).await;
+
+    assert!(message.contains("HTTP 429"), "{message}");
+    assert!(message.contains("wait 7s"), "{message}");
+    assert_still_serving(&server).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_500_is_reported_as_an_internal_error_on_vultrs_side() {
+    let (_fake, server, message) = error_for(
+        500,
+        r#"{"error":{"message":"Internal server error","code":500,"type":"server_error"}}"#,
+    )
+    .await;
+
+    assert!(message.contains("HTTP 500"), "{message}");
+    assert!(message.contains("Internal server error"), "{message}");
+    assert!(message.contains("try again"), "{message}");
+    assert_still_serving(&server).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_502_says_the_model_or_service_is_unavailable() {
+    let (_fake, server, message) = error_for(
+        502,
+        r#"{"error":{"message":"Upstream model unavailable","code":502,"type":"server_error"}}"#,
+    )
+    .await;
+
+    assert!(message.contains("HTTP 502"), "{message}");
+    assert!(message.contains("Upstream model unavailable"), "{message}");
+    assert!(
+        message.contains("The model or service is unavailable"),
+        "{message}"
+    );
+    assert_still_serving(&server).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_502_with_a_plain_text_body_quotes_it() {
+    let (_fake, server, message) = error_for(502, "Bad Gateway").await;
+
+    assert!(message.contains("HTTP 502: Bad Gateway"), "{message}");
+    assert_still_serving(&server).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_200_with_a_body_that_is_not_json_gives_the_status_and_how_the_body_began() {
+    let (_fake, server, message) =
+        error_for(200, "upstream proxy says hello, this is not JSON at all").await;
+
+    assert!(message.contains("HTTP 200"), "{message}");
+    assert!(message.contains("upstream proxy says hello"), "{message}");
+    assert_still_serving(&server).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_200_json_body_without_choices_says_what_is_missing() {
+    let (_fake, server, message) =
+        error_for(200, r#"{"id":"chatcmpl-x","object":"chat.completion"}"#).await;
+
+    assert!(message.contains("HTTP 200"), "{message}");
+    assert!(message.contains("`choices`"), "{message}");
+    assert!(message.contains("chatcmpl-x"), "{message}");
+    assert_still_serving(&server).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_top_level_message_body_is_shown() {
+    // With a configured key, a 401 is final: no second look at the subscriptions.
+    let fake = FakeVultr::builder()
+        .extra_inference_key(CONFIGURED_KEY)
+        .start()
+        .await;
+    fake.fail(
+        "POST",
+        CHAT_PATH,
+        401,
+        r#"{"message":"No API key provided"}"#,
+        1,
+    )
+    .await;
+    let server = Server::with_fake(&fake, &[("VULTR_INFERENCE_API_KEY", CONFIGURED_KEY)]).await;
+
+    let message = chat_error(&server).await;
+
+    assert!(message.contains("HTTP 401"), "{message}");
+    assert!(message.contains("No API key provided"), "{message}");
+    assert!(message.contains("VULTR_INFERENCE_API_KEY"), "{message}");
+    assert_eq!(fake.count("POST", CHAT_PATH).await, 1);
+    assert_still_serving(&server).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_top_level_message_body_on_another_status_is_shown_too() {
+    let (_fake, server, message) = error_for(403, r#"{"message":"No API key provided"}"#).await;
+
+    assert!(message.contains("HTTP 403"), "{message}");
+    assert!(message.contains("No API key provided"), "{message}");
+    assert_still_serving(&server).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_model_the_inference_api_does_not_know_is_reported_with_its_message() {
+    // The catalog check passes (the model is listed); Vultr then refuses it.
+    let (_fake, server, message) = error_for(
+        404,
+        r#"{"error":{"message":"The model `kimi-k2-instruct` does not exist","code":"model_not_found","type":"invalid_request_error"}}"#,
+    )
+    .await;
+
+    assert!(message.contains("HTTP 404"), "{message}");
+    assert!(
+        message.contains("The model `kimi-k2-instruct` does not exist"),
+        "{message}"
+    );
+    assert!(message.contains("model_not_found"), "{message}");
+    assert_still_serving(&server).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_unreachable_inference_api_is_an_error_naming_the_url_and_the_variable() {
+    let fake = FakeVultr::start().await;
+    let port = {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
+        listener.local_addr().expect("a bound address").port()
+    };
+    let dead = format!("http://127.0.0.1:{port}/v1");
+    let server = Server::with_fake(&fake, &[("VULTR_INFERENCE_BASE_URL", dead.as_str())]).await;
+
+    let message = chat_error(&server).await;
+
+    assert!(message.contains(&dead), "{message}");
+    assert!(message.contains("VULTR_INFERENCE_BASE_URL"), "{message}");
+    assert!(message.contains("could not reach"), "{message}");
+    // The account API (same fake, other base URL) is unaffected, and the server still answers.
+    let listed = server.call("list_subscriptions", json!({})).await;
+    assert_eq!(ok(&listed)["subscriptions"][0]["label"], "main");
+    let again = chat_error(&server).await;
+    assert!(again.contains(&dead), "{again}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_unreachable_account_api_during_key_discovery_names_vultr_api_base_url() {
+    let fake = FakeVultr::start().await;
+    let port = {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
+        listener.local_addr().expect("a bound address").port()
+    };
+    let dead = format!("http://127.0.0.1:{port}/v2");
+    let server = Server::with_fake(&fake, &[("VULTR_API_BASE_URL", dead.as_str())]).await;
+
+    let message = chat_error(&server).await;
+
+    assert!(message.contains(&dead), "{message}");
+    assert!(message.contains("VULTR_API_BASE_URL"), "{message}");
+    assert!(message.contains("subscriptions"), "{message}");
+    assert_eq!(fake.count("POST", CHAT_PATH).await, 0);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn no_error_text_ever_contains_the_inference_key_or_the_account_key() {
+    let fake = FakeVultr::start().await;
+    let server = Server::with_fake(&fake, &[NO_RETRIES]).await;
+    let failures: [(u16, &str); 8] = [
+        (
+            400,
+            r#"{"error":{"message":"bad request","code":400,"type":"invalid_request_error"}}"#,
+        ),
+        (403, r#"{"message":"Forbidden"}"#),
+        (422, r#"{"error":{"message":"unprocessable","code":422}}"#),
+        (429, r#"{"error":"slow down"}"#),
+        (500, "<html>500</html>"),
+        (503, "Service Unavailable"),
+        (200, "not json"),
+        // A body quoting a subscription record: its api_key is blanked in the quote.
+        (
+            200,
+            r#"{"subscription":{"id":"x","api_key":"INFKEY-ONE-AAAA-BBBB-CCCC-1111"}}"#,
+        ),
+    ];
+
+    for (status, body) in failures {
+        fake.fail("POST", CHAT_PATH, status, body, 1).await;
+        let message = chat_error(&server).await;
+        assert!(
+            message.contains(&format!("HTTP {status}")),
+            "{status}: {message}"
+        );
+    }
+    assert_still_serving(&server).await;
+    let stderr = server.stderr();
+    for secret in [MAIN_KEY, ACCOUNT_KEY] {
+        assert!(!stderr.contains(secret), "a key leaked to stderr: {stderr}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_upstream_message_that_echoes_the_key_does_not_show_it() {
+    let fake = FakeVultr::start().await;
+    fake.fail(
+        "POST",
+        CHAT_PATH,
+        400,
+        r#"{"error":{"message":"key INFKEY-ONE-AAAA-BBBB-CCCC-1111 is not allowed to use this model","code":400}}"#,
+        1,
+    )
+    .await;
+    let server = Server::with_fake(&fake, &[]).await;
+
+    // chat_error fails the test when the key appears.
+    let message = chat_error(&server).await;
+
+    assert!(message.contains("HTTP 400"), "{message}");
+    server.stop().await;
+}

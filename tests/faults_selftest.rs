@@ -1,0 +1,318 @@
+//! Self-test of the raw fault-injecting fake (`tests/support/faults.rs`), driven with `reqwest`.
+
+#[path = "support/faults.rs"]
+mod faults;
+
+use std::time::{Duration, Instant};
+
+use faults::{Fault, FaultServer, refused_base_url};
+use serde_json::{Value, json};
+
+/// A plain client, as the crate builds it (connection reuse on).
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().build().expect("build client")
+}
+
+/// A minimal chat request body.
+fn chat_body(model: &str) -> Value {
+    json!({"model": model, "messages": [{"role": "user", "content": "hi"}]})
+}
+
+/// Sends a chat request with a bearer key.
+async fn post_chat(
+    client: &reqwest::Client,
+    server: &FaultServer,
+    model: &str,
+) -> reqwest::Result<reqwest::Response> {
+    client
+        .post(format!("{}/chat/completions", server.base_url()))
+        .bearer_auth("INFKEY-TEST")
+        .json(&chat_body(model))
+        .send()
+        .await
+}
+
+#[tokio::test]
+async fn normal_answer_and_recording() {
+    let server = FaultServer::start(vec![]).await;
+    let resp = post_chat(&client(), &server, "glm-5.2")
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.expect("json");
+    assert_eq!(
+        body,
+        json!({"id":"chatcmpl-raw","object":"chat.completion","created":1,"model":"glm-5.2",
+            "choices":[{"index":0,"message":{"role":"assistant","content":"ok from raw fake"},"finish_reason":"stop"}],
+            "usage":{"prompt_tokens":1,"completion_tokens":3,"total_tokens":4}})
+    );
+    assert_eq!(server.chat_requests(), 1);
+    assert_eq!(server.chat_bodies(), vec![chat_body("glm-5.2")]);
+    assert_eq!(
+        server.chat_authorizations(),
+        vec![Some("Bearer INFKEY-TEST".to_owned())]
+    );
+}
+
+#[tokio::test]
+async fn keep_alive_serves_several_requests_on_one_connection() {
+    let server = FaultServer::start(vec![Fault::Normal, Fault::Normal]).await;
+    let client = client();
+    for model in ["a", "b", "c"] {
+        let resp = post_chat(&client, &server, model).await.expect("send");
+        assert_eq!(resp.status(), 200);
+        let body: Value = resp.json().await.expect("json");
+        assert_eq!(body["model"], model);
+    }
+    // Also a GET on the same client in between chat requests.
+    let models = client
+        .get(format!("{}/models", server.base_url()))
+        .send()
+        .await
+        .expect("models");
+    assert_eq!(models.status(), 200);
+    let resp = post_chat(&client, &server, "d").await.expect("send");
+    assert_eq!(resp.status(), 200);
+    resp.bytes().await.expect("body");
+    assert_eq!(server.chat_requests(), 4);
+    let models: Vec<Value> = server
+        .chat_bodies()
+        .into_iter()
+        .map(|b| b["model"].clone())
+        .collect();
+    assert_eq!(models, vec![json!("a"), json!("b"), json!("c"), json!("d")]);
+    assert_eq!(server.connections(), 1, "one kept-alive connection");
+}
+
+#[tokio::test]
+async fn models_route_serves_the_catalog() {
+    let server = FaultServer::start(vec![Fault::Reset]).await;
+    let resp = client()
+        .get(format!("{}/models", server.base_url()))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.expect("json");
+    let expected: Value =
+        serde_json::from_str(include_str!("fixtures/catalog-2.4.json")).expect("fixture");
+    assert_eq!(body, expected);
+    // The models route does not consume the script.
+    assert_eq!(server.chat_requests(), 0);
+}
+
+#[tokio::test]
+async fn unknown_path_is_404() {
+    let server = FaultServer::start(vec![]).await;
+    let client = client();
+    for (method, path) in [
+        (reqwest::Method::GET, "/nope"),
+        (reqwest::Method::GET, "/chat/completions"),
+        (reqwest::Method::POST, "/embeddings"),
+    ] {
+        let resp = client
+            .request(method, format!("{}{path}", server.base_url()))
+            .body("{}")
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(resp.status(), 404, "{path}");
+        let body: Value = resp.json().await.expect("json");
+        assert_eq!(body, json!({"error":"Not found","status":404}));
+    }
+    assert_eq!(server.chat_requests(), 0);
+}
+
+#[tokio::test]
+async fn status_fault_keeps_headers_and_body() {
+    let server = FaultServer::start(vec![
+        Fault::Status {
+            status: 429,
+            headers: vec![("Retry-After".to_owned(), "7".to_owned())],
+            body: r#"{"error":"Too many requests","status":429}"#.to_owned(),
+        },
+        Fault::Status {
+            status: 200,
+            headers: vec![],
+            body: "{not json".to_owned(),
+        },
+    ])
+    .await;
+    let client = client();
+    let resp = post_chat(&client, &server, "m").await.expect("send");
+    assert_eq!(resp.status(), 429);
+    assert_eq!(
+        resp.headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("7")
+    );
+    assert_eq!(
+        resp.text().await.expect("text"),
+        r#"{"error":"Too many requests","status":429}"#
+    );
+    // Malformed JSON on a 200, same connection.
+    let resp = post_chat(&client, &server, "m").await.expect("send");
+    assert_eq!(resp.status(), 200);
+    assert!(resp.json::<Value>().await.is_err());
+    // Script empty: normal again.
+    let resp = post_chat(&client, &server, "m").await.expect("send");
+    assert_eq!(resp.status(), 200);
+    assert_eq!(server.chat_requests(), 3);
+}
+
+#[tokio::test]
+async fn delay_fault_answers_late() {
+    let server = FaultServer::start(vec![Fault::Delay(Duration::from_millis(300))]).await;
+    let started = Instant::now();
+    let resp = post_chat(&client(), &server, "m").await.expect("send");
+    assert_eq!(resp.status(), 200);
+    resp.json::<Value>().await.expect("json");
+    assert!(started.elapsed() >= Duration::from_millis(300));
+}
+
+#[tokio::test]
+async fn reset_fault_errors_the_request() {
+    let server = FaultServer::start(vec![Fault::Reset]).await;
+    let client = client();
+    let err = post_chat(&client, &server, "m")
+        .await
+        .expect_err("reset must fail the request");
+    assert!(!err.is_timeout(), "{err:?}");
+    assert_eq!(server.chat_requests(), 1);
+    // The server still accepts new connections.
+    let resp = post_chat(&client, &server, "m").await.expect("send");
+    assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test]
+async fn faults_on_a_reused_connection_are_not_retried_by_reqwest() {
+    let server = FaultServer::start(vec![Fault::Normal, Fault::Reset]).await;
+    server.push(Fault::Truncated);
+    let client = client();
+    let resp = post_chat(&client, &server, "m").await.expect("send");
+    resp.bytes().await.expect("body");
+    post_chat(&client, &server, "m")
+        .await
+        .expect_err("reset on a reused connection fails");
+    assert_eq!(server.chat_requests(), 2, "no hidden retry");
+    let resp = post_chat(&client, &server, "m").await.expect("head");
+    resp.bytes().await.expect_err("truncated");
+    assert_eq!(server.chat_requests(), 3);
+    assert_eq!(server.connections(), 2);
+}
+
+#[tokio::test]
+async fn truncated_fault_errors_while_reading_the_body() {
+    let server = FaultServer::start(vec![Fault::Truncated]).await;
+    let resp = post_chat(&client(), &server, "m")
+        .await
+        .expect("the head arrives");
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.content_length(), Some(1000));
+    let err = resp.bytes().await.expect_err("body is truncated");
+    assert!(err.is_body() || err.is_decode(), "{err:?}");
+}
+
+#[tokio::test]
+async fn stall_fault_times_out_and_records_the_client_close() {
+    let server = FaultServer::start(vec![Fault::Stall]).await;
+    let err = client()
+        .post(format!("{}/chat/completions", server.base_url()))
+        .timeout(Duration::from_millis(200))
+        .json(&chat_body("m"))
+        .send()
+        .await
+        .expect_err("stall must time out");
+    assert!(err.is_timeout(), "{err:?}");
+    assert!(server.wait_chat_requests(1, Duration::from_secs(1)).await);
+    assert!(server.wait_stalls_closed(1, Duration::from_secs(2)).await);
+    assert_eq!(server.stalls_closed_by_client(), 1);
+}
+
+#[tokio::test]
+async fn oversized_fault_sends_the_whole_body() {
+    const SIZE: usize = 3 * 1024 * 1024;
+    let server = FaultServer::start(vec![Fault::Oversized(SIZE)]).await;
+    let client = client();
+    let resp = post_chat(&client, &server, "m").await.expect("send");
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.content_length(), Some(SIZE as u64));
+    let bytes = resp.bytes().await.expect("body");
+    assert_eq!(bytes.len(), SIZE);
+    assert!(bytes.starts_with(b"{\"choices\":["));
+    // Keep-alive still works after it.
+    let resp = post_chat(&client, &server, "m").await.expect("send");
+    assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test]
+async fn oversized_fault_survives_a_client_hanging_up() {
+    let server = FaultServer::start(vec![Fault::Oversized(32 * 1024 * 1024)]).await;
+    let client = client();
+    let resp = post_chat(&client, &server, "m").await.expect("send");
+    drop(resp); // hang up mid-body
+    let resp = post_chat(&client, &server, "m").await.expect("send");
+    assert_eq!(resp.status(), 200);
+    assert_eq!(server.chat_requests(), 2);
+}
+
+#[tokio::test]
+async fn push_appends_to_the_script() {
+    let server = FaultServer::start(vec![]).await;
+    server.push(Fault::Status {
+        status: 500,
+        headers: vec![],
+        body: r#"{"error":"boom","status":500}"#.to_owned(),
+    });
+    let client = client();
+    let resp = post_chat(&client, &server, "m").await.expect("send");
+    assert_eq!(resp.status(), 500);
+    let resp = post_chat(&client, &server, "m").await.expect("send");
+    assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test]
+async fn refused_url_refuses_connections() {
+    let url = refused_base_url();
+    assert!(url.starts_with("http://127.0.0.1:") && url.ends_with("/v1"));
+    let err = client()
+        .get(format!("{url}/models"))
+        .send()
+        .await
+        .expect_err("nothing listens");
+    assert!(err.is_connect(), "{err:?}");
+}
+
+#[tokio::test]
+async fn dropping_the_server_stops_it() {
+    let server = FaultServer::start(vec![Fault::Stall]).await;
+    let url = server.base_url();
+    let client = client();
+    let stalled = tokio::spawn({
+        let client = client.clone();
+        let url = url.clone();
+        async move {
+            client
+                .post(format!("{url}/chat/completions"))
+                .json(&chat_body("m"))
+                .send()
+                .await
+        }
+    });
+    assert!(server.wait_chat_requests(1, Duration::from_secs(2)).await);
+    drop(server);
+    // The stalled connection is closed by the server: the request fails quickly.
+    let result = tokio::time::timeout(Duration::from_secs(2), stalled)
+        .await
+        .expect("stalled request ends once the server is dropped")
+        .expect("join");
+    assert!(result.is_err());
+    // And new connections are refused.
+    let err = client
+        .get(format!("{url}/models"))
+        .send()
+        .await
+        .expect_err("server is gone");
+    assert!(err.is_connect(), "{err:?}");
+}

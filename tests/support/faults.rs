@@ -1,0 +1,555 @@
+//! A raw fake of the Vultr inference API that can inject transport-level faults.
+//!
+//! Unlike `fake_vultr.rs` (wiremock), this server speaks HTTP/1.1 by hand on a plain
+//! [`tokio::net::TcpListener`] bound to `127.0.0.1:0`, so it can misbehave in ways an HTTP
+//! library would refuse to: reset the connection, truncate a body, stall forever, send a
+//! huge body, or answer slowly. Keep-alive is supported (several requests per connection).
+//!
+//! Routes (wire shapes from `/work/shared/vultr-api.md`, Part B/C):
+//!
+//! | route | answer |
+//! |---|---|
+//! | `GET /v1/models` | always 200 with `tests/fixtures/catalog-2.4.json` |
+//! | `POST /v1/chat/completions` | the next [`Fault`] of the script (FIFO); [`Fault::Normal`] when it is empty |
+//! | anything else | 404 `{"error":"Not found","status":404}` |
+//!
+//! Limits: request heads over 64 KiB, bodies over 64 MiB and `Transfer-Encoding` request
+//! bodies (chunked) are not supported; such a request gets a 400/413 and the connection closes.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::{JoinHandle, JoinSet};
+
+/// The model catalog served on `GET /v1/models`.
+const CATALOG: &str = include_str!("../fixtures/catalog-2.4.json");
+/// Largest request head accepted.
+const MAX_HEAD: usize = 64 * 1024;
+/// Largest request body accepted.
+const MAX_BODY: usize = 64 * 1024 * 1024;
+/// Chunk size used when writing [`Fault::Oversized`] bodies.
+const CHUNK: usize = 64 * 1024;
+/// Declared `Content-Length` of a [`Fault::Truncated`] answer.
+const TRUNCATED_DECLARED: usize = 1000;
+/// Bytes actually sent by a [`Fault::Truncated`] answer.
+const TRUNCATED_SENT: usize = 20;
+/// Polling period of the `wait_*` helpers.
+const POLL: Duration = Duration::from_millis(10);
+
+/// One scripted behaviour for a `POST /v1/chat/completions` request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// Answer normally.
+    Normal,
+    /// Answer with this status, extra headers and body (e.g. 429 with Retry-After, 500, a 200 with malformed JSON).
+    Status {
+        /// HTTP status code.
+        status: u16,
+        /// Extra headers (a `Content-Type` here replaces the default; `Content-Length` is always computed).
+        headers: Vec<(String, String)>,
+        /// Response body, sent as is.
+        body: String,
+    },
+    /// Answer normally after this delay.
+    Delay(Duration),
+    /// Read the request, then reset the connection (TCP RST via `SO_LINGER` 0 and drop).
+    Reset,
+    /// Send a 200 head with `Content-Length: 1000`, then 20 bytes of JSON, then close.
+    Truncated,
+    /// Read the request and never answer; keep the socket open until the client closes it, and record that it did.
+    Stall,
+    /// Send a 200 with `Content-Length: n` and an n-byte body (`{"choices":[` padded with spaces), in 64 KiB chunks.
+    Oversized(usize),
+}
+
+/// State shared between the [`FaultServer`] handle and its tasks.
+#[derive(Debug, Default)]
+struct State {
+    /// Faults still to be used, first one next.
+    script: VecDeque<Fault>,
+    /// Chat requests whose head was received.
+    chat_requests: usize,
+    /// Chat request bodies (`Value::Null` when a body is not JSON).
+    chat_bodies: Vec<Value>,
+    /// Chat request `Authorization` headers.
+    chat_authorizations: Vec<Option<String>>,
+    /// Stalled requests whose client closed the connection.
+    stalls_closed: usize,
+    /// TCP connections accepted.
+    connections: usize,
+}
+
+/// Shared, lockable [`State`].
+#[derive(Debug, Clone, Default)]
+struct Shared(Arc<Mutex<State>>);
+
+impl Shared {
+    /// Locks the state, ignoring poisoning (a panicking test must not hide the real failure).
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A running raw fake inference server; it stops when dropped.
+#[derive(Debug)]
+pub struct FaultServer {
+    /// Local address of the listener.
+    addr: SocketAddr,
+    /// Shared state.
+    state: Shared,
+    /// The accept loop (owns every connection task through a `JoinSet`).
+    accept: JoinHandle<()>,
+}
+
+impl FaultServer {
+    /// Starts the server with a script of faults for successive chat requests.
+    pub async fn start(script: Vec<Fault>) -> FaultServer {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind fault server on 127.0.0.1:0");
+        let addr = listener.local_addr().expect("fault server local address");
+        let state = Shared::default();
+        state.lock().script.extend(script);
+        let accept = tokio::spawn(accept_loop(listener, state.clone()));
+        FaultServer {
+            addr,
+            state,
+            accept,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT/v1`
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    /// Appends faults to the script.
+    pub fn push(&self, fault: Fault) {
+        self.state.lock().script.push_back(fault);
+    }
+
+    /// How many POST /v1/chat/completions requests were received (complete heads), whatever they got.
+    pub fn chat_requests(&self) -> usize {
+        self.state.lock().chat_requests
+    }
+
+    /// The JSON bodies of the chat requests, in order (`Value::Null` for a body that is not JSON).
+    pub fn chat_bodies(&self) -> Vec<Value> {
+        self.state.lock().chat_bodies.clone()
+    }
+
+    /// The Authorization header values of the chat requests, in order.
+    pub fn chat_authorizations(&self) -> Vec<Option<String>> {
+        self.state.lock().chat_authorizations.clone()
+    }
+
+    /// How many TCP connections the server has accepted (to check connection reuse).
+    pub fn connections(&self) -> usize {
+        self.state.lock().connections
+    }
+
+    /// Number of stalled requests whose client has closed the connection so far.
+    pub fn stalls_closed_by_client(&self) -> usize {
+        self.state.lock().stalls_closed
+    }
+
+    /// Waits (polling every 10 ms, up to `timeout`) until `stalls_closed_by_client() >= n`; returns whether it got there.
+    pub async fn wait_stalls_closed(&self, n: usize, timeout: Duration) -> bool {
+        poll_until(timeout, || self.stalls_closed_by_client() >= n).await
+    }
+
+    /// Waits until `chat_requests() >= n` (same polling), returns whether it got there.
+    pub async fn wait_chat_requests(&self, n: usize, timeout: Duration) -> bool {
+        poll_until(timeout, || self.chat_requests() >= n).await
+    }
+}
+
+impl Drop for FaultServer {
+    fn drop(&mut self) {
+        // Dropping the accept loop drops its JoinSet, which aborts every connection task.
+        self.accept.abort();
+    }
+}
+
+/// A `http://127.0.0.1:PORT/v1` URL where connections are refused (nothing listens on PORT).
+pub fn refused_base_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind probe listener");
+    let port = listener
+        .local_addr()
+        .expect("probe listener address")
+        .port();
+    drop(listener);
+    format!("http://127.0.0.1:{port}/v1")
+}
+
+/// Polls `done` every [`POLL`] until it holds or `timeout` has passed; returns its last value.
+async fn poll_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Accepts connections forever, serving each one in a task of a `JoinSet`.
+async fn accept_loop(listener: TcpListener, state: Shared) {
+    let mut connections = JoinSet::new();
+    loop {
+        while connections.try_join_next().is_some() {}
+        let Ok((stream, _)) = listener.accept().await else {
+            // Transient accept errors (e.g. too many open files): back off a little.
+            tokio::time::sleep(POLL).await;
+            continue;
+        };
+        state.lock().connections += 1;
+        connections.spawn(serve_connection(stream, state.clone()));
+    }
+}
+
+/// A parsed request.
+#[derive(Debug)]
+struct Request {
+    /// Method, e.g. `POST`.
+    method: String,
+    /// Path without the query string.
+    path: String,
+    /// Headers, names lowercased.
+    headers: Vec<(String, String)>,
+}
+
+impl Request {
+    /// The first value of a header (name in lowercase).
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Whether the client asked to close the connection after this request.
+    fn wants_close(&self) -> bool {
+        self.header("connection")
+            .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")))
+    }
+}
+
+/// What a connection does after one exchange.
+enum Next {
+    /// Serve the next request on the same connection.
+    KeepAlive,
+    /// End the connection.
+    Close,
+}
+
+/// Serves requests on one connection until the client hangs up or a fault ends it.
+async fn serve_connection(mut stream: TcpStream, state: Shared) {
+    let _ = stream.set_nodelay(true);
+    let mut buf: Vec<u8> = Vec::new();
+    loop {
+        match serve_one(&mut stream, &mut buf, &state).await {
+            Some(Next::KeepAlive) => {}
+            Some(Next::Close) | None => return,
+        }
+    }
+}
+
+/// Reads one request and answers it; `None` when the connection is gone or unusable.
+async fn serve_one(stream: &mut TcpStream, buf: &mut Vec<u8>, state: &Shared) -> Option<Next> {
+    let head_len = read_head(stream, buf).await?;
+    let Some(request) = parse_head(&buf[..head_len]) else {
+        respond_error(stream, 400, "Bad request").await;
+        return None;
+    };
+    buf.drain(..head_len);
+
+    if request.header("transfer-encoding").is_some() {
+        respond_error(
+            stream,
+            400,
+            "Transfer-Encoding is not supported by the fake",
+        )
+        .await;
+        return None;
+    }
+    let content_length = match request.header("content-length") {
+        None => 0,
+        Some(v) => match v.trim().parse::<usize>() {
+            Ok(n) => n,
+            Err(_) => {
+                respond_error(stream, 400, "Bad Content-Length").await;
+                return None;
+            }
+        },
+    };
+    if content_length > MAX_BODY {
+        respond_error(stream, 413, "Request body too large").await;
+        return None;
+    }
+
+    let is_chat = request.method == "POST" && request.path == "/v1/chat/completions";
+    let fault = if is_chat {
+        let mut st = state.lock();
+        st.chat_requests += 1;
+        st.chat_authorizations
+            .push(request.header("authorization").map(str::to_owned));
+        Some(st.script.pop_front().unwrap_or(Fault::Normal))
+    } else {
+        None
+    };
+
+    read_exact_into(stream, buf, content_length).await?;
+    let body: Vec<u8> = buf.drain(..content_length).collect();
+    let close_after = request.wants_close();
+    let keep = if close_after {
+        Next::Close
+    } else {
+        Next::KeepAlive
+    };
+
+    let Some(fault) = fault else {
+        let (status, body) = if request.method == "GET" && request.path == "/v1/models" {
+            (200, CATALOG.to_owned())
+        } else {
+            (
+                404,
+                json!({"error": "Not found", "status": 404}).to_string(),
+            )
+        };
+        write_response(stream, status, &[], body.as_bytes(), close_after).await?;
+        return Some(keep);
+    };
+
+    let json_body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let model = json_body.get("model").cloned().unwrap_or(Value::Null);
+    state.lock().chat_bodies.push(json_body);
+
+    match fault {
+        Fault::Normal => {
+            write_response(stream, 200, &[], &normal_body(model), close_after).await?;
+            Some(keep)
+        }
+        Fault::Delay(delay) => {
+            tokio::time::sleep(delay).await;
+            write_response(stream, 200, &[], &normal_body(model), close_after).await?;
+            Some(keep)
+        }
+        Fault::Status {
+            status,
+            headers,
+            body,
+        } => {
+            write_response(stream, status, &headers, body.as_bytes(), close_after).await?;
+            Some(keep)
+        }
+        Fault::Reset => {
+            let _ = stream.set_zero_linger();
+            None
+        }
+        Fault::Truncated => {
+            let full = normal_body(model);
+            let sent = &full[..TRUNCATED_SENT.min(full.len())];
+            let head = response_head(200, &[], TRUNCATED_DECLARED, false);
+            let _ = stream.write_all(head.as_bytes()).await;
+            let _ = stream.write_all(sent).await;
+            let _ = stream.flush().await;
+            let _ = stream.shutdown().await;
+            None
+        }
+        Fault::Stall => {
+            wait_for_client_close(stream).await;
+            state.lock().stalls_closed += 1;
+            None
+        }
+        Fault::Oversized(n) => {
+            let head = response_head(200, &[], n, close_after);
+            stream.write_all(head.as_bytes()).await.ok()?;
+            let mut first = true;
+            let mut left = n;
+            while left > 0 {
+                let len = left.min(CHUNK);
+                let mut chunk = vec![b' '; len];
+                if first {
+                    let prefix = b"{\"choices\":[";
+                    let p = prefix.len().min(len);
+                    chunk[..p].copy_from_slice(&prefix[..p]);
+                    first = false;
+                }
+                stream.write_all(&chunk).await.ok()?;
+                left -= len;
+            }
+            stream.flush().await.ok()?;
+            Some(keep)
+        }
+    }
+}
+
+/// Reads until `buf` holds a whole request head; returns its length (terminator included).
+async fn read_head(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<usize> {
+    let mut searched = 0;
+    loop {
+        if let Some(pos) = find_head_end(&buf[searched..]) {
+            return Some(searched + pos + 4);
+        }
+        if buf.len() > MAX_HEAD {
+            return None;
+        }
+        searched = buf.len().saturating_sub(3);
+        read_some(stream, buf).await?;
+    }
+}
+
+/// Position of the first `\r\n\r\n` in `bytes`.
+fn find_head_end(bytes: &[u8]) -> Option<usize> {
+    bytes.windows(4).position(|w| w == b"\r\n\r\n")
+}
+
+/// Reads until `buf` holds at least `len` bytes.
+async fn read_exact_into(stream: &mut TcpStream, buf: &mut Vec<u8>, len: usize) -> Option<()> {
+    while buf.len() < len {
+        read_some(stream, buf).await?;
+    }
+    Some(())
+}
+
+/// Appends one read's worth of bytes to `buf`; `None` on EOF or error.
+async fn read_some(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<()> {
+    let mut chunk = [0u8; 8192];
+    match stream.read(&mut chunk).await {
+        Ok(0) | Err(_) => None,
+        Ok(n) => {
+            buf.extend_from_slice(&chunk[..n]);
+            Some(())
+        }
+    }
+}
+
+/// Discards anything the client sends until it closes the connection (EOF or error).
+async fn wait_for_client_close(stream: &mut TcpStream) {
+    let mut chunk = [0u8; 8192];
+    while let Ok(n) = stream.read(&mut chunk).await {
+        if n == 0 {
+            return;
+        }
+    }
+}
+
+/// Parses a request head (request line and headers).
+fn parse_head(head: &[u8]) -> Option<Request> {
+    let text = std::str::from_utf8(head).ok()?;
+    let mut lines = text.split("\r\n");
+    let mut parts = lines.next()?.split_whitespace();
+    let method = parts.next()?.to_owned();
+    let target = parts.next()?;
+    parts.next()?; // HTTP version
+    let path = target.split('?').next().unwrap_or(target).to_owned();
+    let mut headers = Vec::new();
+    for line in lines.filter(|l| !l.is_empty()) {
+        let (name, value) = line.split_once(':')?;
+        headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
+    }
+    Some(Request {
+        method,
+        path,
+        headers,
+    })
+}
+
+/// The body of a normal chat completion for `model`.
+fn normal_body(model: Value) -> Vec<u8> {
+    json!({
+        "id": "chatcmpl-raw",
+        "object": "chat.completion",
+        "created": 1,
+        "model": model,
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": "ok from raw fake"},
+            "finish_reason": "stop"
+        }],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 3, "total_tokens": 4}
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// A response head; `Content-Type: application/json` unless `extra` has one, and
+/// `Content-Length: content_length` (any `Content-Length` in `extra` is ignored).
+fn response_head(
+    status: u16,
+    extra: &[(String, String)],
+    content_length: usize,
+    close: bool,
+) -> String {
+    let mut head = format!("HTTP/1.1 {status} {}\r\n", reason(status));
+    if !extra
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+    {
+        head.push_str("Content-Type: application/json\r\n");
+    }
+    for (name, value) in extra {
+        if !name.eq_ignore_ascii_case("content-length") {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+    }
+    head.push_str(&format!("Content-Length: {content_length}\r\n"));
+    if close {
+        head.push_str("Connection: close\r\n");
+    }
+    head.push_str("\r\n");
+    head
+}
+
+/// Writes a whole response; `None` if the client has gone.
+async fn write_response(
+    stream: &mut TcpStream,
+    status: u16,
+    extra: &[(String, String)],
+    body: &[u8],
+    close: bool,
+) -> Option<()> {
+    let mut bytes = response_head(status, extra, body.len(), close).into_bytes();
+    bytes.extend_from_slice(body);
+    stream.write_all(&bytes).await.ok()?;
+    stream.flush().await.ok()
+}
+
+/// Answers a request the fake cannot handle and closes (best effort).
+async fn respond_error(stream: &mut TcpStream, status: u16, message: &str) {
+    let body = json!({"error": message, "status": status}).to_string();
+    let _ = write_response(stream, status, &[], body.as_bytes(), true).await;
+    let _ = stream.shutdown().await;
+}
+
+/// Reason phrase for common status codes (clients ignore it anyway).
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        204 => "No Content",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        408 => "Request Timeout",
+        413 => "Payload Too Large",
+        422 => "Unprocessable Entity",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "Status",
+    }
+}
