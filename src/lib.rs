@@ -7,3 +7,6 @@ pub mod keys;
 pub mod secret;
 pub mod server;
 pub mod vultr;
+
+#[cfg(test)]
+mod arbitrary;

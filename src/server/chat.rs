@@ -73,6 +73,25 @@ pub struct ChatCompletionArgs {
     subscription: Option<String>,
 }
 
+impl ChatCompletionArgs {
+    /// Moves the sampling and output options out, to be sent as given.
+    fn take_options(&mut self) -> ChatOptions {
+        ChatOptions {
+            max_tokens: self.max_tokens.take(),
+            temperature: self.temperature.take(),
+            top_p: self.top_p.take(),
+            stop: self.stop.take(),
+            seed: self.seed.take(),
+            frequency_penalty: self.frequency_penalty.take(),
+            presence_penalty: self.presence_penalty.take(),
+            reasoning_effort: self.reasoning_effort.take(),
+            response_format: self.response_format.take(),
+            tools: self.tools.take(),
+            tool_choice: self.tool_choice.take(),
+        }
+    }
+}
+
 #[tool_router(router = chat_router, vis = "pub(super)")]
 impl VultrServer {
     /// Run a chat completion on a Vultr-hosted model, with optional tool calling. Give `prompt` or `messages`. When the result has tool_calls, run them and call again with messages + assistant_message + one role "tool" message (tool_call_id, content) per call.
@@ -100,20 +119,8 @@ impl VultrServer {
         &self,
         args: Result<ChatCompletionArgs, InvalidArguments>,
     ) -> Result<CallToolResult, ToolError> {
-        let args = args?;
-        let options = ChatOptions {
-            max_tokens: args.max_tokens,
-            temperature: args.temperature,
-            top_p: args.top_p,
-            stop: args.stop,
-            seed: args.seed,
-            frequency_penalty: args.frequency_penalty,
-            presence_penalty: args.presence_penalty,
-            reasoning_effort: args.reasoning_effort,
-            response_format: args.response_format,
-            tools: args.tools,
-            tool_choice: args.tool_choice,
-        };
+        let mut args = args?;
+        let options = args.take_options();
         let messages = conversation(args.prompt, args.system, args.messages)?;
         check_options(&options)?;
         let model = args
@@ -467,6 +474,9 @@ fn render(reply: &ChatReply) -> String {
             _ => "(the model returned no text)\n\n",
         });
     }
+    if reply.truncated {
+        text.push_str("[the reply was cut to the result size limit (VULTR_MCP_MAX_RESULT_CHARS); ask for a shorter answer or a lower max_tokens]\n\n");
+    }
     let _ = write!(text, "[model {}", reply.model);
     if let Some(reason) = &reply.finish_reason {
         let _ = write!(text, ", finish_reason {reason}");
@@ -478,4 +488,23 @@ fn render(reply: &ChatReply) -> String {
     }
     text.push(']');
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::args::decode;
+
+    proptest::proptest! {
+        /// Whatever a client sends, decoding and checking it ends in a value or an
+        /// error message, never a panic.
+        #[test]
+        fn any_arguments_are_accepted_or_refused_without_panicking(arguments in crate::arbitrary::json_object()) {
+            if let Ok(mut args) = decode::<ChatCompletionArgs>(arguments) {
+                let options = args.take_options();
+                let _ = check_options(&options);
+                let _ = conversation(args.prompt, args.system, args.messages);
+            }
+        }
+    }
 }

@@ -1,7 +1,7 @@
 //! The MCP server: its tools, its identity and its instructions. It knows nothing of
 //! stdio; `main.rs` picks the transport.
 
-mod args;
+pub(crate) mod args;
 mod chat;
 mod error;
 mod models;

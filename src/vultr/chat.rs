@@ -285,6 +285,9 @@ pub struct ChatReply {
     pub usage: Option<TokenUsage>,
     /// The reply as a message to append to `messages` for the next round.
     pub assistant_message: Value,
+    /// True when content or reasoning was cut to the result size limit.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
 }
 
 /// Why a completion body could not be read.
@@ -363,7 +366,30 @@ impl ChatReply {
                 .map(str::to_owned),
             usage: body.get("usage").and_then(read_usage),
             assistant_message,
+            truncated: false,
         })
+    }
+}
+
+impl ChatReply {
+    /// Cuts content and reasoning to `max_chars` each (and the content of
+    /// `assistant_message` with them); returns whether anything was cut.
+    pub fn truncate(&mut self, max_chars: usize) -> bool {
+        let mut cut = false;
+        for text in [&mut self.content, &mut self.reasoning]
+            .into_iter()
+            .flatten()
+        {
+            if text.chars().count() > max_chars {
+                *text = text.chars().take(max_chars).collect();
+                cut = true;
+            }
+        }
+        if cut {
+            self.assistant_message["content"] = json!(self.content);
+            self.truncated = true;
+        }
+        cut
     }
 }
 
@@ -435,6 +461,28 @@ mod tests {
             "{\"city\":\"Paris\"}"
         );
         assert_eq!(reply.assistant_message["content"], Value::Null);
+    }
+
+    #[test]
+    fn truncation_cuts_content_and_the_echoed_message() {
+        let body = json!({"choices":[{"message":{"content":"abcdef","reasoning":"xy"},"finish_reason":"length"}]});
+        let mut reply = ChatReply::from_response(&body, "m").unwrap();
+        assert!(reply.truncate(3));
+        assert_eq!(reply.content.as_deref(), Some("abc"));
+        assert_eq!(reply.reasoning.as_deref(), Some("xy"));
+        assert_eq!(reply.assistant_message["content"], "abc");
+        assert!(reply.truncated);
+        assert!(!reply.truncate(3));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_completion_body_is_read_or_refused_without_panicking(body in crate::arbitrary::json_value()) {
+            if let Ok(mut reply) = ChatReply::from_response(&body, "m") {
+                reply.truncate(5);
+            }
+            let _ = ChatReply::from_response(&json!({ "choices": [body] }), "m");
+        }
     }
 
     #[test]

@@ -279,6 +279,26 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #[test]
+        fn error_bodies_never_panic(body in ".{0,200}", value in crate::arbitrary::json_value()) {
+            let _ = error_message(&body);
+            let _ = error_message(&value.to_string());
+            let _ = error_message(&json_error(value));
+        }
+
+        #[test]
+        fn snippets_never_panic_and_hide_api_keys(body in ".{0,300}", key in "[A-Z0-9]{12,40}", max in 0usize..400) {
+            let _ = snippet(&body, max);
+            let with_key = format!("{body}{{\"api_key\":\"{key}\"}}");
+            proptest::prop_assert!(!snippet(&with_key, 10_000).contains(&key));
+        }
+    }
+
+    fn json_error(value: Value) -> String {
+        serde_json::json!({ "error": value }).to_string()
+    }
+
     #[test]
     fn snippets_are_cut() {
         assert_eq!(snippet("abcdef", 3), "abc…");

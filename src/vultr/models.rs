@@ -335,6 +335,14 @@ mod tests {
         assert!(parse_catalog(&json!("text")).is_err());
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_json_parses_or_is_refused_without_panicking(body in crate::arbitrary::json_value()) {
+            let _ = parse_catalog(&body);
+            let _ = parse_catalog(&json!({ "data": [body] }));
+        }
+    }
+
     #[test]
     fn models_marked_not_ready_say_so() {
         let entry = json!({"id":"m","is_ready":false,"output_modalities":[{"type":"text"}]});
