@@ -67,6 +67,24 @@ pub struct Config {
     /// Timeouts, retries and size limits.
     #[command(flatten)]
     pub limits: Limits,
+
+    /// Where conversations are kept: a SQLite file path, or `memory` to keep them only while
+    /// the server runs [default: <data dir>/vultr-inference-mcp/conversations.sqlite3].
+    #[arg(long, env = "VULTR_MCP_CONVERSATIONS", value_name = "PATH|memory")]
+    pub conversations: Option<String>,
+
+    /// Most conversations kept; the least recently used go first.
+    #[arg(
+        long,
+        env = "VULTR_MCP_MAX_CONVERSATIONS",
+        value_name = "N",
+        default_value_t = 500
+    )]
+    pub max_conversations: usize,
+
+    /// Conversations unused for longer than this are deleted.
+    #[arg(long, env = "VULTR_MCP_CONVERSATION_MAX_AGE", value_name = "DURATION", default_value = "30days", value_parser = parse_duration)]
+    pub conversation_max_age: Duration,
 }
 
 /// Timeouts, retries and size limits. Durations take `30s`, `5m`, `500ms` or plain seconds.
@@ -83,6 +101,14 @@ pub struct Limits {
     /// How long one chat completion may take.
     #[arg(long, env = "VULTR_MCP_CHAT_TIMEOUT", value_name = "DURATION", default_value = "300s", value_parser = parse_duration)]
     pub chat_timeout: Duration,
+
+    /// Longest wait for the first streamed chunk of a chat completion.
+    #[arg(long, env = "VULTR_MCP_FIRST_TOKEN_TIMEOUT", value_name = "DURATION", default_value = "120s", value_parser = parse_duration)]
+    pub first_token_timeout: Duration,
+
+    /// Longest silence between streamed chunks; after it the partial answer is returned.
+    #[arg(long, env = "VULTR_MCP_STALL_TIMEOUT", value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub stall_timeout: Duration,
 
     /// Retries after HTTP 408, 409, 429 or 5xx (never after other errors).
     #[arg(
@@ -144,6 +170,7 @@ impl Config {
         let blank_to_none = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
         self.inference_subscription = blank_to_none(self.inference_subscription);
         self.default_model = blank_to_none(self.default_model);
+        self.conversations = blank_to_none(self.conversations);
         self
     }
 }

@@ -1,6 +1,7 @@
 //! Entry point: read the configuration, log to stderr, serve MCP over stdio.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 use rmcp::service::ServerInitializeError;
@@ -9,19 +10,44 @@ use tracing_subscriber::EnvFilter;
 use vultr_inference_mcp::config::Config;
 use vultr_inference_mcp::server::VultrServer;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let config = Config::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("vultr-inference-mcp: could not start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = runtime.block_on(serve(config));
+    // Do not wait for the thread blocked reading stdin (it cannot be interrupted): after a
+    // signal stdin may still be open. Calls in flight are dropped, closing their connections.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    code
+}
+
+async fn serve(config: Config) -> ExitCode {
     // stdout carries JSON-RPC; every log line goes to stderr. Quiet unless RUST_LOG says otherwise.
+    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    if config.reveal_keys {
+        // rmcp logs whole responses at debug level, and revealed keys are in them.
+        filter = filter.add_directive("rmcp=info".parse().expect("a valid directive"));
+    }
     tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
-        )
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .init();
 
-    let server = match VultrServer::new(config).serve(stdio()).await {
+    let mut signal = std::pin::pin!(shutdown_signal());
+    let started = tokio::select! {
+        started = VultrServer::new(config).serve(stdio()) => started,
+        () = &mut signal => return ExitCode::SUCCESS,
+    };
+    let server = match started {
         Ok(server) => server,
         // The client went away before initializing: nothing to serve, nothing went wrong.
         Err(ServerInitializeError::ConnectionClosed(_)) => return ExitCode::SUCCESS,
@@ -30,8 +56,8 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    // Ends at end of stdin or on SIGTERM/Ctrl-C; returning drops the runtime, which aborts
-    // every call still in flight and so closes its upstream connection.
+    // Ends at end of stdin or on SIGTERM/Ctrl-C; the runtime's shutdown then aborts every
+    // call still in flight and so closes its upstream connection.
     let cancel = server.cancellation_token();
     tokio::select! {
         outcome = server.waiting() => match outcome {
@@ -41,7 +67,7 @@ async fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         },
-        () = shutdown_signal() => {
+        () = &mut signal => {
             tracing::info!("shutting down on signal");
             cancel.cancel();
         }

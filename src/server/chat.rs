@@ -7,18 +7,25 @@ use std::fmt::Write as _;
 use rmcp::model::CallToolResult;
 use rmcp::{tool, tool_router};
 use serde::Deserialize;
-use tokio_util::sync::CancellationToken;
+use std::future::Future;
+use std::time::Duration;
+
+use rmcp::model::{ProgressNotificationParam, ProgressToken};
+use rmcp::service::RequestContext;
+use rmcp::{Peer, RoleServer};
+use tokio::time::Instant;
 
 use super::VultrServer;
 use super::args::{InvalidArguments, Parameters};
 use super::error::ToolError;
 use crate::keys::{InferenceKey, KeySource};
 use crate::vultr::chat::{
-    ChatOptions, ChatReply, ChatRequest, Content, Message, Role, Stop, ToolChoice, ToolChoiceMode,
-    ToolDefinition,
+    ChatOptions, ChatReply, ChatRequest, Content, Message, Role, Stop, TokenUsage, ToolChoice,
+    ToolChoiceMode, ToolDefinition,
 };
 use crate::vultr::error::VultrError;
 use crate::vultr::models::Model;
+use crate::vultr::stream::{CutOff, StreamAssembler};
 
 /// Arguments of `chat_completion`.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -101,10 +108,12 @@ impl VultrServer {
     async fn chat_completion(
         &self,
         Parameters(args): Parameters<ChatCompletionArgs>,
-        cancel: CancellationToken,
+        context: RequestContext<RoleServer>,
     ) -> CallToolResult {
+        let cancel = context.ct.clone();
+        let progress = ProgressReporter::new(&context);
         let outcome = tokio::select! {
-            outcome = self.chat_inner(args) => outcome,
+            outcome = self.chat_inner(args, progress) => outcome,
             () = cancel.cancelled() => return CallToolResult::error(vec![rmcp::model::ContentBlock::text("cancelled")]),
         };
         match outcome {
@@ -118,6 +127,7 @@ impl VultrServer {
     async fn chat_inner(
         &self,
         args: Result<ChatCompletionArgs, InvalidArguments>,
+        mut progress: ProgressReporter,
     ) -> Result<CallToolResult, ToolError> {
         let mut args = args?;
         let options = args.take_options();
@@ -129,16 +139,30 @@ impl VultrServer {
             .or_else(|| self.state.default_model.clone())
             .ok_or(ToolError::NoModel)?;
         let key = self.state.keys.get(args.subscription.as_deref()).await?;
-        self.check_against_catalog(&model, &options, &key).await?;
+        let known = self.check_against_catalog(&model, &options, &key).await?;
         let request = ChatRequest {
             model,
             messages,
             options,
         };
-        let reply = self
-            .send(&request, key, args.subscription.as_deref())
+        let streaming = known.as_ref().is_some_and(|m| m.streaming == Some(true));
+        let started = Instant::now();
+        let (mut reply, cut_off) = self
+            .send(
+                &request,
+                key,
+                args.subscription.as_deref(),
+                streaming,
+                &mut progress,
+            )
             .await?;
-        Ok(self.success(render(&reply), &reply))
+        reply.latency_ms = Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
+        reply.cost_usd = known
+            .as_ref()
+            .and_then(|m| cost_usd(m, reply.usage.as_ref()));
+        // Leave room for the notices and the footer within the result limit.
+        reply.truncate(self.state.max_result_chars.saturating_sub(400).max(1));
+        Ok(self.success(render(&reply, cut_off), &reply))
     }
 
     /// Sends the request; a discovered key that is refused is looked up again, once.
@@ -147,16 +171,37 @@ impl VultrServer {
         request: &ChatRequest,
         key: InferenceKey,
         subscription: Option<&str>,
-    ) -> Result<ChatReply, ToolError> {
-        match self.state.inference.chat(&key.key, request).await {
+        streaming: bool,
+        progress: &mut ProgressReporter,
+    ) -> Result<(ChatReply, Option<CutOff>), ToolError> {
+        match self.attempt(&key, request, streaming, progress).await {
             Err(VultrError::Status { status: 401, .. }) if self.state.keys.forget(&key).await => {
                 tracing::info!("inference key refused; reading the subscription's key again");
                 let fresh = self.state.keys.get(subscription).await?;
-                let outcome = self.state.inference.chat(&fresh.key, request).await;
+                let outcome = self.attempt(&fresh, request, streaming, progress).await;
                 outcome.map_err(|e| upstream_error(e, &fresh))
             }
             outcome => outcome.map_err(|e| upstream_error(e, &key)),
         }
+    }
+
+    /// One request to Vultr, streamed when the model can stream.
+    async fn attempt(
+        &self,
+        key: &InferenceKey,
+        request: &ChatRequest,
+        streaming: bool,
+        progress: &mut ProgressReporter,
+    ) -> Result<(ChatReply, Option<CutOff>), VultrError> {
+        let inference = &self.state.inference;
+        if !streaming {
+            return inference.chat(&key.key, request).await.map(|r| (r, None));
+        }
+        inference
+            .chat_stream(&key.key, request, self.state.stream_deadlines, |so_far| {
+                progress.on_chunk(so_far)
+            })
+            .await
     }
 
     /// Refuses what the catalog says cannot work. When the catalog cannot be read the
@@ -166,12 +211,12 @@ impl VultrServer {
         model: &str,
         options: &ChatOptions,
         key: &InferenceKey,
-    ) -> Result<(), ToolError> {
+    ) -> Result<Option<Model>, ToolError> {
         let catalog = match self.state.catalog.models(Some(&key.key)).await {
             Ok(catalog) => catalog,
             Err(error) => {
                 tracing::warn!(%error, "model catalog unavailable; sending the request unchecked");
-                return Ok(());
+                return Ok(None);
             }
         };
         let chat_models = || ids(catalog.iter().filter(|m| m.is_chat()));
@@ -217,8 +262,81 @@ impl VultrServer {
                 supported: found.reasoning_efforts.clone(),
             });
         }
-        Ok(())
+        Ok(Some(found.clone()))
     }
+}
+
+/// What a call cost, when the catalog prices both its prompt and completion tokens.
+fn cost_usd(model: &Model, usage: Option<&TokenUsage>) -> Option<f64> {
+    let usage = usage?;
+    let prompt = usage.prompt_tokens? as f64 * model.prompt_usd_per_1m?;
+    let completion = usage.completion_tokens? as f64 * model.completion_usd_per_1m?;
+    let cost = (prompt + completion) / 1_000_000.0;
+    Some((cost * 1e10).round() / 1e10)
+}
+
+/// Sends progress notifications for a streamed reply when the client asked for them
+/// (a `progressToken`): none in the first second, then at most four a second, each
+/// with the tokens so far and the last words. They are sent before the result, never after.
+pub(super) struct ProgressReporter {
+    target: Option<(Peer<RoleServer>, ProgressToken)>,
+    started: Instant,
+    last_sent: Option<Instant>,
+}
+
+impl ProgressReporter {
+    /// Quiet for calls that end within this.
+    const GRACE: Duration = Duration::from_secs(1);
+    /// Least time between two notifications.
+    const INTERVAL: Duration = Duration::from_millis(250);
+
+    fn new(context: &RequestContext<RoleServer>) -> Self {
+        Self {
+            target: context
+                .meta
+                .get_progress_token()
+                .map(|token| (context.peer.clone(), token)),
+            started: Instant::now(),
+            last_sent: None,
+        }
+    }
+
+    /// The notification due after this chunk, if any, as a future that sends it.
+    fn on_chunk(&mut self, so_far: &StreamAssembler) -> impl Future<Output = ()> + use<> {
+        let now = Instant::now();
+        let due = self.target.is_some()
+            && now.duration_since(self.started) >= Self::GRACE
+            && self
+                .last_sent
+                .is_none_or(|last| now.duration_since(last) >= Self::INTERVAL);
+        let notification = match &self.target {
+            Some((peer, token)) if due => {
+                self.last_sent = Some(now);
+                let tokens = so_far.deltas();
+                let param = ProgressNotificationParam::new(token.clone(), tokens as f64)
+                    .with_message(format!(
+                        "{tokens} tokens so far: …{}",
+                        last_words(so_far.content(), 60)
+                    ));
+                Some((peer.clone(), param))
+            }
+            _ => None,
+        };
+        async move {
+            if let Some((peer, param)) = notification
+                && let Err(error) = peer.notify_progress(param).await
+            {
+                tracing::debug!(%error, "progress notification not sent");
+            }
+        }
+    }
+}
+
+/// The last `max` characters of `text` on one line.
+fn last_words(text: &str, max: usize) -> String {
+    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let count = flat.chars().count();
+    flat.chars().skip(count.saturating_sub(max)).collect()
 }
 
 /// A refused key read from a subscription needs other advice than a configured one.
@@ -444,8 +562,11 @@ fn sorted<'a>(names: &HashSet<&'a str>) -> Vec<&'a str> {
 }
 
 /// The reply as text for the model reading the tool result.
-fn render(reply: &ChatReply) -> String {
+fn render(reply: &ChatReply, cut_off: Option<CutOff>) -> String {
     let mut text = String::new();
+    if let Some(cut) = cut_off {
+        let _ = write!(text, "[cut off: {}]\n\n", cut.explanation());
+    }
     if let Some(content) = reply.content.as_deref().filter(|c| !c.trim().is_empty()) {
         text.push_str(content);
         text.push_str("\n\n");
@@ -485,6 +606,9 @@ fn render(reply: &ChatReply) -> String {
         && let (Some(p), Some(c)) = (usage.prompt_tokens, usage.completion_tokens)
     {
         let _ = write!(text, ", tokens {p} prompt + {c} completion");
+    }
+    if let Some(cost) = reply.cost_usd {
+        let _ = write!(text, ", ${cost:.6}");
     }
     text.push(']');
     text

@@ -26,6 +26,7 @@ use crate::secret::KnownKeys;
 use crate::vultr::account::AccountClient;
 use crate::vultr::http::VultrHttp;
 use crate::vultr::inference::InferenceClient;
+use crate::vultr::stream::StreamDeadlines;
 
 pub use args::InvalidArguments;
 pub use error::ToolError;
@@ -56,6 +57,7 @@ struct State {
     reveal_keys: bool,
     known_keys: Arc<KnownKeys>,
     max_result_chars: usize,
+    stream_deadlines: StreamDeadlines,
     /// One permit per tool call allowed to run at once.
     calls: Semaphore,
 }
@@ -98,6 +100,11 @@ impl VultrServer {
             reveal_keys: config.reveal_keys,
             known_keys,
             max_result_chars: limits.max_result_chars,
+            stream_deadlines: StreamDeadlines {
+                first_chunk: limits.first_token_timeout,
+                stall: limits.stall_timeout,
+                total: limits.chat_timeout,
+            },
             calls: Semaphore::new(limits.max_concurrent_calls as usize),
         };
         Self {

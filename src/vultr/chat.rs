@@ -288,6 +288,12 @@ pub struct ChatReply {
     /// True when content or reasoning was cut to the result size limit.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub truncated: bool,
+    /// What the call cost in USD, from the usage and the catalog's prices.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
+    /// Milliseconds from sending the request to the end of the answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<u64>,
 }
 
 /// Why a completion body could not be read.
@@ -367,6 +373,8 @@ impl ChatReply {
             usage: body.get("usage").and_then(read_usage),
             assistant_message,
             truncated: false,
+            cost_usd: None,
+            latency_ms: None,
         })
     }
 }

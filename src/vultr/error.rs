@@ -59,7 +59,7 @@ pub enum VultrError {
         detail: String,
     },
     /// The API did not answer in time.
-    #[error("the {api} did not answer within {}s; try again, or ask for less (e.g. a lower max_tokens).", .after.as_secs())]
+    #[error("the {api} did not answer within {}; try again, or ask for less (e.g. a lower max_tokens).", human_duration(*.after))]
     Timeout {
         /// Which API.
         api: Api,
@@ -116,6 +116,16 @@ impl VultrError {
             _ => None,
         }
     }
+}
+
+/// `500ms`, `30s`, `5m`: a duration as a person writes it.
+pub fn human_duration(duration: Duration) -> String {
+    let rounded = if duration >= Duration::from_secs(1) {
+        Duration::from_secs(duration.as_secs())
+    } else {
+        Duration::from_millis(duration.as_millis() as u64)
+    };
+    humantime::format_duration(rounded).to_string()
 }
 
 fn message_suffix(message: &Option<String>) -> String {

@@ -87,12 +87,94 @@ impl VultrHttp {
         request: RequestBuilder,
     ) -> Result<T, VultrError> {
         let attempt = || async {
-            let request = request.try_clone().ok_or_else(|| VultrError::Transport {
+            let request = self
+                .prepare(api, &request)?
+                .header(header::ACCEPT, "application/json");
+            let response = self.response_once(api, base_url, timeout, request).await?;
+            let status = response.status();
+            let body = self.read_body(api, base_url, timeout, response).await?;
+            let body = if status == StatusCode::NO_CONTENT || body.trim().is_empty() {
+                "null"
+            } else {
+                &body
+            };
+            serde_json::from_str(body).map_err(|e| VultrError::Decode {
                 api,
-                detail: "the request could not be prepared".to_owned(),
-            })?;
-            self.send_once(api, base_url, timeout, request).await
+                status: status.as_u16(),
+                detail: e.to_string(),
+                snippet: snippet(body, 200),
+            })
         };
+        self.with_retries(api, attempt).await
+    }
+
+    /// Sends a request whose answer is read as it arrives (a stream), retrying failures
+    /// that come before it starts. `timeout` bounds the whole answer.
+    pub async fn send_streaming(
+        &self,
+        api: Api,
+        base_url: &str,
+        timeout: Duration,
+        request: RequestBuilder,
+    ) -> Result<reqwest::Response, VultrError> {
+        let attempt = || async {
+            let request = self
+                .prepare(api, &request)?
+                .header(header::ACCEPT, "text/event-stream");
+            self.response_once(api, base_url, timeout, request).await
+        };
+        self.with_retries(api, attempt).await
+    }
+
+    /// Reads a whole body, refusing one over the size cap.
+    pub async fn read_body(
+        &self,
+        api: Api,
+        base_url: &str,
+        timeout: Duration,
+        mut response: reqwest::Response,
+    ) -> Result<String, VultrError> {
+        let too_large = || VultrError::TooLarge {
+            api,
+            limit: self.max_response_bytes,
+        };
+        if response
+            .content_length()
+            .is_some_and(|n| n > self.max_response_bytes as u64)
+        {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| transport_error(api, base_url, timeout, &e))?
+        {
+            if body.len() + chunk.len() > self.max_response_bytes {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(String::from_utf8_lossy(&body).into_owned())
+    }
+
+    /// The largest body accepted, in bytes.
+    pub fn max_response_bytes(&self) -> usize {
+        self.max_response_bytes
+    }
+
+    fn prepare(&self, api: Api, request: &RequestBuilder) -> Result<RequestBuilder, VultrError> {
+        request.try_clone().ok_or_else(|| VultrError::Transport {
+            api,
+            detail: "the request could not be prepared".to_owned(),
+        })
+    }
+
+    async fn with_retries<T, F, Fut>(&self, api: Api, attempt: F) -> Result<T, VultrError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, VultrError>>,
+    {
         let backoff = ExponentialBuilder::default()
             .with_min_delay(self.retry.min_delay)
             .with_max_delay(self.retry.max_delay)
@@ -115,58 +197,30 @@ impl VultrHttp {
             .await
     }
 
-    async fn send_once<T: DeserializeOwned>(
+    /// One attempt: a success response (body unread), or the error a failure stands for.
+    async fn response_once(
         &self,
         api: Api,
         base_url: &str,
         timeout: Duration,
         request: RequestBuilder,
-    ) -> Result<T, VultrError> {
-        let fail = |e: reqwest::Error| transport_error(api, base_url, timeout, &e);
-        let mut response = request
-            .header(header::ACCEPT, "application/json")
+    ) -> Result<reqwest::Response, VultrError> {
+        let response = request
             .timeout(timeout)
             .send()
             .await
-            .map_err(fail)?;
+            .map_err(|e| transport_error(api, base_url, timeout, &e))?;
         let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
         let retry_after = retry_after(response.headers());
-        let too_large = || VultrError::TooLarge {
-            api,
-            limit: self.max_response_bytes,
-        };
-        if response
-            .content_length()
-            .is_some_and(|n| n > self.max_response_bytes as u64)
-        {
-            return Err(too_large());
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(fail)? {
-            if body.len() + chunk.len() > self.max_response_bytes {
-                return Err(too_large());
-            }
-            body.extend_from_slice(&chunk);
-        }
-        let body = String::from_utf8_lossy(&body);
-        if !status.is_success() {
-            return Err(VultrError::Status {
-                api,
-                status: status.as_u16(),
-                message: error_message(&body).or_else(|| plain_text_message(&body)),
-                retry_after,
-            });
-        }
-        let body = if status == StatusCode::NO_CONTENT || body.trim().is_empty() {
-            "null"
-        } else {
-            &body
-        };
-        serde_json::from_str(body).map_err(|e| VultrError::Decode {
+        let body = self.read_body(api, base_url, timeout, response).await?;
+        Err(VultrError::Status {
             api,
             status: status.as_u16(),
-            detail: e.to_string(),
-            snippet: snippet(body, 200),
+            message: error_message(&body).or_else(|| plain_text_message(&body)),
+            retry_after,
         })
     }
 }

@@ -4,10 +4,14 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use futures_util::StreamExt;
+use reqwest::header;
+
 use super::chat::{ChatReply, ChatRequest};
 use super::error::{Api, VultrError, snippet};
 use super::http::VultrHttp;
 use super::models::{Model, parse_catalog};
+use super::stream::{CutOff, StreamAssembler, StreamDeadlines, read_stream};
 use crate::config::BaseUrl;
 use crate::secret::ApiKey;
 
@@ -84,4 +88,106 @@ impl InferenceClient {
             snippet: snippet(&body.to_string(), 200),
         })
     }
+
+    /// `POST /chat/completions` with `stream: true`: `on_chunk` sees the reply grow, and
+    /// the reply comes back in the same shape as [`InferenceClient::chat`]'s, with the
+    /// reason when a deadline cut it short.
+    pub async fn chat_stream<F, Fut>(
+        &self,
+        key: &ApiKey,
+        request: &ChatRequest,
+        deadlines: StreamDeadlines,
+        on_chunk: F,
+    ) -> Result<(ChatReply, Option<CutOff>), VultrError>
+    where
+        F: FnMut(&StreamAssembler) -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
+        let mut body = serde_json::to_value(request).map_err(|e| VultrError::Transport {
+            api: Api::Inference,
+            detail: format!("the request could not be encoded: {e}"),
+        })?;
+        body["stream"] = Value::Bool(true);
+        body["stream_options"] = serde_json::json!({ "include_usage": true });
+        let http_request = self
+            .http
+            .client()
+            .post(self.base.join("/chat/completions"))
+            .bearer_auth(key.expose())
+            .json(&body);
+        // reqwest's own limit sits past the stream deadline, which ends the stream first
+        // and keeps any partial answer.
+        let transport_limit = deadlines.total + Duration::from_secs(5);
+        let opened = tokio::time::timeout(
+            deadlines.first_chunk.min(deadlines.total),
+            self.http.send_streaming(
+                Api::Inference,
+                self.base.as_str(),
+                transport_limit,
+                http_request,
+            ),
+        )
+        .await;
+        let response = opened.map_err(|_| VultrError::Timeout {
+            api: Api::Inference,
+            after: deadlines.first_chunk.min(deadlines.total),
+        })??;
+        let is_event_stream = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("text/event-stream"));
+        let to_reply = |body: &Value| {
+            ChatReply::from_response(body, &request.model).map_err(|e| VultrError::Decode {
+                api: Api::Inference,
+                status: 200,
+                detail: e.to_string(),
+                snippet: snippet(&body.to_string(), 200),
+            })
+        };
+        if !is_event_stream {
+            // Vultr answered in one piece after all: read it as a plain completion.
+            let text = self
+                .http
+                .read_body(
+                    Api::Inference,
+                    self.base.as_str(),
+                    transport_limit,
+                    response,
+                )
+                .await?;
+            let body: Value = serde_json::from_str(&text).map_err(|e| VultrError::Decode {
+                api: Api::Inference,
+                status: 200,
+                detail: e.to_string(),
+                snippet: snippet(&text, 200),
+            })?;
+            return Ok((to_reply(&body)?, None));
+        }
+        let limit = self.http.max_response_bytes();
+        let mut received = 0usize;
+        let bytes = response.bytes_stream().map(move |chunk| {
+            let chunk = chunk.map_err(StreamBodyError::Transport)?;
+            received += chunk.len();
+            if received > limit {
+                return Err(StreamBodyError::TooLarge(limit));
+            }
+            Ok(chunk)
+        });
+        let end = read_stream(sse_stream::SseByteStream::new(bytes), deadlines, on_chunk).await?;
+        Ok((to_reply(&end.response)?, end.cut_off))
+    }
+}
+
+/// Why the bytes of a stream stopped coming.
+#[derive(Debug, thiserror::Error)]
+enum StreamBodyError {
+    /// The connection failed.
+    #[error("{0}")]
+    Transport(reqwest::Error),
+    /// The stream grew past the size cap.
+    #[error(
+        "the answer grew past the limit of {0} bytes (VULTR_MCP_MAX_RESPONSE_BYTES); ask for less, e.g. a lower max_tokens"
+    )]
+    TooLarge(usize),
 }

@@ -6,3 +6,4 @@ pub mod error;
 pub mod http;
 pub mod inference;
 pub mod models;
+pub mod stream;

@@ -77,7 +77,16 @@ async fn only_the_parameters_the_caller_gave_are_sent_upstream() {
             }),
         )
         .await);
-    let sent = fake.chat_requests().await;
+    // glm-5.2 streams, so the server adds exactly the two streaming fields it needs.
+    let mut sent = fake.chat_requests().await;
+    for body in &mut sent {
+        let body = body.as_object_mut().unwrap();
+        assert_eq!(body.remove("stream"), Some(json!(true)));
+        assert_eq!(
+            body.remove("stream_options"),
+            Some(json!({"include_usage": true}))
+        );
+    }
     assert_eq!(
         sent[0],
         json!({

@@ -6,8 +6,10 @@ mod support;
 
 mod chat;
 mod example;
+mod faults;
 mod keys;
 mod models;
 mod protocol;
+mod security;
 mod subscriptions;
 mod upstream_errors;
