@@ -18,6 +18,7 @@ use tokio::time::Instant;
 use super::VultrServer;
 use super::args::{InvalidArguments, Parameters};
 use super::error::ToolError;
+use crate::conversations::ConversationId;
 use crate::keys::{InferenceKey, KeySource};
 use crate::vultr::chat::{
     ChatOptions, ChatReply, ChatRequest, Content, Message, Role, Stop, TokenUsage, ToolChoice,
@@ -78,6 +79,9 @@ pub struct ChatCompletionArgs {
     /// Subscription (id or label) whose key to use.
     #[serde(default)]
     subscription: Option<String>,
+    /// Continue this conversation (from an earlier result): its stored messages go first.
+    #[serde(default)]
+    conversation_id: Option<String>,
 }
 
 impl ChatCompletionArgs {
@@ -101,7 +105,7 @@ impl ChatCompletionArgs {
 
 #[tool_router(router = chat_router, vis = "pub(super)")]
 impl VultrServer {
-    /// Run a chat completion on a Vultr-hosted model, with optional tool calling. Give `prompt` or `messages`. When the result has tool_calls, run them and call again with messages + assistant_message + one role "tool" message (tool_call_id, content) per call.
+    /// Run a chat completion on a Vultr-hosted model, with optional tool calling. Give `prompt` or `messages`; pass the result's conversation_id to continue without resending history. When the result has tool_calls, run them and call again with one role "tool" message (tool_call_id, content) per call, plus conversation_id (or your messages + assistant_message).
     #[tool(
         input_schema = super::args::input_schema::<ChatCompletionArgs>(),
         annotations(read_only_hint = true, idempotent_hint = false, open_world_hint = true))]
@@ -131,18 +135,24 @@ impl VultrServer {
     ) -> Result<CallToolResult, ToolError> {
         let mut args = args?;
         let options = args.take_options();
-        let messages = conversation(args.prompt, args.system, args.messages)?;
+        let stored = match args.conversation_id.take() {
+            Some(id) => Some(self.load_conversation(&id).await?),
+            None => None,
+        };
+        let history = stored.as_ref().map_or(&[][..], |c| &c.messages[..]);
+        let new_messages = conversation(args.prompt, args.system, args.messages, history)?;
         check_options(&options)?;
         let model = args
             .model
             .filter(|m| !m.trim().is_empty())
+            .or_else(|| stored.as_ref().map(|c| c.summary.model.clone()))
             .or_else(|| self.state.default_model.clone())
             .ok_or(ToolError::NoModel)?;
         let key = self.state.keys.get(args.subscription.as_deref()).await?;
         let known = self.check_against_catalog(&model, &options, &key).await?;
         let request = ChatRequest {
             model,
-            messages,
+            messages: [history, &new_messages[..]].concat(),
             options,
         };
         let streaming = known.as_ref().is_some_and(|m| m.streaming == Some(true));
@@ -160,9 +170,25 @@ impl VultrServer {
         reply.cost_usd = known
             .as_ref()
             .and_then(|m| cost_usd(m, reply.usage.as_ref()));
+        let saved = self
+            .save_turn(
+                stored.map(|c| c.summary.id),
+                &request.model,
+                new_messages,
+                &reply,
+            )
+            .await;
         // Leave room for the notices and the footer within the result limit.
         reply.truncate(self.state.max_result_chars.saturating_sub(400).max(1));
-        Ok(self.success(render(&reply, cut_off), &reply))
+        let text = render(&reply, cut_off, &saved);
+        let conversation_id = saved.ok().map(|id| id.to_string());
+        Ok(self.success(
+            text,
+            ChatResult {
+                reply: &reply,
+                conversation_id,
+            },
+        ))
     }
 
     /// Sends the request; a discovered key that is refused is looked up again, once.
@@ -215,6 +241,7 @@ impl VultrServer {
         let catalog = match self.state.catalog.models(Some(&key.key)).await {
             Ok(catalog) => catalog,
             Err(error) => {
+                let error = self.state.known_keys.redact(&error.to_string());
                 tracing::warn!(%error, "model catalog unavailable; sending the request unchecked");
                 return Ok(None);
             }
@@ -264,6 +291,16 @@ impl VultrServer {
         }
         Ok(Some(found.clone()))
     }
+}
+
+/// The structured result of `chat_completion`: the reply and where it was stored.
+#[derive(serde::Serialize)]
+struct ChatResult<'a> {
+    #[serde(flatten)]
+    reply: &'a ChatReply,
+    /// Pass it back as `conversation_id` to continue; absent when saving failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    conversation_id: Option<String>,
 }
 
 /// What a call cost, when the catalog prices both its prompt and completion tokens.
@@ -382,6 +419,7 @@ fn conversation(
     prompt: Option<String>,
     system: Option<String>,
     messages: Option<Vec<Message>>,
+    history: &[Message],
 ) -> Result<Vec<Message>, ToolError> {
     let invalid = |m: &str| Err(ToolError::Invalid(m.to_owned()));
     match (prompt, messages) {
@@ -404,7 +442,7 @@ fn conversation(
                     "`system` goes with `prompt`; with `messages`, put a message with role system first",
                 );
             }
-            check_messages(&messages)?;
+            check_messages(&messages, history)?;
             Ok(messages)
         }
     }
@@ -420,11 +458,16 @@ fn text_message(role: Role, text: String) -> Message {
     }
 }
 
-fn check_messages(messages: &[Message]) -> Result<(), ToolError> {
+/// Checks new messages; `history` (a stored conversation) supplies earlier tool calls.
+fn check_messages(messages: &[Message], history: &[Message]) -> Result<(), ToolError> {
     if messages.is_empty() {
         return Err(ToolError::Invalid("`messages` is empty".to_owned()));
     }
-    let mut call_ids: HashSet<&str> = HashSet::new();
+    let mut call_ids: HashSet<&str> = history
+        .iter()
+        .flat_map(|m| m.tool_calls.iter().flatten())
+        .map(|call| call.id.as_str())
+        .collect();
     for (i, message) in messages.iter().enumerate() {
         let at = |field: &str, problem: &str| {
             Err(ToolError::Invalid(format!(
@@ -562,7 +605,11 @@ fn sorted<'a>(names: &HashSet<&'a str>) -> Vec<&'a str> {
 }
 
 /// The reply as text for the model reading the tool result.
-fn render(reply: &ChatReply, cut_off: Option<CutOff>) -> String {
+fn render(
+    reply: &ChatReply,
+    cut_off: Option<CutOff>,
+    saved: &Result<ConversationId, String>,
+) -> String {
     let mut text = String::new();
     if let Some(cut) = cut_off {
         let _ = write!(text, "[cut off: {}]\n\n", cut.explanation());
@@ -610,6 +657,14 @@ fn render(reply: &ChatReply, cut_off: Option<CutOff>) -> String {
     if let Some(cost) = reply.cost_usd {
         let _ = write!(text, ", ${cost:.6}");
     }
+    match saved {
+        Ok(id) => {
+            let _ = write!(text, ", conversation_id {id}");
+        }
+        Err(problem) => {
+            let _ = write!(text, "; this turn was not saved: {problem}");
+        }
+    }
     text.push(']');
     text
 }
@@ -627,7 +682,7 @@ mod tests {
             if let Ok(mut args) = decode::<ChatCompletionArgs>(arguments) {
                 let options = args.take_options();
                 let _ = check_options(&options);
-                let _ = conversation(args.prompt, args.system, args.messages);
+                let _ = conversation(args.prompt, args.system, args.messages, &[]);
             }
         }
     }

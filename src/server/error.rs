@@ -2,6 +2,7 @@
 //! wrong and what to do.
 
 use super::args::InvalidArguments;
+use crate::conversations::StoreError;
 use crate::keys::KeyError;
 use crate::vultr::error::VultrError;
 
@@ -42,6 +43,12 @@ pub enum ToolError {
         /// Vultr's message.
         message: Option<String>,
     },
+    /// A conversation could not be read or written.
+    #[error(transparent)]
+    Conversation(#[from] StoreError),
+    /// The conversation store could not be opened.
+    #[error("conversations are unavailable: {0}")]
+    StoreUnavailable(String),
     /// No model was named and no default is set.
     #[error(
         "no model given: pass `model` (list_models shows the choices) or set VULTR_DEFAULT_MODEL."

@@ -3,17 +3,19 @@
 
 pub(crate) mod args;
 mod chat;
+mod conversations;
 mod error;
 mod models;
 mod subscriptions;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-    ServerCapabilities, ServerConfig,
+    ListResourceTemplatesResult, ListResourcesResult, PaginatedRequestParams,
+    ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, tool_handler};
@@ -21,6 +23,7 @@ use tokio::sync::Semaphore;
 
 use crate::catalog::{CATALOG_TTL, ModelCatalog};
 use crate::config::Config;
+use crate::conversations::{ConversationStore, Retention, StoreLocation};
 use crate::keys::InferenceKeys;
 use crate::secret::KnownKeys;
 use crate::vultr::account::AccountClient;
@@ -36,7 +39,8 @@ const INSTRUCTIONS: &str = "\
 Delegate work to models hosted on Vultr Serverless Inference.
 - list_models: the live catalog (ids, context window, max output, tool support, prices). Use it to pick a `model`; filter with `capability` (chat, tools, ...) or `query`.
 - chat_completion: run a model. Simple use: `prompt` (+ optional `system`). Multi-turn or tool calling: `messages` in OpenAI format.
-- Tool calling round trip: pass `tools` (OpenAI function tools) and optionally `tool_choice`. If the result has `tool_calls`, run each yourself, then call chat_completion again with `messages` = your previous messages + the result's `assistant_message` + one {\"role\":\"tool\",\"tool_call_id\":<id>,\"content\":<result text>} per call, and the same `tools`. Repeat until `finish_reason` is not tool_calls.
+- Tool calling round trip: pass `tools` (OpenAI function tools) and optionally `tool_choice`. If the result has `tool_calls`, run each yourself, then call chat_completion again with the same `tools`, the result's `conversation_id`, and `messages` = one {\"role\":\"tool\",\"tool_call_id\":<id>,\"content\":<result text>} per call (without conversation_id, send your previous messages + the result's `assistant_message` + the tool messages). Repeat until `finish_reason` is not tool_calls.
+- Conversations: every chat_completion result has a conversation_id. Pass it back to continue: the stored messages are sent first, so send only the new prompt or messages (for a tool round trip, just the tool messages). delete_conversation removes one; the resources vultr://conversations (list) and vultr://conversations/{id} (transcript) show them.
 - list_subscriptions / get_subscription: the account's inference subscriptions and their usage (needs VULTR_API_KEY). Keys are never shown, only their last 4 characters.
 Errors come back as tool results with isError and say what to change.";
 
@@ -60,6 +64,19 @@ struct State {
     stream_deadlines: StreamDeadlines,
     /// One permit per tool call allowed to run at once.
     calls: Semaphore,
+    conversation_location: StoreLocation,
+    conversation_retention: Retention,
+    /// The conversation store, opened on first use.
+    conversation_store: OnceLock<Result<Arc<ConversationStore>, String>>,
+}
+
+impl State {
+    /// The conversation store, opened (and pruned) on first use.
+    fn conversations(&self) -> Result<Arc<ConversationStore>, ToolError> {
+        conversations::open_once(&self.conversation_store, || {
+            ConversationStore::open(&self.conversation_location, self.conversation_retention)
+        })
+    }
 }
 
 impl VultrServer {
@@ -106,10 +123,22 @@ impl VultrServer {
                 total: limits.chat_timeout,
             },
             calls: Semaphore::new(limits.max_concurrent_calls as usize),
+            conversation_location: config
+                .conversations
+                .as_deref()
+                .map_or_else(StoreLocation::default_file, StoreLocation::parse),
+            conversation_retention: Retention {
+                max_conversations: config.max_conversations,
+                max_age: config.conversation_max_age,
+            },
+            conversation_store: OnceLock::new(),
         };
         Self {
             state: Arc::new(state),
-            tool_router: Self::subscriptions_router() + Self::models_router() + Self::chat_router(),
+            tool_router: Self::subscriptions_router()
+                + Self::models_router()
+                + Self::chat_router()
+                + Self::conversations_router(),
         }
     }
 }
@@ -132,13 +161,42 @@ impl ServerHandler for VultrServer {
             .await
     }
 
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        self.conversation_resources().await
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        Ok(self.conversation_templates())
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        Ok(self.read_conversation_resource(&request.uri).await?.into())
+    }
+
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(
-                Implementation::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"))
-                    .with_title("Vultr Serverless Inference"),
-            )
-            .with_instructions(INSTRUCTIONS)
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_resources()
+                .build(),
+        )
+        .with_server_info(
+            Implementation::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"))
+                .with_title("Vultr Serverless Inference"),
+        )
+        .with_instructions(INSTRUCTIONS)
     }
 }
 

@@ -8,8 +8,9 @@
 //!   serving: the next call succeeds.
 //! - A cancelled call closes its upstream connection and gets no response.
 //! - Calls run side by side, up to `VULTR_MCP_MAX_CONCURRENT_CALLS`.
-//! - End of stdin or SIGTERM ends the process promptly, with status 0, closing upstream
-//!   connections of calls still in flight.
+//! - End of stdin ends the process with status 0 (after rmcp's drain of at most 5 s for
+//!   calls in flight), and SIGTERM cancels calls in flight; either way their upstream
+//!   connections are closed. SIGTERM should end the process promptly even with stdin open.
 //!
 //! Status-level faults use the wiremock fake (`FakeVultr`); transport-level faults (reset,
 //! truncated or oversized bodies, stalls) use the raw `FaultServer`.
@@ -123,6 +124,103 @@ fn preview(text: &str) -> String {
 /// An error body in the inference API's shape.
 fn inference_error_body(status: u16, message: &str) -> String {
     json!({"error": {"message": message, "code": status, "type": "test_error"}}).to_string()
+}
+
+/// The binary driven over raw JSON-RPC lines, for control over stdin and signals.
+struct RawServer {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: Lines<BufReader<ChildStdout>>,
+}
+
+impl RawServer {
+    /// Starts the binary against `faults` and completes the MCP handshake.
+    async fn start(faults: &FaultServer) -> RawServer {
+        let mut command = tokio::process::Command::new(BINARY);
+        for var in [
+            "VULTR_API_KEY",
+            "VULTR_INFERENCE_SUBSCRIPTION",
+            "VULTR_API_BASE_URL",
+            "VULTR_DEFAULT_MODEL",
+        ] {
+            command.env_remove(var);
+        }
+        let mut child = command
+            .env("RUST_LOG", "warn")
+            .env("VULTR_MCP_CONVERSATIONS", "memory")
+            .env("VULTR_INFERENCE_BASE_URL", faults.base_url())
+            .env("VULTR_INFERENCE_API_KEY", INFERENCE_KEY)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the server binary starts");
+        let stdin = child.stdin.take();
+        let stdout = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let mut raw = RawServer {
+            child,
+            stdin,
+            stdout,
+        };
+        raw.send(json!({
+            "jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                       "clientInfo": {"name": "raw", "version": "0"}}
+        }))
+        .await;
+        let initialized = raw
+            .next_message(PROMPTLY)
+            .await
+            .expect("initialize answered");
+        assert_eq!(initialized["id"], 1, "{initialized}");
+        raw.send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+            .await;
+        raw
+    }
+
+    async fn send(&mut self, message: Value) {
+        let stdin = self.stdin.as_mut().expect("stdin is open");
+        let mut line = message.to_string();
+        line.push('\n');
+        stdin.write_all(line.as_bytes()).await.expect("write");
+        stdin.flush().await.expect("flush");
+    }
+
+    /// The next JSON-RPC message on stdout; `None` at EOF or after `within`.
+    async fn next_message(&mut self, within: Duration) -> Option<Value> {
+        match tokio::time::timeout(within, self.stdout.next_line()).await {
+            Ok(Ok(Some(line))) => Some(
+                serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}")),
+            ),
+            _ => None,
+        }
+    }
+
+    fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id().expect("the server is running")
+    }
+
+    /// The exit status, if the process exits within `within`.
+    async fn exit_status(&mut self, within: Duration) -> Option<ExitStatus> {
+        tokio::time::timeout(within, self.child.wait())
+            .await
+            .ok()
+            .map(|status| status.expect("wait for the server"))
+    }
+}
+
+/// A raw `tools/call` of chat_completion.
+fn chat_request(id: i64) -> Value {
+    json!({
+        "jsonrpc": "2.0", "id": id, "method": "tools/call",
+        "params": {"name": "chat_completion", "arguments": chat_arguments()}
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -627,102 +725,6 @@ async fn a_call_cancelled_while_waiting_for_a_slot_never_goes_upstream() {
 // ---------------------------------------------------------------------------
 // 6. Shutdown
 // ---------------------------------------------------------------------------
-
-/// The binary driven over raw JSON-RPC lines, for control over stdin and signals.
-struct RawServer {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    stdout: Lines<BufReader<ChildStdout>>,
-}
-
-impl RawServer {
-    /// Starts the binary against `faults` and completes the MCP handshake.
-    async fn start(faults: &FaultServer) -> RawServer {
-        let mut command = tokio::process::Command::new(BINARY);
-        for var in [
-            "VULTR_API_KEY",
-            "VULTR_INFERENCE_SUBSCRIPTION",
-            "VULTR_API_BASE_URL",
-            "VULTR_DEFAULT_MODEL",
-        ] {
-            command.env_remove(var);
-        }
-        let mut child = command
-            .env("RUST_LOG", "warn")
-            .env("VULTR_INFERENCE_BASE_URL", faults.base_url())
-            .env("VULTR_INFERENCE_API_KEY", INFERENCE_KEY)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("the server binary starts");
-        let stdin = child.stdin.take();
-        let stdout = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let mut raw = RawServer {
-            child,
-            stdin,
-            stdout,
-        };
-        raw.send(json!({
-            "jsonrpc": "2.0", "id": 1, "method": "initialize",
-            "params": {"protocolVersion": "2025-06-18", "capabilities": {},
-                       "clientInfo": {"name": "raw", "version": "0"}}
-        }))
-        .await;
-        let initialized = raw
-            .next_message(PROMPTLY)
-            .await
-            .expect("initialize answered");
-        assert_eq!(initialized["id"], 1, "{initialized}");
-        raw.send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
-            .await;
-        raw
-    }
-
-    async fn send(&mut self, message: Value) {
-        let stdin = self.stdin.as_mut().expect("stdin is open");
-        let mut line = message.to_string();
-        line.push('\n');
-        stdin.write_all(line.as_bytes()).await.expect("write");
-        stdin.flush().await.expect("flush");
-    }
-
-    /// The next JSON-RPC message on stdout; `None` at EOF or after `within`.
-    async fn next_message(&mut self, within: Duration) -> Option<Value> {
-        match tokio::time::timeout(within, self.stdout.next_line()).await {
-            Ok(Ok(Some(line))) => Some(
-                serde_json::from_str(&line)
-                    .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}")),
-            ),
-            _ => None,
-        }
-    }
-
-    fn close_stdin(&mut self) {
-        self.stdin = None;
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id().expect("the server is running")
-    }
-
-    /// The exit status, if the process exits within `within`.
-    async fn exit_status(&mut self, within: Duration) -> Option<ExitStatus> {
-        tokio::time::timeout(within, self.child.wait())
-            .await
-            .ok()
-            .map(|status| status.expect("wait for the server"))
-    }
-}
-
-/// A raw `tools/call` of chat_completion.
-fn chat_request(id: i64) -> Value {
-    json!({
-        "jsonrpc": "2.0", "id": id, "method": "tools/call",
-        "params": {"name": "chat_completion", "arguments": chat_arguments()}
-    })
-}
 
 /// A server with one chat call stalled upstream.
 async fn raw_server_with_a_call_in_flight() -> (FaultServer, RawServer) {

@@ -41,6 +41,7 @@ async fn tools_list_matches_the_snapshot() {
         names,
         [
             "chat_completion",
+            "delete_conversation",
             "get_subscription",
             "list_models",
             "list_subscriptions"
@@ -106,6 +107,7 @@ async fn without_any_key_list_models_works_and_other_tools_name_the_variable_to_
 async fn exchange(lines: &[&str]) -> Vec<String> {
     let mut child = tokio::process::Command::new(BINARY)
         .env("RUST_LOG", "debug")
+        .env("VULTR_MCP_CONVERSATIONS", "memory")
         .env_remove("VULTR_API_KEY")
         .env_remove("VULTR_INFERENCE_API_KEY")
         .stdin(Stdio::piped())

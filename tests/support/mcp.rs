@@ -26,6 +26,11 @@ const SERVER_VARS: &[&str] = &[
     "RUST_LOG",
 ];
 
+/// Whether a variable is one of the server's settings (`VULTR_*`, `RUST_LOG`).
+fn is_server_var(name: &str) -> bool {
+    name.starts_with("VULTR_") || SERVER_VARS.contains(&name)
+}
+
 /// A running server with a connected MCP client.
 pub struct Server {
     /// The MCP client session.
@@ -37,10 +42,14 @@ impl Server {
     /// Starts the binary with exactly these variables (plus PATH/HOME) set.
     pub async fn start(env: &[(&str, &str)]) -> Server {
         let mut command = tokio::process::Command::new(BINARY);
-        for var in SERVER_VARS {
-            command.env_remove(var);
+        for (name, _) in std::env::vars_os() {
+            if name.to_str().is_some_and(is_server_var) {
+                command.env_remove(&name);
+            }
         }
         command.env("RUST_LOG", "warn");
+        // Never touch the developer's real conversation store.
+        command.env("VULTR_MCP_CONVERSATIONS", "memory");
         for (name, value) in env {
             command.env(name, value);
         }

@@ -1,0 +1,273 @@
+//! Conversations as the client sees them: saving each chat turn, the
+//! `delete_conversation` tool, and the conversation resources.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use rmcp::model::{
+    CallToolResult, ListResourceTemplatesResult, ListResourcesResult, ReadResourceResult, Resource,
+    ResourceContents, ResourceTemplate,
+};
+use rmcp::{ErrorData, tool, tool_router};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::VultrServer;
+use super::args::{InvalidArguments, Parameters};
+use super::error::ToolError;
+use crate::conversations::{
+    Conversation, ConversationId, ConversationStore, ConversationSummary, StoreError,
+};
+use crate::vultr::chat::{ChatReply, Content, Message, Role};
+
+/// The resource listing every conversation.
+pub const LIST_URI: &str = "vultr://conversations";
+/// The prefix of one conversation's resource.
+const ONE_PREFIX: &str = "vultr://conversations/";
+/// How many conversations `resources/list` names one by one.
+const LISTED: usize = 50;
+
+/// Arguments of `delete_conversation`.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct DeleteConversationArgs {
+    /// The conversation_id to delete.
+    conversation_id: String,
+}
+
+#[tool_router(router = conversations_router, vis = "pub(super)")]
+impl VultrServer {
+    /// Delete a stored conversation (its messages and transcript) by conversation_id.
+    #[tool(
+        input_schema = super::args::input_schema::<DeleteConversationArgs>(),
+        annotations(read_only_hint = false, destructive_hint = true, idempotent_hint = true, open_world_hint = false))]
+    async fn delete_conversation(
+        &self,
+        Parameters(args): Parameters<DeleteConversationArgs>,
+    ) -> CallToolResult {
+        match self.delete_inner(args).await {
+            Ok(result) => result,
+            Err(error) => self.failure(error),
+        }
+    }
+}
+
+impl VultrServer {
+    async fn delete_inner(
+        &self,
+        args: Result<DeleteConversationArgs, InvalidArguments>,
+    ) -> Result<CallToolResult, ToolError> {
+        let id = ConversationId::parse(&args?.conversation_id)?;
+        let target = id.clone();
+        if !self.with_store(move |store| store.delete(&target)).await? {
+            return Err(StoreError::NotFound { id }.into());
+        }
+        Ok(self.success(
+            format!("Deleted conversation {id}."),
+            json!({ "deleted": id.to_string() }),
+        ))
+    }
+
+    /// Runs `work` on the store (opened on first use) off the async threads, since
+    /// SQLite may wait for a lock held by another process.
+    pub(super) async fn with_store<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&ConversationStore) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, ToolError> {
+        let state = self.state.clone();
+        let outcome = tokio::task::spawn_blocking(move || {
+            let store = state.conversations()?;
+            work(&store).map_err(ToolError::from)
+        })
+        .await;
+        outcome.unwrap_or_else(|e| {
+            Err(ToolError::Invalid(format!(
+                "the conversation store failed: {e}"
+            )))
+        })
+    }
+
+    /// The stored conversation `id`, or an error saying it is not there.
+    pub(super) async fn load_conversation(&self, id: &str) -> Result<Conversation, ToolError> {
+        let id = ConversationId::parse(id)?;
+        self.with_store(move |store| store.get(&id)).await
+    }
+
+    /// Stores a finished turn: the new messages and the reply. Saving never costs the
+    /// caller the reply: a failure is returned as text to show next to it.
+    pub(super) async fn save_turn(
+        &self,
+        continuing: Option<ConversationId>,
+        model: &str,
+        mut turn: Vec<Message>,
+        reply: &ChatReply,
+    ) -> Result<ConversationId, String> {
+        match serde_json::from_value::<Message>(reply.assistant_message.clone()) {
+            Ok(message) => turn.push(message),
+            Err(error) => return Err(format!("the reply could not be stored ({error})")),
+        }
+        let model = model.to_owned();
+        let saved = self
+            .with_store(move |store| match continuing {
+                Some(id) => store.append(&id, &model, &turn).map(|()| id),
+                None => store.create(&model, &turn),
+            })
+            .await;
+        saved.map_err(|error| {
+            tracing::warn!(%error, "conversation not saved");
+            error.to_string()
+        })
+    }
+
+    /// `resources/list`: the conversation list, and the most recent conversations.
+    pub(super) async fn conversation_resources(&self) -> Result<ListResourcesResult, ErrorData> {
+        let recent = self
+            .with_store(|store| store.list(LISTED))
+            .await
+            .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+        let mut resources = vec![
+            Resource::new(LIST_URI, "conversations")
+                .with_mime_type("application/json")
+                .with_description(
+                    "Stored conversations, newest first: id, title, model, turns, updated time",
+                ),
+        ];
+        resources.extend(recent.iter().map(|c| {
+            Resource::new(format!("{ONE_PREFIX}{}", c.id), c.title.clone())
+                .with_mime_type("text/markdown")
+                .with_description(format!(
+                    "{} turn(s) with {}, updated {}",
+                    c.turns,
+                    c.model,
+                    timestamp(c.updated_at)
+                ))
+        }));
+        Ok(ListResourcesResult::with_all_items(resources))
+    }
+
+    /// `resources/templates/list`: one conversation by id.
+    pub(super) fn conversation_templates(&self) -> ListResourceTemplatesResult {
+        ListResourceTemplatesResult::with_all_items(vec![
+            ResourceTemplate::new(format!("{ONE_PREFIX}{{conversation_id}}"), "conversation")
+                .with_mime_type("text/markdown")
+                .with_description("The transcript of one stored conversation"),
+        ])
+    }
+
+    /// `resources/read` for the list or one conversation.
+    pub(super) async fn read_conversation_resource(
+        &self,
+        uri: &str,
+    ) -> Result<ReadResourceResult, ErrorData> {
+        let not_found = || {
+            ErrorData::resource_not_found(
+                format!("no such resource: {uri}. Read {LIST_URI} for the stored conversations."),
+                Some(json!({ "uri": uri })),
+            )
+        };
+        if uri == LIST_URI {
+            let all = self
+                .with_store(|store| store.list(usize::MAX))
+                .await
+                .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+            let listing: Vec<_> = all.iter().map(summary_json).collect();
+            let body = serde_json::to_string_pretty(&json!({ "conversations": listing }))
+                .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+            return Ok(ReadResourceResult::new(vec![
+                ResourceContents::text(body, uri).with_mime_type("application/json"),
+            ]));
+        }
+        let Some(id) = uri.strip_prefix(ONE_PREFIX) else {
+            return Err(not_found());
+        };
+        let conversation = match self.load_conversation(id).await {
+            Ok(conversation) => conversation,
+            Err(ToolError::Conversation(
+                StoreError::NotFound { .. } | StoreError::InvalidId { .. },
+            )) => {
+                return Err(not_found());
+            }
+            Err(error) => return Err(ErrorData::internal_error(error.to_string(), None)),
+        };
+        let transcript = self.state.known_keys.redact(&transcript(&conversation));
+        Ok(ReadResourceResult::new(vec![
+            ResourceContents::text(transcript, uri).with_mime_type("text/markdown"),
+        ]))
+    }
+}
+
+fn summary_json(c: &ConversationSummary) -> serde_json::Value {
+    json!({
+        "id": c.id.to_string(),
+        "uri": format!("{ONE_PREFIX}{}", c.id),
+        "title": c.title,
+        "model": c.model,
+        "turns": c.turns,
+        "created": timestamp(c.created_at),
+        "updated": timestamp(c.updated_at),
+    })
+}
+
+/// RFC 3339 time of unix seconds.
+fn timestamp(seconds: i64) -> String {
+    let time = UNIX_EPOCH + Duration::from_secs(u64::try_from(seconds).unwrap_or(0));
+    humantime::format_rfc3339_seconds(time).to_string()
+}
+
+/// A conversation as Markdown: one section per message.
+fn transcript(conversation: &Conversation) -> String {
+    let summary = &conversation.summary;
+    let mut text = format!(
+        "# {}\n\nconversation_id `{}` · model {} · {} turn(s) · updated {}\n",
+        summary.title,
+        summary.id,
+        summary.model,
+        summary.turns,
+        timestamp(summary.updated_at)
+    );
+    for message in &conversation.messages {
+        let role = match message.role {
+            Role::System => "system",
+            Role::User => "user",
+            Role::Assistant => "assistant",
+            Role::Tool => "tool",
+        };
+        let _ = write!(text, "\n## {role}");
+        if let Some(id) = &message.tool_call_id {
+            let _ = write!(text, " (result of {id})");
+        }
+        text.push_str("\n\n");
+        match &message.content {
+            Some(Content::Text(t)) => text.push_str(t),
+            Some(Content::Parts(parts)) => {
+                text.push_str(&serde_json::to_string(parts).unwrap_or_default());
+            }
+            None => {}
+        }
+        for call in message.tool_calls.iter().flatten() {
+            let _ = write!(
+                text,
+                "\n- tool call `{}`: {}({})",
+                call.id, call.function.name, call.function.arguments.0
+            );
+        }
+        text.push('\n');
+    }
+    text
+}
+
+/// Opens the store on first use; later calls get the same store or the same error.
+pub(super) fn open_once(
+    cell: &std::sync::OnceLock<Result<Arc<ConversationStore>, String>>,
+    open: impl FnOnce() -> Result<ConversationStore, StoreError>,
+) -> Result<Arc<ConversationStore>, ToolError> {
+    cell.get_or_init(|| {
+        let store = open().map_err(|e| e.to_string())?;
+        if let Err(error) = store.prune() {
+            tracing::warn!(%error, "could not prune old conversations");
+        }
+        Ok(Arc::new(store))
+    })
+    .clone()
+    .map_err(ToolError::StoreUnavailable)
+}
