@@ -4,11 +4,13 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use rmcp::ServiceExt;
 use rmcp::service::ServerInitializeError;
-use rmcp::{ServiceExt, transport::stdio};
+use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 use vultr_inference_mcp::config::Config;
 use vultr_inference_mcp::server::VultrServer;
+use vultr_inference_mcp::shutdown::CancelOnEof;
 
 fn main() -> ExitCode {
     let config = Config::parse();
@@ -43,8 +45,16 @@ async fn serve(config: Config) -> ExitCode {
         .init();
 
     let mut signal = std::pin::pin!(shutdown_signal());
+    // End of stdin cancels the calls in flight at once (rmcp would otherwise give them
+    // seconds to finish before exiting).
+    let client_gone = CancellationToken::new();
+    let transport = (
+        CancelOnEof::new(tokio::io::stdin(), client_gone.clone()),
+        tokio::io::stdout(),
+    );
+    let server = VultrServer::new(config).cancelled_by(client_gone.clone());
     let started = tokio::select! {
-        started = VultrServer::new(config).serve(stdio()) => started,
+        started = server.serve(transport) => started,
         () = &mut signal => return ExitCode::SUCCESS,
     };
     let server = match started {
@@ -69,6 +79,7 @@ async fn serve(config: Config) -> ExitCode {
         },
         () = &mut signal => {
             tracing::info!("shutting down on signal");
+            client_gone.cancel();
             cancel.cancel();
         }
     }

@@ -20,6 +20,7 @@ use rmcp::model::{
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, tool_handler};
 use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 
 use crate::catalog::{CATALOG_TTL, ModelCatalog};
 use crate::config::Config;
@@ -68,6 +69,8 @@ struct State {
     conversation_retention: Retention,
     /// The conversation store, opened on first use.
     conversation_store: OnceLock<Result<Arc<ConversationStore>, String>>,
+    /// Cancelled when the client is gone: every call still running stops.
+    shutdown: CancellationToken,
 }
 
 impl State {
@@ -132,6 +135,7 @@ impl VultrServer {
                 max_age: config.conversation_max_age,
             },
             conversation_store: OnceLock::new(),
+            shutdown: CancellationToken::new(),
         };
         Self {
             state: Arc::new(state),
@@ -140,6 +144,16 @@ impl VultrServer {
                 + Self::chat_router()
                 + Self::conversations_router(),
         }
+    }
+}
+
+impl VultrServer {
+    /// The same server, stopping every running call when `token` is cancelled.
+    pub fn cancelled_by(mut self, token: CancellationToken) -> Self {
+        if let Some(state) = Arc::get_mut(&mut self.state) {
+            state.shutdown = token;
+        }
+        self
     }
 }
 
@@ -152,13 +166,17 @@ impl ServerHandler for VultrServer {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let cancelled = context.ct.clone();
+        let shutdown = self.state.shutdown.clone();
+        let stopped = || Ok(CallToolResult::error(vec![ContentBlock::text("cancelled")]).into());
         let _permit = tokio::select! {
             permit = self.state.calls.acquire() => permit.map_err(|e| ErrorData::internal_error(e.to_string(), None))?,
-            () = cancelled.cancelled() => return Ok(CallToolResult::error(vec![ContentBlock::text("cancelled")]).into()),
+            () = cancelled.cancelled() => return stopped(),
+            () = shutdown.cancelled() => return stopped(),
         };
-        self.tool_router
-            .call(ToolCallContext::new(self, request, context))
-            .await
+        tokio::select! {
+            outcome = self.tool_router.call(ToolCallContext::new(self, request, context)) => outcome,
+            () = shutdown.cancelled() => stopped(),
+        }
     }
 
     async fn list_resources(

@@ -341,7 +341,6 @@ async fn no_key_appears_in_any_result_error_or_log_line_across_the_whole_tool_su
 }
 
 #[tokio::test]
-#[ignore = "BUG: chat_completion logs `model catalog unavailable; sending the request unchecked` with the unscrubbed upstream error, so a catalog error that quotes the inference key writes it to stderr (src/server/chat.rs check_against_catalog)"]
 async fn a_catalog_error_quoting_the_key_is_not_written_to_the_log() {
     let fake = fake_with_alpha_and_bravo().await;
     fake.fail(
