@@ -39,10 +39,11 @@ CREATE TABLE IF NOT EXISTS conversations (
     model      TEXT    NOT NULL,
     turns      INTEGER NOT NULL,
     created_at INTEGER NOT NULL,
-    updated_at INTEGER NOT NULL
+    updated_at INTEGER NOT NULL,
+    touched    INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS conversations_by_recency
-    ON conversations (updated_at DESC, created_at DESC);
+    ON conversations (touched DESC);
 CREATE TABLE IF NOT EXISTS messages (
     conversation_id TEXT    NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
     seq             INTEGER NOT NULL,
@@ -51,8 +52,12 @@ CREATE TABLE IF NOT EXISTS messages (
 ) WITHOUT ROWID;
 ";
 
-/// Newest first: by last update, then by creation, then by insertion.
-const RECENCY: &str = "updated_at DESC, created_at DESC, rowid DESC";
+/// Most recently used first. `touched` counts every create and append, so two uses within
+/// the same second still come out in the order they happened.
+const RECENCY: &str = "touched DESC";
+
+/// The next value of `touched`.
+const NEXT_TOUCH: &str = "(SELECT COALESCE(MAX(touched), 0) + 1 FROM conversations)";
 
 /// What went wrong in the conversation store, phrased for whoever reads the tool result.
 #[derive(Debug, thiserror::Error)]
@@ -373,8 +378,10 @@ impl ConversationStore {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| self.db(ACTION, e))?;
         tx.execute(
-            "INSERT INTO conversations (id, title, model, turns, created_at, updated_at)
-             VALUES (?1, ?2, ?3, 1, ?4, ?4)",
+            &format!(
+                "INSERT INTO conversations (id, title, model, turns, created_at, updated_at, touched)
+                 VALUES (?1, ?2, ?3, 1, ?4, ?4, {NEXT_TOUCH})"
+            ),
             params![id.as_ref(), title, model, now],
         )
         .map_err(|e| self.db(ACTION, e))?;
@@ -410,7 +417,10 @@ impl ConversationStore {
             .ok_or_else(|| not_found(id))?;
         insert_messages(&tx, id, next, &bodies).map_err(|e| self.db(ACTION, e))?;
         tx.execute(
-            "UPDATE conversations SET turns = turns + 1, model = ?2, updated_at = ?3 WHERE id = ?1",
+            &format!(
+                "UPDATE conversations SET turns = turns + 1, model = ?2, updated_at = ?3,
+                 touched = {NEXT_TOUCH} WHERE id = ?1"
+            ),
             params![id.as_ref(), model, now],
         )
         .map_err(|e| self.db(ACTION, e))?;

@@ -316,3 +316,201 @@ async fn dropping_the_server_stops_it() {
         .expect_err("server is gone");
     assert!(err.is_connect(), "{err:?}");
 }
+
+// ---------------------------------------------------------------------------
+// Fault::Stream (server-sent events) and content_chunks
+// ---------------------------------------------------------------------------
+
+use faults::{StreamEnd, content_chunks};
+
+/// The SSE body `chunks` make, each as `data: <chunk>\n\n`.
+fn events(chunks: &[String]) -> String {
+    chunks.iter().map(|c| format!("data: {c}\n\n")).collect()
+}
+
+/// Reads a response body chunk by chunk until it ends or fails; returns what arrived and
+/// the error, if any.
+async fn read_chunks(mut resp: reqwest::Response) -> (String, Option<reqwest::Error>) {
+    let mut body = String::new();
+    loop {
+        match resp.chunk().await {
+            Ok(Some(bytes)) => body.push_str(&String::from_utf8_lossy(&bytes)),
+            Ok(None) => return (body, None),
+            Err(e) => return (body, Some(e)),
+        }
+    }
+}
+
+#[test]
+fn content_chunks_are_openai_deltas_with_a_finish_chunk_carrying_usage() {
+    let chunks = content_chunks("glm-5.2", &["Hel", "lo"], true);
+    let parsed: Vec<Value> = chunks
+        .iter()
+        .map(|c| serde_json::from_str(c).expect("each chunk is JSON"))
+        .collect();
+    assert_eq!(
+        parsed,
+        vec![
+            json!({"id":"x","model":"glm-5.2","choices":[{"index":0,"delta":{"content":"Hel"}}]}),
+            json!({"id":"x","model":"glm-5.2","choices":[{"index":0,"delta":{"content":"lo"}}]}),
+            json!({"choices":[{"index":0,"delta":{},"finish_reason":"stop"}],
+                   "usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}}),
+        ]
+    );
+    assert_eq!(content_chunks("m", &["a", "b", "c"], false).len(), 3);
+    assert!(content_chunks("m", &[], false).is_empty());
+}
+
+#[tokio::test]
+async fn stream_fault_sends_each_event_in_time_then_done_and_keeps_the_connection() {
+    let chunks = content_chunks("m", &["Hel", "lo"], true);
+    let server = FaultServer::start(vec![Fault::Stream {
+        chunks: chunks.clone(),
+        interval: Duration::from_millis(150),
+        then: StreamEnd::Done,
+    }])
+    .await;
+    let client = client();
+    let started = Instant::now();
+    let mut resp = post_chat(&client, &server, "m").await.expect("send");
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("text/event-stream")
+    );
+    assert_eq!(resp.content_length(), None, "chunked, no Content-Length");
+    let first = resp
+        .chunk()
+        .await
+        .expect("first chunk")
+        .expect("not the end");
+    assert_eq!(String::from_utf8_lossy(&first), events(&chunks[..1]));
+    assert!(
+        started.elapsed() < Duration::from_millis(150),
+        "the first event comes at once"
+    );
+    let (rest, error) = read_chunks(resp).await;
+    assert!(error.is_none(), "{error:?}");
+    assert_eq!(rest, format!("{}data: [DONE]\n\n", events(&chunks[1..])));
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "two pauses"
+    );
+    // The body ended properly: the same connection serves the next request.
+    let resp = post_chat(&client, &server, "m").await.expect("send");
+    assert_eq!(resp.status(), 200);
+    resp.bytes().await.expect("body");
+    assert_eq!(server.connections(), 1);
+    assert_eq!(server.chat_requests(), 2);
+    assert_eq!(server.streams_abandoned_by_client(), 0);
+}
+
+#[tokio::test]
+async fn stream_fault_stall_keeps_the_connection_open_until_the_client_closes_it() {
+    let chunks = content_chunks("m", &["partial"], false);
+    let server = FaultServer::start(vec![Fault::Stream {
+        chunks: chunks.clone(),
+        interval: Duration::ZERO,
+        then: StreamEnd::Stall,
+    }])
+    .await;
+    let mut resp = post_chat(&client(), &server, "m").await.expect("send");
+    let first = resp
+        .chunk()
+        .await
+        .expect("first chunk")
+        .expect("not the end");
+    assert_eq!(String::from_utf8_lossy(&first), events(&chunks));
+    let next = tokio::time::timeout(Duration::from_millis(300), resp.chunk()).await;
+    assert!(next.is_err(), "nothing more arrives: {next:?}");
+    assert_eq!(server.stalls_closed_by_client(), 0);
+    drop(resp);
+    assert!(server.wait_stalls_closed(1, Duration::from_secs(2)).await);
+}
+
+#[tokio::test]
+async fn stream_fault_cut_truncates_the_body_at_the_http_level() {
+    let chunks = content_chunks("m", &["Hel", "lo"], false);
+    let server = FaultServer::start(vec![Fault::Stream {
+        chunks: chunks.clone(),
+        interval: Duration::from_millis(10),
+        then: StreamEnd::Cut,
+    }])
+    .await;
+    let client = client();
+    let resp = post_chat(&client, &server, "m").await.expect("send");
+    let (body, error) = tokio::time::timeout(Duration::from_secs(2), read_chunks(resp))
+        .await
+        .expect("a cut stream ends at once");
+    assert_eq!(body, events(&chunks), "the events before the cut arrive");
+    let error = error.expect("the truncated body is an error");
+    assert!(error.is_body() || error.is_decode(), "{error:?}");
+    // The server still serves, on a new connection.
+    let resp = post_chat(&client, &server, "m").await.expect("send");
+    assert_eq!(resp.status(), 200);
+    assert_eq!(server.connections(), 2);
+}
+
+#[tokio::test]
+async fn stream_fault_eof_ends_the_body_cleanly_without_done() {
+    let chunks = content_chunks("m", &["Hel"], false);
+    let server = FaultServer::start(vec![Fault::Stream {
+        chunks: chunks.clone(),
+        interval: Duration::ZERO,
+        then: StreamEnd::Eof,
+    }])
+    .await;
+    let client = client();
+    let resp = post_chat(&client, &server, "m").await.expect("send");
+    let (body, error) = read_chunks(resp).await;
+    assert!(error.is_none(), "{error:?}");
+    assert_eq!(body, events(&chunks));
+    let resp = post_chat(&client, &server, "m").await.expect("send");
+    assert_eq!(resp.status(), 200);
+    resp.bytes().await.expect("body");
+    assert_eq!(server.connections(), 1);
+}
+
+#[tokio::test]
+async fn stream_fault_garbage_sends_an_event_that_is_not_json() {
+    let chunks = content_chunks("m", &["Hel"], false);
+    let server = FaultServer::start(vec![Fault::Stream {
+        chunks: chunks.clone(),
+        interval: Duration::ZERO,
+        then: StreamEnd::Garbage,
+    }])
+    .await;
+    let resp = post_chat(&client(), &server, "m").await.expect("send");
+    let (body, error) = read_chunks(resp).await;
+    assert!(error.is_none(), "{error:?}");
+    assert_eq!(body, format!("{}data: {{not json\n\n", events(&chunks)));
+}
+
+#[tokio::test]
+async fn stream_fault_records_a_client_hanging_up_mid_stream() {
+    let chunks = content_chunks("m", &["a"; 40], true);
+    let server = FaultServer::start(vec![Fault::Stream {
+        chunks,
+        interval: Duration::from_millis(20),
+        then: StreamEnd::Done,
+    }])
+    .await;
+    let client = client();
+    let mut resp = post_chat(&client, &server, "m").await.expect("send");
+    resp.chunk()
+        .await
+        .expect("first chunk")
+        .expect("not the end");
+    drop(resp);
+    assert!(
+        server
+            .wait_streams_abandoned(1, Duration::from_secs(2))
+            .await
+    );
+    // A fresh request is served normally.
+    let resp = post_chat(&client, &server, "m").await.expect("send");
+    assert_eq!(resp.status(), 200);
+    assert_eq!(server.chat_requests(), 2);
+}

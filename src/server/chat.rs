@@ -108,7 +108,7 @@ impl VultrServer {
     /// Run a chat completion on a Vultr-hosted model, with optional tool calling. Give `prompt` or `messages`; pass the result's conversation_id to continue without resending history. When the result has tool_calls, run them and call again with one role "tool" message (tool_call_id, content) per call, plus conversation_id (or your messages + assistant_message).
     #[tool(
         input_schema = super::args::input_schema::<ChatCompletionArgs>(),
-        annotations(read_only_hint = true, idempotent_hint = false, open_world_hint = true))]
+        annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = true))]
     async fn chat_completion(
         &self,
         Parameters(args): Parameters<ChatCompletionArgs>,

@@ -66,6 +66,14 @@ pub enum VultrError {
         /// The time limit that ran out.
         after: Duration,
     },
+    /// A streamed answer did not start in time.
+    #[error("Vultr sent no part of the answer within {} ({setting}); the model may be busy: try again, try another model, or raise {setting}.", human_duration(*.after))]
+    NoFirstChunk {
+        /// The time limit that ran out.
+        after: Duration,
+        /// The setting that sets it.
+        setting: &'static str,
+    },
     /// The answer was not the JSON that was expected.
     #[error(
         "{api} answered HTTP {status} with a body that could not be read ({detail}); it began: {snippet:?}"

@@ -128,10 +128,7 @@ impl InferenceClient {
             ),
         )
         .await;
-        let response = opened.map_err(|_| VultrError::Timeout {
-            api: Api::Inference,
-            after: deadlines.first_chunk.min(deadlines.total),
-        })??;
+        let response = opened.map_err(|_| deadlines.no_first_chunk())??;
         let is_event_stream = response
             .headers()
             .get(header::CONTENT_TYPE)

@@ -21,6 +21,23 @@ pub struct StreamDeadlines {
     pub total: Duration,
 }
 
+impl StreamDeadlines {
+    /// The error for a stream that produced nothing in time, naming whichever limit ran out.
+    pub fn no_first_chunk(&self) -> VultrError {
+        if self.total < self.first_chunk {
+            VultrError::NoFirstChunk {
+                after: self.total,
+                setting: "VULTR_MCP_CHAT_TIMEOUT",
+            }
+        } else {
+            VultrError::NoFirstChunk {
+                after: self.first_chunk,
+                setting: "VULTR_MCP_FIRST_TOKEN_TIMEOUT",
+            }
+        }
+    }
+}
+
 /// Why a stream that had already produced output was cut short.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CutOff {
@@ -265,10 +282,7 @@ where
                     CutOff::Stalled(wait)
                 };
                 if !assembler.has_output() {
-                    return Err(VultrError::Timeout {
-                        api: Api::Inference,
-                        after: started.elapsed().max(wait.min(deadlines.total)),
-                    });
+                    return Err(deadlines.no_first_chunk());
                 }
                 return Ok(StreamEnd {
                     response: assembler.into_response(Some(cut)),
@@ -426,6 +440,6 @@ mod tests {
         let error = read_stream(events, deadlines(), |_| std::future::ready(()))
             .await
             .unwrap_err();
-        assert!(matches!(error, VultrError::Timeout { .. }), "{error}");
+        assert!(matches!(error, VultrError::NoFirstChunk { .. }), "{error}");
     }
 }

@@ -5,11 +5,13 @@
 mod support;
 
 mod chat;
+mod conversations;
 mod example;
 mod faults;
 mod keys;
 mod models;
 mod protocol;
 mod security;
+mod streaming;
 mod subscriptions;
 mod upstream_errors;

@@ -13,6 +13,10 @@
 //! | `POST /v1/chat/completions` | the next [`Fault`] of the script (FIFO); [`Fault::Normal`] when it is empty |
 //! | anything else | 404 `{"error":"Not found","status":404}` |
 //!
+//! [`Fault::Stream`] answers with server-sent events (`text/event-stream`, one HTTP/1.1
+//! chunk of the chunked transfer encoding per event) and then ends per [`StreamEnd`];
+//! [`content_chunks`] builds OpenAI-style delta chunks for it.
+//!
 //! Limits: request heads over 64 KiB, bodies over 64 MiB and `Transfer-Encoding` request
 //! bodies (chunked) are not supported; such a request gets a 400/413 and the connection closes.
 
@@ -65,6 +69,65 @@ pub enum Fault {
     Stall,
     /// Send a 200 with `Content-Length: n` and an n-byte body (`{"choices":[` padded with spaces), in 64 KiB chunks.
     Oversized(usize),
+    /// Stream server-sent events: a 200 `text/event-stream` head with
+    /// `Transfer-Encoding: chunked`, then each of `chunks` as `data: <chunk>\n\n` (one
+    /// HTTP chunk each), waiting `interval` between two consecutive chunks, then the end
+    /// given by `then`, right after the last chunk.
+    Stream {
+        /// The `data` of each event, e.g. from [`content_chunks`].
+        chunks: Vec<String>,
+        /// Pause between two consecutive chunks (none before the first or after the last).
+        interval: Duration,
+        /// How the stream ends.
+        then: StreamEnd,
+    },
+}
+
+/// How a [`Fault::Stream`] ends after its chunks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamEnd {
+    /// `data: [DONE]\n\n`, then the last chunk of the chunked encoding; the connection stays usable.
+    Done,
+    /// Nothing more: keep the connection open until the client closes it, and record that it did
+    /// (as [`Fault::Stall`] does, counted by [`FaultServer::stalls_closed_by_client`]).
+    Stall,
+    /// Close the connection abruptly, without `[DONE]` and without the last chunk of the
+    /// chunked encoding: a stream truncated at the HTTP level.
+    Cut,
+    /// End the HTTP body properly (last chunk of the chunked encoding) without `[DONE]`:
+    /// an event stream that simply stops.
+    Eof,
+    /// `data: {not json\n\n`, then the last chunk of the chunked encoding.
+    Garbage,
+}
+
+/// OpenAI-style streamed chat chunks: one per piece,
+/// `{"id":"x","model":model,"choices":[{"index":0,"delta":{"content":piece}}]}`, and when
+/// `finish` one more, `{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}],
+/// "usage":{"prompt_tokens":5,"completion_tokens":N,"total_tokens":5+N}}` with N the number of pieces.
+pub fn content_chunks(model: &str, pieces: &[&str], finish: bool) -> Vec<String> {
+    let mut chunks: Vec<String> = pieces
+        .iter()
+        .map(|piece| {
+            json!({
+                "id": "x",
+                "model": model,
+                "choices": [{"index": 0, "delta": {"content": piece}}],
+            })
+            .to_string()
+        })
+        .collect();
+    if finish {
+        let n = pieces.len();
+        chunks.push(
+            json!({
+                "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 5, "completion_tokens": n, "total_tokens": 5 + n},
+            })
+            .to_string(),
+        );
+    }
+    chunks
 }
 
 /// State shared between the [`FaultServer`] handle and its tasks.
@@ -80,6 +143,8 @@ struct State {
     chat_authorizations: Vec<Option<String>>,
     /// Stalled requests whose client closed the connection.
     stalls_closed: usize,
+    /// [`Fault::Stream`] answers the client hung up on before their end was sent.
+    streams_abandoned: usize,
     /// TCP connections accepted.
     connections: usize,
 }
@@ -161,6 +226,17 @@ impl FaultServer {
     /// Waits (polling every 10 ms, up to `timeout`) until `stalls_closed_by_client() >= n`; returns whether it got there.
     pub async fn wait_stalls_closed(&self, n: usize, timeout: Duration) -> bool {
         poll_until(timeout, || self.stalls_closed_by_client() >= n).await
+    }
+
+    /// Number of [`Fault::Stream`] answers whose client hung up before the end was sent
+    /// (noticed when a later write fails, so within two chunks of the hang-up).
+    pub fn streams_abandoned_by_client(&self) -> usize {
+        self.state.lock().streams_abandoned
+    }
+
+    /// Waits (same polling) until `streams_abandoned_by_client() >= n`; returns whether it got there.
+    pub async fn wait_streams_abandoned(&self, n: usize, timeout: Duration) -> bool {
+        poll_until(timeout, || self.streams_abandoned_by_client() >= n).await
     }
 
     /// Waits until `chat_requests() >= n` (same polling), returns whether it got there.
@@ -390,7 +466,82 @@ async fn serve_one(stream: &mut TcpStream, buf: &mut Vec<u8>, state: &Shared) ->
             stream.flush().await.ok()?;
             Some(keep)
         }
+        Fault::Stream {
+            chunks,
+            interval,
+            then,
+        } => {
+            let sent = write_stream(stream, state, &chunks, interval, then, close_after).await;
+            if sent.is_none() {
+                state.lock().streams_abandoned += 1;
+                return None;
+            }
+            match then {
+                StreamEnd::Done | StreamEnd::Eof | StreamEnd::Garbage => Some(keep),
+                StreamEnd::Stall | StreamEnd::Cut => None,
+            }
+        }
     }
+}
+
+/// Writes a [`Fault::Stream`] answer; `None` when the client hung up before its end.
+async fn write_stream(
+    stream: &mut TcpStream,
+    state: &Shared,
+    chunks: &[String],
+    interval: Duration,
+    then: StreamEnd,
+    close: bool,
+) -> Option<()> {
+    let mut head = String::from(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n",
+    );
+    if close {
+        head.push_str("Connection: close\r\n");
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await.ok()?;
+    stream.flush().await.ok()?;
+    for (i, chunk) in chunks.iter().enumerate() {
+        if i > 0 {
+            tokio::time::sleep(interval).await;
+        }
+        write_event(stream, chunk).await?;
+    }
+    match then {
+        StreamEnd::Done => {
+            write_event(stream, "[DONE]").await?;
+            write_last_chunk(stream).await
+        }
+        StreamEnd::Garbage => {
+            write_event(stream, "{not json").await?;
+            write_last_chunk(stream).await
+        }
+        StreamEnd::Eof => write_last_chunk(stream).await,
+        StreamEnd::Stall => {
+            wait_for_client_close(stream).await;
+            state.lock().stalls_closed += 1;
+            Some(())
+        }
+        StreamEnd::Cut => {
+            let _ = stream.shutdown().await;
+            Some(())
+        }
+    }
+}
+
+/// Writes `data: <data>\n\n` as one chunk of the chunked transfer encoding.
+async fn write_event(stream: &mut TcpStream, data: &str) -> Option<()> {
+    let event = format!("data: {data}\n\n");
+    let framed = format!("{:x}\r\n{event}\r\n", event.len());
+    stream.write_all(framed.as_bytes()).await.ok()?;
+    stream.flush().await.ok()
+}
+
+/// Writes the zero-length chunk that ends a chunked body.
+async fn write_last_chunk(stream: &mut TcpStream) -> Option<()> {
+    stream.write_all(b"0\r\n\r\n").await.ok()?;
+    stream.flush().await.ok()
 }
 
 /// Reads until `buf` holds a whole request head; returns its length (terminator included).

@@ -1,0 +1,816 @@
+//! End-to-end benchmark of the release binary against a fake Vultr server with instant
+//! answers: start-up, added latency, concurrency, memory and streaming progress.
+//!
+//! Run with `cargo bench --bench bench` (a `harness = false` bench: it prints a table).
+//! `BENCH_SERVER_BINARY=/path/to/vultr-inference-mcp` measures another build instead of
+//! the one this checkout builds (for before/after comparisons).
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use rmcp::model::{CallToolRequestParams, ClientRequest, PingRequest, ProgressNotificationParam};
+use rmcp::service::{NotificationContext, RunningService};
+use rmcp::transport::TokioChildProcess;
+use rmcp::{ClientHandler, Peer, RoleClient, ServiceExt};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use upstream::{FakeVultr, PLAIN_MODEL, STREAM_MODEL};
+
+/// The inference key the server is given; the fake accepts any key.
+const KEY: &str = "bench-key-0000000000";
+/// Starts measured for the start-up figure.
+const STARTS: usize = 20;
+/// Sequential calls measured for the added-latency figure (each way).
+const SEQUENTIAL_CALLS: usize = 2_000;
+/// Calls made before measuring, to fetch the catalog and warm every path.
+const WARM_UP_CALLS: usize = 200;
+/// Streamed calls measured for the progress figure.
+const STREAMED_CALLS: usize = 4;
+/// Content chunks per streamed answer, and the time between two of them.
+const STREAM_CHUNKS: usize = 150;
+const STREAM_INTERVAL: Duration = Duration::from_millis(20);
+
+fn main() {
+    let binary = server_binary();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let started = Instant::now();
+    let report = runtime.block_on(run(&binary));
+    println!("{}", report.render());
+    println!(
+        "binary: {}\nbench wall time: {:.1} s",
+        binary.display(),
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// The release binary of this checkout, built now (`cargo build --release`) so that it is
+/// exactly what `cargo install` ships; `BENCH_SERVER_BINARY` overrides it.
+fn server_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("BENCH_SERVER_BINARY") {
+        return PathBuf::from(path);
+    }
+    // This bench runs from <target>/release/deps/bench-<hash>.
+    let exe = std::env::current_exe().expect("the bench's own path");
+    let target_dir = exe
+        .ancestors()
+        .nth(3)
+        .expect("the bench lives in <target>/release/deps")
+        .to_path_buf();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
+    eprintln!("bench: building the release binary (cargo build --release)…");
+    let status = std::process::Command::new(cargo)
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "--bin",
+            "vultr-inference-mcp",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "cargo build --release failed");
+    target_dir.join("release").join("vultr-inference-mcp")
+}
+
+/// The bench's MCP client: records when each progress notification arrives.
+#[derive(Clone)]
+struct BenchClient {
+    progress: mpsc::UnboundedSender<(ProgressNotificationParam, Instant)>,
+}
+
+impl ClientHandler for BenchClient {
+    async fn on_progress(
+        &self,
+        params: ProgressNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        let _ = self.progress.send((params, Instant::now()));
+    }
+}
+
+/// A running server, the MCP session with it, and its pid (for /proc).
+struct Server {
+    client: RunningService<RoleClient, BenchClient>,
+    progress: mpsc::UnboundedReceiver<(ProgressNotificationParam, Instant)>,
+    pid: u32,
+}
+
+impl Server {
+    /// Spawns the binary against `fake` and completes the `initialize` handshake; also
+    /// returns how long that took from the spawn.
+    async fn start(binary: &Path, fake: &FakeVultr) -> (Server, Duration) {
+        let mut command = tokio::process::Command::new(binary);
+        for (name, _) in std::env::vars_os() {
+            if name.to_str().is_some_and(|n| n.starts_with("VULTR_")) {
+                command.env_remove(&name);
+            }
+        }
+        command
+            .env("VULTR_INFERENCE_API_KEY", KEY)
+            .env("VULTR_INFERENCE_BASE_URL", fake.base_url())
+            .env("VULTR_MCP_CONVERSATIONS", "memory")
+            .env("RUST_LOG", "off")
+            .env("NO_PROXY", "127.0.0.1,localhost");
+        let (tx, progress) = mpsc::unbounded_channel();
+        let spawned = Instant::now();
+        let (transport, _) = TokioChildProcess::builder(command)
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the server binary starts");
+        let pid = transport.id().expect("the child's pid");
+        let client = BenchClient { progress: tx }
+            .serve(transport)
+            .await
+            .expect("the MCP handshake succeeds");
+        let elapsed = spawned.elapsed();
+        (
+            Server {
+                client,
+                progress,
+                pid,
+            },
+            elapsed,
+        )
+    }
+
+    fn peer(&self) -> Peer<RoleClient> {
+        self.client.peer().clone()
+    }
+
+    async fn stop(self) {
+        let _ = self.client.cancel().await;
+    }
+}
+
+/// One `chat_completion` through the server; panics on anything but a success.
+async fn chat(peer: &Peer<RoleClient>, model: &str) -> Value {
+    let arguments = json!({ "model": model, "prompt": "Say hello." });
+    let result = peer
+        .call_tool(
+            CallToolRequestParams::new("chat_completion")
+                .with_arguments(arguments.as_object().cloned().unwrap_or_default()),
+        )
+        .await
+        .expect("chat_completion answers");
+    assert_ne!(
+        result.is_error,
+        Some(true),
+        "chat_completion failed: {:?}",
+        result.content
+    );
+    result.structured_content.unwrap_or(Value::Null)
+}
+
+/// `VmRSS` and `VmHWM` of a process, in KiB.
+fn memory_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// The `p`-th percentile (nearest rank) of `samples`, which it sorts.
+fn percentile(samples: &mut [Duration], p: f64) -> Duration {
+    if samples.is_empty() {
+        return Duration::ZERO;
+    }
+    samples.sort_unstable();
+    let rank = ((p / 100.0) * samples.len() as f64).ceil() as usize;
+    samples[rank.clamp(1, samples.len()) - 1]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1e3)
+}
+
+fn mib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
+/// One line of the table.
+struct Row {
+    metric: String,
+    figure: String,
+    target: String,
+    met: Option<bool>,
+}
+
+#[derive(Default)]
+struct Report {
+    rows: Vec<Row>,
+    notes: Vec<String>,
+}
+
+impl Report {
+    fn info(&mut self, metric: impl Into<String>, figure: impl Into<String>) {
+        self.rows.push(Row {
+            metric: metric.into(),
+            figure: figure.into(),
+            target: String::new(),
+            met: None,
+        });
+    }
+
+    fn check(
+        &mut self,
+        metric: impl Into<String>,
+        figure: impl Into<String>,
+        target: impl Into<String>,
+        met: bool,
+    ) {
+        self.rows.push(Row {
+            metric: metric.into(),
+            figure: figure.into(),
+            target: target.into(),
+            met: Some(met),
+        });
+    }
+
+    /// A Markdown table, readable as is on a terminal.
+    fn render(&self) -> String {
+        let headers = ["metric", "figure", "target", "met?"];
+        let cells: Vec<[String; 4]> = self
+            .rows
+            .iter()
+            .map(|r| {
+                [
+                    r.metric.clone(),
+                    r.figure.clone(),
+                    r.target.clone(),
+                    match r.met {
+                        Some(true) => "yes".to_owned(),
+                        Some(false) => "NO".to_owned(),
+                        None => String::new(),
+                    },
+                ]
+            })
+            .collect();
+        let mut widths = headers.map(str::len);
+        for row in &cells {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        let mut out = String::new();
+        let line = |out: &mut String, row: [&str; 4]| {
+            out.push('|');
+            for (cell, w) in row.iter().zip(widths) {
+                let _ = write!(out, " {cell:<w$} |");
+            }
+            out.push('\n');
+        };
+        line(&mut out, headers);
+        let dashes = widths.map(|w| "-".repeat(w));
+        line(&mut out, [&dashes[0], &dashes[1], &dashes[2], &dashes[3]]);
+        for row in &cells {
+            line(&mut out, [&row[0], &row[1], &row[2], &row[3]]);
+        }
+        for note in &self.notes {
+            let _ = writeln!(out, "\n{note}");
+        }
+        out
+    }
+}
+
+async fn run(binary: &Path) -> Report {
+    let fake = FakeVultr::start();
+    let mut report = Report::default();
+    // BENCH_PHASES=latency,streaming (say) runs only those, e.g. under a profiler.
+    let phases = std::env::var("BENCH_PHASES").unwrap_or_default();
+    let wanted = |phase: &str| phases.is_empty() || phases.split(',').any(|p| p.trim() == phase);
+    if wanted("startup") {
+        start_up(binary, &fake, &mut report).await;
+    }
+    if wanted("latency") {
+        added_latency(binary, &fake, &mut report).await;
+    }
+    if wanted("concurrency") {
+        concurrency_and_memory(binary, &fake, &mut report).await;
+    }
+    if wanted("streaming") {
+        streaming(binary, &fake, &mut report).await;
+    }
+    report
+}
+
+/// Process spawn to `initialize` answered, over [`STARTS`] fresh processes.
+async fn start_up(binary: &Path, fake: &FakeVultr, report: &mut Report) {
+    eprintln!("bench: start-up ({STARTS} starts)…");
+    // One unmeasured start, so the binary is in the page cache like the ones after it.
+    let (server, _) = Server::start(binary, fake).await;
+    server.stop().await;
+    let mut times = Vec::with_capacity(STARTS);
+    let mut fresh_rss = Vec::with_capacity(STARTS);
+    for _ in 0..STARTS {
+        let (server, took) = Server::start(binary, fake).await;
+        times.push(took);
+        fresh_rss.push(memory_kib(server.pid).0);
+        server.stop().await;
+    }
+    let median = percentile(&mut times, 50.0);
+    report.check(
+        "start-up: spawn → initialize answered, median",
+        ms(median),
+        "≤ 10 ms",
+        median <= Duration::from_millis(10),
+    );
+    report.info(
+        "start-up: spawn → initialize answered, p90",
+        ms(percentile(&mut times, 90.0)),
+    );
+    fresh_rss.sort_unstable();
+    report.info(
+        "RSS just after initialize (median of starts)",
+        mib(fresh_rss[fresh_rss.len() / 2]),
+    );
+}
+
+/// `chat_completion` through the server against the same request sent straight to the
+/// fake, alternated call by call.
+async fn added_latency(binary: &Path, fake: &FakeVultr, report: &mut Report) {
+    eprintln!("bench: added latency ({SEQUENTIAL_CALLS} sequential calls each way)…");
+    fake.set_delay(Duration::ZERO);
+    let (server, _) = Server::start(binary, fake).await;
+    let peer = server.peer();
+    let direct = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("an HTTP client");
+    let body = json!({
+        "model": PLAIN_MODEL,
+        "messages": [{ "role": "user", "content": "Say hello." }],
+    });
+    let send_direct = || async {
+        let response = direct
+            .post(format!("{}/chat/completions", fake.base_url()))
+            .bearer_auth(KEY)
+            .header("accept", "application/json")
+            .json(&body)
+            .send()
+            .await
+            .expect("the fake answers");
+        assert!(response.status().is_success());
+        let reply: Value = response.json().await.expect("a JSON completion");
+        reply
+    };
+    for _ in 0..WARM_UP_CALLS {
+        chat(&peer, PLAIN_MODEL).await;
+        send_direct().await;
+    }
+    let mut through = Vec::with_capacity(SEQUENTIAL_CALLS);
+    let mut straight = Vec::with_capacity(SEQUENTIAL_CALLS);
+    for _ in 0..SEQUENTIAL_CALLS {
+        let t = Instant::now();
+        send_direct().await;
+        straight.push(t.elapsed());
+        let t = Instant::now();
+        chat(&peer, PLAIN_MODEL).await;
+        through.push(t.elapsed());
+    }
+    let (s50, s99) = (
+        percentile(&mut through, 50.0),
+        percentile(&mut through, 99.0),
+    );
+    let (d50, d99) = (
+        percentile(&mut straight, 50.0),
+        percentile(&mut straight, 99.0),
+    );
+    report.info("chat_completion through the server, p50", ms(s50));
+    report.info("chat_completion through the server, p99", ms(s99));
+    report.info("same HTTP request straight to the fake, p50", ms(d50));
+    report.info("same HTTP request straight to the fake, p99", ms(d99));
+    let added50 = s50.saturating_sub(d50);
+    report.check(
+        "added latency, p50 (server p50 − direct p50)",
+        ms(added50),
+        "≤ 0.3 ms",
+        added50 <= Duration::from_micros(300),
+    );
+    report.info(
+        "added latency, p99 (server p99 − direct p99)",
+        ms(s99.saturating_sub(d99)),
+    );
+    // The share of the MCP round trip itself (client, pipes, rmcp's service loop).
+    let mut pings = Vec::with_capacity(SEQUENTIAL_CALLS);
+    for _ in 0..SEQUENTIAL_CALLS {
+        let t = Instant::now();
+        peer.send_request(ClientRequest::PingRequest(PingRequest::default()))
+            .await
+            .expect("ping answers");
+        pings.push(t.elapsed());
+    }
+    report.info(
+        "of which MCP round trip alone (ping), p50",
+        ms(percentile(&mut pings, 50.0)),
+    );
+    server.stop().await;
+}
+
+/// Batches of 1, 16 and 256 calls at once on one session, against a 0 ms and a 1 s
+/// upstream; RSS idle and with 256 calls in flight.
+async fn concurrency_and_memory(binary: &Path, fake: &FakeVultr, report: &mut Report) {
+    eprintln!("bench: concurrency and memory…");
+    fake.set_delay(Duration::ZERO);
+    let (server, _) = Server::start(binary, fake).await;
+    let peer = server.peer();
+    chat(&peer, PLAIN_MODEL).await;
+    chat(&peer, STREAM_MODEL).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (idle, _) = memory_kib(server.pid);
+    report.check(
+        "RSS idle (after a first call to each model)",
+        mib(idle),
+        "≤ 15 MiB",
+        idle <= 15 * 1024,
+    );
+
+    let mut in_flight_rss = 0;
+    for (delay, rounds) in [
+        (Duration::ZERO, [200, 50, 8]),
+        (Duration::from_secs(1), [3, 3, 3]),
+    ] {
+        fake.set_delay(delay);
+        for (n, rounds) in [1usize, 16, 256].into_iter().zip(rounds) {
+            let mut walls = Vec::with_capacity(rounds);
+            let all = Instant::now();
+            for _ in 0..rounds {
+                let start = Instant::now();
+                let calls: Vec<_> = (0..n)
+                    .map(|_| {
+                        let peer = peer.clone();
+                        tokio::spawn(async move { chat(&peer, PLAIN_MODEL).await })
+                    })
+                    .collect();
+                if n == 256 && !delay.is_zero() {
+                    // Sample the RSS once every call waits on the upstream.
+                    let until = Instant::now() + delay;
+                    while fake.in_flight() < n && Instant::now() < until {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                    if fake.in_flight() == n {
+                        in_flight_rss = in_flight_rss.max(memory_kib(server.pid).0);
+                    }
+                }
+                for call in calls {
+                    call.await.expect("the call task ran");
+                }
+                walls.push(start.elapsed());
+            }
+            let total = all.elapsed();
+            let wall = percentile(&mut walls, 50.0);
+            let per_second = (n * rounds) as f64 / total.as_secs_f64();
+            let metric = format!(
+                "{n:>3} concurrent calls, {} upstream: wall time (median of {rounds}), calls/s",
+                if delay.is_zero() { "0 ms" } else { "1 s" }
+            );
+            let figure = format!("{} , {per_second:.0}/s", ms(wall));
+            if n == 256 && !delay.is_zero() {
+                let worst = walls.iter().max().copied().unwrap_or_default();
+                report.check(
+                    metric,
+                    format!("{figure} (worst {})", ms(worst)),
+                    "≤ 1.3 s",
+                    worst <= Duration::from_millis(1300),
+                );
+            } else {
+                report.info(metric, figure);
+            }
+        }
+    }
+    let (_, peak) = memory_kib(server.pid);
+    report.check(
+        "RSS with 256 calls in flight (1 s upstream)",
+        mib(in_flight_rss),
+        "≤ 60 MiB",
+        in_flight_rss > 0 && in_flight_rss <= 60 * 1024,
+    );
+    report.info("RSS peak of that process (VmHWM)", mib(peak));
+    fake.set_delay(Duration::ZERO);
+    server.stop().await;
+}
+
+/// Time from the fake writing a chunk to the progress notification it caused arriving.
+async fn streaming(binary: &Path, fake: &FakeVultr, report: &mut Report) {
+    eprintln!("bench: streaming progress ({STREAMED_CALLS} streamed calls)…");
+    fake.set_delay(Duration::ZERO);
+    fake.set_stream(STREAM_CHUNKS, STREAM_INTERVAL);
+    let (mut server, _) = Server::start(binary, fake).await;
+    let peer = server.peer();
+    chat(&peer, PLAIN_MODEL).await; // fetches the catalog
+    let mut delays = Vec::new();
+    for _ in 0..STREAMED_CALLS {
+        while server.progress.try_recv().is_ok() {}
+        let reply = chat(&peer, STREAM_MODEL).await;
+        assert_eq!(reply["finish_reason"], "stop", "{reply}");
+        let sent = fake.last_stream_chunks();
+        while let Ok((param, arrived)) = server.progress.try_recv() {
+            // `progress` counts the content chunks so far: chunk n caused it.
+            let n = param.progress as usize;
+            if let Some(at) = n.checked_sub(1).and_then(|i| sent.get(i)) {
+                delays.push(arrived.saturating_duration_since(*at));
+            }
+        }
+    }
+    let count = delays.len();
+    report.info(
+        format!("streaming: chunk sent → progress received, p50 ({count} notifications)"),
+        ms(percentile(&mut delays, 50.0)),
+    );
+    report.info(
+        "streaming: chunk sent → progress received, p90",
+        ms(percentile(&mut delays, 90.0)),
+    );
+    report.info(
+        "streaming: chunk sent → progress received, max",
+        ms(percentile(&mut delays, 100.0)),
+    );
+    server.stop().await;
+}
+
+/// A fake Vultr inference API on 127.0.0.1 with instant (or fixed-delay) answers: HTTP/1.1
+/// parsed by hand, with keep-alive, on a runtime of its own so it never waits on the bench.
+mod upstream {
+    use std::net::SocketAddr;
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+
+    /// A tool-capable model whose text output streams.
+    pub const STREAM_MODEL: &str = "stream-chat-70b";
+    /// A model that does not stream.
+    pub const PLAIN_MODEL: &str = "plain-chat-7b";
+
+    /// The catalog, in the Model Document 2.4 shape.
+    const CATALOG: &str = r#"{"data":[
+{"schema_version":"2.4","id":"stream-chat-70b","name":"Stream Chat 70B","created":1788472794,
+ "description":"A streaming, tool-calling chat model (bench fixture).",
+ "datacenters":[{"country_code":"US","region":"atl"}],"hugging_face_id":null,"quantization":"fp8",
+ "input_modalities":[{"type":"text","supported_inputs":{"max_context_length":{"value":131072,"unit":"token"}},
+   "pricing":[{"type":"prompt","unit":"token","cost_usd":"0.0000005"}]}],
+ "output_modalities":[{"type":"text","streaming":true,"max_length":{"value":131072,"unit":"token"},
+   "supported_parameters":{"temperature":{"type":"range","min":0,"max":2},"top_p":{"type":"range","min":0,"max":1},
+     "max_tokens":{"type":"integer","min":1,"max":16384,"unit":"token"},
+     "stop":{"type":"array","items":{"type":"unknown"},"max_items":4},"tools":{"type":"boolean"}},
+   "pricing":[{"type":"completion","unit":"token","cost_usd":"0.000002"}]}],
+ "reasoning":null},
+{"schema_version":"2.4","id":"plain-chat-7b","name":"Plain Chat 7B","created":1735689600,
+ "description":"A small chat model without tool calling or streaming (bench fixture).",
+ "datacenters":[{"country_code":"US","region":"atl"}],"hugging_face_id":null,"quantization":"bf16",
+ "input_modalities":[{"type":"text","supported_inputs":{"max_context_length":{"value":32768,"unit":"token"}},
+   "pricing":[{"type":"prompt","unit":"token","cost_usd":"0.0000001"}]}],
+ "output_modalities":[{"type":"text","streaming":false,"max_length":{"value":32768,"unit":"token"},
+   "supported_parameters":{"temperature":{"type":"range","min":0,"max":2},"top_p":{"type":"range","min":0,"max":1},
+     "max_tokens":{"type":"integer","min":1,"max":8192,"unit":"token"}},
+   "pricing":[{"type":"completion","unit":"token","cost_usd":"0.0000002"}]}],
+ "reasoning":null}
+]}"#;
+
+    /// The one answer to every non-streamed completion.
+    const COMPLETION: &str = r#"{"id":"chatcmpl-bench","object":"chat.completion","created":1788472794,"model":"plain-chat-7b","choices":[{"index":0,"message":{"role":"assistant","content":"Hello! How can I help you today?"},"finish_reason":"stop"}],"usage":{"prompt_tokens":11,"completion_tokens":9,"total_tokens":20}}"#;
+
+    /// What the fake shares between its connections and the bench.
+    #[derive(Default)]
+    struct Shared {
+        delay_us: AtomicU64,
+        stream_chunks: AtomicUsize,
+        stream_interval_us: AtomicU64,
+        in_flight: AtomicUsize,
+        /// When each content chunk of the latest streamed answer was written.
+        last_stream: Mutex<Vec<Instant>>,
+    }
+
+    /// The running fake.
+    pub struct FakeVultr {
+        addr: SocketAddr,
+        shared: Arc<Shared>,
+    }
+
+    impl FakeVultr {
+        /// Starts listening on an ephemeral loopback port, on a thread of its own.
+        pub fn start() -> FakeVultr {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+            listener
+                .set_nonblocking(true)
+                .expect("a non-blocking socket");
+            let addr = listener.local_addr().expect("the port");
+            let shared = Arc::new(Shared::default());
+            shared.stream_chunks.store(10, Ordering::Relaxed);
+            shared.stream_interval_us.store(1_000, Ordering::Relaxed);
+            let serving = shared.clone();
+            std::thread::Builder::new()
+                .name("fake-vultr".to_owned())
+                .spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .expect("the fake's runtime");
+                    runtime.block_on(async move {
+                        let listener = TcpListener::from_std(listener).expect("a tokio listener");
+                        loop {
+                            let Ok((socket, _)) = listener.accept().await else {
+                                continue;
+                            };
+                            let _ = socket.set_nodelay(true);
+                            tokio::spawn(serve_connection(socket, serving.clone()));
+                        }
+                    });
+                })
+                .expect("the fake's thread");
+            FakeVultr { addr, shared }
+        }
+
+        /// The base URL to give the server: `http://127.0.0.1:PORT/v1`.
+        pub fn base_url(&self) -> String {
+            format!("http://{}/v1", self.addr)
+        }
+
+        /// How long each completion waits before it answers.
+        pub fn set_delay(&self, delay: Duration) {
+            let us = u64::try_from(delay.as_micros()).unwrap_or(u64::MAX);
+            self.shared.delay_us.store(us, Ordering::Relaxed);
+        }
+
+        /// Content chunks per streamed answer, and the time between them.
+        pub fn set_stream(&self, chunks: usize, interval: Duration) {
+            self.shared.stream_chunks.store(chunks, Ordering::Relaxed);
+            let us = u64::try_from(interval.as_micros()).unwrap_or(u64::MAX);
+            self.shared.stream_interval_us.store(us, Ordering::Relaxed);
+        }
+
+        /// Completions received and not yet answered.
+        pub fn in_flight(&self) -> usize {
+            self.shared.in_flight.load(Ordering::SeqCst)
+        }
+
+        /// When each content chunk of the latest streamed answer was written.
+        pub fn last_stream_chunks(&self) -> Vec<Instant> {
+            self.shared
+                .last_stream
+                .lock()
+                .map(|v| v.clone())
+                .unwrap_or_default()
+        }
+    }
+
+    /// One parsed request.
+    struct Request {
+        method: String,
+        path: String,
+        body: Vec<u8>,
+        close: bool,
+    }
+
+    /// Reads the next request from `buffer` + `socket`; `None` at end of the connection.
+    async fn read_request(socket: &mut TcpStream, buffer: &mut Vec<u8>) -> Option<Request> {
+        let mut chunk = [0u8; 16 * 1024];
+        let head_end = loop {
+            if let Some(at) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                break at + 4;
+            }
+            let n = socket.read(&mut chunk).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            buffer.extend_from_slice(&chunk[..n]);
+        };
+        let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
+        let mut lines = head.split("\r\n");
+        let mut start = lines.next()?.split(' ');
+        let method = start.next()?.to_owned();
+        let path = start.next()?.to_owned();
+        let mut length = 0usize;
+        let mut close = false;
+        for line in lines {
+            let Some((name, value)) = line.split_once(':') else {
+                continue;
+            };
+            let value = value.trim();
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.parse().ok()?;
+            } else if name.eq_ignore_ascii_case("connection") {
+                close = value.eq_ignore_ascii_case("close");
+            }
+        }
+        while buffer.len() < head_end + length {
+            let n = socket.read(&mut chunk).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            buffer.extend_from_slice(&chunk[..n]);
+        }
+        let body = buffer[head_end..head_end + length].to_vec();
+        buffer.drain(..head_end + length);
+        Some(Request {
+            method,
+            path,
+            body,
+            close,
+        })
+    }
+
+    async fn serve_connection(mut socket: TcpStream, shared: Arc<Shared>) {
+        let mut buffer = Vec::with_capacity(16 * 1024);
+        while let Some(request) = read_request(&mut socket, &mut buffer).await {
+            let path = request.path.split('?').next().unwrap_or_default();
+            let written = match (request.method.as_str(), path) {
+                ("GET", "/v1/models") => respond(&mut socket, "200 OK", CATALOG).await,
+                ("POST", "/v1/chat/completions") => {
+                    shared.in_flight.fetch_add(1, Ordering::SeqCst);
+                    let delay = Duration::from_micros(shared.delay_us.load(Ordering::Relaxed));
+                    if !delay.is_zero() {
+                        tokio::time::sleep(delay).await;
+                    }
+                    let streamed = request
+                        .body
+                        .windows(b"\"stream\":true".len())
+                        .any(|w| w == b"\"stream\":true");
+                    let written = if streamed {
+                        stream(&mut socket, &shared).await
+                    } else {
+                        respond(&mut socket, "200 OK", COMPLETION).await
+                    };
+                    shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+                    written
+                }
+                _ => respond(&mut socket, "404 Not Found", r#"{"error":"not found"}"#).await,
+            };
+            if written.is_err() || request.close {
+                return;
+            }
+        }
+    }
+
+    async fn respond(socket: &mut TcpStream, status: &str, body: &str) -> std::io::Result<()> {
+        let response = format!(
+            "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        socket.write_all(response.as_bytes()).await
+    }
+
+    /// One SSE event as an HTTP/1.1 chunk.
+    fn event(data: &str) -> Vec<u8> {
+        let payload = format!("data: {data}\n\n");
+        format!("{:x}\r\n{payload}\r\n", payload.len()).into_bytes()
+    }
+
+    /// A streamed answer: one content chunk per interval, then finish, usage and `[DONE]`.
+    async fn stream(socket: &mut TcpStream, shared: &Shared) -> std::io::Result<()> {
+        let chunks = shared.stream_chunks.load(Ordering::Relaxed);
+        let interval = Duration::from_micros(shared.stream_interval_us.load(Ordering::Relaxed));
+        socket
+            .write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\ntransfer-encoding: chunked\r\n\r\n",
+            )
+            .await?;
+        let mut sent = Vec::with_capacity(chunks);
+        let mut next = tokio::time::Instant::now();
+        for i in 0..chunks {
+            let delta = if i == 0 {
+                r#"{"role":"assistant","content":"word "}"#.to_owned()
+            } else {
+                format!(r#"{{"content":"word{i} "}}"#)
+            };
+            let data = format!(
+                r#"{{"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1788472794,"model":"{STREAM_MODEL}","choices":[{{"index":0,"delta":{delta},"finish_reason":null}}]}}"#
+            );
+            let bytes = event(&data);
+            sent.push(Instant::now());
+            socket.write_all(&bytes).await?;
+            next += interval;
+            tokio::time::sleep_until(next).await;
+        }
+        let finish = format!(
+            r#"{{"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1788472794,"model":"{STREAM_MODEL}","choices":[{{"index":0,"delta":{{}},"finish_reason":"stop"}}]}}"#
+        );
+        let usage = format!(
+            r#"{{"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1788472794,"model":"{STREAM_MODEL}","choices":[],"usage":{{"prompt_tokens":11,"completion_tokens":{chunks},"total_tokens":{}}}}}"#,
+            chunks + 11
+        );
+        let mut tail = event(&finish);
+        tail.extend(event(&usage));
+        tail.extend(event("[DONE]"));
+        tail.extend_from_slice(b"0\r\n\r\n");
+        if let Ok(mut last) = shared.last_stream.lock() {
+            *last = sent;
+        }
+        socket.write_all(&tail).await
+    }
+}

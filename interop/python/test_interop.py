@@ -1,0 +1,421 @@
+"""Interop: the official Python MCP SDK (mcp 2.x) drives vultr-inference-mcp over stdio.
+
+Each test starts a fresh fake Vultr (fake_vultr.py) and a fresh server process, connects
+with `mcp.client.stdio.stdio_client`, and checks what a Python client sees. Every test runs
+twice: with `ClientSession.initialize()` (the initialize handshake, protocol 2025-11-25) and
+with the SDK's high-level `Client` in its default mode (`server/discover`, protocol
+2026-07-28). Run through `bash interop/python/run.sh`, which builds the server and sets
+VULTR_MCP_BIN.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.abc
+import anyio.to_thread
+import mcp_types as types
+import pytest
+from mcp import ClientSession
+from mcp.client import Client
+from mcp.client.stdio import StdioServerParameters, stdio_client
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import fake_vultr  # noqa: E402
+from fake_vultr import FakeVultr  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TOOLS = {"chat_completion", "delete_conversation", "get_subscription", "list_models", "list_subscriptions"}
+MODEL = fake_vultr.CHAT_MODEL
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Current weather for a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}
+# Every MCP exchange of a test must finish within this; a hang fails the test instead of CI.
+STEP_TIMEOUT = 30
+
+
+def server_binary() -> str:
+    configured = os.environ.get("VULTR_MCP_BIN")
+    if configured:
+        return configured
+    target = Path(os.environ.get("CARGO_TARGET_DIR") or REPO_ROOT / "target")
+    if not target.is_absolute():
+        target = REPO_ROOT / target
+    return str(target / "debug" / "vultr-inference-mcp")
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def fake() -> Any:
+    server = FakeVultr().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+# The two ways an mcp 2.x client connects over stdio:
+# - "handshake": `stdio_client` + `ClientSession.initialize()`, the initialize handshake
+#   (protocol 2025-11-25, what every 1.x-era client does);
+# - "discover":  the high-level `mcp.client.Client` in its default mode="auto", which probes
+#   `server/discover` first and, when the server answers, speaks protocol 2026-07-28.
+ERAS = {"handshake": "2025-11-25", "discover": "2026-07-28"}
+
+
+@pytest.fixture(params=list(ERAS))
+def era(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@asynccontextmanager
+async def connect(
+    fake: FakeVultr, tmp_path: Path, era: str, message_handler: Any = None, **env: str
+) -> AsyncIterator[ClientSession]:
+    """Starts the server against `fake`, connects an SDK session in `era`, yields it."""
+    binary = server_binary()
+    assert Path(binary).is_file(), f"server binary not found at {binary}: build it or set VULTR_MCP_BIN"
+    server_env = {
+        "VULTR_API_KEY": fake_vultr.ACCOUNT_KEY,
+        "VULTR_API_BASE_URL": fake.account_base_url,
+        "VULTR_INFERENCE_BASE_URL": fake.inference_base_url,
+        "VULTR_MCP_CONVERSATIONS": "memory",
+        "RUST_LOG": "warn",
+        **env,
+    }
+    params = StdioServerParameters(command=binary, args=[], env=server_env, cwd=str(tmp_path))
+    client_info = types.Implementation(name="interop-python", version="1.0.0")
+    log_path = tmp_path / "server-stderr.log"
+    with open(log_path, "w+", encoding="utf-8") as errlog:
+        try:
+            transport = stdio_client(params, errlog=errlog)
+            if era == "handshake":
+                async with transport as (read, write):
+                    async with ClientSession(
+                        read,
+                        write,
+                        read_timeout_seconds=STEP_TIMEOUT,
+                        client_info=client_info,
+                        message_handler=message_handler,
+                    ) as session:
+                        with anyio.fail_after(STEP_TIMEOUT):
+                            await session.initialize()
+                        yield session
+            else:
+                async with Client(
+                    transport,
+                    mode="auto",
+                    read_timeout_seconds=STEP_TIMEOUT,
+                    client_info=client_info,
+                    message_handler=message_handler,
+                ) as client:
+                    yield client.session
+        finally:
+            errlog.flush()
+            stderr = log_path.read_text(encoding="utf-8")
+            if stderr.strip():
+                # Shown by pytest for failing tests: what the server logged at RUST_LOG=warn.
+                print(f"--- server stderr ---\n{stderr}--- end server stderr ---")
+
+
+async def call(session: ClientSession, name: str, arguments: dict[str, Any] | None = None, **kwargs: Any) -> types.CallToolResult:
+    with anyio.fail_after(STEP_TIMEOUT):
+        return await session.call_tool(name, arguments or {}, **kwargs)
+
+
+def text_of(result: types.CallToolResult) -> str:
+    return "\n".join(block.text for block in result.content if isinstance(block, types.TextContent))
+
+
+def ok(result: types.CallToolResult) -> types.CallToolResult:
+    assert not result.is_error, f"tool failed: {text_of(result)}"
+    assert result.content, "a result needs at least one content block"
+    return result
+
+
+# ------------------------------------------------------------------------------ tests
+
+
+@pytest.mark.anyio
+async def test_initialize(fake: FakeVultr, tmp_path: Path, era: str) -> None:
+    async with connect(fake, tmp_path, era) as session:
+        assert session.protocol_version == ERAS[era]
+        assert session.server_info is not None
+        assert session.server_info.name == "vultr-inference-mcp"
+        assert session.server_info.version
+        capabilities = session.server_capabilities
+        assert capabilities is not None and capabilities.tools is not None
+        assert session.instructions and "chat_completion" in session.instructions
+        if era == "handshake":
+            assert session.initialize_result is not None
+            with anyio.fail_after(STEP_TIMEOUT):
+                await session.send_ping()  # ping is gone from 2026-07-28
+        else:
+            assert session.discover_result is not None
+    # Connecting contacts no Vultr API.
+    assert fake.requests == []
+
+
+@pytest.mark.anyio
+async def test_list_tools(fake: FakeVultr, tmp_path: Path, era: str) -> None:
+    async with connect(fake, tmp_path, era) as session:
+        with anyio.fail_after(STEP_TIMEOUT):
+            listing = await session.list_tools()
+    tools = {tool.name: tool for tool in listing.tools}
+    assert set(tools) == TOOLS
+    for tool in tools.values():
+        assert tool.description, f"{tool.name} has no description"
+        assert tool.input_schema.get("type") == "object", f"{tool.name}: {tool.input_schema}"
+    assert "conversation_id" in tools["delete_conversation"].input_schema.get("properties", {})
+    chat_props = tools["chat_completion"].input_schema.get("properties", {})
+    for arg in ("model", "prompt", "messages", "tools", "tool_choice", "conversation_id"):
+        assert arg in chat_props, f"chat_completion lacks {arg}"
+
+
+@pytest.mark.anyio
+async def test_list_models(fake: FakeVultr, tmp_path: Path, era: str) -> None:
+    async with connect(fake, tmp_path, era) as session:
+        result = ok(await call(session, "list_models"))
+        tools_only = ok(await call(session, "list_models", {"capability": "tools"}))
+    assert MODEL in text_of(result)
+    assert "plain-chat-7b" in text_of(result)
+    assert result.structured_content is not None
+    assert MODEL in json.dumps(result.structured_content)
+    assert MODEL in text_of(tools_only)
+    assert "plain-chat-7b" not in text_of(tools_only)
+    # Cached: the second call did not fetch the catalog again.
+    assert fake.count("GET", "/v1/models") == 1
+
+
+@pytest.mark.anyio
+async def test_list_subscriptions(fake: FakeVultr, tmp_path: Path, era: str) -> None:
+    async with connect(fake, tmp_path, era) as session:
+        result = ok(await call(session, "list_subscriptions"))
+    everything = text_of(result) + json.dumps(result.structured_content)
+    assert fake_vultr.SUBSCRIPTION_ID in everything
+    assert "main" in everything
+    assert "2222" in everything  # the key hint: last 4 characters
+    assert fake_vultr.INFERENCE_KEY not in everything
+    assert fake.count("GET", "/v2/inference") == 1
+
+
+@pytest.mark.anyio
+async def test_get_subscription(fake: FakeVultr, tmp_path: Path, era: str) -> None:
+    async with connect(fake, tmp_path, era) as session:
+        by_label = ok(await call(session, "get_subscription", {"subscription": "main"}))
+        by_id = ok(await call(session, "get_subscription", {"subscription": fake_vultr.SUBSCRIPTION_ID}))
+    for result in (by_label, by_id):
+        everything = text_of(result) + json.dumps(result.structured_content)
+        assert fake_vultr.SUBSCRIPTION_ID in everything
+        assert "MiniMaxAI/MiniMax-M2.5" in everything
+        assert "moonshotai/Kimi-K2.5" in everything
+        assert "45678" in everything or "45,678" in everything  # tts characters
+        assert fake_vultr.INFERENCE_KEY not in everything
+    assert fake.count("GET", f"/v2/inference/{fake_vultr.SUBSCRIPTION_ID}/usage") >= 2
+
+
+@pytest.mark.anyio
+async def test_account_key_refused_is_a_tool_error(fake: FakeVultr, tmp_path: Path, era: str) -> None:
+    async with connect(fake, tmp_path, era, VULTR_API_KEY="acct-py-key-WRONG-000000") as session:
+        result = await call(session, "list_subscriptions")
+        assert result.is_error
+        assert "401" in text_of(result)
+        # The server keeps serving after a failure.
+        ok(await call(session, "list_models"))
+
+
+@pytest.mark.anyio
+async def test_chat_completion_and_delete_conversation(fake: FakeVultr, tmp_path: Path, era: str) -> None:
+    async with connect(fake, tmp_path, era) as session:
+        result = ok(await call(session, "chat_completion", {"model": MODEL, "prompt": "hello from python"}))
+        assert "echo: hello from python" in text_of(result)
+        data = result.structured_content
+        assert isinstance(data, dict)
+        assert data["content"] == "echo: hello from python"
+        assert data["finish_reason"] == "stop"
+        assert data["model"] == MODEL
+        conversation_id = data["conversation_id"]
+        assert isinstance(conversation_id, str) and conversation_id
+
+        # The inference key was discovered through the account API and sent upstream.
+        assert fake.count("GET", "/v2/inference") >= 1
+        upstream = fake.chat_bodies[-1]
+        assert upstream["model"] == MODEL
+        assert upstream["messages"][-1] == {"role": "user", "content": "hello from python"}
+
+        # Continue the conversation: the stored turn goes first.
+        follow = ok(await call(session, "chat_completion", {"conversation_id": conversation_id, "prompt": "second turn"}))
+        assert "echo: second turn" in text_of(follow)
+        sent = [m.get("content") for m in fake.chat_bodies[-1]["messages"]]
+        assert sent[:3] == ["hello from python", "echo: hello from python", "second turn"], sent
+
+        deleted = ok(await call(session, "delete_conversation", {"conversation_id": conversation_id}))
+        assert conversation_id in text_of(deleted) or "delet" in text_of(deleted).lower()
+
+        gone = await call(session, "chat_completion", {"conversation_id": conversation_id, "prompt": "again"})
+        assert gone.is_error
+        assert "conversation not found" in text_of(gone)
+
+        again = await call(session, "delete_conversation", {"conversation_id": conversation_id})
+        assert again.is_error, text_of(again)
+
+
+@pytest.mark.anyio
+async def test_tool_calling_round_trip(fake: FakeVultr, tmp_path: Path, era: str) -> None:
+    async with connect(fake, tmp_path, era) as session:
+        first = ok(await call(session, "chat_completion", {
+            "model": MODEL,
+            "messages": [{"role": "user", "content": "What is the weather in Paris?"}],
+            "tools": [WEATHER_TOOL],
+        }))
+        data = first.structured_content
+        assert isinstance(data, dict)
+        assert data["finish_reason"] == "tool_calls"
+        [tool_call] = data["tool_calls"]
+        assert tool_call["id"] == fake_vultr.TOOL_CALL_ID
+        assert tool_call["name"] == "get_weather"
+        assert tool_call["arguments"] == {"city": "Paris"}
+        assistant = data["assistant_message"]
+        assert assistant["role"] == "assistant"
+        assert assistant["tool_calls"][0]["function"]["name"] == "get_weather"
+        assert json.loads(assistant["tool_calls"][0]["function"]["arguments"]) == {"city": "Paris"}
+        assert fake.chat_bodies[-1]["tools"][0]["function"]["name"] == "get_weather"
+
+        weather = json.dumps({"temperature_c": 18, "conditions": "sunny"})
+        second = ok(await call(session, "chat_completion", {
+            "conversation_id": data["conversation_id"],
+            "tools": [WEATHER_TOOL],
+            "messages": [{"role": "tool", "tool_call_id": tool_call["id"], "content": weather}],
+        }))
+        answer = second.structured_content
+        assert isinstance(answer, dict)
+        assert answer["finish_reason"] == "stop"
+        assert answer["content"] == f"Tool result received: {weather}"
+        assert not answer.get("tool_calls")
+        assert answer["conversation_id"] == data["conversation_id"]
+
+        # What went upstream: user, the assistant's tool call, then the tool result.
+        sent = fake.chat_bodies[-1]["messages"]
+        assert [m["role"] for m in sent] == ["user", "assistant", "tool"], sent
+        assert sent[1]["tool_calls"][0]["id"] == fake_vultr.TOOL_CALL_ID
+        assert sent[2]["tool_call_id"] == fake_vultr.TOOL_CALL_ID
+        assert sent[2]["content"] == weather
+
+
+@pytest.mark.anyio
+async def test_upstream_error_is_an_error_result(fake: FakeVultr, tmp_path: Path, era: str) -> None:
+    async with connect(fake, tmp_path, era) as session:
+        result = await call(session, "chat_completion", {"model": MODEL, "prompt": "TOO_LONG " * 10})
+        assert result.is_error is True
+        text = text_of(result)
+        assert "400" in text, text
+        assert "context_length_exceeded" in text, text
+        assert fake_vultr.INFERENCE_KEY not in text
+        # An unknown tool is a protocol error, not a result; the session survives both.
+        with pytest.raises(Exception) as caught:
+            await call(session, "no_such_tool")
+        assert "no_such_tool" in str(caught.value) or "not found" in str(caught.value).lower()
+        ok(await call(session, "chat_completion", {"model": MODEL, "prompt": "still alive"}))
+
+
+@pytest.mark.anyio
+async def test_progress_for_slow_streamed_call(fake: FakeVultr, tmp_path: Path, era: str) -> None:
+    updates: list[tuple[float, float, float | None, str | None]] = []
+
+    seen_on_wire: list[types.ProgressNotification] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        updates.append((time.monotonic(), progress, total, message))
+
+    async def on_message(message: Any) -> None:
+        # Every notifications/progress the server wrote, including any after the result
+        # (which the SDK would no longer route to on_progress).
+        if isinstance(message, types.ProgressNotification):
+            seen_on_wire.append(message)
+
+    async with connect(fake, tmp_path, era, message_handler=on_message) as session:
+        started = time.monotonic()
+        result = ok(await call(session, "chat_completion", {"model": MODEL, "prompt": "SLOW please"},
+                               progress_callback=on_progress))
+        finished = time.monotonic()
+        await anyio.sleep(0.7)  # room for a stray late notification to arrive
+    assert fake.chat_bodies[-1].get("stream") is True
+    data = result.structured_content
+    assert isinstance(data, dict)
+    assert data["content"].startswith("word0 word1 ")
+    assert data["content"].endswith("echo: SLOW please")
+    assert data["finish_reason"] == "stop"
+
+    assert updates, "no notifications/progress arrived for a ~3 s streamed call"
+    first_at = updates[0][0] - started
+    assert first_at >= 0.9, f"first progress after {first_at:.2f}s; the server promises none in the first second"
+    progress_values = [u[1] for u in updates]
+    assert progress_values == sorted(progress_values), f"progress must not go down: {progress_values}"
+    assert len(set(progress_values)) == len(progress_values), f"progress must increase: {progress_values}"
+    # At most four a second (one of slack for the window edges).
+    assert len(updates) <= 4 * (finished - started) + 1, f"{len(updates)} updates in {finished - started:.2f}s"
+    assert any(u[3] for u in updates), "progress messages carry no text"
+    assert len(seen_on_wire) == len(updates), (
+        f"{len(seen_on_wire)} progress notifications on the wire, {len(updates)} before the result: "
+        "the server sent progress after the result"
+    )
+
+
+@pytest.mark.anyio
+async def test_cancelled_call_stops_upstream_work(
+    fake: FakeVultr, tmp_path: Path, era: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The SDK logs (at debug) every response it drops for a request it no longer waits for.
+    caplog.set_level(logging.DEBUG, logger="mcp.shared.jsonrpc_dispatcher")
+    async with connect(fake, tmp_path, era) as session:
+        outcome: dict[str, Any] = {}
+
+        async def hanging_call(task_status: anyio.abc.TaskStatus[anyio.CancelScope]) -> None:
+            with anyio.CancelScope() as scope:
+                task_status.started(scope)
+                outcome["result"] = await session.call_tool(
+                    "chat_completion", {"model": MODEL, "prompt": "HANG until cancelled"})
+            outcome["cancelled"] = scope.cancelled_caught
+
+        async with anyio.create_task_group() as tg:
+            scope = await tg.start(hanging_call)
+            hanging = await anyio.to_thread.run_sync(fake.hang_started.wait, 15)
+            assert hanging, "the HANG request never reached the fake"
+            cancelled_at = time.monotonic()
+            scope.cancel()  # the SDK sends notifications/cancelled for the abandoned request
+
+        assert outcome.get("cancelled") is True
+        assert "result" not in outcome
+        [hang] = fake.hangs
+        closed = await anyio.to_thread.run_sync(hang.closed.wait, 5)
+        assert closed, "the server kept the upstream request open after notifications/cancelled"
+        assert hang.closed_at is not None
+        delay = hang.closed_at - cancelled_at
+        assert delay < 3, f"upstream connection closed {delay:.2f}s after the cancel"
+
+        # Nothing is sent back for a cancelled request.
+        await anyio.sleep(0.5)
+        late = [r.getMessage() for r in caplog.records if "unknown/late request id" in r.getMessage()]
+        assert not late, f"the server answered the cancelled request: {late}"
+
+        # The session still works afterwards.
+        after = ok(await call(session, "chat_completion", {"model": MODEL, "prompt": "after the cancel"}))
+        assert "echo: after the cancel" in text_of(after)
+        ok(await call(session, "list_models"))

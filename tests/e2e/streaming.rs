@@ -1,0 +1,803 @@
+//! Streamed chat completions: models whose catalog entry says they stream are asked for
+//! server-sent events, and the deltas are assembled into the same result a non-streamed
+//! call gives. Around that: progress notifications while a slow answer streams (only with
+//! a progressToken, none in the first second, at most four a second, never after the
+//! result), the three stream deadlines (first token, stall, total) with partial answers,
+//! broken streams, and `cost_usd` / `latency_ms`.
+//!
+//! Content and timing faults use the raw `FaultServer` (`Fault::Stream`); the equality of
+//! streamed and non-streamed results uses the wiremock fake, whose replies depend only on
+//! the messages.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use rmcp::model::CallToolResult;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdin, ChildStdout};
+
+use crate::support::fake_vultr::{ACCOUNT_KEY, Catalog, FakeVultr};
+use crate::support::faults::{Fault, FaultServer, StreamEnd, content_chunks};
+use crate::support::mcp::{BINARY, Server, err, ok, text};
+
+/// Any key: the raw fault server accepts every key.
+const INFERENCE_KEY: &str = "STREAM-TEST-INFERENCE-KEY-0001";
+/// A model the 2.4 catalog marks as streaming.
+const STREAMING_MODEL: &str = "glm-5.2";
+/// Time allowed for something that should happen at once; a call that takes longer hangs.
+const PROMPTLY: Duration = Duration::from_secs(10);
+/// How long to watch for a notification after the result.
+const QUIET_AFTER: Duration = Duration::from_millis(300);
+/// The pieces of the slow stream: 12 chunks 200 ms apart (plus the finish chunk), ≈ 2.4 s.
+const SLOW_PIECES: [&str; 12] = [
+    "One ", "two ", "three ", "four ", "five ", "six ", "seven ", "eight ", "nine ", "ten ",
+    "eleven ", "twelve.",
+];
+const SLOW_INTERVAL: Duration = Duration::from_millis(200);
+
+// ---------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------
+
+fn weather_tool() -> Value {
+    json!({
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "Current weather for a city",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+        }
+    })
+}
+
+/// The slow stream: [`SLOW_PIECES`] 200 ms apart, a finish chunk, then `[DONE]`.
+fn slow_stream() -> Fault {
+    Fault::Stream {
+        chunks: content_chunks(STREAMING_MODEL, &SLOW_PIECES, true),
+        interval: SLOW_INTERVAL,
+        then: StreamEnd::Done,
+    }
+}
+
+/// The whole text of the slow stream.
+fn slow_text() -> String {
+    SLOW_PIECES.concat()
+}
+
+/// A server pointed at the raw fault server with a configured inference key, plus `extra`.
+async fn server_for(faults: &FaultServer, extra: &[(&str, &str)]) -> Server {
+    let base_url = faults.base_url();
+    let mut env = vec![
+        ("VULTR_INFERENCE_BASE_URL", base_url.as_str()),
+        ("VULTR_INFERENCE_API_KEY", INFERENCE_KEY),
+    ];
+    env.extend_from_slice(extra);
+    Server::start(&env).await
+}
+
+/// Calls chat_completion on the streaming model with `prompt`, failing the test if it
+/// takes longer than [`PROMPTLY`]; returns the result and how long it took.
+async fn timed_chat(server: &Server, prompt: &str) -> (CallToolResult, Duration) {
+    let started = Instant::now();
+    let call = server.call(
+        "chat_completion",
+        json!({"model": STREAMING_MODEL, "prompt": prompt}),
+    );
+    let result = tokio::time::timeout(PROMPTLY, call)
+        .await
+        .expect("the call ends instead of hanging");
+    (result, started.elapsed())
+}
+
+/// A structured chat result without the fields that differ between two calls of the
+/// same conversation on different models or runs.
+fn comparable(mut reply: Value) -> Value {
+    let object = reply
+        .as_object_mut()
+        .expect("structured content is an object");
+    for field in ["model", "latency_ms", "cost_usd", "conversation_id"] {
+        object.remove(field);
+    }
+    reply
+}
+
+/// Whether a chat request body asked for a stream with usage.
+fn asked_to_stream(body: &Value) -> bool {
+    body.get("stream") == Some(&json!(true))
+        && body.get("stream_options") == Some(&json!({"include_usage": true}))
+}
+
+/// The binary driven over raw JSON-RPC lines, so a request can go without
+/// `_meta.progressToken` (rmcp's client always adds one) and the order of everything the
+/// server writes is seen exactly as written.
+struct RawSession {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: Lines<BufReader<ChildStdout>>,
+}
+
+/// A line the server wrote, with the time it arrived.
+struct Line {
+    at: Instant,
+    value: Value,
+}
+
+impl RawSession {
+    /// Starts the binary with exactly `env` (plus PATH/HOME) and completes the handshake.
+    async fn start(env: &[(&str, &str)]) -> RawSession {
+        let mut command = tokio::process::Command::new(BINARY);
+        for (name, _) in std::env::vars_os() {
+            if name
+                .to_str()
+                .is_some_and(|n| n.starts_with("VULTR_") || n == "RUST_LOG")
+            {
+                command.env_remove(&name);
+            }
+        }
+        command
+            .env("RUST_LOG", "warn")
+            .env("VULTR_MCP_CONVERSATIONS", "memory")
+            .envs(env.iter().copied())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true);
+        let mut child = command.spawn().expect("the server binary starts");
+        let stdin = child.stdin.take();
+        let stdout = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let mut session = RawSession {
+            child,
+            stdin,
+            stdout,
+        };
+        session
+            .send(
+                json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+                    "protocolVersion": "2025-06-18",
+                    "capabilities": {},
+                    "clientInfo": {"name": "raw-streaming-test", "version": "0"}
+                }}),
+            )
+            .await;
+        let (_, answer) = session.until_response(0).await;
+        assert!(answer.value.get("result").is_some(), "{}", answer.value);
+        session
+            .send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+            .await;
+        session
+    }
+
+    /// Writes one JSON-RPC message.
+    async fn send(&mut self, message: Value) {
+        let stdin = self.stdin.as_mut().expect("stdin is open");
+        let mut line = message.to_string();
+        line.push('\n');
+        stdin.write_all(line.as_bytes()).await.expect("write");
+        stdin.flush().await.expect("flush");
+    }
+
+    /// The next line within `timeout`, if any.
+    async fn next_line(&mut self, timeout: Duration) -> Option<Line> {
+        match tokio::time::timeout(timeout, self.stdout.next_line()).await {
+            Ok(Ok(Some(line))) => Some(Line {
+                at: Instant::now(),
+                value: serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}")),
+            }),
+            Ok(Ok(None)) | Ok(Err(_)) | Err(_) => None,
+        }
+    }
+
+    /// Everything written before the response to request `id`, and that response.
+    async fn until_response(&mut self, id: u64) -> (Vec<Line>, Line) {
+        let mut before = Vec::new();
+        loop {
+            let line = self
+                .next_line(PROMPTLY)
+                .await
+                .unwrap_or_else(|| panic!("no response to request {id}"));
+            if line.value.get("id") == Some(&json!(id)) && line.value.get("method").is_none() {
+                return (before, line);
+            }
+            before.push(line);
+        }
+    }
+
+    /// Sends a chat_completion call as request `id`, with `_meta` when given.
+    async fn call_chat(&mut self, id: u64, arguments: Value, meta: Option<Value>) -> Instant {
+        let mut params = json!({"name": "chat_completion", "arguments": arguments});
+        if let Some(meta) = meta {
+            params["_meta"] = meta;
+        }
+        let sent = Instant::now();
+        self.send(json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": params}))
+            .await;
+        sent
+    }
+
+    /// Closes stdin and waits for a clean exit.
+    async fn stop(mut self) {
+        drop(self.stdin.take());
+        let status = tokio::time::timeout(PROMPTLY, self.child.wait())
+            .await
+            .expect("the server exits when stdin closes")
+            .expect("wait");
+        assert!(status.success(), "exit status {status}");
+    }
+}
+
+/// The `notifications/progress` params among `lines`, with arrival times.
+fn progress_of(lines: &[Line]) -> Vec<(Instant, Value)> {
+    lines
+        .iter()
+        .filter(|l| l.value["method"] == "notifications/progress")
+        .map(|l| (l.at, l.value["params"].clone()))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// Streamed and non-streamed results are the same
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_streamed_text_reply_equals_the_non_streamed_one_and_only_the_streaming_model_asks_for_a_stream()
+ {
+    let fake = FakeVultr::start().await;
+    let server = Server::with_fake(&fake, &[]).await;
+    let prompt = "Name three rivers of Europe";
+    let streamed = ok(&server
+        .call(
+            "chat_completion",
+            json!({"model": "glm-5.2", "prompt": prompt}),
+        )
+        .await);
+    let plain = ok(&server
+        .call(
+            "chat_completion",
+            json!({"model": "plain-chat-7b", "prompt": prompt}),
+        )
+        .await);
+    assert_eq!(streamed["model"], "glm-5.2");
+    assert_eq!(plain["model"], "plain-chat-7b");
+    assert_eq!(comparable(streamed.clone()), comparable(plain));
+    // And both are what the fake's model says (prompt of 27 characters: 6 tokens; reply of
+    // 33 characters: 8 tokens).
+    assert_eq!(
+        comparable(streamed),
+        json!({
+            "content": "echo: Name three rivers of Europe",
+            "tool_calls": [],
+            "finish_reason": "stop",
+            "usage": {"prompt_tokens": 6, "completion_tokens": 8, "total_tokens": 14},
+            "assistant_message": {"role": "assistant", "content": "echo: Name three rivers of Europe"}
+        })
+    );
+
+    let sent = fake.chat_requests().await;
+    assert_eq!(sent.len(), 2);
+    assert!(asked_to_stream(&sent[0]), "glm-5.2 streams: {}", sent[0]);
+    assert_eq!(sent[1].get("stream"), None, "{}", sent[1]);
+    assert_eq!(sent[1].get("stream_options"), None, "{}", sent[1]);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_streamed_tool_call_with_split_arguments_equals_the_non_streamed_one() {
+    // The same model streams with the 2.4 catalog, and does not with the OpenAI list
+    // catalog (which says nothing about streaming).
+    let streaming_fake = FakeVultr::start().await;
+    let plain_fake = FakeVultr::builder()
+        .catalog(Catalog::OpenAiList)
+        .start()
+        .await;
+    let streaming = Server::with_fake(&streaming_fake, &[]).await;
+    let plain = Server::with_fake(&plain_fake, &[]).await;
+    let arguments = json!({
+        "model": "kimi-k2-instruct",
+        "messages": [{"role": "user", "content": "What is the weather in Paris?"}],
+        "tools": [weather_tool()]
+    });
+
+    let streamed_result = streaming.call("chat_completion", arguments.clone()).await;
+    let streamed = ok(&streamed_result);
+    let unstreamed = ok(&plain.call("chat_completion", arguments.clone()).await);
+    assert_eq!(comparable(streamed.clone()), comparable(unstreamed.clone()));
+    assert_eq!(streamed["model"], unstreamed["model"]);
+    assert_eq!(
+        comparable(streamed),
+        json!({
+            "content": null,
+            "tool_calls": [{"id": "call_fake_1", "name": "get_weather", "arguments": {"city": "Paris"}}],
+            "finish_reason": "tool_calls",
+            "usage": {"prompt_tokens": 7, "completion_tokens": 10, "total_tokens": 17},
+            "assistant_message": {
+                "role": "assistant",
+                "content": null,
+                "tool_calls": [{"id": "call_fake_1", "type": "function",
+                                "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]
+            }
+        })
+    );
+    let shown = text(&streamed_result);
+    assert!(
+        shown.contains("id call_fake_1: get_weather({\"city\":\"Paris\"})"),
+        "{shown}"
+    );
+
+    // A text reply through both, too.
+    let text_arguments = json!({"model": "kimi-k2-instruct", "prompt": "hello there"});
+    let streamed = ok(&streaming
+        .call("chat_completion", text_arguments.clone())
+        .await);
+    let unstreamed = ok(&plain.call("chat_completion", text_arguments).await);
+    assert_eq!(comparable(streamed.clone()), comparable(unstreamed));
+    assert_eq!(streamed["content"], "echo: hello there");
+
+    let streamed_bodies = streaming_fake.chat_requests().await;
+    let plain_bodies = plain_fake.chat_requests().await;
+    assert_eq!((streamed_bodies.len(), plain_bodies.len()), (2, 2));
+    assert!(streamed_bodies.iter().all(asked_to_stream));
+    assert!(
+        plain_bodies
+            .iter()
+            .all(|b| b.get("stream").is_none() && b.get("stream_options").is_none())
+    );
+    streaming.stop().await;
+    plain.stop().await;
+}
+
+// ---------------------------------------------------------------------------
+// Progress notifications
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_slow_stream_reports_progress_with_the_callers_token_and_never_after_the_result() {
+    let faults = FaultServer::start(vec![slow_stream()]).await;
+    let base_url = faults.base_url();
+    let mut session = RawSession::start(&[
+        ("VULTR_INFERENCE_BASE_URL", base_url.as_str()),
+        ("VULTR_INFERENCE_API_KEY", INFERENCE_KEY),
+    ])
+    .await;
+    let token = "stream-progress-7";
+    let sent = session
+        .call_chat(
+            1,
+            json!({"model": STREAMING_MODEL, "prompt": "count to twelve"}),
+            Some(json!({"progressToken": token})),
+        )
+        .await;
+    let (before, response) = session.until_response(1).await;
+    let elapsed = response.at.duration_since(sent);
+
+    // The result is the whole stream.
+    let result = &response.value["result"];
+    assert_eq!(result["isError"], false, "{result}");
+    assert_eq!(result["structuredContent"]["content"], slow_text());
+    assert_eq!(result["structuredContent"]["finish_reason"], "stop");
+
+    // Only progress notifications came before it.
+    for line in &before {
+        assert_eq!(
+            line.value["method"], "notifications/progress",
+            "{}",
+            line.value
+        );
+    }
+    let progress = progress_of(&before);
+    assert!(
+        progress.len() >= 2,
+        "at least two notifications in {elapsed:?}: {:?}",
+        progress.iter().map(|(_, p)| p).collect::<Vec<_>>()
+    );
+    let allowed = (elapsed.as_secs_f64() * 4.0).floor() as usize + 1;
+    assert!(
+        progress.len() <= allowed,
+        "at most 4 a second: {} in {elapsed:?}",
+        progress.len()
+    );
+    let mut last = 0.0;
+    for (at, params) in &progress {
+        assert_eq!(params["progressToken"], token, "{params}");
+        assert!(
+            at.duration_since(sent) >= Duration::from_secs(1),
+            "none in the first second: {params} after {:?}",
+            at.duration_since(sent)
+        );
+        let value = params["progress"].as_f64().expect("a numeric progress");
+        assert!(value > last, "progress increases: {value} after {last}");
+        assert!(value <= SLOW_PIECES.len() as f64, "{params}");
+        last = value;
+        let message = params["message"].as_str().expect("a message");
+        assert!(
+            message.starts_with(&format!("{value} tokens so far: …")),
+            "{message}"
+        );
+        let words = message.split_once('…').map(|(_, w)| w).unwrap_or_default();
+        assert!(
+            slow_text().contains(words.trim()),
+            "the last words of the answer so far: {message}"
+        );
+    }
+
+    // Nothing arrives after the result.
+    let late = session.next_line(QUIET_AFTER).await;
+    assert!(
+        late.is_none(),
+        "a line after the result: {:?}",
+        late.map(|l| l.value)
+    );
+    session.stop().await;
+}
+
+#[tokio::test]
+async fn a_slow_stream_sends_no_progress_when_the_request_has_no_progress_token() {
+    let faults = FaultServer::start(vec![slow_stream()]).await;
+    let base_url = faults.base_url();
+    let mut session = RawSession::start(&[
+        ("VULTR_INFERENCE_BASE_URL", base_url.as_str()),
+        ("VULTR_INFERENCE_API_KEY", INFERENCE_KEY),
+    ])
+    .await;
+    let sent = session
+        .call_chat(
+            1,
+            json!({"model": STREAMING_MODEL, "prompt": "count to twelve"}),
+            None,
+        )
+        .await;
+    let (before, response) = session.until_response(1).await;
+    assert!(
+        response.at.duration_since(sent) >= Duration::from_secs(2),
+        "the stream was slow enough for progress"
+    );
+    assert_eq!(
+        response.value["result"]["structuredContent"]["content"],
+        slow_text()
+    );
+    let lines: Vec<&Value> = before.iter().map(|l| &l.value).collect();
+    assert!(lines.is_empty(), "nothing but the result: {lines:?}");
+    let late = session.next_line(QUIET_AFTER).await;
+    assert!(
+        late.is_none(),
+        "a line after the result: {:?}",
+        late.map(|l| l.value)
+    );
+    session.stop().await;
+}
+
+#[tokio::test]
+async fn a_fast_stream_sends_no_progress_even_with_a_progress_token() {
+    let fake = FakeVultr::start().await;
+    let account = fake.account_base_url();
+    let inference = fake.inference_base_url();
+    let mut session = RawSession::start(&[
+        ("VULTR_API_BASE_URL", account.as_str()),
+        ("VULTR_INFERENCE_BASE_URL", inference.as_str()),
+        ("VULTR_API_KEY", ACCOUNT_KEY),
+    ])
+    .await;
+    session
+        .call_chat(
+            1,
+            json!({"model": STREAMING_MODEL, "prompt": "hi"}),
+            Some(json!({"progressToken": 42})),
+        )
+        .await;
+    let (before, response) = session.until_response(1).await;
+    assert_eq!(
+        response.value["result"]["structuredContent"]["content"],
+        "echo: hi"
+    );
+    assert!(asked_to_stream(&fake.chat_requests().await[0]));
+    let lines: Vec<&Value> = before.iter().map(|l| &l.value).collect();
+    assert!(lines.is_empty(), "nothing but the result: {lines:?}");
+    let late = session.next_line(QUIET_AFTER).await;
+    assert!(
+        late.is_none(),
+        "a line after the result: {:?}",
+        late.map(|l| l.value)
+    );
+    session.stop().await;
+}
+
+// ---------------------------------------------------------------------------
+// Deadlines and partial answers
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_stream_that_stalls_returns_the_partial_answer_cut_off_stalled() {
+    let faults = FaultServer::start(vec![Fault::Stream {
+        chunks: content_chunks(STREAMING_MODEL, &["The answer ", "is forty"], false),
+        interval: Duration::from_millis(50),
+        then: StreamEnd::Stall,
+    }])
+    .await;
+    let server = server_for(&faults, &[("VULTR_MCP_STALL_TIMEOUT", "500ms")]).await;
+    let (result, took) = timed_chat(&server, "What is the answer?").await;
+    let reply = ok(&result);
+    assert_eq!(reply["content"], "The answer is forty");
+    assert_eq!(reply["finish_reason"], "cut_off_stalled");
+    assert_eq!(reply["usage"], Value::Null, "no usage arrived");
+    assert_eq!(reply.get("cost_usd"), None, "no usage, no cost");
+    assert_eq!(
+        reply["assistant_message"],
+        json!({"role": "assistant", "content": "The answer is forty"})
+    );
+    assert!(reply["conversation_id"].is_string(), "{reply}");
+    let shown = text(&result);
+    assert!(
+        shown.starts_with(
+            "[cut off: Vultr sent nothing for 500ms, so the answer is incomplete (VULTR_MCP_STALL_TIMEOUT).]\n\nThe answer is forty"
+        ),
+        "{shown}"
+    );
+    assert!(shown.contains("finish_reason cut_off_stalled"), "{shown}");
+    assert!(
+        took >= Duration::from_millis(500) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+    assert!(
+        faults.wait_stalls_closed(1, PROMPTLY).await,
+        "the server closed the stalled connection"
+    );
+    assert_eq!(faults.chat_requests(), 1);
+
+    // The partial answer is what the conversation keeps.
+    faults.push(Fault::Stream {
+        chunks: content_chunks(STREAMING_MODEL, &["two."], true),
+        interval: Duration::ZERO,
+        then: StreamEnd::Done,
+    });
+    let next = server
+        .call(
+            "chat_completion",
+            json!({"conversation_id": reply["conversation_id"], "prompt": "Go on"}),
+        )
+        .await;
+    assert_eq!(ok(&next)["content"], "two.");
+    assert_eq!(
+        faults.chat_bodies()[1]["messages"],
+        json!([
+            {"role": "user", "content": "What is the answer?"},
+            {"role": "assistant", "content": "The answer is forty"},
+            {"role": "user", "content": "Go on"}
+        ])
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_stream_longer_than_the_chat_timeout_returns_the_partial_answer_cut_off_deadline() {
+    let faults = FaultServer::start(vec![slow_stream()]).await;
+    let server = server_for(&faults, &[("VULTR_MCP_CHAT_TIMEOUT", "1s")]).await;
+    let (result, took) = timed_chat(&server, "count to twelve").await;
+    let reply = ok(&result);
+    let content = reply["content"].as_str().expect("some text");
+    assert!(!content.is_empty());
+    assert!(
+        slow_text().starts_with(content) && content != slow_text(),
+        "a proper prefix of the answer: {content:?}"
+    );
+    assert_eq!(reply["finish_reason"], "cut_off_deadline");
+    let shown = text(&result);
+    assert!(
+        shown.starts_with(&format!(
+            "[cut off: the answer took longer than 1s, so it is incomplete (VULTR_MCP_CHAT_TIMEOUT).]\n\n{content}"
+        )),
+        "{shown}"
+    );
+    assert!(
+        took >= Duration::from_secs(1) && took < Duration::from_secs(2),
+        "ended at the deadline, not with the stream (≈2.4 s): {took:?}"
+    );
+    assert!(
+        faults.wait_streams_abandoned(1, PROMPTLY).await,
+        "the server hung up on the rest of the stream"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn nothing_before_the_first_token_deadline_is_an_error() {
+    let faults = FaultServer::start(vec![
+        // No response head at all.
+        Fault::Stall,
+        // A response head, then no event.
+        Fault::Stream {
+            chunks: vec![],
+            interval: Duration::ZERO,
+            then: StreamEnd::Stall,
+        },
+    ])
+    .await;
+    let server = server_for(&faults, &[("VULTR_MCP_FIRST_TOKEN_TIMEOUT", "500ms")]).await;
+    for (n, case) in ["no head", "a head and no event"].into_iter().enumerate() {
+        let (result, took) = timed_chat(&server, "hi").await;
+        let message = err(&result);
+        assert!(
+            message.contains("no part of the answer within 500ms (VULTR_MCP_FIRST_TOKEN_TIMEOUT)"),
+            "{case}: {message}"
+        );
+        assert!(
+            took >= Duration::from_millis(500) && took < Duration::from_secs(5),
+            "{case}: {took:?}"
+        );
+        assert!(
+            faults.wait_stalls_closed(n + 1, PROMPTLY).await,
+            "{case}: the server closed the connection"
+        );
+    }
+    assert_eq!(faults.chat_requests(), 2, "no retry after a timeout");
+    // The next call works.
+    faults.push(Fault::Stream {
+        chunks: content_chunks(STREAMING_MODEL, &["fine"], true),
+        interval: Duration::ZERO,
+        then: StreamEnd::Done,
+    });
+    let (result, _) = timed_chat(&server, "hi").await;
+    assert_eq!(ok(&result)["content"], "fine");
+    server.stop().await;
+}
+
+/// Streams `pieces` then ends with `end`; the call must fail with a message containing
+/// each of `expected`, and the next call must work.
+async fn assert_broken_stream_is_an_error(pieces: &[&str], end: StreamEnd, expected: &[&str]) {
+    let faults = FaultServer::start(vec![Fault::Stream {
+        chunks: content_chunks(STREAMING_MODEL, pieces, false),
+        interval: Duration::from_millis(10),
+        then: end,
+    }])
+    .await;
+    let server = server_for(&faults, &[]).await;
+    let (result, _) = timed_chat(&server, "hi").await;
+    let message = err(&result);
+    for part in expected {
+        assert!(message.contains(part), "{end:?}: {part:?} in {message}");
+    }
+    assert_eq!(faults.chat_requests(), 1, "{end:?}: not retried");
+    faults.push(Fault::Stream {
+        chunks: content_chunks(STREAMING_MODEL, &["back ", "again"], true),
+        interval: Duration::ZERO,
+        then: StreamEnd::Done,
+    });
+    let (result, _) = timed_chat(&server, "hi").await;
+    assert_eq!(ok(&result)["content"], "back again", "{end:?}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_stream_truncated_at_the_http_level_is_an_error_and_the_next_call_works() {
+    assert_broken_stream_is_an_error(
+        &["Half an ", "answ"],
+        StreamEnd::Cut,
+        &[
+            "the Vultr inference API's answer was cut off before it was complete",
+            "the stream broke off",
+            "try again",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_stream_that_ends_without_finish_reason_or_done_is_an_error_and_the_next_call_works() {
+    assert_broken_stream_is_an_error(
+        &["Half an ", "answ"],
+        StreamEnd::Eof,
+        &[
+            "cut off before it was complete",
+            "the stream ended before the answer was complete (no finish_reason, no [DONE])",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_garbage_chunk_is_an_error_and_the_next_call_works() {
+    assert_broken_stream_is_an_error(
+        &["Half an "],
+        StreamEnd::Garbage,
+        &[
+            "Vultr inference API answered HTTP 200 with a body that could not be read",
+            "a stream chunk is not JSON",
+            "{not json",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_error_event_in_the_stream_is_reported_with_its_status_and_message() {
+    let mut chunks = content_chunks(STREAMING_MODEL, &["Partial "], false);
+    chunks.push(
+        json!({"error": {"message": "Model overloaded, try later", "code": 503}}).to_string(),
+    );
+    let faults = FaultServer::start(vec![Fault::Stream {
+        chunks,
+        interval: Duration::from_millis(10),
+        then: StreamEnd::Done,
+    }])
+    .await;
+    let server = server_for(&faults, &[]).await;
+    let (result, _) = timed_chat(&server, "hi").await;
+    let message = err(&result);
+    assert!(
+        message.contains("Vultr inference API answered HTTP 503: Model overloaded, try later"),
+        "{message}"
+    );
+    server.stop().await;
+}
+
+// ---------------------------------------------------------------------------
+// Cost and latency
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn cost_comes_from_the_catalog_prices_and_the_reported_usage_and_latency_is_always_given() {
+    let fake = FakeVultr::start().await;
+    let server = Server::with_fake(&fake, &[]).await;
+    // 30 characters of prompt: 7 tokens; "echo: " + 30 characters of reply: 9 tokens.
+    let prompt = "What is the capital of France?";
+    let priced_result = server
+        .call(
+            "chat_completion",
+            json!({"model": "glm-5.2", "prompt": prompt}),
+        )
+        .await;
+    let priced = ok(&priced_result);
+    assert_eq!(
+        priced["usage"],
+        json!({"prompt_tokens": 7, "completion_tokens": 9, "total_tokens": 16})
+    );
+    // glm-5.2 costs $0.75 per 1M prompt tokens and $3.00 per 1M completion tokens
+    // (the entries without a time window): (7 × 0.75 + 9 × 3) / 1e6.
+    assert_eq!(priced["cost_usd"].as_f64(), Some(3.225e-5), "{priced}");
+    assert!(priced["latency_ms"].is_u64(), "{priced}");
+    let shown = text(&priced_result);
+    assert!(
+        shown.contains("tokens 7 prompt + 9 completion, $0.000032"),
+        "{shown}"
+    );
+
+    let unpriced_result = server
+        .call(
+            "chat_completion",
+            json!({"model": "plain-chat-7b", "prompt": prompt}),
+        )
+        .await;
+    let unpriced = ok(&unpriced_result);
+    assert_eq!(unpriced["usage"], priced["usage"]);
+    assert_eq!(unpriced.get("cost_usd"), None, "no prices, no cost");
+    assert!(unpriced["latency_ms"].is_u64(), "{unpriced}");
+    assert!(!text(&unpriced_result).contains('$'));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_cost_of_a_raw_stream_uses_the_usage_of_its_final_chunk_and_latency_covers_the_stream()
+{
+    let faults = FaultServer::start(vec![Fault::Stream {
+        chunks: content_chunks(STREAMING_MODEL, &["a", "b", "c", "d"], true),
+        interval: Duration::from_millis(100),
+        then: StreamEnd::Done,
+    }])
+    .await;
+    let server = server_for(&faults, &[]).await;
+    let (result, took) = timed_chat(&server, "hi").await;
+    let reply = ok(&result);
+    assert_eq!(reply["content"], "abcd");
+    assert_eq!(
+        reply["usage"],
+        json!({"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9})
+    );
+    // (5 × 0.75 + 4 × 3) / 1e6
+    assert_eq!(reply["cost_usd"].as_f64(), Some(1.575e-5), "{reply}");
+    let latency = reply["latency_ms"].as_u64().expect("latency_ms");
+    assert!(
+        latency >= 400 && u128::from(latency) <= took.as_millis(),
+        "latency {latency} ms covers the 4 chunks 100 ms apart, within the call's {took:?}"
+    );
+    server.stop().await;
+}
