@@ -52,7 +52,7 @@ async fn serve(config: Config) -> ExitCode {
         CancelOnEof::new(tokio::io::stdin(), client_gone.clone()),
         tokio::io::stdout(),
     );
-    let server = VultrServer::new(config).cancelled_by(client_gone.clone());
+    let server = VultrServer::new(config, client_gone.clone());
     let started = tokio::select! {
         started = server.serve(transport) => started,
         () = &mut signal => return ExitCode::SUCCESS,

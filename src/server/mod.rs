@@ -83,8 +83,9 @@ impl State {
 }
 
 impl VultrServer {
-    /// A server for `config`. Nothing is fetched until a tool needs it.
-    pub fn new(config: Config) -> Self {
+    /// A server for `config`; cancelling `shutdown` stops every running call. Nothing is
+    /// fetched until a tool needs it.
+    pub fn new(config: Config, shutdown: CancellationToken) -> Self {
         let config = config.normalized();
         let limits = &config.limits;
         let http = VultrHttp::new(limits);
@@ -135,7 +136,7 @@ impl VultrServer {
                 max_age: config.conversation_max_age,
             },
             conversation_store: OnceLock::new(),
-            shutdown: CancellationToken::new(),
+            shutdown,
         };
         Self {
             state: Arc::new(state),
@@ -144,16 +145,6 @@ impl VultrServer {
                 + Self::chat_router()
                 + Self::conversations_router(),
         }
-    }
-}
-
-impl VultrServer {
-    /// The same server, stopping every running call when `token` is cancelled.
-    pub fn cancelled_by(mut self, token: CancellationToken) -> Self {
-        if let Some(state) = Arc::get_mut(&mut self.state) {
-            state.shutdown = token;
-        }
-        self
     }
 }
 
