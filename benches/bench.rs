@@ -1,9 +1,12 @@
 //! End-to-end benchmark of the release binary against a fake Vultr server with instant
 //! answers: start-up, added latency, concurrency, memory and streaming progress.
 //!
-//! Run with `cargo bench --bench bench` (a `harness = false` bench: it prints a table).
-//! `BENCH_SERVER_BINARY=/path/to/vultr-inference-mcp` measures another build instead of
-//! the one this checkout builds (for before/after comparisons).
+//! Run with `cargo bench --bench bench` (a `harness = false` bench: it prints a table;
+//! BENCHMARKS.md has the figures and what they mean). Settings, for investigations:
+//! - `BENCH_SERVER_BINARY=/path/to/vultr-inference-mcp` measures that build instead of
+//!   this checkout's (before/after comparisons);
+//! - `BENCH_PHASES=startup,latency,concurrency,streaming` (any subset) runs only those
+//!   phases, e.g. under `perf record`.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -51,6 +54,10 @@ fn main() {
 
 /// The release binary of this checkout, built now (`cargo build --release`) so that it is
 /// exactly what `cargo install` ships; `BENCH_SERVER_BINARY` overrides it.
+///
+/// Not `CARGO_BIN_EXE_vultr-inference-mcp`: the binary Cargo builds for a bench has the
+/// dev-dependencies' features unified in (rmcp's client, tokio's test-util), so it is a
+/// different program from the one users run.
 fn server_binary() -> PathBuf {
     if let Some(path) = std::env::var_os("BENCH_SERVER_BINARY") {
         return PathBuf::from(path);
@@ -183,6 +190,27 @@ fn memory_kib(pid: u32) -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
+/// The 1-minute load average: other work on the machine skews every figure.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|text| text.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".to_owned())
+}
+
+/// CPU time a process has used so far, all its threads together (from schedstat).
+fn cpu_time(pid: u32) -> Duration {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Duration::ZERO;
+    };
+    let nanos: u64 = tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
+        .filter_map(|line| line.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    Duration::from_nanos(nanos)
+}
+
 /// The `p`-th percentile (nearest rank) of `samples`, which it sorts.
 fn percentile(samples: &mut [Duration], p: f64) -> Duration {
     if samples.is_empty() {
@@ -289,6 +317,7 @@ impl Report {
 async fn run(binary: &Path) -> Report {
     let fake = FakeVultr::start();
     let mut report = Report::default();
+    let load_before = load_average();
     // BENCH_PHASES=latency,streaming (say) runs only those, e.g. under a profiler.
     let phases = std::env::var("BENCH_PHASES").unwrap_or_default();
     let wanted = |phase: &str| phases.is_empty() || phases.split(',').any(|p| p.trim() == phase);
@@ -304,6 +333,10 @@ async fn run(binary: &Path) -> Report {
     if wanted("streaming") {
         streaming(binary, &fake, &mut report).await;
     }
+    report.info(
+        "machine load average (1 min) before → after; 2 cores",
+        format!("{load_before} → {}", load_average()),
+    );
     report
 }
 
@@ -373,6 +406,7 @@ async fn added_latency(binary: &Path, fake: &FakeVultr, report: &mut Report) {
     }
     let mut through = Vec::with_capacity(SEQUENTIAL_CALLS);
     let mut straight = Vec::with_capacity(SEQUENTIAL_CALLS);
+    let cpu_before = cpu_time(server.pid);
     for _ in 0..SEQUENTIAL_CALLS {
         let t = Instant::now();
         send_direct().await;
@@ -381,6 +415,7 @@ async fn added_latency(binary: &Path, fake: &FakeVultr, report: &mut Report) {
         chat(&peer, PLAIN_MODEL).await;
         through.push(t.elapsed());
     }
+    let cpu_per_call = cpu_time(server.pid).saturating_sub(cpu_before) / SEQUENTIAL_CALLS as u32;
     let (s50, s99) = (
         percentile(&mut through, 50.0),
         percentile(&mut through, 99.0),
@@ -403,6 +438,10 @@ async fn added_latency(binary: &Path, fake: &FakeVultr, report: &mut Report) {
     report.info(
         "added latency, p99 (server p99 − direct p99)",
         ms(s99.saturating_sub(d99)),
+    );
+    report.info(
+        "server CPU time per chat_completion (all threads)",
+        ms(cpu_per_call),
     );
     // The share of the MCP round trip itself (client, pipes, rmcp's service loop).
     let mut pings = Vec::with_capacity(SEQUENTIAL_CALLS);
@@ -477,7 +516,7 @@ async fn concurrency_and_memory(binary: &Path, fake: &FakeVultr, report: &mut Re
                 "{n:>3} concurrent calls, {} upstream: wall time (median of {rounds}), calls/s",
                 if delay.is_zero() { "0 ms" } else { "1 s" }
             );
-            let figure = format!("{} , {per_second:.0}/s", ms(wall));
+            let figure = format!("{}, {per_second:.0}/s", ms(wall));
             if n == 256 && !delay.is_zero() {
                 let worst = walls.iter().max().copied().unwrap_or_default();
                 report.check(
