@@ -44,6 +44,8 @@ CREATE TABLE IF NOT EXISTS conversations (
 );
 CREATE INDEX IF NOT EXISTS conversations_by_recency
     ON conversations (touched DESC);
+CREATE INDEX IF NOT EXISTS conversations_by_update
+    ON conversations (updated_at);
 CREATE TABLE IF NOT EXISTS messages (
     conversation_id TEXT    NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
     seq             INTEGER NOT NULL,
@@ -377,13 +379,11 @@ impl ConversationStore {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| self.db(ACTION, e))?;
-        tx.execute(
-            &format!(
-                "INSERT INTO conversations (id, title, model, turns, created_at, updated_at, touched)
-                 VALUES (?1, ?2, ?3, 1, ?4, ?4, {NEXT_TOUCH})"
-            ),
-            params![id.as_ref(), title, model, now],
-        )
+        tx.prepare_cached(&format!(
+            "INSERT INTO conversations (id, title, model, turns, created_at, updated_at, touched)
+             VALUES (?1, ?2, ?3, 1, ?4, ?4, {NEXT_TOUCH})"
+        ))
+        .and_then(|mut insert| insert.execute(params![id.as_ref(), title, model, now]))
         .map_err(|e| self.db(ACTION, e))?;
         insert_messages(&tx, &id, 0, &bodies).map_err(|e| self.db(ACTION, e))?;
         prune_in(&tx, self.retention, now, Some(&id)).map_err(|e| self.db(ACTION, e))?;
@@ -406,23 +406,20 @@ impl ConversationStore {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| self.db(ACTION, e))?;
         let next: i64 = tx
-            .query_row(
+            .prepare_cached(
                 "SELECT COALESCE((SELECT MAX(seq) + 1 FROM messages WHERE conversation_id = ?1), 0)
                  FROM conversations WHERE id = ?1",
-                [id.as_ref()],
-                |row| row.get(0),
             )
+            .and_then(|mut select| select.query_row([id.as_ref()], |row| row.get(0)))
             .optional()
             .map_err(|e| self.db(ACTION, e))?
             .ok_or_else(|| not_found(id))?;
         insert_messages(&tx, id, next, &bodies).map_err(|e| self.db(ACTION, e))?;
-        tx.execute(
-            &format!(
-                "UPDATE conversations SET turns = turns + 1, model = ?2, updated_at = ?3,
-                 touched = {NEXT_TOUCH} WHERE id = ?1"
-            ),
-            params![id.as_ref(), model, now],
-        )
+        tx.prepare_cached(&format!(
+            "UPDATE conversations SET turns = turns + 1, model = ?2, updated_at = ?3,
+             touched = {NEXT_TOUCH} WHERE id = ?1"
+        ))
+        .and_then(|mut update| update.execute(params![id.as_ref(), model, now]))
         .map_err(|e| self.db(ACTION, e))?;
         tx.commit().map_err(|e| self.db(ACTION, e))
     }
@@ -574,6 +571,11 @@ fn migrate(conn: &mut Connection, label: &str) -> Result<(), StoreError> {
     if found < 1 {
         tx.execute_batch(SCHEMA_V1).map_err(open_err)?;
     }
+    // Files made before this index existed get it too: pruning by age uses it.
+    tx.execute_batch(
+        "CREATE INDEX IF NOT EXISTS conversations_by_update ON conversations (updated_at);",
+    )
+    .map_err(open_err)?;
     if found < SCHEMA_VERSION {
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(open_err)?;
@@ -614,17 +616,17 @@ fn prune_in(
     let keep = keep.map(AsRef::<str>::as_ref);
     let max_age = i64::try_from(retention.max_age.as_secs()).unwrap_or(i64::MAX);
     let cutoff = now.saturating_sub(max_age);
-    let by_age = conn.execute(
-        "DELETE FROM conversations WHERE updated_at < ?1 AND id IS NOT ?2",
-        params![cutoff, keep],
-    )?;
-    let by_count = conn.execute(
-        &format!(
+    // Cached: this runs on every new conversation, and compiling the SQL each time cost
+    // more than running it.
+    let by_age = conn
+        .prepare_cached("DELETE FROM conversations WHERE updated_at < ?1 AND id IS NOT ?2")?
+        .execute(params![cutoff, keep])?;
+    let by_count = conn
+        .prepare_cached(&format!(
             "DELETE FROM conversations WHERE id IS NOT ?2 AND id IN
                 (SELECT id FROM conversations ORDER BY {RECENCY} LIMIT -1 OFFSET ?1)"
-        ),
-        params![sql_count(retention.max_conversations), keep],
-    )?;
+        ))?
+        .execute(params![sql_count(retention.max_conversations), keep])?;
     Ok(by_age + by_count)
 }
 

@@ -74,6 +74,12 @@ impl VultrServer {
         &self,
         work: impl FnOnce(&ConversationStore) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, ToolError> {
+        // An in-memory store never waits for another process's lock: no need to leave
+        // the async thread (the hop costs more than the work).
+        if self.state.conversation_location == crate::conversations::StoreLocation::InMemory {
+            let store = self.state.conversations()?;
+            return work(&store).map_err(ToolError::from);
+        }
         let state = self.state.clone();
         let outcome = tokio::task::spawn_blocking(move || {
             let store = state.conversations()?;

@@ -1,6 +1,7 @@
 //! The one place requests to Vultr are sent: timeouts, retries with backoff, a cap on
 //! response size, and every failure turned into a [`VultrError`].
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
@@ -44,25 +45,21 @@ impl RetryPolicy {
 /// The HTTP client shared by both Vultr APIs, with its limits.
 #[derive(Clone)]
 pub struct VultrHttp {
-    client: reqwest::Client,
+    /// Built once, off the start-up path: loading the system's root certificates takes
+    /// milliseconds that the MCP handshake should not wait for.
+    client: Arc<OnceLock<reqwest::Client>>,
+    connect_timeout: Duration,
     retry: RetryPolicy,
     max_response_bytes: usize,
 }
 
 impl VultrHttp {
-    /// A client honouring `limits`.
+    /// A client honouring `limits`. The underlying client is built on a background
+    /// thread now, or on first use if that comes sooner.
     pub fn new(limits: &Limits) -> Self {
-        let client = reqwest::Client::builder()
-            .connect_timeout(limits.connect_timeout)
-            .user_agent(concat!(
-                env!("CARGO_PKG_NAME"),
-                "/",
-                env!("CARGO_PKG_VERSION")
-            ))
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
-        Self {
-            client,
+        let http = Self {
+            client: Arc::new(OnceLock::new()),
+            connect_timeout: limits.connect_timeout,
             retry: RetryPolicy {
                 max_retries: limits.max_retries,
                 retry_after_cap: limits.retry_after_cap,
@@ -70,12 +67,32 @@ impl VultrHttp {
                 max_delay: Duration::from_secs(4),
             },
             max_response_bytes: limits.max_response_bytes,
+        };
+        let warm = http.clone();
+        let spawned = std::thread::Builder::new()
+            .name("http-client-init".to_owned())
+            .spawn(move || {
+                warm.client();
+            });
+        if spawned.is_err() {
+            http.client();
         }
+        http
     }
 
     /// The underlying client, to build requests with.
     pub fn client(&self) -> &reqwest::Client {
-        &self.client
+        self.client.get_or_init(|| {
+            reqwest::Client::builder()
+                .connect_timeout(self.connect_timeout)
+                .user_agent(concat!(
+                    env!("CARGO_PKG_NAME"),
+                    "/",
+                    env!("CARGO_PKG_VERSION")
+                ))
+                .build()
+                .unwrap_or_else(|_| reqwest::Client::new())
+        })
     }
 
     /// Sends a request, retrying what is worth retrying, and decodes a JSON success body.
