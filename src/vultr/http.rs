@@ -108,19 +108,7 @@ impl VultrHttp {
                 .prepare(api, &request)?
                 .header(header::ACCEPT, "application/json");
             let response = self.response_once(api, base_url, timeout, request).await?;
-            let status = response.status();
-            let body = self.read_body(api, base_url, timeout, response).await?;
-            let body = if status == StatusCode::NO_CONTENT || body.trim().is_empty() {
-                "null"
-            } else {
-                &body
-            };
-            serde_json::from_str(body).map_err(|e| VultrError::Decode {
-                api,
-                status: status.as_u16(),
-                detail: e.to_string(),
-                snippet: snippet(body, 200),
-            })
+            self.read_json(api, base_url, timeout, response).await
         };
         self.with_retries(api, attempt).await
     }
@@ -173,6 +161,29 @@ impl VultrHttp {
             body.extend_from_slice(&chunk);
         }
         Ok(String::from_utf8_lossy(&body).into_owned())
+    }
+
+    /// Reads a success body as JSON; an empty body or a 204 reads as `null`.
+    pub async fn read_json<T: DeserializeOwned>(
+        &self,
+        api: Api,
+        base_url: &str,
+        timeout: Duration,
+        response: reqwest::Response,
+    ) -> Result<T, VultrError> {
+        let status = response.status();
+        let body = self.read_body(api, base_url, timeout, response).await?;
+        let body = if status == StatusCode::NO_CONTENT || body.trim().is_empty() {
+            "null"
+        } else {
+            &body
+        };
+        serde_json::from_str(body).map_err(|e| VultrError::Decode {
+            api,
+            status: status.as_u16(),
+            detail: e.to_string(),
+            snippet: snippet(body, 200),
+        })
     }
 
     /// The largest body accepted, in bytes.

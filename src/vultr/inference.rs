@@ -56,12 +56,7 @@ impl InferenceClient {
                 request,
             )
             .await?;
-        parse_catalog(&body).map_err(|e| VultrError::Decode {
-            api: Api::Inference,
-            status: 200,
-            detail: e.to_string(),
-            snippet: snippet(&body.to_string(), 200),
-        })
+        parse_catalog(&body).map_err(|e| unexpected_shape(&body, e))
     }
 
     /// `POST /chat/completions` without streaming.
@@ -81,12 +76,7 @@ impl InferenceClient {
                 http_request,
             )
             .await?;
-        ChatReply::from_response(&body, &request.model).map_err(|e| VultrError::Decode {
-            api: Api::Inference,
-            status: 200,
-            detail: e.to_string(),
-            snippet: snippet(&body.to_string(), 200),
-        })
+        ChatReply::from_response(&body, &request.model).map_err(|e| unexpected_shape(&body, e))
     }
 
     /// `POST /chat/completions` with `stream: true`: `on_chunk` sees the reply grow, and
@@ -135,30 +125,19 @@ impl InferenceClient {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.contains("text/event-stream"));
         let to_reply = |body: &Value| {
-            ChatReply::from_response(body, &request.model).map_err(|e| VultrError::Decode {
-                api: Api::Inference,
-                status: 200,
-                detail: e.to_string(),
-                snippet: snippet(&body.to_string(), 200),
-            })
+            ChatReply::from_response(body, &request.model).map_err(|e| unexpected_shape(body, e))
         };
         if !is_event_stream {
             // Vultr answered in one piece after all: read it as a plain completion.
-            let text = self
+            let body: Value = self
                 .http
-                .read_body(
+                .read_json(
                     Api::Inference,
                     self.base.as_str(),
                     transport_limit,
                     response,
                 )
                 .await?;
-            let body: Value = serde_json::from_str(&text).map_err(|e| VultrError::Decode {
-                api: Api::Inference,
-                status: 200,
-                detail: e.to_string(),
-                snippet: snippet(&text, 200),
-            })?;
             return Ok((to_reply(&body)?, None));
         }
         let limit = self.http.max_response_bytes();
@@ -173,6 +152,16 @@ impl InferenceClient {
         });
         let end = read_stream(sse_stream::SseByteStream::new(bytes), deadlines, on_chunk).await?;
         Ok((to_reply(&end.response)?, end.cut_off))
+    }
+}
+
+/// A JSON success body that is not the shape expected of it.
+fn unexpected_shape(body: &Value, problem: impl std::fmt::Display) -> VultrError {
+    VultrError::Decode {
+        api: Api::Inference,
+        status: 200,
+        detail: problem.to_string(),
+        snippet: snippet(&body.to_string(), 200),
     }
 }
 
