@@ -637,3 +637,21 @@ async fn continuing_without_a_model_uses_the_conversations_model_over_the_defaul
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn servers_started_by_the_tests_keep_their_default_store_in_a_private_home() {
+    let fake = FakeVultr::start().await;
+    // An empty setting means the default location: the data directory under HOME.
+    let server = Server::with_fake(&fake, &[("VULTR_MCP_CONVERSATIONS", "")]).await;
+    let result = server
+        .call(
+            "chat_completion",
+            json!({"model": "glm-5.2", "prompt": "hi"}),
+        )
+        .await;
+    ok(&result);
+    let store = server.home().default_store();
+    assert!(store.exists(), "no store at {}", store.display());
+    assert!(store.starts_with(server.home().path()));
+    server.stop().await;
+}

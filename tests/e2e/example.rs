@@ -3,13 +3,18 @@
 use std::time::Duration;
 
 use crate::support::fake_vultr::{ACCOUNT_KEY, FakeVultr};
-use crate::support::mcp::BINARY;
+use crate::support::mcp::{BINARY, Home};
 
 #[tokio::test]
 async fn the_scripted_example_runs_a_chat_and_a_tool_round_trip() {
     let fake = FakeVultr::start().await;
+    let home = Home::new();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let run = tokio::process::Command::new(cargo)
+    let mut command = tokio::process::Command::new(cargo);
+    // The example starts the server with its own environment: give it a private home, so
+    // its conversations land there and never in the developer's data directory.
+    home.apply(&mut command);
+    let run = command
         .args([
             "run",
             "--quiet",
@@ -25,6 +30,7 @@ async fn the_scripted_example_runs_a_chat_and_a_tool_round_trip() {
         .env("VULTR_INFERENCE_BASE_URL", fake.inference_base_url())
         .env_remove("VULTR_INFERENCE_API_KEY")
         .env_remove("VULTR_DEFAULT_MODEL")
+        .env_remove("VULTR_MCP_CONVERSATIONS")
         .output();
     let output = tokio::time::timeout(Duration::from_secs(300), run)
         .await
@@ -53,4 +59,8 @@ async fn the_scripted_example_runs_a_chat_and_a_tool_round_trip() {
         "{stdout}"
     );
     assert_eq!(fake.chat_requests().await.len(), 3);
+    assert!(
+        home.default_store().exists(),
+        "the example's conversations are kept in the test's own home"
+    );
 }

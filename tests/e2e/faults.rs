@@ -29,7 +29,7 @@ use tokio::process::{Child, ChildStdin, ChildStdout};
 
 use crate::support::fake_vultr::FakeVultr;
 use crate::support::faults::{Fault, FaultServer, refused_base_url};
-use crate::support::mcp::{BINARY, Server, err, ok, text};
+use crate::support::mcp::{Home, Server, err, ok, server_command, text};
 
 const CHAT_PATH: &str = "/v1/chat/completions";
 const SUBSCRIPTIONS_PATH: &str = "/v2/inference";
@@ -131,22 +131,14 @@ struct RawServer {
     child: Child,
     stdin: Option<ChildStdin>,
     stdout: Lines<BufReader<ChildStdout>>,
+    _home: Home,
 }
 
 impl RawServer {
     /// Starts the binary against `faults` and completes the MCP handshake.
     async fn start(faults: &FaultServer) -> RawServer {
-        let mut command = tokio::process::Command::new(BINARY);
-        for var in [
-            "VULTR_API_KEY",
-            "VULTR_INFERENCE_SUBSCRIPTION",
-            "VULTR_API_BASE_URL",
-            "VULTR_DEFAULT_MODEL",
-        ] {
-            command.env_remove(var);
-        }
-        let mut child = command
-            .env("RUST_LOG", "warn")
+        let home = Home::new();
+        let mut child = server_command(&home)
             .env("VULTR_MCP_CONVERSATIONS", "memory")
             .env("VULTR_INFERENCE_BASE_URL", faults.base_url())
             .env("VULTR_INFERENCE_API_KEY", INFERENCE_KEY)
@@ -162,6 +154,7 @@ impl RawServer {
             child,
             stdin,
             stdout,
+            _home: home,
         };
         raw.send(json!({
             "jsonrpc": "2.0", "id": 1, "method": "initialize",

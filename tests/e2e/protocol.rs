@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use crate::support::fake_vultr::FakeVultr;
-use crate::support::mcp::{BINARY, Server, ok};
+use crate::support::mcp::{Home, Server, ok, server_command};
 
 #[tokio::test]
 async fn the_server_introduces_itself_with_its_own_name_and_version() {
@@ -105,11 +105,10 @@ async fn without_any_key_list_models_works_and_other_tools_name_the_variable_to_
 
 /// Sends raw lines to the binary and returns every line it wrote to stdout.
 async fn exchange(lines: &[&str]) -> Vec<String> {
-    let mut child = tokio::process::Command::new(BINARY)
+    let home = Home::new();
+    let mut child = server_command(&home)
         .env("RUST_LOG", "debug")
         .env("VULTR_MCP_CONVERSATIONS", "memory")
-        .env_remove("VULTR_API_KEY")
-        .env_remove("VULTR_INFERENCE_API_KEY")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -7,7 +7,7 @@ use rmcp::model::CallToolResult;
 use serde_json::{Value, json};
 
 use crate::support::fake_vultr::{ACCOUNT_KEY, FakeVultr, Subscription};
-use crate::support::mcp::{BINARY, Server, err, ok, text};
+use crate::support::mcp::{Home, Server, err, ok, server_command, text};
 
 const ALPHA_ID: &str = "a1a1a1a1-0000-4000-8000-aaaaaaaaaaaa";
 const ALPHA_KEY: &str = "sk-canary-ALPHA-Q7W3E9R1T5Y2U8I4O6P0";
@@ -379,7 +379,8 @@ async fn a_catalog_error_quoting_the_key_is_not_written_to_the_log() {
 #[tokio::test]
 async fn help_and_usage_errors_never_print_the_keys_in_the_environment() {
     for args in [&["--help"][..], &["--version"], &["--no-such-flag"]] {
-        let output = tokio::process::Command::new(BINARY)
+        let home = Home::new();
+        let output = server_command(&home)
             .args(args)
             .env("VULTR_API_KEY", ACCOUNT_KEY)
             .env("VULTR_INFERENCE_API_KEY", ALPHA_KEY)

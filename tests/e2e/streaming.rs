@@ -19,7 +19,7 @@ use tokio::process::{Child, ChildStdin, ChildStdout};
 
 use crate::support::fake_vultr::{ACCOUNT_KEY, Catalog, FakeVultr};
 use crate::support::faults::{Fault, FaultServer, StreamEnd, content_chunks};
-use crate::support::mcp::{BINARY, Server, err, ok, text};
+use crate::support::mcp::{Home, Server, err, ok, server_command, text};
 
 /// Any key: the raw fault server accepts every key.
 const INFERENCE_KEY: &str = "STREAM-TEST-INFERENCE-KEY-0001";
@@ -115,6 +115,7 @@ struct RawSession {
     child: Child,
     stdin: Option<ChildStdin>,
     stdout: Lines<BufReader<ChildStdout>>,
+    _home: Home,
 }
 
 /// A line the server wrote, with the time it arrived.
@@ -126,17 +127,9 @@ struct Line {
 impl RawSession {
     /// Starts the binary with exactly `env` (plus PATH/HOME) and completes the handshake.
     async fn start(env: &[(&str, &str)]) -> RawSession {
-        let mut command = tokio::process::Command::new(BINARY);
-        for (name, _) in std::env::vars_os() {
-            if name
-                .to_str()
-                .is_some_and(|n| n.starts_with("VULTR_") || n == "RUST_LOG")
-            {
-                command.env_remove(&name);
-            }
-        }
+        let home = Home::new();
+        let mut command = server_command(&home);
         command
-            .env("RUST_LOG", "warn")
             .env("VULTR_MCP_CONVERSATIONS", "memory")
             .envs(env.iter().copied())
             .stdin(Stdio::piped())
@@ -150,6 +143,7 @@ impl RawSession {
             child,
             stdin,
             stdout,
+            _home: home,
         };
         session
             .send(

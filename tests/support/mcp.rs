@@ -1,5 +1,6 @@
 //! Starts the real server binary over stdio and drives it with rmcp's client.
 
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 
@@ -31,24 +32,80 @@ fn is_server_var(name: &str) -> bool {
     name.starts_with("VULTR_") || SERVER_VARS.contains(&name)
 }
 
+/// A private home for spawned processes: `HOME` and the XDG folders point into a
+/// temporary directory, so no test ever reads or writes the developer's real files
+/// (the default conversation store among them). Removed when dropped.
+pub struct Home(tempfile::TempDir);
+
+impl Home {
+    /// A new, empty home.
+    pub fn new() -> Home {
+        Home(
+            tempfile::Builder::new()
+                .prefix("vultr-mcp-test-home-")
+                .tempdir()
+                .expect("a temporary home"),
+        )
+    }
+
+    /// The home directory.
+    pub fn path(&self) -> &Path {
+        self.0.path()
+    }
+
+    /// Where the server keeps conversations by default inside this home.
+    pub fn default_store(&self) -> PathBuf {
+        self.path()
+            .join(".local/share/vultr-inference-mcp/conversations.sqlite3")
+    }
+
+    /// Points `command` at this home. Cargo and rustup keep finding their own folders.
+    pub fn apply(&self, command: &mut tokio::process::Command) {
+        if let Some(real) = dirs::home_dir() {
+            if std::env::var_os("CARGO_HOME").is_none() {
+                command.env("CARGO_HOME", real.join(".cargo"));
+            }
+            if std::env::var_os("RUSTUP_HOME").is_none() {
+                command.env("RUSTUP_HOME", real.join(".rustup"));
+            }
+        }
+        command
+            .env("HOME", self.path())
+            .env("XDG_DATA_HOME", self.path().join(".local/share"))
+            .env("XDG_CONFIG_HOME", self.path().join(".config"))
+            .env("XDG_CACHE_HOME", self.path().join(".cache"))
+            .env("XDG_STATE_HOME", self.path().join(".local/state"));
+    }
+}
+
+/// A command for the server binary in `home`, with none of the developer's server
+/// settings and the default (quiet) log level. The only way tests start the binary.
+pub fn server_command(home: &Home) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(BINARY);
+    for (name, _) in std::env::vars_os() {
+        if name.to_str().is_some_and(is_server_var) {
+            command.env_remove(&name);
+        }
+    }
+    home.apply(&mut command);
+    command.env("RUST_LOG", "warn");
+    command
+}
+
 /// A running server with a connected MCP client.
 pub struct Server {
     /// The MCP client session.
     pub client: RunningService<RoleClient, ()>,
     stderr: Arc<Mutex<String>>,
+    home: Home,
 }
 
 impl Server {
-    /// Starts the binary with exactly these variables (plus PATH/HOME) set.
+    /// Starts the binary in a private home with exactly these server variables set
+    /// (conversations in memory unless `env` says otherwise).
     pub async fn start(env: &[(&str, &str)]) -> Server {
-        let mut command = tokio::process::Command::new(BINARY);
-        for (name, _) in std::env::vars_os() {
-            if name.to_str().is_some_and(is_server_var) {
-                command.env_remove(&name);
-            }
-        }
-        command.env("RUST_LOG", "warn");
-        // Never touch the developer's real conversation store.
+        let home = Home::new();
+        let mut command = server_command(&home);
         command.env("VULTR_MCP_CONVERSATIONS", "memory");
         for (name, value) in env {
             command.env(name, value);
@@ -77,6 +134,7 @@ impl Server {
         Server {
             client,
             stderr: captured,
+            home,
         }
     }
 
@@ -117,6 +175,11 @@ impl Server {
         self.client
             .call_tool(CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments))
             .await
+    }
+
+    /// The server's private home.
+    pub fn home(&self) -> &Home {
+        &self.home
     }
 
     /// What the server wrote to stderr so far.
