@@ -99,8 +99,10 @@ async fn pick_model(client: &RunningService<RoleClient, ()>) -> Result<String> {
         .context("the catalog lists no chat model with tool support; pass --model")
 }
 
-/// Gives the model a `get_weather` tool, runs the calls it asks for, and sends the
-/// results back until it answers in text.
+/// Gives the model a `get_weather` tool and makes it call it (`tool_choice` names the
+/// function), runs the calls it asks for, and sends back only the results with the
+/// `conversation_id` until it answers in text. Fails when no tool call comes back: the
+/// point of the example is to show the round trip working.
 async fn round_trip(client: &RunningService<RoleClient, ()>, model: &str) -> Result<()> {
     let tools = json!([{
         "type": "function",
@@ -110,16 +112,26 @@ async fn round_trip(client: &RunningService<RoleClient, ()>, model: &str) -> Res
             "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
         }
     }]);
-    let mut messages = vec![
-        json!({"role": "user", "content": "What is the weather in Amsterdam right now? Use the tool."}),
-    ];
+    let mut reply = call(
+        client,
+        "chat_completion",
+        json!({
+            "model": model,
+            "prompt": "What is the weather in Amsterdam right now?",
+            "tools": tools,
+            "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
+        }),
+    )
+    .await?;
+    if reply["tool_calls"].as_array().is_none_or(Vec::is_empty) {
+        bail!(
+            "{model} answered without calling get_weather although tool_choice required it \
+             (finish_reason {}): tool calling does not work with this model; pick another with \
+             list_models capability \"tools\"",
+            reply["finish_reason"]
+        );
+    }
     for round in 1..=MAX_ROUNDS {
-        let reply = call(
-            client,
-            "chat_completion",
-            json!({"model": model, "messages": messages, "tools": tools}),
-        )
-        .await?;
         let calls = reply["tool_calls"].as_array().cloned().unwrap_or_default();
         if calls.is_empty() {
             println!(
@@ -128,16 +140,27 @@ async fn round_trip(client: &RunningService<RoleClient, ()>, model: &str) -> Res
             );
             return Ok(());
         }
-        messages.push(reply["assistant_message"].clone());
+        let conversation_id = reply["conversation_id"]
+            .as_str()
+            .context("the result has no conversation_id: the server could not store the turn")?
+            .to_owned();
+        let mut results = Vec::new();
         for tool_call in calls {
             let result = run_tool(&tool_call);
             println!(
                 "tool call {} {}({}) -> {result}",
                 tool_call["id"], tool_call["name"], tool_call["arguments"]
             );
-            messages
+            results
                 .push(json!({"role": "tool", "tool_call_id": tool_call["id"], "content": result}));
         }
+        // The stored conversation goes first; only the tool results are new.
+        reply = call(
+            client,
+            "chat_completion",
+            json!({"conversation_id": conversation_id, "tools": tools, "messages": results}),
+        )
+        .await?;
     }
     bail!("the model still asked for tools after {MAX_ROUNDS} rounds")
 }

@@ -40,8 +40,9 @@ where
 }
 
 /// The input schema of `T`, compacted for `tools/list` (which every client pays for in
-/// context): no formats, no null unions for optional fields, enums as `enum` lists,
-/// and descriptions only on properties.
+/// context) and made portable: no formats, a single `type` per schema (an optional field
+/// is one left out of `required`, never a `["string", "null"]` type array, which stricter
+/// clients refuse), enums as `enum` lists, and descriptions only on properties.
 pub fn input_schema<T: JsonSchema + 'static>() -> Arc<JsonObject> {
     let schema = schema_for_input::<T>().unwrap_or_else(|e| {
         panic!(
@@ -52,7 +53,7 @@ pub fn input_schema<T: JsonSchema + 'static>() -> Arc<JsonObject> {
     let mut value = Value::Object((*schema).clone());
     compact(&mut value);
     // An optional argument may simply be left out, so its `null` alternative is noise.
-    // Nested types keep theirs: an assistant message's content may well be null.
+    // Nested `anyOf` unions keep theirs: an assistant message's content may well be null.
     if let Some(Value::Object(properties)) = value.get_mut("properties") {
         for property in properties.values_mut() {
             if let Value::Object(property) = property {
@@ -96,11 +97,38 @@ fn drop_null_alternative(map: &mut JsonObject) {
     }
 }
 
+/// `"type": ["string", "null"]` becomes `"type": "string"` (leaving the field out is how
+/// it is omitted), and `"type": ["string", "object"]` an `anyOf` of single types.
+fn single_type(map: &mut JsonObject) {
+    let Some(Value::Array(types)) = map.get("type") else {
+        return;
+    };
+    let kept: Vec<Value> = types
+        .iter()
+        .filter(|t| t.as_str() != Some("null"))
+        .cloned()
+        .collect();
+    match &kept[..] {
+        [only] => {
+            map.insert("type".to_owned(), only.clone());
+        }
+        several => {
+            let variants = several
+                .iter()
+                .map(|t| serde_json::json!({ "type": t }))
+                .collect();
+            map.remove("type");
+            map.insert("anyOf".to_owned(), Value::Array(variants));
+        }
+    }
+}
+
 fn compact(value: &mut Value) {
     match value {
         Value::Array(items) => items.iter_mut().for_each(compact),
         Value::Object(map) => {
             map.remove("format");
+            single_type(map);
             if map.get("default") == Some(&Value::Null) {
                 map.remove("default");
             }
@@ -129,14 +157,18 @@ fn compact(value: &mut Value) {
     }
 }
 
-/// Decodes arguments into `T`, naming the field at fault.
+/// Decodes arguments into `T`, naming the field at fault; a missing required argument is
+/// explained with its description (what to pass, and where to find the choices).
 pub fn decode<T>(arguments: serde_json::Map<String, Value>) -> Result<T, InvalidArguments>
 where
     T: DeserializeOwned + JsonSchema + 'static,
 {
-    if let Ok(schema) = schema_for_input::<T>()
-        && let Some(Value::Object(properties)) = schema.get("properties")
-    {
+    let schema = schema_for_input::<T>().ok();
+    let properties = schema
+        .as_ref()
+        .and_then(|s| s.get("properties"))
+        .and_then(Value::as_object);
+    if let Some(properties) = properties {
         let unknown: Vec<&str> = arguments
             .keys()
             .filter(|k| !properties.contains_key(k.as_str()))
@@ -160,10 +192,24 @@ where
     serde_path_to_error::deserialize(Value::Object(arguments)).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner().to_string();
-        if path == "." {
-            InvalidArguments(inner)
-        } else {
-            InvalidArguments(format!("`{path}`: {inner}"))
+        if path != "." {
+            return InvalidArguments(format!("`{path}`: {inner}"));
+        }
+        let missing = inner
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.strip_suffix('`'));
+        let description = missing.and_then(|field| {
+            properties?
+                .get(field)?
+                .get("description")?
+                .as_str()
+                .map(|d| (field, d))
+        });
+        match description {
+            Some((field, description)) => {
+                InvalidArguments(format!("`{field}` is required: {description}"))
+            }
+            None => InvalidArguments(inner),
         }
     })
 }
@@ -203,6 +249,23 @@ mod tests {
         );
         let err = decode::<Args>(args(json!({"count":"three"}))).unwrap_err();
         assert!(err.0.starts_with("`count`:"), "{}", err.0);
+    }
+
+    /// Arguments with a required field.
+    #[derive(Debug, Deserialize, JsonSchema)]
+    struct Required {
+        /// Subscription id or label; list_subscriptions shows them.
+        #[allow(dead_code)]
+        subscription: String,
+    }
+
+    #[test]
+    fn a_missing_required_argument_says_what_to_pass() {
+        let err = decode::<Required>(args(json!({}))).unwrap_err();
+        assert_eq!(
+            err.0,
+            "`subscription` is required: Subscription id or label; list_subscriptions shows them."
+        );
     }
 
     #[test]

@@ -140,7 +140,11 @@ impl VultrServer {
             None => None,
         };
         let history = stored.as_ref().map_or(&[][..], |c| &c.messages[..]);
-        let new_messages = conversation(args.prompt, args.system, args.messages, history)?;
+        let (new_messages, repeated) = match args.messages {
+            Some(messages) if !history.is_empty() => without_repeats(messages, history)?,
+            messages => (messages, 0),
+        };
+        let new_messages = conversation(args.prompt, args.system, new_messages, history)?;
         check_options(&options)?;
         let model = args
             .model
@@ -180,13 +184,14 @@ impl VultrServer {
             .await;
         // Leave room for the notices and the footer within the result limit.
         reply.truncate(self.state.max_result_chars.saturating_sub(400).max(1));
-        let text = render(&reply, cut_off, &saved);
+        let text = render(&reply, cut_off, &saved, repeated);
         let conversation_id = saved.ok().map(|id| id.to_string());
         Ok(self.success(
             text,
             ChatResult {
                 reply: &reply,
                 conversation_id,
+                repeated_messages_dropped: repeated,
             },
         ))
     }
@@ -278,16 +283,24 @@ impl VultrServer {
                 given,
             });
         }
-        if let Some(effort) = &options.reasoning_effort
-            && !found.reasoning_efforts.is_empty()
-            && effort != "none"
-            && !found.reasoning_efforts.contains(effort)
+        if let (Some(effort), Some(supported)) =
+            (&options.reasoning_effort, &found.reasoning_efforts)
         {
-            return Err(ToolError::ReasoningEffort {
-                model: model.to_owned(),
-                given: effort.clone(),
-                supported: found.reasoning_efforts.clone(),
-            });
+            if supported.is_empty() {
+                return Err(ToolError::NoReasoning {
+                    model: model.to_owned(),
+                    reasoning_models: ids(catalog
+                        .iter()
+                        .filter(|m| m.reasoning_efforts.as_ref().is_some_and(|e| !e.is_empty()))),
+                });
+            }
+            if effort != "none" && !supported.contains(effort) {
+                return Err(ToolError::ReasoningEffort {
+                    model: model.to_owned(),
+                    given: effort.clone(),
+                    supported: supported.clone(),
+                });
+            }
         }
         Ok(Some(found.clone()))
     }
@@ -301,6 +314,39 @@ struct ChatResult<'a> {
     /// Pass it back as `conversation_id` to continue; absent when saving failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     conversation_id: Option<String>,
+    /// How many messages at the start of `messages` repeated the stored conversation
+    /// and were not sent again; absent when none did.
+    #[serde(skip_serializing_if = "is_zero")]
+    repeated_messages_dropped: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// With a stored conversation, `messages` should be only the new ones. A caller that
+/// resends the history (all of it, or its last messages, such as the assistant message
+/// that asked for tools) would pay for it twice: drop the longest start of `messages`
+/// that repeats the end of `history`, and say how many were dropped.
+fn without_repeats(
+    mut messages: Vec<Message>,
+    history: &[Message],
+) -> Result<(Option<Vec<Message>>, usize), ToolError> {
+    let as_json = |m: &Message| serde_json::to_value(m).ok();
+    let given: Vec<_> = messages.iter().map(as_json).collect();
+    let stored: Vec<_> = history.iter().map(as_json).collect();
+    let longest = given.len().min(stored.len());
+    let repeated = (1..=longest)
+        .rev()
+        .find(|&n| given[..n] == stored[stored.len() - n..])
+        .unwrap_or(0);
+    if repeated == messages.len() {
+        return Err(ToolError::Invalid(format!(
+            "`messages` only repeats the stored conversation ({repeated} message(s)); with `conversation_id`, send only what is new: a user message, or one tool message per tool call"
+        )));
+    }
+    messages.drain(..repeated);
+    Ok((Some(messages), repeated))
 }
 
 /// What a call cost, when the catalog prices both its prompt and completion tokens.
@@ -395,21 +441,32 @@ fn ids<'a>(models: impl Iterator<Item = &'a Model>) -> Vec<String> {
     models.map(|m| m.id.clone()).collect()
 }
 
-/// Chat models whose id resembles what was asked for.
+/// Chat models whose id resembles what was asked for, closest first: one contains the
+/// other (ignoring case and any `org/` prefix), or they are a few typos apart.
 fn suggestions(wanted: &str, catalog: &[Model]) -> Vec<String> {
-    let wanted = wanted.to_lowercase();
-    let wanted_tail = wanted.rsplit('/').next().unwrap_or(&wanted).to_owned();
-    catalog
+    /// How alike two ids must be (normalised Damerau-Levenshtein, 1 = equal).
+    const ALIKE: f64 = 0.75;
+    let tail = |id: &str| {
+        let id = id.to_lowercase();
+        id.rsplit('/').next().unwrap_or(&id).to_owned()
+    };
+    let wanted = tail(wanted);
+    let mut close: Vec<(f64, &str)> = catalog
         .iter()
         .filter(|m| m.is_chat())
-        .filter(|m| {
-            let id = m.id.to_lowercase();
-            id == wanted_tail
-                || id.contains(&wanted_tail)
-                || (wanted_tail.len() >= 3 && wanted_tail.contains(&id))
+        .filter_map(|m| {
+            let id = tail(&m.id);
+            let contains = !wanted.is_empty()
+                && (id.contains(&wanted) || (wanted.len() >= 3 && wanted.contains(&id)));
+            let score = strsim::normalized_damerau_levenshtein(&wanted, &id);
+            (contains || score >= ALIKE).then_some((score, m.id.as_str()))
         })
-        .map(|m| m.id.clone())
+        .collect();
+    close.sort_by(|a, b| b.0.total_cmp(&a.0));
+    close
+        .into_iter()
         .take(3)
+        .map(|(_, id)| id.to_owned())
         .collect()
 }
 
@@ -609,10 +666,17 @@ fn render(
     reply: &ChatReply,
     cut_off: Option<CutOff>,
     saved: &Result<ConversationId, String>,
+    repeated: usize,
 ) -> String {
     let mut text = String::new();
     if let Some(cut) = cut_off {
         let _ = write!(text, "[cut off: {}]\n\n", cut.explanation());
+    }
+    if repeated > 0 {
+        let _ = write!(
+            text,
+            "[the first {repeated} message(s) of `messages` repeated the stored conversation and were not sent again; with conversation_id, send only the new messages]\n\n"
+        );
     }
     if let Some(content) = reply.content.as_deref().filter(|c| !c.trim().is_empty()) {
         text.push_str(content);
@@ -631,9 +695,17 @@ fn render(
                 .unwrap_or_else(|| call.arguments.to_string());
             let _ = writeln!(text, "- id {}: {}({arguments})", call.id, call.name);
         }
-        text.push_str(
-            "Run each call, then call chat_completion again with the same tools and messages = your previous messages (a prompt counts as a user message) + assistant_message from this result + one {\"role\":\"tool\",\"tool_call_id\":<id>,\"content\":<result>} per call.\n\n",
-        );
+        match saved {
+            Ok(id) => {
+                let _ = write!(
+                    text,
+                    "Run each call, then call chat_completion again with conversation_id \"{id}\", the same tools, and messages = only one {{\"role\":\"tool\",\"tool_call_id\":<id>,\"content\":<result>}} per call (the stored conversation is sent first for you). Without conversation_id, send instead your previous messages + assistant_message from this result + the tool messages.\n\n"
+                );
+            }
+            Err(_) => text.push_str(
+                "Run each call, then call chat_completion again with the same tools and messages = your previous messages (a prompt counts as a user message) + assistant_message from this result + one {\"role\":\"tool\",\"tool_call_id\":<id>,\"content\":<result>} per call.\n\n",
+            ),
+        }
     } else if text.is_empty() {
         text.push_str(match reply.finish_reason.as_deref() {
             Some("length") => {

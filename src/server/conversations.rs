@@ -31,7 +31,7 @@ const LISTED: usize = 50;
 /// Arguments of `delete_conversation`.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct DeleteConversationArgs {
-    /// The conversation_id to delete.
+    /// The conversation_id to delete, from a chat_completion result or the resource vultr://conversations.
     conversation_id: String,
 }
 
@@ -60,7 +60,7 @@ impl VultrServer {
         let id = ConversationId::parse(&args?.conversation_id)?;
         let target = id.clone();
         if !self.with_store(move |store| store.delete(&target)).await? {
-            return Err(StoreError::NotFound { id }.into());
+            return Err(ToolError::NothingToDelete { id });
         }
         Ok(self.success(
             format!("Deleted conversation {id}."),

@@ -2,7 +2,7 @@
 //! wrong and what to do.
 
 use super::args::InvalidArguments;
-use crate::conversations::StoreError;
+use crate::conversations::{ConversationId, StoreError};
 use crate::keys::KeyError;
 use crate::vultr::error::VultrError;
 
@@ -46,6 +46,14 @@ pub enum ToolError {
     /// A conversation could not be read or written.
     #[error(transparent)]
     Conversation(#[from] StoreError),
+    /// delete_conversation named a conversation that is not stored.
+    #[error(
+        "no stored conversation has the id `{id}`: it may have been deleted or pruned already. Read the resource vultr://conversations for the ids that are stored."
+    )]
+    NothingToDelete {
+        /// The id that was asked for.
+        id: ConversationId,
+    },
     /// The conversation store could not be opened.
     #[error("conversations are unavailable: {0}")]
     StoreUnavailable(String),
@@ -93,6 +101,14 @@ pub enum ToolError {
         max: u64,
         /// What was asked for.
         given: u32,
+    },
+    /// `reasoning_effort` given for a model whose catalog entry offers none.
+    #[error("`{model}` offers no reasoning_effort setting (list_models shows none for it): leave reasoning_effort out, or use a model that has one: {}.", listed(.reasoning_models))]
+    NoReasoning {
+        /// The model.
+        model: String,
+        /// Models that offer reasoning efforts.
+        reasoning_models: Vec<String>,
     },
     /// `reasoning_effort` the model does not offer.
     #[error("`reasoning_effort` `{given}` is not offered by `{model}`; it accepts: {}, or none.", .supported.join(", "))]

@@ -44,7 +44,10 @@ impl Capability {
             Capability::Chat => model.is_chat(),
             Capability::Tools => model.is_chat() && model.tools == Some(true),
             Capability::Streaming => model.is_chat() && model.streaming == Some(true),
-            Capability::Reasoning => !model.reasoning_efforts.is_empty(),
+            Capability::Reasoning => model
+                .reasoning_efforts
+                .as_ref()
+                .is_some_and(|e| !e.is_empty()),
             Capability::Embeddings => outputs("embeddings"),
             Capability::Speech => outputs("speech") || outputs("audio"),
             Capability::Transcription => outputs("transcription"),
@@ -154,8 +157,8 @@ fn line(model: &Model) -> String {
             parts.push("streaming".to_owned());
         }
     }
-    if !model.reasoning_efforts.is_empty() {
-        parts.push(format!("reasoning {}", model.reasoning_efforts.join("/")));
+    if let Some(efforts) = model.reasoning_efforts.as_ref().filter(|e| !e.is_empty()) {
+        parts.push(format!("reasoning {}", efforts.join("/")));
     }
     match (model.prompt_usd_per_1m, model.completion_usd_per_1m) {
         (Some(p), Some(c)) => parts.push(format!("${p}/${c} per 1M prompt/completion tokens")),

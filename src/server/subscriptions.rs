@@ -5,13 +5,15 @@ use std::fmt::Write as _;
 use rmcp::model::CallToolResult;
 use rmcp::{tool, tool_router};
 use serde::{Deserialize, Serialize};
-use serde_json::Number;
+use serde_json::{Map, Number, Value};
 
 use super::VultrServer;
 use super::args::Parameters;
 use super::error::ToolError;
 use crate::keys::{KeyError, select};
-use crate::vultr::account::{AccountClient, ModelUsage, Subscription, Usage};
+use crate::vultr::account::{
+    AccountClient, AudioUsage, ImageUsage, ModelUsage, Subscription, Usage,
+};
 
 /// A subscription as shown to clients: the key only as a hint.
 #[derive(Debug, Serialize)]
@@ -68,7 +70,7 @@ impl SubscriptionView {
 /// Arguments of `get_subscription`.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct GetSubscriptionArgs {
-    /// Subscription id or label.
+    /// Subscription id or label; list_subscriptions shows them.
     subscription: String,
 }
 
@@ -78,12 +80,74 @@ struct SubscriptionList {
 }
 
 #[derive(Serialize)]
-struct SubscriptionDetail {
+struct SubscriptionDetail<'a> {
     subscription: SubscriptionView,
     #[serde(skip_serializing_if = "Option::is_none")]
-    usage: Option<Usage>,
+    usage: Option<UsageView<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     usage_error: Option<String>,
+}
+
+/// Usage as shown to clients: prices in USD per 1M tokens, the unit list_models uses.
+#[derive(Serialize)]
+struct UsageView<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    chat_by_model: Option<ChatByModelView<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    audio: Option<&'a AudioUsage>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    image: Option<&'a ImageUsage>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    chat: Option<&'a Map<String, Value>>,
+}
+
+#[derive(Serialize)]
+struct ChatByModelView<'a> {
+    current_month: Vec<ModelUsageView<'a>>,
+    previous_month: Vec<ModelUsageView<'a>>,
+}
+
+/// One model's usage, its prices converted from Vultr's cents to USD.
+#[derive(Serialize)]
+struct ModelUsageView<'a> {
+    model: &'a str,
+    input_tokens: Option<&'a Number>,
+    output_tokens: Option<&'a Number>,
+    input_usd_per_1m: Option<f64>,
+    output_usd_per_1m: Option<f64>,
+}
+
+impl<'a> From<&'a Usage> for UsageView<'a> {
+    fn from(usage: &'a Usage) -> Self {
+        let rows = |rows: &'a [ModelUsage]| rows.iter().map(ModelUsageView::from).collect();
+        Self {
+            chat_by_model: usage.chat_by_model.as_ref().map(|by| ChatByModelView {
+                current_month: rows(&by.current_month),
+                previous_month: rows(&by.previous_month),
+            }),
+            audio: usage.audio.as_ref(),
+            image: usage.image.as_ref(),
+            chat: usage.chat.as_ref(),
+        }
+    }
+}
+
+impl<'a> From<&'a ModelUsage> for ModelUsageView<'a> {
+    fn from(row: &'a ModelUsage) -> Self {
+        Self {
+            model: &row.model,
+            input_tokens: row.input_tokens.as_ref(),
+            output_tokens: row.output_tokens.as_ref(),
+            input_usd_per_1m: row.input_price.as_ref().and_then(usd_of_cents),
+            output_usd_per_1m: row.output_price.as_ref().and_then(usd_of_cents),
+        }
+    }
+}
+
+/// US cents as dollars, rounded to a millionth of a cent's worth of noise.
+fn usd_of_cents(cents: &Number) -> Option<f64> {
+    let usd = cents.as_f64()? / 100.0;
+    Some((usd * 1e8).round() / 1e8)
 }
 
 #[tool_router(router = subscriptions_router, vis = "pub(super)")]
@@ -156,12 +220,13 @@ impl VultrServer {
             view.api_key = chosen.api_key.as_ref().map(|k| k.expose().to_owned());
         }
         let mut text = format!("Subscription {}\n", view.line());
-        let detail = match account.usage(&chosen.id).await {
+        let usage = account.usage(&chosen.id).await;
+        let detail = match &usage {
             Ok(usage) => {
-                render_usage(&mut text, &usage);
+                render_usage(&mut text, usage);
                 SubscriptionDetail {
                     subscription: view,
-                    usage: Some(usage),
+                    usage: Some(UsageView::from(usage)),
                     usage_error: None,
                 }
             }
@@ -228,13 +293,19 @@ fn render_usage(text: &mut String, usage: &Usage) {
 }
 
 fn model_usage_line(row: &ModelUsage) -> String {
+    let usd = |cents: &Option<Number>| {
+        cents
+            .as_ref()
+            .and_then(usd_of_cents)
+            .map_or_else(|| "n/a".to_owned(), |usd| format!("${usd}"))
+    };
     format!(
-        "{}: {} input + {} output tokens (price per 1M tokens: input {}, output {})",
+        "{}: {} input + {} output tokens ({}/{} per 1M input/output tokens)",
         row.model,
         number(row.input_tokens.clone()),
         number(row.output_tokens.clone()),
-        number(row.input_price.clone()),
-        number(row.output_price.clone())
+        usd(&row.input_price),
+        usd(&row.output_price)
     )
 }
 

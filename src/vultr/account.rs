@@ -102,7 +102,8 @@ pub struct ChatByModel {
     pub previous_month: Vec<ModelUsage>,
 }
 
-/// Tokens used with one model and its prices per 1M tokens (unit as Vultr reports it).
+/// Tokens used with one model and its prices per 1M tokens, in US cents as Vultr reports
+/// them (`55` is $0.55).
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ModelUsage {
     /// Model id.
@@ -113,10 +114,10 @@ pub struct ModelUsage {
     /// Input tokens.
     #[serde(default)]
     pub input_tokens: Option<Number>,
-    /// Price per 1M input tokens.
+    /// Price per 1M input tokens, in US cents.
     #[serde(default)]
     pub input_price: Option<Number>,
-    /// Price per 1M output tokens.
+    /// Price per 1M output tokens, in US cents.
     #[serde(default)]
     pub output_price: Option<Number>,
 }

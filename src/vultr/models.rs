@@ -26,9 +26,10 @@ pub struct Model {
     /// Whether text output can be streamed; absent when the catalog does not say.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub streaming: Option<bool>,
-    /// Accepted `reasoning_effort` values, strongest first.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub reasoning_efforts: Vec<String>,
+    /// Accepted `reasoning_effort` values, strongest first: empty when the catalog lists
+    /// none, `None` when the catalog does not say (the older OpenAI list shape).
+    #[serde(skip_serializing_if = "lists_no_efforts")]
+    pub reasoning_efforts: Option<Vec<String>>,
     /// USD per 1M prompt tokens.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prompt_usd_per_1m: Option<f64>,
@@ -42,6 +43,10 @@ pub struct Model {
 
 fn is_true(b: &bool) -> bool {
     *b
+}
+
+fn lists_no_efforts(efforts: &Option<Vec<String>>) -> bool {
+    efforts.as_ref().is_none_or(Vec::is_empty)
 }
 
 impl Model {
@@ -153,7 +158,7 @@ fn parse_document(
         max_output_tokens,
         tools: text_out.map(|_| params.is_some_and(|p| p.contains_key("tools"))),
         streaming: text_out.map(|o| o.get("streaming").and_then(Value::as_bool) == Some(true)),
-        reasoning_efforts,
+        reasoning_efforts: Some(reasoning_efforts),
         prompt_usd_per_1m: text_in.and_then(|i| base_price(i.get("pricing"), "prompt")),
         completion_usd_per_1m: text_out.and_then(|o| base_price(o.get("pricing"), "completion")),
         outputs: kinds,
@@ -186,7 +191,7 @@ fn parse_openai_entry(id: &str, name: Option<String>, entry: &Map<String, Value>
         max_output_tokens: None,
         tools: None,
         streaming: None,
-        reasoning_efforts: Vec::new(),
+        reasoning_efforts: None,
         prompt_usd_per_1m: None,
         completion_usd_per_1m: None,
         ready: true,
@@ -275,7 +280,7 @@ mod tests {
                 max_output_tokens: Some(131_072),
                 tools: Some(true),
                 streaming: Some(true),
-                reasoning_efforts: vec!["high".into(), "medium".into(), "low".into()],
+                reasoning_efforts: Some(vec!["high".into(), "medium".into(), "low".into()]),
                 prompt_usd_per_1m: Some(0.75),
                 completion_usd_per_1m: Some(3.0),
                 ready: true,
@@ -292,6 +297,7 @@ mod tests {
         assert_eq!(model.streaming, Some(false));
         assert!(model.is_chat());
         assert!(!model.may_use_tools());
+        assert_eq!(model.reasoning_efforts, Some(vec![]), "lists no efforts");
     }
 
     #[test]
@@ -312,6 +318,7 @@ mod tests {
         assert_eq!(models.len(), 2);
         assert_eq!(models[0].outputs, vec!["text"]);
         assert_eq!(models[0].tools, None);
+        assert_eq!(models[0].reasoning_efforts, None, "the list does not say");
         assert!(models[0].may_use_tools());
         assert!(models[1].is_chat());
     }

@@ -310,6 +310,48 @@ async fn an_unknown_model_is_refused_with_the_chat_models_listed() {
 }
 
 #[tokio::test]
+async fn a_typo_in_the_model_id_gets_a_suggestion() {
+    let fake = FakeVultr::start().await;
+    let server = Server::with_fake(&fake, &[]).await;
+    for (typo, meant) in [
+        ("kimi-k2-instrct", "kimi-k2-instruct"),
+        ("Kimi-K2-Instuct", "kimi-k2-instruct"),
+        ("glm-52", "glm-5.2"),
+        ("moonshotai/kimi-k2-intsruct", "kimi-k2-instruct"),
+    ] {
+        let message = refused(&server, json!({"model": typo, "prompt": "hi"})).await;
+        assert!(
+            message.contains(&format!("Did you mean {meant}")),
+            "{typo}: {message}"
+        );
+    }
+    let message = refused(&server, json!({"model": "llama-3-70b", "prompt": "hi"})).await;
+    assert!(
+        !message.contains("Did you mean"),
+        "nothing alike, no suggestion: {message}"
+    );
+    assert!(fake.chat_requests().await.is_empty());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn reasoning_effort_for_a_model_that_offers_none_is_refused_before_sending() {
+    let fake = FakeVultr::start().await;
+    let server = Server::with_fake(&fake, &[]).await;
+    let message = refused(
+        &server,
+        json!({"model": "kimi-k2-instruct", "prompt": "hi", "reasoning_effort": "low"}),
+    )
+    .await;
+    assert_eq!(
+        message,
+        "`kimi-k2-instruct` offers no reasoning_effort setting (list_models shows none for it): leave reasoning_effort out, or use a model that has one: glm-5.2."
+    );
+    assert!(fake.chat_requests().await.is_empty());
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn requests_the_catalog_says_cannot_work_are_refused_before_sending() {
     let fake = FakeVultr::start().await;
     let server = Server::with_fake(&fake, &[]).await;

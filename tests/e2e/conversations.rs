@@ -386,7 +386,13 @@ async fn unknown_deleted_and_invalid_conversation_ids_are_refused_before_anythin
     let again = err(&server
         .call("delete_conversation", json!({"conversation_id": id}))
         .await);
-    assert!(again.contains("conversation not found"), "{again}");
+    assert_eq!(
+        again,
+        format!(
+            "no stored conversation has the id `{id}`: it may have been deleted or pruned already. Read the resource vultr://conversations for the ids that are stored."
+        ),
+        "advice for deleting, not for chatting"
+    );
     assert!(listed_ids(&server).await.is_empty());
 
     for invalid in ["not a valid id!", "", "../../etc/passwd"] {

@@ -1,14 +1,14 @@
-//! The scripted client in `examples/` works end to end against the fake Vultr server.
+//! The scripted client in `examples/` works end to end against the fake Vultr server, and
+//! fails loudly when the model does not make the tool call it was told to make.
 
+use std::process::Output;
 use std::time::Duration;
 
 use crate::support::fake_vultr::{ACCOUNT_KEY, FakeVultr};
 use crate::support::mcp::{BINARY, Home};
 
-#[tokio::test]
-async fn the_scripted_example_runs_a_chat_and_a_tool_round_trip() {
-    let fake = FakeVultr::start().await;
-    let home = Home::new();
+/// Runs the example against `fake` in `home`.
+async fn run_example(fake: &FakeVultr, home: &Home) -> Output {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let mut command = tokio::process::Command::new(cargo);
     // The example starts the server with its own environment: give it a private home, so
@@ -32,10 +32,17 @@ async fn the_scripted_example_runs_a_chat_and_a_tool_round_trip() {
         .env_remove("VULTR_DEFAULT_MODEL")
         .env_remove("VULTR_MCP_CONVERSATIONS")
         .output();
-    let output = tokio::time::timeout(Duration::from_secs(300), run)
+    tokio::time::timeout(Duration::from_secs(300), run)
         .await
         .expect("the example finishes")
-        .expect("cargo runs");
+        .expect("cargo runs")
+}
+
+#[tokio::test]
+async fn the_scripted_example_runs_a_chat_and_a_tool_round_trip() {
+    let fake = FakeVultr::start().await;
+    let home = Home::new();
+    let output = run_example(&fake, &home).await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -58,9 +65,40 @@ async fn the_scripted_example_runs_a_chat_and_a_tool_round_trip() {
         stdout.contains(r#"answer after 2 round(s): Tool result received: {"city":"Paris","#),
         "{stdout}"
     );
-    assert_eq!(fake.chat_requests().await.len(), 3);
+    let sent = fake.chat_requests().await;
+    assert_eq!(sent.len(), 3);
+    // The tool call is forced, and the result goes back by conversation_id: the history is
+    // sent once, by the server.
+    assert_eq!(
+        sent[1]["tool_choice"],
+        serde_json::json!({"type": "function", "function": {"name": "get_weather"}})
+    );
+    let roles: Vec<&str> = sent[2]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["user", "assistant", "tool"]);
     assert!(
         home.default_store().exists(),
         "the example's conversations are kept in the test's own home"
+    );
+}
+
+#[tokio::test]
+async fn the_scripted_example_fails_when_no_tool_call_comes_back() {
+    let fake = FakeVultr::builder().ignoring_tools().start().await;
+    let home = Home::new();
+    let output = run_example(&fake, &home).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "the example must not pass without a tool round trip:\n{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    assert!(
+        stderr.contains("answered without calling get_weather"),
+        "{stderr}"
     );
 }

@@ -5,6 +5,7 @@
 mod support;
 
 mod chat;
+mod continuation;
 mod conversations;
 mod example;
 mod faults;

@@ -52,6 +52,41 @@ async fn tools_list_matches_the_snapshot() {
     server.stop().await;
 }
 
+/// Every `type` in `schema` that is a list (like `["string", "null"]`), by JSON path.
+fn type_arrays(schema: &Value, path: &str, found: &mut Vec<String>) {
+    match schema {
+        Value::Object(map) => {
+            for (key, value) in map {
+                let here = format!("{path}/{key}");
+                if key == "type" && value.is_array() {
+                    found.push(format!("{here} = {value}"));
+                }
+                type_arrays(value, &here, found);
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                type_arrays(item, &format!("{path}/{i}"), found);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn tool_schemas_give_each_field_a_single_type() {
+    // Optional means absent from `required`: stricter clients refuse type lists.
+    let server = Server::start(&[]).await;
+    let tools = server.client.list_all_tools().await.expect("tools/list");
+    let mut found = Vec::new();
+    for tool in &tools {
+        let schema = Value::Object((*tool.input_schema).clone());
+        type_arrays(&schema, &tool.name, &mut found);
+    }
+    assert!(found.is_empty(), "type lists in tool schemas: {found:#?}");
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn the_tool_list_stays_small() {
     let server = Server::start(&[]).await;

@@ -196,12 +196,16 @@ async fn get_subscription_by_id_gives_the_subscription_and_its_current_usage() {
         500_000.0
     );
     assert_eq!(
-        number_at(usage, "/chat_by_model/current_month/0/input_price"),
-        30.0
+        number_at(usage, "/chat_by_model/current_month/0/input_usd_per_1m"),
+        0.30
     );
     assert_eq!(
-        number_at(usage, "/chat_by_model/current_month/0/output_price"),
-        120.0
+        number_at(usage, "/chat_by_model/current_month/0/output_usd_per_1m"),
+        1.20
+    );
+    assert!(
+        this_month[0].get("input_price").is_none(),
+        "prices are shown in one unit only (USD): {usage}"
     );
     assert_eq!(this_month[1]["model"], "moonshotai/Kimi-K2.5");
     assert_eq!(
@@ -213,12 +217,12 @@ async fn get_subscription_by_id_gives_the_subscription_and_its_current_usage() {
         500_000.0
     );
     assert_eq!(
-        number_at(usage, "/chat_by_model/current_month/1/input_price"),
-        55.0
+        number_at(usage, "/chat_by_model/current_month/1/input_usd_per_1m"),
+        0.55
     );
     assert_eq!(
-        number_at(usage, "/chat_by_model/current_month/1/output_price"),
-        275.0
+        number_at(usage, "/chat_by_model/current_month/1/output_usd_per_1m"),
+        2.75
     );
     let last_month = usage["chat_by_model"]["previous_month"]
         .as_array()
@@ -247,10 +251,10 @@ async fn get_subscription_by_id_gives_the_subscription_and_its_current_usage() {
     for expected in [
         format!("Subscription main (id {MAIN_ID}), created 2024-06-05T10:13:31+00:00, key …1111"),
         "This month:".to_owned(),
-        "- MiniMaxAI/MiniMax-M2.5: 500000 input + 1000000 output tokens (price per 1M tokens: input 30, output 120)".to_owned(),
-        "- moonshotai/Kimi-K2.5: 500000 input + 1234567 output tokens (price per 1M tokens: input 55, output 275)".to_owned(),
+        "- MiniMaxAI/MiniMax-M2.5: 500000 input + 1000000 output tokens ($0.3/$1.2 per 1M input/output tokens)".to_owned(),
+        "- moonshotai/Kimi-K2.5: 500000 input + 1234567 output tokens ($0.55/$2.75 per 1M input/output tokens)".to_owned(),
         "Last month:".to_owned(),
-        "- moonshotai/Kimi-K2.5: 12425821 input + 6543210 output tokens (price per 1M tokens: input 55, output 275)".to_owned(),
+        "- moonshotai/Kimi-K2.5: 12425821 input + 6543210 output tokens ($0.55/$2.75 per 1M input/output tokens)".to_owned(),
         "Text-to-speech: 45678 characters (HD), 23456 characters (basic)".to_owned(),
         "Images: 21.35 megapixels, 6.55 megapixels (small model)".to_owned(),
     ] {
@@ -385,15 +389,17 @@ async fn an_unknown_subscription_is_an_error_naming_the_ones_that_exist() {
 }
 
 #[tokio::test]
-async fn get_subscription_without_the_subscription_argument_is_an_error_naming_the_field() {
+async fn get_subscription_without_the_subscription_argument_says_what_to_pass_and_where_to_look() {
     let fake = FakeVultr::start().await;
     let server = Server::with_fake(&fake, &[]).await;
 
     let result = server.call("get_subscription", json!({})).await;
 
     let message = err(&result);
-    assert!(message.contains("`subscription`"), "{message}");
-    assert!(message.contains("missing"), "{message}");
+    assert_eq!(
+        message,
+        "invalid arguments: `subscription` is required: Subscription id or label; list_subscriptions shows them."
+    );
     assert!(fake.requests().await.is_empty());
     server.stop().await;
 }

@@ -168,6 +168,8 @@ struct State {
     model_ids: Vec<String>,
     /// Number of chat completions answered so far (drives `chatcmpl-fake-N`).
     completions: u64,
+    /// Whether the fake model answers in text even when it must call a tool.
+    ignores_tools: bool,
 }
 
 /// Handle to the shared state.
@@ -453,9 +455,14 @@ impl Respond for ChatResponder {
 
         state.completions += 1;
         let id = format!("chatcmpl-fake-{}", state.completions);
+        let ignores_tools = state.ignores_tools;
         drop(state);
 
-        let reply = Reply::decide(&body, messages);
+        let reply = if ignores_tools {
+            Reply::Text("I would rather not use tools.".to_owned())
+        } else {
+            Reply::decide(&body, messages)
+        };
         let prompt_chars: u64 = messages
             .iter()
             .map(|m| char_count(&content_text(m.get("content"))))
@@ -531,6 +538,7 @@ pub struct FakeVultrBuilder {
     catalog: Catalog,
     /// Extra keys the inference API accepts.
     extra_inference_keys: Vec<String>,
+    ignores_tools: bool,
 }
 
 impl Default for FakeVultrBuilder {
@@ -543,6 +551,7 @@ impl Default for FakeVultrBuilder {
             )],
             catalog: Catalog::Document24,
             extra_inference_keys: Vec::new(),
+            ignores_tools: false,
         }
     }
 }
@@ -566,6 +575,13 @@ impl FakeVultrBuilder {
         self
     }
 
+    /// Makes the fake model answer in text even when `tool_choice` requires a tool call,
+    /// as a model with broken tool calling would.
+    pub fn ignoring_tools(mut self) -> Self {
+        self.ignores_tools = true;
+        self
+    }
+
     /// Starts the server on 127.0.0.1 with a random port and mounts every route.
     pub async fn start(self) -> FakeVultr {
         let catalog = self.catalog.to_json();
@@ -574,6 +590,7 @@ impl FakeVultrBuilder {
             extra_inference_keys: self.extra_inference_keys,
             model_ids: catalog_model_ids(&catalog),
             completions: 0,
+            ignores_tools: self.ignores_tools,
         }));
         let server = MockServer::start().await;
 
