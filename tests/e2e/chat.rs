@@ -3,19 +3,8 @@
 
 use serde_json::{Value, json};
 
-use crate::support::fake_vultr::FakeVultr;
+use crate::support::fake_vultr::{FakeVultr, weather_tool};
 use crate::support::mcp::{Server, err, ok, text};
-
-fn weather_tool() -> Value {
-    json!({
-        "type": "function",
-        "function": {
-            "name": "get_weather",
-            "description": "Current weather for a city",
-            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
-        }
-    })
-}
 
 #[tokio::test]
 async fn a_prompt_gets_the_models_reply_as_text_and_structured_content() {

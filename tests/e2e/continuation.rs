@@ -2,21 +2,10 @@
 //! A caller that resends the stored history (all of it, or the assistant message that asked
 //! for tools) has the repeat dropped, is told so, and pays for the history once.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::support::fake_vultr::FakeVultr;
+use crate::support::fake_vultr::{FakeVultr, roles, weather_tool};
 use crate::support::mcp::{Server, err, ok, text};
-
-fn weather_tool() -> Value {
-    json!({
-        "type": "function",
-        "function": {
-            "name": "get_weather",
-            "description": "Current weather for a city",
-            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
-        }
-    })
-}
 
 #[tokio::test]
 async fn resending_the_whole_history_with_a_conversation_id_sends_it_once() {
@@ -80,13 +69,7 @@ async fn resending_the_assistant_message_of_a_tool_call_with_the_conversation_id
     assert_eq!(answer["content"], "Tool result received: 18°C and sunny");
     assert_eq!(answer["repeated_messages_dropped"], 1);
     let sent = fake.chat_requests().await;
-    let roles: Vec<&str> = sent[1]["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["role"].as_str().unwrap())
-        .collect();
-    assert_eq!(roles, ["user", "assistant", "tool"]);
+    assert_eq!(roles(&sent[1]), ["user", "assistant", "tool"]);
     server.stop().await;
 }
 

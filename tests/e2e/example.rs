@@ -4,7 +4,7 @@
 use std::process::Output;
 use std::time::Duration;
 
-use crate::support::fake_vultr::{ACCOUNT_KEY, FakeVultr};
+use crate::support::fake_vultr::{ACCOUNT_KEY, FakeVultr, roles};
 use crate::support::mcp::{BINARY, Home};
 
 /// Runs the example against `fake` in `home`.
@@ -73,13 +73,7 @@ async fn the_scripted_example_runs_a_chat_and_a_tool_round_trip() {
         sent[1]["tool_choice"],
         serde_json::json!({"type": "function", "function": {"name": "get_weather"}})
     );
-    let roles: Vec<&str> = sent[2]["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["role"].as_str().unwrap())
-        .collect();
-    assert_eq!(roles, ["user", "assistant", "tool"]);
+    assert_eq!(roles(&sent[2]), ["user", "assistant", "tool"]);
     assert!(
         home.default_store().exists(),
         "the example's conversations are kept in the test's own home"

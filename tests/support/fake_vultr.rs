@@ -795,3 +795,28 @@ impl FakeVultr {
             .await;
     }
 }
+
+/// The `get_weather` function tool, as a caller offers it; the fake model calls it.
+pub fn weather_tool() -> Value {
+    json!({
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "Current weather for a city",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+        }
+    })
+}
+
+/// The roles of a request's `messages`, in order.
+pub fn roles(request: &Value) -> Vec<String> {
+    request["messages"]
+        .as_array()
+        .map(|messages| {
+            messages
+                .iter()
+                .filter_map(|m| m["role"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
