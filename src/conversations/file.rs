@@ -98,16 +98,15 @@ fn keep_private(path: &Path) {
         if mode & 0o077 == 0 {
             continue;
         }
-        let was = format!("{mode:o}");
         match fs::set_permissions(&file, fs::Permissions::from_mode(0o600)) {
             Ok(()) => tracing::warn!(
                 file = %file.display(),
-                was,
+                was = %format_args!("{mode:o}"),
                 "the conversation store could be read by other users; made it private (0600)"
             ),
             Err(error) => tracing::warn!(
                 file = %file.display(),
-                was,
+                was = %format_args!("{mode:o}"),
                 %error,
                 "the conversation store can be read by other users and could not be made private; run chmod 600 on it"
             ),
