@@ -73,7 +73,8 @@ pub enum StoreError {
     },
     /// The store file could not be opened or set up.
     #[error(
-        "cannot open the conversation store `{location}`: {source}. Set {LOCATION_SETTING} to a writable file path, or to `memory` to keep conversations in memory only."
+        "cannot open the conversation store `{location}`: {}. Set {LOCATION_SETTING} to a writable file path, or to `memory` to keep conversations in memory only.",
+        sqlite_message(.source)
     )]
     Open {
         /// The file (or `memory`).
@@ -124,7 +125,8 @@ pub enum StoreError {
     },
     /// Any other database failure.
     #[error(
-        "the conversation store `{location}` failed while {action}: {source}. If this persists, check that the file is writable and the disk not full, or set {LOCATION_SETTING} to another file (or `memory`)."
+        "the conversation store `{location}` failed while {action}: {}. If this persists, check that the file is writable and the disk not full, or set {LOCATION_SETTING} to another file (or `memory`).",
+        sqlite_message(.source)
     )]
     Database {
         /// The file (or `memory`).
@@ -567,6 +569,15 @@ impl ConversationStore {
     }
 }
 
+/// What SQLite said, without the statement it was given (rusqlite quotes the whole SQL of
+/// a statement that does not fit the file, which for the schema is a page of text).
+fn sqlite_message(error: &rusqlite::Error) -> String {
+    match error {
+        rusqlite::Error::SqlInputError { msg, .. } => msg.clone(),
+        other => other.to_string(),
+    }
+}
+
 /// Wraps an error met while opening the store, telling a lock timeout apart.
 fn open_error(label: &str, source: rusqlite::Error) -> StoreError {
     match source.sqlite_error_code() {
@@ -598,7 +609,7 @@ fn truncate_log(conn: &Connection) {
 }
 
 /// The note that ends a reply stored as cut short, e.g. `[cut off: stalled; this answer is incomplete]`.
-pub fn cut_off_note(reason: &str) -> String {
+fn cut_off_note(reason: &str) -> String {
     format!("[cut off: {reason}; this answer is incomplete]")
 }
 
@@ -1300,6 +1311,25 @@ mod tests {
             text.contains("is not a conversation store but a file that is not an SQLite database"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_damaged_store_is_refused_in_one_line_without_the_schema_sql() {
+        let dir = TempDir::new("damaged");
+        let path = dir.0.join("conversations.sqlite3");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE conversations (id TEXT); CREATE TABLE messages (body TEXT);
+                 PRAGMA user_version = 1;",
+            )
+            .unwrap();
+        }
+        let text = ConversationStore::open(&StoreLocation::File(path), generous())
+            .unwrap_err()
+            .to_string();
+        assert!(text.contains("no such column: updated_at"), "{text}");
+        assert!(!text.contains("CREATE") && !text.contains('\n'), "{text}");
     }
 
     #[test]
