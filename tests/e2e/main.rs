@@ -12,6 +12,7 @@ mod keys;
 mod models;
 mod protocol;
 mod security;
+#[cfg(unix)]
 mod store;
 mod streaming;
 mod subscriptions;
