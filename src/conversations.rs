@@ -3,10 +3,15 @@
 //!
 //! One row per conversation (title, model, turn count, timestamps) and one row per message
 //! (the message as JSON, with its position). Several server processes may share one file:
-//! file stores use WAL mode, a 5 s busy timeout and `BEGIN IMMEDIATE` for writes.
+//! file stores use WAL mode, a 5 s busy timeout and `BEGIN IMMEDIATE` for writes. The
+//! file and its folder are private to their owner; a file that is not a conversation
+//! store is refused before anything writes to it.
+
+mod file;
+mod schema;
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -15,12 +20,10 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, pa
 use serde::Serialize;
 
 use crate::vultr::chat::{Content, Message, Role};
+use schema::SCHEMA_VERSION;
 
 /// The setting that moves the conversation store (a file path, or `memory`).
 pub const LOCATION_SETTING: &str = "VULTR_MCP_CONVERSATIONS";
-
-/// The schema version this build writes, kept in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 1;
 
 /// How long a write waits for another process's lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -30,29 +33,6 @@ const TITLE_MAX_CHARS: usize = 80;
 
 /// The longest id [`ConversationId::parse`] accepts.
 const ID_MAX_LEN: usize = 100;
-
-/// The schema of version 1.
-const SCHEMA_V1: &str = "
-CREATE TABLE IF NOT EXISTS conversations (
-    id         TEXT    PRIMARY KEY NOT NULL,
-    title      TEXT    NOT NULL,
-    model      TEXT    NOT NULL,
-    turns      INTEGER NOT NULL,
-    created_at INTEGER NOT NULL,
-    updated_at INTEGER NOT NULL,
-    touched    INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS conversations_by_recency
-    ON conversations (touched DESC);
-CREATE INDEX IF NOT EXISTS conversations_by_update
-    ON conversations (updated_at);
-CREATE TABLE IF NOT EXISTS messages (
-    conversation_id TEXT    NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
-    seq             INTEGER NOT NULL,
-    body            TEXT    NOT NULL,
-    PRIMARY KEY (conversation_id, seq)
-) WITHOUT ROWID;
-";
 
 /// Most recently used first. `touched` counts every create and append, so two uses within
 /// the same second still come out in the order they happened.
@@ -93,13 +73,34 @@ pub enum StoreError {
     },
     /// The store file could not be opened or set up.
     #[error(
-        "cannot open the conversation store `{location}`: {source}. Set {LOCATION_SETTING} to a writable file path, or to `memory` to keep conversations in memory only."
+        "cannot open the conversation store `{location}`: {}. Set {LOCATION_SETTING} to a writable file path, or to `memory` to keep conversations in memory only.",
+        sqlite_message(.source)
     )]
     Open {
         /// The file (or `memory`).
         location: String,
         /// What SQLite reported.
         source: rusqlite::Error,
+    },
+    /// The store file could not be created or read.
+    #[error(
+        "cannot create or read the conversation store file `{location}`: {source}. Set {LOCATION_SETTING} to a writable file path, or to `memory` to keep conversations in memory only."
+    )]
+    File {
+        /// The file.
+        location: String,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+    /// Something other than a conversation store is at the configured path; it was not changed.
+    #[error(
+        "`{location}` is not a conversation store but {what}; it was left unchanged. Set {LOCATION_SETTING} to another file path, or to `memory` to keep conversations in memory only."
+    )]
+    NotAStore {
+        /// The file.
+        location: String,
+        /// What the file is, in a few words.
+        what: String,
     },
     /// The file was written by a newer version of this server.
     #[error(
@@ -124,7 +125,8 @@ pub enum StoreError {
     },
     /// Any other database failure.
     #[error(
-        "the conversation store `{location}` failed while {action}: {source}. If this persists, check that the file is writable and the disk not full, or set {LOCATION_SETTING} to another file (or `memory`)."
+        "the conversation store `{location}` failed while {action}: {}. If this persists, check that the file is writable and the disk not full, or set {LOCATION_SETTING} to another file (or `memory`).",
+        sqlite_message(.source)
     )]
     Database {
         /// The file (or `memory`).
@@ -331,14 +333,11 @@ impl ConversationStore {
     /// Opens (creating when missing) the store at `location`, keeping conversations per `retention`.
     pub fn open(location: &StoreLocation, retention: Retention) -> Result<Self, StoreError> {
         let label = location.to_string();
-        let open_err = |source| StoreError::Open {
-            location: label.clone(),
-            source,
-        };
+        let open_err = |source| open_error(&label, source);
         let mut conn = match location {
             StoreLocation::InMemory => Connection::open_in_memory().map_err(open_err)?,
             StoreLocation::File(path) => {
-                create_parent(path)?;
+                file::prepare(path, &label)?;
                 let conn = Connection::open(path).map_err(open_err)?;
                 conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
                 let mode: String = conn
@@ -354,7 +353,7 @@ impl ConversationStore {
         };
         conn.pragma_update(None, "foreign_keys", true)
             .map_err(open_err)?;
-        migrate(&mut conn, &label)?;
+        schema::migrate(&mut conn, &label)?;
         Ok(Self {
             conn: Mutex::new(conn),
             location: label,
@@ -368,8 +367,14 @@ impl ConversationStore {
         &self.location
     }
 
-    /// Starts a conversation with these messages (turn 1) and prunes old ones; returns its new id.
-    pub fn create(&self, model: &str, messages: &[Message]) -> Result<ConversationId, StoreError> {
+    /// Starts a conversation with these messages (turn 1) and prunes old ones; returns its
+    /// new id. `cut_off` says why the last message (the reply) was cut short, if it was.
+    pub fn create(
+        &self,
+        model: &str,
+        messages: &[Message],
+        cut_off: Option<&str>,
+    ) -> Result<ConversationId, StoreError> {
         const ACTION: &str = "saving a new conversation";
         let id = ConversationId::generate();
         let bodies = encode_all(messages)?;
@@ -385,18 +390,20 @@ impl ConversationStore {
         ))
         .and_then(|mut insert| insert.execute(params![id.as_ref(), title, model, now]))
         .map_err(|e| self.db(ACTION, e))?;
-        insert_messages(&tx, &id, 0, &bodies).map_err(|e| self.db(ACTION, e))?;
+        insert_messages(&tx, &id, 0, &bodies, cut_off).map_err(|e| self.db(ACTION, e))?;
         prune_in(&tx, self.retention, now, Some(&id)).map_err(|e| self.db(ACTION, e))?;
         tx.commit().map_err(|e| self.db(ACTION, e))?;
         Ok(id)
     }
 
-    /// Adds messages to the end of a conversation as one more turn, and records the model used.
+    /// Adds messages to the end of a conversation as one more turn, and records the model
+    /// used. `cut_off` says why the last message (the reply) was cut short, if it was.
     pub fn append(
         &self,
         id: &ConversationId,
         model: &str,
         messages: &[Message],
+        cut_off: Option<&str>,
     ) -> Result<(), StoreError> {
         const ACTION: &str = "adding messages to a conversation";
         let bodies = encode_all(messages)?;
@@ -414,7 +421,7 @@ impl ConversationStore {
             .optional()
             .map_err(|e| self.db(ACTION, e))?
             .ok_or_else(|| not_found(id))?;
-        insert_messages(&tx, id, next, &bodies).map_err(|e| self.db(ACTION, e))?;
+        insert_messages(&tx, id, next, &bodies, cut_off).map_err(|e| self.db(ACTION, e))?;
         tx.prepare_cached(&format!(
             "UPDATE conversations SET turns = turns + 1, model = ?2, updated_at = ?3,
              touched = {NEXT_TOUCH} WHERE id = ?1"
@@ -429,7 +436,9 @@ impl ConversationStore {
         Ok(self.get(id)?.messages)
     }
 
-    /// A conversation's summary and messages.
+    /// A conversation's summary and messages. A reply stored as cut off ends with a note
+    /// saying so (see [`cut_off_note`]), so a transcript shows it and a continuation tells
+    /// the model its answer was incomplete.
     pub fn get(&self, id: &ConversationId) -> Result<Conversation, StoreError> {
         const ACTION: &str = "reading a conversation";
         let mut conn = self.lock();
@@ -448,11 +457,15 @@ impl ConversationStore {
         let rows = {
             let mut stmt = tx
                 .prepare_cached(
-                    "SELECT seq, body FROM messages WHERE conversation_id = ?1 ORDER BY seq",
+                    "SELECT seq, body, cut_off FROM messages WHERE conversation_id = ?1 ORDER BY seq",
                 )
                 .map_err(|e| self.db(ACTION, e))?;
             stmt.query_map([id.as_ref()], |row| {
-                Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, Option<String>>(2)?,
+                ))
             })
             .and_then(Iterator::collect::<Result<Vec<_>, _>>)
             .map_err(|e| self.db(ACTION, e))?
@@ -460,12 +473,17 @@ impl ConversationStore {
         tx.finish().map_err(|e| self.db(ACTION, e))?;
         let messages = rows
             .into_iter()
-            .map(|(seq, body)| {
-                serde_json::from_str(&body).map_err(|source| StoreError::CorruptMessage {
-                    id: id.clone(),
-                    seq,
-                    source,
-                })
+            .map(|(seq, body, cut_off)| {
+                let mut message: Message =
+                    serde_json::from_str(&body).map_err(|source| StoreError::CorruptMessage {
+                        id: id.clone(),
+                        seq,
+                        source,
+                    })?;
+                if let Some(reason) = cut_off {
+                    mark_cut_off(&mut message, &reason);
+                }
+                Ok(message)
             })
             .collect::<Result<_, _>>()?;
         Ok(Conversation { summary, messages })
@@ -486,13 +504,28 @@ impl ConversationStore {
             .map_err(|e| self.db(ACTION, e))
     }
 
-    /// Deletes a conversation and its messages; true when it existed.
+    /// Deletes a conversation and its messages; true when it existed. Works on a full
+    /// disk too, so that deleting is how a user makes room.
     pub fn delete(&self, id: &ConversationId) -> Result<bool, StoreError> {
         const ACTION: &str = "deleting a conversation";
         let conn = self.lock();
-        let deleted = conn
-            .execute("DELETE FROM conversations WHERE id = ?1", [id.as_ref()])
-            .map_err(|e| self.db(ACTION, e))?;
+        let delete = || {
+            conn.prepare_cached("DELETE FROM conversations WHERE id = ?1")
+                .and_then(|mut delete| delete.execute([id.as_ref()]))
+        };
+        let deleted = match delete() {
+            Err(error) if out_of_space(&error) => {
+                // The write-ahead log cannot grow. Copying it into the database and
+                // truncating it frees its space for the delete; truncating again after
+                // gives the delete's own log space back for the next save.
+                tracing::warn!(%error, location = %self.location, "the disk looks full; truncating the conversation store's log to delete");
+                truncate_log(&conn);
+                let deleted = delete().map_err(|e| self.db(ACTION, e))?;
+                truncate_log(&conn);
+                deleted
+            }
+            outcome => outcome.map_err(|e| self.db(ACTION, e))?,
+        };
         Ok(deleted > 0)
     }
 
@@ -536,51 +569,66 @@ impl ConversationStore {
     }
 }
 
-/// Creates the directory a store file goes in.
-fn create_parent(path: &Path) -> Result<(), StoreError> {
-    match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
-                path: dir.to_path_buf(),
-                source,
-            })
-        }
-        _ => Ok(()),
+/// What SQLite said, without the statement it was given (rusqlite quotes the whole SQL of
+/// a statement that does not fit the file, which for the schema is a page of text).
+fn sqlite_message(error: &rusqlite::Error) -> String {
+    match error {
+        rusqlite::Error::SqlInputError { msg, .. } => msg.clone(),
+        other => other.to_string(),
     }
 }
 
-/// Brings the schema up to [`SCHEMA_VERSION`], refusing files from newer builds.
-fn migrate(conn: &mut Connection, label: &str) -> Result<(), StoreError> {
-    let open_err = |source| StoreError::Open {
-        location: label.to_owned(),
-        source,
-    };
-    // Immediate, so two processes opening a new file at once do not both create the schema.
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(open_err)?;
-    let found: i64 = tx
-        .pragma_query_value(None, "user_version", |row| row.get(0))
-        .map_err(open_err)?;
-    if found > SCHEMA_VERSION {
-        return Err(StoreError::SchemaTooNew {
+/// Wraps an error met while opening the store, telling a lock timeout apart.
+fn open_error(label: &str, source: rusqlite::Error) -> StoreError {
+    match source.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Busy {
             location: label.to_owned(),
-            found,
-        });
+            action: "opening it",
+        },
+        _ => StoreError::Open {
+            location: label.to_owned(),
+            source,
+        },
     }
-    if found < 1 {
-        tx.execute_batch(SCHEMA_V1).map_err(open_err)?;
-    }
-    // Files made before this index existed get it too: pruning by age uses it.
-    tx.execute_batch(
-        "CREATE INDEX IF NOT EXISTS conversations_by_update ON conversations (updated_at);",
+}
+
+/// Whether a write failed for want of disk space (a failed write is an I/O error when
+/// not even part of it fitted).
+fn out_of_space(error: &rusqlite::Error) -> bool {
+    matches!(
+        error.sqlite_error_code(),
+        Some(ErrorCode::DiskFull | ErrorCode::SystemIoFailure)
     )
-    .map_err(open_err)?;
-    if found < SCHEMA_VERSION {
-        tx.pragma_update(None, "user_version", SCHEMA_VERSION)
-            .map_err(open_err)?;
+}
+
+/// Copies the write-ahead log into the database and truncates it to nothing (best effort).
+fn truncate_log(conn: &Connection) {
+    if let Err(error) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
+        tracing::warn!(%error, "could not truncate the conversation store's log");
     }
-    tx.commit().map_err(open_err)
+}
+
+/// The note that ends a reply stored as cut short, e.g. `[cut off: stalled; this answer is incomplete]`.
+fn cut_off_note(reason: &str) -> String {
+    format!("[cut off: {reason}; this answer is incomplete]")
+}
+
+/// Ends `message` with the note that it was cut short.
+fn mark_cut_off(message: &mut Message, reason: &str) {
+    let note = cut_off_note(reason);
+    match &mut message.content {
+        Some(Content::Text(text)) if !text.trim().is_empty() => {
+            text.push_str("\n\n");
+            text.push_str(&note);
+        }
+        Some(Content::Parts(parts)) => {
+            let mut part = serde_json::Map::new();
+            part.insert("type".to_owned(), "text".into());
+            part.insert("text".to_owned(), note.into());
+            parts.push(part);
+        }
+        _ => message.content = Some(Content::Text(note)),
+    }
 }
 
 /// Serialises each message to JSON text.
@@ -591,17 +639,22 @@ fn encode_all(messages: &[Message]) -> Result<Vec<String>, StoreError> {
         .collect()
 }
 
-/// Inserts message bodies at positions `first`, `first + 1`, ...
+/// Inserts message bodies at positions `first`, `first + 1`, ...; the last one marked
+/// cut off when `cut_off` says why.
 fn insert_messages(
     conn: &Connection,
     id: &ConversationId,
     first: i64,
     bodies: &[String],
+    cut_off: Option<&str>,
 ) -> rusqlite::Result<()> {
-    let mut stmt = conn
-        .prepare_cached("INSERT INTO messages (conversation_id, seq, body) VALUES (?1, ?2, ?3)")?;
-    for (seq, body) in (first..).zip(bodies) {
-        stmt.execute(params![id.as_ref(), seq, body])?;
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO messages (conversation_id, seq, body, cut_off) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    let last = bodies.len().saturating_sub(1);
+    for (i, (seq, body)) in (first..).zip(bodies).enumerate() {
+        let cut = if i == last { cut_off } else { None };
+        stmt.execute(params![id.as_ref(), seq, body, cut])?;
     }
     Ok(())
 }
@@ -688,6 +741,8 @@ mod tests {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicI64, Ordering};
 
+    use std::path::Path;
+
     use serde_json::{Value, json};
 
     use super::*;
@@ -772,7 +827,7 @@ mod tests {
             msg(json!({"role": "tool", "tool_call_id": "call_1", "content": "18°C, clear"})),
             msg(json!({"role": "assistant", "content": "18°C and clear."})),
         ];
-        let id = store.create("model-a", &first).unwrap();
+        let id = store.create("model-a", &first, None).unwrap();
         assert_eq!(store.messages(&id).unwrap().len(), 5);
         assert_eq!(as_json(&store.messages(&id).unwrap()), as_json(&first));
 
@@ -784,7 +839,7 @@ mod tests {
             })),
             msg(json!({"role": "assistant", "content": "Rain."})),
         ];
-        store.append(&id, "model-b", &second).unwrap();
+        store.append(&id, "model-b", &second, None).unwrap();
 
         let all: Vec<Message> = first.iter().chain(&second).cloned().collect();
         let conversation = store.get(&id).unwrap();
@@ -798,9 +853,9 @@ mod tests {
     #[test]
     fn appending_updates_the_time_but_not_the_creation_time() {
         let (store, clock) = store_with_clock(generous());
-        let id = store.create("m", &[user("hi")]).unwrap();
+        let id = store.create("m", &[user("hi")], None).unwrap();
         clock.fetch_add(60, Ordering::SeqCst);
-        store.append(&id, "m", &[user("again")]).unwrap();
+        store.append(&id, "m", &[user("again")], None).unwrap();
         let summary = store.get(&id).unwrap().summary;
         assert_eq!(summary.created_at, 1_700_000_000);
         assert_eq!(summary.updated_at, 1_700_000_060);
@@ -809,8 +864,8 @@ mod tests {
     #[test]
     fn appending_nothing_still_counts_a_turn() {
         let store = memory_store();
-        let id = store.create("m", &[]).unwrap();
-        store.append(&id, "m", &[]).unwrap();
+        let id = store.create("m", &[], None).unwrap();
+        store.append(&id, "m", &[], None).unwrap();
         let conversation = store.get(&id).unwrap();
         assert!(conversation.messages.is_empty());
         assert_eq!(conversation.summary.turns, 2);
@@ -819,8 +874,8 @@ mod tests {
     #[test]
     fn new_ids_are_conv_and_32_hex_digits_and_differ() {
         let store = memory_store();
-        let a = store.create("m", &[user("a")]).unwrap();
-        let b = store.create("m", &[user("b")]).unwrap();
+        let a = store.create("m", &[user("a")], None).unwrap();
+        let b = store.create("m", &[user("b")], None).unwrap();
         assert_ne!(a, b);
         for id in [&a, &b] {
             let hex = id.as_ref().strip_prefix("conv_").unwrap();
@@ -839,7 +894,7 @@ mod tests {
     fn the_title_is_the_first_user_message_collapsed_and_cut_to_80_characters() {
         let title = |messages: &[Message]| {
             let store = memory_store();
-            let id = store.create("m", messages).unwrap();
+            let id = store.create("m", messages, None).unwrap();
             store.get(&id).unwrap().summary.title
         };
         let system = msg(json!({"role": "system", "content": "You are a poet."}));
@@ -874,13 +929,13 @@ mod tests {
     #[test]
     fn the_list_shows_the_most_recently_updated_first_then_the_most_recently_created() {
         let (store, clock) = store_with_clock(generous());
-        let older = store.create("m", &[user("older")]).unwrap();
+        let older = store.create("m", &[user("older")], None).unwrap();
         clock.fetch_add(10, Ordering::SeqCst);
-        let newer = store.create("m", &[user("newer")]).unwrap();
+        let newer = store.create("m", &[user("newer")], None).unwrap();
         clock.fetch_add(10, Ordering::SeqCst);
-        let newest = store.create("m", &[user("newest")]).unwrap();
+        let newest = store.create("m", &[user("newest")], None).unwrap();
         clock.fetch_add(10, Ordering::SeqCst);
-        store.append(&older, "m", &[user("bump")]).unwrap();
+        store.append(&older, "m", &[user("bump")], None).unwrap();
         let ids = |limit| {
             store
                 .list(limit)
@@ -894,15 +949,15 @@ mod tests {
         assert!(ids(0).is_empty());
 
         // Same update time: the one created later comes first.
-        store.append(&newer, "m", &[user("bump")]).unwrap();
+        store.append(&newer, "m", &[user("bump")], None).unwrap();
         assert_eq!(ids(2), [newer, older]);
     }
 
     #[test]
     fn conversations_created_in_the_same_second_list_newest_first() {
         let (store, _clock) = store_with_clock(generous());
-        let a = store.create("m", &[user("a")]).unwrap();
-        let b = store.create("m", &[user("b")]).unwrap();
+        let a = store.create("m", &[user("a")], None).unwrap();
+        let b = store.create("m", &[user("b")], None).unwrap();
         let listed: Vec<_> = store.list(10).unwrap().into_iter().map(|s| s.id).collect();
         assert_eq!(listed, [b, a]);
     }
@@ -919,7 +974,7 @@ mod tests {
         );
         assert!(matches!(store.get(&id), Err(StoreError::NotFound { .. })));
         assert!(matches!(
-            store.append(&id, "m", &[user("hello?")]),
+            store.append(&id, "m", &[user("hello?")], None),
             Err(StoreError::NotFound { .. })
         ));
         assert!(store.list(10).unwrap().is_empty(), "append must not create");
@@ -928,8 +983,8 @@ mod tests {
     #[test]
     fn deleting_removes_the_conversation_and_its_messages() {
         let store = memory_store();
-        let gone = store.create("m", &[user("a"), user("b")]).unwrap();
-        let kept = store.create("m", &[user("c")]).unwrap();
+        let gone = store.create("m", &[user("a"), user("b")], None).unwrap();
+        let kept = store.create("m", &[user("c")], None).unwrap();
         assert!(store.delete(&gone).unwrap());
         assert!(
             !store.delete(&gone).unwrap(),
@@ -957,14 +1012,14 @@ mod tests {
             max_conversations: 2,
             max_age: Duration::from_secs(30 * DAY as u64),
         });
-        let first = store.create("m", &[user("1")]).unwrap();
+        let first = store.create("m", &[user("1")], None).unwrap();
         clock.fetch_add(1, Ordering::SeqCst);
-        let second = store.create("m", &[user("2")]).unwrap();
+        let second = store.create("m", &[user("2")], None).unwrap();
         clock.fetch_add(1, Ordering::SeqCst);
-        store.append(&first, "m", &[user("1 again")]).unwrap();
+        store.append(&first, "m", &[user("1 again")], None).unwrap();
         clock.fetch_add(1, Ordering::SeqCst);
         // Creating a third drops the least recently updated one: `second`.
-        let third = store.create("m", &[user("3")]).unwrap();
+        let third = store.create("m", &[user("3")], None).unwrap();
         let listed: Vec<_> = store.list(10).unwrap().into_iter().map(|s| s.id).collect();
         assert_eq!(listed, [third, first]);
         assert!(matches!(
@@ -980,10 +1035,12 @@ mod tests {
             max_conversations: 100,
             max_age: Duration::from_secs(7 * DAY as u64),
         });
-        let stale = store.create("m", &[user("stale")]).unwrap();
-        let active = store.create("m", &[user("active")]).unwrap();
+        let stale = store.create("m", &[user("stale")], None).unwrap();
+        let active = store.create("m", &[user("active")], None).unwrap();
         clock.fetch_add(5 * DAY, Ordering::SeqCst);
-        store.append(&active, "m", &[user("still here")]).unwrap();
+        store
+            .append(&active, "m", &[user("still here")], None)
+            .unwrap();
 
         clock.fetch_add(2 * DAY, Ordering::SeqCst);
         assert_eq!(store.prune().unwrap(), 0, "exactly max_age old is kept");
@@ -998,7 +1055,7 @@ mod tests {
 
         // Creating also prunes.
         clock.fetch_add(30 * DAY, Ordering::SeqCst);
-        let fresh = store.create("m", &[user("fresh")]).unwrap();
+        let fresh = store.create("m", &[user("fresh")], None).unwrap();
         let listed: Vec<_> = store.list(10).unwrap().into_iter().map(|s| s.id).collect();
         assert_eq!(listed, [fresh]);
     }
@@ -1009,8 +1066,8 @@ mod tests {
             max_conversations: 0,
             max_age: Duration::ZERO,
         });
-        let old = store.create("m", &[user("old")]).unwrap();
-        let new = store.create("m", &[user("new")]).unwrap();
+        let old = store.create("m", &[user("old")], None).unwrap();
+        let new = store.create("m", &[user("new")], None).unwrap();
         let listed: Vec<_> = store.list(10).unwrap().into_iter().map(|s| s.id).collect();
         assert_eq!(listed, [new]);
         assert!(matches!(store.get(&old), Err(StoreError::NotFound { .. })));
@@ -1027,7 +1084,7 @@ mod tests {
         ];
         let id = {
             let store = ConversationStore::open(&location, generous()).unwrap();
-            store.create("model-x", &messages).unwrap()
+            store.create("model-x", &messages, None).unwrap()
         };
         let store = ConversationStore::open(&location, generous()).unwrap();
         let conversation = store.get(&id).unwrap();
@@ -1053,8 +1110,8 @@ mod tests {
         let a = ConversationStore::open(&location, generous()).unwrap();
         let b = ConversationStore::open(&location, generous()).unwrap();
 
-        let id = a.create("m", &[user("from a")]).unwrap();
-        b.append(&id, "m", &[user("from b")]).unwrap();
+        let id = a.create("m", &[user("from a")], None).unwrap();
+        b.append(&id, "m", &[user("from b")], None).unwrap();
         let texts: Vec<Value> = a
             .messages(&id)
             .unwrap()
@@ -1073,7 +1130,7 @@ mod tests {
         let dir = TempDir::new("threads");
         let location = StoreLocation::File(dir.0.join("conversations.sqlite3"));
         let store = ConversationStore::open(&location, generous()).unwrap();
-        let id = store.create("m", &[]).unwrap();
+        let id = store.create("m", &[], None).unwrap();
         std::thread::scope(|scope| {
             for t in 0..4 {
                 let other = ConversationStore::open(&location, generous()).unwrap();
@@ -1081,7 +1138,9 @@ mod tests {
                 scope.spawn(move || {
                     for i in 0..10 {
                         let which = if i % 2 == 0 { store } else { &other };
-                        which.append(id, "m", &[user(&format!("{t}-{i}"))]).unwrap();
+                        which
+                            .append(id, "m", &[user(&format!("{t}-{i}"))], None)
+                            .unwrap();
                     }
                 });
             }
@@ -1101,10 +1160,176 @@ mod tests {
             .unwrap();
         let err = ConversationStore::open(&StoreLocation::File(path), generous()).unwrap_err();
         assert!(
-            matches!(err, StoreError::SchemaTooNew { found: 2, .. }),
+            matches!(err, StoreError::SchemaTooNew { found, .. } if found == SCHEMA_VERSION + 1),
             "{err:?}"
         );
         assert!(err.to_string().contains(LOCATION_SETTING), "{err}");
+    }
+
+    #[test]
+    fn a_reply_stored_as_cut_off_comes_back_ending_with_a_note_saying_so() {
+        let store = memory_store();
+        let answer = msg(json!({"role": "assistant", "content": "The answer is forty"}));
+        let id = store
+            .create("m", &[user("What is it?"), answer.clone()], Some("stalled"))
+            .unwrap();
+        store
+            .append(&id, "m", &[user("Go on"), answer], None)
+            .unwrap();
+        let texts: Vec<Value> = store
+            .messages(&id)
+            .unwrap()
+            .iter()
+            .map(|m| serde_json::to_value(m).unwrap()["content"].clone())
+            .collect();
+        assert_eq!(
+            texts,
+            [
+                json!("What is it?"),
+                json!("The answer is forty\n\n[cut off: stalled; this answer is incomplete]"),
+                json!("Go on"),
+                json!("The answer is forty"),
+            ]
+        );
+
+        // A cut-off tool call with no text gets the note as its text.
+        let call = msg(
+            json!({"role": "assistant", "content": null, "tool_calls": [{
+                "id": "call_1", "type": "function",
+                "function": {"name": "f", "arguments": "{\"a\":"}
+            }]}),
+        );
+        let id = store.create("m", &[call], Some("out of time")).unwrap();
+        let message = serde_json::to_value(&store.messages(&id).unwrap()[0]).unwrap();
+        assert_eq!(
+            message["content"],
+            "[cut off: out of time; this answer is incomplete]"
+        );
+        assert_eq!(message["tool_calls"][0]["id"], "call_1");
+    }
+
+    #[test]
+    fn a_version_1_file_is_migrated_keeping_its_conversations() {
+        let dir = TempDir::new("v1");
+        let path = dir.0.join("conversations.sqlite3");
+        {
+            let conn = Connection::open(&path).unwrap();
+            schema::create_v1(&conn).unwrap();
+            conn.execute_batch(
+                r#"INSERT INTO conversations VALUES ('conv_old', 'Old one', 'm', 1, 10, 10, 1);
+                   INSERT INTO messages VALUES ('conv_old', 0, '{"role":"user","content":"hi"}');
+                   INSERT INTO messages VALUES ('conv_old', 1, '{"role":"assistant","content":"hello"}');"#,
+            )
+            .unwrap();
+        }
+        let store = ConversationStore::open(&StoreLocation::File(path), generous()).unwrap();
+        let old = ConversationId::parse("conv_old").unwrap();
+        let conversation = store.get(&old).unwrap();
+        assert_eq!(conversation.summary.title, "Old one");
+        assert_eq!(
+            as_json(&conversation.messages),
+            json!([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}])
+        );
+        let version: i64 = store
+            .lock()
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, 2);
+        // The new column works on the old file.
+        store
+            .append(&old, "m", &[user("more"), user("cut")], Some("stalled"))
+            .unwrap();
+        let last = store.messages(&old).unwrap().pop().unwrap();
+        assert_eq!(
+            serde_json::to_value(last).unwrap()["content"],
+            "cut\n\n[cut off: stalled; this answer is incomplete]"
+        );
+    }
+
+    /// Opens a store at `path`, expecting a refusal; returns its text after checking the
+    /// file was not changed and nothing was created beside it.
+    fn refused_unchanged(dir: &TempDir, path: &Path) -> String {
+        let before = std::fs::read(path).unwrap();
+        let err =
+            ConversationStore::open(&StoreLocation::File(path.to_owned()), generous()).unwrap_err();
+        assert!(matches!(err, StoreError::NotAStore { .. }), "{err:?}");
+        assert_eq!(
+            std::fs::read(path).unwrap(),
+            before,
+            "the file is unchanged"
+        );
+        let mut beside: Vec<_> = std::fs::read_dir(&dir.0)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
+        beside.sort();
+        assert_eq!(
+            beside,
+            [path.file_name().unwrap()],
+            "nothing created beside it"
+        );
+        let text = err.to_string();
+        assert!(!text.contains('\n'), "one line: {text}");
+        assert!(text.contains(&path.display().to_string()), "{text}");
+        assert!(
+            text.contains("Set VULTR_MCP_CONVERSATIONS to another file path, or to `memory`"),
+            "{text}"
+        );
+        text
+    }
+
+    #[test]
+    fn a_foreign_sqlite_database_is_refused_unchanged_naming_its_tables() {
+        let dir = TempDir::new("foreign");
+        let path = dir.0.join("shop.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT);
+                 CREATE TABLE orders (id INTEGER PRIMARY KEY, user_id INTEGER, total REAL);
+                 INSERT INTO users (name) VALUES ('ada');",
+            )
+            .unwrap();
+        }
+        let text = refused_unchanged(&dir, &path);
+        assert!(
+            text.contains(
+                "is not a conversation store but an SQLite database this server did not create (tables: orders, users); it was left unchanged"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("CREATE"), "no schema SQL: {text}");
+    }
+
+    #[test]
+    fn a_file_that_is_not_sqlite_is_refused_unchanged() {
+        let dir = TempDir::new("notes");
+        let path = dir.0.join("notes.txt");
+        std::fs::write(&path, "my notes, not a database\n").unwrap();
+        let text = refused_unchanged(&dir, &path);
+        assert!(
+            text.contains("is not a conversation store but a file that is not an SQLite database"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_damaged_store_is_refused_in_one_line_without_the_schema_sql() {
+        let dir = TempDir::new("damaged");
+        let path = dir.0.join("conversations.sqlite3");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE conversations (id TEXT); CREATE TABLE messages (body TEXT);
+                 PRAGMA user_version = 1;",
+            )
+            .unwrap();
+        }
+        let text = ConversationStore::open(&StoreLocation::File(path), generous())
+            .unwrap_err()
+            .to_string();
+        assert!(text.contains("no such column: updated_at"), "{text}");
+        assert!(!text.contains("CREATE") && !text.contains('\n'), "{text}");
     }
 
     #[test]

@@ -100,6 +100,26 @@ impl KnownKeys {
         }
         text
     }
+
+    /// Redacts every string inside `value` (object keys included) like [`KnownKeys::redact`].
+    pub fn redact_value(&self, value: &mut serde_json::Value) {
+        use serde_json::Value;
+        match value {
+            Value::String(text) => *text = self.redact(text),
+            Value::Array(items) => items.iter_mut().for_each(|item| self.redact_value(item)),
+            Value::Object(map) => {
+                let entries = std::mem::take(map);
+                *map = entries
+                    .into_iter()
+                    .map(|(key, mut item)| {
+                        self.redact_value(&mut item);
+                        (self.redact(&key), item)
+                    })
+                    .collect();
+            }
+            Value::Null | Value::Bool(_) | Value::Number(_) => {}
+        }
+    }
 }
 
 /// A key as given on the command line or in the environment, where an empty value
@@ -145,6 +165,26 @@ mod tests {
         assert_eq!(
             known.redact("key INFKEY-ONE-AAAA-BBBB-CCCC-1111 is not allowed; short"),
             "key [redacted key …1111] is not allowed; short"
+        );
+    }
+
+    #[test]
+    fn known_keys_are_scrubbed_from_every_string_in_json() {
+        let known = KnownKeys::default();
+        known.remember(&ApiKey::new("INFKEY-TWO-AAAA-BBBB-CCCC-2222").unwrap());
+        let mut value = serde_json::json!({
+            "content": "use INFKEY-TWO-AAAA-BBBB-CCCC-2222 please",
+            "parts": [{"text": "INFKEY-TWO-AAAA-BBBB-CCCC-2222"}, 7, null],
+            "INFKEY-TWO-AAAA-BBBB-CCCC-2222": true
+        });
+        known.redact_value(&mut value);
+        assert_eq!(
+            value,
+            serde_json::json!({
+                "content": "use [redacted key …2222] please",
+                "parts": [{"text": "[redacted key …2222]"}, 7, null],
+                "[redacted key …2222]": true
+            })
         );
     }
 

@@ -180,6 +180,7 @@ impl VultrServer {
                 &request.model,
                 new_messages,
                 &reply,
+                cut_off,
             )
             .await;
         // Leave room for the notices and the footer within the result limit.

@@ -2,7 +2,7 @@
 //! `delete_conversation` tool, and the conversation resources.
 
 use std::fmt::Write as _;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, UNIX_EPOCH};
 
 use rmcp::model::{
@@ -20,6 +20,7 @@ use crate::conversations::{
     Conversation, ConversationId, ConversationStore, ConversationSummary, StoreError,
 };
 use crate::vultr::chat::{ChatReply, Content, Message, Role};
+use crate::vultr::stream::CutOff;
 
 /// The resource listing every conversation.
 pub const LIST_URI: &str = "vultr://conversations";
@@ -99,30 +100,43 @@ impl VultrServer {
         self.with_store(move |store| store.get(&id)).await
     }
 
-    /// Stores a finished turn: the new messages and the reply. Saving never costs the
-    /// caller the reply: a failure is returned as text to show next to it.
+    /// Stores a turn: the new messages and the reply, marked when it was cut off, with
+    /// every known key redacted. Saving never costs the caller the reply: a failure is
+    /// returned as text to show next to it.
     pub(super) async fn save_turn(
         &self,
         continuing: Option<ConversationId>,
         model: &str,
         mut turn: Vec<Message>,
         reply: &ChatReply,
+        cut_off: Option<CutOff>,
     ) -> Result<ConversationId, String> {
         match serde_json::from_value::<Message>(reply.assistant_message.clone()) {
             Ok(message) => turn.push(message),
             Err(error) => return Err(format!("the reply could not be stored ({error})")),
         }
-        let model = model.to_owned();
+        let turn = self
+            .redacted(&turn)
+            .map_err(|error| format!("the turn could not be stored ({error})"))?;
+        let model = self.state.known_keys.redact(model);
+        let cut_off = cut_off.map(cut_off_reason);
         let saved = self
             .with_store(move |store| match continuing {
-                Some(id) => store.append(&id, &model, &turn).map(|()| id),
-                None => store.create(&model, &turn),
+                Some(id) => store.append(&id, &model, &turn, cut_off).map(|()| id),
+                None => store.create(&model, &turn, cut_off),
             })
             .await;
         saved.map_err(|error| {
             tracing::warn!(%error, "conversation not saved");
             error.to_string()
         })
+    }
+
+    /// `messages` with every key the server knows replaced by its redacted form.
+    fn redacted(&self, messages: &[Message]) -> Result<Vec<Message>, serde_json::Error> {
+        let mut value = serde_json::to_value(messages)?;
+        self.state.known_keys.redact_value(&mut value);
+        serde_json::from_value(value)
     }
 
     /// `resources/list`: the conversation list, and the most recent conversations.
@@ -138,15 +152,17 @@ impl VultrServer {
                     "Stored conversations, newest first: id, title, model, turns, updated time",
                 ),
         ];
+        // Redacted here too, for conversations stored before keys were redacted on saving.
+        let redact = |text: &str| self.state.known_keys.redact(text);
         resources.extend(recent.iter().map(|c| {
-            Resource::new(format!("{ONE_PREFIX}{}", c.id), c.title.clone())
+            Resource::new(format!("{ONE_PREFIX}{}", c.id), redact(&c.title))
                 .with_mime_type("text/markdown")
-                .with_description(format!(
+                .with_description(redact(&format!(
                     "{} turn(s) with {}, updated {}",
                     c.turns,
                     c.model,
                     timestamp(c.updated_at)
-                ))
+                )))
         }));
         Ok(ListResourcesResult::with_all_items(resources))
     }
@@ -177,7 +193,9 @@ impl VultrServer {
                 .await
                 .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
             let listing: Vec<_> = all.iter().map(summary_json).collect();
-            let body = serde_json::to_string_pretty(&json!({ "conversations": listing }))
+            let mut listing = json!({ "conversations": listing });
+            self.state.known_keys.redact_value(&mut listing);
+            let body = serde_json::to_string_pretty(&listing)
                 .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
             return Ok(ReadResourceResult::new(vec![
                 ResourceContents::text(body, uri).with_mime_type("application/json"),
@@ -262,18 +280,31 @@ fn transcript(conversation: &Conversation) -> String {
     text
 }
 
-/// Opens the store on first use; later calls get the same store or the same error.
-pub(super) fn open_once(
-    cell: &std::sync::OnceLock<Result<Arc<ConversationStore>, String>>,
+/// Why a reply was cut short, as the store keeps it and its note shows it.
+fn cut_off_reason(cut: CutOff) -> &'static str {
+    match cut {
+        CutOff::Stalled(_) => "stalled",
+        CutOff::Deadline(_) => "out of time",
+    }
+}
+
+/// The store opened on first use and kept; an open that fails is not kept, so the next
+/// call tries again (the lock, the full disk or the bad path may be gone by then).
+pub(super) fn open_or_reuse(
+    cell: &Mutex<Option<Arc<ConversationStore>>>,
     open: impl FnOnce() -> Result<ConversationStore, StoreError>,
 ) -> Result<Arc<ConversationStore>, ToolError> {
-    cell.get_or_init(|| {
-        let store = open().map_err(|e| e.to_string())?;
-        if let Err(error) = store.prune() {
-            tracing::warn!(%error, "could not prune old conversations");
-        }
-        Ok(Arc::new(store))
-    })
-    .clone()
-    .map_err(ToolError::StoreUnavailable)
+    // Held while opening, so calls arriving meanwhile wait for this open instead of
+    // starting their own.
+    let mut slot = cell.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(store) = slot.as_ref() {
+        return Ok(Arc::clone(store));
+    }
+    let store = open().map_err(|e| ToolError::StoreUnavailable(e.to_string()))?;
+    if let Err(error) = store.prune() {
+        tracing::warn!(%error, "could not prune old conversations");
+    }
+    let store = Arc::new(store);
+    *slot = Some(Arc::clone(&store));
+    Ok(store)
 }

@@ -8,7 +8,7 @@ mod error;
 mod models;
 mod subscriptions;
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::ToolCallContext;
@@ -67,16 +67,17 @@ struct State {
     calls: Semaphore,
     conversation_location: StoreLocation,
     conversation_retention: Retention,
-    /// The conversation store, opened on first use.
-    conversation_store: OnceLock<Result<Arc<ConversationStore>, String>>,
+    /// The conversation store, opened on first use; an open that failed is tried again.
+    conversation_store: Mutex<Option<Arc<ConversationStore>>>,
     /// Cancelled when the client is gone: every call still running stops.
     shutdown: CancellationToken,
 }
 
 impl State {
-    /// The conversation store, opened (and pruned) on first use.
+    /// The conversation store, opened (and pruned) on first use; until an open succeeds,
+    /// every use tries again.
     fn conversations(&self) -> Result<Arc<ConversationStore>, ToolError> {
-        conversations::open_once(&self.conversation_store, || {
+        conversations::open_or_reuse(&self.conversation_store, || {
             ConversationStore::open(&self.conversation_location, self.conversation_retention)
         })
     }
@@ -135,7 +136,7 @@ impl VultrServer {
                 max_conversations: config.max_conversations,
                 max_age: config.conversation_max_age,
             },
-            conversation_store: OnceLock::new(),
+            conversation_store: Mutex::new(None),
             shutdown,
         };
         Self {

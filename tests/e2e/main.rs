@@ -13,6 +13,8 @@ mod keys;
 mod models;
 mod protocol;
 mod security;
+#[cfg(unix)]
+mod store;
 mod streaming;
 mod subscriptions;
 mod upstream_errors;

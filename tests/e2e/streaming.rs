@@ -538,7 +538,7 @@ async fn a_stream_that_stalls_returns_the_partial_answer_cut_off_stalled() {
     );
     assert_eq!(faults.chat_requests(), 1);
 
-    // The partial answer is what the conversation keeps.
+    // The partial answer is what the conversation keeps, marked as cut off.
     faults.push(Fault::Stream {
         chunks: content_chunks(STREAMING_MODEL, &["two."], true),
         interval: Duration::ZERO,
@@ -555,7 +555,7 @@ async fn a_stream_that_stalls_returns_the_partial_answer_cut_off_stalled() {
         faults.chat_bodies()[1]["messages"],
         json!([
             {"role": "user", "content": "What is the answer?"},
-            {"role": "assistant", "content": "The answer is forty"},
+            {"role": "assistant", "content": "The answer is forty\n\n[cut off: stalled; this answer is incomplete]"},
             {"role": "user", "content": "Go on"}
         ])
     );
