@@ -20,6 +20,7 @@ use super::args::{InvalidArguments, Parameters};
 use super::error::ToolError;
 use crate::conversations::ConversationId;
 use crate::keys::{InferenceKey, KeySource};
+use crate::secret::KnownKeys;
 use crate::vultr::chat::{
     ChatOptions, ChatReply, ChatRequest, Content, Message, Role, Stop, TokenUsage, ToolChoice,
     ToolChoiceMode, ToolDefinition,
@@ -141,7 +142,9 @@ impl VultrServer {
         };
         let history = stored.as_ref().map_or(&[][..], |c| &c.messages[..]);
         let (new_messages, repeated) = match args.messages {
-            Some(messages) if !history.is_empty() => without_repeats(messages, history)?,
+            Some(messages) if !history.is_empty() => {
+                without_repeats(messages, history, &self.state.known_keys)?
+            }
             messages => (messages, 0),
         };
         let new_messages = conversation(args.prompt, args.system, new_messages, history)?;
@@ -328,14 +331,24 @@ fn is_zero(n: &usize) -> bool {
 /// With a stored conversation, `messages` should be only the new ones. A caller that
 /// resends the history (all of it, or its last messages, such as the assistant message
 /// that asked for tools) would pay for it twice: drop the longest start of `messages`
-/// that repeats the end of `history`, and say how many were dropped.
+/// that repeats the end of `history`, and say how many were dropped. Messages are
+/// compared as stored: with known keys redacted.
 fn without_repeats(
     mut messages: Vec<Message>,
     history: &[Message],
+    known_keys: &KnownKeys,
 ) -> Result<(Option<Vec<Message>>, usize), ToolError> {
-    let as_json = |m: &Message| serde_json::to_value(m).ok();
-    let given: Vec<_> = messages.iter().map(as_json).collect();
-    let stored: Vec<_> = history.iter().map(as_json).collect();
+    let as_stored = |m: &Message| {
+        serde_json::to_value(m).ok().map(|mut value| {
+            known_keys.redact_value(&mut value);
+            value
+        })
+    };
+    let given: Vec<_> = messages.iter().map(as_stored).collect();
+    let stored: Vec<_> = history
+        .iter()
+        .map(|m| serde_json::to_value(m).ok())
+        .collect();
     let longest = given.len().min(stored.len());
     let repeated = (1..=longest)
         .rev()

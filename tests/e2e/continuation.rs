@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use crate::support::fake_vultr::{FakeVultr, roles, weather_tool};
+use crate::support::fake_vultr::{ACCOUNT_KEY, FakeVultr, roles, weather_tool};
 use crate::support::mcp::{Server, err, ok, text};
 
 #[tokio::test]
@@ -147,5 +147,31 @@ async fn the_tool_call_advice_names_the_conversation_id_route_first() {
         .find("Without conversation_id")
         .unwrap_or_else(|| panic!("no fallback route in:\n{shown}"));
     assert!(by_id < without, "{shown}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_resent_history_holding_a_key_is_recognised_although_it_was_stored_redacted() {
+    let fake = FakeVultr::start().await;
+    let server = Server::with_fake(&fake, &[]).await;
+    let question = json!({"role": "user", "content": format!("Keep {ACCOUNT_KEY} safe.")});
+    let first = ok(&server
+        .call(
+            "chat_completion",
+            json!({"model": "glm-5.2", "messages": [question]}),
+        )
+        .await);
+    let follow_up = json!({"role": "user", "content": "Thanks."});
+
+    let reply = ok(&server
+        .call(
+            "chat_completion",
+            json!({"conversation_id": first["conversation_id"], "messages": [question, first["assistant_message"], follow_up]}),
+        )
+        .await);
+
+    assert_eq!(reply["repeated_messages_dropped"], 2, "{reply}");
+    let sent = fake.chat_requests().await;
+    assert_eq!(roles(&sent[1]), ["user", "assistant", "user"]);
     server.stop().await;
 }
