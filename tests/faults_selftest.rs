@@ -321,7 +321,7 @@ async fn dropping_the_server_stops_it() {
 // Fault::Stream (server-sent events) and content_chunks
 // ---------------------------------------------------------------------------
 
-use faults::{StreamEnd, content_chunks};
+use faults::{StreamEnd, content_chunks, empty_chunks};
 
 /// The SSE body `chunks` make, each as `data: <chunk>\n\n`.
 fn events(chunks: &[String]) -> String {
@@ -359,6 +359,17 @@ fn content_chunks_are_openai_deltas_with_a_finish_chunk_carrying_usage() {
     );
     assert_eq!(content_chunks("m", &["a", "b", "c"], false).len(), 3);
     assert!(content_chunks("m", &[], false).is_empty());
+}
+
+#[test]
+fn empty_chunks_are_deltas_without_content() {
+    let chunks = empty_chunks("glm-5.2", 2);
+    let empty = json!({"id":"x","model":"glm-5.2","choices":[{"index":0,"delta":{"content":""}}]});
+    let parsed: Vec<Value> = chunks
+        .iter()
+        .map(|c| serde_json::from_str(c).expect("each chunk is JSON"))
+        .collect();
+    assert_eq!(parsed, vec![empty.clone(), empty]);
 }
 
 #[tokio::test]

@@ -15,7 +15,8 @@
 //!
 //! [`Fault::Stream`] answers with server-sent events (`text/event-stream`, one HTTP/1.1
 //! chunk of the chunked transfer encoding per event) and then ends per [`StreamEnd`];
-//! [`content_chunks`] builds OpenAI-style delta chunks for it.
+//! [`content_chunks`] builds OpenAI-style delta chunks for it, [`empty_chunks`] chunks
+//! whose delta carries nothing.
 //!
 //! Limits: request heads over 64 KiB, bodies over 64 MiB and `Transfer-Encoding` request
 //! bodies (chunked) are not supported; such a request gets a 400/413 and the connection closes.
@@ -128,6 +129,18 @@ pub fn content_chunks(model: &str, pieces: &[&str], finish: bool) -> Vec<String>
         );
     }
     chunks
+}
+
+/// `n` streamed chat chunks that carry nothing: `{"id":"x","model":model,
+/// "choices":[{"index":0,"delta":{"content":""}}]}` (what a keep-alive of a busy model looks like).
+pub fn empty_chunks(model: &str, n: usize) -> Vec<String> {
+    let empty = json!({
+        "id": "x",
+        "model": model,
+        "choices": [{"index": 0, "delta": {"content": ""}}],
+    })
+    .to_string();
+    vec![empty; n]
 }
 
 /// State shared between the [`FaultServer`] handle and its tasks.
