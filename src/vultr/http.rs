@@ -40,6 +40,26 @@ impl RetryPolicy {
             _ => false,
         }
     }
+
+    /// The wait before retrying a request Vultr asked to wait `asked` for: never less,
+    /// plus a random extra that spreads callers told the same thing (see [`retry_after_wait`]).
+    fn retry_after_wait(&self, asked: Duration) -> Duration {
+        retry_after_wait(asked, self.retry_after_cap, fastrand::f64())
+    }
+}
+
+/// The least spread of the extra wait after a `Retry-After`: a quarter of a short wait
+/// would still bunch callers within milliseconds of each other.
+const MIN_RETRY_AFTER_SPREAD: Duration = Duration::from_millis(250);
+
+/// `asked` plus `fraction` (in `[0, 1)`) of a spread of a quarter of `asked`, at least
+/// [`MIN_RETRY_AFTER_SPREAD`]; never past `cap` unless `asked` itself is. A quarter keeps
+/// the retry close to the time the rate limiter named while spreading a burst of callers
+/// told "wait 1 s" over 250 ms instead of the same instant.
+fn retry_after_wait(asked: Duration, cap: Duration, fraction: f64) -> Duration {
+    let spread = (asked / 4).max(MIN_RETRY_AFTER_SPREAD);
+    let jittered = asked + spread.mul_f64(fraction.clamp(0.0, 1.0));
+    jittered.min(cap.max(asked))
 }
 
 /// The HTTP client shared by both Vultr APIs, with its limits.
@@ -203,26 +223,7 @@ impl VultrHttp {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, VultrError>>,
     {
-        let backoff = ExponentialBuilder::default()
-            .with_min_delay(self.retry.min_delay)
-            .with_max_delay(self.retry.max_delay)
-            .with_max_times(self.retry.max_retries)
-            .with_jitter();
-        attempt
-            .retry(backoff)
-            .sleep(tokio::time::sleep)
-            .when(|e| self.retry.should_retry(e))
-            .adjust(|e, delay| {
-                let retry_after = match e {
-                    VultrError::Status { retry_after, .. } => *retry_after,
-                    _ => None,
-                };
-                delay.map(|d| retry_after.unwrap_or(d))
-            })
-            .notify(|e, delay| {
-                tracing::info!(%api, status = ?e.status(), ?delay, "retrying a failed request");
-            })
-            .await
+        with_retries(self.retry, api, attempt).await
     }
 
     /// One attempt: a success response (body unread), or the error a failure stands for.
@@ -251,6 +252,35 @@ impl VultrHttp {
             retry_after,
         })
     }
+}
+
+/// Runs `attempt` until it succeeds or fails in a way `policy` does not retry: with
+/// exponential backoff and jitter, or after a `Retry-After` with its own jitter on top.
+async fn with_retries<T, F, Fut>(policy: RetryPolicy, api: Api, attempt: F) -> Result<T, VultrError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, VultrError>>,
+{
+    let backoff = ExponentialBuilder::default()
+        .with_min_delay(policy.min_delay)
+        .with_max_delay(policy.max_delay)
+        .with_max_times(policy.max_retries)
+        .with_jitter();
+    attempt
+        .retry(backoff)
+        .sleep(tokio::time::sleep)
+        .when(|e| policy.should_retry(e))
+        .adjust(|e, delay| {
+            let retry_after = match e {
+                VultrError::Status { retry_after, .. } => *retry_after,
+                _ => None,
+            };
+            delay.map(|d| retry_after.map_or(d, |asked| policy.retry_after_wait(asked)))
+        })
+        .notify(|e, delay| {
+            tracing::info!(%api, status = ?e.status(), ?delay, "retrying a failed request");
+        })
+        .await
 }
 
 /// A short non-JSON error body (a proxy's "Bad Gateway", say) is still worth showing.
@@ -323,6 +353,88 @@ mod tests {
             message: None,
             retry_after: retry_after.map(Duration::from_secs),
         }
+    }
+
+    fn policy() -> RetryPolicy {
+        RetryPolicy {
+            max_retries: 2,
+            retry_after_cap: Duration::from_secs(20),
+            min_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(4),
+        }
+    }
+
+    #[test]
+    fn the_wait_after_retry_after_is_never_shorter_and_at_most_a_quarter_longer() {
+        let one_second = Duration::from_secs(1);
+        let cap = Duration::from_secs(20);
+        assert_eq!(retry_after_wait(one_second, cap, 0.0), one_second);
+        assert_eq!(
+            retry_after_wait(one_second, cap, 1.0),
+            Duration::from_millis(1250)
+        );
+        assert_eq!(
+            retry_after_wait(Duration::from_secs(8), cap, 0.5),
+            Duration::from_secs(9)
+        );
+        // Short waits still get some spread.
+        assert_eq!(
+            retry_after_wait(Duration::ZERO, cap, 1.0),
+            MIN_RETRY_AFTER_SPREAD
+        );
+        // The cap bounds the extra, never what Vultr asked for.
+        assert_eq!(
+            retry_after_wait(Duration::from_secs(18), cap, 1.0),
+            Duration::from_secs(20)
+        );
+        assert_eq!(retry_after_wait(cap, cap, 1.0), cap);
+    }
+
+    #[test]
+    fn waits_after_the_same_retry_after_are_spread_over_a_quarter_of_it() {
+        let asked = Duration::from_secs(1);
+        let waits: Vec<Duration> = (0..1000)
+            .map(|_| policy().retry_after_wait(asked))
+            .collect();
+        let shortest = *waits.iter().min().unwrap();
+        let longest = *waits.iter().max().unwrap();
+        assert!(shortest >= asked, "{shortest:?}");
+        assert!(longest <= Duration::from_millis(1250), "{longest:?}");
+        assert!(
+            longest - shortest >= Duration::from_millis(200),
+            "the waits bunch together: {shortest:?}..{longest:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn callers_told_to_wait_one_second_retry_spread_out_and_never_early() {
+        let started = tokio::time::Instant::now();
+        let call = || async {
+            let mut attempts = 0;
+            with_retries(policy(), Api::Inference, || {
+                attempts += 1;
+                let first = attempts == 1;
+                async move {
+                    if first {
+                        Err(status(429, Some(1)))
+                    } else {
+                        Ok(started.elapsed())
+                    }
+                }
+            })
+            .await
+            .unwrap()
+        };
+        let retried_at = futures_util::future::join_all((0..64).map(|_| call())).await;
+        let earliest = *retried_at.iter().min().unwrap();
+        let latest = *retried_at.iter().max().unwrap();
+        assert!(earliest >= Duration::from_secs(1), "{earliest:?}");
+        assert!(latest <= Duration::from_millis(1250), "{latest:?}");
+        assert!(
+            latest - earliest >= Duration::from_millis(100),
+            "64 callers retried within {:?} of each other",
+            latest - earliest
+        );
     }
 
     #[test]
