@@ -1,6 +1,7 @@
 //! The one place requests to Vultr are sent: timeouts, retries with backoff, a cap on
 //! response size, and every failure turned into a [`VultrError`].
 
+use std::error::Error as _;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -62,6 +63,12 @@ fn retry_after_wait(asked: Duration, cap: Duration, fraction: f64) -> Duration {
     jittered.min(cap.max(asked))
 }
 
+/// How long a kept-alive connection may wait unused in the pool. Below the shortest
+/// keep-alive common among servers (5 s: Node.js, uvicorn, Apache; nginx keeps 75 s and
+/// load balancers often 60 s), so the server does not close a connection just as a request
+/// is sent on it; a new TLS handshake after 4 s idle costs little next to a model call.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(4);
+
 /// The HTTP client shared by both Vultr APIs, with its limits.
 #[derive(Clone)]
 pub struct VultrHttp {
@@ -105,6 +112,8 @@ impl VultrHttp {
         self.client.get_or_init(|| {
             reqwest::Client::builder()
                 .connect_timeout(self.connect_timeout)
+                .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+                .connector_layer(pooled::MarkOpened)
                 .user_agent(concat!(
                     env!("CARGO_PKG_NAME"),
                     "/",
@@ -234,9 +243,7 @@ impl VultrHttp {
         timeout: Duration,
         request: RequestBuilder,
     ) -> Result<reqwest::Response, VultrError> {
-        let response = request
-            .timeout(timeout)
-            .send()
+        let response = send(timeout, request)
             .await
             .map_err(|e| transport_error(api, base_url, timeout, &e))?;
         let status = response.status();
@@ -251,6 +258,125 @@ impl VultrHttp {
             message: error_message(&body).or_else(|| plain_text_message(&body)),
             retry_after,
         })
+    }
+}
+
+/// Sends `request` within `timeout`. When it went out on a kept-alive connection from the
+/// pool and that connection closed before any byte of the answer arrived (a server closing
+/// an idle connection just as the request reached it), it is sent once more at once, within
+/// what is left of `timeout`; the dead connection has left the pool. This is apart from the
+/// status retries and uses none of them. A request on a connection opened for it is never
+/// sent twice this way: there, a close means the server failed on this very request.
+async fn send(
+    timeout: Duration,
+    request: RequestBuilder,
+) -> Result<reqwest::Response, reqwest::Error> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let again = request.try_clone();
+    let (sent, opened) = pooled::track(request.timeout(timeout).send()).await;
+    let error = match sent {
+        Ok(response) => return Ok(response),
+        Err(error) => error,
+    };
+    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+    match again {
+        Some(again) if !opened && closed_before_answer(&error) && !left.is_zero() => {
+            tracing::info!(
+                detail = %root_cause(&error),
+                "a kept-alive connection closed before answering; sending the request again"
+            );
+            again.timeout(left).send().await
+        }
+        _ => Err(error),
+    }
+}
+
+/// Whether sending failed because the connection was closed or reset before any byte of
+/// the answer arrived: not a timeout, not a failure to connect, not a failure while reading
+/// a body (those come after the head).
+fn closed_before_answer(error: &reqwest::Error) -> bool {
+    if error.is_timeout() || error.is_connect() || !error.is_request() {
+        return false;
+    }
+    let mut cause = error.source();
+    while let Some(current) = cause {
+        if current
+            .downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_incomplete_message)
+        {
+            return true;
+        }
+        if current.downcast_ref::<std::io::Error>().is_some_and(|io| {
+            matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::BrokenPipe
+            )
+        }) {
+            return true;
+        }
+        cause = current.source();
+    }
+    false
+}
+
+/// Which requests went out on a connection taken from the pool: a connector layer marks,
+/// in the sending task, every connection opened while that task sends one request.
+mod pooled {
+    use std::cell::Cell;
+    use std::task::{Context, Poll};
+
+    tokio::task_local! {
+        /// Set while one request is sent; true once a connection was opened for it.
+        static OPENED: Cell<bool>;
+    }
+
+    /// Runs `send` and says whether a connection was opened for it (`false`: it used one
+    /// from the pool, or failed before getting any).
+    pub(super) async fn track<F: Future>(send: F) -> (F::Output, bool) {
+        OPENED
+            .scope(Cell::new(false), async {
+                let output = send.await;
+                (output, OPENED.with(Cell::get))
+            })
+            .await
+    }
+
+    /// The connector layer that marks connections as they are opened. The connection
+    /// pool starts opening one in the requesting task only when it has no idle one at
+    /// hand, so an unmarked request surely went out on a pooled connection.
+    #[derive(Debug, Clone, Copy)]
+    pub(super) struct MarkOpened;
+
+    impl<S> tower_layer::Layer<S> for MarkOpened {
+        type Service = Marking<S>;
+
+        fn layer(&self, inner: S) -> Marking<S> {
+            Marking(inner)
+        }
+    }
+
+    /// A connector that marks each connection it opens.
+    #[derive(Debug, Clone)]
+    pub(super) struct Marking<S>(S);
+
+    impl<S, R> tower_service::Service<R> for Marking<S>
+    where
+        S: tower_service::Service<R>,
+    {
+        type Response = S::Response;
+        type Error = S::Error;
+        type Future = S::Future;
+
+        fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+            self.0.poll_ready(cx)
+        }
+
+        fn call(&mut self, destination: R) -> S::Future {
+            let _ = OPENED.try_with(|opened| opened.set(true));
+            self.0.call(destination)
+        }
     }
 }
 
