@@ -291,9 +291,10 @@ async fn send(
     }
 }
 
-/// Whether sending failed because the connection was closed or reset before any byte of
-/// the answer arrived: not a timeout, not a failure to connect, not a failure while reading
-/// a body (those come after the head).
+/// Whether sending failed because the connection was closed or reset before the answer's
+/// head was complete (in practice, before any byte of it): not a timeout, not a failure to
+/// connect, and never a failure while reading a body, which comes after the head and is
+/// not an error of sending.
 fn closed_before_answer(error: &reqwest::Error) -> bool {
     if error.is_timeout() || error.is_connect() || !error.is_request() {
         return false;
