@@ -203,6 +203,42 @@ async fn faults_on_a_reused_connection_are_not_retried_by_reqwest() {
 }
 
 #[tokio::test]
+async fn close_fault_closes_a_kept_alive_connection_without_an_answer() {
+    let server = FaultServer::start(vec![Fault::Normal, Fault::Close]).await;
+    let client = client();
+    let resp = post_chat(&client, &server, "m").await.expect("send");
+    resp.bytes().await.expect("body");
+    let err = post_chat(&client, &server, "m")
+        .await
+        .expect_err("a close without an answer fails the request");
+    assert!(err.is_request() && !err.is_timeout(), "{err:?}");
+    assert_eq!(
+        server.chat_connections(),
+        vec![1, 1],
+        "both on one connection"
+    );
+    let resp = post_chat(&client, &server, "m").await.expect("send");
+    assert_eq!(resp.status(), 200);
+    assert_eq!(server.chat_connections(), vec![1, 1, 2]);
+}
+
+#[tokio::test]
+async fn without_keep_alive_every_request_comes_on_a_new_connection() {
+    let server = FaultServer::start_without_keep_alive(vec![]).await;
+    let client = client();
+    for _ in 0..2 {
+        let resp = post_chat(&client, &server, "m").await.expect("send");
+        assert_eq!(
+            resp.headers().get("connection").map(|v| v.as_bytes()),
+            Some(&b"close"[..])
+        );
+        resp.bytes().await.expect("body");
+    }
+    assert_eq!(server.chat_connections(), vec![1, 2]);
+    assert_eq!(server.connections(), 2);
+}
+
+#[tokio::test]
 async fn truncated_fault_errors_while_reading_the_body() {
     let server = FaultServer::start(vec![Fault::Truncated]).await;
     let resp = post_chat(&client(), &server, "m")
@@ -321,7 +357,7 @@ async fn dropping_the_server_stops_it() {
 // Fault::Stream (server-sent events) and content_chunks
 // ---------------------------------------------------------------------------
 
-use faults::{StreamEnd, content_chunks};
+use faults::{StreamEnd, content_chunks, empty_chunks};
 
 /// The SSE body `chunks` make, each as `data: <chunk>\n\n`.
 fn events(chunks: &[String]) -> String {
@@ -359,6 +395,17 @@ fn content_chunks_are_openai_deltas_with_a_finish_chunk_carrying_usage() {
     );
     assert_eq!(content_chunks("m", &["a", "b", "c"], false).len(), 3);
     assert!(content_chunks("m", &[], false).is_empty());
+}
+
+#[test]
+fn empty_chunks_are_deltas_without_content() {
+    let chunks = empty_chunks("glm-5.2", 2);
+    let empty = json!({"id":"x","model":"glm-5.2","choices":[{"index":0,"delta":{"content":""}}]});
+    let parsed: Vec<Value> = chunks
+        .iter()
+        .map(|c| serde_json::from_str(c).expect("each chunk is JSON"))
+        .collect();
+    assert_eq!(parsed, vec![empty.clone(), empty]);
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! The one place requests to Vultr are sent: timeouts, retries with backoff, a cap on
 //! response size, and every failure turned into a [`VultrError`].
 
+use std::error::Error as _;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -40,7 +41,33 @@ impl RetryPolicy {
             _ => false,
         }
     }
+
+    /// The wait before retrying a request Vultr asked to wait `asked` for: never less,
+    /// plus a random extra that spreads callers told the same thing (see [`retry_after_wait`]).
+    fn retry_after_wait(&self, asked: Duration) -> Duration {
+        retry_after_wait(asked, self.retry_after_cap, fastrand::f64())
+    }
 }
+
+/// The least spread of the extra wait after a `Retry-After`: a quarter of a short wait
+/// would still bunch callers within milliseconds of each other.
+const MIN_RETRY_AFTER_SPREAD: Duration = Duration::from_millis(250);
+
+/// `asked` plus `fraction` (in `[0, 1)`) of a spread of a quarter of `asked`, at least
+/// [`MIN_RETRY_AFTER_SPREAD`]; never past `cap` unless `asked` itself is. A quarter keeps
+/// the retry close to the time the rate limiter named while spreading a burst of callers
+/// told "wait 1 s" over 250 ms instead of the same instant.
+fn retry_after_wait(asked: Duration, cap: Duration, fraction: f64) -> Duration {
+    let spread = (asked / 4).max(MIN_RETRY_AFTER_SPREAD);
+    let jittered = asked + spread.mul_f64(fraction.clamp(0.0, 1.0));
+    jittered.min(cap.max(asked))
+}
+
+/// How long a kept-alive connection may wait unused in the pool. Below the shortest
+/// keep-alive common among servers (5 s: Node.js, uvicorn, Apache; nginx keeps 75 s and
+/// load balancers often 60 s), so the server does not close a connection just as a request
+/// is sent on it; a new TLS handshake after 4 s idle costs little next to a model call.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(4);
 
 /// The HTTP client shared by both Vultr APIs, with its limits.
 #[derive(Clone)]
@@ -85,6 +112,8 @@ impl VultrHttp {
         self.client.get_or_init(|| {
             reqwest::Client::builder()
                 .connect_timeout(self.connect_timeout)
+                .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+                .connector_layer(pooled::MarkOpened)
                 .user_agent(concat!(
                     env!("CARGO_PKG_NAME"),
                     "/",
@@ -203,26 +232,7 @@ impl VultrHttp {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, VultrError>>,
     {
-        let backoff = ExponentialBuilder::default()
-            .with_min_delay(self.retry.min_delay)
-            .with_max_delay(self.retry.max_delay)
-            .with_max_times(self.retry.max_retries)
-            .with_jitter();
-        attempt
-            .retry(backoff)
-            .sleep(tokio::time::sleep)
-            .when(|e| self.retry.should_retry(e))
-            .adjust(|e, delay| {
-                let retry_after = match e {
-                    VultrError::Status { retry_after, .. } => *retry_after,
-                    _ => None,
-                };
-                delay.map(|d| retry_after.unwrap_or(d))
-            })
-            .notify(|e, delay| {
-                tracing::info!(%api, status = ?e.status(), ?delay, "retrying a failed request");
-            })
-            .await
+        with_retries(self.retry, api, attempt).await
     }
 
     /// One attempt: a success response (body unread), or the error a failure stands for.
@@ -233,9 +243,7 @@ impl VultrHttp {
         timeout: Duration,
         request: RequestBuilder,
     ) -> Result<reqwest::Response, VultrError> {
-        let response = request
-            .timeout(timeout)
-            .send()
+        let response = send(timeout, request)
             .await
             .map_err(|e| transport_error(api, base_url, timeout, &e))?;
         let status = response.status();
@@ -251,6 +259,155 @@ impl VultrHttp {
             retry_after,
         })
     }
+}
+
+/// Sends `request` within `timeout`. When it went out on a kept-alive connection from the
+/// pool and that connection closed before any byte of the answer arrived (a server closing
+/// an idle connection just as the request reached it), it is sent once more at once, within
+/// what is left of `timeout`; the dead connection has left the pool. This is apart from the
+/// status retries and uses none of them. A request on a connection opened for it is never
+/// sent twice this way: there, a close means the server failed on this very request.
+async fn send(
+    timeout: Duration,
+    request: RequestBuilder,
+) -> Result<reqwest::Response, reqwest::Error> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let again = request.try_clone();
+    let (sent, opened) = pooled::track(request.timeout(timeout).send()).await;
+    let error = match sent {
+        Ok(response) => return Ok(response),
+        Err(error) => error,
+    };
+    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+    match again {
+        Some(again) if !opened && closed_before_answer(&error) && !left.is_zero() => {
+            tracing::info!(
+                detail = %root_cause(&error),
+                "a kept-alive connection closed before answering; sending the request again"
+            );
+            again.timeout(left).send().await
+        }
+        _ => Err(error),
+    }
+}
+
+/// Whether sending failed because the connection was closed or reset before the answer's
+/// head was complete (in practice, before any byte of it): not a timeout, not a failure to
+/// connect, and never a failure while reading a body, which comes after the head and is
+/// not an error of sending.
+fn closed_before_answer(error: &reqwest::Error) -> bool {
+    if error.is_timeout() || error.is_connect() || !error.is_request() {
+        return false;
+    }
+    let mut cause = error.source();
+    while let Some(current) = cause {
+        if current
+            .downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_incomplete_message)
+        {
+            return true;
+        }
+        if current.downcast_ref::<std::io::Error>().is_some_and(|io| {
+            matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::BrokenPipe
+            )
+        }) {
+            return true;
+        }
+        cause = current.source();
+    }
+    false
+}
+
+/// Which requests went out on a connection taken from the pool: a connector layer marks,
+/// in the sending task, every connection opened while that task sends one request.
+mod pooled {
+    use std::cell::Cell;
+    use std::task::{Context, Poll};
+
+    tokio::task_local! {
+        /// Set while one request is sent; true once a connection was opened for it.
+        static OPENED: Cell<bool>;
+    }
+
+    /// Runs `send` and says whether a connection was opened for it (`false`: it used one
+    /// from the pool, or failed before getting any).
+    pub(super) async fn track<F: Future>(send: F) -> (F::Output, bool) {
+        OPENED
+            .scope(Cell::new(false), async {
+                let output = send.await;
+                (output, OPENED.with(Cell::get))
+            })
+            .await
+    }
+
+    /// The connector layer that marks connections as they are opened. The connection
+    /// pool starts opening one in the requesting task only when it has no idle one at
+    /// hand, so an unmarked request surely went out on a pooled connection.
+    #[derive(Debug, Clone, Copy)]
+    pub(super) struct MarkOpened;
+
+    impl<S> tower_layer::Layer<S> for MarkOpened {
+        type Service = Marking<S>;
+
+        fn layer(&self, inner: S) -> Marking<S> {
+            Marking(inner)
+        }
+    }
+
+    /// A connector that marks each connection it opens.
+    #[derive(Debug, Clone)]
+    pub(super) struct Marking<S>(S);
+
+    impl<S, R> tower_service::Service<R> for Marking<S>
+    where
+        S: tower_service::Service<R>,
+    {
+        type Response = S::Response;
+        type Error = S::Error;
+        type Future = S::Future;
+
+        fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+            self.0.poll_ready(cx)
+        }
+
+        fn call(&mut self, destination: R) -> S::Future {
+            let _ = OPENED.try_with(|opened| opened.set(true));
+            self.0.call(destination)
+        }
+    }
+}
+
+/// Runs `attempt` until it succeeds or fails in a way `policy` does not retry: with
+/// exponential backoff and jitter, or after a `Retry-After` with its own jitter on top.
+async fn with_retries<T, F, Fut>(policy: RetryPolicy, api: Api, attempt: F) -> Result<T, VultrError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, VultrError>>,
+{
+    let backoff = ExponentialBuilder::default()
+        .with_min_delay(policy.min_delay)
+        .with_max_delay(policy.max_delay)
+        .with_max_times(policy.max_retries)
+        .with_jitter();
+    attempt
+        .retry(backoff)
+        .sleep(tokio::time::sleep)
+        .when(|e| policy.should_retry(e))
+        .adjust(|e, delay| {
+            let retry_after = match e {
+                VultrError::Status { retry_after, .. } => *retry_after,
+                _ => None,
+            };
+            delay.map(|d| retry_after.map_or(d, |asked| policy.retry_after_wait(asked)))
+        })
+        .notify(|e, delay| {
+            tracing::info!(%api, status = ?e.status(), ?delay, "retrying a failed request");
+        })
+        .await
 }
 
 /// A short non-JSON error body (a proxy's "Bad Gateway", say) is still worth showing.
@@ -323,6 +480,88 @@ mod tests {
             message: None,
             retry_after: retry_after.map(Duration::from_secs),
         }
+    }
+
+    fn policy() -> RetryPolicy {
+        RetryPolicy {
+            max_retries: 2,
+            retry_after_cap: Duration::from_secs(20),
+            min_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(4),
+        }
+    }
+
+    #[test]
+    fn the_wait_after_retry_after_is_never_shorter_and_at_most_a_quarter_longer() {
+        let one_second = Duration::from_secs(1);
+        let cap = Duration::from_secs(20);
+        assert_eq!(retry_after_wait(one_second, cap, 0.0), one_second);
+        assert_eq!(
+            retry_after_wait(one_second, cap, 1.0),
+            Duration::from_millis(1250)
+        );
+        assert_eq!(
+            retry_after_wait(Duration::from_secs(8), cap, 0.5),
+            Duration::from_secs(9)
+        );
+        // Short waits still get some spread.
+        assert_eq!(
+            retry_after_wait(Duration::ZERO, cap, 1.0),
+            MIN_RETRY_AFTER_SPREAD
+        );
+        // The cap bounds the extra, never what Vultr asked for.
+        assert_eq!(
+            retry_after_wait(Duration::from_secs(18), cap, 1.0),
+            Duration::from_secs(20)
+        );
+        assert_eq!(retry_after_wait(cap, cap, 1.0), cap);
+    }
+
+    #[test]
+    fn waits_after_the_same_retry_after_are_spread_over_a_quarter_of_it() {
+        let asked = Duration::from_secs(1);
+        let waits: Vec<Duration> = (0..1000)
+            .map(|_| policy().retry_after_wait(asked))
+            .collect();
+        let shortest = *waits.iter().min().unwrap();
+        let longest = *waits.iter().max().unwrap();
+        assert!(shortest >= asked, "{shortest:?}");
+        assert!(longest <= Duration::from_millis(1250), "{longest:?}");
+        assert!(
+            longest - shortest >= Duration::from_millis(200),
+            "the waits bunch together: {shortest:?}..{longest:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn callers_told_to_wait_one_second_retry_spread_out_and_never_early() {
+        let started = tokio::time::Instant::now();
+        let call = || async {
+            let mut attempts = 0;
+            with_retries(policy(), Api::Inference, || {
+                attempts += 1;
+                let first = attempts == 1;
+                async move {
+                    if first {
+                        Err(status(429, Some(1)))
+                    } else {
+                        Ok(started.elapsed())
+                    }
+                }
+            })
+            .await
+            .unwrap()
+        };
+        let retried_at = futures_util::future::join_all((0..64).map(|_| call())).await;
+        let earliest = *retried_at.iter().min().unwrap();
+        let latest = *retried_at.iter().max().unwrap();
+        assert!(earliest >= Duration::from_secs(1), "{earliest:?}");
+        assert!(latest <= Duration::from_millis(1250), "{latest:?}");
+        assert!(
+            latest - earliest >= Duration::from_millis(100),
+            "64 callers retried within {:?} of each other",
+            latest - earliest
+        );
     }
 
     #[test]

@@ -108,8 +108,9 @@ impl InferenceClient {
         // reqwest's own limit sits past the stream deadline, which ends the stream first
         // and keeps any partial answer.
         let transport_limit = deadlines.total + Duration::from_secs(5);
-        let opened = tokio::time::timeout(
-            deadlines.first_chunk.min(deadlines.total),
+        let started = tokio::time::Instant::now();
+        let opened = tokio::time::timeout_at(
+            started + deadlines.first_chunk.min(deadlines.total),
             self.http.send_streaming(
                 Api::Inference,
                 self.base.as_str(),
@@ -150,7 +151,13 @@ impl InferenceClient {
             }
             Ok(chunk)
         });
-        let end = read_stream(sse_stream::SseByteStream::new(bytes), deadlines, on_chunk).await?;
+        let end = read_stream(
+            sse_stream::SseByteStream::new(bytes),
+            deadlines,
+            started,
+            on_chunk,
+        )
+        .await?;
         Ok((to_reply(&end.response)?, end.cut_off))
     }
 }

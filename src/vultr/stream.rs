@@ -10,30 +10,76 @@ use tokio::time::Instant;
 
 use super::error::{Api, VultrError, error_message, human_duration, snippet};
 
-/// The three deadlines of a stream.
+/// The three deadlines of a stream. Only chunks that carry output (content, reasoning or
+/// a tool call) count as progress: chunks with empty deltas, role-only or usage-only
+/// chunks and keep-alive comments start no timer again, so a stream of them ends at
+/// whichever of the first-chunk and total deadlines comes first.
 #[derive(Debug, Clone, Copy)]
 pub struct StreamDeadlines {
-    /// Longest wait for the first chunk.
+    /// Longest wait for the first chunk with output, from the moment the request is sent.
     pub first_chunk: Duration,
-    /// Longest silence between two chunks once the stream has started.
+    /// Longest wait for more output once some has arrived.
     pub stall: Duration,
-    /// Longest time for the whole stream.
+    /// Longest time for the whole stream, from the moment the request is sent.
     pub total: Duration,
 }
 
+/// Which of the three stream deadlines is the next to run out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Limit {
+    /// `VULTR_MCP_FIRST_TOKEN_TIMEOUT`: no output yet.
+    FirstChunk,
+    /// `VULTR_MCP_STALL_TIMEOUT`: no new output since the last.
+    Stall,
+    /// `VULTR_MCP_CHAT_TIMEOUT`: the whole stream.
+    Total,
+}
+
 impl StreamDeadlines {
-    /// The error for a stream that produced nothing in time, naming whichever limit ran out.
+    /// The error for a stream that produced no output before its first-chunk or total
+    /// deadline, naming whichever of the two ran out first, with its value.
     pub fn no_first_chunk(&self) -> VultrError {
         if self.total < self.first_chunk {
-            VultrError::NoFirstChunk {
+            self.no_output(Limit::Total)
+        } else {
+            self.no_output(Limit::FirstChunk)
+        }
+    }
+
+    /// The error for a stream without output, ended by `limit`.
+    fn no_output(&self, limit: Limit) -> VultrError {
+        match limit {
+            Limit::Total => VultrError::NoFirstChunk {
                 after: self.total,
                 setting: "VULTR_MCP_CHAT_TIMEOUT",
-            }
-        } else {
-            VultrError::NoFirstChunk {
+            },
+            Limit::FirstChunk | Limit::Stall => VultrError::NoFirstChunk {
                 after: self.first_chunk,
                 setting: "VULTR_MCP_FIRST_TOKEN_TIMEOUT",
-            }
+            },
+        }
+    }
+
+    /// The next deadline of a stream sent at `started` whose last output came at
+    /// `last_output`, and the limit it belongs to (the total one when two fall together).
+    fn next(&self, started: Instant, last_output: Option<Instant>) -> (Instant, Limit) {
+        let total = started + self.total;
+        let (at, limit) = match last_output {
+            None => (started + self.first_chunk, Limit::FirstChunk),
+            Some(last) => (last + self.stall, Limit::Stall),
+        };
+        if total <= at {
+            (total, Limit::Total)
+        } else {
+            (at, limit)
+        }
+    }
+
+    /// How a stream that had some output is cut off by `limit`.
+    fn cut_off(&self, limit: Limit) -> CutOff {
+        match limit {
+            Limit::Total => CutOff::Deadline(self.total),
+            Limit::FirstChunk | Limit::Stall => CutOff::Stalled(self.stall),
         }
     }
 }
@@ -41,7 +87,7 @@ impl StreamDeadlines {
 /// Why a stream that had already produced output was cut short.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CutOff {
-    /// No chunk arrived within the stall deadline.
+    /// No new output arrived within the stall deadline.
     Stalled(Duration),
     /// The whole-stream deadline passed.
     Deadline(Duration),
@@ -60,7 +106,7 @@ impl CutOff {
     pub fn explanation(self) -> String {
         match self {
             CutOff::Stalled(d) => format!(
-                "Vultr sent nothing for {}, so the answer is incomplete (VULTR_MCP_STALL_TIMEOUT).",
+                "Vultr sent no more of the answer for {}, so it is incomplete (VULTR_MCP_STALL_TIMEOUT).",
                 human_duration(d)
             ),
             CutOff::Deadline(d) => format!(
@@ -239,11 +285,13 @@ pub struct StreamEnd {
 }
 
 /// Reads a stream of SSE events to its end, awaiting `on_chunk` after every chunk that
-/// carried output. Stalls and the total deadline after some output end the stream
-/// early (the partial reply is kept); without output they are errors.
+/// carried output; `started` is when the request was sent. Stalls and the total deadline
+/// after some output end the stream early (the partial reply is kept); without output
+/// they are errors. Either way the limit named is the one that ran out.
 pub async fn read_stream<S, E, F, Fut>(
     events: S,
     deadlines: StreamDeadlines,
+    started: Instant,
     mut on_chunk: F,
 ) -> Result<StreamEnd, VultrError>
 where
@@ -252,18 +300,12 @@ where
     F: FnMut(&StreamAssembler) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    let started = Instant::now();
-    let total_deadline = started + deadlines.total;
+    let mut last_output = None;
     let mut assembler = StreamAssembler::default();
     let mut events = std::pin::pin!(events);
     loop {
-        let wait = if assembler.has_output() {
-            deadlines.stall
-        } else {
-            deadlines.first_chunk
-        };
-        let next_deadline = (Instant::now() + wait).min(total_deadline);
-        let event = match tokio::time::timeout_at(next_deadline, events.next()).await {
+        let (deadline, limit) = deadlines.next(started, last_output);
+        let event = match tokio::time::timeout_at(deadline, events.next()).await {
             Ok(Some(Ok(event))) => event,
             Ok(Some(Err(error))) => {
                 return Err(interrupted(format!("the stream broke off: {error}")));
@@ -276,14 +318,10 @@ where
                 ));
             }
             Err(_elapsed) => {
-                let cut = if Instant::now() >= total_deadline {
-                    CutOff::Deadline(deadlines.total)
-                } else {
-                    CutOff::Stalled(wait)
-                };
                 if !assembler.has_output() {
-                    return Err(deadlines.no_first_chunk());
+                    return Err(deadlines.no_output(limit));
                 }
+                let cut = deadlines.cut_off(limit);
                 return Ok(StreamEnd {
                     response: assembler.into_response(Some(cut)),
                     cut_off: Some(cut),
@@ -319,6 +357,7 @@ where
         let before = assembler.deltas();
         assembler.push(&chunk);
         if assembler.deltas() > before {
+            last_output = Some(Instant::now());
             on_chunk(&assembler).await;
         }
     }
@@ -372,7 +411,7 @@ mod tests {
             event("[DONE]"),
         ]);
         let mut seen = Vec::new();
-        let end = read_stream(events, deadlines(), |a| {
+        let end = read_stream(events, deadlines(), Instant::now(), |a| {
             seen.push(a.content().to_owned());
             std::future::ready(())
         })
@@ -391,18 +430,22 @@ mod tests {
         let events = futures_util::stream::iter(vec![event(
             r#"{"choices":[{"index":0,"delta":{"content":"Hel"}}]}"#,
         )]);
-        let error = read_stream(events, deadlines(), |_| std::future::ready(()))
-            .await
-            .unwrap_err();
+        let error = read_stream(events, deadlines(), Instant::now(), |_| {
+            std::future::ready(())
+        })
+        .await
+        .unwrap_err();
         assert!(error.to_string().contains("ended before"), "{error}");
     }
 
     #[tokio::test]
     async fn a_malformed_chunk_is_an_error() {
         let events = futures_util::stream::iter(vec![event("{not json")]);
-        let error = read_stream(events, deadlines(), |_| std::future::ready(()))
-            .await
-            .unwrap_err();
+        let error = read_stream(events, deadlines(), Instant::now(), |_| {
+            std::future::ready(())
+        })
+        .await
+        .unwrap_err();
         assert!(error.to_string().contains("not JSON"), "{error}");
     }
 
@@ -411,9 +454,11 @@ mod tests {
         let events = futures_util::stream::iter(vec![event(
             r#"{"error":{"message":"model overloaded","code":503}}"#,
         )]);
-        let error = read_stream(events, deadlines(), |_| std::future::ready(()))
-            .await
-            .unwrap_err();
+        let error = read_stream(events, deadlines(), Instant::now(), |_| {
+            std::future::ready(())
+        })
+        .await
+        .unwrap_err();
         assert_eq!(error.status(), Some(503));
         assert!(error.to_string().contains("model overloaded"), "{error}");
     }
@@ -424,9 +469,11 @@ mod tests {
             r#"{"choices":[{"index":0,"delta":{"content":"partial"}}]}"#,
         )])
         .chain(futures_util::stream::pending());
-        let end = read_stream(events, deadlines(), |_| std::future::ready(()))
-            .await
-            .unwrap();
+        let end = read_stream(events, deadlines(), Instant::now(), |_| {
+            std::future::ready(())
+        })
+        .await
+        .unwrap();
         assert_eq!(end.cut_off, Some(CutOff::Stalled(Duration::from_secs(5))));
         let reply = ChatReply::from_response(&end.response, "m").unwrap();
         assert_eq!(reply.content.as_deref(), Some("partial"));
@@ -437,9 +484,120 @@ mod tests {
     async fn silence_from_the_start_is_a_timeout() {
         let events =
             futures_util::stream::pending::<Result<sse_stream::Sse, std::convert::Infallible>>();
-        let error = read_stream(events, deadlines(), |_| std::future::ready(()))
-            .await
-            .unwrap_err();
+        let error = read_stream(events, deadlines(), Instant::now(), |_| {
+            std::future::ready(())
+        })
+        .await
+        .unwrap_err();
         assert!(matches!(error, VultrError::NoFirstChunk { .. }), "{error}");
+    }
+
+    const EMPTY_DELTA: &str = r#"{"choices":[{"index":0,"delta":{"content":""}}]}"#;
+    const SOME_TEXT: &str = r#"{"choices":[{"index":0,"delta":{"content":"x"}}]}"#;
+
+    /// `first`, then a chunk with an empty delta every second, forever.
+    fn then_empty_deltas(
+        first: Vec<&'static str>,
+    ) -> impl Stream<Item = Result<sse_stream::Sse, std::convert::Infallible>> {
+        let keep_alive = futures_util::stream::unfold((), |()| async {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            Some((event(EMPTY_DELTA), ()))
+        });
+        futures_util::stream::iter(first.into_iter().map(event)).chain(keep_alive)
+    }
+
+    fn assert_no_output_error(error: &VultrError, after: u64, named: &str) {
+        match error {
+            VultrError::NoFirstChunk { after: a, setting } => {
+                assert_eq!((*a, *setting), (Duration::from_secs(after), named));
+            }
+            other => panic!("expected no first chunk, got {other}"),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn empty_deltas_do_not_hold_off_the_first_token_deadline() {
+        let started = Instant::now();
+        let error = read_stream(then_empty_deltas(vec![]), deadlines(), started, |_| {
+            std::future::ready(())
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(started.elapsed(), Duration::from_secs(5));
+        assert_no_output_error(&error, 5, "VULTR_MCP_FIRST_TOKEN_TIMEOUT");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn empty_deltas_until_the_chat_timeout_name_the_chat_timeout() {
+        let short_total = StreamDeadlines {
+            total: Duration::from_secs(3),
+            ..deadlines()
+        };
+        let started = Instant::now();
+        let error = read_stream(then_empty_deltas(vec![]), short_total, started, |_| {
+            std::future::ready(())
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(started.elapsed(), Duration::from_secs(3));
+        assert_no_output_error(&error, 3, "VULTR_MCP_CHAT_TIMEOUT");
+        assert!(
+            error
+                .to_string()
+                .contains("within 3s (VULTR_MCP_CHAT_TIMEOUT)"),
+            "{error}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_first_token_deadline_counts_from_the_request_not_from_the_answer_head() {
+        let started = Instant::now();
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        let error = read_stream(
+            futures_util::stream::pending::<Result<sse_stream::Sse, std::convert::Infallible>>(),
+            deadlines(),
+            started,
+            |_| std::future::ready(()),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(started.elapsed(), Duration::from_secs(5));
+        assert_no_output_error(&error, 5, "VULTR_MCP_FIRST_TOKEN_TIMEOUT");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn empty_deltas_after_some_text_are_a_stall() {
+        let started = Instant::now();
+        let end = read_stream(
+            then_empty_deltas(vec![SOME_TEXT]),
+            deadlines(),
+            started,
+            |_| std::future::ready(()),
+        )
+        .await
+        .unwrap();
+        assert_eq!(started.elapsed(), Duration::from_secs(5));
+        assert_eq!(end.cut_off, Some(CutOff::Stalled(Duration::from_secs(5))));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn text_that_keeps_coming_is_cut_off_at_the_chat_timeout() {
+        let text_every_second = futures_util::stream::unfold((), |()| async {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            Some((event(SOME_TEXT), ()))
+        });
+        let started = Instant::now();
+        let end = read_stream(text_every_second, deadlines(), started, |_| {
+            std::future::ready(())
+        })
+        .await
+        .unwrap();
+        assert_eq!(started.elapsed(), Duration::from_secs(10));
+        assert_eq!(end.cut_off, Some(CutOff::Deadline(Duration::from_secs(10))));
+        assert!(
+            CutOff::Deadline(Duration::from_secs(10))
+                .explanation()
+                .contains("longer than 10s")
+        );
     }
 }

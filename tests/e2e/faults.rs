@@ -3,7 +3,9 @@
 //!
 //! - Retries: HTTP 408, 409, 429 and 5xx are tried again (2 retries by default, with
 //!   backoff or the `Retry-After` Vultr asks for, up to `VULTR_MCP_RETRY_AFTER_CAP`);
-//!   every other status, and every transport failure, is reported at once.
+//!   every other status, and every transport failure, is reported at once, except one: a
+//!   kept-alive connection that closes before any byte of the answer (a server's idle close
+//!   racing the request) is sent again once, at once, apart from the status retries.
 //! - Every failure is an `isError` result that says what happened, and the server keeps
 //!   serving: the next call succeeds.
 //! - A cancelled call closes its upstream connection and gets no response.
@@ -466,15 +468,98 @@ async fn a_refused_connection_is_reported_at_once_naming_the_base_url() {
 // ---------------------------------------------------------------------------
 
 #[tokio::test]
-async fn a_reset_connection_is_an_error_and_the_next_call_works() {
-    let faults = FaultServer::start(vec![Fault::Reset]).await;
+async fn a_reset_on_a_new_connection_is_an_error_sent_once_and_the_next_call_works() {
+    // Every answer closes its connection, so the chat request gets a connection of its own.
+    let faults = FaultServer::start_without_keep_alive(vec![Fault::Reset]).await;
     let server = server_for(&faults, &[]).await;
 
     let message = chat_error(&server).await;
 
     assert!(message.contains("Vultr inference API"), "{message}");
     assert!(message.to_lowercase().contains("try again"), "{message}");
-    assert_eq!(faults.chat_requests(), 1, "a reset is not retried");
+    assert_eq!(
+        faults.chat_requests(),
+        1,
+        "a reset of a connection opened for the request is not retried"
+    );
+    assert_still_serving(&server, &faults).await;
+    server.stop().await;
+}
+
+/// The kept-alive connection of the catalog request is closed (FIN, or RST for `Reset`)
+/// when the chat request arrives on it, without a byte of answer.
+async fn assert_sent_again_on_a_new_connection(closing: Fault) {
+    let faults = FaultServer::start(vec![closing.clone()]).await;
+    let server = server_for(&faults, &[("RUST_LOG", "info")]).await;
+
+    let result = chat(&server).await;
+
+    assert_eq!(
+        ok(&result)["content"],
+        RAW_REPLY,
+        "{closing:?}: {}",
+        text(&result)
+    );
+    assert_eq!(faults.chat_requests(), 2, "{closing:?}: one more request");
+    assert_eq!(
+        faults.chat_connections(),
+        [1, 2],
+        "{closing:?}: first on the catalog's kept-alive connection, then on a new one"
+    );
+    assert_eq!(faults.connections(), 2, "{closing:?}");
+    let stderr = server.stderr();
+    assert!(
+        stderr.contains("closed before answering; sending the request again"),
+        "{closing:?}: {stderr}"
+    );
+    assert!(
+        !stderr.contains("retrying a failed request"),
+        "{closing:?}: no backoff retry: {stderr}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_kept_alive_connection_closed_before_answering_is_sent_again_at_once() {
+    assert_sent_again_on_a_new_connection(Fault::Close).await;
+}
+
+#[tokio::test]
+async fn a_kept_alive_connection_reset_before_answering_is_sent_again_at_once() {
+    assert_sent_again_on_a_new_connection(Fault::Reset).await;
+}
+
+#[tokio::test]
+async fn sending_again_after_a_closed_connection_uses_none_of_the_status_retries() {
+    let unavailable = Fault::Status {
+        status: 503,
+        headers: vec![],
+        body: inference_error_body(503, "busy"),
+    };
+    let faults = FaultServer::start(vec![Fault::Close, unavailable.clone(), unavailable]).await;
+    let server = server_for(&faults, &[("VULTR_MCP_MAX_RETRIES", "2")]).await;
+
+    let result = chat(&server).await;
+
+    assert_eq!(ok(&result)["content"], RAW_REPLY, "{}", text(&result));
+    assert_eq!(
+        faults.chat_requests(),
+        4,
+        "closed, sent again (503), then 2 status retries (503, answered)"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_connection_closed_again_on_the_second_send_is_reported() {
+    let faults = FaultServer::start(vec![Fault::Close, Fault::Close]).await;
+    let server = server_for(&faults, &[]).await;
+
+    let message = chat_error(&server).await;
+
+    assert!(message.contains("Vultr inference API"), "{message}");
+    assert!(message.to_lowercase().contains("try again"), "{message}");
+    assert_eq!(faults.chat_requests(), 2, "sent again once, not more");
     assert_still_serving(&server, &faults).await;
     server.stop().await;
 }

@@ -18,7 +18,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout};
 
 use crate::support::fake_vultr::{ACCOUNT_KEY, Catalog, FakeVultr};
-use crate::support::faults::{Fault, FaultServer, StreamEnd, content_chunks};
+use crate::support::faults::{Fault, FaultServer, StreamEnd, content_chunks, empty_chunks};
 use crate::support::mcp::{Home, Server, err, ok, server_command, text};
 
 /// Any key: the raw fault server accepts every key.
@@ -523,7 +523,7 @@ async fn a_stream_that_stalls_returns_the_partial_answer_cut_off_stalled() {
     let shown = text(&result);
     assert!(
         shown.starts_with(
-            "[cut off: Vultr sent nothing for 500ms, so the answer is incomplete (VULTR_MCP_STALL_TIMEOUT).]\n\nThe answer is forty"
+            "[cut off: Vultr sent no more of the answer for 500ms, so it is incomplete (VULTR_MCP_STALL_TIMEOUT).]\n\nThe answer is forty"
         ),
         "{shown}"
     );
@@ -632,6 +632,94 @@ async fn nothing_before_the_first_token_deadline_is_an_error() {
     });
     let (result, _) = timed_chat(&server, "hi").await;
     assert_eq!(ok(&result)["content"], "fine");
+    server.stop().await;
+}
+
+/// A stream whose chunks carry nothing: `before` (chunks with text), then empty deltas
+/// every 50 ms for 20 s, then silence.
+fn empty_deltas_after(before: &[&str]) -> Fault {
+    let mut chunks = content_chunks(STREAMING_MODEL, before, false);
+    chunks.extend(empty_chunks(STREAMING_MODEL, 400));
+    Fault::Stream {
+        chunks,
+        interval: Duration::from_millis(50),
+        then: StreamEnd::Stall,
+    }
+}
+
+#[tokio::test]
+async fn a_stream_of_empty_deltas_ends_at_the_first_token_deadline_and_names_it() {
+    let faults = FaultServer::start(vec![empty_deltas_after(&[])]).await;
+    let server = server_for(
+        &faults,
+        &[
+            ("VULTR_MCP_FIRST_TOKEN_TIMEOUT", "500ms"),
+            ("VULTR_MCP_CHAT_TIMEOUT", "3s"),
+        ],
+    )
+    .await;
+    let (result, took) = timed_chat(&server, "hi").await;
+    let message = err(&result);
+    assert!(
+        message.contains("no part of the answer within 500ms (VULTR_MCP_FIRST_TOKEN_TIMEOUT)"),
+        "{message}"
+    );
+    assert!(
+        took < Duration::from_secs(3),
+        "empty deltas held the call open until the chat timeout: {took:?}"
+    );
+    assert!(
+        faults.wait_streams_abandoned(1, PROMPTLY).await,
+        "the server hung up on the stream"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_stream_of_empty_deltas_that_reaches_the_chat_timeout_names_the_chat_timeout() {
+    let faults = FaultServer::start(vec![empty_deltas_after(&[])]).await;
+    let server = server_for(
+        &faults,
+        &[
+            ("VULTR_MCP_FIRST_TOKEN_TIMEOUT", "5s"),
+            ("VULTR_MCP_CHAT_TIMEOUT", "1s"),
+        ],
+    )
+    .await;
+    let (result, _) = timed_chat(&server, "hi").await;
+    let message = err(&result);
+    assert!(
+        message.contains("no part of the answer within 1s (VULTR_MCP_CHAT_TIMEOUT)"),
+        "{message}"
+    );
+    assert!(!message.contains("FIRST_TOKEN"), "{message}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn empty_deltas_after_some_text_are_a_stall() {
+    let faults = FaultServer::start(vec![empty_deltas_after(&["partial"])]).await;
+    let server = server_for(
+        &faults,
+        &[
+            ("VULTR_MCP_STALL_TIMEOUT", "500ms"),
+            ("VULTR_MCP_CHAT_TIMEOUT", "3s"),
+        ],
+    )
+    .await;
+    let (result, took) = timed_chat(&server, "hi").await;
+    let reply = ok(&result);
+    assert_eq!(reply["content"], "partial");
+    assert_eq!(reply["finish_reason"], "cut_off_stalled");
+    assert!(
+        text(&result).starts_with("[cut off: Vultr sent no more of the answer for 500ms"),
+        "{}",
+        text(&result)
+    );
+    assert!(
+        took < Duration::from_secs(3),
+        "empty deltas held the call open until the chat timeout: {took:?}"
+    );
     server.stop().await;
 }
 

@@ -3,7 +3,8 @@
 //! Unlike `fake_vultr.rs` (wiremock), this server speaks HTTP/1.1 by hand on a plain
 //! [`tokio::net::TcpListener`] bound to `127.0.0.1:0`, so it can misbehave in ways an HTTP
 //! library would refuse to: reset the connection, truncate a body, stall forever, send a
-//! huge body, or answer slowly. Keep-alive is supported (several requests per connection).
+//! huge body, or answer slowly. Keep-alive is supported (several requests per connection),
+//! unless the server is started with [`FaultServer::start_without_keep_alive`].
 //!
 //! Routes (wire shapes from `/work/shared/vultr-api.md`, Part B/C):
 //!
@@ -15,7 +16,8 @@
 //!
 //! [`Fault::Stream`] answers with server-sent events (`text/event-stream`, one HTTP/1.1
 //! chunk of the chunked transfer encoding per event) and then ends per [`StreamEnd`];
-//! [`content_chunks`] builds OpenAI-style delta chunks for it.
+//! [`content_chunks`] builds OpenAI-style delta chunks for it, [`empty_chunks`] chunks
+//! whose delta carries nothing.
 //!
 //! Limits: request heads over 64 KiB, bodies over 64 MiB and `Transfer-Encoding` request
 //! bodies (chunked) are not supported; such a request gets a 400/413 and the connection closes.
@@ -63,6 +65,9 @@ pub enum Fault {
     Delay(Duration),
     /// Read the request, then reset the connection (TCP RST via `SO_LINGER` 0 and drop).
     Reset,
+    /// Read the request, then close the connection (FIN) without writing a byte: what a
+    /// server closing an idle kept-alive connection looks like when a request races the close.
+    Close,
     /// Send a 200 head with `Content-Length: 1000`, then 20 bytes of JSON, then close.
     Truncated,
     /// Read the request and never answer; keep the socket open until the client closes it, and record that it did.
@@ -130,6 +135,18 @@ pub fn content_chunks(model: &str, pieces: &[&str], finish: bool) -> Vec<String>
     chunks
 }
 
+/// `n` streamed chat chunks that carry nothing: `{"id":"x","model":model,
+/// "choices":[{"index":0,"delta":{"content":""}}]}` (what a keep-alive of a busy model looks like).
+pub fn empty_chunks(model: &str, n: usize) -> Vec<String> {
+    let empty = json!({
+        "id": "x",
+        "model": model,
+        "choices": [{"index": 0, "delta": {"content": ""}}],
+    })
+    .to_string();
+    vec![empty; n]
+}
+
 /// State shared between the [`FaultServer`] handle and its tasks.
 #[derive(Debug, Default)]
 struct State {
@@ -141,6 +158,10 @@ struct State {
     chat_bodies: Vec<Value>,
     /// Chat request `Authorization` headers.
     chat_authorizations: Vec<Option<String>>,
+    /// For each chat request, the number of the connection it came on (1 for the first accepted).
+    chat_connections: Vec<usize>,
+    /// Whether every answer closes its connection (`Connection: close`).
+    no_keep_alive: bool,
     /// Stalled requests whose client closed the connection.
     stalls_closed: usize,
     /// [`Fault::Stream`] answers the client hung up on before their end was sent.
@@ -174,12 +195,26 @@ pub struct FaultServer {
 impl FaultServer {
     /// Starts the server with a script of faults for successive chat requests.
     pub async fn start(script: Vec<Fault>) -> FaultServer {
+        Self::start_with(script, false).await
+    }
+
+    /// Like [`FaultServer::start`], but every answer closes its connection
+    /// (`Connection: close`), so each request comes on a new connection.
+    pub async fn start_without_keep_alive(script: Vec<Fault>) -> FaultServer {
+        Self::start_with(script, true).await
+    }
+
+    async fn start_with(script: Vec<Fault>, no_keep_alive: bool) -> FaultServer {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind fault server on 127.0.0.1:0");
         let addr = listener.local_addr().expect("fault server local address");
         let state = Shared::default();
-        state.lock().script.extend(script);
+        {
+            let mut st = state.lock();
+            st.script.extend(script);
+            st.no_keep_alive = no_keep_alive;
+        }
         let accept = tokio::spawn(accept_loop(listener, state.clone()));
         FaultServer {
             addr,
@@ -211,6 +246,12 @@ impl FaultServer {
     /// The Authorization header values of the chat requests, in order.
     pub fn chat_authorizations(&self) -> Vec<Option<String>> {
         self.state.lock().chat_authorizations.clone()
+    }
+
+    /// For each chat request in order, the number of the connection it came on (connections
+    /// are numbered 1, 2, … as accepted), to see which requests shared a connection.
+    pub fn chat_connections(&self) -> Vec<usize> {
+        self.state.lock().chat_connections.clone()
     }
 
     /// How many TCP connections the server has accepted (to check connection reuse).
@@ -287,8 +328,12 @@ async fn accept_loop(listener: TcpListener, state: Shared) {
             tokio::time::sleep(POLL).await;
             continue;
         };
-        state.lock().connections += 1;
-        connections.spawn(serve_connection(stream, state.clone()));
+        let number = {
+            let mut st = state.lock();
+            st.connections += 1;
+            st.connections
+        };
+        connections.spawn(serve_connection(stream, number, state.clone()));
     }
 }
 
@@ -327,12 +372,12 @@ enum Next {
     Close,
 }
 
-/// Serves requests on one connection until the client hangs up or a fault ends it.
-async fn serve_connection(mut stream: TcpStream, state: Shared) {
+/// Serves requests on connection number `number` until the client hangs up or a fault ends it.
+async fn serve_connection(mut stream: TcpStream, number: usize, state: Shared) {
     let _ = stream.set_nodelay(true);
     let mut buf: Vec<u8> = Vec::new();
     loop {
-        match serve_one(&mut stream, &mut buf, &state).await {
+        match serve_one(&mut stream, number, &mut buf, &state).await {
             Some(Next::KeepAlive) => {}
             Some(Next::Close) | None => return,
         }
@@ -340,7 +385,12 @@ async fn serve_connection(mut stream: TcpStream, state: Shared) {
 }
 
 /// Reads one request and answers it; `None` when the connection is gone or unusable.
-async fn serve_one(stream: &mut TcpStream, buf: &mut Vec<u8>, state: &Shared) -> Option<Next> {
+async fn serve_one(
+    stream: &mut TcpStream,
+    connection: usize,
+    buf: &mut Vec<u8>,
+    state: &Shared,
+) -> Option<Next> {
     let head_len = read_head(stream, buf).await?;
     let Some(request) = parse_head(&buf[..head_len]) else {
         respond_error(stream, 400, "Bad request").await;
@@ -376,6 +426,7 @@ async fn serve_one(stream: &mut TcpStream, buf: &mut Vec<u8>, state: &Shared) ->
     let fault = if is_chat {
         let mut st = state.lock();
         st.chat_requests += 1;
+        st.chat_connections.push(connection);
         st.chat_authorizations
             .push(request.header("authorization").map(str::to_owned));
         Some(st.script.pop_front().unwrap_or(Fault::Normal))
@@ -385,7 +436,7 @@ async fn serve_one(stream: &mut TcpStream, buf: &mut Vec<u8>, state: &Shared) ->
 
     read_exact_into(stream, buf, content_length).await?;
     let body: Vec<u8> = buf.drain(..content_length).collect();
-    let close_after = request.wants_close();
+    let close_after = request.wants_close() || state.lock().no_keep_alive;
     let keep = if close_after {
         Next::Close
     } else {
@@ -429,6 +480,10 @@ async fn serve_one(stream: &mut TcpStream, buf: &mut Vec<u8>, state: &Shared) ->
         }
         Fault::Reset => {
             let _ = stream.set_zero_linger();
+            None
+        }
+        Fault::Close => {
+            let _ = stream.shutdown().await;
             None
         }
         Fault::Truncated => {
