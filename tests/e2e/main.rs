@@ -12,6 +12,7 @@ mod keys;
 mod models;
 mod protocol;
 mod security;
+mod stdio;
 mod streaming;
 mod subscriptions;
 mod upstream_errors;
