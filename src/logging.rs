@@ -17,14 +17,13 @@ const INTERNAL_ERROR: i64 = -32603;
 /// off, since revealed keys are in the responses they print.
 pub fn init(reveal_keys: bool) {
     let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
-    if reveal_keys {
+    let level = filter.max_level_hint().unwrap_or(LevelFilter::TRACE);
+    if reveal_keys && level > LevelFilter::INFO {
         filter = filter.add_directive("rmcp=info".parse().expect("a valid directive"));
     }
     // At warn or quieter, rmcp's warning for each error answer is left out unless the
     // error is ours; asking for info or more shows everything.
-    let quiet = filter
-        .max_level_hint()
-        .is_some_and(|level| level <= LevelFilter::WARN);
+    let quiet = level <= LevelFilter::WARN;
     let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(false)

@@ -106,13 +106,14 @@ pub fn classify(line: &[u8]) -> Incoming {
     };
     let id = object.get("id");
     let method = object.get("method").and_then(Value::as_str);
-    if id.is_none() && method.is_some() {
+    let version_2 = object.get("jsonrpc").and_then(Value::as_str) == Some("2.0");
+    if id.is_none() && method.is_some() && version_2 {
         // A notification: JSON-RPC never answers one, even a malformed one.
         tracing::debug!(method, "ignoring a notification that could not be read");
         return Incoming::Nothing;
     }
     let readable_id = id.and_then(request_id);
-    let problem = if object.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+    let problem = if !version_2 {
         "\"jsonrpc\" must be \"2.0\"".to_owned()
     } else if id.is_some() && readable_id.is_none() {
         "\"id\" must be a string or an integer".to_owned()
@@ -196,6 +197,7 @@ mod tests {
             &br#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#[..],
             b"42",
             br#"{"jsonrpc":"1.0","id":1,"method":"ping"}"#,
+            br#"{"jsonrpc":"1.0","method":"notifications/initialized"}"#,
             br#"{"jsonrpc":"2.0","id":null,"method":"ping"}"#,
             br#"{"jsonrpc":"2.0","id":{"a":1},"method":"ping"}"#,
             br#"{"jsonrpc":"2.0"}"#,
