@@ -7,7 +7,7 @@ pub mod conversations;
 pub mod keys;
 pub mod secret;
 pub mod server;
-pub mod shutdown;
+pub mod stdio;
 pub mod vultr;
 
 #[cfg(test)]

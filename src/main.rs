@@ -7,10 +7,14 @@ use clap::Parser;
 use rmcp::ServiceExt;
 use rmcp::service::ServerInitializeError;
 use tokio_util::sync::CancellationToken;
-use tracing_subscriber::EnvFilter;
 use vultr_inference_mcp::config::Config;
 use vultr_inference_mcp::server::VultrServer;
-use vultr_inference_mcp::shutdown::CancelOnEof;
+use vultr_inference_mcp::stdio::{Limits, StdioTransport, stdout_hung_up};
+
+mod logging;
+
+/// How long a signal leaves the session to send the answers of the calls it cancels.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
 fn main() -> ExitCode {
     let config = Config::parse();
@@ -25,32 +29,26 @@ fn main() -> ExitCode {
         }
     };
     let code = runtime.block_on(serve(config));
-    // Do not wait for the thread blocked reading stdin (it cannot be interrupted): after a
-    // signal stdin may still be open. Calls in flight are dropped, closing their connections.
+    // Do not wait for a thread blocked reading stdin (when stdin is not a pipe, the read
+    // cannot be interrupted): after a signal stdin may still be open.
     runtime.shutdown_timeout(Duration::from_millis(100));
     code
 }
 
 async fn serve(config: Config) -> ExitCode {
-    // stdout carries JSON-RPC; every log line goes to stderr. Quiet unless RUST_LOG says otherwise.
-    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
-    if config.reveal_keys {
-        // rmcp logs whole responses at debug level, and revealed keys are in them.
-        filter = filter.add_directive("rmcp=info".parse().expect("a valid directive"));
-    }
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .init();
+    logging::init(config.reveal_keys);
 
     let mut signal = std::pin::pin!(shutdown_signal());
-    // End of stdin cancels the calls in flight at once (rmcp would otherwise give them
-    // seconds to finish before exiting).
+    // End of stdin, or the client closing our stdout, cancels the calls in flight at once
+    // (rmcp would otherwise give them seconds to finish before exiting).
     let client_gone = CancellationToken::new();
-    let transport = (
-        CancelOnEof::new(tokio::io::stdin(), client_gone.clone()),
-        tokio::io::stdout(),
+    let (stdin, stdout) = rmcp::transport::stdio_pipes();
+    let transport = StdioTransport::new(
+        stdin,
+        stdout,
+        stdout_hung_up(),
+        Limits::default(),
+        client_gone.clone(),
     );
     let server = VultrServer::new(config, client_gone.clone());
     let started = tokio::select! {
@@ -66,45 +64,50 @@ async fn serve(config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    // Ends at end of stdin or on SIGTERM/Ctrl-C; the runtime's shutdown then aborts every
-    // call still in flight and so closes its upstream connection.
+    // Ends at end of stdin, when the client closes stdout, or on a signal.
     let cancel = server.cancellation_token();
-    tokio::select! {
-        outcome = server.waiting() => match outcome {
-            Ok(reason) => tracing::info!(?reason, "session ended"),
-            Err(error) => {
-                tracing::error!(%error, "session ended with an error");
-                return ExitCode::FAILURE;
-            }
-        },
+    let mut session = std::pin::pin!(server.waiting());
+    let outcome = tokio::select! {
+        outcome = &mut session => outcome,
         () = &mut signal => {
             tracing::info!("shutting down on signal");
             client_gone.cancel();
             cancel.cancel();
+            // The cancelled calls answer at once; let those answers reach stdout whole.
+            match tokio::time::timeout(SHUTDOWN_GRACE, &mut session).await {
+                Ok(outcome) => outcome,
+                Err(_) => return ExitCode::SUCCESS,
+            }
+        }
+    };
+    match outcome {
+        Ok(reason) => {
+            tracing::info!(?reason, "session ended");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            tracing::error!(%error, "session ended with an error");
+            ExitCode::FAILURE
         }
     }
-    ExitCode::SUCCESS
 }
 
-/// Resolves on SIGTERM or Ctrl-C.
+/// Resolves on SIGTERM, SIGHUP (the terminal or the client went away) or Ctrl-C.
 async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
+        if let (Ok(mut terminate), Ok(mut hangup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) {
+            tokio::select! {
+                _ = terminate.recv() => {}
+                _ = hangup.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
             }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+            return;
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
+    let _ = tokio::signal::ctrl_c().await;
 }

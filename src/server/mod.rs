@@ -152,11 +152,29 @@ impl VultrServer {
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for VultrServer {
     /// Runs a tool once a slot is free, so a burst of calls queues instead of piling onto Vultr.
+    /// An unknown tool is refused at once, naming the tools that exist.
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        if !self.tool_router.has_route(&request.name) {
+            let mut tools: Vec<String> = self
+                .tool_router
+                .list_all()
+                .into_iter()
+                .map(|tool| tool.name.into_owned())
+                .collect();
+            tools.sort();
+            return Err(ErrorData::invalid_params(
+                format!(
+                    "unknown tool {:?}; the tools are: {}",
+                    request.name,
+                    tools.join(", ")
+                ),
+                None,
+            ));
+        }
         let cancelled = context.ct.clone();
         let shutdown = self.state.shutdown.clone();
         let stopped = || Ok(CallToolResult::error(vec![ContentBlock::text("cancelled")]).into());

@@ -13,6 +13,7 @@ mod keys;
 mod models;
 mod protocol;
 mod security;
+mod stdio;
 #[cfg(unix)]
 mod store;
 mod streaming;

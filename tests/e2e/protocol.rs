@@ -107,7 +107,12 @@ async fn an_unknown_tool_is_a_protocol_error_and_the_server_keeps_serving() {
         .await
         .unwrap_err();
     match error {
-        ServiceError::McpError(e) => assert_eq!(e.code, ErrorCode::INVALID_PARAMS),
+        ServiceError::McpError(e) => {
+            assert_eq!(e.code, ErrorCode::INVALID_PARAMS);
+            // It names the tool asked for and the tools there are.
+            assert!(e.message.contains("no_such_tool"), "{}", e.message);
+            assert!(e.message.contains("chat_completion"), "{}", e.message);
+        }
         other => panic!("expected a JSON-RPC error, got {other:?}"),
     }
     assert!(server.client.list_all_tools().await.is_ok());
