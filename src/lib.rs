@@ -1,12 +1,13 @@
 //! vultr-inference-mcp: an MCP server that bridges AI clients to Vultr Serverless
 //! Inference (subscriptions, the live model catalog, chat completions with tool calling).
 
+pub mod app;
 pub mod catalog;
 pub mod config;
 pub mod conversations;
 pub mod keys;
+pub mod mcp;
 pub mod secret;
-pub mod server;
 pub mod stdio;
 pub mod vultr;
 

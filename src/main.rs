@@ -7,8 +7,9 @@ use clap::Parser;
 use rmcp::ServiceExt;
 use rmcp::service::ServerInitializeError;
 use tokio_util::sync::CancellationToken;
+use vultr_inference_mcp::app::App;
 use vultr_inference_mcp::config::Config;
-use vultr_inference_mcp::server::VultrServer;
+use vultr_inference_mcp::mcp::VultrServer;
 use vultr_inference_mcp::stdio::{Limits, StdioTransport, stdout_hung_up};
 
 mod logging;
@@ -50,7 +51,7 @@ async fn serve(config: Config) -> ExitCode {
         Limits::default(),
         client_gone.clone(),
     );
-    let server = VultrServer::new(config, client_gone.clone());
+    let server = VultrServer::new(App::new(config), client_gone.clone());
     let started = tokio::select! {
         started = server.serve(transport) => started,
         () = &mut signal => return ExitCode::SUCCESS,

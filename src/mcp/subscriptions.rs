@@ -178,7 +178,7 @@ impl VultrServer {
 
 impl VultrServer {
     fn account(&self) -> Result<&AccountClient, ToolError> {
-        self.state.account.as_ref().ok_or(ToolError::NoAccountKey)
+        self.app.account.as_ref().ok_or(ToolError::NoAccountKey)
     }
 
     async fn list_subscriptions_inner(&self) -> Result<CallToolResult, ToolError> {
@@ -216,7 +216,7 @@ impl VultrServer {
             other => ToolError::Key(other),
         })?;
         let mut view = SubscriptionView::from(chosen);
-        if self.state.reveal_keys {
+        if self.app.reveal_keys {
             view.api_key = chosen.api_key.as_ref().map(|k| k.expose().to_owned());
         }
         let mut text = format!("Subscription {}\n", view.line());
@@ -239,7 +239,7 @@ impl VultrServer {
                 }
             }
         };
-        if self.state.reveal_keys {
+        if self.app.reveal_keys {
             return Ok(self.success_revealing_keys(text, detail));
         }
         Ok(self.success(text, detail))

@@ -143,7 +143,7 @@ impl VultrServer {
         let history = stored.as_ref().map_or(&[][..], |c| &c.messages[..]);
         let (new_messages, repeated) = match args.messages {
             Some(messages) if !history.is_empty() => {
-                without_repeats(messages, history, &self.state.known_keys)?
+                without_repeats(messages, history, &self.app.known_keys)?
             }
             messages => (messages, 0),
         };
@@ -153,9 +153,9 @@ impl VultrServer {
             .model
             .filter(|m| !m.trim().is_empty())
             .or_else(|| stored.as_ref().map(|c| c.summary.model.clone()))
-            .or_else(|| self.state.default_model.clone())
+            .or_else(|| self.app.default_model.clone())
             .ok_or(ToolError::NoModel)?;
-        let key = self.state.keys.get(args.subscription.as_deref()).await?;
+        let key = self.app.keys.get(args.subscription.as_deref()).await?;
         let known = self.check_against_catalog(&model, &options, &key).await?;
         let request = ChatRequest {
             model,
@@ -187,7 +187,7 @@ impl VultrServer {
             )
             .await;
         // Leave room for the notices and the footer within the result limit.
-        reply.truncate(self.state.max_result_chars.saturating_sub(400).max(1));
+        reply.truncate(self.app.max_result_chars.saturating_sub(400).max(1));
         let text = render(&reply, cut_off, &saved, repeated);
         let conversation_id = saved.ok().map(|id| id.to_string());
         Ok(self.success(
@@ -210,9 +210,9 @@ impl VultrServer {
         progress: &mut ProgressReporter,
     ) -> Result<(ChatReply, Option<CutOff>), ToolError> {
         match self.attempt(&key, request, streaming, progress).await {
-            Err(VultrError::Status { status: 401, .. }) if self.state.keys.forget(&key).await => {
+            Err(VultrError::Status { status: 401, .. }) if self.app.keys.forget(&key).await => {
                 tracing::info!("inference key refused; reading the subscription's key again");
-                let fresh = self.state.keys.get(subscription).await?;
+                let fresh = self.app.keys.get(subscription).await?;
                 let outcome = self.attempt(&fresh, request, streaming, progress).await;
                 outcome.map_err(|e| upstream_error(e, &fresh))
             }
@@ -228,12 +228,12 @@ impl VultrServer {
         streaming: bool,
         progress: &mut ProgressReporter,
     ) -> Result<(ChatReply, Option<CutOff>), VultrError> {
-        let inference = &self.state.inference;
+        let inference = &self.app.inference;
         if !streaming {
             return inference.chat(&key.key, request).await.map(|r| (r, None));
         }
         inference
-            .chat_stream(&key.key, request, self.state.stream_deadlines, |so_far| {
+            .chat_stream(&key.key, request, self.app.stream_deadlines, |so_far| {
                 progress.on_chunk(so_far)
             })
             .await
@@ -247,10 +247,10 @@ impl VultrServer {
         options: &ChatOptions,
         key: &InferenceKey,
     ) -> Result<Option<Model>, ToolError> {
-        let catalog = match self.state.catalog.models(Some(&key.key)).await {
+        let catalog = match self.app.catalog.models(Some(&key.key)).await {
             Ok(catalog) => catalog,
             Err(error) => {
-                let error = self.state.known_keys.redact(&error.to_string());
+                let error = self.app.known_keys.redact(&error.to_string());
                 tracing::warn!(%error, "model catalog unavailable; sending the request unchecked");
                 return Ok(None);
             }
@@ -758,7 +758,7 @@ fn render(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::args::decode;
+    use crate::mcp::args::decode;
 
     proptest::proptest! {
         /// Whatever a client sends, decoding and checking it ends in a value or an

@@ -8,7 +8,7 @@ mod error;
 mod models;
 mod subscriptions;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::ToolCallContext;
@@ -19,18 +19,9 @@ use rmcp::model::{
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, tool_handler};
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use crate::catalog::{CATALOG_TTL, ModelCatalog};
-use crate::config::Config;
-use crate::conversations::{ConversationStore, Retention, StoreLocation};
-use crate::keys::InferenceKeys;
-use crate::secret::KnownKeys;
-use crate::vultr::account::AccountClient;
-use crate::vultr::http::VultrHttp;
-use crate::vultr::inference::InferenceClient;
-use crate::vultr::stream::StreamDeadlines;
+use crate::app::App;
 
 pub use args::InvalidArguments;
 pub use error::ToolError;
@@ -45,102 +36,22 @@ Delegate work to models hosted on Vultr Serverless Inference.
 - list_subscriptions / get_subscription: the account's inference subscriptions and their usage (needs VULTR_API_KEY). Keys are never shown, only their last 4 characters.
 Errors come back as tool results with isError and say what to change.";
 
-/// The vultr-inference-mcp server.
+/// The vultr-inference-mcp MCP handler: one value per session, all sharing one [`App`].
 #[derive(Clone)]
 pub struct VultrServer {
-    state: Arc<State>,
+    app: Arc<App>,
+    /// Cancelled when this session's client is gone: every call still running stops.
+    shutdown: CancellationToken,
     tool_router: ToolRouter<Self>,
 }
 
-/// Everything the tools share.
-struct State {
-    account: Option<AccountClient>,
-    keys: InferenceKeys,
-    inference: InferenceClient,
-    catalog: ModelCatalog,
-    default_model: Option<String>,
-    reveal_keys: bool,
-    known_keys: Arc<KnownKeys>,
-    max_result_chars: usize,
-    stream_deadlines: StreamDeadlines,
-    /// One permit per tool call allowed to run at once.
-    calls: Semaphore,
-    conversation_location: StoreLocation,
-    conversation_retention: Retention,
-    /// The conversation store, opened on first use; an open that failed is tried again.
-    conversation_store: Mutex<Option<Arc<ConversationStore>>>,
-    /// Cancelled when the client is gone: every call still running stops.
-    shutdown: CancellationToken,
-}
-
-impl State {
-    /// The conversation store, opened (and pruned) on first use; until an open succeeds,
-    /// every use tries again.
-    fn conversations(&self) -> Result<Arc<ConversationStore>, ToolError> {
-        conversations::open_or_reuse(&self.conversation_store, || {
-            ConversationStore::open(&self.conversation_location, self.conversation_retention)
-        })
-    }
-}
-
 impl VultrServer {
-    /// A server for `config`; cancelling `shutdown` stops every running call. Nothing is
-    /// fetched until a tool needs it.
-    pub fn new(config: Config, shutdown: CancellationToken) -> Self {
-        let config = config.normalized();
-        let limits = &config.limits;
-        let http = VultrHttp::new(limits);
-        let known_keys = Arc::new(KnownKeys::default());
-        if let Some(key) = config.inference_api_key() {
-            known_keys.remember(&key);
-        }
-        let account = config.api_key().map(|key| {
-            AccountClient::new(
-                http.clone(),
-                config.api_base_url.clone(),
-                key,
-                limits.account_timeout,
-                known_keys.clone(),
-            )
-        });
-        let inference = InferenceClient::new(
-            http,
-            config.inference_base_url.clone(),
-            limits.account_timeout,
-            limits.chat_timeout,
-        );
-        let state = State {
-            keys: InferenceKeys::new(
-                config.inference_api_key(),
-                account.clone(),
-                config.inference_subscription.clone(),
-            ),
-            catalog: ModelCatalog::new(inference.clone(), CATALOG_TTL),
-            account,
-            inference,
-            default_model: config.default_model,
-            reveal_keys: config.reveal_keys,
-            known_keys,
-            max_result_chars: limits.max_result_chars,
-            stream_deadlines: StreamDeadlines {
-                first_chunk: limits.first_token_timeout,
-                stall: limits.stall_timeout,
-                total: limits.chat_timeout,
-            },
-            calls: Semaphore::new(limits.max_concurrent_calls as usize),
-            conversation_location: config
-                .conversations
-                .as_deref()
-                .map_or_else(StoreLocation::default_file, StoreLocation::parse),
-            conversation_retention: Retention {
-                max_conversations: config.max_conversations,
-                max_age: config.conversation_max_age,
-            },
-            conversation_store: Mutex::new(None),
-            shutdown,
-        };
+    /// The MCP handler of one session over the shared `app`; cancelling `shutdown` (the
+    /// session's client is gone) stops every call the session still runs.
+    pub fn new(app: Arc<App>, shutdown: CancellationToken) -> Self {
         Self {
-            state: Arc::new(state),
+            app,
+            shutdown,
             tool_router: Self::subscriptions_router()
                 + Self::models_router()
                 + Self::chat_router()
@@ -176,10 +87,10 @@ impl ServerHandler for VultrServer {
             ));
         }
         let cancelled = context.ct.clone();
-        let shutdown = self.state.shutdown.clone();
+        let shutdown = self.shutdown.clone();
         let stopped = || Ok(CallToolResult::error(vec![ContentBlock::text("cancelled")]).into());
         let _permit = tokio::select! {
-            permit = self.state.calls.acquire() => permit.map_err(|e| ErrorData::internal_error(e.to_string(), None))?,
+            permit = self.app.calls.acquire() => permit.map_err(|e| ErrorData::internal_error(e.to_string(), None))?,
             () = cancelled.cancelled() => return stopped(),
             () = shutdown.cancelled() => return stopped(),
         };
@@ -232,10 +143,10 @@ impl VultrServer {
     /// A successful result: readable text for the model, compact JSON for programs. Text
     /// over the result limit is cut, with a notice saying so.
     fn success(&self, text: String, structured: impl serde::Serialize) -> CallToolResult {
-        let text = self.state.known_keys.redact(&text);
+        let text = self.app.known_keys.redact(&text);
         let structured = serde_json::to_string(&structured)
             .ok()
-            .map(|json| self.state.known_keys.redact(&json))
+            .map(|json| self.app.known_keys.redact(&json))
             .and_then(|json| serde_json::from_str(&json).ok());
         self.result_of(text, structured)
     }
@@ -251,7 +162,7 @@ impl VultrServer {
     }
 
     fn result_of(&self, text: String, structured: Option<serde_json::Value>) -> CallToolResult {
-        let text = limit_text(text, self.state.max_result_chars);
+        let text = limit_text(text, self.app.max_result_chars);
         let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
         result.structured_content = structured;
         result
@@ -259,7 +170,7 @@ impl VultrServer {
 
     /// A failed call as a tool result, scrubbed of any key that came back in a message.
     fn failure(&self, error: ToolError) -> CallToolResult {
-        let text = self.state.known_keys.redact(&error.to_string());
+        let text = self.app.known_keys.redact(&error.to_string());
         CallToolResult::error(vec![ContentBlock::text(text)])
     }
 }

@@ -95,8 +95,8 @@ impl VultrServer {
         args: Result<ListModelsArgs, InvalidArguments>,
     ) -> Result<CallToolResult, ToolError> {
         let args = args?;
-        let key = self.state.keys.at_hand().await;
-        let catalog = self.state.catalog.models(key.as_ref()).await?;
+        let key = self.app.keys.at_hand().await;
+        let catalog = self.app.catalog.models(key.as_ref()).await?;
         let query = args
             .query
             .as_deref()

@@ -2,7 +2,6 @@
 //! `delete_conversation` tool, and the conversation resources.
 
 use std::fmt::Write as _;
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, UNIX_EPOCH};
 
 use rmcp::model::{
@@ -77,13 +76,14 @@ impl VultrServer {
     ) -> Result<T, ToolError> {
         // An in-memory store never waits for another process's lock: no need to leave
         // the async thread (the hop costs more than the work).
-        if self.state.conversation_location == crate::conversations::StoreLocation::InMemory {
-            let store = self.state.conversations()?;
+        let unavailable = |e: StoreError| ToolError::StoreUnavailable(e.to_string());
+        if self.app.conversation_location == crate::conversations::StoreLocation::InMemory {
+            let store = self.app.conversations().map_err(unavailable)?;
             return work(&store).map_err(ToolError::from);
         }
-        let state = self.state.clone();
+        let app = self.app.clone();
         let outcome = tokio::task::spawn_blocking(move || {
-            let store = state.conversations()?;
+            let store = app.conversations().map_err(unavailable)?;
             work(&store).map_err(ToolError::from)
         })
         .await;
@@ -118,7 +118,7 @@ impl VultrServer {
         let turn = self
             .redacted(&turn)
             .map_err(|error| format!("the turn could not be stored ({error})"))?;
-        let model = self.state.known_keys.redact(model);
+        let model = self.app.known_keys.redact(model);
         let cut_off = cut_off.map(cut_off_reason);
         let saved = self
             .with_store(move |store| match continuing {
@@ -135,7 +135,7 @@ impl VultrServer {
     /// `messages` with every key the server knows replaced by its redacted form.
     fn redacted(&self, messages: &[Message]) -> Result<Vec<Message>, serde_json::Error> {
         let mut value = serde_json::to_value(messages)?;
-        self.state.known_keys.redact_value(&mut value);
+        self.app.known_keys.redact_value(&mut value);
         serde_json::from_value(value)
     }
 
@@ -153,7 +153,7 @@ impl VultrServer {
                 ),
         ];
         // Redacted here too, for conversations stored before keys were redacted on saving.
-        let redact = |text: &str| self.state.known_keys.redact(text);
+        let redact = |text: &str| self.app.known_keys.redact(text);
         resources.extend(recent.iter().map(|c| {
             Resource::new(format!("{ONE_PREFIX}{}", c.id), redact(&c.title))
                 .with_mime_type("text/markdown")
@@ -194,7 +194,7 @@ impl VultrServer {
                 .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
             let listing: Vec<_> = all.iter().map(summary_json).collect();
             let mut listing = json!({ "conversations": listing });
-            self.state.known_keys.redact_value(&mut listing);
+            self.app.known_keys.redact_value(&mut listing);
             let body = serde_json::to_string_pretty(&listing)
                 .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
             return Ok(ReadResourceResult::new(vec![
@@ -213,7 +213,7 @@ impl VultrServer {
             }
             Err(error) => return Err(ErrorData::internal_error(error.to_string(), None)),
         };
-        let transcript = self.state.known_keys.redact(&transcript(&conversation));
+        let transcript = self.app.known_keys.redact(&transcript(&conversation));
         Ok(ReadResourceResult::new(vec![
             ResourceContents::text(transcript, uri).with_mime_type("text/markdown"),
         ]))
@@ -286,25 +286,4 @@ fn cut_off_reason(cut: CutOff) -> &'static str {
         CutOff::Stalled(_) => "stalled",
         CutOff::Deadline(_) => "out of time",
     }
-}
-
-/// The store opened on first use and kept; an open that fails is not kept, so the next
-/// call tries again (the lock, the full disk or the bad path may be gone by then).
-pub(super) fn open_or_reuse(
-    cell: &Mutex<Option<Arc<ConversationStore>>>,
-    open: impl FnOnce() -> Result<ConversationStore, StoreError>,
-) -> Result<Arc<ConversationStore>, ToolError> {
-    // Held while opening, so calls arriving meanwhile wait for this open instead of
-    // starting their own.
-    let mut slot = cell.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(store) = slot.as_ref() {
-        return Ok(Arc::clone(store));
-    }
-    let store = open().map_err(|e| ToolError::StoreUnavailable(e.to_string()))?;
-    if let Err(error) = store.prune() {
-        tracing::warn!(%error, "could not prune old conversations");
-    }
-    let store = Arc::new(store);
-    *slot = Some(Arc::clone(&store));
-    Ok(store)
 }
