@@ -40,7 +40,7 @@ impl App {
     pub fn new(config: Config) -> Arc<App> {
         let config = config.normalized();
         let limits = &config.limits;
-        let http = VultrHttp::new(limits);
+        let http = VultrHttp::new(limits.http());
         let known_keys = Arc::new(KnownKeys::default());
         if let Some(key) = config.inference_api_key() {
             known_keys.remember(&key);

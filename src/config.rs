@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::secret::{ApiKey, KeyArg};
+use crate::vultr::http::HttpLimits;
 
 /// Default base URL of the Vultr account API.
 pub const DEFAULT_ACCOUNT_BASE_URL: &str = "https://api.vultr.com/v2";
@@ -139,6 +140,18 @@ pub struct Limits {
     /// Tool calls run at once; more wait their turn.
     #[arg(long, env = "VULTR_MCP_MAX_CONCURRENT_CALLS", value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_concurrent_calls: u32,
+}
+
+impl Limits {
+    /// The limits of every request to Vultr.
+    pub fn http(&self) -> HttpLimits {
+        HttpLimits {
+            connect_timeout: self.connect_timeout,
+            max_retries: self.max_retries,
+            retry_after_cap: self.retry_after_cap,
+            max_response_bytes: self.max_response_bytes,
+        }
+    }
 }
 
 /// Reads `30s`, `5m`, `1m30s`, `500ms`, or a plain number of seconds.

@@ -12,4 +12,4 @@ pub mod stdio;
 pub mod vultr;
 
 #[cfg(test)]
-mod arbitrary;
+mod proptest_strategies;

@@ -764,7 +764,7 @@ mod tests {
         /// Whatever a client sends, decoding and checking it ends in a value or an
         /// error message, never a panic.
         #[test]
-        fn any_arguments_are_accepted_or_refused_without_panicking(arguments in crate::arbitrary::json_object()) {
+        fn any_arguments_are_accepted_or_refused_without_panicking(arguments in crate::proptest_strategies::json_object()) {
             if let Ok(mut args) = decode::<ChatCompletionArgs>(arguments) {
                 let options = args.take_options();
                 let _ = check_options(&options);

@@ -64,11 +64,6 @@ struct ListResponse {
 }
 
 #[derive(Deserialize)]
-struct GetResponse {
-    subscription: RawSubscription,
-}
-
-#[derive(Deserialize)]
 struct UsageResponse {
     #[serde(default)]
     usage: Usage,
@@ -199,14 +194,6 @@ impl AccountClient {
             .into_iter()
             .map(|raw| self.subscription(raw))
             .collect())
-    }
-
-    /// `GET /inference/{id}`: one subscription.
-    pub async fn get_subscription(&self, id: &str) -> Result<Subscription, VultrError> {
-        let got: GetResponse = self
-            .get(&format!("/inference/{}", path_segment(id)))
-            .await?;
-        Ok(self.subscription(got.subscription))
     }
 
     /// `GET /inference/{id}/usage`: the subscription's usage.

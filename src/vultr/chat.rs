@@ -485,7 +485,7 @@ mod tests {
 
     proptest::proptest! {
         #[test]
-        fn any_completion_body_is_read_or_refused_without_panicking(body in crate::arbitrary::json_value()) {
+        fn any_completion_body_is_read_or_refused_without_panicking(body in crate::proptest_strategies::json_value()) {
             if let Ok(mut reply) = ChatReply::from_response(&body, "m") {
                 reply.truncate(5);
             }

@@ -299,7 +299,7 @@ mod tests {
 
     proptest::proptest! {
         #[test]
-        fn error_bodies_never_panic(body in ".{0,200}", value in crate::arbitrary::json_value()) {
+        fn error_bodies_never_panic(body in ".{0,200}", value in crate::proptest_strategies::json_value()) {
             let _ = error_message(&body);
             let _ = error_message(&value.to_string());
             let _ = error_message(&json_error(value));

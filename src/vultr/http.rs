@@ -10,7 +10,6 @@ use reqwest::{RequestBuilder, StatusCode, header};
 use serde::de::DeserializeOwned;
 
 use super::error::{Api, VultrError, error_message, snippet};
-use crate::config::Limits;
 
 /// When and how often a failed request is tried again.
 #[derive(Debug, Clone, Copy)]
@@ -69,6 +68,19 @@ fn retry_after_wait(asked: Duration, cap: Duration, fraction: f64) -> Duration {
 /// is sent on it; a new TLS handshake after 4 s idle costs little next to a model call.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(4);
 
+/// What bounds every request to Vultr.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpLimits {
+    /// How long connecting may take.
+    pub connect_timeout: Duration,
+    /// Retries after HTTP 408, 409, 429 or 5xx.
+    pub max_retries: usize,
+    /// The longest `Retry-After` waited for; a longer one is reported instead.
+    pub retry_after_cap: Duration,
+    /// The largest response body accepted, in bytes.
+    pub max_response_bytes: usize,
+}
+
 /// The HTTP client shared by both Vultr APIs, with its limits.
 #[derive(Clone)]
 pub struct VultrHttp {
@@ -83,7 +95,7 @@ pub struct VultrHttp {
 impl VultrHttp {
     /// A client honouring `limits`. The underlying client is built on a background
     /// thread now, or on first use if that comes sooner.
-    pub fn new(limits: &Limits) -> Self {
+    pub fn new(limits: HttpLimits) -> Self {
         let http = Self {
             client: Arc::new(OnceLock::new()),
             connect_timeout: limits.connect_timeout,

@@ -344,7 +344,7 @@ mod tests {
 
     proptest::proptest! {
         #[test]
-        fn any_json_parses_or_is_refused_without_panicking(body in crate::arbitrary::json_value()) {
+        fn any_json_parses_or_is_refused_without_panicking(body in crate::proptest_strategies::json_value()) {
             let _ = parse_catalog(&body);
             let _ = parse_catalog(&json!({ "data": [body] }));
         }
