@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod catalog;
+pub mod chat;
 pub mod config;
 pub mod conversations;
 pub mod keys;

@@ -111,10 +111,7 @@ impl VultrServer {
         reply: &ChatReply,
         cut_off: Option<CutOff>,
     ) -> Result<ConversationId, String> {
-        match serde_json::from_value::<Message>(reply.assistant_message.clone()) {
-            Ok(message) => turn.push(message),
-            Err(error) => return Err(format!("the reply could not be stored ({error})")),
-        }
+        turn.push(reply.assistant_message.clone());
         let turn = self
             .redacted(&turn)
             .map_err(|error| format!("the turn could not be stored ({error})"))?;

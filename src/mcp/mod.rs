@@ -144,10 +144,10 @@ impl VultrServer {
     /// over the result limit is cut, with a notice saying so.
     fn success(&self, text: String, structured: impl serde::Serialize) -> CallToolResult {
         let text = self.app.known_keys.redact(&text);
-        let structured = serde_json::to_string(&structured)
-            .ok()
-            .map(|json| self.app.known_keys.redact(&json))
-            .and_then(|json| serde_json::from_str(&json).ok());
+        let structured = serde_json::to_value(structured).ok().map(|mut value| {
+            self.app.known_keys.redact_value(&mut value);
+            value
+        });
         self.result_of(text, structured)
     }
 

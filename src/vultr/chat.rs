@@ -4,7 +4,7 @@ use std::borrow::Cow;
 
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 /// A message of a conversation, in the OpenAI chat format.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -192,7 +192,7 @@ pub enum Stop {
 /// Sampling and output options of a chat completion; each is sent upstream only when given.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ChatOptions {
-    /// Most tokens to generate (see list_models for each model's maximum).
+    /// Most tokens to generate.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<u32>,
     /// Sampling temperature, 0 to 2.
@@ -213,7 +213,7 @@ pub struct ChatOptions {
     /// -2 to 2.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub presence_penalty: Option<f64>,
-    /// One of the model's reasoning_efforts (list_models), or none.
+    /// How hard a reasoning model thinks: one of the efforts it offers, or none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reasoning_effort: Option<String>,
     /// e.g. {"type":"json_object"}, where the model supports it.
@@ -268,7 +268,7 @@ pub struct RequestedToolCall {
 }
 
 /// The model's reply, normalised from the OpenAI/OpenRouter response shape.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct ChatReply {
     /// The model that answered.
     pub model: String,
@@ -283,23 +283,27 @@ pub struct ChatReply {
     pub finish_reason: Option<String>,
     /// Token counts.
     pub usage: Option<TokenUsage>,
-    /// The reply as a message to append to `messages` for the next round.
-    pub assistant_message: Value,
-    /// True when content or reasoning was cut to the result size limit.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub truncated: bool,
-    /// What the call cost in USD, from the usage and the catalog's prices.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cost_usd: Option<f64>,
-    /// Milliseconds from sending the request to the end of the answer.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub latency_ms: Option<u64>,
+    /// The reply as a message to append to `messages` for the next round; written as the
+    /// API writes it, with `content` present (null) even when there is none.
+    #[serde(serialize_with = "with_content")]
+    pub assistant_message: Message,
 }
 
 /// Why a completion body could not be read.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct ReplyShapeError(String);
+
+/// A tool call as read from a reply: its id (when it has one), function name and
+/// arguments exactly as written.
+pub(super) struct RawToolCall {
+    /// The call's id; empty when the API gave none.
+    pub id: String,
+    /// The function's name.
+    pub name: String,
+    /// The arguments, as the model wrote them.
+    pub arguments: String,
+}
 
 impl ChatReply {
     /// Reads a completion body leniently; `requested_model` stands in when it names none.
@@ -310,98 +314,133 @@ impl ChatReply {
             .and_then(|c| c.first())
             .ok_or_else(|| ReplyShapeError("the response has no `choices`".to_owned()))?;
         let message = choice.get("message").unwrap_or(&Value::Null);
-        let content = message.get("content").and_then(text_of);
         let reasoning = message
             .get("reasoning")
             .or_else(|| message.get("reasoning_content"))
             .and_then(text_of);
-        let raw_calls = message
+        let calls = message
             .get("tool_calls")
             .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        let mut tool_calls = Vec::with_capacity(raw_calls.len());
-        let mut echoed_calls = Vec::with_capacity(raw_calls.len());
-        for (index, call) in raw_calls.iter().enumerate() {
-            let function = call.get("function").unwrap_or(&Value::Null);
-            let id = call
-                .get("id")
+            .map_or(&[][..], Vec::as_slice)
+            .iter()
+            .map(|call| {
+                let function = call.get("function").unwrap_or(&Value::Null);
+                RawToolCall {
+                    id: call
+                        .get("id")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned(),
+                    name: function
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned(),
+                    arguments: match function.get("arguments") {
+                        Some(Value::String(s)) => s.clone(),
+                        None | Some(Value::Null) => "{}".to_owned(),
+                        Some(other) => other.to_string(),
+                    },
+                }
+            });
+        Ok(Self::assemble(
+            body.get("model").and_then(Value::as_str),
+            requested_model,
+            message.get("content").and_then(text_of),
+            reasoning,
+            calls,
+            choice
+                .get("finish_reason")
                 .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-                .map_or_else(|| format!("call_{index}"), str::to_owned);
-            let name = function
-                .get("name")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned();
-            let raw = match function.get("arguments") {
-                Some(Value::String(s)) => s.clone(),
-                None | Some(Value::Null) => "{}".to_owned(),
-                Some(other) => other.to_string(),
+                .map(str::to_owned),
+            body.get("usage").and_then(read_usage),
+        ))
+    }
+
+    /// The reply from its parts, read from one body or assembled from a stream: calls
+    /// without an id get `call_<index>`, arguments that are not JSON are kept as written,
+    /// and `assistant_message` echoes the text and the calls.
+    pub(super) fn assemble(
+        model: Option<&str>,
+        requested_model: &str,
+        content: Option<String>,
+        reasoning: Option<String>,
+        calls: impl ExactSizeIterator<Item = RawToolCall>,
+        finish_reason: Option<String>,
+        usage: Option<TokenUsage>,
+    ) -> Self {
+        let mut tool_calls = Vec::with_capacity(calls.len());
+        let mut echoed_calls = Vec::with_capacity(calls.len());
+        for (index, call) in calls.enumerate() {
+            let id = if call.id.is_empty() {
+                format!("call_{index}")
+            } else {
+                call.id
             };
-            let parsed = serde_json::from_str::<Value>(&raw).ok();
-            echoed_calls.push(json!({
-                "id": id,
-                "type": "function",
-                "function": { "name": name, "arguments": raw },
-            }));
+            let parsed = serde_json::from_str::<Value>(&call.arguments).ok();
             tool_calls.push(RequestedToolCall {
-                id,
-                name,
-                arguments_raw: parsed.is_none().then(|| raw.clone()),
+                id: id.clone(),
+                name: call.name.clone(),
+                arguments_raw: parsed.is_none().then(|| call.arguments.clone()),
                 arguments: parsed.unwrap_or(Value::Null),
             });
+            echoed_calls.push(ToolCall {
+                id,
+                kind: function_kind(),
+                function: FunctionCall {
+                    name: call.name,
+                    arguments: ArgumentsText(call.arguments),
+                },
+            });
         }
-        let mut assistant_message = json!({ "role": "assistant", "content": content });
-        if !echoed_calls.is_empty() {
-            assistant_message["tool_calls"] = Value::Array(echoed_calls);
-        }
-        Ok(Self {
-            model: body
-                .get("model")
-                .and_then(Value::as_str)
+        let assistant_message = Message {
+            role: Role::Assistant,
+            content: content.clone().map(Content::Text),
+            tool_calls: (!echoed_calls.is_empty()).then_some(echoed_calls),
+            tool_call_id: None,
+            name: None,
+        };
+        Self {
+            model: model
                 .filter(|m| !m.is_empty())
                 .unwrap_or(requested_model)
                 .to_owned(),
             content,
             reasoning,
             tool_calls,
-            finish_reason: choice
-                .get("finish_reason")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
-            usage: body.get("usage").and_then(read_usage),
+            finish_reason,
+            usage,
             assistant_message,
-            truncated: false,
-            cost_usd: None,
-            latency_ms: None,
-        })
+        }
     }
 }
 
-impl ChatReply {
-    /// Cuts content and reasoning to `max_chars` each (and the content of
-    /// `assistant_message` with them); returns whether anything was cut.
-    pub fn truncate(&mut self, max_chars: usize) -> bool {
-        let mut cut = false;
-        for text in [&mut self.content, &mut self.reasoning]
-            .into_iter()
-            .flatten()
-        {
-            if text.chars().count() > max_chars {
-                *text = text.chars().take(max_chars).collect();
-                cut = true;
-            }
-        }
-        if cut {
-            self.assistant_message["content"] = json!(self.content);
-            self.truncated = true;
-        }
-        cut
+/// Writes a message with its `content` always present, as the API writes replies.
+fn with_content<S: Serializer>(message: &Message, serializer: S) -> Result<S::Ok, S::Error> {
+    /// [`Message`] with `content` written even when it is `None`.
+    #[derive(Serialize)]
+    struct Echo<'a> {
+        role: Role,
+        content: &'a Option<Content>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        tool_calls: &'a Option<Vec<ToolCall>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        tool_call_id: &'a Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        name: &'a Option<String>,
     }
+    Echo {
+        role: message.role,
+        content: &message.content,
+        tool_calls: &message.tool_calls,
+        tool_call_id: &message.tool_call_id,
+        name: &message.name,
+    }
+    .serialize(serializer)
 }
 
-fn read_usage(value: &Value) -> Option<TokenUsage> {
+/// Token counts from a `usage` object; `None` when it has none.
+pub(super) fn read_usage(value: &Value) -> Option<TokenUsage> {
     let count = |k: &str| {
         value
             .get(k)
@@ -433,6 +472,7 @@ fn text_of(value: &Value) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn reads_a_plain_reply() {
@@ -442,9 +482,9 @@ mod tests {
         assert_eq!(reply.model, "glm-5.2");
         assert_eq!(reply.content.as_deref(), Some("Hi"));
         assert_eq!(reply.finish_reason.as_deref(), Some("stop"));
-        assert_eq!(reply.usage.unwrap().total_tokens, Some(4));
+        assert_eq!(reply.usage.as_ref().unwrap().total_tokens, Some(4));
         assert_eq!(
-            reply.assistant_message,
+            written(&reply)["assistant_message"],
             json!({"role":"assistant","content":"Hi"})
         );
     }
@@ -464,31 +504,27 @@ mod tests {
             reply.tool_calls[1].arguments_raw.as_deref(),
             Some("{not json")
         );
+        let echoed = &written(&reply)["assistant_message"];
         assert_eq!(
-            reply.assistant_message["tool_calls"][0]["function"]["arguments"],
+            echoed["tool_calls"][0]["function"]["arguments"],
             "{\"city\":\"Paris\"}"
         );
-        assert_eq!(reply.assistant_message["content"], Value::Null);
+        assert_eq!(echoed["content"], Value::Null);
+        assert!(
+            echoed.as_object().unwrap().contains_key("content"),
+            "{echoed}"
+        );
     }
 
-    #[test]
-    fn truncation_cuts_content_and_the_echoed_message() {
-        let body = json!({"choices":[{"message":{"content":"abcdef","reasoning":"xy"},"finish_reason":"length"}]});
-        let mut reply = ChatReply::from_response(&body, "m").unwrap();
-        assert!(reply.truncate(3));
-        assert_eq!(reply.content.as_deref(), Some("abc"));
-        assert_eq!(reply.reasoning.as_deref(), Some("xy"));
-        assert_eq!(reply.assistant_message["content"], "abc");
-        assert!(reply.truncated);
-        assert!(!reply.truncate(3));
+    /// The reply as JSON, as a result shows it.
+    fn written(reply: &ChatReply) -> Value {
+        serde_json::to_value(reply).unwrap()
     }
 
     proptest::proptest! {
         #[test]
         fn any_completion_body_is_read_or_refused_without_panicking(body in crate::proptest_strategies::json_value()) {
-            if let Ok(mut reply) = ChatReply::from_response(&body, "m") {
-                reply.truncate(5);
-            }
+            let _ = ChatReply::from_response(&body, "m");
             let _ = ChatReply::from_response(&json!({ "choices": [body] }), "m");
         }
     }

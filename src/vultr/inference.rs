@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use serde::Serialize;
 use serde_json::Value;
 
 use futures_util::StreamExt;
@@ -80,8 +81,8 @@ impl InferenceClient {
     }
 
     /// `POST /chat/completions` with `stream: true`: `on_chunk` sees the reply grow, and
-    /// the reply comes back in the same shape as [`InferenceClient::chat`]'s, with the
-    /// reason when a deadline cut it short.
+    /// the reply comes back as [`InferenceClient::chat`]'s does, with the reason when a
+    /// deadline cut it short.
     pub async fn chat_stream<F, Fut>(
         &self,
         key: &ApiKey,
@@ -93,18 +94,18 @@ impl InferenceClient {
         F: FnMut(&StreamAssembler) -> Fut,
         Fut: std::future::Future<Output = ()>,
     {
-        let mut body = serde_json::to_value(request).map_err(|e| VultrError::Transport {
-            api: Api::Inference,
-            detail: format!("the request could not be encoded: {e}"),
-        })?;
-        body["stream"] = Value::Bool(true);
-        body["stream_options"] = serde_json::json!({ "include_usage": true });
         let http_request = self
             .http
             .client()
             .post(self.base.join("/chat/completions"))
             .bearer_auth(key.expose())
-            .json(&body);
+            .json(&StreamingRequest {
+                request,
+                stream: true,
+                stream_options: StreamOptions {
+                    include_usage: true,
+                },
+            });
         // reqwest's own limit sits past the stream deadline, which ends the stream first
         // and keeps any partial answer.
         let transport_limit = deadlines.total + Duration::from_secs(5);
@@ -125,9 +126,6 @@ impl InferenceClient {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.contains("text/event-stream"));
-        let to_reply = |body: &Value| {
-            ChatReply::from_response(body, &request.model).map_err(|e| unexpected_shape(body, e))
-        };
         if !is_event_stream {
             // Vultr answered in one piece after all: read it as a plain completion.
             let body: Value = self
@@ -139,7 +137,9 @@ impl InferenceClient {
                     response,
                 )
                 .await?;
-            return Ok((to_reply(&body)?, None));
+            let reply = ChatReply::from_response(&body, &request.model)
+                .map_err(|e| unexpected_shape(&body, e))?;
+            return Ok((reply, None));
         }
         let limit = self.http.max_response_bytes();
         let mut received = 0usize;
@@ -155,11 +155,28 @@ impl InferenceClient {
             sse_stream::SseByteStream::new(bytes),
             deadlines,
             started,
+            &request.model,
             on_chunk,
         )
         .await?;
-        Ok((to_reply(&end.response)?, end.cut_off))
+        Ok((end.reply, end.cut_off))
     }
+}
+
+/// The body of a streamed `POST /chat/completions`: the request, asking for a stream
+/// that ends with the token counts.
+#[derive(Serialize)]
+struct StreamingRequest<'a> {
+    #[serde(flatten)]
+    request: &'a ChatRequest,
+    stream: bool,
+    stream_options: StreamOptions,
+}
+
+/// `stream_options` of a streamed request.
+#[derive(Serialize)]
+struct StreamOptions {
+    include_usage: bool,
 }
 
 /// A JSON success body that is not the shape expected of it.

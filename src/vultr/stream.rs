@@ -5,9 +5,10 @@
 use std::time::Duration;
 
 use futures_util::{Stream, StreamExt};
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 use tokio::time::Instant;
 
+use super::chat::{ChatReply, RawToolCall, TokenUsage, read_usage};
 use super::error::{Api, VultrError, error_message, human_duration, snippet};
 
 /// The three deadlines of a stream. Only chunks that carry output (content, reasoning or
@@ -133,7 +134,7 @@ pub struct StreamAssembler {
     reasoning: String,
     calls: Vec<PartialCall>,
     finish_reason: Option<String>,
-    usage: Option<Value>,
+    usage: Option<TokenUsage>,
     deltas: u64,
 }
 
@@ -144,7 +145,7 @@ impl StreamAssembler {
             self.model.get_or_insert_with(|| model.to_owned());
         }
         if let Some(usage) = chunk.get("usage").filter(|u| u.is_object()) {
-            self.usage = Some(usage.clone());
+            self.usage = read_usage(usage);
         }
         let Some(choice) = chunk
             .get("choices")
@@ -229,69 +230,54 @@ impl StreamAssembler {
         self.finish_reason.is_some()
     }
 
-    /// The assembled completion in the non-streamed response shape.
-    pub fn into_response(self, cut_off: Option<CutOff>) -> Value {
-        let mut message = Map::new();
-        message.insert("role".to_owned(), json!("assistant"));
-        message.insert(
-            "content".to_owned(),
-            if self.content.is_empty() && !self.calls.is_empty() {
-                Value::Null
-            } else {
-                json!(self.content)
-            },
-        );
-        if !self.reasoning.is_empty() {
-            message.insert("reasoning".to_owned(), json!(self.reasoning));
-        }
-        if !self.calls.is_empty() {
-            let calls: Vec<Value> = self
-                .calls
-                .into_iter()
-                .map(|c| {
-                    json!({
-                        "id": c.id,
-                        "type": "function",
-                        "function": { "name": c.name, "arguments": c.arguments },
-                    })
-                })
-                .collect();
-            message.insert("tool_calls".to_owned(), Value::Array(calls));
-        }
+    /// The assembled reply, as a non-streamed call returns it; `requested_model` stands
+    /// in when the stream named none, and a cut-off gives the `finish_reason`.
+    pub fn into_reply(self, requested_model: &str, cut_off: Option<CutOff>) -> ChatReply {
+        let content = if self.content.is_empty() && !self.calls.is_empty() {
+            None
+        } else {
+            Some(self.content)
+        };
         let finish_reason = match cut_off {
             Some(cut) => Some(cut.finish_reason().to_owned()),
             None => self.finish_reason,
         };
-        let mut response = json!({
-            "choices": [{ "index": 0, "message": message, "finish_reason": finish_reason }],
+        let calls = self.calls.into_iter().map(|c| RawToolCall {
+            id: c.id,
+            name: c.name,
+            arguments: c.arguments,
         });
-        if let Some(model) = self.model {
-            response["model"] = json!(model);
-        }
-        if let Some(usage) = self.usage {
-            response["usage"] = usage;
-        }
-        response
+        ChatReply::assemble(
+            self.model.as_deref(),
+            requested_model,
+            content,
+            (!self.reasoning.is_empty()).then_some(self.reasoning),
+            calls,
+            finish_reason,
+            self.usage,
+        )
     }
 }
 
 /// How a stream ended.
 #[derive(Debug)]
 pub struct StreamEnd {
-    /// The completion in the non-streamed response shape.
-    pub response: Value,
+    /// The reply, as a non-streamed call returns it.
+    pub reply: ChatReply,
     /// Set when the stream was cut short after some output.
     pub cut_off: Option<CutOff>,
 }
 
-/// Reads a stream of SSE events to its end, awaiting `on_chunk` after every chunk that
-/// carried output; `started` is when the request was sent. Stalls and the total deadline
+/// Reads a stream of SSE events to its end into the reply to a request for
+/// `requested_model`, awaiting `on_chunk` after every chunk that carried output; `started`
+/// is when the request was sent. Stalls and the total deadline
 /// after some output end the stream early (the partial reply is kept); without output
 /// they are errors. Either way the limit named is the one that ran out.
 pub async fn read_stream<S, E, F, Fut>(
     events: S,
     deadlines: StreamDeadlines,
     started: Instant,
+    requested_model: &str,
     mut on_chunk: F,
 ) -> Result<StreamEnd, VultrError>
 where
@@ -323,7 +309,7 @@ where
                 }
                 let cut = deadlines.cut_off(limit);
                 return Ok(StreamEnd {
-                    response: assembler.into_response(Some(cut)),
+                    reply: assembler.into_reply(requested_model, Some(cut)),
                     cut_off: Some(cut),
                 });
             }
@@ -362,7 +348,7 @@ where
         }
     }
     Ok(StreamEnd {
-        response: assembler.into_response(None),
+        reply: assembler.into_reply(requested_model, None),
         cut_off: None,
     })
 }
@@ -377,7 +363,7 @@ fn interrupted(detail: String) -> VultrError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vultr::chat::ChatReply;
+    use serde_json::json;
 
     fn event(data: &str) -> Result<sse_stream::Sse, std::convert::Infallible> {
         Ok(sse_stream::Sse::default().data(data))
@@ -411,14 +397,14 @@ mod tests {
             event("[DONE]"),
         ]);
         let mut seen = Vec::new();
-        let end = read_stream(events, deadlines(), Instant::now(), |a| {
+        let end = read_stream(events, deadlines(), Instant::now(), "m", |a| {
             seen.push(a.content().to_owned());
             std::future::ready(())
         })
         .await
         .unwrap();
         assert_eq!(seen, ["Hel", "Hello", "Hello", "Hello"]);
-        let reply = ChatReply::from_response(&end.response, "m").unwrap();
+        let reply = end.reply;
         assert_eq!(reply.content.as_deref(), Some("Hello"));
         assert_eq!(reply.tool_calls[0].arguments, json!({"city": "Paris"}));
         assert_eq!(reply.finish_reason.as_deref(), Some("tool_calls"));
@@ -430,7 +416,7 @@ mod tests {
         let events = futures_util::stream::iter(vec![event(
             r#"{"choices":[{"index":0,"delta":{"content":"Hel"}}]}"#,
         )]);
-        let error = read_stream(events, deadlines(), Instant::now(), |_| {
+        let error = read_stream(events, deadlines(), Instant::now(), "m", |_| {
             std::future::ready(())
         })
         .await
@@ -441,7 +427,7 @@ mod tests {
     #[tokio::test]
     async fn a_malformed_chunk_is_an_error() {
         let events = futures_util::stream::iter(vec![event("{not json")]);
-        let error = read_stream(events, deadlines(), Instant::now(), |_| {
+        let error = read_stream(events, deadlines(), Instant::now(), "m", |_| {
             std::future::ready(())
         })
         .await
@@ -454,7 +440,7 @@ mod tests {
         let events = futures_util::stream::iter(vec![event(
             r#"{"error":{"message":"model overloaded","code":503}}"#,
         )]);
-        let error = read_stream(events, deadlines(), Instant::now(), |_| {
+        let error = read_stream(events, deadlines(), Instant::now(), "m", |_| {
             std::future::ready(())
         })
         .await
@@ -469,13 +455,13 @@ mod tests {
             r#"{"choices":[{"index":0,"delta":{"content":"partial"}}]}"#,
         )])
         .chain(futures_util::stream::pending());
-        let end = read_stream(events, deadlines(), Instant::now(), |_| {
+        let end = read_stream(events, deadlines(), Instant::now(), "m", |_| {
             std::future::ready(())
         })
         .await
         .unwrap();
         assert_eq!(end.cut_off, Some(CutOff::Stalled(Duration::from_secs(5))));
-        let reply = ChatReply::from_response(&end.response, "m").unwrap();
+        let reply = end.reply;
         assert_eq!(reply.content.as_deref(), Some("partial"));
         assert_eq!(reply.finish_reason.as_deref(), Some("cut_off_stalled"));
     }
@@ -484,7 +470,7 @@ mod tests {
     async fn silence_from_the_start_is_a_timeout() {
         let events =
             futures_util::stream::pending::<Result<sse_stream::Sse, std::convert::Infallible>>();
-        let error = read_stream(events, deadlines(), Instant::now(), |_| {
+        let error = read_stream(events, deadlines(), Instant::now(), "m", |_| {
             std::future::ready(())
         })
         .await
@@ -518,7 +504,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn empty_deltas_do_not_hold_off_the_first_token_deadline() {
         let started = Instant::now();
-        let error = read_stream(then_empty_deltas(vec![]), deadlines(), started, |_| {
+        let error = read_stream(then_empty_deltas(vec![]), deadlines(), started, "m", |_| {
             std::future::ready(())
         })
         .await
@@ -534,7 +520,7 @@ mod tests {
             ..deadlines()
         };
         let started = Instant::now();
-        let error = read_stream(then_empty_deltas(vec![]), short_total, started, |_| {
+        let error = read_stream(then_empty_deltas(vec![]), short_total, started, "m", |_| {
             std::future::ready(())
         })
         .await
@@ -557,6 +543,7 @@ mod tests {
             futures_util::stream::pending::<Result<sse_stream::Sse, std::convert::Infallible>>(),
             deadlines(),
             started,
+            "m",
             |_| std::future::ready(()),
         )
         .await
@@ -572,6 +559,7 @@ mod tests {
             then_empty_deltas(vec![SOME_TEXT]),
             deadlines(),
             started,
+            "m",
             |_| std::future::ready(()),
         )
         .await
@@ -587,7 +575,7 @@ mod tests {
             Some((event(SOME_TEXT), ()))
         });
         let started = Instant::now();
-        let end = read_stream(text_every_second, deadlines(), started, |_| {
+        let end = read_stream(text_every_second, deadlines(), started, "m", |_| {
             std::future::ready(())
         })
         .await

@@ -1,0 +1,184 @@
+//! Running one chat completion: checked, sent (streamed when the model streams, with one
+//! more try when a discovered key is refused), timed and priced.
+
+use std::sync::Arc;
+
+use tokio::time::Instant;
+
+use super::model_check::check_model;
+use super::price::cost_usd;
+use super::progress::{Progress, ProgressSink};
+use super::validate::{check_options, new_messages, without_repeats};
+use super::{ChatError, ChatInput, ChatOutcome};
+use crate::app::App;
+use crate::catalog::ModelCatalog;
+use crate::keys::{InferenceKey, InferenceKeys, KeySource};
+use crate::secret::KnownKeys;
+use crate::vultr::chat::{ChatReply, ChatRequest};
+use crate::vultr::error::VultrError;
+use crate::vultr::inference::InferenceClient;
+use crate::vultr::models::Model;
+use crate::vultr::stream::{CutOff, StreamDeadlines};
+
+/// Runs chat completions with the keys, catalog and client of an [`App`].
+pub struct ChatService<'a> {
+    keys: &'a InferenceKeys,
+    inference: &'a InferenceClient,
+    catalog: &'a ModelCatalog,
+    known_keys: &'a KnownKeys,
+    default_model: Option<&'a str>,
+    deadlines: StreamDeadlines,
+}
+
+impl<'a> ChatService<'a> {
+    /// The chat service over `app`'s shared parts.
+    pub fn new(app: &'a App) -> Self {
+        Self {
+            keys: &app.keys,
+            inference: &app.inference,
+            catalog: &app.catalog,
+            known_keys: &app.known_keys,
+            default_model: app.default_model.as_deref(),
+            deadlines: app.stream_deadlines,
+        }
+    }
+
+    /// Checks `input`, sends it after its history, and returns the reply with what it
+    /// cost and how long it took; a streamed reply reports its progress to `progress`.
+    pub async fn complete<S: ProgressSink>(
+        &self,
+        input: ChatInput,
+        progress: &mut Progress<S>,
+    ) -> Result<ChatOutcome, ChatError> {
+        let ChatInput {
+            model,
+            prompt,
+            system,
+            messages,
+            options,
+            subscription,
+            history,
+            stored_model,
+        } = input;
+        let (messages, repeated) = match messages {
+            Some(messages) if !history.is_empty() => {
+                let (kept, repeated) = without_repeats(messages, &history, self.known_keys)?;
+                (Some(kept), repeated)
+            }
+            messages => (messages, 0),
+        };
+        let turn = new_messages(prompt, system, messages, &history)?;
+        check_options(&options)?;
+        let model = model
+            .filter(|m| !m.trim().is_empty())
+            .or(stored_model)
+            .or_else(|| self.default_model.map(str::to_owned))
+            .ok_or(ChatError::NoModel)?;
+        let key = self.keys.get(subscription.as_deref()).await?;
+        let catalog = self.catalog_for(&key).await;
+        let known = match &catalog {
+            Some(catalog) => Some(check_model(&model, &options, catalog)?),
+            None => None,
+        };
+        let streaming = known.is_some_and(|m| m.streaming == Some(true));
+        let history_len = history.len();
+        let mut messages = history;
+        messages.extend(turn);
+        let request = ChatRequest {
+            model,
+            messages,
+            options,
+        };
+        let started = Instant::now();
+        let (reply, cut_off) = self
+            .send(&request, key, subscription.as_deref(), streaming, progress)
+            .await?;
+        let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let cost_usd = known.and_then(|m| cost_usd(m, reply.usage.as_ref()));
+        let ChatRequest {
+            model,
+            mut messages,
+            ..
+        } = request;
+        Ok(ChatOutcome {
+            model,
+            turn: messages.split_off(history_len),
+            reply,
+            cut_off,
+            cost_usd,
+            latency_ms,
+            repeated,
+            truncated: false,
+        })
+    }
+
+    /// The catalog, to check the request against; `None` when it cannot be read, and
+    /// then the request goes ahead unchecked: Vultr will judge it.
+    async fn catalog_for(&self, key: &InferenceKey) -> Option<Arc<Vec<Model>>> {
+        match self.catalog.models(Some(&key.key)).await {
+            Ok(catalog) => Some(catalog),
+            Err(error) => {
+                let error = self.known_keys.redact(&error.to_string());
+                tracing::warn!(%error, "model catalog unavailable; sending the request unchecked");
+                None
+            }
+        }
+    }
+
+    /// Sends the request; a discovered key that is refused is looked up again, once.
+    async fn send<S: ProgressSink>(
+        &self,
+        request: &ChatRequest,
+        key: InferenceKey,
+        subscription: Option<&str>,
+        streaming: bool,
+        progress: &mut Progress<S>,
+    ) -> Result<(ChatReply, Option<CutOff>), ChatError> {
+        match self.attempt(&key, request, streaming, progress).await {
+            Err(VultrError::Status { status: 401, .. }) if self.keys.forget(&key).await => {
+                tracing::info!("inference key refused; reading the subscription's key again");
+                let fresh = self.keys.get(subscription).await?;
+                let outcome = self.attempt(&fresh, request, streaming, progress).await;
+                outcome.map_err(|e| upstream_error(e, &fresh))
+            }
+            outcome => outcome.map_err(|e| upstream_error(e, &key)),
+        }
+    }
+
+    /// One request to Vultr, streamed when the model can stream.
+    async fn attempt<S: ProgressSink>(
+        &self,
+        key: &InferenceKey,
+        request: &ChatRequest,
+        streaming: bool,
+        progress: &mut Progress<S>,
+    ) -> Result<(ChatReply, Option<CutOff>), VultrError> {
+        if !streaming {
+            return self
+                .inference
+                .chat(&key.key, request)
+                .await
+                .map(|r| (r, None));
+        }
+        self.inference
+            .chat_stream(&key.key, request, self.deadlines, |so_far| {
+                progress.on_chunk(so_far)
+            })
+            .await
+    }
+}
+
+/// A refused key read from a subscription needs other advice than a configured one.
+fn upstream_error(error: VultrError, key: &InferenceKey) -> ChatError {
+    match (error, &key.source) {
+        (
+            VultrError::Status {
+                status: 401,
+                message,
+                ..
+            },
+            KeySource::Discovered(_),
+        ) => ChatError::SubscriptionKeyRefused { message },
+        (error, _) => ChatError::Upstream(error),
+    }
+}
