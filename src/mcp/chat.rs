@@ -311,8 +311,47 @@ fn render(outcome: &ChatOutcome, saved: &Result<ConversationId, String>) -> Stri
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
     use crate::mcp::args::decode;
+
+    #[test]
+    fn the_structured_result_is_the_reply_with_what_the_server_adds() {
+        let body = json!({"model": "kimi", "choices": [{"message": {"content": null, "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{\"a\":1}"}}]},
+            "finish_reason": "tool_calls"}], "usage": {"prompt_tokens": 3, "completion_tokens": 4}});
+        let reply = ChatReply::from_response(&body, "kimi").unwrap();
+        let result = |truncated, cost_usd, conversation_id, repeated_messages_dropped| {
+            serde_json::to_value(ChatResult {
+                reply: &reply,
+                truncated,
+                cost_usd,
+                latency_ms: 12,
+                conversation_id,
+                repeated_messages_dropped,
+            })
+            .unwrap()
+        };
+        let reply_json = json!({
+            "model": "kimi",
+            "content": null,
+            "tool_calls": [{"id": "c1", "name": "f", "arguments": {"a": 1}}],
+            "finish_reason": "tool_calls",
+            "usage": {"prompt_tokens": 3, "completion_tokens": 4},
+            "assistant_message": {"role": "assistant", "content": null, "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{\"a\":1}"}}]},
+            "latency_ms": 12
+        });
+        assert_eq!(result(false, None, None, 0), reply_json);
+        let mut everything = reply_json;
+        let added = json!({"truncated": true, "cost_usd": 0.5, "conversation_id": "x", "repeated_messages_dropped": 2});
+        everything
+            .as_object_mut()
+            .unwrap()
+            .extend(added.as_object().unwrap().clone());
+        assert_eq!(result(true, Some(0.5), Some("x".to_owned()), 2), everything);
+    }
 
     proptest::proptest! {
         /// Whatever a client sends, decoding and checking it ends in a value or an

@@ -411,6 +411,65 @@ mod tests {
         assert_eq!(reply.usage.unwrap().total_tokens, Some(8));
     }
 
+    /// The reply assembled from `chunks` (ending with `[DONE]`) as JSON.
+    async fn assembled(chunks: &[Value]) -> Value {
+        let events = chunks
+            .iter()
+            .map(|c| event(&c.to_string()))
+            .chain([event("[DONE]")]);
+        let end = read_stream(
+            futures_util::stream::iter(events.collect::<Vec<_>>()),
+            deadlines(),
+            Instant::now(),
+            "asked",
+            |_| std::future::ready(()),
+        )
+        .await
+        .unwrap();
+        serde_json::to_value(end.reply).unwrap()
+    }
+
+    /// The reply read from a non-streamed `body`, as JSON.
+    fn read(body: Value) -> Value {
+        serde_json::to_value(ChatReply::from_response(&body, "asked").unwrap()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_streamed_reply_is_the_reply_of_the_same_completion_sent_whole() {
+        let cases = [
+            (
+                vec![
+                    json!({"model": "m", "choices": [{"delta": {"content": "Hi"}}]}),
+                    json!({"choices": [{"delta": {"reasoning_content": "think"}, "finish_reason": "stop"}],
+                           "usage": {"prompt_tokens": 2.0, "completion_tokens": 1}}),
+                ],
+                json!({"model": "m", "choices": [{"message": {"content": "Hi", "reasoning": "think"},
+                       "finish_reason": "stop"}], "usage": {"prompt_tokens": 2, "completion_tokens": 1}}),
+            ),
+            (
+                // No model named, no text: an empty reply.
+                vec![
+                    json!({"model": "", "choices": [{"delta": {"content": ""}, "finish_reason": "length"}]}),
+                ],
+                json!({"choices": [{"message": {"content": ""}, "finish_reason": "length"}]}),
+            ),
+            (
+                // Calls without ids, the second before the first, one with broken arguments.
+                vec![
+                    json!({"choices": [{"delta": {"tool_calls": [{"index": 1, "function": {"name": "b", "arguments": "{\"x\""}}]}}]}),
+                    json!({"choices": [{"delta": {"tool_calls": [{"index": 0, "id": "c0", "function": {"name": "a", "arguments": "{}"}}]}}]}),
+                    json!({"choices": [{"delta": {"tool_calls": [{"index": 1, "function": {"arguments": ":1}"}}]}, "finish_reason": "tool_calls"}]}),
+                ],
+                json!({"choices": [{"message": {"content": null, "tool_calls": [
+                    {"id": "c0", "function": {"name": "a", "arguments": "{}"}},
+                    {"function": {"name": "b", "arguments": "{\"x\":1}"}}]}, "finish_reason": "tool_calls"}]}),
+            ),
+        ];
+        for (chunks, body) in cases {
+            assert_eq!(assembled(&chunks).await, read(body.clone()), "{body}");
+        }
+    }
+
     #[tokio::test]
     async fn a_stream_that_ends_early_is_an_error() {
         let events = futures_util::stream::iter(vec![event(
