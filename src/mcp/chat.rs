@@ -18,9 +18,9 @@ use tokio::time::Instant;
 use super::VultrServer;
 use super::args::{InvalidArguments, Parameters};
 use super::error::ToolError;
-use crate::conversations::ConversationId;
 use crate::keys::{InferenceKey, KeySource};
 use crate::secret::KnownKeys;
+use crate::store::ConversationId;
 use crate::vultr::chat::{
     ChatOptions, ChatReply, ChatRequest, Content, Message, Role, Stop, TokenUsage, ToolChoice,
     ToolChoiceMode, ToolDefinition,

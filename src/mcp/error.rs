@@ -2,8 +2,8 @@
 //! wrong and what to do.
 
 use super::args::InvalidArguments;
-use crate::conversations::{ConversationId, StoreError};
 use crate::keys::KeyError;
+use crate::store::{ConversationId, StoreError};
 use crate::vultr::error::VultrError;
 
 /// How many model ids an error message lists before it says "and N more".
@@ -54,9 +54,6 @@ pub enum ToolError {
         /// The id that was asked for.
         id: ConversationId,
     },
-    /// The conversation store could not be opened.
-    #[error("conversations are unavailable: {0}")]
-    StoreUnavailable(String),
     /// No model was named and no default is set.
     #[error(
         "no model given: pass `model` (list_models shows the choices) or set VULTR_DEFAULT_MODEL."
