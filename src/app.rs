@@ -2,15 +2,15 @@
 //! session: the Vultr clients, the catalog and key caches, the concurrency limit and the
 //! conversation store. Transports create one MCP handler per session over it.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
 use crate::catalog::{CATALOG_TTL, ModelCatalog};
 use crate::config::Config;
-use crate::conversations::{ConversationStore, Retention, StoreError, StoreLocation};
 use crate::keys::InferenceKeys;
 use crate::secret::KnownKeys;
+use crate::store::{self, ConversationStore, Retention, StoreLocation};
 use crate::vultr::account::AccountClient;
 use crate::vultr::http::VultrHttp;
 use crate::vultr::inference::InferenceClient;
@@ -29,10 +29,8 @@ pub struct App {
     pub(crate) stream_deadlines: StreamDeadlines,
     /// One permit per tool call allowed to run at once, across all sessions.
     pub(crate) calls: Semaphore,
-    pub(crate) conversation_location: StoreLocation,
-    conversation_retention: Retention,
     /// The conversation store, opened on first use; an open that failed is tried again.
-    conversation_store: Mutex<Option<Arc<ConversationStore>>>,
+    pub(crate) conversations: Arc<dyn ConversationStore>,
 }
 
 impl App {
@@ -79,38 +77,16 @@ impl App {
                 total: limits.chat_timeout,
             },
             calls: Semaphore::new(limits.max_concurrent_calls as usize),
-            conversation_location: config
-                .conversations
-                .as_deref()
-                .map_or_else(StoreLocation::default_file, StoreLocation::parse),
-            conversation_retention: Retention {
-                max_conversations: config.max_conversations,
-                max_age: config.conversation_max_age,
-            },
-            conversation_store: Mutex::new(None),
+            conversations: store::open_lazily(
+                config
+                    .conversations
+                    .as_deref()
+                    .map_or_else(StoreLocation::default_file, StoreLocation::parse),
+                Retention {
+                    max_conversations: config.max_conversations,
+                    max_age: config.conversation_max_age,
+                },
+            ),
         })
-    }
-
-    /// The conversation store, opened (and pruned) on first use and then kept. An open
-    /// that fails is not kept: the next use tries again (the lock, the full disk or the
-    /// bad path may be gone by then).
-    pub(crate) fn conversations(&self) -> Result<Arc<ConversationStore>, StoreError> {
-        // Held while opening, so uses arriving meanwhile wait for this open instead of
-        // starting their own.
-        let mut slot = self
-            .conversation_store
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(store) = slot.as_ref() {
-            return Ok(Arc::clone(store));
-        }
-        let store =
-            ConversationStore::open(&self.conversation_location, self.conversation_retention)?;
-        if let Err(error) = store.prune() {
-            tracing::warn!(%error, "could not prune old conversations");
-        }
-        let store = Arc::new(store);
-        *slot = Some(Arc::clone(&store));
-        Ok(store)
     }
 }

@@ -5,11 +5,11 @@ pub mod app;
 pub mod catalog;
 pub mod chat;
 pub mod config;
-pub mod conversations;
 pub mod keys;
 pub mod mcp;
 pub mod secret;
 pub mod stdio;
+pub mod store;
 pub mod vultr;
 
 #[cfg(test)]

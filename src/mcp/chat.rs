@@ -13,7 +13,7 @@ use super::VultrServer;
 use super::args::{InvalidArguments, Parameters};
 use super::error::ToolError;
 use crate::chat::{ChatInput, ChatOutcome, ChatService, Progress, ProgressSink, ProgressUpdate};
-use crate::conversations::ConversationId;
+use crate::store::ConversationId;
 use crate::vultr::chat::{ChatOptions, ChatReply, Message, Stop, ToolChoice, ToolDefinition};
 
 /// Room kept for the notices and the footer when the reply is cut to the result limit.

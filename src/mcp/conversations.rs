@@ -15,9 +15,7 @@ use serde_json::json;
 use super::VultrServer;
 use super::args::{InvalidArguments, Parameters};
 use super::error::ToolError;
-use crate::conversations::{
-    Conversation, ConversationId, ConversationStore, ConversationSummary, StoreError,
-};
+use crate::store::{Conversation, ConversationId, ConversationSummary, StoreError};
 use crate::vultr::chat::{ChatReply, Content, Message, Role};
 use crate::vultr::stream::CutOff;
 
@@ -58,8 +56,7 @@ impl VultrServer {
         args: Result<DeleteConversationArgs, InvalidArguments>,
     ) -> Result<CallToolResult, ToolError> {
         let id = ConversationId::parse(&args?.conversation_id)?;
-        let target = id.clone();
-        if !self.with_store(move |store| store.delete(&target)).await? {
+        if !self.app.conversations.delete(&id).await? {
             return Err(ToolError::NothingToDelete { id });
         }
         Ok(self.success(
@@ -68,36 +65,10 @@ impl VultrServer {
         ))
     }
 
-    /// Runs `work` on the store (opened on first use) off the async threads, since
-    /// SQLite may wait for a lock held by another process.
-    pub(super) async fn with_store<T: Send + 'static>(
-        &self,
-        work: impl FnOnce(&ConversationStore) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, ToolError> {
-        // An in-memory store never waits for another process's lock: no need to leave
-        // the async thread (the hop costs more than the work).
-        let unavailable = |e: StoreError| ToolError::StoreUnavailable(e.to_string());
-        if self.app.conversation_location == crate::conversations::StoreLocation::InMemory {
-            let store = self.app.conversations().map_err(unavailable)?;
-            return work(&store).map_err(ToolError::from);
-        }
-        let app = self.app.clone();
-        let outcome = tokio::task::spawn_blocking(move || {
-            let store = app.conversations().map_err(unavailable)?;
-            work(&store).map_err(ToolError::from)
-        })
-        .await;
-        outcome.unwrap_or_else(|e| {
-            Err(ToolError::Invalid(format!(
-                "the conversation store failed: {e}"
-            )))
-        })
-    }
-
     /// The stored conversation `id`, or an error saying it is not there.
     pub(super) async fn load_conversation(&self, id: &str) -> Result<Conversation, ToolError> {
         let id = ConversationId::parse(id)?;
-        self.with_store(move |store| store.get(&id)).await
+        Ok(self.app.conversations.get(&id).await?)
     }
 
     /// Stores a turn: the new messages and the reply, marked when it was cut off, with
@@ -117,12 +88,11 @@ impl VultrServer {
             .map_err(|error| format!("the turn could not be stored ({error})"))?;
         let model = self.app.known_keys.redact(model);
         let cut_off = cut_off.map(cut_off_reason);
-        let saved = self
-            .with_store(move |store| match continuing {
-                Some(id) => store.append(&id, &model, &turn, cut_off).map(|()| id),
-                None => store.create(&model, &turn, cut_off),
-            })
-            .await;
+        let store = &self.app.conversations;
+        let saved = match continuing {
+            Some(id) => store.append(&id, &model, &turn, cut_off).await.map(|()| id),
+            None => store.create(&model, &turn, cut_off).await,
+        };
         saved.map_err(|error| {
             tracing::warn!(%error, "conversation not saved");
             error.to_string()
@@ -139,7 +109,9 @@ impl VultrServer {
     /// `resources/list`: the conversation list, and the most recent conversations.
     pub(super) async fn conversation_resources(&self) -> Result<ListResourcesResult, ErrorData> {
         let recent = self
-            .with_store(|store| store.list(LISTED))
+            .app
+            .conversations
+            .list(LISTED)
             .await
             .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
         let mut resources = vec![
@@ -186,7 +158,9 @@ impl VultrServer {
         };
         if uri == LIST_URI {
             let all = self
-                .with_store(|store| store.list(usize::MAX))
+                .app
+                .conversations
+                .list(usize::MAX)
                 .await
                 .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
             let listing: Vec<_> = all.iter().map(summary_json).collect();

@@ -3,8 +3,8 @@
 
 use super::args::InvalidArguments;
 use crate::chat::ChatError;
-use crate::conversations::{ConversationId, StoreError};
 use crate::keys::KeyError;
+use crate::store::{ConversationId, StoreError};
 use crate::vultr::error::VultrError;
 
 /// Everything that can make a tool call fail.
@@ -46,9 +46,6 @@ pub enum ToolError {
         /// The id that was asked for.
         id: ConversationId,
     },
-    /// The conversation store could not be opened.
-    #[error("conversations are unavailable: {0}")]
-    StoreUnavailable(String),
     /// A chat completion failed.
     #[error(transparent)]
     Chat(#[from] ChatError),

@@ -80,6 +80,7 @@ pub(super) fn check_ours(conn: &Connection, label: &str) -> Result<(), StoreErro
         return Err(StoreError::SchemaTooNew {
             location: label.to_owned(),
             found: version,
+            understood: SCHEMA_VERSION,
         });
     }
     Ok(())
@@ -100,6 +101,7 @@ pub(super) fn migrate(conn: &mut Connection, label: &str) -> Result<(), StoreErr
         return Err(StoreError::SchemaTooNew {
             location: label.to_owned(),
             found,
+            understood: SCHEMA_VERSION,
         });
     }
     if found < 1 {

@@ -1,0 +1,253 @@
+//! What a store keeps, whatever its kind: ids, summaries, conversations, and the rules
+//! every store applies the same way (a conversation's title, the note on a cut-off reply).
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::Serialize;
+
+use super::StoreError;
+use crate::vultr::chat::{Content, Message, Role};
+
+/// The longest id [`ConversationId::parse`] accepts.
+pub(super) const ID_MAX_LEN: usize = 100;
+
+/// The longest title, in characters, including the trailing "…".
+const TITLE_MAX_CHARS: usize = 80;
+
+/// A conversation's id: `conv_` and 32 hex digits when we make one.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct ConversationId(String);
+
+impl ConversationId {
+    /// A fresh random id, `conv_` + 32 hex digits.
+    pub(super) fn generate() -> Self {
+        Self(format!("conv_{}", uuid::Uuid::new_v4().simple()))
+    }
+
+    /// An id read back from a store, which only holds ids that were checked on the way in.
+    pub(super) fn stored(id: String) -> Self {
+        Self(id)
+    }
+
+    /// Checks an id from a client: 1 to 100 characters of `A-Z a-z 0-9 _ -`.
+    pub fn parse(text: &str) -> Result<Self, StoreError> {
+        let well_formed = !text.is_empty()
+            && text.len() <= ID_MAX_LEN
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if well_formed {
+            Ok(Self(text.to_owned()))
+        } else {
+            Err(StoreError::InvalidId {
+                shown: shown_id(text),
+            })
+        }
+    }
+}
+
+/// A bad id quoted for an error message, shortened when long.
+fn shown_id(text: &str) -> String {
+    const SHOWN_MAX_CHARS: usize = 40;
+    if text.chars().count() > SHOWN_MAX_CHARS {
+        let head: String = text.chars().take(SHOWN_MAX_CHARS).collect();
+        format!("{head:?}… ({} characters)", text.chars().count())
+    } else {
+        format!("{text:?}")
+    }
+}
+
+impl FromStr for ConversationId {
+    type Err = StoreError;
+
+    /// Same as [`ConversationId::parse`].
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Self::parse(text)
+    }
+}
+
+impl fmt::Display for ConversationId {
+    /// The id itself.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for ConversationId {
+    /// The id itself.
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// What a conversation list shows of each conversation.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ConversationSummary {
+    /// Its id.
+    pub id: ConversationId,
+    /// The start of its first user message.
+    pub title: String,
+    /// The model of its latest turn.
+    pub model: String,
+    /// How many times it was created or continued.
+    pub turns: u32,
+    /// When it was created, in unix seconds.
+    pub created_at: i64,
+    /// When it was last continued, in unix seconds.
+    pub updated_at: i64,
+}
+
+/// A conversation with all its messages.
+#[derive(Clone, Debug)]
+pub struct Conversation {
+    /// Its summary.
+    pub summary: ConversationSummary,
+    /// Its messages, oldest first.
+    pub messages: Vec<Message>,
+}
+
+/// The first user message's text, whitespace collapsed and cut to 80 characters, or "(untitled)".
+pub(super) fn title_of(messages: &[Message]) -> String {
+    let text = messages
+        .iter()
+        .find(|m| m.role == Role::User)
+        .and_then(|m| m.content.as_ref())
+        .map(content_text)
+        .unwrap_or_default();
+    let collapsed = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if collapsed.is_empty() {
+        return "(untitled)".to_owned();
+    }
+    if collapsed.chars().count() <= TITLE_MAX_CHARS {
+        return collapsed;
+    }
+    let head: String = collapsed.chars().take(TITLE_MAX_CHARS - 1).collect();
+    format!("{}…", head.trim_end())
+}
+
+/// The text of message content; for parts, the text parts joined by spaces.
+fn content_text(content: &Content) -> String {
+    match content {
+        Content::Text(text) => text.clone(),
+        Content::Parts(parts) => parts
+            .iter()
+            .filter_map(|part| part.get("text").and_then(serde_json::Value::as_str))
+            .collect::<Vec<_>>()
+            .join(" "),
+    }
+}
+
+/// Ends `message` with the note that it was cut short, e.g. `[cut off: stalled; this
+/// answer is incomplete]`, so a transcript shows it and a continuation tells the model its
+/// answer was incomplete.
+pub(super) fn mark_cut_off(message: &mut Message, reason: &str) {
+    let note = format!("[cut off: {reason}; this answer is incomplete]");
+    match &mut message.content {
+        Some(Content::Text(text)) if !text.trim().is_empty() => {
+            text.push_str("\n\n");
+            text.push_str(&note);
+        }
+        Some(Content::Parts(parts)) => {
+            let mut part = serde_json::Map::new();
+            part.insert("type".to_owned(), "text".into());
+            part.insert("text".to_owned(), note.into());
+            parts.push(part);
+        }
+        _ => message.content = Some(Content::Text(note)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::store::contract::{msg, user};
+
+    #[test]
+    fn the_title_is_the_first_user_message_collapsed_and_cut_to_80_characters() {
+        let system = msg(json!({"role": "system", "content": "You are a poet."}));
+        assert_eq!(
+            title_of(&[
+                system.clone(),
+                user("  Write\n\na   haiku\t"),
+                user("later")
+            ]),
+            "Write a haiku"
+        );
+        let long = "word ".repeat(40);
+        let cut = title_of(&[user(&long)]);
+        assert_eq!(cut.chars().count(), 80);
+        assert!(cut.ends_with("word…"), "{cut}");
+        let exactly_80 = "é".repeat(80);
+        assert_eq!(title_of(&[user(&exactly_80)]), exactly_80);
+        assert_eq!(
+            title_of(&[msg(json!({"role": "user", "content": [
+                {"type": "text", "text": "Describe"},
+                {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}},
+                {"type": "text", "text": "this image"}
+            ]}))]),
+            "Describe this image"
+        );
+        assert_eq!(title_of(&[system]), "(untitled)");
+        assert_eq!(title_of(&[user("   \n ")]), "(untitled)");
+        assert_eq!(title_of(&[]), "(untitled)");
+    }
+
+    #[test]
+    fn a_cut_off_reply_ends_with_a_note_or_becomes_one() {
+        let note = "[cut off: stalled; this answer is incomplete]";
+        let marked = |value: Value| {
+            let mut message = msg(value);
+            mark_cut_off(&mut message, "stalled");
+            serde_json::to_value(message).unwrap()
+        };
+        assert_eq!(
+            marked(json!({"role": "assistant", "content": "The answer is forty"}))["content"],
+            format!("The answer is forty\n\n{note}")
+        );
+        assert_eq!(
+            marked(json!({"role": "assistant", "content": [{"type": "text", "text": "a"}]}))["content"],
+            json!([{"type": "text", "text": "a"}, {"type": "text", "text": note}])
+        );
+        assert_eq!(
+            marked(json!({"role": "assistant", "content": "  "}))["content"],
+            note
+        );
+    }
+
+    #[test]
+    fn conversation_ids_from_clients_are_checked() {
+        for good in [
+            "conv_0123456789abcdef0123456789abcdef",
+            "a",
+            "A-b_9",
+            &"x".repeat(100),
+        ] {
+            let id: ConversationId = good.parse().unwrap();
+            assert_eq!(id.as_ref(), good);
+        }
+        for bad in [
+            "",
+            "conv 1",
+            "conv/../x",
+            "conv_1;DROP TABLE conversations",
+            "émoji",
+            "conv_1\n",
+            &"x".repeat(101),
+        ] {
+            let err = ConversationId::parse(bad).unwrap_err();
+            assert!(matches!(err, StoreError::InvalidId { .. }), "{bad:?}");
+            assert!(err.to_string().contains("conversation_id"), "{err}");
+        }
+        let long = ConversationId::parse(&"y".repeat(500))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            long.contains("(500 characters)") && long.len() < 400,
+            "{long}"
+        );
+    }
+}

@@ -1,0 +1,81 @@
+//! Conversations: where delegated chats are kept, so an agent can continue one by id
+//! without resending its history and find it again after a restart.
+//!
+//! [`ConversationStore`] is the seam: the MCP layer uses only the trait, and each kind of
+//! store implements it (`sqlite` for a file or memory). [`open_lazily`] picks the store
+//! for a location and opens it on first use ([`lazy`]), so a store that failed to open is
+//! tried again on the next call.
+
+mod conversation;
+mod error;
+mod lazy;
+mod location;
+mod sqlite;
+
+#[cfg(test)]
+mod contract;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+pub use conversation::{Conversation, ConversationId, ConversationSummary};
+pub use error::StoreError;
+pub use location::{Retention, StoreLocation};
+
+use lazy::LazyStore;
+use sqlite::SqliteStore;
+
+use crate::vultr::chat::Message;
+
+/// Keeps conversations: each is a list of messages grown one turn at a time, found by id,
+/// listed most recently used first, and dropped per [`Retention`]. Implementations do
+/// their own waiting (a store that blocks moves off the async threads itself), so callers
+/// just await.
+#[async_trait]
+pub trait ConversationStore: Send + Sync {
+    /// Starts a conversation with these messages (turn 1) and applies retention, never
+    /// dropping the new one; returns its new id. `cut_off` says why the last message (the
+    /// reply) was cut short, if it was.
+    async fn create(
+        &self,
+        model: &str,
+        messages: &[Message],
+        cut_off: Option<&str>,
+    ) -> Result<ConversationId, StoreError>;
+
+    /// Adds messages to the end of a conversation as one more turn, and records the model
+    /// used; [`StoreError::NotFound`] when there is no such conversation.
+    async fn append(
+        &self,
+        id: &ConversationId,
+        model: &str,
+        messages: &[Message],
+        cut_off: Option<&str>,
+    ) -> Result<(), StoreError>;
+
+    /// A conversation's summary and messages, oldest first; a reply stored as cut off ends
+    /// with a note saying so.
+    async fn get(&self, id: &ConversationId) -> Result<Conversation, StoreError>;
+
+    /// Up to `limit` conversations, most recently used (created or continued) first.
+    async fn list(&self, limit: usize) -> Result<Vec<ConversationSummary>, StoreError>;
+
+    /// Deletes a conversation and its messages; true when it existed.
+    async fn delete(&self, id: &ConversationId) -> Result<bool, StoreError>;
+
+    /// Drops conversations per [`Retention`]; returns how many went.
+    async fn prune(&self) -> Result<usize, StoreError>;
+}
+
+/// The store for `location`, keeping conversations per `retention`. Nothing is opened
+/// until the first call; see [`LazyStore`].
+pub fn open_lazily(location: StoreLocation, retention: Retention) -> Arc<dyn ConversationStore> {
+    Arc::new(LazyStore::new(move || {
+        let location = location.clone();
+        async move {
+            let store = SqliteStore::open(&location, retention).await?;
+            Ok(Arc::new(store) as Arc<dyn ConversationStore>)
+        }
+    }))
+}
