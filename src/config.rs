@@ -14,6 +14,51 @@ pub const DEFAULT_ACCOUNT_BASE_URL: &str = "https://api.vultr.com/v2";
 /// Default base URL of the Vultr inference API.
 pub const DEFAULT_INFERENCE_BASE_URL: &str = "https://api.vultrinference.com/v1";
 
+/// The name of every setting as an environment variable: the one place they are written.
+/// Messages that tell a user what to set name a setting through these.
+pub mod setting {
+    /// Vultr account API key.
+    pub const API_KEY: &str = "VULTR_API_KEY";
+    /// Inference API key of a subscription.
+    pub const INFERENCE_API_KEY: &str = "VULTR_INFERENCE_API_KEY";
+    /// Which subscription's key to use.
+    pub const INFERENCE_SUBSCRIPTION: &str = "VULTR_INFERENCE_SUBSCRIPTION";
+    /// Base URL of the account API.
+    pub const API_BASE_URL: &str = "VULTR_API_BASE_URL";
+    /// Base URL of the inference API.
+    pub const INFERENCE_BASE_URL: &str = "VULTR_INFERENCE_BASE_URL";
+    /// Model used when a call names none.
+    pub const DEFAULT_MODEL: &str = "VULTR_DEFAULT_MODEL";
+    /// Show full keys in get_subscription.
+    pub const REVEAL_KEYS: &str = "VULTR_MCP_REVEAL_KEYS";
+    /// Where conversations are kept.
+    pub const CONVERSATIONS: &str = "VULTR_MCP_CONVERSATIONS";
+    /// Most conversations kept.
+    pub const MAX_CONVERSATIONS: &str = "VULTR_MCP_MAX_CONVERSATIONS";
+    /// How long unused conversations are kept.
+    pub const CONVERSATION_MAX_AGE: &str = "VULTR_MCP_CONVERSATION_MAX_AGE";
+    /// Connect timeout.
+    pub const CONNECT_TIMEOUT: &str = "VULTR_MCP_CONNECT_TIMEOUT";
+    /// Account API and catalog request timeout.
+    pub const ACCOUNT_TIMEOUT: &str = "VULTR_MCP_ACCOUNT_TIMEOUT";
+    /// Chat completion timeout.
+    pub const CHAT_TIMEOUT: &str = "VULTR_MCP_CHAT_TIMEOUT";
+    /// Wait for a stream's first chunk.
+    pub const FIRST_TOKEN_TIMEOUT: &str = "VULTR_MCP_FIRST_TOKEN_TIMEOUT";
+    /// Silence allowed between stream chunks.
+    pub const STALL_TIMEOUT: &str = "VULTR_MCP_STALL_TIMEOUT";
+    /// Retries after 408, 409, 429 or 5xx.
+    pub const MAX_RETRIES: &str = "VULTR_MCP_MAX_RETRIES";
+    /// Longest Retry-After waited for.
+    pub const RETRY_AFTER_CAP: &str = "VULTR_MCP_RETRY_AFTER_CAP";
+    /// Largest response body from Vultr.
+    pub const MAX_RESPONSE_BYTES: &str = "VULTR_MCP_MAX_RESPONSE_BYTES";
+    /// Longest tool result text.
+    pub const MAX_RESULT_CHARS: &str = "VULTR_MCP_MAX_RESULT_CHARS";
+    /// Tool calls running at once.
+    pub const MAX_CONCURRENT_CALLS: &str = "VULTR_MCP_MAX_CONCURRENT_CALLS";
+}
+
 /// The server's settings. Environment variables are the usual way to set them, since an
 /// MCP client passes `env` to the process it starts; flags override them.
 #[derive(Debug, Clone, Parser)]
@@ -29,7 +74,7 @@ pub struct Config {
     /// Vultr account API key: enables the subscription tools and finds the inference key for you.
     #[arg(
         long,
-        env = "VULTR_API_KEY",
+        env = setting::API_KEY,
         value_name = "KEY",
         hide_env_values = true
     )]
@@ -38,31 +83,31 @@ pub struct Config {
     /// Inference API key of a subscription; when set, no discovery through the account API is needed.
     #[arg(
         long,
-        env = "VULTR_INFERENCE_API_KEY",
+        env = setting::INFERENCE_API_KEY,
         value_name = "KEY",
         hide_env_values = true
     )]
     inference_api_key: Option<KeyArg>,
 
     /// Which subscription's key to use, by id or label [default: the only one].
-    #[arg(long, env = "VULTR_INFERENCE_SUBSCRIPTION", value_name = "ID_OR_LABEL")]
+    #[arg(long, env = setting::INFERENCE_SUBSCRIPTION, value_name = "ID_OR_LABEL")]
     pub inference_subscription: Option<String>,
 
     /// Base URL of the Vultr account API.
-    #[arg(long, env = "VULTR_API_BASE_URL", value_name = "URL", default_value = DEFAULT_ACCOUNT_BASE_URL)]
+    #[arg(long, env = setting::API_BASE_URL, value_name = "URL", default_value = DEFAULT_ACCOUNT_BASE_URL)]
     pub api_base_url: BaseUrl,
 
     /// Base URL of the Vultr inference API.
-    #[arg(long, env = "VULTR_INFERENCE_BASE_URL", value_name = "URL", default_value = DEFAULT_INFERENCE_BASE_URL)]
+    #[arg(long, env = setting::INFERENCE_BASE_URL, value_name = "URL", default_value = DEFAULT_INFERENCE_BASE_URL)]
     pub inference_base_url: BaseUrl,
 
     /// Model used when a chat_completion call names none.
-    #[arg(long, env = "VULTR_DEFAULT_MODEL", value_name = "MODEL_ID")]
+    #[arg(long, env = setting::DEFAULT_MODEL, value_name = "MODEL_ID")]
     pub default_model: Option<String>,
 
     /// Show full inference keys in get_subscription. Anyone who reads the tool result (the
     /// model, the client's logs) can then spend the account's inference budget.
-    #[arg(long, env = "VULTR_MCP_REVEAL_KEYS")]
+    #[arg(long, env = setting::REVEAL_KEYS)]
     pub reveal_keys: bool,
 
     /// Timeouts, retries and size limits.
@@ -71,20 +116,20 @@ pub struct Config {
 
     /// Where conversations are kept: a SQLite file path, or `memory` to keep them only while
     /// the server runs [default: <data dir>/vultr-inference-mcp/conversations.sqlite3].
-    #[arg(long, env = "VULTR_MCP_CONVERSATIONS", value_name = "PATH|memory")]
+    #[arg(long, env = setting::CONVERSATIONS, value_name = "PATH|memory")]
     pub conversations: Option<String>,
 
     /// Most conversations kept; the least recently used go first.
     #[arg(
         long,
-        env = "VULTR_MCP_MAX_CONVERSATIONS",
+        env = setting::MAX_CONVERSATIONS,
         value_name = "N",
         default_value_t = 500
     )]
     pub max_conversations: usize,
 
     /// Conversations unused for longer than this are deleted.
-    #[arg(long, env = "VULTR_MCP_CONVERSATION_MAX_AGE", value_name = "DURATION", default_value = "30days", value_parser = parse_duration)]
+    #[arg(long, env = setting::CONVERSATION_MAX_AGE, value_name = "DURATION", default_value = "30days", value_parser = parse_duration)]
     pub conversation_max_age: Duration,
 }
 
@@ -92,53 +137,53 @@ pub struct Config {
 #[derive(Debug, Clone, clap::Args)]
 pub struct Limits {
     /// How long connecting to a Vultr API may take.
-    #[arg(long, env = "VULTR_MCP_CONNECT_TIMEOUT", value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, env = setting::CONNECT_TIMEOUT, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub connect_timeout: Duration,
 
     /// How long one account API or model catalog request may take.
-    #[arg(long, env = "VULTR_MCP_ACCOUNT_TIMEOUT", value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, env = setting::ACCOUNT_TIMEOUT, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub account_timeout: Duration,
 
     /// How long one chat completion may take.
-    #[arg(long, env = "VULTR_MCP_CHAT_TIMEOUT", value_name = "DURATION", default_value = "300s", value_parser = parse_duration)]
+    #[arg(long, env = setting::CHAT_TIMEOUT, value_name = "DURATION", default_value = "300s", value_parser = parse_duration)]
     pub chat_timeout: Duration,
 
     /// Longest wait for the first streamed chunk of a chat completion.
-    #[arg(long, env = "VULTR_MCP_FIRST_TOKEN_TIMEOUT", value_name = "DURATION", default_value = "120s", value_parser = parse_duration)]
+    #[arg(long, env = setting::FIRST_TOKEN_TIMEOUT, value_name = "DURATION", default_value = "120s", value_parser = parse_duration)]
     pub first_token_timeout: Duration,
 
     /// Longest silence between streamed chunks; after it the partial answer is returned.
-    #[arg(long, env = "VULTR_MCP_STALL_TIMEOUT", value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, env = setting::STALL_TIMEOUT, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
     pub stall_timeout: Duration,
 
     /// Retries after HTTP 408, 409, 429 or 5xx (never after other errors).
     #[arg(
         long,
-        env = "VULTR_MCP_MAX_RETRIES",
+        env = setting::MAX_RETRIES,
         value_name = "N",
         default_value_t = 2
     )]
     pub max_retries: usize,
 
     /// Longest Retry-After the server waits for; a longer one is reported instead.
-    #[arg(long, env = "VULTR_MCP_RETRY_AFTER_CAP", value_name = "DURATION", default_value = "20s", value_parser = parse_duration)]
+    #[arg(long, env = setting::RETRY_AFTER_CAP, value_name = "DURATION", default_value = "20s", value_parser = parse_duration)]
     pub retry_after_cap: Duration,
 
     /// Largest response body accepted from Vultr, in bytes.
-    #[arg(long, env = "VULTR_MCP_MAX_RESPONSE_BYTES", value_name = "BYTES", default_value_t = 16 * 1024 * 1024)]
+    #[arg(long, env = setting::MAX_RESPONSE_BYTES, value_name = "BYTES", default_value_t = 16 * 1024 * 1024)]
     pub max_response_bytes: usize,
 
     /// Longest tool result text, in characters; longer results are cut with a notice.
     #[arg(
         long,
-        env = "VULTR_MCP_MAX_RESULT_CHARS",
+        env = setting::MAX_RESULT_CHARS,
         value_name = "CHARS",
         default_value_t = 100_000
     )]
     pub max_result_chars: usize,
 
     /// Tool calls run at once; more wait their turn.
-    #[arg(long, env = "VULTR_MCP_MAX_CONCURRENT_CALLS", value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, env = setting::MAX_CONCURRENT_CALLS, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_concurrent_calls: u32,
 }
 

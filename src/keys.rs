@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use tokio::sync::Mutex;
 
+use crate::config::setting;
 use crate::secret::ApiKey;
 use crate::vultr::account::{AccountClient, Subscription};
 use crate::vultr::error::VultrError;
@@ -14,12 +15,16 @@ use crate::vultr::error::VultrError;
 pub enum KeyError {
     /// Neither key variable is set.
     #[error(
-        "no inference API key is configured. Set VULTR_INFERENCE_API_KEY to a subscription's key, or set VULTR_API_KEY (an account API key) so the server can find it."
+        "no inference API key is configured. Set {} to a subscription's key, or set {} (an account API key) so the server can find it.",
+        setting::INFERENCE_API_KEY,
+        setting::API_KEY
     )]
     NoKeys,
     /// A subscription was asked for, which needs the account API.
     #[error(
-        "choosing a subscription (`{0}`) needs the account API: set VULTR_API_KEY, or drop the subscription argument to use VULTR_INFERENCE_API_KEY."
+        "choosing a subscription (`{0}`) needs the account API: set {account}, or drop the subscription argument to use {inference}.",
+        account = setting::API_KEY,
+        inference = setting::INFERENCE_API_KEY
     )]
     NeedsAccountKey(String),
     /// The account has no inference subscription.
@@ -28,10 +33,10 @@ pub enum KeyError {
     )]
     NoSubscriptions,
     /// Several subscriptions and none chosen.
-    #[error("this account has {} inference subscriptions: {}. Choose one with VULTR_INFERENCE_SUBSCRIPTION (id or label) or the `subscription` argument.", .0.len(), .0.join(", "))]
+    #[error("this account has {} inference subscriptions: {}. Choose one with {} (id or label) or the `subscription` argument.", .0.len(), .0.join(", "), setting::INFERENCE_SUBSCRIPTION)]
     Ambiguous(Vec<String>),
     /// The chosen subscription does not exist.
-    #[error("no inference subscription has the id or label `{wanted}`. Known: {}. Check VULTR_INFERENCE_SUBSCRIPTION or the `subscription` argument.", list_or_none(.known))]
+    #[error("no inference subscription has the id or label `{wanted}`. Known: {}. Check {} or the `subscription` argument.", list_or_none(.known), setting::INFERENCE_SUBSCRIPTION)]
     NotFound {
         /// What was asked for.
         wanted: String,
@@ -40,7 +45,8 @@ pub enum KeyError {
     },
     /// The subscription came back without a key.
     #[error(
-        "the subscription `{0}` came back without an API key; set VULTR_INFERENCE_API_KEY instead."
+        "the subscription `{0}` came back without an API key; set {inference} instead.",
+        inference = setting::INFERENCE_API_KEY
     )]
     NoKeyInSubscription(String),
     /// Reading the subscriptions failed.

@@ -1,5 +1,6 @@
 //! Why a chat completion failed: each message says what went wrong and what to do.
 
+use crate::config::setting;
 use crate::keys::KeyError;
 use crate::vultr::error::VultrError;
 
@@ -19,14 +20,15 @@ pub enum ChatError {
     #[error(transparent)]
     Upstream(#[from] VultrError),
     /// The inference API refused the key read from a subscription, even after reading it again.
-    #[error("Vultr inference API answered HTTP 401{} to the key read from your subscription. Check in the Vultr customer portal that the subscription chosen by VULTR_INFERENCE_SUBSCRIPTION (or the `subscription` argument) is active, or choose another one.", .message.as_deref().map(|m| format!(": {}", m.trim_end_matches('.'))).unwrap_or_default())]
+    #[error("Vultr inference API answered HTTP 401{} to the key read from your subscription. Check in the Vultr customer portal that the subscription chosen by {chosen_by} (or the `subscription` argument) is active, or choose another one.", .message.as_deref().map(|m| format!(": {}", m.trim_end_matches('.'))).unwrap_or_default(), chosen_by = setting::INFERENCE_SUBSCRIPTION)]
     SubscriptionKeyRefused {
         /// Vultr's message.
         message: Option<String>,
     },
     /// No model was named and no default is set.
     #[error(
-        "no model given: pass `model` (list_models shows the choices) or set VULTR_DEFAULT_MODEL."
+        "no model given: pass `model` (list_models shows the choices) or set {}.",
+        setting::DEFAULT_MODEL
     )]
     NoModel,
     /// The model is not in the catalog.

@@ -13,6 +13,7 @@ use super::VultrServer;
 use super::args::{InvalidArguments, Parameters};
 use super::error::ToolError;
 use crate::chat::{ChatInput, ChatOutcome, ChatService, Progress, ProgressSink, ProgressUpdate};
+use crate::config::setting;
 use crate::store::ConversationId;
 use crate::vultr::chat::{ChatOptions, ChatReply, Message, Stop, ToolChoice, ToolDefinition};
 
@@ -283,7 +284,11 @@ fn render(outcome: &ChatOutcome, saved: &Result<ConversationId, String>) -> Stri
         });
     }
     if outcome.truncated {
-        text.push_str("[the reply was cut to the result size limit (VULTR_MCP_MAX_RESULT_CHARS); ask for a shorter answer or a lower max_tokens]\n\n");
+        let _ = write!(
+            text,
+            "[the reply was cut to the result size limit ({}); ask for a shorter answer or a lower max_tokens]\n\n",
+            setting::MAX_RESULT_CHARS
+        );
     }
     let _ = write!(text, "[model {}", reply.model);
     if let Some(reason) = &reply.finish_reason {

@@ -3,6 +3,7 @@
 
 use super::args::InvalidArguments;
 use crate::chat::ChatError;
+use crate::config::setting;
 use crate::keys::KeyError;
 use crate::store::{ConversationId, StoreError};
 use crate::vultr::error::VultrError;
@@ -18,7 +19,8 @@ pub enum ToolError {
     Invalid(String),
     /// A subscription tool was called without an account key.
     #[error(
-        "this tool needs the Vultr account API: set VULTR_API_KEY to an account API key (Vultr customer portal > Account > API, with this machine's IP allowed) in the MCP server's env, then restart it."
+        "this tool needs the Vultr account API: set {} to an account API key (Vultr customer portal > Account > API, with this machine's IP allowed) in the MCP server's env, then restart it.",
+        setting::API_KEY
     )]
     NoAccountKey,
     /// No inference key could be had.

@@ -22,6 +22,7 @@ use rmcp::{ErrorData, RoleServer, ServerHandler, tool_handler};
 use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
+use crate::config::setting;
 
 pub use args::InvalidArguments;
 pub use error::ToolError;
@@ -183,7 +184,8 @@ fn limit_text(text: String, max: usize) -> String {
     }
     let mut cut: String = text.chars().take(max).collect();
     cut.push_str(&format!(
-        "\n\n[truncated: showing {max} of {total} characters (VULTR_MCP_MAX_RESULT_CHARS). Ask for less: a lower max_tokens, a narrower query, or a shorter answer.]"
+        "\n\n[truncated: showing {max} of {total} characters ({}). Ask for less: a lower max_tokens, a narrower query, or a shorter answer.]",
+        setting::MAX_RESULT_CHARS
     ));
     cut
 }

@@ -1,11 +1,12 @@
 //! Where conversations are kept, as the setting names it, and for how long.
 
+use crate::config::setting;
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
 /// The setting that moves the conversation store (a file path, or `memory`).
-pub(super) const LOCATION_SETTING: &str = "VULTR_MCP_CONVERSATIONS";
+pub(super) const LOCATION_SETTING: &str = setting::CONVERSATIONS;
 
 /// Where conversations are kept.
 #[derive(Clone, Debug, PartialEq, Eq)]

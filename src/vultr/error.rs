@@ -1,5 +1,6 @@
 //! Errors from the two Vultr APIs, written for the person who reads them.
 
+use crate::config::setting;
 use std::fmt;
 use std::time::Duration;
 
@@ -18,8 +19,8 @@ impl Api {
     /// The variable that sets this API's base URL.
     pub fn base_url_var(self) -> &'static str {
         match self {
-            Api::Account => "VULTR_API_BASE_URL",
-            Api::Inference => "VULTR_INFERENCE_BASE_URL",
+            Api::Account => setting::API_BASE_URL,
+            Api::Inference => setting::INFERENCE_BASE_URL,
         }
     }
 }
@@ -98,7 +99,8 @@ pub enum VultrError {
     },
     /// The answer was larger than the configured limit.
     #[error(
-        "the {api}'s answer was larger than the limit of {limit} bytes (VULTR_MCP_MAX_RESPONSE_BYTES); ask for less, e.g. a lower max_tokens."
+        "the {api}'s answer was larger than the limit of {limit} bytes ({}); ask for less, e.g. a lower max_tokens.",
+        setting::MAX_RESPONSE_BYTES
     )]
     TooLarge {
         /// Which API.
@@ -145,8 +147,8 @@ fn message_suffix(message: &Option<String>) -> String {
 
 fn status_advice(api: Api, status: u16, retry_after: Option<Duration>) -> String {
     match (api, status) {
-        (Api::Account, 401) => "Check VULTR_API_KEY: it must be a valid account API key, and the API's access control must allow this machine's IP address.".to_owned(),
-        (Api::Inference, 401) => "The inference key was refused: check VULTR_INFERENCE_API_KEY, or unset it so the key is read from your subscription with VULTR_API_KEY.".to_owned(),
+        (Api::Account, 401) => format!("Check {}: it must be a valid account API key, and the API's access control must allow this machine's IP address.", setting::API_KEY),
+        (Api::Inference, 401) => format!("The inference key was refused: check {}, or unset it so the key is read from your subscription with {}.", setting::INFERENCE_API_KEY, setting::API_KEY),
         (_, 403) => "The key is not allowed to do this: check its permissions in the Vultr customer portal.".to_owned(),
         (_, 404) => "Vultr has no such resource: check the id or name you gave.".to_owned(),
         (_, 400 | 422) => "Vultr rejected the request: fix the argument named in the message and call again.".to_owned(),

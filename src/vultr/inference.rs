@@ -14,6 +14,7 @@ use super::http::VultrHttp;
 use super::models::{Model, parse_catalog};
 use super::stream::{CutOff, StreamAssembler, StreamDeadlines, read_stream};
 use crate::config::BaseUrl;
+use crate::config::setting;
 use crate::secret::ApiKey;
 
 /// A client of the inference API; the key is given per request, since it may be discovered.
@@ -197,7 +198,8 @@ enum StreamBodyError {
     Transport(reqwest::Error),
     /// The stream grew past the size cap.
     #[error(
-        "the answer grew past the limit of {0} bytes (VULTR_MCP_MAX_RESPONSE_BYTES); ask for less, e.g. a lower max_tokens"
+        "the answer grew past the limit of {0} bytes ({setting}); ask for less, e.g. a lower max_tokens",
+        setting = setting::MAX_RESPONSE_BYTES
     )]
     TooLarge(usize),
 }

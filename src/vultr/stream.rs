@@ -2,6 +2,7 @@
 //! reply a non-streamed call returns, with deadlines for the first chunk, for a stall
 //! between chunks, and for the whole stream.
 
+use crate::config::setting;
 use std::time::Duration;
 
 use futures_util::{Stream, StreamExt};
@@ -52,11 +53,11 @@ impl StreamDeadlines {
         match limit {
             Limit::Total => VultrError::NoFirstChunk {
                 after: self.total,
-                setting: "VULTR_MCP_CHAT_TIMEOUT",
+                setting: setting::CHAT_TIMEOUT,
             },
             Limit::FirstChunk | Limit::Stall => VultrError::NoFirstChunk {
                 after: self.first_chunk,
-                setting: "VULTR_MCP_FIRST_TOKEN_TIMEOUT",
+                setting: setting::FIRST_TOKEN_TIMEOUT,
             },
         }
     }
@@ -107,12 +108,14 @@ impl CutOff {
     pub fn explanation(self) -> String {
         match self {
             CutOff::Stalled(d) => format!(
-                "Vultr sent no more of the answer for {}, so it is incomplete (VULTR_MCP_STALL_TIMEOUT).",
-                human_duration(d)
+                "Vultr sent no more of the answer for {}, so it is incomplete ({}).",
+                human_duration(d),
+                setting::STALL_TIMEOUT
             ),
             CutOff::Deadline(d) => format!(
-                "the answer took longer than {}, so it is incomplete (VULTR_MCP_CHAT_TIMEOUT).",
-                human_duration(d)
+                "the answer took longer than {}, so it is incomplete ({}).",
+                human_duration(d),
+                setting::CHAT_TIMEOUT
             ),
         }
     }
