@@ -91,31 +91,43 @@ impl KnownKeys {
 
     /// `text` with every known key replaced by `[redacted key …XXXX]`.
     pub fn redact(&self, text: &str) -> String {
-        let keys = self.0.read().unwrap_or_else(|e| e.into_inner());
         let mut text = text.to_owned();
-        for key in keys.iter() {
-            if text.contains(key.expose()) {
-                text = text.replace(key.expose(), &format!("[redacted key {}]", key.hint()));
-            }
-        }
+        self.redact_in_place(&mut text);
         text
     }
 
-    /// Redacts every string inside `value` (object keys included) like [`KnownKeys::redact`].
+    /// Replaces every known key in `text` by `[redacted key …XXXX]`; text without a key is
+    /// left as it is, without copying it.
+    pub fn redact_in_place(&self, text: &mut String) {
+        let keys = self.0.read().unwrap_or_else(|e| e.into_inner());
+        for key in keys.iter() {
+            if text.contains(key.expose()) {
+                *text = text.replace(key.expose(), &format!("[redacted key {}]", key.hint()));
+            }
+        }
+    }
+
+    /// Whether `text` holds a known key.
+    fn holds_a_key(&self, text: &str) -> bool {
+        let keys = self.0.read().unwrap_or_else(|e| e.into_inner());
+        keys.iter().any(|key| text.contains(key.expose()))
+    }
+
+    /// Redacts every string inside `value` (object keys included) like [`KnownKeys::redact`],
+    /// in place: only strings that hold a key are rewritten.
     pub fn redact_value(&self, value: &mut serde_json::Value) {
         use serde_json::Value;
         match value {
-            Value::String(text) => *text = self.redact(text),
+            Value::String(text) => self.redact_in_place(text),
             Value::Array(items) => items.iter_mut().for_each(|item| self.redact_value(item)),
             Value::Object(map) => {
-                let entries = std::mem::take(map);
-                *map = entries
-                    .into_iter()
-                    .map(|(key, mut item)| {
-                        self.redact_value(&mut item);
-                        (self.redact(&key), item)
-                    })
-                    .collect();
+                map.values_mut().for_each(|item| self.redact_value(item));
+                if map.keys().any(|name| self.holds_a_key(name)) {
+                    *map = std::mem::take(map)
+                        .into_iter()
+                        .map(|(name, item)| (self.redact(&name), item))
+                        .collect();
+                }
             }
             Value::Null | Value::Bool(_) | Value::Number(_) => {}
         }

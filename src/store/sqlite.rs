@@ -486,10 +486,12 @@ fn prune_in(
     let by_age = conn
         .prepare_cached("DELETE FROM conversations WHERE updated_at < ?1 AND id IS NOT ?2")?
         .execute(params![cutoff, keep])?;
+    // `touched` is unique and orders by recency, so everything past the newest N is what is
+    // at or below the N+1-th `touched`: one walk of the recency index, no row lookups.
     let by_count = conn
         .prepare_cached(&format!(
-            "DELETE FROM conversations WHERE id IS NOT ?2 AND id IN
-                (SELECT id FROM conversations ORDER BY {RECENCY} LIMIT -1 OFFSET ?1)"
+            "DELETE FROM conversations WHERE id IS NOT ?2 AND touched <=
+                (SELECT touched FROM conversations ORDER BY {RECENCY} LIMIT 1 OFFSET ?1)"
         ))?
         .execute(params![sql_count(retention.max_conversations), keep])?;
     Ok(by_age + by_count)
