@@ -5,7 +5,7 @@ mod faults;
 
 use std::time::{Duration, Instant};
 
-use faults::{Fault, FaultServer, refused_base_url};
+use faults::{Fault, FaultServer, INFERENCE_KEY, refused_base_url};
 use serde_json::{Value, json};
 
 /// A plain client, as the crate builds it (connection reuse on).
@@ -26,7 +26,7 @@ async fn post_chat(
 ) -> reqwest::Result<reqwest::Response> {
     client
         .post(format!("{}/chat/completions", server.base_url()))
-        .bearer_auth("INFKEY-TEST")
+        .bearer_auth(INFERENCE_KEY)
         .json(&chat_body(model))
         .send()
         .await
@@ -50,7 +50,7 @@ async fn normal_answer_and_recording() {
     assert_eq!(server.chat_bodies(), vec![chat_body("glm-5.2")]);
     assert_eq!(
         server.chat_authorizations(),
-        vec![Some("Bearer INFKEY-TEST".to_owned())]
+        vec![Some(format!("Bearer {INFERENCE_KEY}"))]
     );
 }
 

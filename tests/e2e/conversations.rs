@@ -11,7 +11,7 @@ use rmcp::ServiceError;
 use rmcp::model::{ErrorCode, ReadResourceRequestParams, ResourceContents};
 use serde_json::{Value, json};
 
-use crate::support::fake_vultr::FakeVultr;
+use crate::support::fake_vultr::{FakeVultr, TOOL_CALL_ID};
 use crate::support::mcp::{Server, err, ok, text};
 
 const LIST_URI: &str = "vultr://conversations";
@@ -221,7 +221,7 @@ async fn a_tool_round_trip_continues_by_conversation_id_with_only_the_tool_resul
     assert_eq!(first["finish_reason"], "tool_calls");
     assert_eq!(
         first["tool_calls"],
-        json!([{"id": "call_fake_1", "name": "get_weather", "arguments": {"city": "Paris"}}])
+        json!([{"id": TOOL_CALL_ID, "name": "get_weather", "arguments": {"city": "Paris"}}])
     );
     let id = conversation_id(&first);
 
@@ -230,7 +230,7 @@ async fn a_tool_round_trip_continues_by_conversation_id_with_only_the_tool_resul
         json!({
             "model": "kimi-k2-instruct",
             "conversation_id": id,
-            "messages": [{"role": "tool", "tool_call_id": "call_fake_1", "content": "18C"}],
+            "messages": [{"role": "tool", "tool_call_id": TOOL_CALL_ID, "content": "18C"}],
             "tools": [weather_tool()]
         }),
     )
@@ -245,9 +245,9 @@ async fn a_tool_round_trip_continues_by_conversation_id_with_only_the_tool_resul
         sent[1]["messages"],
         json!([
             question,
-            {"role": "assistant", "tool_calls": [{"id": "call_fake_1", "type": "function",
+            {"role": "assistant", "tool_calls": [{"id": TOOL_CALL_ID, "type": "function",
                 "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]},
-            {"role": "tool", "tool_call_id": "call_fake_1", "content": "18C"}
+            {"role": "tool", "tool_call_id": TOOL_CALL_ID, "content": "18C"}
         ])
     );
     assert_eq!(sent[1]["tools"], json!([weather_tool()]));
@@ -255,11 +255,13 @@ async fn a_tool_round_trip_continues_by_conversation_id_with_only_the_tool_resul
     // The transcript shows the call and its result.
     let (transcript, _) = read_text(&server, &format!("{LIST_URI}/{id}")).await;
     assert!(
-        transcript.contains("\n- tool call `call_fake_1`: get_weather({\"city\":\"Paris\"})\n"),
+        transcript.contains(&format!(
+            "\n- tool call `{TOOL_CALL_ID}`: get_weather({{\"city\":\"Paris\"}})\n"
+        )),
         "{transcript}"
     );
     assert!(
-        transcript.contains("\n## tool (result of call_fake_1)\n\n18C\n"),
+        transcript.contains(&format!("\n## tool (result of {TOOL_CALL_ID})\n\n18C\n")),
         "{transcript}"
     );
     server.stop().await;

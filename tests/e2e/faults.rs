@@ -17,7 +17,6 @@
 //! Status-level faults use the wiremock fake (`FakeVultr`); transport-level faults (reset,
 //! truncated or oversized bodies, stalls) use the raw `FaultServer`.
 
-use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use rmcp::RoleClient;
@@ -26,17 +25,14 @@ use rmcp::model::{
 };
 use rmcp::service::{PeerRequestOptions, RequestHandle};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdin, ChildStdout};
 
 use crate::support::fake_vultr::FakeVultr;
-use crate::support::faults::{Fault, FaultServer, refused_base_url};
-use crate::support::mcp::{Home, Server, err, ok, server_command, text};
+use crate::support::faults::{Fault, FaultServer, INFERENCE_KEY, refused_base_url};
+use crate::support::mcp::{Server, err, ok, text};
+use crate::support::raw::{RawServer, chat_request};
 
 const CHAT_PATH: &str = "/v1/chat/completions";
 const SUBSCRIPTIONS_PATH: &str = "/v2/inference";
-/// Any key: the raw fault server accepts every key.
-const INFERENCE_KEY: &str = "FAULT-TEST-INFERENCE-KEY-0001";
 /// What the raw fault server's model answers to every normal request.
 const RAW_REPLY: &str = "ok from raw fake";
 /// What the wiremock fake's model answers to the prompt "hi".
@@ -73,18 +69,6 @@ async fn chat(server: &Server) -> CallToolResult {
 /// A chat call that should fail, with the error text.
 async fn chat_error(server: &Server) -> String {
     err(&chat(server).await)
-}
-
-/// A server pointed at the raw fault server, with a configured inference key (no
-/// account API, so no key discovery) and `extra` variables.
-async fn server_for(faults: &FaultServer, extra: &[(&str, &str)]) -> Server {
-    let base_url = faults.base_url();
-    let mut env = vec![
-        ("VULTR_INFERENCE_BASE_URL", base_url.as_str()),
-        ("VULTR_INFERENCE_API_KEY", INFERENCE_KEY),
-    ];
-    env.extend_from_slice(extra);
-    Server::start(&env).await
 }
 
 /// The server still answers: with a normal reply scripted, a chat call succeeds.
@@ -126,96 +110,6 @@ fn preview(text: &str) -> String {
 /// An error body in the inference API's shape.
 fn inference_error_body(status: u16, message: &str) -> String {
     json!({"error": {"message": message, "code": status, "type": "test_error"}}).to_string()
-}
-
-/// The binary driven over raw JSON-RPC lines, for control over stdin and signals.
-struct RawServer {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    stdout: Lines<BufReader<ChildStdout>>,
-    _home: Home,
-}
-
-impl RawServer {
-    /// Starts the binary against `faults` and completes the MCP handshake.
-    async fn start(faults: &FaultServer) -> RawServer {
-        let home = Home::new();
-        let mut child = server_command(&home)
-            .env("VULTR_MCP_CONVERSATIONS", "memory")
-            .env("VULTR_INFERENCE_BASE_URL", faults.base_url())
-            .env("VULTR_INFERENCE_API_KEY", INFERENCE_KEY)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("the server binary starts");
-        let stdin = child.stdin.take();
-        let stdout = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let mut raw = RawServer {
-            child,
-            stdin,
-            stdout,
-            _home: home,
-        };
-        raw.send(json!({
-            "jsonrpc": "2.0", "id": 1, "method": "initialize",
-            "params": {"protocolVersion": "2025-06-18", "capabilities": {},
-                       "clientInfo": {"name": "raw", "version": "0"}}
-        }))
-        .await;
-        let initialized = raw
-            .next_message(PROMPTLY)
-            .await
-            .expect("initialize answered");
-        assert_eq!(initialized["id"], 1, "{initialized}");
-        raw.send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
-            .await;
-        raw
-    }
-
-    async fn send(&mut self, message: Value) {
-        let stdin = self.stdin.as_mut().expect("stdin is open");
-        let mut line = message.to_string();
-        line.push('\n');
-        stdin.write_all(line.as_bytes()).await.expect("write");
-        stdin.flush().await.expect("flush");
-    }
-
-    /// The next JSON-RPC message on stdout; `None` at EOF or after `within`.
-    async fn next_message(&mut self, within: Duration) -> Option<Value> {
-        match tokio::time::timeout(within, self.stdout.next_line()).await {
-            Ok(Ok(Some(line))) => Some(
-                serde_json::from_str(&line)
-                    .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}")),
-            ),
-            _ => None,
-        }
-    }
-
-    fn close_stdin(&mut self) {
-        self.stdin = None;
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id().expect("the server is running")
-    }
-
-    /// The exit status, if the process exits within `within`.
-    async fn exit_status(&mut self, within: Duration) -> Option<ExitStatus> {
-        tokio::time::timeout(within, self.child.wait())
-            .await
-            .ok()
-            .map(|status| status.expect("wait for the server"))
-    }
-}
-
-/// A raw `tools/call` of chat_completion.
-fn chat_request(id: i64) -> Value {
-    json!({
-        "jsonrpc": "2.0", "id": id, "method": "tools/call",
-        "params": {"name": "chat_completion", "arguments": chat_arguments()}
-    })
 }
 
 // ---------------------------------------------------------------------------
@@ -471,7 +365,7 @@ async fn a_refused_connection_is_reported_at_once_naming_the_base_url() {
 async fn a_reset_on_a_new_connection_is_an_error_sent_once_and_the_next_call_works() {
     // Every answer closes its connection, so the chat request gets a connection of its own.
     let faults = FaultServer::start_without_keep_alive(vec![Fault::Reset]).await;
-    let server = server_for(&faults, &[]).await;
+    let server = Server::with_faults(&faults, &[]).await;
 
     let message = chat_error(&server).await;
 
@@ -490,7 +384,7 @@ async fn a_reset_on_a_new_connection_is_an_error_sent_once_and_the_next_call_wor
 /// when the chat request arrives on it, without a byte of answer.
 async fn assert_sent_again_on_a_new_connection(closing: Fault) {
     let faults = FaultServer::start(vec![closing.clone()]).await;
-    let server = server_for(&faults, &[("RUST_LOG", "info")]).await;
+    let server = Server::with_faults(&faults, &[("RUST_LOG", "info")]).await;
 
     let result = chat(&server).await;
 
@@ -537,7 +431,7 @@ async fn sending_again_after_a_closed_connection_uses_none_of_the_status_retries
         body: inference_error_body(503, "busy"),
     };
     let faults = FaultServer::start(vec![Fault::Close, unavailable.clone(), unavailable]).await;
-    let server = server_for(&faults, &[("VULTR_MCP_MAX_RETRIES", "2")]).await;
+    let server = Server::with_faults(&faults, &[("VULTR_MCP_MAX_RETRIES", "2")]).await;
 
     let result = chat(&server).await;
 
@@ -553,7 +447,7 @@ async fn sending_again_after_a_closed_connection_uses_none_of_the_status_retries
 #[tokio::test]
 async fn a_connection_closed_again_on_the_second_send_is_reported() {
     let faults = FaultServer::start(vec![Fault::Close, Fault::Close]).await;
-    let server = server_for(&faults, &[]).await;
+    let server = Server::with_faults(&faults, &[]).await;
 
     let message = chat_error(&server).await;
 
@@ -567,7 +461,7 @@ async fn a_connection_closed_again_on_the_second_send_is_reported() {
 #[tokio::test]
 async fn a_truncated_body_is_an_error_saying_it_was_cut_off() {
     let faults = FaultServer::start(vec![Fault::Truncated]).await;
-    let server = server_for(&faults, &[]).await;
+    let server = Server::with_faults(&faults, &[]).await;
 
     let message = chat_error(&server).await;
 
@@ -586,7 +480,7 @@ async fn a_200_with_malformed_json_shows_the_status_and_how_the_body_began() {
         body: "{not json".to_owned(),
     }])
     .await;
-    let server = server_for(&faults, &[]).await;
+    let server = Server::with_faults(&faults, &[]).await;
 
     let message = chat_error(&server).await;
 
@@ -601,7 +495,7 @@ async fn a_body_above_vultr_mcp_max_response_bytes_is_refused_naming_the_limit()
     const LIMIT: usize = 1024 * 1024;
     let faults = FaultServer::start(vec![Fault::Oversized(2 * LIMIT)]).await;
     let limit = LIMIT.to_string();
-    let server = server_for(&faults, &[("VULTR_MCP_MAX_RESPONSE_BYTES", &limit)]).await;
+    let server = Server::with_faults(&faults, &[("VULTR_MCP_MAX_RESPONSE_BYTES", &limit)]).await;
 
     let message = chat_error(&server).await;
 
@@ -617,7 +511,7 @@ async fn a_body_above_vultr_mcp_max_response_bytes_is_refused_naming_the_limit()
 #[tokio::test]
 async fn a_stalled_answer_times_out_after_vultr_mcp_chat_timeout_and_the_connection_is_closed() {
     let faults = FaultServer::start(vec![Fault::Stall]).await;
-    let server = server_for(&faults, &[("VULTR_MCP_CHAT_TIMEOUT", "500ms")]).await;
+    let server = Server::with_faults(&faults, &[("VULTR_MCP_CHAT_TIMEOUT", "500ms")]).await;
 
     let result = tokio::time::timeout(PROMPTLY, chat(&server))
         .await
@@ -640,7 +534,7 @@ async fn a_stalled_answer_times_out_after_vultr_mcp_chat_timeout_and_the_connect
 #[tokio::test]
 async fn a_timeout_message_states_the_time_limit_that_was_set() {
     let faults = FaultServer::start(vec![Fault::Stall]).await;
-    let server = server_for(&faults, &[("VULTR_MCP_CHAT_TIMEOUT", "500ms")]).await;
+    let server = Server::with_faults(&faults, &[("VULTR_MCP_CHAT_TIMEOUT", "500ms")]).await;
 
     let message = chat_error(&server).await;
 
@@ -659,7 +553,7 @@ async fn a_timeout_message_states_the_time_limit_that_was_set() {
 #[tokio::test]
 async fn a_cancelled_call_closes_its_upstream_connection_and_the_server_keeps_serving() {
     let faults = FaultServer::start(vec![Fault::Stall]).await;
-    let server = server_for(&faults, &[]).await;
+    let server = Server::with_faults(&faults, &[]).await;
     let mut call = send_cancellable_chat(&server).await;
     assert!(faults.wait_chat_requests(1, PROMPTLY).await);
 
@@ -687,7 +581,7 @@ async fn a_cancelled_call_closes_its_upstream_connection_and_the_server_keeps_se
 async fn the_server_sends_no_response_for_a_cancelled_call() {
     // Over raw JSON-RPC, since rmcp's client drops a late response itself.
     let faults = FaultServer::start(vec![Fault::Stall]).await;
-    let mut raw = RawServer::start(&faults).await;
+    let mut raw = RawServer::with_faults(&faults).await;
     raw.send(chat_request(2)).await;
     assert!(faults.wait_chat_requests(1, PROMPTLY).await);
 
@@ -728,7 +622,7 @@ async fn the_server_sends_no_response_for_a_cancelled_call() {
 #[tokio::test]
 async fn slow_calls_do_not_hold_up_each_other() {
     let faults = FaultServer::start(vec![Fault::Stall; 4]).await;
-    let server = server_for(&faults, &[]).await;
+    let server = Server::with_faults(&faults, &[]).await;
 
     let calls: Vec<_> = (0..4)
         .map(|_| {
@@ -753,7 +647,7 @@ async fn slow_calls_do_not_hold_up_each_other() {
 #[tokio::test]
 async fn vultr_mcp_max_concurrent_calls_makes_further_calls_wait_their_turn() {
     let faults = FaultServer::start(vec![Fault::Stall]).await;
-    let server = server_for(&faults, &[("VULTR_MCP_MAX_CONCURRENT_CALLS", "1")]).await;
+    let server = Server::with_faults(&faults, &[("VULTR_MCP_MAX_CONCURRENT_CALLS", "1")]).await;
     let first = send_cancellable_chat(&server).await;
     assert!(faults.wait_chat_requests(1, PROMPTLY).await);
 
@@ -783,7 +677,7 @@ async fn vultr_mcp_max_concurrent_calls_makes_further_calls_wait_their_turn() {
 #[tokio::test]
 async fn a_call_cancelled_while_waiting_for_a_slot_never_goes_upstream() {
     let faults = FaultServer::start(vec![Fault::Stall]).await;
-    let server = server_for(&faults, &[("VULTR_MCP_MAX_CONCURRENT_CALLS", "1")]).await;
+    let server = Server::with_faults(&faults, &[("VULTR_MCP_MAX_CONCURRENT_CALLS", "1")]).await;
     let first = send_cancellable_chat(&server).await;
     assert!(faults.wait_chat_requests(1, PROMPTLY).await);
 
@@ -809,7 +703,7 @@ async fn a_call_cancelled_while_waiting_for_a_slot_never_goes_upstream() {
 /// A server with one chat call stalled upstream.
 async fn raw_server_with_a_call_in_flight() -> (FaultServer, RawServer) {
     let faults = FaultServer::start(vec![Fault::Stall]).await;
-    let mut raw = RawServer::start(&faults).await;
+    let mut raw = RawServer::with_faults(&faults).await;
     raw.send(chat_request(2)).await;
     assert!(faults.wait_chat_requests(1, PROMPTLY).await);
     (faults, raw)
@@ -838,7 +732,7 @@ async fn end_of_stdin_ends_the_process_with_status_0_and_closes_calls_in_flight(
 async fn sigterm_cancels_calls_in_flight_closing_their_upstream_connections() {
     let (faults, mut raw) = raw_server_with_a_call_in_flight().await;
 
-    send_sigterm(raw.pid()).await;
+    raw.signal("TERM").await;
 
     assert!(
         faults.wait_stalls_closed(1, PROMPTLY).await,
@@ -858,22 +752,13 @@ async fn sigterm_ends_the_process_promptly_with_status_0_while_stdin_is_still_op
     let (_faults, mut raw) = raw_server_with_a_call_in_flight().await;
 
     // An MCP client that sends SIGTERM has not necessarily closed stdin first.
-    send_sigterm(raw.pid()).await;
+    raw.signal("TERM").await;
 
     let status = raw
         .exit_status(PROMPTLY)
         .await
         .expect("the server exits promptly on SIGTERM, with stdin still open");
     assert!(status.success(), "exit status {status}");
-}
-
-async fn send_sigterm(pid: u32) {
-    let status = tokio::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .await
-        .expect("kill runs");
-    assert!(status.success(), "kill -TERM {pid}: {status}");
 }
 
 // ---------------------------------------------------------------------------

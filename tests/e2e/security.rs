@@ -6,7 +6,7 @@
 use rmcp::model::CallToolResult;
 use serde_json::{Value, json};
 
-use crate::support::fake_vultr::{ACCOUNT_KEY, FakeVultr, Subscription};
+use crate::support::fake_vultr::{ACCOUNT_KEY, FakeVultr, Subscription, TOOL_CALL_ID};
 use crate::support::mcp::{Home, Server, err, ok, server_command, text};
 
 const ALPHA_ID: &str = "a1a1a1a1-0000-4000-8000-aaaaaaaaaaaa";
@@ -148,7 +148,7 @@ async fn no_key_appears_in_any_result_error_or_log_line_across_the_whole_tool_su
         .await;
     let assistant = ok(&asked)["assistant_message"].clone();
     let tool_result =
-        json!({"role": "tool", "tool_call_id": "call_fake_1", "content": "18°C and sunny"});
+        json!({"role": "tool", "tool_call_id": TOOL_CALL_ID, "content": "18°C and sunny"});
     let answered = session
         .call(
             "tool result",

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::support::{fake_vultr::*, mcp::*};
 
-const MAIN_KEY: &str = "INFKEY-ONE-AAAA-BBBB-CCCC-1111";
+const MAIN_KEY: &str = DEFAULT_SUBSCRIPTION_KEY;
 const CONFIGURED_KEY: &str = "CONFIGURED-INFERENCE-KEY-9999";
 const CHAT_PATH: &str = "/v1/chat/completions";
 
@@ -293,6 +293,7 @@ async fn an_unreachable_account_api_during_key_discovery_names_vultr_api_base_ur
 async fn no_error_text_ever_contains_the_inference_key_or_the_account_key() {
     let fake = FakeVultr::start().await;
     let server = Server::with_fake(&fake, &[NO_RETRIES]).await;
+    let quoting = format!(r#"{{"subscription":{{"id":"x","api_key":"{MAIN_KEY}"}}}}"#);
     let failures: [(u16, &str); 8] = [
         (
             400,
@@ -305,10 +306,7 @@ async fn no_error_text_ever_contains_the_inference_key_or_the_account_key() {
         (503, "Service Unavailable"),
         (200, "not json"),
         // A body quoting a subscription record: its api_key is blanked in the quote.
-        (
-            200,
-            r#"{"subscription":{"id":"x","api_key":"INFKEY-ONE-AAAA-BBBB-CCCC-1111"}}"#,
-        ),
+        (200, &quoting),
     ];
 
     for (status, body) in failures {
@@ -334,7 +332,9 @@ async fn an_upstream_message_that_echoes_the_key_does_not_show_it() {
         "POST",
         CHAT_PATH,
         400,
-        r#"{"error":{"message":"key INFKEY-ONE-AAAA-BBBB-CCCC-1111 is not allowed to use this model","code":400}}"#,
+        &format!(
+            r#"{{"error":{{"message":"key {MAIN_KEY} is not allowed to use this model","code":400}}}}"#
+        ),
         1,
     )
     .await;

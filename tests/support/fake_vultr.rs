@@ -26,21 +26,21 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 pub const ACCOUNT_KEY: &str = "acct-KEY-0000-SECRET-ACCT";
 
 /// `date_created` given to every subscription made by [`Subscription::new`].
-const DATE_CREATED: &str = "2024-06-05T10:13:31+00:00";
+pub const DATE_CREATED: &str = "2024-06-05T10:13:31+00:00";
 
 /// Id of the default subscription.
-const DEFAULT_SUBSCRIPTION_ID: &str = "0c2e1a52-7a0e-4c8e-9a3e-111111111111";
+pub const DEFAULT_SUBSCRIPTION_ID: &str = "0c2e1a52-7a0e-4c8e-9a3e-111111111111";
 /// Label of the default subscription.
-const DEFAULT_SUBSCRIPTION_LABEL: &str = "main";
+pub const DEFAULT_SUBSCRIPTION_LABEL: &str = "main";
 /// Inference API key of the default subscription.
-const DEFAULT_SUBSCRIPTION_KEY: &str = "INFKEY-ONE-AAAA-BBBB-CCCC-1111";
+pub const DEFAULT_SUBSCRIPTION_KEY: &str = "INFKEY-ONE-AAAA-BBBB-CCCC-1111";
 
 /// `created` timestamp of every fake chat completion.
 const COMPLETION_CREATED: u64 = 1_788_472_794;
 /// Arguments of every fake tool call.
 const TOOL_CALL_ARGUMENTS: &str = "{\"city\":\"Paris\"}";
 /// Id of every fake tool call.
-const TOOL_CALL_ID: &str = "call_fake_1";
+pub const TOOL_CALL_ID: &str = "call_fake_1";
 /// `completion_tokens` reported for a tool-call reply.
 const TOOL_CALL_COMPLETION_TOKENS: u64 = 10;
 

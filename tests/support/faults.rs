@@ -32,6 +32,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
 
+/// A key to configure for the server under test: the fault server accepts every key.
+pub const INFERENCE_KEY: &str = "FAULT-SERVER-ACCEPTS-ANY-KEY-0001";
+
 /// The model catalog served on `GET /v1/models`.
 const CATALOG: &str = include_str!("../fixtures/catalog-2.4.json");
 /// Largest request head accepted.

@@ -12,6 +12,7 @@ use serde_json::Value;
 use tokio::io::AsyncReadExt;
 
 use super::fake_vultr::{ACCOUNT_KEY, FakeVultr};
+use super::faults::{FaultServer, INFERENCE_KEY};
 
 /// The server binary Cargo built for this test run.
 pub const BINARY: &str = env!("CARGO_BIN_EXE_vultr-inference-mcp");
@@ -151,6 +152,18 @@ impl Server {
             env.retain(|(n, _)| n != name);
             env.push((name, value));
         }
+        Server::start(&env).await
+    }
+
+    /// Starts the binary pointed at the raw `faults` server, with a configured inference
+    /// key (no account API, so no key discovery) and `extra` variables.
+    pub async fn with_faults(faults: &FaultServer, extra: &[(&str, &str)]) -> Server {
+        let base_url = faults.base_url();
+        let mut env = vec![
+            ("VULTR_INFERENCE_BASE_URL", base_url.as_str()),
+            ("VULTR_INFERENCE_API_KEY", INFERENCE_KEY),
+        ];
+        env.extend_from_slice(extra);
         Server::start(&env).await
     }
 

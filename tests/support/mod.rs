@@ -7,3 +7,4 @@
 pub mod fake_vultr;
 pub mod faults;
 pub mod mcp;
+pub mod raw;
