@@ -6,7 +6,9 @@
 use rmcp::model::CallToolResult;
 use serde_json::{Value, json};
 
-use crate::support::fake_vultr::{ACCOUNT_KEY, FakeVultr, Subscription, TOOL_CALL_ID};
+use crate::support::fake_vultr::{
+    ACCOUNT_KEY, DEFAULT_SUBSCRIPTION_KEY, FakeVultr, Subscription, TOOL_CALL_ID,
+};
 use crate::support::mcp::{Home, Server, err, ok, server_command, text};
 
 const ALPHA_ID: &str = "a1a1a1a1-0000-4000-8000-aaaaaaaaaaaa";
@@ -457,5 +459,47 @@ async fn vultr_mcp_reveal_keys_false_is_the_same_as_unset() {
 
     assert!(ok(&got)["subscription"].get("api_key").is_none());
     assert_no_key_in("get_subscription", &serialized(&got));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn no_error_text_ever_contains_the_inference_key_or_the_account_key() {
+    const MAIN_KEY: &str = DEFAULT_SUBSCRIPTION_KEY;
+    let chat = json!({"model": "kimi-k2-instruct", "prompt": "hi"});
+    let fake = FakeVultr::start().await;
+    let server = Server::with_fake(&fake, &[("VULTR_MCP_MAX_RETRIES", "0")]).await;
+    let quoting = format!(r#"{{"subscription":{{"id":"x","api_key":"{MAIN_KEY}"}}}}"#);
+    let failures: [(u16, &str); 8] = [
+        (
+            400,
+            r#"{"error":{"message":"bad request","code":400,"type":"invalid_request_error"}}"#,
+        ),
+        (403, r#"{"message":"Forbidden"}"#),
+        (422, r#"{"error":{"message":"unprocessable","code":422}}"#),
+        (429, r#"{"error":"slow down"}"#),
+        (500, "<html>500</html>"),
+        (503, "Service Unavailable"),
+        (200, "not json"),
+        // A body quoting a subscription record: its api_key is blanked in the quote.
+        (200, &quoting),
+    ];
+
+    for (status, body) in failures {
+        fake.fail("POST", CHAT_PATH, status, body, 1).await;
+        let message = err(&server.call("chat_completion", chat.clone()).await);
+        for secret in [MAIN_KEY, "CONFIGURED-INFERENCE-KEY-9999", ACCOUNT_KEY] {
+            assert!(!message.contains(secret), "a key leaked: {message}");
+        }
+        assert!(
+            message.contains(&format!("HTTP {status}")),
+            "{status}: {message}"
+        );
+    }
+    let result = server.call("chat_completion", chat).await;
+    assert_eq!(ok(&result)["content"], "echo: hi", "{}", text(&result));
+    let stderr = server.stderr();
+    for secret in [MAIN_KEY, ACCOUNT_KEY] {
+        assert!(!stderr.contains(secret), "a key leaked to stderr: {stderr}");
+    }
     server.stop().await;
 }

@@ -6,5 +6,6 @@
 
 pub mod fake_vultr;
 pub mod faults;
+pub mod in_process;
 pub mod mcp;
 pub mod raw;

@@ -4,6 +4,7 @@
 
 use serde_json::{Value, json};
 
+use crate::support::in_process::Server;
 use crate::support::{fake_vultr::*, mcp::*};
 
 const MAIN_ID: &str = DEFAULT_SUBSCRIPTION_ID;

@@ -5,6 +5,7 @@
 use rmcp::model::CallToolResult;
 use serde_json::{Value, json};
 
+use crate::support::in_process::Server;
 use crate::support::{fake_vultr::*, mcp::*};
 
 const MODELS_PATH: &str = "/v1/models";

@@ -9,6 +9,7 @@
 use rmcp::model::CallToolResult;
 use serde_json::json;
 
+use crate::support::in_process::Server;
 use crate::support::{fake_vultr::*, mcp::*};
 
 const MAIN_ID: &str = DEFAULT_SUBSCRIPTION_ID;
