@@ -12,4 +12,3 @@ mod security;
 mod stdio;
 #[cfg(unix)]
 mod store;
-mod streaming;

@@ -303,7 +303,13 @@ impl RawSession {
 
     /// Closes the client's end and checks the session ends.
     pub async fn stop(mut self) {
-        drop(self.writer.take());
+        if let Some(mut writer) = self.writer.take() {
+            // The other half keeps the pipe alive: shut our side down so the server reads its end.
+            writer
+                .shutdown()
+                .await
+                .expect("shut down the client's side");
+        }
         let ended = tokio::time::timeout(PROMPTLY, &mut self.session).await;
         self.shutdown.cancel();
         assert!(

@@ -41,19 +41,10 @@ impl RawBuilder {
         self
     }
 
-    /// Sets these server variables.
-    pub fn envs(mut self, env: &[(&str, &str)]) -> Self {
-        self.command.envs(env.iter().copied());
-        self
-    }
-
     /// Points the server at `faults` with a configured inference key.
     pub fn faults(self, faults: &FaultServer) -> Self {
-        let base_url = faults.base_url();
-        self.envs(&[
-            ("VULTR_INFERENCE_BASE_URL", &base_url),
-            ("VULTR_INFERENCE_API_KEY", INFERENCE_KEY),
-        ])
+        self.env("VULTR_INFERENCE_BASE_URL", &faults.base_url())
+            .env("VULTR_INFERENCE_API_KEY", INFERENCE_KEY)
     }
 
     /// Leaves `RUST_LOG` unset, so the server logs at its default (quiet) level.
@@ -132,11 +123,6 @@ impl RawServer {
         RawBuilder { home, command }
     }
 
-    /// Starts the binary with `env` and completes the handshake.
-    pub async fn start(env: &[(&str, &str)]) -> RawServer {
-        Self::builder().envs(env).start().await
-    }
-
     /// Starts the binary pointed at `faults` and completes the handshake.
     pub async fn with_faults(faults: &FaultServer) -> RawServer {
         Self::builder().faults(faults).start().await
@@ -153,25 +139,6 @@ impl RawServer {
     /// Writes one JSON-RPC message.
     pub async fn send(&mut self, message: Value) {
         self.send_line(message.to_string().as_bytes()).await;
-    }
-
-    /// Sends a `tools/call` of `tool` as request `id`, with `_meta` when given; returns
-    /// when it was sent.
-    pub async fn call_tool(
-        &mut self,
-        id: i64,
-        tool: &str,
-        arguments: Value,
-        meta: Option<Value>,
-    ) -> Instant {
-        let mut params = json!({"name": tool, "arguments": arguments});
-        if let Some(meta) = meta {
-            params["_meta"] = meta;
-        }
-        let sent = Instant::now();
-        self.send(json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": params}))
-            .await;
-        sent
     }
 
     /// The next stdout line as written, within `within`; `None` at EOF or after `within`.

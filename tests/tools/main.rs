@@ -11,5 +11,6 @@ mod continuation;
 mod conversations;
 mod keys;
 mod models;
+mod streaming;
 mod subscriptions;
 mod upstream_errors;

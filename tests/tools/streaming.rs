@@ -9,15 +9,17 @@
 //! streamed and non-streamed results uses the wiremock fake, whose replies depend only on
 //! the messages.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rmcp::model::CallToolResult;
 use serde_json::{Value, json};
+use tokio::time::Instant;
 
-use crate::support::fake_vultr::{ACCOUNT_KEY, Catalog, FakeVultr, TOOL_CALL_ID};
+use crate::support::fake_vultr::{Catalog, FakeVultr, TOOL_CALL_ID};
 use crate::support::faults::{Fault, FaultServer, StreamEnd, content_chunks, empty_chunks};
-use crate::support::mcp::{Server, err, ok, text};
-use crate::support::raw::{Line, RawServer};
+use crate::support::in_process::{RawSession, Server};
+use crate::support::mcp::{err, ok, text};
+use crate::support::raw::Line;
 
 /// A model the 2.4 catalog marks as streaming.
 const STREAMING_MODEL: &str = "glm-5.2";
@@ -94,7 +96,7 @@ fn asked_to_stream(body: &Value) -> bool {
 }
 
 /// The `notifications/progress` params among `lines`, with arrival times.
-fn progress_of(lines: &[Line]) -> Vec<(tokio::time::Instant, Value)> {
+fn progress_of(lines: &[Line]) -> Vec<(Instant, Value)> {
     lines
         .iter()
         .filter(|l| l.value["method"] == "notifications/progress")
@@ -219,10 +221,10 @@ async fn a_streamed_tool_call_with_split_arguments_equals_the_non_streamed_one()
 // Progress notifications
 // ---------------------------------------------------------------------------
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_slow_stream_reports_progress_with_the_callers_token_and_never_after_the_result() {
     let faults = FaultServer::start(vec![slow_stream()]).await;
-    let mut session = RawServer::with_faults(&faults).await;
+    let mut session = RawSession::with_faults(&faults).await;
     let token = "stream-progress-7";
     let sent = session
         .call_tool(
@@ -295,10 +297,10 @@ async fn a_slow_stream_reports_progress_with_the_callers_token_and_never_after_t
     session.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_slow_stream_sends_no_progress_when_the_request_has_no_progress_token() {
     let faults = FaultServer::start(vec![slow_stream()]).await;
-    let mut session = RawServer::with_faults(&faults).await;
+    let mut session = RawSession::with_faults(&faults).await;
     let sent = session
         .call_tool(
             1,
@@ -330,14 +332,7 @@ async fn a_slow_stream_sends_no_progress_when_the_request_has_no_progress_token(
 #[tokio::test]
 async fn a_fast_stream_sends_no_progress_even_with_a_progress_token() {
     let fake = FakeVultr::start().await;
-    let account = fake.account_base_url();
-    let inference = fake.inference_base_url();
-    let mut session = RawServer::start(&[
-        ("VULTR_API_BASE_URL", account.as_str()),
-        ("VULTR_INFERENCE_BASE_URL", inference.as_str()),
-        ("VULTR_API_KEY", ACCOUNT_KEY),
-    ])
-    .await;
+    let mut session = RawSession::with_fake(&fake).await;
     session
         .call_tool(
             1,
@@ -367,7 +362,7 @@ async fn a_fast_stream_sends_no_progress_even_with_a_progress_token() {
 // Deadlines and partial answers
 // ---------------------------------------------------------------------------
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_stream_that_stalls_returns_the_partial_answer_cut_off_stalled() {
     let faults = FaultServer::start(vec![Fault::Stream {
         chunks: content_chunks(STREAMING_MODEL, &["The answer ", "is forty"], false),
@@ -429,7 +424,7 @@ async fn a_stream_that_stalls_returns_the_partial_answer_cut_off_stalled() {
     server.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_stream_longer_than_the_chat_timeout_returns_the_partial_answer_cut_off_deadline() {
     let faults = FaultServer::start(vec![slow_stream()]).await;
     let server = Server::with_faults(&faults, &[("VULTR_MCP_CHAT_TIMEOUT", "1s")]).await;
@@ -460,7 +455,7 @@ async fn a_stream_longer_than_the_chat_timeout_returns_the_partial_answer_cut_of
     server.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn nothing_before_the_first_token_deadline_is_an_error() {
     let faults = FaultServer::start(vec![
         // No response head at all.
@@ -514,7 +509,7 @@ fn empty_deltas_after(before: &[&str]) -> Fault {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_stream_of_empty_deltas_ends_at_the_first_token_deadline_and_names_it() {
     let faults = FaultServer::start(vec![empty_deltas_after(&[])]).await;
     let server = Server::with_faults(
@@ -542,7 +537,7 @@ async fn a_stream_of_empty_deltas_ends_at_the_first_token_deadline_and_names_it(
     server.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_stream_of_empty_deltas_that_reaches_the_chat_timeout_names_the_chat_timeout() {
     let faults = FaultServer::start(vec![empty_deltas_after(&[])]).await;
     let server = Server::with_faults(
@@ -563,7 +558,7 @@ async fn a_stream_of_empty_deltas_that_reaches_the_chat_timeout_names_the_chat_t
     server.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn empty_deltas_after_some_text_are_a_stall() {
     let faults = FaultServer::start(vec![empty_deltas_after(&["partial"])]).await;
     let server = Server::with_faults(
@@ -616,7 +611,7 @@ async fn assert_broken_stream_is_an_error(pieces: &[&str], end: StreamEnd, expec
     server.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_stream_truncated_at_the_http_level_is_an_error_and_the_next_call_works() {
     assert_broken_stream_is_an_error(
         &["Half an ", "answ"],
@@ -630,7 +625,7 @@ async fn a_stream_truncated_at_the_http_level_is_an_error_and_the_next_call_work
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_stream_that_ends_without_finish_reason_or_done_is_an_error_and_the_next_call_works() {
     assert_broken_stream_is_an_error(
         &["Half an ", "answ"],
@@ -643,7 +638,7 @@ async fn a_stream_that_ends_without_finish_reason_or_done_is_an_error_and_the_ne
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_garbage_chunk_is_an_error_and_the_next_call_works() {
     assert_broken_stream_is_an_error(
         &["Half an "],
@@ -657,7 +652,7 @@ async fn a_garbage_chunk_is_an_error_and_the_next_call_works() {
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_error_event_in_the_stream_is_reported_with_its_status_and_message() {
     let mut chunks = content_chunks(STREAMING_MODEL, &["Partial "], false);
     chunks.push(
@@ -724,7 +719,7 @@ async fn cost_comes_from_the_catalog_prices_and_the_reported_usage_and_latency_i
     server.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_cost_of_a_raw_stream_uses_the_usage_of_its_final_chunk_and_latency_covers_the_stream()
 {
     let faults = FaultServer::start(vec![Fault::Stream {
