@@ -15,9 +15,8 @@ use std::ffi::OsStr;
 
 use clap::builder::{FalseyValueParser, TypedValueParser};
 use clap::{CommandFactory, FromArgMatches};
-use rmcp::model::{CallToolRequestParams, CallToolResult};
 use rmcp::service::RunningService;
-use rmcp::{RoleClient, RoleServer, ServiceExt};
+use rmcp::{RoleServer, ServiceExt};
 use serde_json::{Value, json};
 use tokio::io::{
     AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream, Lines, ReadHalf, WriteHalf,
@@ -32,6 +31,7 @@ use vultr_inference_mcp::mcp::VultrServer;
 use super::fake_vultr::{ACCOUNT_KEY, FakeVultr};
 use super::faults::{FaultServer, INFERENCE_KEY};
 use super::raw::{Line, PROMPTLY};
+use super::session::Session;
 
 /// Size of the in-memory pipe between client and server, each way.
 const PIPE_BYTES: usize = 64 * 1024;
@@ -124,10 +124,9 @@ fn fake_env<'a>(
 /// An in-process server with a connected rmcp client: the API of `support::mcp::Server`
 /// without the process (no home, no stderr).
 pub struct Server {
-    /// The MCP client session.
-    pub client: RunningService<RoleClient, ()>,
+    session: Session,
     shutdown: CancellationToken,
-    session: JoinHandle<()>,
+    serving: JoinHandle<()>,
 }
 
 impl Server {
@@ -137,9 +136,9 @@ impl Server {
         let (pipe, session) = serve(env, &shutdown);
         let client = ().serve(pipe).await.expect("the MCP handshake succeeds");
         Server {
-            client,
+            session: Session { client },
             shutdown,
-            session,
+            serving: session,
         }
     }
 
@@ -162,34 +161,19 @@ impl Server {
         Server::start(&env).await
     }
 
-    /// Calls a tool; protocol errors fail the test.
-    pub async fn call(&self, tool: &str, arguments: Value) -> CallToolResult {
-        self.try_call(tool, arguments)
-            .await
-            .unwrap_or_else(|e| panic!("tools/call {tool} failed at the protocol level: {e}"))
-    }
-
-    /// Calls a tool, returning protocol errors.
-    pub async fn try_call(
-        &self,
-        tool: &str,
-        arguments: Value,
-    ) -> Result<CallToolResult, rmcp::ServiceError> {
-        let arguments = match arguments {
-            Value::Object(map) => map,
-            Value::Null => Default::default(),
-            other => panic!("arguments must be an object, got {other}"),
-        };
-        self.client
-            .call_tool(CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments))
-            .await
-    }
-
     /// Ends the session and waits for the server side to finish.
     pub async fn stop(self) {
-        let _ = self.client.cancel().await;
+        let _ = self.session.client.cancel().await;
         self.shutdown.cancel();
-        let _ = tokio::time::timeout(PROMPTLY, self.session).await;
+        let _ = tokio::time::timeout(PROMPTLY, self.serving).await;
+    }
+}
+
+impl std::ops::Deref for Server {
+    type Target = Session;
+
+    fn deref(&self) -> &Session {
+        &self.session
     }
 }
 

@@ -4,15 +4,15 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 
-use rmcp::model::{CallToolRequestParams, CallToolResult};
-use rmcp::service::RunningService;
+use rmcp::ServiceExt;
+use rmcp::model::CallToolResult;
 use rmcp::transport::TokioChildProcess;
-use rmcp::{RoleClient, ServiceExt};
 use serde_json::Value;
 use tokio::io::AsyncReadExt;
 
 use super::fake_vultr::{ACCOUNT_KEY, FakeVultr};
 use super::faults::{FaultServer, INFERENCE_KEY};
+use super::session::Session;
 
 /// The server binary Cargo built for this test run.
 pub const BINARY: &str = env!("CARGO_BIN_EXE_vultr-inference-mcp");
@@ -95,8 +95,7 @@ pub fn server_command(home: &Home) -> tokio::process::Command {
 
 /// A running server with a connected MCP client.
 pub struct Server {
-    /// The MCP client session.
-    pub client: RunningService<RoleClient, ()>,
+    session: Session,
     stderr: Arc<Mutex<String>>,
     home: Home,
 }
@@ -133,7 +132,7 @@ impl Server {
         }
         let client = ().serve(transport).await.expect("the MCP handshake succeeds");
         Server {
-            client,
+            session: Session { client },
             stderr: captured,
             home,
         }
@@ -167,29 +166,6 @@ impl Server {
         Server::start(&env).await
     }
 
-    /// Calls a tool; protocol errors fail the test.
-    pub async fn call(&self, tool: &str, arguments: Value) -> CallToolResult {
-        self.try_call(tool, arguments)
-            .await
-            .unwrap_or_else(|e| panic!("tools/call {tool} failed at the protocol level: {e}"))
-    }
-
-    /// Calls a tool, returning protocol errors.
-    pub async fn try_call(
-        &self,
-        tool: &str,
-        arguments: Value,
-    ) -> Result<CallToolResult, rmcp::ServiceError> {
-        let arguments = match arguments {
-            Value::Object(map) => map,
-            Value::Null => Default::default(),
-            other => panic!("arguments must be an object, got {other}"),
-        };
-        self.client
-            .call_tool(CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments))
-            .await
-    }
-
     /// The server's private home.
     pub fn home(&self) -> &Home {
         &self.home
@@ -202,7 +178,15 @@ impl Server {
 
     /// Ends the session (closes stdin) and waits for the process to exit.
     pub async fn stop(self) {
-        let _ = self.client.cancel().await;
+        let _ = self.session.client.cancel().await;
+    }
+}
+
+impl std::ops::Deref for Server {
+    type Target = Session;
+
+    fn deref(&self) -> &Session {
+        &self.session
     }
 }
 

@@ -9,3 +9,4 @@ pub mod faults;
 pub mod in_process;
 pub mod mcp;
 pub mod raw;
+pub mod session;

@@ -1,0 +1,48 @@
+//! What every server under test offers, whether the binary (`support::mcp::Server`) or
+//! in process (`support::in_process::Server`): an rmcp client session and tool calls.
+//! Both servers dereference to a [`Session`].
+
+use rmcp::RoleClient;
+use rmcp::model::{CallToolRequestParams, CallToolResult};
+use rmcp::service::RunningService;
+use serde_json::{Value, json};
+
+/// An MCP client session with a server under test.
+pub struct Session {
+    /// The MCP client session.
+    pub client: RunningService<RoleClient, ()>,
+}
+
+impl Session {
+    /// Calls a tool; protocol errors fail the test.
+    pub async fn call(&self, tool: &str, arguments: Value) -> CallToolResult {
+        self.try_call(tool, arguments)
+            .await
+            .unwrap_or_else(|e| panic!("tools/call {tool} failed at the protocol level: {e}"))
+    }
+
+    /// Calls a tool, returning protocol errors.
+    pub async fn try_call(
+        &self,
+        tool: &str,
+        arguments: Value,
+    ) -> Result<CallToolResult, rmcp::ServiceError> {
+        let arguments = match arguments {
+            Value::Object(map) => map,
+            Value::Null => Default::default(),
+            other => panic!("arguments must be an object, got {other}"),
+        };
+        self.client
+            .call_tool(CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments))
+            .await
+    }
+
+    /// The chat call many tests make: `kimi-k2-instruct`, prompt "hi".
+    pub async fn chat_hi(&self) -> CallToolResult {
+        self.call(
+            "chat_completion",
+            json!({"model": "kimi-k2-instruct", "prompt": "hi"}),
+        )
+        .await
+    }
+}
