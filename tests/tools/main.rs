@@ -9,6 +9,7 @@ mod support;
 mod chat;
 mod continuation;
 mod conversations;
+mod faults;
 mod keys;
 mod models;
 mod streaming;
