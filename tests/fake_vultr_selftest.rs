@@ -1,4 +1,4 @@
-//! Self-test of the fake Vultr server in `tests/support/fake_vultr.rs`:
+//! Self-test of the fake Vultr server in `tests/support/fake_vultr/mod.rs`:
 //! every route, the error bodies, and the scripted failures.
 
 mod support;

@@ -1,12 +1,12 @@
-//! Self-test of the raw fault-injecting fake (`tests/support/faults.rs`), driven with `reqwest`.
+//! Self-test of the raw fault-injecting fake (`tests/support/fake_vultr/faults.rs`),
+//! driven with `reqwest`.
 
-#[path = "support/faults.rs"]
-mod faults;
+mod support;
 
 use std::time::{Duration, Instant};
 
-use faults::{Fault, FaultServer, INFERENCE_KEY, refused_base_url};
 use serde_json::{Value, json};
+use support::fake_vultr::faults::{Fault, FaultServer, INFERENCE_KEY, refused_base_url};
 
 /// A plain client, as the crate builds it (connection reuse on).
 fn client() -> reqwest::Client {
@@ -357,7 +357,7 @@ async fn dropping_the_server_stops_it() {
 // Fault::Stream (server-sent events) and content_chunks
 // ---------------------------------------------------------------------------
 
-use faults::{StreamEnd, content_chunks, empty_chunks};
+use support::fake_vultr::faults::{StreamEnd, content_chunks, empty_chunks};
 
 /// The SSE body `chunks` make, each as `data: <chunk>\n\n`.
 fn events(chunks: &[String]) -> String {

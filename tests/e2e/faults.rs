@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::support::faults::{Fault, FaultServer, INFERENCE_KEY, refused_base_url};
+use crate::support::fake_vultr::faults::{Fault, FaultServer, INFERENCE_KEY, refused_base_url};
 use crate::support::mcp::{Server, err, ok, text};
 use crate::support::raw::{RawServer, chat_request};
 

@@ -7,7 +7,8 @@ use rmcp::model::CallToolResult;
 use serde_json::{Value, json};
 
 use crate::support::fake_vultr::{
-    ACCOUNT_KEY, DEFAULT_SUBSCRIPTION_KEY, FakeVultr, Subscription, TOOL_CALL_ID,
+    ACCOUNT_KEY, CHAT_PATH, DEFAULT_SUBSCRIPTION_KEY, FakeVultr, MODELS_PATH, SUBSCRIPTIONS_PATH,
+    Subscription, TOOL_CALL_ID,
 };
 use crate::support::mcp::{Home, Server, err, ok, server_command, text};
 
@@ -16,10 +17,6 @@ const ALPHA_KEY: &str = "sk-canary-ALPHA-Q7W3E9R1T5Y2U8I4O6P0";
 const BRAVO_ID: &str = "b2b2b2b2-0000-4000-8000-bbbbbbbbbbbb";
 const BRAVO_KEY: &str = "sk-canary-BRAVO-Z4X8C2V6B0N3M7L1K5J9";
 const KEYS: [&str; 3] = [ACCOUNT_KEY, ALPHA_KEY, BRAVO_KEY];
-
-const CHAT_PATH: &str = "/v1/chat/completions";
-const MODELS_PATH: &str = "/v1/models";
-const SUBSCRIPTIONS_PATH: &str = "/v2/inference";
 
 async fn fake_with_alpha_and_bravo() -> FakeVultr {
     FakeVultr::builder()

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 
-use crate::support::faults::{Fault, FaultServer};
+use crate::support::fake_vultr::faults::{Fault, FaultServer};
 use crate::support::raw::{PROMPTLY, RawServer, chat_request};
 
 /// The binary at the default log level, pointed at `faults` when given, after the handshake.

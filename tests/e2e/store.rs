@@ -16,8 +16,8 @@ use rmcp::{RoleClient, ServiceExt};
 use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
 
+use crate::support::fake_vultr::faults::{Fault, FaultServer, StreamEnd, content_chunks};
 use crate::support::fake_vultr::{ACCOUNT_KEY, FakeVultr};
-use crate::support::faults::{Fault, FaultServer, StreamEnd, content_chunks};
 use crate::support::mcp::{Home, Server, err, ok, server_command, text};
 
 const LIST_URI: &str = "vultr://conversations";

@@ -28,8 +28,8 @@ use vultr_inference_mcp::app::App;
 use vultr_inference_mcp::config::Config;
 use vultr_inference_mcp::mcp::VultrServer;
 
+use super::fake_vultr::faults::{FaultServer, INFERENCE_KEY};
 use super::fake_vultr::{ACCOUNT_KEY, FakeVultr};
-use super::faults::{FaultServer, INFERENCE_KEY};
 use super::raw::{Line, PROMPTLY};
 use super::session::Session;
 

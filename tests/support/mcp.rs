@@ -10,8 +10,8 @@ use rmcp::transport::TokioChildProcess;
 use serde_json::Value;
 use tokio::io::AsyncReadExt;
 
+use super::fake_vultr::faults::{FaultServer, INFERENCE_KEY};
 use super::fake_vultr::{ACCOUNT_KEY, FakeVultr};
-use super::faults::{FaultServer, INFERENCE_KEY};
 use super::session::Session;
 
 /// The server binary Cargo built for this test run.

@@ -5,7 +5,6 @@
 #![allow(dead_code)]
 
 pub mod fake_vultr;
-pub mod faults;
 pub mod in_process;
 pub mod mcp;
 pub mod raw;

@@ -13,7 +13,7 @@ use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::faults::{FaultServer, INFERENCE_KEY};
+use super::fake_vultr::faults::{FaultServer, INFERENCE_KEY};
 use super::mcp::{Home, server_command};
 
 /// Time allowed for something that should happen at once (an answer, an exit).

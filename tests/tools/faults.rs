@@ -22,13 +22,11 @@ use rmcp::model::{CallToolRequestParams, ClientRequest, JsonObject, Request, Ser
 use rmcp::service::{PeerRequestOptions, RequestHandle};
 use serde_json::json;
 
-use crate::support::fake_vultr::FakeVultr;
-use crate::support::faults::{Fault, FaultServer};
+use crate::support::fake_vultr::faults::{Fault, FaultServer};
+use crate::support::fake_vultr::{CHAT_PATH, FakeVultr, SUBSCRIPTIONS_PATH};
 use crate::support::in_process::Server;
 use crate::support::mcp::{err, ok, text};
 
-const CHAT_PATH: &str = "/v1/chat/completions";
-const SUBSCRIPTIONS_PATH: &str = "/v2/inference";
 /// What the raw fault server's model answers to every normal request.
 const RAW_REPLY: &str = "ok from raw fake";
 /// What the wiremock fake's model answers to the prompt "hi".

@@ -19,9 +19,6 @@ const STAGING_KEY: &str = "INFKEY-TWO-DDDD-EEEE-FFFF-2222";
 const CONFIGURED_KEY: &str = "CONFIGURED-INFERENCE-KEY-9999";
 const ROTATED_KEY: &str = "INFKEY-ROTATED-XXXX-YYYY-7777";
 
-const CHAT_PATH: &str = "/v1/chat/completions";
-const SUBSCRIPTIONS_PATH: &str = "/v2/inference";
-
 fn two_subscriptions() -> Vec<Subscription> {
     vec![
         Subscription::new(MAIN_ID, "main", MAIN_KEY),

@@ -8,8 +8,6 @@ use serde_json::{Value, json};
 use crate::support::in_process::Server;
 use crate::support::{fake_vultr::*, mcp::*};
 
-const MODELS_PATH: &str = "/v1/models";
-
 /// Every model id of the 2.4 fixture, in catalog order.
 const FIXTURE_IDS: [&str; 6] = [
     "glm-5.2",

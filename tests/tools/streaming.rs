@@ -15,8 +15,10 @@ use rmcp::model::CallToolResult;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
+use crate::support::fake_vultr::faults::{
+    Fault, FaultServer, StreamEnd, content_chunks, empty_chunks,
+};
 use crate::support::fake_vultr::{Catalog, FakeVultr, TOOL_CALL_ID};
-use crate::support::faults::{Fault, FaultServer, StreamEnd, content_chunks, empty_chunks};
 use crate::support::in_process::{RawSession, Server};
 use crate::support::mcp::{err, ok, text};
 use crate::support::raw::Line;

@@ -12,7 +12,6 @@ use crate::support::{fake_vultr::*, mcp::*};
 
 const MAIN_KEY: &str = DEFAULT_SUBSCRIPTION_KEY;
 const CONFIGURED_KEY: &str = "CONFIGURED-INFERENCE-KEY-9999";
-const CHAT_PATH: &str = "/v1/chat/completions";
 
 async fn chat(server: &Server) -> CallToolResult {
     server

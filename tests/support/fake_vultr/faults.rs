@@ -1,6 +1,6 @@
 //! A raw fake of the Vultr inference API that can inject transport-level faults.
 //!
-//! Unlike `fake_vultr.rs` (wiremock), this server speaks HTTP/1.1 by hand on a plain
+//! Unlike [`super::FakeVultr`] (wiremock), this server speaks HTTP/1.1 by hand on a plain
 //! [`tokio::net::TcpListener`] bound to `127.0.0.1:0`, so it can misbehave in ways an HTTP
 //! library would refuse to: reset the connection, truncate a body, stall forever, send a
 //! huge body, or answer slowly. Keep-alive is supported (several requests per connection),
@@ -32,11 +32,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
 
+use super::{CATALOG_DOCUMENT_24, CHAT_PATH, MODELS_PATH};
+
 /// A key to configure for the server under test: the fault server accepts every key.
 pub const INFERENCE_KEY: &str = "FAULT-SERVER-ACCEPTS-ANY-KEY-0001";
 
-/// The model catalog served on `GET /v1/models`.
-const CATALOG: &str = include_str!("../fixtures/catalog-2.4.json");
 /// Largest request head accepted.
 const MAX_HEAD: usize = 64 * 1024;
 /// Largest request body accepted.
@@ -425,7 +425,7 @@ async fn serve_one(
         return None;
     }
 
-    let is_chat = request.method == "POST" && request.path == "/v1/chat/completions";
+    let is_chat = request.method == "POST" && request.path == CHAT_PATH;
     let fault = if is_chat {
         let mut st = state.lock();
         st.chat_requests += 1;
@@ -447,8 +447,8 @@ async fn serve_one(
     };
 
     let Some(fault) = fault else {
-        let (status, body) = if request.method == "GET" && request.path == "/v1/models" {
-            (200, CATALOG.to_owned())
+        let (status, body) = if request.method == "GET" && request.path == MODELS_PATH {
+            (200, CATALOG_DOCUMENT_24.to_owned())
         } else {
             (
                 404,
