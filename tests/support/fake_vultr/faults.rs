@@ -11,7 +11,7 @@
 //! | route | answer |
 //! |---|---|
 //! | `GET /v1/models` | always 200 with `tests/fixtures/catalog-2.4.json` |
-//! | `POST /v1/chat/completions` | the next [`Fault`] of the script (FIFO); [`Fault::Normal`] when it is empty |
+//! | `POST /v1/chat/completions` | the next [`Fault`] of the script (FIFO); when it is empty, the [`Standing`] answer (by default [`Fault::Normal`]) |
 //! | anything else | 404 `{"error":"Not found","status":404}` |
 //!
 //! [`Fault::Stream`] answers with server-sent events (`text/event-stream`, one HTTP/1.1
@@ -109,6 +109,36 @@ pub enum StreamEnd {
     Garbage,
 }
 
+/// How chat requests are answered when the script is empty: the steady load of the
+/// benchmark. By default at once, with [`Fault::Normal`] even when a stream was asked for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Standing {
+    /// Wait before answering.
+    pub delay: Duration,
+    /// For requests with `"stream": true`: this many content chunks (`word0 `, `word1 `,
+    /// ...) this far apart, then the finish chunk and `[DONE]`.
+    pub stream: Option<(usize, Duration)>,
+}
+
+impl Standing {
+    /// The answer to an unscripted chat request for `model`.
+    fn fault(&self, model: &str, asks_to_stream: bool) -> Fault {
+        match self.stream {
+            Some((chunks, interval)) if asks_to_stream => {
+                let words: Vec<String> = (0..chunks).map(|i| format!("word{i} ")).collect();
+                let pieces: Vec<&str> = words.iter().map(String::as_str).collect();
+                Fault::Stream {
+                    chunks: content_chunks(model, &pieces, true),
+                    interval,
+                    then: StreamEnd::Done,
+                }
+            }
+            _ if self.delay.is_zero() => Fault::Normal,
+            _ => Fault::Delay(self.delay),
+        }
+    }
+}
+
 /// OpenAI-style streamed chat chunks: one per piece,
 /// `{"id":"x","model":model,"choices":[{"index":0,"delta":{"content":piece}}]}`, and when
 /// `finish` one more, `{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}],
@@ -171,6 +201,12 @@ struct State {
     streams_abandoned: usize,
     /// TCP connections accepted.
     connections: usize,
+    /// How unscripted chat requests are answered.
+    standing: Standing,
+    /// Chat requests received and not answered yet.
+    in_flight: usize,
+    /// When each event of the latest streamed answer was written.
+    last_stream: Vec<Instant>,
 }
 
 /// Shared, lockable [`State`].
@@ -283,6 +319,21 @@ impl FaultServer {
         poll_until(timeout, || self.streams_abandoned_by_client() >= n).await
     }
 
+    /// How chat requests are answered from now on when the script is empty.
+    pub fn set_standing(&self, standing: Standing) {
+        self.state.lock().standing = standing;
+    }
+
+    /// Chat requests received and not answered yet.
+    pub fn in_flight(&self) -> usize {
+        self.state.lock().in_flight
+    }
+
+    /// When each event of the latest streamed answer was written, in order.
+    pub fn last_stream_events(&self) -> Vec<Instant> {
+        self.state.lock().last_stream.clone()
+    }
+
     /// Waits until `chat_requests() >= n` (same polling), returns whether it got there.
     pub async fn wait_chat_requests(&self, n: usize, timeout: Duration) -> bool {
         poll_until(timeout, || self.chat_requests() >= n).await
@@ -337,6 +388,16 @@ async fn accept_loop(listener: TcpListener, state: Shared) {
             st.connections
         };
         connections.spawn(serve_connection(stream, number, state.clone()));
+    }
+}
+
+/// Counts a chat request (counted in by its maker) as in flight until dropped: answered,
+/// or its connection gone.
+struct InFlight(Shared);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.lock().in_flight -= 1;
     }
 }
 
@@ -426,15 +487,16 @@ async fn serve_one(
     }
 
     let is_chat = request.method == "POST" && request.path == CHAT_PATH;
-    let fault = if is_chat {
+    let (scripted, _in_flight) = if is_chat {
         let mut st = state.lock();
         st.chat_requests += 1;
         st.chat_connections.push(connection);
         st.chat_authorizations
             .push(request.header("authorization").map(str::to_owned));
-        Some(st.script.pop_front().unwrap_or(Fault::Normal))
+        st.in_flight += 1;
+        (st.script.pop_front(), Some(InFlight(state.clone())))
     } else {
-        None
+        (None, None)
     };
 
     read_exact_into(stream, buf, content_length).await?;
@@ -446,7 +508,7 @@ async fn serve_one(
         Next::KeepAlive
     };
 
-    let Some(fault) = fault else {
+    if !is_chat {
         let (status, body) = if request.method == "GET" && request.path == MODELS_PATH {
             (200, CATALOG_DOCUMENT_24.to_owned())
         } else {
@@ -457,11 +519,19 @@ async fn serve_one(
         };
         write_response(stream, status, &[], body.as_bytes(), close_after).await?;
         return Some(keep);
-    };
+    }
 
     let json_body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let model = json_body.get("model").cloned().unwrap_or(Value::Null);
-    state.lock().chat_bodies.push(json_body);
+    let asks_to_stream = json_body.get("stream") == Some(&Value::Bool(true));
+    let fault = {
+        let mut st = state.lock();
+        st.chat_bodies.push(json_body);
+        scripted.unwrap_or_else(|| {
+            st.standing
+                .fault(model.as_str().unwrap_or_default(), asks_to_stream)
+        })
+    };
 
     match fault {
         Fault::Normal => {
@@ -560,12 +630,15 @@ async fn write_stream(
     head.push_str("\r\n");
     stream.write_all(head.as_bytes()).await.ok()?;
     stream.flush().await.ok()?;
+    let mut written = Vec::with_capacity(chunks.len());
     for (i, chunk) in chunks.iter().enumerate() {
         if i > 0 {
             tokio::time::sleep(interval).await;
         }
+        written.push(Instant::now());
         write_event(stream, chunk).await?;
     }
+    state.lock().last_stream = written;
     match then {
         StreamEnd::Done => {
             write_event(stream, "[DONE]").await?;
