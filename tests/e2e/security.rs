@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::support::fake_vultr::{
     ACCOUNT_KEY, CHAT_PATH, DEFAULT_SUBSCRIPTION_KEY, FakeVultr, MODELS_PATH, SUBSCRIPTIONS_PATH,
-    Subscription, TOOL_CALL_ID,
+    Subscription, TOOL_CALL_ID, weather_tool,
 };
 use crate::support::mcp::{Home, Server, err, ok, server_command, text};
 
@@ -48,17 +48,6 @@ fn assert_no_key_in(what: &str, haystack: &str) {
 /// The whole result as the client received it: content blocks, structured content, flags.
 fn serialized(result: &CallToolResult) -> String {
     serde_json::to_string(result).expect("a result serializes")
-}
-
-fn weather_tool() -> Value {
-    json!({
-        "type": "function",
-        "function": {
-            "name": "get_weather",
-            "description": "Current weather for a city",
-            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
-        }
-    })
 }
 
 /// A chat completion body whose answer is `content`.

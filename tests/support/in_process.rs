@@ -28,10 +28,10 @@ use vultr_inference_mcp::app::App;
 use vultr_inference_mcp::config::Config;
 use vultr_inference_mcp::mcp::VultrServer;
 
-use super::fake_vultr::faults::{FaultServer, INFERENCE_KEY};
-use super::fake_vultr::{ACCOUNT_KEY, FakeVultr};
+use super::fake_vultr::FakeVultr;
+use super::fake_vultr::faults::FaultServer;
 use super::raw::{Line, PROMPTLY};
-use super::session::Session;
+use super::session::{Session, overridden};
 
 /// Size of the in-memory pipe between client and server, each way.
 const PIPE_BYTES: usize = 64 * 1024;
@@ -103,24 +103,6 @@ fn serve(env: &[(&str, &str)], shutdown: &CancellationToken) -> (DuplexStream, J
     (client_end, session)
 }
 
-/// The settings pointing a server at `fake` with its account key, then `extra`.
-fn fake_env<'a>(
-    account: &'a str,
-    inference: &'a str,
-    extra: &[(&'a str, &'a str)],
-) -> Vec<(&'a str, &'a str)> {
-    let mut env = vec![
-        ("VULTR_API_BASE_URL", account),
-        ("VULTR_INFERENCE_BASE_URL", inference),
-        ("VULTR_API_KEY", ACCOUNT_KEY),
-    ];
-    for (name, value) in extra {
-        env.retain(|(n, _)| n != name);
-        env.push((name, value));
-    }
-    env
-}
-
 /// An in-process server with a connected rmcp client: the API of `support::mcp::Server`
 /// without the process (no home, no stderr).
 pub struct Server {
@@ -144,21 +126,15 @@ impl Server {
 
     /// A server pointed at `fake`, with the account key and `extra` settings.
     pub async fn with_fake(fake: &FakeVultr, extra: &[(&str, &str)]) -> Server {
-        let account = fake.account_base_url();
-        let inference = fake.inference_base_url();
-        Server::start(&fake_env(&account, &inference, extra)).await
+        let settings = fake.settings();
+        Server::start(&overridden(&settings, extra)).await
     }
 
     /// A server pointed at the raw `faults` server, with a configured inference key and
     /// `extra` settings.
     pub async fn with_faults(faults: &FaultServer, extra: &[(&str, &str)]) -> Server {
-        let base_url = faults.base_url();
-        let mut env = vec![
-            ("VULTR_INFERENCE_BASE_URL", base_url.as_str()),
-            ("VULTR_INFERENCE_API_KEY", INFERENCE_KEY),
-        ];
-        env.extend_from_slice(extra);
-        Server::start(&env).await
+        let settings = faults.settings();
+        Server::start(&overridden(&settings, extra)).await
     }
 
     /// Ends the session and waits for the server side to finish.
@@ -214,19 +190,14 @@ impl RawSession {
 
     /// A server pointed at the raw `faults` server with a configured inference key.
     pub async fn with_faults(faults: &FaultServer) -> RawSession {
-        let base_url = faults.base_url();
-        RawSession::start(&[
-            ("VULTR_INFERENCE_BASE_URL", base_url.as_str()),
-            ("VULTR_INFERENCE_API_KEY", INFERENCE_KEY),
-        ])
-        .await
+        let settings = faults.settings();
+        RawSession::start(&overridden(&settings, &[])).await
     }
 
     /// A server pointed at `fake` with its account key.
     pub async fn with_fake(fake: &FakeVultr) -> RawSession {
-        let account = fake.account_base_url();
-        let inference = fake.inference_base_url();
-        RawSession::start(&fake_env(&account, &inference, &[])).await
+        let settings = fake.settings();
+        RawSession::start(&overridden(&settings, &[])).await
     }
 
     /// Writes one JSON-RPC message.

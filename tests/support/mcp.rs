@@ -10,9 +10,9 @@ use rmcp::transport::TokioChildProcess;
 use serde_json::Value;
 use tokio::io::AsyncReadExt;
 
-use super::fake_vultr::faults::{FaultServer, INFERENCE_KEY};
-use super::fake_vultr::{ACCOUNT_KEY, FakeVultr};
-use super::session::Session;
+use super::fake_vultr::FakeVultr;
+use super::fake_vultr::faults::FaultServer;
+use super::session::{Session, overridden};
 
 /// The server binary Cargo built for this test run.
 pub const BINARY: &str = env!("CARGO_BIN_EXE_vultr-inference-mcp");
@@ -140,30 +140,15 @@ impl Server {
 
     /// Starts the binary pointed at `fake`, with the account key and `extra` variables.
     pub async fn with_fake(fake: &FakeVultr, extra: &[(&str, &str)]) -> Server {
-        let account = fake.account_base_url();
-        let inference = fake.inference_base_url();
-        let mut env = vec![
-            ("VULTR_API_BASE_URL", account.as_str()),
-            ("VULTR_INFERENCE_BASE_URL", inference.as_str()),
-            ("VULTR_API_KEY", ACCOUNT_KEY),
-        ];
-        for (name, value) in extra {
-            env.retain(|(n, _)| n != name);
-            env.push((name, value));
-        }
-        Server::start(&env).await
+        let settings = fake.settings();
+        Server::start(&overridden(&settings, extra)).await
     }
 
     /// Starts the binary pointed at the raw `faults` server, with a configured inference
     /// key (no account API, so no key discovery) and `extra` variables.
     pub async fn with_faults(faults: &FaultServer, extra: &[(&str, &str)]) -> Server {
-        let base_url = faults.base_url();
-        let mut env = vec![
-            ("VULTR_INFERENCE_BASE_URL", base_url.as_str()),
-            ("VULTR_INFERENCE_API_KEY", INFERENCE_KEY),
-        ];
-        env.extend_from_slice(extra);
-        Server::start(&env).await
+        let settings = faults.settings();
+        Server::start(&overridden(&settings, extra)).await
     }
 
     /// The server's private home.

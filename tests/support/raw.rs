@@ -13,7 +13,7 @@ use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::fake_vultr::faults::{FaultServer, INFERENCE_KEY};
+use super::fake_vultr::faults::FaultServer;
 use super::mcp::{Home, server_command};
 
 /// Time allowed for something that should happen at once (an answer, an exit).
@@ -43,8 +43,10 @@ impl RawBuilder {
 
     /// Points the server at `faults` with a configured inference key.
     pub fn faults(self, faults: &FaultServer) -> Self {
-        self.env("VULTR_INFERENCE_BASE_URL", &faults.base_url())
-            .env("VULTR_INFERENCE_API_KEY", INFERENCE_KEY)
+        faults
+            .settings()
+            .iter()
+            .fold(self, |builder, (name, value)| builder.env(name, value))
     }
 
     /// Leaves `RUST_LOG` unset, so the server logs at its default (quiet) level.

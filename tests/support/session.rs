@@ -46,3 +46,16 @@ impl Session {
         .await
     }
 }
+
+/// `settings` with `extra` on top: a setting named in both takes its value from `extra`.
+pub fn overridden<'a>(
+    settings: &'a [(&'static str, String)],
+    extra: &[(&'a str, &'a str)],
+) -> Vec<(&'a str, &'a str)> {
+    let mut env: Vec<(&str, &str)> = settings.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    for (name, value) in extra {
+        env.retain(|(n, _)| n != name);
+        env.push((name, value));
+    }
+    env
+}

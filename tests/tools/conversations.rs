@@ -11,22 +11,11 @@ use rmcp::ServiceError;
 use rmcp::model::{ErrorCode, ReadResourceRequestParams, ResourceContents};
 use serde_json::{Value, json};
 
-use crate::support::fake_vultr::{FakeVultr, TOOL_CALL_ID};
+use crate::support::fake_vultr::{FakeVultr, TOOL_CALL_ID, weather_tool};
 use crate::support::in_process::Server;
 use crate::support::mcp::{err, ok, text};
 
 const LIST_URI: &str = "vultr://conversations";
-
-fn weather_tool() -> Value {
-    json!({
-        "type": "function",
-        "function": {
-            "name": "get_weather",
-            "description": "Current weather for a city",
-            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
-        }
-    })
-}
 
 /// The conversation id of a successful chat result.
 fn conversation_id(reply: &Value) -> String {

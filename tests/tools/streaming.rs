@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use crate::support::fake_vultr::faults::{
     Fault, FaultServer, StreamEnd, content_chunks, empty_chunks,
 };
-use crate::support::fake_vultr::{Catalog, FakeVultr, TOOL_CALL_ID};
+use crate::support::fake_vultr::{Catalog, FakeVultr, TOOL_CALL_ID, weather_tool};
 use crate::support::in_process::{RawSession, Server};
 use crate::support::mcp::{err, ok, text};
 use crate::support::raw::Line;
@@ -39,17 +39,6 @@ const SLOW_INTERVAL: Duration = Duration::from_millis(200);
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
-
-fn weather_tool() -> Value {
-    json!({
-        "type": "function",
-        "function": {
-            "name": "get_weather",
-            "description": "Current weather for a city",
-            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
-        }
-    })
-}
 
 /// The slow stream: [`SLOW_PIECES`] 200 ms apart, a finish chunk, then `[DONE]`.
 fn slow_stream() -> Fault {

@@ -267,6 +267,15 @@ impl FaultServer {
         format!("http://{}/v1", self.addr)
     }
 
+    /// The settings that point a server at this fake: its base URL and a configured
+    /// inference key (no account API, so no key discovery).
+    pub fn settings(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("VULTR_INFERENCE_BASE_URL", self.base_url()),
+            ("VULTR_INFERENCE_API_KEY", INFERENCE_KEY.to_owned()),
+        ]
+    }
+
     /// Appends faults to the script.
     pub fn push(&self, fault: Fault) {
         self.state.lock().script.push_back(fault);

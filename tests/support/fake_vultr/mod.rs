@@ -694,6 +694,15 @@ impl FakeVultr {
         format!("{}/v1", self.server.uri())
     }
 
+    /// The settings that point a server at this fake: both base URLs and the account key.
+    pub fn settings(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("VULTR_API_BASE_URL", self.account_base_url()),
+            ("VULTR_INFERENCE_BASE_URL", self.inference_base_url()),
+            ("VULTR_API_KEY", ACCOUNT_KEY.to_owned()),
+        ]
+    }
+
     /// The subscriptions as configured at start (keys as they were before any [`Self::rotate_key`]).
     pub fn subscriptions(&self) -> &[Subscription] {
         &self.subscriptions
