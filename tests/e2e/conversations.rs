@@ -4,7 +4,8 @@
 use serde_json::json;
 
 use crate::support::fake_vultr::FakeVultr;
-use crate::support::mcp::{Server, ok};
+use crate::support::mcp::Server;
+use crate::support::session::ok;
 
 #[tokio::test]
 async fn servers_started_by_the_tests_keep_their_default_store_in_a_private_home() {

@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::support::fake_vultr::faults::{Fault, FaultServer, INFERENCE_KEY, refused_base_url};
-use crate::support::mcp::{Server, err, ok, text};
+use crate::support::mcp::Server;
 use crate::support::raw::{RawServer, chat_request};
+use crate::support::session::{err, ok, text};
 
 /// What the raw fault server's model answers to every normal request.
 const RAW_REPLY: &str = "ok from raw fake";

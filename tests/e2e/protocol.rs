@@ -5,8 +5,9 @@ use rmcp::model::ErrorCode;
 use serde_json::{Value, json};
 
 use crate::support::fake_vultr::FakeVultr;
-use crate::support::mcp::{Server, ok};
+use crate::support::mcp::Server;
 use crate::support::raw::{PROMPTLY, RawServer};
+use crate::support::session::ok;
 
 #[tokio::test]
 async fn the_server_introduces_itself_with_its_own_name_and_version() {
@@ -128,13 +129,13 @@ async fn without_any_key_list_models_works_and_other_tools_name_the_variable_to_
             json!({"model": "glm-5.2", "prompt": "hi"}),
         )
         .await;
-    let text = crate::support::mcp::err(&chat);
+    let text = crate::support::session::err(&chat);
     assert!(
         text.contains("VULTR_INFERENCE_API_KEY") && text.contains("VULTR_API_KEY"),
         "{text}"
     );
     for tool in ["list_subscriptions"] {
-        let text = crate::support::mcp::err(&server.call(tool, json!({})).await);
+        let text = crate::support::session::err(&server.call(tool, json!({})).await);
         assert!(text.contains("VULTR_API_KEY"), "{tool}: {text}");
     }
     server.stop().await;

@@ -10,7 +10,8 @@ use crate::support::fake_vultr::{
     ACCOUNT_KEY, CHAT_PATH, DEFAULT_SUBSCRIPTION_KEY, FakeVultr, MODELS_PATH, SUBSCRIPTIONS_PATH,
     Subscription, TOOL_CALL_ID, weather_tool,
 };
-use crate::support::mcp::{Home, Server, err, ok, server_command, text};
+use crate::support::mcp::{Home, Server, server_command};
+use crate::support::session::{err, ok, text};
 
 const ALPHA_ID: &str = "a1a1a1a1-0000-4000-8000-aaaaaaaaaaaa";
 const ALPHA_KEY: &str = "sk-canary-ALPHA-Q7W3E9R1T5Y2U8I4O6P0";

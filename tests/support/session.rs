@@ -59,3 +59,38 @@ pub fn overridden<'a>(
     }
     env
 }
+
+/// The text of a result's content blocks, joined.
+pub fn text(result: &CallToolResult) -> String {
+    result
+        .content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The structured content of a successful result; fails the test on an error result.
+pub fn ok(result: &CallToolResult) -> Value {
+    assert_eq!(
+        result.is_error,
+        Some(false),
+        "expected success, got error: {}",
+        text(result)
+    );
+    result
+        .structured_content
+        .clone()
+        .expect("a successful result carries structured content")
+}
+
+/// The text of an error result; fails the test on success.
+pub fn err(result: &CallToolResult) -> String {
+    assert_eq!(
+        result.is_error,
+        Some(true),
+        "expected an error result, got: {}",
+        text(result)
+    );
+    text(result)
+}

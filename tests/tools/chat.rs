@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use crate::support::fake_vultr::{FakeVultr, TOOL_CALL_ID, weather_tool};
 use crate::support::in_process::Server;
-use crate::support::mcp::{err, ok, text};
+use crate::support::session::{err, ok, text};
 
 #[tokio::test]
 async fn a_prompt_gets_the_models_reply_as_text_and_structured_content() {

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use crate::support::fake_vultr::{ACCOUNT_KEY, FakeVultr, TOOL_CALL_ID, roles, weather_tool};
 use crate::support::in_process::Server;
-use crate::support::mcp::{err, ok, text};
+use crate::support::session::{err, ok, text};
 
 #[tokio::test]
 async fn resending_the_whole_history_with_a_conversation_id_sends_it_once() {

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::support::fake_vultr::{FakeVultr, TOOL_CALL_ID, weather_tool};
 use crate::support::in_process::Server;
-use crate::support::mcp::{err, ok, text};
+use crate::support::session::{err, ok, text};
 
 const LIST_URI: &str = "vultr://conversations";
 

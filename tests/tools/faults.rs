@@ -25,7 +25,7 @@ use serde_json::json;
 use crate::support::fake_vultr::faults::{Fault, FaultServer};
 use crate::support::fake_vultr::{CHAT_PATH, FakeVultr, SUBSCRIPTIONS_PATH};
 use crate::support::in_process::Server;
-use crate::support::mcp::{err, ok, text};
+use crate::support::session::{err, ok, text};
 
 /// What the raw fault server's model answers to every normal request.
 const RAW_REPLY: &str = "ok from raw fake";

@@ -10,7 +10,7 @@ use rmcp::model::CallToolResult;
 use serde_json::json;
 
 use crate::support::in_process::Server;
-use crate::support::{fake_vultr::*, mcp::*};
+use crate::support::{fake_vultr::*, session::*};
 
 const MAIN_ID: &str = DEFAULT_SUBSCRIPTION_ID;
 const MAIN_KEY: &str = DEFAULT_SUBSCRIPTION_KEY;

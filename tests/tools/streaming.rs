@@ -20,8 +20,8 @@ use crate::support::fake_vultr::faults::{
 };
 use crate::support::fake_vultr::{Catalog, FakeVultr, TOOL_CALL_ID, weather_tool};
 use crate::support::in_process::{RawSession, Server};
-use crate::support::mcp::{err, ok, text};
 use crate::support::raw::Line;
+use crate::support::session::{err, ok, text};
 
 /// A model the 2.4 catalog marks as streaming.
 const STREAMING_MODEL: &str = "glm-5.2";

@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use crate::support::in_process::Server;
-use crate::support::{fake_vultr::*, mcp::*};
+use crate::support::{fake_vultr::*, session::*};
 
 const MAIN_ID: &str = DEFAULT_SUBSCRIPTION_ID;
 const MAIN_KEY: &str = DEFAULT_SUBSCRIPTION_KEY;

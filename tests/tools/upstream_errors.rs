@@ -8,7 +8,7 @@ use rmcp::model::CallToolResult;
 use serde_json::json;
 
 use crate::support::in_process::Server;
-use crate::support::{fake_vultr::*, mcp::*};
+use crate::support::{fake_vultr::*, session::*};
 
 const MAIN_KEY: &str = DEFAULT_SUBSCRIPTION_KEY;
 const CONFIGURED_KEY: &str = "CONFIGURED-INFERENCE-KEY-9999";
