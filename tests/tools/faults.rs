@@ -331,7 +331,7 @@ async fn a_reset_on_a_new_connection_is_an_error_sent_once_and_the_next_call_wor
     server.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn sending_again_after_a_closed_connection_uses_none_of_the_status_retries() {
     let unavailable = Fault::Status {
         status: 503,
@@ -416,7 +416,7 @@ async fn a_body_above_vultr_mcp_max_response_bytes_is_refused_naming_the_limit()
     server.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_stalled_answer_times_out_after_vultr_mcp_chat_timeout_and_the_connection_is_closed() {
     let faults = FaultServer::start(vec![Fault::Stall]).await;
     let server = Server::with_faults(&faults, &[("VULTR_MCP_CHAT_TIMEOUT", "500ms")]).await;
@@ -439,7 +439,7 @@ async fn a_stalled_answer_times_out_after_vultr_mcp_chat_timeout_and_the_connect
     server.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_timeout_message_states_the_time_limit_that_was_set() {
     let faults = FaultServer::start(vec![Fault::Stall]).await;
     let server = Server::with_faults(&faults, &[("VULTR_MCP_CHAT_TIMEOUT", "500ms")]).await;
@@ -514,7 +514,7 @@ async fn slow_calls_do_not_hold_up_each_other() {
     server.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn vultr_mcp_max_concurrent_calls_makes_further_calls_wait_their_turn() {
     let faults = FaultServer::start(vec![Fault::Stall]).await;
     let server = Server::with_faults(&faults, &[("VULTR_MCP_MAX_CONCURRENT_CALLS", "1")]).await;
@@ -544,7 +544,7 @@ async fn vultr_mcp_max_concurrent_calls_makes_further_calls_wait_their_turn() {
     server.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_call_cancelled_while_waiting_for_a_slot_never_goes_upstream() {
     let faults = FaultServer::start(vec![Fault::Stall]).await;
     let server = Server::with_faults(&faults, &[("VULTR_MCP_MAX_CONCURRENT_CALLS", "1")]).await;
