@@ -83,7 +83,8 @@ pub fn config(env: &[(&str, &str)]) -> Config {
 }
 
 /// Serves a new session of a server with `env` on one end of an in-memory pipe; returns
-/// the other end. The session ends when its end of the pipe closes or `shutdown` is cancelled.
+/// the other end. The session ends when the client's end closes or `shutdown` is
+/// cancelled; either way `shutdown` ends up cancelled, stopping the calls still running.
 fn serve(env: &[(&str, &str)], shutdown: &CancellationToken) -> (DuplexStream, JoinHandle<()>) {
     let (client_end, server_end) = tokio::io::duplex(PIPE_BYTES);
     let handler = VultrServer::new(App::new(config(env)), shutdown.clone());
@@ -99,6 +100,8 @@ fn serve(env: &[(&str, &str)], shutdown: &CancellationToken) -> (DuplexStream, J
             _ = running.waiting() => {}
             () = shutdown.cancelled() => cancel.cancel(),
         }
+        // As the binary does when its client goes away: calls still running stop.
+        shutdown.cancel();
     });
     (client_end, session)
 }
