@@ -7,6 +7,11 @@
 //!   this checkout's (before/after comparisons);
 //! - `BENCH_PHASES=startup,latency,concurrency,streaming` (any subset) runs only those
 //!   phases, e.g. under `perf record`.
+//!
+//! The fake is the tests' own (`tests/support/fake_vultr/faults.rs`, its raw TCP server).
+
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -20,10 +25,12 @@ use rmcp::{ClientHandler, Peer, RoleClient, ServiceExt};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use upstream::{FakeVultr, PLAIN_MODEL, STREAM_MODEL};
+use support::fake_vultr::faults::{FaultServer, INFERENCE_KEY, Standing};
 
-/// The inference key the server is given; the fake accepts any key.
-const KEY: &str = "bench-key-0000000000";
+/// A tool-capable model whose text output streams (in the fake's catalog).
+const STREAM_MODEL: &str = "glm-5.2";
+/// A model that does not stream (in the fake's catalog).
+const PLAIN_MODEL: &str = "plain-chat-7b";
 /// Starts measured for the start-up figure.
 const STARTS: usize = 20;
 /// Sequential calls measured for the added-latency figure (each way).
@@ -113,7 +120,7 @@ struct Server {
 impl Server {
     /// Spawns the binary against `fake` and completes the `initialize` handshake; also
     /// returns how long that took from the spawn.
-    async fn start(binary: &Path, fake: &FakeVultr) -> (Server, Duration) {
+    async fn start(binary: &Path, fake: &FaultServer) -> (Server, Duration) {
         let mut command = tokio::process::Command::new(binary);
         for (name, _) in std::env::vars_os() {
             if name.to_str().is_some_and(|n| n.starts_with("VULTR_")) {
@@ -121,7 +128,7 @@ impl Server {
             }
         }
         command
-            .env("VULTR_INFERENCE_API_KEY", KEY)
+            .env("VULTR_INFERENCE_API_KEY", INFERENCE_KEY)
             .env("VULTR_INFERENCE_BASE_URL", fake.base_url())
             .env("VULTR_MCP_CONVERSATIONS", "memory")
             .env("RUST_LOG", "off")
@@ -315,7 +322,7 @@ impl Report {
 }
 
 async fn run(binary: &Path) -> Report {
-    let fake = FakeVultr::start();
+    let fake = fake_on_its_own_thread();
     let mut report = Report::default();
     let load_before = load_average();
     // BENCH_PHASES=latency,streaming (say) runs only those, e.g. under a profiler.
@@ -340,8 +347,30 @@ async fn run(binary: &Path) -> Report {
     report
 }
 
+/// The fake Vultr of the tests (its raw TCP server: instant answers, or a fixed delay,
+/// and timed streams) on a runtime of its own, so it never waits on the bench.
+fn fake_on_its_own_thread() -> FaultServer {
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("fake-vultr".to_owned())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("the fake's runtime");
+            runtime.block_on(async move {
+                let fake = FaultServer::start(Vec::new()).await;
+                sender.send(fake).expect("the bench waits for its fake");
+                // Serve until the bench ends.
+                std::future::pending::<()>().await;
+            });
+        })
+        .expect("the fake's thread");
+    receiver.recv().expect("the fake starts")
+}
+
 /// Process spawn to `initialize` answered, over [`STARTS`] fresh processes.
-async fn start_up(binary: &Path, fake: &FakeVultr, report: &mut Report) {
+async fn start_up(binary: &Path, fake: &FaultServer, report: &mut Report) {
     eprintln!("bench: start-up ({STARTS} starts)…");
     // One unmeasured start, so the binary is in the page cache like the ones after it.
     let (server, _) = Server::start(binary, fake).await;
@@ -374,9 +403,9 @@ async fn start_up(binary: &Path, fake: &FakeVultr, report: &mut Report) {
 
 /// `chat_completion` through the server against the same request sent straight to the
 /// fake, alternated call by call.
-async fn added_latency(binary: &Path, fake: &FakeVultr, report: &mut Report) {
+async fn added_latency(binary: &Path, fake: &FaultServer, report: &mut Report) {
     eprintln!("bench: added latency ({SEQUENTIAL_CALLS} sequential calls each way)…");
-    fake.set_delay(Duration::ZERO);
+    fake.set_standing(Standing::default());
     let (server, _) = Server::start(binary, fake).await;
     let peer = server.peer();
     let direct = reqwest::Client::builder()
@@ -390,7 +419,7 @@ async fn added_latency(binary: &Path, fake: &FakeVultr, report: &mut Report) {
     let send_direct = || async {
         let response = direct
             .post(format!("{}/chat/completions", fake.base_url()))
-            .bearer_auth(KEY)
+            .bearer_auth(INFERENCE_KEY)
             .header("accept", "application/json")
             .json(&body)
             .send()
@@ -461,9 +490,9 @@ async fn added_latency(binary: &Path, fake: &FakeVultr, report: &mut Report) {
 
 /// Batches of 1, 16 and 256 calls at once on one session, against a 0 ms and a 1 s
 /// upstream; RSS idle and with 256 calls in flight.
-async fn concurrency_and_memory(binary: &Path, fake: &FakeVultr, report: &mut Report) {
+async fn concurrency_and_memory(binary: &Path, fake: &FaultServer, report: &mut Report) {
     eprintln!("bench: concurrency and memory…");
-    fake.set_delay(Duration::ZERO);
+    fake.set_standing(Standing::default());
     let (server, _) = Server::start(binary, fake).await;
     let peer = server.peer();
     chat(&peer, PLAIN_MODEL).await;
@@ -482,7 +511,10 @@ async fn concurrency_and_memory(binary: &Path, fake: &FakeVultr, report: &mut Re
         (Duration::ZERO, [200, 50, 8]),
         (Duration::from_secs(1), [3, 3, 3]),
     ] {
-        fake.set_delay(delay);
+        fake.set_standing(Standing {
+            delay,
+            stream: None,
+        });
         for (n, rounds) in [1usize, 16, 256].into_iter().zip(rounds) {
             let mut walls = Vec::with_capacity(rounds);
             let all = Instant::now();
@@ -538,15 +570,17 @@ async fn concurrency_and_memory(binary: &Path, fake: &FakeVultr, report: &mut Re
         in_flight_rss > 0 && in_flight_rss <= 60 * 1024,
     );
     report.info("RSS peak of that process (VmHWM)", mib(peak));
-    fake.set_delay(Duration::ZERO);
+    fake.set_standing(Standing::default());
     server.stop().await;
 }
 
 /// Time from the fake writing a chunk to the progress notification it caused arriving.
-async fn streaming(binary: &Path, fake: &FakeVultr, report: &mut Report) {
+async fn streaming(binary: &Path, fake: &FaultServer, report: &mut Report) {
     eprintln!("bench: streaming progress ({STREAMED_CALLS} streamed calls)…");
-    fake.set_delay(Duration::ZERO);
-    fake.set_stream(STREAM_CHUNKS, STREAM_INTERVAL);
+    fake.set_standing(Standing {
+        delay: Duration::ZERO,
+        stream: Some((STREAM_CHUNKS, STREAM_INTERVAL)),
+    });
     let (mut server, _) = Server::start(binary, fake).await;
     let peer = server.peer();
     chat(&peer, PLAIN_MODEL).await; // fetches the catalog
@@ -555,7 +589,7 @@ async fn streaming(binary: &Path, fake: &FakeVultr, report: &mut Report) {
         while server.progress.try_recv().is_ok() {}
         let reply = chat(&peer, STREAM_MODEL).await;
         assert_eq!(reply["finish_reason"], "stop", "{reply}");
-        let sent = fake.last_stream_chunks();
+        let sent = fake.last_stream_events();
         while let Ok((param, arrived)) = server.progress.try_recv() {
             // `progress` counts the content chunks so far: chunk n caused it.
             let n = param.progress as usize;
@@ -578,278 +612,4 @@ async fn streaming(binary: &Path, fake: &FakeVultr, report: &mut Report) {
         ms(percentile(&mut delays, 100.0)),
     );
     server.stop().await;
-}
-
-/// A fake Vultr inference API on 127.0.0.1 with instant (or fixed-delay) answers: HTTP/1.1
-/// parsed by hand, with keep-alive, on a runtime of its own so it never waits on the bench.
-mod upstream {
-    use std::net::SocketAddr;
-    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-    use std::sync::{Arc, Mutex};
-    use std::time::{Duration, Instant};
-
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::{TcpListener, TcpStream};
-
-    /// A tool-capable model whose text output streams.
-    pub const STREAM_MODEL: &str = "stream-chat-70b";
-    /// A model that does not stream.
-    pub const PLAIN_MODEL: &str = "plain-chat-7b";
-
-    /// The catalog, in the Model Document 2.4 shape.
-    const CATALOG: &str = r#"{"data":[
-{"schema_version":"2.4","id":"stream-chat-70b","name":"Stream Chat 70B","created":1788472794,
- "description":"A streaming, tool-calling chat model (bench fixture).",
- "datacenters":[{"country_code":"US","region":"atl"}],"hugging_face_id":null,"quantization":"fp8",
- "input_modalities":[{"type":"text","supported_inputs":{"max_context_length":{"value":131072,"unit":"token"}},
-   "pricing":[{"type":"prompt","unit":"token","cost_usd":"0.0000005"}]}],
- "output_modalities":[{"type":"text","streaming":true,"max_length":{"value":131072,"unit":"token"},
-   "supported_parameters":{"temperature":{"type":"range","min":0,"max":2},"top_p":{"type":"range","min":0,"max":1},
-     "max_tokens":{"type":"integer","min":1,"max":16384,"unit":"token"},
-     "stop":{"type":"array","items":{"type":"unknown"},"max_items":4},"tools":{"type":"boolean"}},
-   "pricing":[{"type":"completion","unit":"token","cost_usd":"0.000002"}]}],
- "reasoning":null},
-{"schema_version":"2.4","id":"plain-chat-7b","name":"Plain Chat 7B","created":1735689600,
- "description":"A small chat model without tool calling or streaming (bench fixture).",
- "datacenters":[{"country_code":"US","region":"atl"}],"hugging_face_id":null,"quantization":"bf16",
- "input_modalities":[{"type":"text","supported_inputs":{"max_context_length":{"value":32768,"unit":"token"}},
-   "pricing":[{"type":"prompt","unit":"token","cost_usd":"0.0000001"}]}],
- "output_modalities":[{"type":"text","streaming":false,"max_length":{"value":32768,"unit":"token"},
-   "supported_parameters":{"temperature":{"type":"range","min":0,"max":2},"top_p":{"type":"range","min":0,"max":1},
-     "max_tokens":{"type":"integer","min":1,"max":8192,"unit":"token"}},
-   "pricing":[{"type":"completion","unit":"token","cost_usd":"0.0000002"}]}],
- "reasoning":null}
-]}"#;
-
-    /// The one answer to every non-streamed completion.
-    const COMPLETION: &str = r#"{"id":"chatcmpl-bench","object":"chat.completion","created":1788472794,"model":"plain-chat-7b","choices":[{"index":0,"message":{"role":"assistant","content":"Hello! How can I help you today?"},"finish_reason":"stop"}],"usage":{"prompt_tokens":11,"completion_tokens":9,"total_tokens":20}}"#;
-
-    /// What the fake shares between its connections and the bench.
-    #[derive(Default)]
-    struct Shared {
-        delay_us: AtomicU64,
-        stream_chunks: AtomicUsize,
-        stream_interval_us: AtomicU64,
-        in_flight: AtomicUsize,
-        /// When each content chunk of the latest streamed answer was written.
-        last_stream: Mutex<Vec<Instant>>,
-    }
-
-    /// The running fake.
-    pub struct FakeVultr {
-        addr: SocketAddr,
-        shared: Arc<Shared>,
-    }
-
-    impl FakeVultr {
-        /// Starts listening on an ephemeral loopback port, on a thread of its own.
-        pub fn start() -> FakeVultr {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
-            listener
-                .set_nonblocking(true)
-                .expect("a non-blocking socket");
-            let addr = listener.local_addr().expect("the port");
-            let shared = Arc::new(Shared::default());
-            shared.stream_chunks.store(10, Ordering::Relaxed);
-            shared.stream_interval_us.store(1_000, Ordering::Relaxed);
-            let serving = shared.clone();
-            std::thread::Builder::new()
-                .name("fake-vultr".to_owned())
-                .spawn(move || {
-                    let runtime = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .expect("the fake's runtime");
-                    runtime.block_on(async move {
-                        let listener = TcpListener::from_std(listener).expect("a tokio listener");
-                        loop {
-                            let Ok((socket, _)) = listener.accept().await else {
-                                continue;
-                            };
-                            let _ = socket.set_nodelay(true);
-                            tokio::spawn(serve_connection(socket, serving.clone()));
-                        }
-                    });
-                })
-                .expect("the fake's thread");
-            FakeVultr { addr, shared }
-        }
-
-        /// The base URL to give the server: `http://127.0.0.1:PORT/v1`.
-        pub fn base_url(&self) -> String {
-            format!("http://{}/v1", self.addr)
-        }
-
-        /// How long each completion waits before it answers.
-        pub fn set_delay(&self, delay: Duration) {
-            let us = u64::try_from(delay.as_micros()).unwrap_or(u64::MAX);
-            self.shared.delay_us.store(us, Ordering::Relaxed);
-        }
-
-        /// Content chunks per streamed answer, and the time between them.
-        pub fn set_stream(&self, chunks: usize, interval: Duration) {
-            self.shared.stream_chunks.store(chunks, Ordering::Relaxed);
-            let us = u64::try_from(interval.as_micros()).unwrap_or(u64::MAX);
-            self.shared.stream_interval_us.store(us, Ordering::Relaxed);
-        }
-
-        /// Completions received and not yet answered.
-        pub fn in_flight(&self) -> usize {
-            self.shared.in_flight.load(Ordering::SeqCst)
-        }
-
-        /// When each content chunk of the latest streamed answer was written.
-        pub fn last_stream_chunks(&self) -> Vec<Instant> {
-            self.shared
-                .last_stream
-                .lock()
-                .map(|v| v.clone())
-                .unwrap_or_default()
-        }
-    }
-
-    /// One parsed request.
-    struct Request {
-        method: String,
-        path: String,
-        body: Vec<u8>,
-        close: bool,
-    }
-
-    /// Reads the next request from `buffer` + `socket`; `None` at end of the connection.
-    async fn read_request(socket: &mut TcpStream, buffer: &mut Vec<u8>) -> Option<Request> {
-        let mut chunk = [0u8; 16 * 1024];
-        let head_end = loop {
-            if let Some(at) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
-                break at + 4;
-            }
-            let n = socket.read(&mut chunk).await.ok()?;
-            if n == 0 {
-                return None;
-            }
-            buffer.extend_from_slice(&chunk[..n]);
-        };
-        let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
-        let mut lines = head.split("\r\n");
-        let mut start = lines.next()?.split(' ');
-        let method = start.next()?.to_owned();
-        let path = start.next()?.to_owned();
-        let mut length = 0usize;
-        let mut close = false;
-        for line in lines {
-            let Some((name, value)) = line.split_once(':') else {
-                continue;
-            };
-            let value = value.trim();
-            if name.eq_ignore_ascii_case("content-length") {
-                length = value.parse().ok()?;
-            } else if name.eq_ignore_ascii_case("connection") {
-                close = value.eq_ignore_ascii_case("close");
-            }
-        }
-        while buffer.len() < head_end + length {
-            let n = socket.read(&mut chunk).await.ok()?;
-            if n == 0 {
-                return None;
-            }
-            buffer.extend_from_slice(&chunk[..n]);
-        }
-        let body = buffer[head_end..head_end + length].to_vec();
-        buffer.drain(..head_end + length);
-        Some(Request {
-            method,
-            path,
-            body,
-            close,
-        })
-    }
-
-    async fn serve_connection(mut socket: TcpStream, shared: Arc<Shared>) {
-        let mut buffer = Vec::with_capacity(16 * 1024);
-        while let Some(request) = read_request(&mut socket, &mut buffer).await {
-            let path = request.path.split('?').next().unwrap_or_default();
-            let written = match (request.method.as_str(), path) {
-                ("GET", "/v1/models") => respond(&mut socket, "200 OK", CATALOG).await,
-                ("POST", "/v1/chat/completions") => {
-                    shared.in_flight.fetch_add(1, Ordering::SeqCst);
-                    let delay = Duration::from_micros(shared.delay_us.load(Ordering::Relaxed));
-                    if !delay.is_zero() {
-                        tokio::time::sleep(delay).await;
-                    }
-                    let streamed = request
-                        .body
-                        .windows(b"\"stream\":true".len())
-                        .any(|w| w == b"\"stream\":true");
-                    let written = if streamed {
-                        stream(&mut socket, &shared).await
-                    } else {
-                        respond(&mut socket, "200 OK", COMPLETION).await
-                    };
-                    shared.in_flight.fetch_sub(1, Ordering::SeqCst);
-                    written
-                }
-                _ => respond(&mut socket, "404 Not Found", r#"{"error":"not found"}"#).await,
-            };
-            if written.is_err() || request.close {
-                return;
-            }
-        }
-    }
-
-    async fn respond(socket: &mut TcpStream, status: &str, body: &str) -> std::io::Result<()> {
-        let response = format!(
-            "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        socket.write_all(response.as_bytes()).await
-    }
-
-    /// One SSE event as an HTTP/1.1 chunk.
-    fn event(data: &str) -> Vec<u8> {
-        let payload = format!("data: {data}\n\n");
-        format!("{:x}\r\n{payload}\r\n", payload.len()).into_bytes()
-    }
-
-    /// A streamed answer: one content chunk per interval, then finish, usage and `[DONE]`.
-    async fn stream(socket: &mut TcpStream, shared: &Shared) -> std::io::Result<()> {
-        let chunks = shared.stream_chunks.load(Ordering::Relaxed);
-        let interval = Duration::from_micros(shared.stream_interval_us.load(Ordering::Relaxed));
-        socket
-            .write_all(
-                b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\ntransfer-encoding: chunked\r\n\r\n",
-            )
-            .await?;
-        let mut sent = Vec::with_capacity(chunks);
-        let mut next = tokio::time::Instant::now();
-        for i in 0..chunks {
-            let delta = if i == 0 {
-                r#"{"role":"assistant","content":"word "}"#.to_owned()
-            } else {
-                format!(r#"{{"content":"word{i} "}}"#)
-            };
-            let data = format!(
-                r#"{{"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1788472794,"model":"{STREAM_MODEL}","choices":[{{"index":0,"delta":{delta},"finish_reason":null}}]}}"#
-            );
-            let bytes = event(&data);
-            sent.push(Instant::now());
-            socket.write_all(&bytes).await?;
-            next += interval;
-            tokio::time::sleep_until(next).await;
-        }
-        let finish = format!(
-            r#"{{"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1788472794,"model":"{STREAM_MODEL}","choices":[{{"index":0,"delta":{{}},"finish_reason":"stop"}}]}}"#
-        );
-        let usage = format!(
-            r#"{{"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1788472794,"model":"{STREAM_MODEL}","choices":[],"usage":{{"prompt_tokens":11,"completion_tokens":{chunks},"total_tokens":{}}}}}"#,
-            chunks + 11
-        );
-        let mut tail = event(&finish);
-        tail.extend(event(&usage));
-        tail.extend(event("[DONE]"));
-        tail.extend_from_slice(b"0\r\n\r\n");
-        if let Ok(mut last) = shared.last_stream.lock() {
-            *last = sent;
-        }
-        socket.write_all(&tail).await
-    }
 }

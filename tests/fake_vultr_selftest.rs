@@ -1,16 +1,19 @@
-//! Self-test of the fake Vultr server in `tests/support/fake_vultr.rs`:
+//! Self-test of the fake Vultr server in `tests/support/fake_vultr/mod.rs`:
 //! every route, the error bodies, and the scripted failures.
 
 mod support;
 
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
-use support::fake_vultr::{ACCOUNT_KEY, Catalog, FakeVultr, Subscription};
+use support::fake_vultr::{
+    ACCOUNT_KEY, Catalog, DEFAULT_SUBSCRIPTION_ID, DEFAULT_SUBSCRIPTION_KEY, FakeVultr,
+    Subscription, TOOL_CALL_ID,
+};
 
 /// Key of the default subscription.
-const DEFAULT_KEY: &str = "INFKEY-ONE-AAAA-BBBB-CCCC-1111";
+const DEFAULT_KEY: &str = DEFAULT_SUBSCRIPTION_KEY;
 /// Id of the default subscription.
-const DEFAULT_ID: &str = "0c2e1a52-7a0e-4c8e-9a3e-111111111111";
+const DEFAULT_ID: &str = DEFAULT_SUBSCRIPTION_ID;
 
 /// Sends `GET url` with an optional bearer token; returns the status and the body as JSON (or a JSON string).
 async fn get(url: &str, key: Option<&str>) -> (StatusCode, Value) {
@@ -292,7 +295,7 @@ async fn chat_echo_tool_call_and_tool_result() {
     assert_eq!(
         body["choices"][0]["message"],
         json!({ "role": "assistant", "content": null, "tool_calls": [{
-            "id": "call_fake_1", "type": "function",
+            "id": TOOL_CALL_ID, "type": "function",
             "function": { "name": "get_weather", "arguments": "{\"city\":\"Paris\"}" } }] })
     );
     assert_eq!(body["usage"]["completion_tokens"], 10);
@@ -308,8 +311,7 @@ async fn chat_echo_tool_call_and_tool_result() {
     // 3. A tool result as the last message ends the loop, even with tools present.
     let messages = request["messages"].as_array_mut().expect("messages");
     messages.push(json!({ "role": "assistant", "content": null, "tool_calls": [] }));
-    messages
-        .push(json!({ "role": "tool", "tool_call_id": "call_fake_1", "content": "18C, sunny" }));
+    messages.push(json!({ "role": "tool", "tool_call_id": TOOL_CALL_ID, "content": "18C, sunny" }));
     let (_, body) = post(&url, Some(DEFAULT_KEY), &request).await;
     assert_eq!(
         body["choices"][0]["message"]["content"],
@@ -399,7 +401,7 @@ async fn catch_all_and_recording() {
     assert_eq!(requests[0].path, "/v1/embeddings");
     assert_eq!(
         requests[0].authorization.as_deref(),
-        Some("Bearer INFKEY-ONE-AAAA-BBBB-CCCC-1111")
+        Some(format!("Bearer {DEFAULT_KEY}").as_str())
     );
     assert_eq!(requests[0].body, Some(json!({ "input": "x" })));
     assert_eq!(requests[1].path, "/v2/inference");

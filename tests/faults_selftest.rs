@@ -1,12 +1,12 @@
-//! Self-test of the raw fault-injecting fake (`tests/support/faults.rs`), driven with `reqwest`.
+//! Self-test of the raw fault-injecting fake (`tests/support/fake_vultr/faults.rs`),
+//! driven with `reqwest`.
 
-#[path = "support/faults.rs"]
-mod faults;
+mod support;
 
 use std::time::{Duration, Instant};
 
-use faults::{Fault, FaultServer, refused_base_url};
 use serde_json::{Value, json};
+use support::fake_vultr::faults::{Fault, FaultServer, INFERENCE_KEY, Standing, refused_base_url};
 
 /// A plain client, as the crate builds it (connection reuse on).
 fn client() -> reqwest::Client {
@@ -26,7 +26,7 @@ async fn post_chat(
 ) -> reqwest::Result<reqwest::Response> {
     client
         .post(format!("{}/chat/completions", server.base_url()))
-        .bearer_auth("INFKEY-TEST")
+        .bearer_auth(INFERENCE_KEY)
         .json(&chat_body(model))
         .send()
         .await
@@ -50,7 +50,7 @@ async fn normal_answer_and_recording() {
     assert_eq!(server.chat_bodies(), vec![chat_body("glm-5.2")]);
     assert_eq!(
         server.chat_authorizations(),
-        vec![Some("Bearer INFKEY-TEST".to_owned())]
+        vec![Some(format!("Bearer {INFERENCE_KEY}"))]
     );
 }
 
@@ -357,7 +357,7 @@ async fn dropping_the_server_stops_it() {
 // Fault::Stream (server-sent events) and content_chunks
 // ---------------------------------------------------------------------------
 
-use faults::{StreamEnd, content_chunks, empty_chunks};
+use support::fake_vultr::faults::{StreamEnd, content_chunks, empty_chunks};
 
 /// The SSE body `chunks` make, each as `data: <chunk>\n\n`.
 fn events(chunks: &[String]) -> String {
@@ -560,4 +560,76 @@ async fn stream_fault_records_a_client_hanging_up_mid_stream() {
     let resp = post_chat(&client, &server, "m").await.expect("send");
     assert_eq!(resp.status(), 200);
     assert_eq!(server.chat_requests(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn standing_answers_apply_when_the_script_is_empty_and_count_what_is_in_flight() {
+    let server = FaultServer::start(vec![]).await;
+    server.set_standing(Standing {
+        delay: Duration::from_secs(1),
+        stream: Some((3, Duration::from_millis(10))),
+    });
+    let client = client();
+
+    // A plain request waits for the delay, counted in flight meanwhile.
+    let pending = tokio::spawn({
+        let client = client.clone();
+        let url = format!("{}/chat/completions", server.base_url());
+        async move {
+            client
+                .post(url)
+                .bearer_auth(INFERENCE_KEY)
+                .json(&chat_body("plain-chat-7b"))
+                .send()
+                .await
+        }
+    });
+    assert!(server.wait_chat_requests(1, Duration::from_secs(5)).await);
+    assert_eq!(server.in_flight(), 1);
+    let answer = pending.await.expect("no panic").expect("an answer");
+    let body: Value = answer.json().await.expect("json");
+    assert_eq!(body["choices"][0]["message"]["content"], "ok from raw fake");
+    for _ in 0..100 {
+        if server.in_flight() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(server.in_flight(), 0);
+
+    // A request asking to stream gets the standing stream, its events timed.
+    let mut streamed = chat_body("glm-5.2");
+    streamed["stream"] = json!(true);
+    let text = client
+        .post(format!("{}/chat/completions", server.base_url()))
+        .bearer_auth(INFERENCE_KEY)
+        .json(&streamed)
+        .send()
+        .await
+        .expect("an answer")
+        .text()
+        .await
+        .expect("the whole stream");
+    for piece in [
+        "\"word0 \"",
+        "\"word1 \"",
+        "\"word2 \"",
+        "\"finish_reason\":\"stop\"",
+        "data: [DONE]",
+    ] {
+        assert!(text.contains(piece), "{piece} in {text}");
+    }
+    let events = server.last_stream_events();
+    assert_eq!(events.len(), 4, "three words and the finish chunk");
+
+    // A scripted fault still comes first.
+    server.push(Fault::Status {
+        status: 503,
+        headers: vec![],
+        body: "busy".to_owned(),
+    });
+    let answer = post_chat(&client, &server, "plain-chat-7b")
+        .await
+        .expect("an answer");
+    assert_eq!(answer.status(), 503);
 }

@@ -4,7 +4,7 @@
 use std::process::Output;
 use std::time::Duration;
 
-use crate::support::fake_vultr::{ACCOUNT_KEY, FakeVultr, roles};
+use crate::support::fake_vultr::{ACCOUNT_KEY, FakeVultr, TOOL_CALL_ID, roles};
 use crate::support::mcp::{BINARY, Home};
 
 /// Runs the example against `fake` in `home`.
@@ -58,7 +58,9 @@ async fn the_scripted_example_runs_a_chat_and_a_tool_round_trip() {
     assert!(stdout.contains("model: glm-5.2"), "{stdout}");
     assert!(stdout.contains("chat: echo: In one sentence"), "{stdout}");
     assert!(
-        stdout.contains(r#"tool call "call_fake_1" "get_weather"({"city":"Paris"})"#),
+        stdout.contains(&format!(
+            r#"tool call "{TOOL_CALL_ID}" "get_weather"({{"city":"Paris"}})"#
+        )),
         "{stdout}"
     );
     assert!(

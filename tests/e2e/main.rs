@@ -4,18 +4,11 @@
 #[path = "../support/mod.rs"]
 mod support;
 
-mod chat;
-mod continuation;
 mod conversations;
 mod example;
 mod faults;
-mod keys;
-mod models;
 mod protocol;
 mod security;
 mod stdio;
 #[cfg(unix)]
 mod store;
-mod streaming;
-mod subscriptions;
-mod upstream_errors;

@@ -1,15 +1,13 @@
 //! The MCP surface itself: identity, instructions, the tool list, and a clean stdout.
 
-use std::process::Stdio;
-use std::time::Duration;
-
 use rmcp::ServiceError;
 use rmcp::model::ErrorCode;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use crate::support::fake_vultr::FakeVultr;
-use crate::support::mcp::{Home, Server, ok, server_command};
+use crate::support::mcp::Server;
+use crate::support::raw::{PROMPTLY, RawServer};
+use crate::support::session::ok;
 
 #[tokio::test]
 async fn the_server_introduces_itself_with_its_own_name_and_version() {
@@ -131,54 +129,43 @@ async fn without_any_key_list_models_works_and_other_tools_name_the_variable_to_
             json!({"model": "glm-5.2", "prompt": "hi"}),
         )
         .await;
-    let text = crate::support::mcp::err(&chat);
+    let text = crate::support::session::err(&chat);
     assert!(
         text.contains("VULTR_INFERENCE_API_KEY") && text.contains("VULTR_API_KEY"),
         "{text}"
     );
     for tool in ["list_subscriptions"] {
-        let text = crate::support::mcp::err(&server.call(tool, json!({})).await);
+        let text = crate::support::session::err(&server.call(tool, json!({})).await);
         assert!(text.contains("VULTR_API_KEY"), "{tool}: {text}");
     }
     server.stop().await;
 }
 
-/// Sends raw lines to the binary and returns every line it wrote to stdout.
+/// Sends raw lines to the binary (logging at debug level) and returns every line it
+/// wrote to stdout.
 async fn exchange(lines: &[&str]) -> Vec<String> {
-    let home = Home::new();
-    let mut child = server_command(&home)
-        .env("RUST_LOG", "debug")
-        .env("VULTR_MCP_CONVERSATIONS", "memory")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let mut stdin = child.stdin.take().unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut out = Vec::new();
+    let mut raw = RawServer::builder().env("RUST_LOG", "debug").spawn();
     for line in lines {
-        stdin.write_all(line.as_bytes()).await.unwrap();
-        stdin.write_all(b"\n").await.unwrap();
+        raw.send_line(line.as_bytes()).await;
     }
-    stdin.flush().await.unwrap();
     // Every request with an id gets exactly one answer; wait for those.
     let expected = lines
         .iter()
         .filter(|l| serde_json::from_str::<Value>(l).is_ok_and(|v| v.get("id").is_some()))
         .count();
+    let mut out = Vec::new();
     while out.len() < expected {
-        match tokio::time::timeout(Duration::from_secs(10), stdout.next_line()).await {
-            Ok(Ok(Some(line))) => out.push(line),
-            _ => break,
+        match raw.next_text_line(PROMPTLY).await {
+            Some(line) => out.push(line),
+            None => break,
         }
     }
-    drop(stdin);
-    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+    raw.close_stdin();
+    let status = raw
+        .exit_status(PROMPTLY)
         .await
-        .expect("the server exits when stdin closes")
-        .unwrap();
-    while let Ok(Some(line)) = stdout.next_line().await {
+        .expect("the server exits when stdin closes");
+    while let Some(line) = raw.next_text_line(PROMPTLY).await {
         out.push(line);
     }
     assert!(status.success(), "exit status {status}");

@@ -6,18 +6,18 @@
 use rmcp::model::CallToolResult;
 use serde_json::{Value, json};
 
-use crate::support::fake_vultr::{ACCOUNT_KEY, FakeVultr, Subscription};
-use crate::support::mcp::{Home, Server, err, ok, server_command, text};
+use crate::support::fake_vultr::{
+    ACCOUNT_KEY, CHAT_PATH, DEFAULT_SUBSCRIPTION_KEY, FakeVultr, MODELS_PATH, SUBSCRIPTIONS_PATH,
+    Subscription, TOOL_CALL_ID, weather_tool,
+};
+use crate::support::mcp::{Home, Server, server_command};
+use crate::support::session::{err, ok, text};
 
 const ALPHA_ID: &str = "a1a1a1a1-0000-4000-8000-aaaaaaaaaaaa";
 const ALPHA_KEY: &str = "sk-canary-ALPHA-Q7W3E9R1T5Y2U8I4O6P0";
 const BRAVO_ID: &str = "b2b2b2b2-0000-4000-8000-bbbbbbbbbbbb";
 const BRAVO_KEY: &str = "sk-canary-BRAVO-Z4X8C2V6B0N3M7L1K5J9";
 const KEYS: [&str; 3] = [ACCOUNT_KEY, ALPHA_KEY, BRAVO_KEY];
-
-const CHAT_PATH: &str = "/v1/chat/completions";
-const MODELS_PATH: &str = "/v1/models";
-const SUBSCRIPTIONS_PATH: &str = "/v2/inference";
 
 async fn fake_with_alpha_and_bravo() -> FakeVultr {
     FakeVultr::builder()
@@ -49,17 +49,6 @@ fn assert_no_key_in(what: &str, haystack: &str) {
 /// The whole result as the client received it: content blocks, structured content, flags.
 fn serialized(result: &CallToolResult) -> String {
     serde_json::to_string(result).expect("a result serializes")
-}
-
-fn weather_tool() -> Value {
-    json!({
-        "type": "function",
-        "function": {
-            "name": "get_weather",
-            "description": "Current weather for a city",
-            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
-        }
-    })
 }
 
 /// A chat completion body whose answer is `content`.
@@ -148,7 +137,7 @@ async fn no_key_appears_in_any_result_error_or_log_line_across_the_whole_tool_su
         .await;
     let assistant = ok(&asked)["assistant_message"].clone();
     let tool_result =
-        json!({"role": "tool", "tool_call_id": "call_fake_1", "content": "18°C and sunny"});
+        json!({"role": "tool", "tool_call_id": TOOL_CALL_ID, "content": "18°C and sunny"});
     let answered = session
         .call(
             "tool result",
@@ -457,5 +446,47 @@ async fn vultr_mcp_reveal_keys_false_is_the_same_as_unset() {
 
     assert!(ok(&got)["subscription"].get("api_key").is_none());
     assert_no_key_in("get_subscription", &serialized(&got));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn no_error_text_ever_contains_the_inference_key_or_the_account_key() {
+    const MAIN_KEY: &str = DEFAULT_SUBSCRIPTION_KEY;
+    let chat = json!({"model": "kimi-k2-instruct", "prompt": "hi"});
+    let fake = FakeVultr::start().await;
+    let server = Server::with_fake(&fake, &[("VULTR_MCP_MAX_RETRIES", "0")]).await;
+    let quoting = format!(r#"{{"subscription":{{"id":"x","api_key":"{MAIN_KEY}"}}}}"#);
+    let failures: [(u16, &str); 8] = [
+        (
+            400,
+            r#"{"error":{"message":"bad request","code":400,"type":"invalid_request_error"}}"#,
+        ),
+        (403, r#"{"message":"Forbidden"}"#),
+        (422, r#"{"error":{"message":"unprocessable","code":422}}"#),
+        (429, r#"{"error":"slow down"}"#),
+        (500, "<html>500</html>"),
+        (503, "Service Unavailable"),
+        (200, "not json"),
+        // A body quoting a subscription record: its api_key is blanked in the quote.
+        (200, &quoting),
+    ];
+
+    for (status, body) in failures {
+        fake.fail("POST", CHAT_PATH, status, body, 1).await;
+        let message = err(&server.call("chat_completion", chat.clone()).await);
+        for secret in [MAIN_KEY, "CONFIGURED-INFERENCE-KEY-9999", ACCOUNT_KEY] {
+            assert!(!message.contains(secret), "a key leaked: {message}");
+        }
+        assert!(
+            message.contains(&format!("HTTP {status}")),
+            "{status}: {message}"
+        );
+    }
+    let result = server.call("chat_completion", chat).await;
+    assert_eq!(ok(&result)["content"], "echo: hi", "{}", text(&result));
+    let stderr = server.stderr();
+    for secret in [MAIN_KEY, ACCOUNT_KEY] {
+        assert!(!stderr.contains(secret), "a key leaked to stderr: {stderr}");
+    }
     server.stop().await;
 }

@@ -16,9 +16,10 @@ use rmcp::{RoleClient, ServiceExt};
 use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
 
+use crate::support::fake_vultr::faults::{Fault, FaultServer, StreamEnd, content_chunks};
 use crate::support::fake_vultr::{ACCOUNT_KEY, FakeVultr};
-use crate::support::faults::{Fault, FaultServer, StreamEnd, content_chunks};
-use crate::support::mcp::{Home, Server, err, ok, server_command, text};
+use crate::support::mcp::{Home, Server, server_command};
+use crate::support::session::{err, ok, text};
 
 const LIST_URI: &str = "vultr://conversations";
 /// A model the fake's catalog has.

@@ -4,14 +4,13 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 
-use rmcp::model::{CallToolRequestParams, CallToolResult};
-use rmcp::service::RunningService;
+use rmcp::ServiceExt;
 use rmcp::transport::TokioChildProcess;
-use rmcp::{RoleClient, ServiceExt};
-use serde_json::Value;
 use tokio::io::AsyncReadExt;
 
-use super::fake_vultr::{ACCOUNT_KEY, FakeVultr};
+use super::fake_vultr::FakeVultr;
+use super::fake_vultr::faults::FaultServer;
+use super::session::{Session, overridden};
 
 /// The server binary Cargo built for this test run.
 pub const BINARY: &str = env!("CARGO_BIN_EXE_vultr-inference-mcp");
@@ -94,8 +93,7 @@ pub fn server_command(home: &Home) -> tokio::process::Command {
 
 /// A running server with a connected MCP client.
 pub struct Server {
-    /// The MCP client session.
-    pub client: RunningService<RoleClient, ()>,
+    session: Session,
     stderr: Arc<Mutex<String>>,
     home: Home,
 }
@@ -132,7 +130,7 @@ impl Server {
         }
         let client = ().serve(transport).await.expect("the MCP handshake succeeds");
         Server {
-            client,
+            session: Session { client },
             stderr: captured,
             home,
         }
@@ -140,41 +138,15 @@ impl Server {
 
     /// Starts the binary pointed at `fake`, with the account key and `extra` variables.
     pub async fn with_fake(fake: &FakeVultr, extra: &[(&str, &str)]) -> Server {
-        let account = fake.account_base_url();
-        let inference = fake.inference_base_url();
-        let mut env = vec![
-            ("VULTR_API_BASE_URL", account.as_str()),
-            ("VULTR_INFERENCE_BASE_URL", inference.as_str()),
-            ("VULTR_API_KEY", ACCOUNT_KEY),
-        ];
-        for (name, value) in extra {
-            env.retain(|(n, _)| n != name);
-            env.push((name, value));
-        }
-        Server::start(&env).await
+        let settings = fake.settings();
+        Server::start(&overridden(&settings, extra)).await
     }
 
-    /// Calls a tool; protocol errors fail the test.
-    pub async fn call(&self, tool: &str, arguments: Value) -> CallToolResult {
-        self.try_call(tool, arguments)
-            .await
-            .unwrap_or_else(|e| panic!("tools/call {tool} failed at the protocol level: {e}"))
-    }
-
-    /// Calls a tool, returning protocol errors.
-    pub async fn try_call(
-        &self,
-        tool: &str,
-        arguments: Value,
-    ) -> Result<CallToolResult, rmcp::ServiceError> {
-        let arguments = match arguments {
-            Value::Object(map) => map,
-            Value::Null => Default::default(),
-            other => panic!("arguments must be an object, got {other}"),
-        };
-        self.client
-            .call_tool(CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments))
-            .await
+    /// Starts the binary pointed at the raw `faults` server, with a configured inference
+    /// key (no account API, so no key discovery) and `extra` variables.
+    pub async fn with_faults(faults: &FaultServer, extra: &[(&str, &str)]) -> Server {
+        let settings = faults.settings();
+        Server::start(&overridden(&settings, extra)).await
     }
 
     /// The server's private home.
@@ -189,41 +161,14 @@ impl Server {
 
     /// Ends the session (closes stdin) and waits for the process to exit.
     pub async fn stop(self) {
-        let _ = self.client.cancel().await;
+        let _ = self.session.client.cancel().await;
     }
 }
 
-/// The text of a result's content blocks, joined.
-pub fn text(result: &CallToolResult) -> String {
-    result
-        .content
-        .iter()
-        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
+impl std::ops::Deref for Server {
+    type Target = Session;
 
-/// The structured content of a successful result; fails the test on an error result.
-pub fn ok(result: &CallToolResult) -> Value {
-    assert_eq!(
-        result.is_error,
-        Some(false),
-        "expected success, got error: {}",
-        text(result)
-    );
-    result
-        .structured_content
-        .clone()
-        .expect("a successful result carries structured content")
-}
-
-/// The text of an error result; fails the test on success.
-pub fn err(result: &CallToolResult) -> String {
-    assert_eq!(
-        result.is_error,
-        Some(true),
-        "expected an error result, got: {}",
-        text(result)
-    );
-    text(result)
+    fn deref(&self) -> &Session {
+        &self.session
+    }
 }

@@ -5,5 +5,7 @@
 #![allow(dead_code)]
 
 pub mod fake_vultr;
-pub mod faults;
+pub mod in_process;
 pub mod mcp;
+pub mod raw;
+pub mod session;

@@ -4,10 +4,11 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{fake_vultr::*, mcp::*};
+use crate::support::in_process::Server;
+use crate::support::{fake_vultr::*, session::*};
 
-const MAIN_ID: &str = "0c2e1a52-7a0e-4c8e-9a3e-111111111111";
-const MAIN_KEY: &str = "INFKEY-ONE-AAAA-BBBB-CCCC-1111";
+const MAIN_ID: &str = DEFAULT_SUBSCRIPTION_ID;
+const MAIN_KEY: &str = DEFAULT_SUBSCRIPTION_KEY;
 const STAGING_ID: &str = "5b9f0d3e-2222-4a4a-8b8b-222222222222";
 const STAGING_KEY: &str = "INFKEY-TWO-DDDD-EEEE-FFFF-2222";
 const LAB_ID: &str = "9d7c6b5a-3333-4c4c-9c9c-333333333333";

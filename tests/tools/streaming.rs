@@ -9,20 +9,20 @@
 //! streamed and non-streamed results uses the wiremock fake, whose replies depend only on
 //! the messages.
 
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rmcp::model::CallToolResult;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdin, ChildStdout};
+use tokio::time::Instant;
 
-use crate::support::fake_vultr::{ACCOUNT_KEY, Catalog, FakeVultr};
-use crate::support::faults::{Fault, FaultServer, StreamEnd, content_chunks, empty_chunks};
-use crate::support::mcp::{Home, Server, err, ok, server_command, text};
+use crate::support::fake_vultr::faults::{
+    Fault, FaultServer, StreamEnd, content_chunks, empty_chunks,
+};
+use crate::support::fake_vultr::{Catalog, FakeVultr, TOOL_CALL_ID, weather_tool};
+use crate::support::in_process::{RawSession, Server};
+use crate::support::raw::Line;
+use crate::support::session::{err, ok, text};
 
-/// Any key: the raw fault server accepts every key.
-const INFERENCE_KEY: &str = "STREAM-TEST-INFERENCE-KEY-0001";
 /// A model the 2.4 catalog marks as streaming.
 const STREAMING_MODEL: &str = "glm-5.2";
 /// Time allowed for something that should happen at once; a call that takes longer hangs.
@@ -40,17 +40,6 @@ const SLOW_INTERVAL: Duration = Duration::from_millis(200);
 // Helpers
 // ---------------------------------------------------------------------------
 
-fn weather_tool() -> Value {
-    json!({
-        "type": "function",
-        "function": {
-            "name": "get_weather",
-            "description": "Current weather for a city",
-            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
-        }
-    })
-}
-
 /// The slow stream: [`SLOW_PIECES`] 200 ms apart, a finish chunk, then `[DONE]`.
 fn slow_stream() -> Fault {
     Fault::Stream {
@@ -63,17 +52,6 @@ fn slow_stream() -> Fault {
 /// The whole text of the slow stream.
 fn slow_text() -> String {
     SLOW_PIECES.concat()
-}
-
-/// A server pointed at the raw fault server with a configured inference key, plus `extra`.
-async fn server_for(faults: &FaultServer, extra: &[(&str, &str)]) -> Server {
-    let base_url = faults.base_url();
-    let mut env = vec![
-        ("VULTR_INFERENCE_BASE_URL", base_url.as_str()),
-        ("VULTR_INFERENCE_API_KEY", INFERENCE_KEY),
-    ];
-    env.extend_from_slice(extra);
-    Server::start(&env).await
 }
 
 /// Calls chat_completion on the streaming model with `prompt`, failing the test if it
@@ -106,119 +84,6 @@ fn comparable(mut reply: Value) -> Value {
 fn asked_to_stream(body: &Value) -> bool {
     body.get("stream") == Some(&json!(true))
         && body.get("stream_options") == Some(&json!({"include_usage": true}))
-}
-
-/// The binary driven over raw JSON-RPC lines, so a request can go without
-/// `_meta.progressToken` (rmcp's client always adds one) and the order of everything the
-/// server writes is seen exactly as written.
-struct RawSession {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    stdout: Lines<BufReader<ChildStdout>>,
-    _home: Home,
-}
-
-/// A line the server wrote, with the time it arrived.
-struct Line {
-    at: Instant,
-    value: Value,
-}
-
-impl RawSession {
-    /// Starts the binary with exactly `env` (plus PATH/HOME) and completes the handshake.
-    async fn start(env: &[(&str, &str)]) -> RawSession {
-        let home = Home::new();
-        let mut command = server_command(&home);
-        command
-            .env("VULTR_MCP_CONVERSATIONS", "memory")
-            .envs(env.iter().copied())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true);
-        let mut child = command.spawn().expect("the server binary starts");
-        let stdin = child.stdin.take();
-        let stdout = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let mut session = RawSession {
-            child,
-            stdin,
-            stdout,
-            _home: home,
-        };
-        session
-            .send(
-                json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-                    "protocolVersion": "2025-06-18",
-                    "capabilities": {},
-                    "clientInfo": {"name": "raw-streaming-test", "version": "0"}
-                }}),
-            )
-            .await;
-        let (_, answer) = session.until_response(0).await;
-        assert!(answer.value.get("result").is_some(), "{}", answer.value);
-        session
-            .send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
-            .await;
-        session
-    }
-
-    /// Writes one JSON-RPC message.
-    async fn send(&mut self, message: Value) {
-        let stdin = self.stdin.as_mut().expect("stdin is open");
-        let mut line = message.to_string();
-        line.push('\n');
-        stdin.write_all(line.as_bytes()).await.expect("write");
-        stdin.flush().await.expect("flush");
-    }
-
-    /// The next line within `timeout`, if any.
-    async fn next_line(&mut self, timeout: Duration) -> Option<Line> {
-        match tokio::time::timeout(timeout, self.stdout.next_line()).await {
-            Ok(Ok(Some(line))) => Some(Line {
-                at: Instant::now(),
-                value: serde_json::from_str(&line)
-                    .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}")),
-            }),
-            Ok(Ok(None)) | Ok(Err(_)) | Err(_) => None,
-        }
-    }
-
-    /// Everything written before the response to request `id`, and that response.
-    async fn until_response(&mut self, id: u64) -> (Vec<Line>, Line) {
-        let mut before = Vec::new();
-        loop {
-            let line = self
-                .next_line(PROMPTLY)
-                .await
-                .unwrap_or_else(|| panic!("no response to request {id}"));
-            if line.value.get("id") == Some(&json!(id)) && line.value.get("method").is_none() {
-                return (before, line);
-            }
-            before.push(line);
-        }
-    }
-
-    /// Sends a chat_completion call as request `id`, with `_meta` when given.
-    async fn call_chat(&mut self, id: u64, arguments: Value, meta: Option<Value>) -> Instant {
-        let mut params = json!({"name": "chat_completion", "arguments": arguments});
-        if let Some(meta) = meta {
-            params["_meta"] = meta;
-        }
-        let sent = Instant::now();
-        self.send(json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": params}))
-            .await;
-        sent
-    }
-
-    /// Closes stdin and waits for a clean exit.
-    async fn stop(mut self) {
-        drop(self.stdin.take());
-        let status = tokio::time::timeout(PROMPTLY, self.child.wait())
-            .await
-            .expect("the server exits when stdin closes")
-            .expect("wait");
-        assert!(status.success(), "exit status {status}");
-    }
 }
 
 /// The `notifications/progress` params among `lines`, with arrival times.
@@ -302,20 +167,22 @@ async fn a_streamed_tool_call_with_split_arguments_equals_the_non_streamed_one()
         comparable(streamed),
         json!({
             "content": null,
-            "tool_calls": [{"id": "call_fake_1", "name": "get_weather", "arguments": {"city": "Paris"}}],
+            "tool_calls": [{"id": TOOL_CALL_ID, "name": "get_weather", "arguments": {"city": "Paris"}}],
             "finish_reason": "tool_calls",
             "usage": {"prompt_tokens": 7, "completion_tokens": 10, "total_tokens": 17},
             "assistant_message": {
                 "role": "assistant",
                 "content": null,
-                "tool_calls": [{"id": "call_fake_1", "type": "function",
+                "tool_calls": [{"id": TOOL_CALL_ID, "type": "function",
                                 "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]
             }
         })
     );
     let shown = text(&streamed_result);
     assert!(
-        shown.contains("id call_fake_1: get_weather({\"city\":\"Paris\"})"),
+        shown.contains(&format!(
+            "id {TOOL_CALL_ID}: get_weather({{\"city\":\"Paris\"}})"
+        )),
         "{shown}"
     );
 
@@ -345,19 +212,15 @@ async fn a_streamed_tool_call_with_split_arguments_equals_the_non_streamed_one()
 // Progress notifications
 // ---------------------------------------------------------------------------
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_slow_stream_reports_progress_with_the_callers_token_and_never_after_the_result() {
     let faults = FaultServer::start(vec![slow_stream()]).await;
-    let base_url = faults.base_url();
-    let mut session = RawSession::start(&[
-        ("VULTR_INFERENCE_BASE_URL", base_url.as_str()),
-        ("VULTR_INFERENCE_API_KEY", INFERENCE_KEY),
-    ])
-    .await;
+    let mut session = RawSession::with_faults(&faults).await;
     let token = "stream-progress-7";
     let sent = session
-        .call_chat(
+        .call_tool(
             1,
+            "chat_completion",
             json!({"model": STREAMING_MODEL, "prompt": "count to twelve"}),
             Some(json!({"progressToken": token})),
         )
@@ -425,18 +288,14 @@ async fn a_slow_stream_reports_progress_with_the_callers_token_and_never_after_t
     session.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_slow_stream_sends_no_progress_when_the_request_has_no_progress_token() {
     let faults = FaultServer::start(vec![slow_stream()]).await;
-    let base_url = faults.base_url();
-    let mut session = RawSession::start(&[
-        ("VULTR_INFERENCE_BASE_URL", base_url.as_str()),
-        ("VULTR_INFERENCE_API_KEY", INFERENCE_KEY),
-    ])
-    .await;
+    let mut session = RawSession::with_faults(&faults).await;
     let sent = session
-        .call_chat(
+        .call_tool(
             1,
+            "chat_completion",
             json!({"model": STREAMING_MODEL, "prompt": "count to twelve"}),
             None,
         )
@@ -464,17 +323,11 @@ async fn a_slow_stream_sends_no_progress_when_the_request_has_no_progress_token(
 #[tokio::test]
 async fn a_fast_stream_sends_no_progress_even_with_a_progress_token() {
     let fake = FakeVultr::start().await;
-    let account = fake.account_base_url();
-    let inference = fake.inference_base_url();
-    let mut session = RawSession::start(&[
-        ("VULTR_API_BASE_URL", account.as_str()),
-        ("VULTR_INFERENCE_BASE_URL", inference.as_str()),
-        ("VULTR_API_KEY", ACCOUNT_KEY),
-    ])
-    .await;
+    let mut session = RawSession::with_fake(&fake).await;
     session
-        .call_chat(
+        .call_tool(
             1,
+            "chat_completion",
             json!({"model": STREAMING_MODEL, "prompt": "hi"}),
             Some(json!({"progressToken": 42})),
         )
@@ -500,7 +353,7 @@ async fn a_fast_stream_sends_no_progress_even_with_a_progress_token() {
 // Deadlines and partial answers
 // ---------------------------------------------------------------------------
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_stream_that_stalls_returns_the_partial_answer_cut_off_stalled() {
     let faults = FaultServer::start(vec![Fault::Stream {
         chunks: content_chunks(STREAMING_MODEL, &["The answer ", "is forty"], false),
@@ -508,7 +361,7 @@ async fn a_stream_that_stalls_returns_the_partial_answer_cut_off_stalled() {
         then: StreamEnd::Stall,
     }])
     .await;
-    let server = server_for(&faults, &[("VULTR_MCP_STALL_TIMEOUT", "500ms")]).await;
+    let server = Server::with_faults(&faults, &[("VULTR_MCP_STALL_TIMEOUT", "500ms")]).await;
     let (result, took) = timed_chat(&server, "What is the answer?").await;
     let reply = ok(&result);
     assert_eq!(reply["content"], "The answer is forty");
@@ -562,10 +415,10 @@ async fn a_stream_that_stalls_returns_the_partial_answer_cut_off_stalled() {
     server.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_stream_longer_than_the_chat_timeout_returns_the_partial_answer_cut_off_deadline() {
     let faults = FaultServer::start(vec![slow_stream()]).await;
-    let server = server_for(&faults, &[("VULTR_MCP_CHAT_TIMEOUT", "1s")]).await;
+    let server = Server::with_faults(&faults, &[("VULTR_MCP_CHAT_TIMEOUT", "1s")]).await;
     let (result, took) = timed_chat(&server, "count to twelve").await;
     let reply = ok(&result);
     let content = reply["content"].as_str().expect("some text");
@@ -593,7 +446,7 @@ async fn a_stream_longer_than_the_chat_timeout_returns_the_partial_answer_cut_of
     server.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn nothing_before_the_first_token_deadline_is_an_error() {
     let faults = FaultServer::start(vec![
         // No response head at all.
@@ -606,7 +459,7 @@ async fn nothing_before_the_first_token_deadline_is_an_error() {
         },
     ])
     .await;
-    let server = server_for(&faults, &[("VULTR_MCP_FIRST_TOKEN_TIMEOUT", "500ms")]).await;
+    let server = Server::with_faults(&faults, &[("VULTR_MCP_FIRST_TOKEN_TIMEOUT", "500ms")]).await;
     for (n, case) in ["no head", "a head and no event"].into_iter().enumerate() {
         let (result, took) = timed_chat(&server, "hi").await;
         let message = err(&result);
@@ -647,10 +500,10 @@ fn empty_deltas_after(before: &[&str]) -> Fault {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_stream_of_empty_deltas_ends_at_the_first_token_deadline_and_names_it() {
     let faults = FaultServer::start(vec![empty_deltas_after(&[])]).await;
-    let server = server_for(
+    let server = Server::with_faults(
         &faults,
         &[
             ("VULTR_MCP_FIRST_TOKEN_TIMEOUT", "500ms"),
@@ -675,10 +528,10 @@ async fn a_stream_of_empty_deltas_ends_at_the_first_token_deadline_and_names_it(
     server.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_stream_of_empty_deltas_that_reaches_the_chat_timeout_names_the_chat_timeout() {
     let faults = FaultServer::start(vec![empty_deltas_after(&[])]).await;
-    let server = server_for(
+    let server = Server::with_faults(
         &faults,
         &[
             ("VULTR_MCP_FIRST_TOKEN_TIMEOUT", "5s"),
@@ -696,10 +549,10 @@ async fn a_stream_of_empty_deltas_that_reaches_the_chat_timeout_names_the_chat_t
     server.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn empty_deltas_after_some_text_are_a_stall() {
     let faults = FaultServer::start(vec![empty_deltas_after(&["partial"])]).await;
-    let server = server_for(
+    let server = Server::with_faults(
         &faults,
         &[
             ("VULTR_MCP_STALL_TIMEOUT", "500ms"),
@@ -732,7 +585,7 @@ async fn assert_broken_stream_is_an_error(pieces: &[&str], end: StreamEnd, expec
         then: end,
     }])
     .await;
-    let server = server_for(&faults, &[]).await;
+    let server = Server::with_faults(&faults, &[]).await;
     let (result, _) = timed_chat(&server, "hi").await;
     let message = err(&result);
     for part in expected {
@@ -749,7 +602,7 @@ async fn assert_broken_stream_is_an_error(pieces: &[&str], end: StreamEnd, expec
     server.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_stream_truncated_at_the_http_level_is_an_error_and_the_next_call_works() {
     assert_broken_stream_is_an_error(
         &["Half an ", "answ"],
@@ -763,7 +616,7 @@ async fn a_stream_truncated_at_the_http_level_is_an_error_and_the_next_call_work
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_stream_that_ends_without_finish_reason_or_done_is_an_error_and_the_next_call_works() {
     assert_broken_stream_is_an_error(
         &["Half an ", "answ"],
@@ -776,7 +629,7 @@ async fn a_stream_that_ends_without_finish_reason_or_done_is_an_error_and_the_ne
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_garbage_chunk_is_an_error_and_the_next_call_works() {
     assert_broken_stream_is_an_error(
         &["Half an "],
@@ -790,7 +643,7 @@ async fn a_garbage_chunk_is_an_error_and_the_next_call_works() {
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_error_event_in_the_stream_is_reported_with_its_status_and_message() {
     let mut chunks = content_chunks(STREAMING_MODEL, &["Partial "], false);
     chunks.push(
@@ -802,7 +655,7 @@ async fn an_error_event_in_the_stream_is_reported_with_its_status_and_message() 
         then: StreamEnd::Done,
     }])
     .await;
-    let server = server_for(&faults, &[]).await;
+    let server = Server::with_faults(&faults, &[]).await;
     let (result, _) = timed_chat(&server, "hi").await;
     let message = err(&result);
     assert!(
@@ -857,7 +710,7 @@ async fn cost_comes_from_the_catalog_prices_and_the_reported_usage_and_latency_i
     server.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_cost_of_a_raw_stream_uses_the_usage_of_its_final_chunk_and_latency_covers_the_stream()
 {
     let faults = FaultServer::start(vec![Fault::Stream {
@@ -866,7 +719,7 @@ async fn the_cost_of_a_raw_stream_uses_the_usage_of_its_final_chunk_and_latency_
         then: StreamEnd::Done,
     }])
     .await;
-    let server = server_for(&faults, &[]).await;
+    let server = Server::with_faults(&faults, &[]).await;
     let (result, took) = timed_chat(&server, "hi").await;
     let reply = ok(&result);
     assert_eq!(reply["content"], "abcd");

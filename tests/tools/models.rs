@@ -5,9 +5,8 @@
 use rmcp::model::CallToolResult;
 use serde_json::{Value, json};
 
-use crate::support::{fake_vultr::*, mcp::*};
-
-const MODELS_PATH: &str = "/v1/models";
+use crate::support::in_process::Server;
+use crate::support::{fake_vultr::*, session::*};
 
 /// Every model id of the 2.4 fixture, in catalog order.
 const FIXTURE_IDS: [&str; 6] = [

@@ -3,8 +3,9 @@
 
 use serde_json::{Value, json};
 
-use crate::support::fake_vultr::{FakeVultr, weather_tool};
-use crate::support::mcp::{Server, err, ok, text};
+use crate::support::fake_vultr::{FakeVultr, TOOL_CALL_ID, weather_tool};
+use crate::support::in_process::Server;
+use crate::support::session::{err, ok, text};
 
 #[tokio::test]
 async fn a_prompt_gets_the_models_reply_as_text_and_structured_content() {
@@ -147,7 +148,7 @@ async fn a_complete_tool_calling_round_trip() {
     assert_eq!(reply["finish_reason"], "tool_calls");
     assert_eq!(
         reply["tool_calls"],
-        json!([{"id": "call_fake_1", "name": "get_weather", "arguments": {"city": "Paris"}}])
+        json!([{"id": TOOL_CALL_ID, "name": "get_weather", "arguments": {"city": "Paris"}}])
     );
     let assistant = reply["assistant_message"].clone();
     assert_eq!(
@@ -155,13 +156,15 @@ async fn a_complete_tool_calling_round_trip() {
         json!({
             "role": "assistant",
             "content": null,
-            "tool_calls": [{"id": "call_fake_1", "type": "function",
+            "tool_calls": [{"id": TOOL_CALL_ID, "type": "function",
                             "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]
         })
     );
     let shown = text(&first);
     assert!(
-        shown.contains("id call_fake_1: get_weather({\"city\":\"Paris\"})"),
+        shown.contains(&format!(
+            "id {TOOL_CALL_ID}: get_weather({{\"city\":\"Paris\"}})"
+        )),
         "{shown}"
     );
     assert!(
@@ -171,7 +174,7 @@ async fn a_complete_tool_calling_round_trip() {
 
     // 2. The caller runs the tool and sends the result back.
     let tool_result =
-        json!({"role": "tool", "tool_call_id": "call_fake_1", "content": "18°C and sunny"});
+        json!({"role": "tool", "tool_call_id": TOOL_CALL_ID, "content": "18°C and sunny"});
     let messages = json!([question, assistant, tool_result]);
     let second = server
         .call(

@@ -1,6 +1,6 @@
 //! A raw fake of the Vultr inference API that can inject transport-level faults.
 //!
-//! Unlike `fake_vultr.rs` (wiremock), this server speaks HTTP/1.1 by hand on a plain
+//! Unlike [`super::FakeVultr`] (wiremock), this server speaks HTTP/1.1 by hand on a plain
 //! [`tokio::net::TcpListener`] bound to `127.0.0.1:0`, so it can misbehave in ways an HTTP
 //! library would refuse to: reset the connection, truncate a body, stall forever, send a
 //! huge body, or answer slowly. Keep-alive is supported (several requests per connection),
@@ -11,7 +11,7 @@
 //! | route | answer |
 //! |---|---|
 //! | `GET /v1/models` | always 200 with `tests/fixtures/catalog-2.4.json` |
-//! | `POST /v1/chat/completions` | the next [`Fault`] of the script (FIFO); [`Fault::Normal`] when it is empty |
+//! | `POST /v1/chat/completions` | the next [`Fault`] of the script (FIFO); when it is empty, the [`Standing`] answer (by default [`Fault::Normal`]) |
 //! | anything else | 404 `{"error":"Not found","status":404}` |
 //!
 //! [`Fault::Stream`] answers with server-sent events (`text/event-stream`, one HTTP/1.1
@@ -32,8 +32,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
 
-/// The model catalog served on `GET /v1/models`.
-const CATALOG: &str = include_str!("../fixtures/catalog-2.4.json");
+use super::{CATALOG_DOCUMENT_24, CHAT_PATH, MODELS_PATH};
+
+/// A key to configure for the server under test: the fault server accepts every key.
+pub const INFERENCE_KEY: &str = "FAULT-SERVER-ACCEPTS-ANY-KEY-0001";
+
 /// Largest request head accepted.
 const MAX_HEAD: usize = 64 * 1024;
 /// Largest request body accepted.
@@ -106,6 +109,36 @@ pub enum StreamEnd {
     Garbage,
 }
 
+/// How chat requests are answered when the script is empty: the steady load of the
+/// benchmark. By default at once, with [`Fault::Normal`] even when a stream was asked for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Standing {
+    /// Wait before answering.
+    pub delay: Duration,
+    /// For requests with `"stream": true`: this many content chunks (`word0 `, `word1 `,
+    /// ...) this far apart, then the finish chunk and `[DONE]`.
+    pub stream: Option<(usize, Duration)>,
+}
+
+impl Standing {
+    /// The answer to an unscripted chat request for `model`.
+    fn fault(&self, model: &str, asks_to_stream: bool) -> Fault {
+        match self.stream {
+            Some((chunks, interval)) if asks_to_stream => {
+                let words: Vec<String> = (0..chunks).map(|i| format!("word{i} ")).collect();
+                let pieces: Vec<&str> = words.iter().map(String::as_str).collect();
+                Fault::Stream {
+                    chunks: content_chunks(model, &pieces, true),
+                    interval,
+                    then: StreamEnd::Done,
+                }
+            }
+            _ if self.delay.is_zero() => Fault::Normal,
+            _ => Fault::Delay(self.delay),
+        }
+    }
+}
+
 /// OpenAI-style streamed chat chunks: one per piece,
 /// `{"id":"x","model":model,"choices":[{"index":0,"delta":{"content":piece}}]}`, and when
 /// `finish` one more, `{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}],
@@ -168,6 +201,12 @@ struct State {
     streams_abandoned: usize,
     /// TCP connections accepted.
     connections: usize,
+    /// How unscripted chat requests are answered.
+    standing: Standing,
+    /// Chat requests received and not answered yet.
+    in_flight: usize,
+    /// When each event of the latest streamed answer was written.
+    last_stream: Vec<Instant>,
 }
 
 /// Shared, lockable [`State`].
@@ -228,6 +267,15 @@ impl FaultServer {
         format!("http://{}/v1", self.addr)
     }
 
+    /// The settings that point a server at this fake: its base URL and a configured
+    /// inference key (no account API, so no key discovery).
+    pub fn settings(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("VULTR_INFERENCE_BASE_URL", self.base_url()),
+            ("VULTR_INFERENCE_API_KEY", INFERENCE_KEY.to_owned()),
+        ]
+    }
+
     /// Appends faults to the script.
     pub fn push(&self, fault: Fault) {
         self.state.lock().script.push_back(fault);
@@ -278,6 +326,21 @@ impl FaultServer {
     /// Waits (same polling) until `streams_abandoned_by_client() >= n`; returns whether it got there.
     pub async fn wait_streams_abandoned(&self, n: usize, timeout: Duration) -> bool {
         poll_until(timeout, || self.streams_abandoned_by_client() >= n).await
+    }
+
+    /// How chat requests are answered from now on when the script is empty.
+    pub fn set_standing(&self, standing: Standing) {
+        self.state.lock().standing = standing;
+    }
+
+    /// Chat requests received and not answered yet.
+    pub fn in_flight(&self) -> usize {
+        self.state.lock().in_flight
+    }
+
+    /// When each event of the latest streamed answer was written, in order.
+    pub fn last_stream_events(&self) -> Vec<Instant> {
+        self.state.lock().last_stream.clone()
     }
 
     /// Waits until `chat_requests() >= n` (same polling), returns whether it got there.
@@ -334,6 +397,16 @@ async fn accept_loop(listener: TcpListener, state: Shared) {
             st.connections
         };
         connections.spawn(serve_connection(stream, number, state.clone()));
+    }
+}
+
+/// Counts a chat request (counted in by its maker) as in flight until dropped: answered,
+/// or its connection gone.
+struct InFlight(Shared);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.lock().in_flight -= 1;
     }
 }
 
@@ -422,16 +495,17 @@ async fn serve_one(
         return None;
     }
 
-    let is_chat = request.method == "POST" && request.path == "/v1/chat/completions";
-    let fault = if is_chat {
+    let is_chat = request.method == "POST" && request.path == CHAT_PATH;
+    let (scripted, _in_flight) = if is_chat {
         let mut st = state.lock();
         st.chat_requests += 1;
         st.chat_connections.push(connection);
         st.chat_authorizations
             .push(request.header("authorization").map(str::to_owned));
-        Some(st.script.pop_front().unwrap_or(Fault::Normal))
+        st.in_flight += 1;
+        (st.script.pop_front(), Some(InFlight(state.clone())))
     } else {
-        None
+        (None, None)
     };
 
     read_exact_into(stream, buf, content_length).await?;
@@ -443,9 +517,9 @@ async fn serve_one(
         Next::KeepAlive
     };
 
-    let Some(fault) = fault else {
-        let (status, body) = if request.method == "GET" && request.path == "/v1/models" {
-            (200, CATALOG.to_owned())
+    if !is_chat {
+        let (status, body) = if request.method == "GET" && request.path == MODELS_PATH {
+            (200, CATALOG_DOCUMENT_24.to_owned())
         } else {
             (
                 404,
@@ -454,11 +528,19 @@ async fn serve_one(
         };
         write_response(stream, status, &[], body.as_bytes(), close_after).await?;
         return Some(keep);
-    };
+    }
 
     let json_body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let model = json_body.get("model").cloned().unwrap_or(Value::Null);
-    state.lock().chat_bodies.push(json_body);
+    let asks_to_stream = json_body.get("stream") == Some(&Value::Bool(true));
+    let fault = {
+        let mut st = state.lock();
+        st.chat_bodies.push(json_body);
+        scripted.unwrap_or_else(|| {
+            st.standing
+                .fault(model.as_str().unwrap_or_default(), asks_to_stream)
+        })
+    };
 
     match fault {
         Fault::Normal => {
@@ -557,12 +639,15 @@ async fn write_stream(
     head.push_str("\r\n");
     stream.write_all(head.as_bytes()).await.ok()?;
     stream.flush().await.ok()?;
+    let mut written = Vec::with_capacity(chunks.len());
     for (i, chunk) in chunks.iter().enumerate() {
         if i > 0 {
             tokio::time::sleep(interval).await;
         }
+        written.push(Instant::now());
         write_event(stream, chunk).await?;
     }
+    state.lock().last_stream = written;
     match then {
         StreamEnd::Done => {
             write_event(stream, "[DONE]").await?;

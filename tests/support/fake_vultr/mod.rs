@@ -1,4 +1,13 @@
-//! A fake Vultr server for integration tests, built on `wiremock`.
+//! The one fake Vultr of the tests and the benchmark, on `127.0.0.1`.
+//!
+//! - [`FakeVultr`] (this module, built on `wiremock`): both APIs, their routes and error
+//!   bodies, scripted failures by status, every request recorded.
+//! - [`faults::FaultServer`]: the inference API spoken by hand over raw TCP, for what an
+//!   HTTP library would refuse to do (resets, truncated or huge bodies, stalls, timed
+//!   streams).
+//!
+//! Both serve the same catalog fixtures and share the paths, ids and keys below; tests use
+//! these constants instead of typing them again.
 //!
 //! One [`MockServer`] on `127.0.0.1` (random port) serves both Vultr APIs:
 //!
@@ -16,31 +25,40 @@
 //!
 //! Every request, whichever mock answered it, is visible through [`FakeVultr::requests`].
 
+pub mod faults;
+
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use serde_json::{Value, json};
 use wiremock::matchers::{any, method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
+/// Path of the inference API's chat completions.
+pub const CHAT_PATH: &str = "/v1/chat/completions";
+/// Path of the inference API's model catalog.
+pub const MODELS_PATH: &str = "/v1/models";
+/// Path of the account API's subscription list.
+pub const SUBSCRIPTIONS_PATH: &str = "/v2/inference";
+
 /// The only Vultr account API key (`VULTR_API_KEY`) the fake account API accepts.
 pub const ACCOUNT_KEY: &str = "acct-KEY-0000-SECRET-ACCT";
 
 /// `date_created` given to every subscription made by [`Subscription::new`].
-const DATE_CREATED: &str = "2024-06-05T10:13:31+00:00";
+pub const DATE_CREATED: &str = "2024-06-05T10:13:31+00:00";
 
 /// Id of the default subscription.
-const DEFAULT_SUBSCRIPTION_ID: &str = "0c2e1a52-7a0e-4c8e-9a3e-111111111111";
+pub const DEFAULT_SUBSCRIPTION_ID: &str = "0c2e1a52-7a0e-4c8e-9a3e-111111111111";
 /// Label of the default subscription.
-const DEFAULT_SUBSCRIPTION_LABEL: &str = "main";
+pub const DEFAULT_SUBSCRIPTION_LABEL: &str = "main";
 /// Inference API key of the default subscription.
-const DEFAULT_SUBSCRIPTION_KEY: &str = "INFKEY-ONE-AAAA-BBBB-CCCC-1111";
+pub const DEFAULT_SUBSCRIPTION_KEY: &str = "INFKEY-ONE-AAAA-BBBB-CCCC-1111";
 
 /// `created` timestamp of every fake chat completion.
 const COMPLETION_CREATED: u64 = 1_788_472_794;
 /// Arguments of every fake tool call.
 const TOOL_CALL_ARGUMENTS: &str = "{\"city\":\"Paris\"}";
 /// Id of every fake tool call.
-const TOOL_CALL_ID: &str = "call_fake_1";
+pub const TOOL_CALL_ID: &str = "call_fake_1";
 /// `completion_tokens` reported for a tool-call reply.
 const TOOL_CALL_COMPLETION_TOKENS: u64 = 10;
 
@@ -52,9 +70,9 @@ const PRIORITY_NORMAL: u8 = 5;
 const PRIORITY_CATCH_ALL: u8 = 255;
 
 /// The Model Document 2.4 catalog fixture (`tests/fixtures/catalog-2.4.json`).
-const CATALOG_DOCUMENT_24: &str = include_str!("../fixtures/catalog-2.4.json");
+pub const CATALOG_DOCUMENT_24: &str = include_str!("../../fixtures/catalog-2.4.json");
 /// The older OpenAI list catalog fixture (`tests/fixtures/catalog-openai.json`).
-const CATALOG_OPENAI_LIST: &str = include_str!("../fixtures/catalog-openai.json");
+const CATALOG_OPENAI_LIST: &str = include_str!("../../fixtures/catalog-openai.json");
 
 /// One Serverless Inference subscription as the account API reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -613,7 +631,7 @@ impl FakeVultrBuilder {
         }
 
         Mock::given(method("GET"))
-            .and(path("/v1/models"))
+            .and(path(MODELS_PATH))
             .respond_with(json_response(200, catalog))
             .with_priority(PRIORITY_NORMAL)
             .named("inference models")
@@ -621,7 +639,7 @@ impl FakeVultrBuilder {
             .await;
 
         Mock::given(method("POST"))
-            .and(path("/v1/chat/completions"))
+            .and(path(CHAT_PATH))
             .respond_with(ChatResponder {
                 state: Arc::clone(&state),
             })
@@ -676,6 +694,15 @@ impl FakeVultr {
         format!("{}/v1", self.server.uri())
     }
 
+    /// The settings that point a server at this fake: both base URLs and the account key.
+    pub fn settings(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("VULTR_API_BASE_URL", self.account_base_url()),
+            ("VULTR_INFERENCE_BASE_URL", self.inference_base_url()),
+            ("VULTR_API_KEY", ACCOUNT_KEY.to_owned()),
+        ]
+    }
+
     /// The subscriptions as configured at start (keys as they were before any [`Self::rotate_key`]).
     pub fn subscriptions(&self) -> &[Subscription] {
         &self.subscriptions
@@ -702,7 +729,7 @@ impl FakeVultr {
         self.requests()
             .await
             .into_iter()
-            .filter(|r| r.method == "POST" && r.path == "/v1/chat/completions")
+            .filter(|r| r.method == "POST" && r.path == CHAT_PATH)
             .filter_map(|r| r.body)
             .collect()
     }

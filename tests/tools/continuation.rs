@@ -4,8 +4,9 @@
 
 use serde_json::json;
 
-use crate::support::fake_vultr::{ACCOUNT_KEY, FakeVultr, roles, weather_tool};
-use crate::support::mcp::{Server, err, ok, text};
+use crate::support::fake_vultr::{ACCOUNT_KEY, FakeVultr, TOOL_CALL_ID, roles, weather_tool};
+use crate::support::in_process::Server;
+use crate::support::session::{err, ok, text};
 
 #[tokio::test]
 async fn resending_the_whole_history_with_a_conversation_id_sends_it_once() {
@@ -57,7 +58,7 @@ async fn resending_the_assistant_message_of_a_tool_call_with_the_conversation_id
     let id = first["conversation_id"].as_str().unwrap().to_owned();
     let assistant = first["assistant_message"].clone();
     let tool_result =
-        json!({"role": "tool", "tool_call_id": "call_fake_1", "content": "18°C and sunny"});
+        json!({"role": "tool", "tool_call_id": TOOL_CALL_ID, "content": "18°C and sunny"});
 
     let answer = ok(&server
         .call(

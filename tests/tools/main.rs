@@ -1,0 +1,17 @@
+//! Tool behaviour, tested in process: the server runs in the test's own runtime
+//! (`support::in_process`), rmcp's client talks to it over an in-memory pipe, and a fake
+//! Vultr answers on loopback. One module per capability. What is about the process
+//! (stdio, signals, start-up, logs, files) is tested on the binary in `tests/e2e`.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod chat;
+mod continuation;
+mod conversations;
+mod faults;
+mod keys;
+mod models;
+mod streaming;
+mod subscriptions;
+mod upstream_errors;
