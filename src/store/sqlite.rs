@@ -34,9 +34,6 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// the same second still come out in the order they happened.
 const RECENCY: &str = "touched DESC";
 
-/// Least recently used first.
-const OLDEST_FIRST: &str = "touched ASC";
-
 /// The next value of `touched`.
 const NEXT_TOUCH: &str = "(SELECT COALESCE(MAX(touched), 0) + 1 FROM conversations)";
 
@@ -489,22 +486,14 @@ fn prune_in(
     let by_age = conn
         .prepare_cached("DELETE FROM conversations WHERE updated_at < ?1 AND id IS NOT ?2")?
         .execute(params![cutoff, keep])?;
-    // The count is kept by triggers: one row to read. When there are too many, the excess
-    // is taken from the old end of the recency index, so a full store (the steady state)
-    // drops its oldest without walking past the newest N.
-    let count: i64 = conn
-        .prepare_cached("SELECT n FROM conversation_count")?
-        .query_row([], |row| row.get(0))?;
-    let excess = count.saturating_sub(sql_count(retention.max_conversations));
-    let by_count = if excess > 0 {
-        conn.prepare_cached(&format!(
-            "DELETE FROM conversations WHERE id IN
-                (SELECT id FROM conversations WHERE id IS NOT ?2 ORDER BY {OLDEST_FIRST} LIMIT ?1)"
+    // `touched` is unique and orders by recency, so everything past the newest N is what is
+    // at or below the N+1-th `touched`: one walk of the recency index, no row lookups.
+    let by_count = conn
+        .prepare_cached(&format!(
+            "DELETE FROM conversations WHERE id IS NOT ?2 AND touched <=
+                (SELECT touched FROM conversations ORDER BY {RECENCY} LIMIT 1 OFFSET ?1)"
         ))?
-        .execute(params![excess, keep])?
-    } else {
-        0
-    };
+        .execute(params![sql_count(retention.max_conversations), keep])?;
     Ok(by_age + by_count)
 }
 
@@ -718,44 +707,6 @@ mod tests {
         assert_eq!(orphans, 0);
     }
 
-    /// The kept count of conversations, and the real one.
-    fn counted(store: &SqliteStore) -> (i64, i64) {
-        let db = store.db.lock();
-        let kept = db
-            .query_row("SELECT n FROM conversation_count", [], |row| row.get(0))
-            .unwrap();
-        let real = db
-            .query_row("SELECT COUNT(*) FROM conversations", [], |row| row.get(0))
-            .unwrap();
-        (kept, real)
-    }
-
-    #[tokio::test]
-    async fn the_kept_count_follows_creating_deleting_and_pruning() {
-        let (store, clock) = store_with_clock(Retention {
-            max_conversations: 3,
-            max_age: Duration::from_secs(DAY as u64),
-        })
-        .await;
-        let mut ids = Vec::new();
-        for i in 0..5 {
-            ids.push(
-                store
-                    .create("m", &[user(&i.to_string())], None)
-                    .await
-                    .unwrap(),
-            );
-            let (kept, real) = counted(&store);
-            assert_eq!(kept, real);
-            assert!(real <= 3, "{real} kept with room for 3");
-        }
-        assert!(store.delete(&ids[4]).await.unwrap());
-        assert_eq!(counted(&store), (2, 2));
-        clock.fetch_add(2 * DAY, Ordering::SeqCst);
-        assert_eq!(store.prune().await.unwrap(), 2, "both are too old");
-        assert_eq!(counted(&store), (0, 0));
-    }
-
     #[tokio::test]
     async fn retention_keeps_only_the_newest_max_conversations() {
         let (store, clock) = store_with_clock(Retention {
@@ -954,7 +905,6 @@ mod tests {
             json!([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}])
         );
         assert_eq!(pragma::<i64>(&store, "user_version"), 2);
-        assert_eq!(counted(&store), (1, 1), "the old conversation is counted");
         // The new column works on the old file.
         store
             .append(&old, "m", &[user("more"), user("cut")], Some("stalled"))

@@ -9,7 +9,7 @@ use super::{StoreError, open_error};
 pub(super) const SCHEMA_VERSION: i64 = 2;
 
 /// The tables a conversation store holds.
-const OUR_TABLES: [&str; 3] = ["conversations", "messages", "conversation_count"];
+const OUR_TABLES: [&str; 2] = ["conversations", "messages"];
 
 /// How many table names a refusal shows.
 const SHOWN_TABLES: usize = 5;
@@ -38,18 +38,8 @@ CREATE TABLE IF NOT EXISTS messages (
 ";
 
 /// Version 2: a reply cut short (stalled, or past the deadline) keeps why, so it is never
-/// taken for a finished answer (NULL for every complete message, old ones included); and
-/// the number of conversations, kept by triggers, so retention by count reads one row
-/// instead of walking the newest N on every new conversation.
-const MIGRATION_V2: &str = "
-ALTER TABLE messages ADD COLUMN cut_off TEXT;
-CREATE TABLE conversation_count (n INTEGER NOT NULL);
-INSERT INTO conversation_count (n) SELECT COUNT(*) FROM conversations;
-CREATE TRIGGER conversations_counted_in AFTER INSERT ON conversations
-    BEGIN UPDATE conversation_count SET n = n + 1; END;
-CREATE TRIGGER conversations_counted_out AFTER DELETE ON conversations
-    BEGIN UPDATE conversation_count SET n = n - 1; END;
-";
+/// taken for a finished answer. NULL for every complete message, old ones included.
+const MIGRATION_V2: &str = "ALTER TABLE messages ADD COLUMN cut_off TEXT;";
 
 /// Refuses, without changing anything, a file that is not a conversation store or that a
 /// newer build wrote. Ours: no tables yet, or only our tables with a schema version set
