@@ -131,10 +131,7 @@ impl VultrServer {
             outcome = self.chat_inner(args, progress) => outcome,
             () = cancel.cancelled() => return CallToolResult::error(vec![rmcp::model::ContentBlock::text("cancelled")]),
         };
-        match outcome {
-            Ok(result) => result,
-            Err(error) => self.failure(error),
-        }
+        self.respond(outcome)
     }
 }
 

@@ -44,10 +44,7 @@ impl VultrServer {
         &self,
         Parameters(args): Parameters<DeleteConversationArgs>,
     ) -> CallToolResult {
-        match self.delete_inner(args).await {
-            Ok(result) => result,
-            Err(error) => self.failure(error),
-        }
+        self.respond(self.delete_inner(args).await)
     }
 }
 

@@ -169,6 +169,11 @@ impl VultrServer {
         result
     }
 
+    /// A tool's outcome as its result: a failure becomes an `isError` result.
+    fn respond(&self, outcome: Result<CallToolResult, ToolError>) -> CallToolResult {
+        outcome.unwrap_or_else(|error| self.failure(error))
+    }
+
     /// A failed call as a tool result, scrubbed of any key that came back in a message.
     fn failure(&self, error: ToolError) -> CallToolResult {
         let text = self.app.known_keys.redact(&error.to_string());

@@ -82,10 +82,7 @@ impl VultrServer {
         input_schema = super::args::input_schema::<ListModelsArgs>(),
         annotations(read_only_hint = true, open_world_hint = true))]
     async fn list_models(&self, Parameters(args): Parameters<ListModelsArgs>) -> CallToolResult {
-        match self.list_models_inner(args).await {
-            Ok(result) => result,
-            Err(error) => self.failure(error),
-        }
+        self.respond(self.list_models_inner(args).await)
     }
 }
 

@@ -155,10 +155,7 @@ impl VultrServer {
     /// List the account's Serverless Inference subscriptions: id, label, creation date, key hint (last 4 characters). Needs VULTR_API_KEY.
     #[tool(annotations(read_only_hint = true, open_world_hint = true))]
     async fn list_subscriptions(&self) -> CallToolResult {
-        match self.list_subscriptions_inner().await {
-            Ok(result) => result,
-            Err(error) => self.failure(error),
-        }
+        self.respond(self.list_subscriptions_inner().await)
     }
 
     /// One subscription (by id or label) with its usage: tokens per model this and last month, prices, audio and image usage. Needs VULTR_API_KEY.
@@ -169,10 +166,7 @@ impl VultrServer {
         &self,
         Parameters(args): Parameters<GetSubscriptionArgs>,
     ) -> CallToolResult {
-        match self.get_subscription_inner(args).await {
-            Ok(result) => result,
-            Err(error) => self.failure(error),
-        }
+        self.respond(self.get_subscription_inner(args).await)
     }
 }
 
