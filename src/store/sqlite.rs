@@ -14,6 +14,7 @@ mod file;
 mod schema;
 
 use std::fmt;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -33,6 +34,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Most recently used first. `touched` counts every create and append, so two uses within
 /// the same second still come out in the order they happened.
 const RECENCY: &str = "touched DESC";
+
+/// Least recently used first.
+const OLDEST_FIRST: &str = "touched ASC";
 
 /// The next value of `touched`.
 const NEXT_TOUCH: &str = "(SELECT COALESCE(MAX(touched), 0) + 1 FROM conversations)";
@@ -182,6 +186,10 @@ impl Turn {
 /// The connection and what every statement needs; its methods block.
 struct Database {
     conn: Mutex<Connection>,
+    /// How many conversations there are, when no other process can change that (memory):
+    /// retention then needs no walk of the newest N to know whether any must go. Changed
+    /// only with the connection locked, after a commit.
+    private_count: Option<AtomicI64>,
     location: String,
     retention: Retention,
     now: Clock,
@@ -212,8 +220,10 @@ impl Database {
         conn.pragma_update(None, "foreign_keys", true)
             .map_err(open_err)?;
         schema::migrate(&mut conn, &label)?;
+        let private_count = matches!(location, StoreLocation::InMemory).then(|| AtomicI64::new(0));
         Ok(Self {
             conn: Mutex::new(conn),
+            private_count,
             location: label,
             retention,
             now: Box::new(system_now),
@@ -236,8 +246,11 @@ impl Database {
         .and_then(|mut insert| insert.execute(params![id.as_ref(), title, model, now]))
         .map_err(|e| self.db(ACTION, e))?;
         insert_messages(&tx, &id, 0, turn).map_err(|e| self.db(ACTION, e))?;
-        prune_in(&tx, self.retention, now, Some(&id)).map_err(|e| self.db(ACTION, e))?;
+        let count = self.count().map(|n| n + 1);
+        let dropped =
+            prune_in(&tx, self.retention, now, Some(&id), count).map_err(|e| self.db(ACTION, e))?;
         tx.commit().map_err(|e| self.db(ACTION, e))?;
+        self.counted(1 - sql_count(dropped));
         Ok(id)
     }
 
@@ -356,6 +369,7 @@ impl Database {
             }
             outcome => outcome.map_err(|e| self.db(ACTION, e))?,
         };
+        self.counted(-sql_count(deleted));
         Ok(deleted > 0)
     }
 
@@ -367,9 +381,25 @@ impl Database {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| self.db(ACTION, e))?;
-        let dropped = prune_in(&tx, self.retention, now, None).map_err(|e| self.db(ACTION, e))?;
+        let dropped = prune_in(&tx, self.retention, now, None, self.count())
+            .map_err(|e| self.db(ACTION, e))?;
         tx.commit().map_err(|e| self.db(ACTION, e))?;
+        self.counted(-sql_count(dropped));
         Ok(dropped)
+    }
+
+    /// How many conversations there are, when this store alone can change that.
+    fn count(&self) -> Option<i64> {
+        self.private_count
+            .as_ref()
+            .map(|count| count.load(Ordering::Relaxed))
+    }
+
+    /// Records that `change` conversations were added (or, negative, removed).
+    fn counted(&self, change: i64) {
+        if let Some(count) = &self.private_count {
+            count.fetch_add(change, Ordering::Relaxed);
+        }
     }
 
     /// The connection, recovering it if a panic poisoned the lock (transactions roll back on drop).
@@ -477,6 +507,7 @@ fn prune_in(
     retention: Retention,
     now: i64,
     keep: Option<&ConversationId>,
+    count: Option<i64>,
 ) -> rusqlite::Result<usize> {
     let keep = keep.map(AsRef::<str>::as_ref);
     let max_age = i64::try_from(retention.max_age.as_secs()).unwrap_or(i64::MAX);
@@ -486,14 +517,32 @@ fn prune_in(
     let by_age = conn
         .prepare_cached("DELETE FROM conversations WHERE updated_at < ?1 AND id IS NOT ?2")?
         .execute(params![cutoff, keep])?;
-    // `touched` is unique and orders by recency, so everything past the newest N is what is
-    // at or below the N+1-th `touched`: one walk of the recency index, no row lookups.
-    let by_count = conn
-        .prepare_cached(&format!(
-            "DELETE FROM conversations WHERE id IS NOT ?2 AND touched <=
-                (SELECT touched FROM conversations ORDER BY {RECENCY} LIMIT 1 OFFSET ?1)"
-        ))?
-        .execute(params![sql_count(retention.max_conversations), keep])?;
+    let max = sql_count(retention.max_conversations);
+    let by_count = match count {
+        // The count is known: nothing to walk unless some must go, and then only the
+        // excess, from the old end of the recency index.
+        Some(count) => {
+            let excess = count - sql_count(by_age) - max;
+            if excess > 0 {
+                conn.prepare_cached(&format!(
+                    "DELETE FROM conversations WHERE id IS NOT ?2 AND touched <=
+                        (SELECT touched FROM conversations ORDER BY {OLDEST_FIRST} LIMIT 1 OFFSET ?1)"
+                ))?
+                .execute(params![excess - 1, keep])?
+            } else {
+                0
+            }
+        }
+        // `touched` is unique and orders by recency, so everything past the newest N is
+        // what is at or below the N+1-th `touched`: one walk of the recency index, no row
+        // lookups.
+        None => conn
+            .prepare_cached(&format!(
+                "DELETE FROM conversations WHERE id IS NOT ?2 AND touched <=
+                    (SELECT touched FROM conversations ORDER BY {RECENCY} LIMIT 1 OFFSET ?1)"
+            ))?
+            .execute(params![max, keep])?,
+    };
     Ok(by_age + by_count)
 }
 
@@ -705,6 +754,45 @@ mod tests {
             )
             .unwrap();
         assert_eq!(orphans, 0);
+    }
+
+    #[tokio::test]
+    async fn the_memory_stores_own_count_follows_creating_deleting_and_pruning() {
+        let (store, clock) = store_with_clock(Retention {
+            max_conversations: 3,
+            max_age: Duration::from_secs(DAY as u64),
+        })
+        .await;
+        let real = |store: &SqliteStore| -> i64 {
+            store
+                .db
+                .lock()
+                .query_row("SELECT COUNT(*) FROM conversations", [], |row| row.get(0))
+                .unwrap()
+        };
+        let mut ids = Vec::new();
+        for i in 0..6 {
+            ids.push(
+                store
+                    .create("m", &[user(&i.to_string())], None)
+                    .await
+                    .unwrap(),
+            );
+            assert_eq!(store.db.count(), Some(real(&store)));
+            assert!(real(&store) <= 3);
+        }
+        // The newest three are the ones kept.
+        assert_eq!(
+            listed(&store).await,
+            [ids[5].clone(), ids[4].clone(), ids[3].clone()]
+        );
+        assert!(store.delete(&ids[5]).await.unwrap());
+        assert!(!store.delete(&ids[0]).await.unwrap(), "already pruned");
+        assert_eq!(store.db.count(), Some(2));
+        clock.fetch_add(2 * DAY, Ordering::SeqCst);
+        assert_eq!(store.prune().await.unwrap(), 2, "both are too old");
+        assert_eq!(store.db.count(), Some(0));
+        assert_eq!(real(&store), 0);
     }
 
     #[tokio::test]
