@@ -6,7 +6,10 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::fake_vultr::faults::{Fault, FaultServer, INFERENCE_KEY, Standing, refused_base_url};
+use support::fake_vultr::faults::{
+    Fault, FaultServer, INFERENCE_KEY, Rule, Standing, refused_base_url,
+};
+use support::fake_vultr::{DEFAULT_SUBSCRIPTION_KEY, FakeVultr, MODELS_PATH};
 
 /// A plain client, as the crate builds it (connection reuse on).
 fn client() -> reqwest::Client {
@@ -632,4 +635,61 @@ async fn standing_answers_apply_when_the_script_is_empty_and_count_what_is_in_fl
         .await
         .expect("an answer");
     assert_eq!(answer.status(), 503);
+}
+
+#[tokio::test]
+async fn in_front_of_the_wiremock_fake_rules_answer_and_everything_else_is_relayed() {
+    let wiremock = FakeVultr::start().await;
+    let marked = Rule::new(|body: &Value| {
+        body.to_string().contains("MARKED").then(|| Fault::Status {
+            status: 418,
+            headers: Vec::new(),
+            body: json!({"picked": true}).to_string(),
+        })
+    });
+    let server = FaultServer::in_front_of(&wiremock.mock_server().uri(), vec![marked]).await;
+    let client = client();
+    let chat = |content: &str| {
+        client
+            .post(format!("{}/chat/completions", server.base_url()))
+            .bearer_auth(DEFAULT_SUBSCRIPTION_KEY)
+            .json(&json!({"model": "glm-5.2", "messages": [{"role": "user", "content": content}]}))
+            .send()
+    };
+
+    let picked = chat("MARKED").await.expect("send marked");
+    assert_eq!(picked.status(), 418);
+    assert_eq!(
+        picked.json::<Value>().await.expect("json"),
+        json!({"picked": true})
+    );
+
+    let relayed = chat("hello").await.expect("send plain");
+    assert_eq!(relayed.status(), 200);
+    let reply: Value = relayed.json().await.expect("json");
+    assert_eq!(reply["choices"][0]["message"]["content"], "echo: hello");
+
+    let models = client
+        .get(format!("{}/models", server.base_url()))
+        .send()
+        .await
+        .expect("send models");
+    assert_eq!(models.status(), 200);
+    let refused = client
+        .post(format!("{}/chat/completions", server.base_url()))
+        .bearer_auth("not-a-key")
+        .json(&chat_body("glm-5.2"))
+        .send()
+        .await
+        .expect("send with a wrong key");
+    assert_eq!(
+        refused.status(),
+        401,
+        "the relay keeps the Authorization header"
+    );
+
+    // The fault server saw every chat request; the wiremock fake only the relayed ones.
+    assert_eq!(server.chat_requests(), 3);
+    assert_eq!(wiremock.chat_requests().await.len(), 2);
+    assert_eq!(wiremock.count("GET", MODELS_PATH).await, 1);
 }

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Interop test: the official MCP Python SDK (pinned in requirements.txt) drives the
-# vultr-inference-mcp binary over stdio against a fake Vultr server.
+# vultr-inference-mcp binary over stdio against the tests' fake Vultr (tests/support/fake_vultr/,
+# run as a process by examples/fake_vultr.rs).
 #
 #   bash interop/python/run.sh [extra pytest args]
 #
 # Environment:
 #   VULTR_MCP_BIN       server binary to test (default: `cargo build`, then
 #                       ${CARGO_TARGET_DIR:-target}/debug/vultr-inference-mcp)
+#   FAKE_VULTR_BIN      fake Vultr binary (default: `cargo build --example fake_vultr`, then
+#                       ${CARGO_TARGET_DIR:-target}/debug/examples/fake_vultr)
 #   CARGO_TARGET_DIR    respected when building
 #   PYTHON              interpreter for the virtual environment (default: python3, >= 3.10)
 #   INTEROP_VENV        where the virtual environment lives
@@ -49,19 +52,31 @@ if [[ ! -x "$venv/bin/python" || ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]
   echo "$want" > "$stamp"
 fi
 
-# 2. The server binary.
+# 2. The server binary and the fake Vultr, built in one cargo run when both are needed.
+build=()
 if [[ -n "${VULTR_MCP_BIN:-}" ]]; then
   bin="$VULTR_MCP_BIN"
 else
-  echo "interop: cargo build --bin vultr-inference-mcp" >&2
-  cargo build --quiet --bin vultr-inference-mcp
+  build+=(--bin vultr-inference-mcp)
   bin="$target_dir/debug/vultr-inference-mcp"
 fi
-if [[ ! -x "$bin" ]]; then
-  echo "interop: server binary not found or not executable: $bin" >&2
-  exit 1
+if [[ -n "${FAKE_VULTR_BIN:-}" ]]; then
+  fake="$FAKE_VULTR_BIN"
+else
+  build+=(--example fake_vultr)
+  fake="$target_dir/debug/examples/fake_vultr"
 fi
-export VULTR_MCP_BIN="$bin"
+if (( ${#build[@]} )); then
+  echo "interop: cargo build ${build[*]}" >&2
+  cargo build --quiet "${build[@]}"
+fi
+for built in "$bin" "$fake"; do
+  if [[ ! -x "$built" ]]; then
+    echo "interop: binary not found or not executable: $built" >&2
+    exit 1
+  fi
+done
+export VULTR_MCP_BIN="$bin" FAKE_VULTR_BIN="$fake"
 
 # 3. The tests. Bounded so a hang fails the run instead of eating CI's time.
 echo "interop: mcp $("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("mcp"))'), server $bin" >&2

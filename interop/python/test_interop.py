@@ -1,11 +1,12 @@
 """Interop: the official Python MCP SDK (mcp 2.x) drives vultr-inference-mcp over stdio.
 
-Each test starts a fresh fake Vultr (fake_vultr.py) and a fresh server process, connects
+Each test starts a fresh fake Vultr (the tests' own fake, through the `fake_vultr` example
+binary: tests/support/fake_vultr/, examples/fake_vultr.rs) and a fresh server process, connects
 with `mcp.client.stdio.stdio_client`, and checks what a Python client sees. Every test runs
 twice: with `ClientSession.initialize()` (the initialize handshake, protocol 2025-11-25) and
 with the SDK's high-level `Client` in its default mode (`server/discover`, protocol
-2026-07-28). Run through `bash interop/python/run.sh`, which builds the server and sets
-VULTR_MCP_BIN.
+2026-07-28). Run through `bash interop/python/run.sh`, which builds the server and the fake
+and sets VULTR_MCP_BIN and FAKE_VULTR_BIN.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sys
+import subprocess
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -29,13 +31,8 @@ from mcp import ClientSession
 from mcp.client import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import fake_vultr  # noqa: E402
-from fake_vultr import FakeVultr  # noqa: E402
-
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TOOLS = {"chat_completion", "delete_conversation", "get_subscription", "list_models", "list_subscriptions"}
-MODEL = fake_vultr.CHAT_MODEL
 WEATHER_TOOL = {
     "type": "function",
     "function": {
@@ -48,14 +45,90 @@ WEATHER_TOOL = {
 STEP_TIMEOUT = 30
 
 
-def server_binary() -> str:
-    configured = os.environ.get("VULTR_MCP_BIN")
+def built(variable: str, relative: str) -> str:
+    """The binary named by `variable`, else `relative` under the cargo target directory."""
+    configured = os.environ.get(variable)
     if configured:
         return configured
     target = Path(os.environ.get("CARGO_TARGET_DIR") or REPO_ROOT / "target")
     if not target.is_absolute():
         target = REPO_ROOT / target
-    return str(target / "debug" / "vultr-inference-mcp")
+    return str(target / "debug" / relative)
+
+
+def server_binary() -> str:
+    return built("VULTR_MCP_BIN", "vultr-inference-mcp")
+
+
+class FakeVultr:
+    """The fake Vultr process (examples/fake_vultr.rs): its URLs, ids and keys, and what it saw.
+
+    It prints its URLs, ids and keys as one JSON line on start, answers each `state` line on
+    stdin with one JSON line (requests, chat bodies, hung-up HANG streams), and exits when
+    stdin closes.
+    """
+
+    def __init__(self) -> None:
+        binary = built("FAKE_VULTR_BIN", "examples/fake_vultr")
+        assert Path(binary).is_file(), f"fake binary not found at {binary}: cargo build --example fake_vultr"
+        self.process = subprocess.Popen(
+            [binary], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1
+        )
+        self.lock = threading.Lock()
+        started = json.loads(self._line())
+        self.account_base_url: str = started["account_base_url"]
+        self.inference_base_url: str = started["inference_base_url"]
+        self.account_key: str = started["account_key"]
+        self.subscription_id: str = started["subscription_id"]
+        self.subscription_label: str = started["subscription_label"]
+        self.inference_key: str = started["inference_key"]
+        self.tool_call_id: str = started["tool_call_id"]
+        self.chat_model: str = started["chat_model"]
+
+    def _line(self) -> str:
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        assert line, f"the fake exited (status {self.process.poll()})"
+        return line
+
+    def state(self) -> dict[str, Any]:
+        """What the fake has seen so far (thread-safe)."""
+        assert self.process.stdin is not None
+        with self.lock:
+            self.process.stdin.write("state\n")
+            self.process.stdin.flush()
+            return json.loads(self._line())
+
+    @property
+    def requests(self) -> list[tuple[str, str]]:
+        """(method, path) of every request the fake's HTTP routes received, in order."""
+        return [(method, path) for method, path in self.state()["requests"]]
+
+    @property
+    def chat_bodies(self) -> list[dict[str, Any]]:
+        """Every chat completion request body, in order (marker answers included)."""
+        return self.state()["chat_bodies"]
+
+    def count(self, method: str, path: str) -> int:
+        return sum(1 for r in self.requests if r == (method, path))
+
+    def wait_until(self, holds: Any, timeout: float) -> float | None:
+        """Polls the state until `holds(state)`; the monotonic time it was seen, or None on timeout."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if holds(self.state()):
+                return time.monotonic()
+            time.sleep(0.02)
+        return None
+
+    def stop(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
 
 
 @pytest.fixture
@@ -65,7 +138,7 @@ def anyio_backend() -> str:
 
 @pytest.fixture
 def fake() -> Any:
-    server = FakeVultr().start()
+    server = FakeVultr()
     try:
         yield server
     finally:
@@ -93,7 +166,7 @@ async def connect(
     binary = server_binary()
     assert Path(binary).is_file(), f"server binary not found at {binary}: build it or set VULTR_MCP_BIN"
     server_env = {
-        "VULTR_API_KEY": fake_vultr.ACCOUNT_KEY,
+        "VULTR_API_KEY": fake.account_key,
         "VULTR_API_BASE_URL": fake.account_base_url,
         "VULTR_INFERENCE_BASE_URL": fake.inference_base_url,
         "VULTR_MCP_CONVERSATIONS": "memory",
@@ -171,6 +244,7 @@ async def test_initialize(fake: FakeVultr, tmp_path: Path, era: str) -> None:
             assert session.discover_result is not None
     # Connecting contacts no Vultr API.
     assert fake.requests == []
+    assert fake.chat_bodies == []
 
 
 @pytest.mark.anyio
@@ -194,11 +268,11 @@ async def test_list_models(fake: FakeVultr, tmp_path: Path, era: str) -> None:
     async with connect(fake, tmp_path, era) as session:
         result = ok(await call(session, "list_models"))
         tools_only = ok(await call(session, "list_models", {"capability": "tools"}))
-    assert MODEL in text_of(result)
+    assert fake.chat_model in text_of(result)
     assert "plain-chat-7b" in text_of(result)
     assert result.structured_content is not None
-    assert MODEL in json.dumps(result.structured_content)
-    assert MODEL in text_of(tools_only)
+    assert fake.chat_model in json.dumps(result.structured_content)
+    assert fake.chat_model in text_of(tools_only)
     assert "plain-chat-7b" not in text_of(tools_only)
     # Cached: the second call did not fetch the catalog again.
     assert fake.count("GET", "/v1/models") == 1
@@ -209,31 +283,31 @@ async def test_list_subscriptions(fake: FakeVultr, tmp_path: Path, era: str) -> 
     async with connect(fake, tmp_path, era) as session:
         result = ok(await call(session, "list_subscriptions"))
     everything = text_of(result) + json.dumps(result.structured_content)
-    assert fake_vultr.SUBSCRIPTION_ID in everything
-    assert "main" in everything
-    assert "2222" in everything  # the key hint: last 4 characters
-    assert fake_vultr.INFERENCE_KEY not in everything
+    assert fake.subscription_id in everything
+    assert fake.subscription_label in everything
+    assert f"…{fake.inference_key[-4:]}" in everything  # the key hint: last 4 characters
+    assert fake.inference_key not in everything
     assert fake.count("GET", "/v2/inference") == 1
 
 
 @pytest.mark.anyio
 async def test_get_subscription(fake: FakeVultr, tmp_path: Path, era: str) -> None:
     async with connect(fake, tmp_path, era) as session:
-        by_label = ok(await call(session, "get_subscription", {"subscription": "main"}))
-        by_id = ok(await call(session, "get_subscription", {"subscription": fake_vultr.SUBSCRIPTION_ID}))
+        by_label = ok(await call(session, "get_subscription", {"subscription": fake.subscription_label}))
+        by_id = ok(await call(session, "get_subscription", {"subscription": fake.subscription_id}))
     for result in (by_label, by_id):
         everything = text_of(result) + json.dumps(result.structured_content)
-        assert fake_vultr.SUBSCRIPTION_ID in everything
+        assert fake.subscription_id in everything
         assert "MiniMaxAI/MiniMax-M2.5" in everything
         assert "moonshotai/Kimi-K2.5" in everything
         assert "45678" in everything or "45,678" in everything  # tts characters
-        assert fake_vultr.INFERENCE_KEY not in everything
-    assert fake.count("GET", f"/v2/inference/{fake_vultr.SUBSCRIPTION_ID}/usage") >= 2
+        assert fake.inference_key not in everything
+    assert fake.count("GET", f"/v2/inference/{fake.subscription_id}/usage") >= 2
 
 
 @pytest.mark.anyio
 async def test_account_key_refused_is_a_tool_error(fake: FakeVultr, tmp_path: Path, era: str) -> None:
-    async with connect(fake, tmp_path, era, VULTR_API_KEY="acct-py-key-WRONG-000000") as session:
+    async with connect(fake, tmp_path, era, VULTR_API_KEY=fake.account_key + "-WRONG") as session:
         result = await call(session, "list_subscriptions")
         assert result.is_error
         assert "401" in text_of(result)
@@ -244,20 +318,20 @@ async def test_account_key_refused_is_a_tool_error(fake: FakeVultr, tmp_path: Pa
 @pytest.mark.anyio
 async def test_chat_completion_and_delete_conversation(fake: FakeVultr, tmp_path: Path, era: str) -> None:
     async with connect(fake, tmp_path, era) as session:
-        result = ok(await call(session, "chat_completion", {"model": MODEL, "prompt": "hello from python"}))
+        result = ok(await call(session, "chat_completion", {"model": fake.chat_model, "prompt": "hello from python"}))
         assert "echo: hello from python" in text_of(result)
         data = result.structured_content
         assert isinstance(data, dict)
         assert data["content"] == "echo: hello from python"
         assert data["finish_reason"] == "stop"
-        assert data["model"] == MODEL
+        assert data["model"] == fake.chat_model
         conversation_id = data["conversation_id"]
         assert isinstance(conversation_id, str) and conversation_id
 
         # The inference key was discovered through the account API and sent upstream.
         assert fake.count("GET", "/v2/inference") >= 1
         upstream = fake.chat_bodies[-1]
-        assert upstream["model"] == MODEL
+        assert upstream["model"] == fake.chat_model
         assert upstream["messages"][-1] == {"role": "user", "content": "hello from python"}
 
         # Continue the conversation: the stored turn goes first.
@@ -281,7 +355,7 @@ async def test_chat_completion_and_delete_conversation(fake: FakeVultr, tmp_path
 async def test_tool_calling_round_trip(fake: FakeVultr, tmp_path: Path, era: str) -> None:
     async with connect(fake, tmp_path, era) as session:
         first = ok(await call(session, "chat_completion", {
-            "model": MODEL,
+            "model": fake.chat_model,
             "messages": [{"role": "user", "content": "What is the weather in Paris?"}],
             "tools": [WEATHER_TOOL],
         }))
@@ -289,7 +363,7 @@ async def test_tool_calling_round_trip(fake: FakeVultr, tmp_path: Path, era: str
         assert isinstance(data, dict)
         assert data["finish_reason"] == "tool_calls"
         [tool_call] = data["tool_calls"]
-        assert tool_call["id"] == fake_vultr.TOOL_CALL_ID
+        assert tool_call["id"] == fake.tool_call_id
         assert tool_call["name"] == "get_weather"
         assert tool_call["arguments"] == {"city": "Paris"}
         assistant = data["assistant_message"]
@@ -314,25 +388,25 @@ async def test_tool_calling_round_trip(fake: FakeVultr, tmp_path: Path, era: str
         # What went upstream: user, the assistant's tool call, then the tool result.
         sent = fake.chat_bodies[-1]["messages"]
         assert [m["role"] for m in sent] == ["user", "assistant", "tool"], sent
-        assert sent[1]["tool_calls"][0]["id"] == fake_vultr.TOOL_CALL_ID
-        assert sent[2]["tool_call_id"] == fake_vultr.TOOL_CALL_ID
+        assert sent[1]["tool_calls"][0]["id"] == fake.tool_call_id
+        assert sent[2]["tool_call_id"] == fake.tool_call_id
         assert sent[2]["content"] == weather
 
 
 @pytest.mark.anyio
 async def test_upstream_error_is_an_error_result(fake: FakeVultr, tmp_path: Path, era: str) -> None:
     async with connect(fake, tmp_path, era) as session:
-        result = await call(session, "chat_completion", {"model": MODEL, "prompt": "TOO_LONG " * 10})
+        result = await call(session, "chat_completion", {"model": fake.chat_model, "prompt": "TOO_LONG " * 10})
         assert result.is_error is True
         text = text_of(result)
         assert "400" in text, text
         assert "context_length_exceeded" in text, text
-        assert fake_vultr.INFERENCE_KEY not in text
+        assert fake.inference_key not in text
         # An unknown tool is a protocol error, not a result; the session survives both.
         with pytest.raises(Exception) as caught:
             await call(session, "no_such_tool")
         assert "no_such_tool" in str(caught.value) or "not found" in str(caught.value).lower()
-        ok(await call(session, "chat_completion", {"model": MODEL, "prompt": "still alive"}))
+        ok(await call(session, "chat_completion", {"model": fake.chat_model, "prompt": "still alive"}))
 
 
 @pytest.mark.anyio
@@ -352,7 +426,7 @@ async def test_progress_for_slow_streamed_call(fake: FakeVultr, tmp_path: Path, 
 
     async with connect(fake, tmp_path, era, message_handler=on_message) as session:
         started = time.monotonic()
-        result = ok(await call(session, "chat_completion", {"model": MODEL, "prompt": "SLOW please"},
+        result = ok(await call(session, "chat_completion", {"model": fake.chat_model, "prompt": "SLOW please"},
                                progress_callback=on_progress))
         finished = time.monotonic()
         await anyio.sleep(0.7)  # room for a stray late notification to arrive
@@ -391,23 +465,24 @@ async def test_cancelled_call_stops_upstream_work(
             with anyio.CancelScope() as scope:
                 task_status.started(scope)
                 outcome["result"] = await session.call_tool(
-                    "chat_completion", {"model": MODEL, "prompt": "HANG until cancelled"})
+                    "chat_completion", {"model": fake.chat_model, "prompt": "HANG until cancelled"})
             outcome["cancelled"] = scope.cancelled_caught
 
         async with anyio.create_task_group() as tg:
             scope = await tg.start(hanging_call)
-            hanging = await anyio.to_thread.run_sync(fake.hang_started.wait, 15)
-            assert hanging, "the HANG request never reached the fake"
+            hanging = await anyio.to_thread.run_sync(
+                lambda: fake.wait_until(lambda state: state["stream_events"] > 0, 15))
+            assert hanging is not None, "the HANG request never reached the fake"
             cancelled_at = time.monotonic()
             scope.cancel()  # the SDK sends notifications/cancelled for the abandoned request
 
         assert outcome.get("cancelled") is True
         assert "result" not in outcome
-        [hang] = fake.hangs
-        closed = await anyio.to_thread.run_sync(hang.closed.wait, 5)
-        assert closed, "the server kept the upstream request open after notifications/cancelled"
-        assert hang.closed_at is not None
-        delay = hang.closed_at - cancelled_at
+        [hang] = [b for b in fake.chat_bodies if "HANG" in json.dumps(b["messages"])]
+        closed_at = await anyio.to_thread.run_sync(
+            lambda: fake.wait_until(lambda state: state["stalls_closed"] == 1, 5))
+        assert closed_at is not None, "the server kept the upstream request open after notifications/cancelled"
+        delay = closed_at - cancelled_at
         assert delay < 3, f"upstream connection closed {delay:.2f}s after the cancel"
 
         # Nothing is sent back for a cancelled request.
@@ -416,6 +491,6 @@ async def test_cancelled_call_stops_upstream_work(
         assert not late, f"the server answered the cancelled request: {late}"
 
         # The session still works afterwards.
-        after = ok(await call(session, "chat_completion", {"model": MODEL, "prompt": "after the cancel"}))
+        after = ok(await call(session, "chat_completion", {"model": fake.chat_model, "prompt": "after the cancel"}))
         assert "echo: after the cancel" in text_of(after)
         ok(await call(session, "list_models"))

@@ -19,6 +19,10 @@
 //! [`content_chunks`] builds OpenAI-style delta chunks for it, [`empty_chunks`] chunks
 //! whose delta carries nothing.
 //!
+//! In front of the wiremock fake ([`FaultServer::in_front_of`]), it relays to it every request
+//! that neither the script nor a [`Rule`] answers: the full fake with timed streams and stalls
+//! for the prompts a rule picks (what the Python interop run uses, via `examples/fake_vultr.rs`).
+//!
 //! Limits: request heads over 64 KiB, bodies over 64 MiB and `Transfer-Encoding` request
 //! bodies (chunked) are not supported; such a request gets a 400/413 and the connection closes.
 
@@ -180,6 +184,35 @@ pub fn empty_chunks(model: &str, n: usize) -> Vec<String> {
     vec![empty; n]
 }
 
+/// A function from a chat request's JSON body to the fault to answer with, if any.
+type Pick = dyn Fn(&Value) -> Option<Fault> + Send + Sync;
+
+/// Picks the answer to a chat request from its JSON body; `None` leaves it to the default.
+#[derive(Clone)]
+pub struct Rule(Arc<Pick>);
+
+impl Rule {
+    /// A rule answering with what `pick` returns for a chat request body.
+    pub fn new(pick: impl Fn(&Value) -> Option<Fault> + Send + Sync + 'static) -> Self {
+        Self(Arc::new(pick))
+    }
+}
+
+impl std::fmt::Debug for Rule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Rule")
+    }
+}
+
+/// Where requests nobody scripted are relayed: another fake, e.g. the wiremock [`super::FakeVultr`].
+#[derive(Debug, Clone)]
+struct Upstream {
+    /// `http://127.0.0.1:PORT`, without a trailing slash.
+    origin: String,
+    /// Client for relaying (never through a proxy).
+    client: reqwest::Client,
+}
+
 /// State shared between the [`FaultServer`] handle and its tasks.
 #[derive(Debug, Default)]
 struct State {
@@ -207,6 +240,10 @@ struct State {
     in_flight: usize,
     /// When each event of the latest streamed answer was written.
     last_stream: Vec<Instant>,
+    /// Rules consulted, after the script, for each chat request.
+    rules: Vec<Rule>,
+    /// Where requests the script and the rules leave alone are relayed, if anywhere.
+    upstream: Option<Upstream>,
 }
 
 /// Shared, lockable [`State`].
@@ -260,6 +297,26 @@ impl FaultServer {
             state,
             accept,
         }
+    }
+
+    /// Starts a server in front of `upstream_origin` (`http://127.0.0.1:PORT`, e.g. the
+    /// wiremock fake's): chat requests go to the first [`Rule`] that picks a fault, every
+    /// other request (any route) is relayed to the upstream and its answer sent back.
+    pub async fn in_front_of(upstream_origin: &str, rules: Vec<Rule>) -> FaultServer {
+        let server = Self::start(Vec::new()).await;
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("build the relay client");
+        {
+            let mut st = server.state.lock();
+            st.rules = rules;
+            st.upstream = Some(Upstream {
+                origin: upstream_origin.trim_end_matches('/').to_owned(),
+                client,
+            });
+        }
+        server
     }
 
     /// `http://127.0.0.1:PORT/v1`
@@ -517,6 +574,12 @@ async fn serve_one(
         Next::KeepAlive
     };
 
+    let upstream = state.lock().upstream.clone();
+    if !is_chat && let Some(upstream) = &upstream {
+        let (status, headers, body) = relay(upstream, &request, body).await;
+        write_response(stream, status, &headers, &body, close_after).await?;
+        return Some(keep);
+    }
     if !is_chat {
         let (status, body) = if request.method == "GET" && request.path == MODELS_PATH {
             (200, CATALOG_DOCUMENT_24.to_owned())
@@ -533,13 +596,23 @@ async fn serve_one(
     let json_body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let model = json_body.get("model").cloned().unwrap_or(Value::Null);
     let asks_to_stream = json_body.get("stream") == Some(&Value::Bool(true));
-    let fault = {
+    let (fault, rules) = {
         let mut st = state.lock();
-        st.chat_bodies.push(json_body);
-        scripted.unwrap_or_else(|| {
-            st.standing
-                .fault(model.as_str().unwrap_or_default(), asks_to_stream)
-        })
+        st.chat_bodies.push(json_body.clone());
+        (scripted, st.rules.clone())
+    };
+    let fault = fault.or_else(|| rules.iter().find_map(|rule| (rule.0)(&json_body)));
+    let fault = match (fault, &upstream) {
+        (Some(fault), _) => fault,
+        (None, Some(upstream)) => {
+            let (status, headers, body) = relay(upstream, &request, body).await;
+            write_response(stream, status, &headers, &body, close_after).await?;
+            return Some(keep);
+        }
+        (None, None) => state
+            .lock()
+            .standing
+            .fault(model.as_str().unwrap_or_default(), asks_to_stream),
     };
 
     match fault {
@@ -619,6 +692,42 @@ async fn serve_one(
             }
         }
     }
+}
+
+/// Relays `request` with `body` to the upstream fake; its status, `Content-Type` and body,
+/// or a 502 saying the upstream could not be reached.
+async fn relay(
+    upstream: &Upstream,
+    request: &Request,
+    body: Vec<u8>,
+) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let method = reqwest::Method::from_bytes(request.method.as_bytes()).unwrap_or_default();
+    let mut relayed = upstream
+        .client
+        .request(method, format!("{}{}", upstream.origin, request.path))
+        .body(body);
+    for name in ["authorization", "content-type", "accept"] {
+        if let Some(value) = request.header(name) {
+            relayed = relayed.header(name, value);
+        }
+    }
+    let answer = match relayed.send().await {
+        Ok(response) => response,
+        Err(error) => {
+            let body = json!({"error": format!("relay failed: {error}"), "status": 502});
+            return (502, Vec::new(), body.to_string().into_bytes());
+        }
+    };
+    let status = answer.status().as_u16();
+    let headers: Vec<(String, String)> = answer
+        .headers()
+        .get("content-type")
+        .and_then(|value| value.to_str().ok())
+        .map(|value| ("Content-Type".to_owned(), value.to_owned()))
+        .into_iter()
+        .collect();
+    let body = answer.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
+    (status, headers, body)
 }
 
 /// Writes a [`Fault::Stream`] answer; `None` when the client hung up before its end.

@@ -1,4 +1,5 @@
-//! The one fake Vultr of the tests and the benchmark, on `127.0.0.1`.
+//! The one fake Vultr of the tests, the benchmark and (through `examples/fake_vultr.rs`) the
+//! Python interop run, on `127.0.0.1`.
 //!
 //! - [`FakeVultr`] (this module, built on `wiremock`): both APIs, their routes and error
 //!   bodies, scripted failures by status, every request recorded.
@@ -307,7 +308,7 @@ fn legacy_usage() -> Value {
 }
 
 /// Text of a message `content`: a string, or the `text` parts of an array joined with "".
-fn content_text(content: Option<&Value>) -> String {
+pub fn content_text(content: Option<&Value>) -> String {
     match content {
         Some(Value::String(text)) => text.clone(),
         Some(Value::Array(parts)) => parts
