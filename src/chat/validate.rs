@@ -18,17 +18,16 @@ pub fn without_repeats(
     known_keys: &KnownKeys,
 ) -> Result<(Vec<Message>, usize), ChatError> {
     let longest = messages.len().min(history.len());
-    let as_stored = |m: &Message| {
-        serde_json::to_value(m).ok().map(|mut value| {
-            known_keys.redact_value(&mut value);
-            value
-        })
-    };
-    let given: Vec<_> = messages[..longest].iter().map(as_stored).collect();
-    let stored: Vec<_> = history[history.len() - longest..]
+    // Compared as they would be stored: redacted.
+    let given: Vec<Message> = messages[..longest]
         .iter()
-        .map(|m| serde_json::to_value(m).ok())
+        .map(|message| {
+            let mut message = message.clone();
+            message.redact(known_keys);
+            message
+        })
         .collect();
+    let stored = &history[history.len() - longest..];
     let repeated = (1..=longest)
         .rev()
         .find(|&n| given[..n] == stored[longest - n..])

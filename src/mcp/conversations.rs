@@ -15,9 +15,8 @@ use serde_json::json;
 use super::VultrServer;
 use super::args::{InvalidArguments, Parameters};
 use super::error::ToolError;
-use crate::secret::KnownKeys;
 use crate::store::{Conversation, ConversationId, ConversationSummary, StoreError};
-use crate::vultr::chat::{ChatReply, Content, FunctionCall, Message, Role, ToolCall};
+use crate::vultr::chat::{ChatReply, Content, Message, Role};
 use crate::vultr::stream::CutOff;
 
 /// The resource listing every conversation.
@@ -82,7 +81,7 @@ impl VultrServer {
     ) -> Result<ConversationId, String> {
         turn.push(reply.assistant_message.clone());
         for message in &mut turn {
-            redact_message(&self.app.known_keys, message);
+            message.redact(&self.app.known_keys);
         }
         let model = self.app.known_keys.redact(model);
         let cut_off = cut_off.map(cut_off_reason);
@@ -247,68 +246,5 @@ fn cut_off_reason(cut: CutOff) -> &'static str {
     match cut {
         CutOff::Stalled(_) => "stalled",
         CutOff::Deadline(_) => "out of time",
-    }
-}
-
-/// Replaces every known key in every text of `message` by its redacted form, in place.
-/// The fields are named one by one, so a field added to [`Message`] does not compile
-/// until it is redacted here too.
-fn redact_message(keys: &KnownKeys, message: &mut Message) {
-    let Message {
-        role: _,
-        content,
-        tool_calls,
-        tool_call_id,
-        name,
-    } = message;
-    match content {
-        Some(Content::Text(text)) => keys.redact_in_place(text),
-        Some(Content::Parts(parts)) => {
-            for part in parts {
-                let mut value = serde_json::Value::Object(std::mem::take(part));
-                keys.redact_value(&mut value);
-                if let serde_json::Value::Object(map) = value {
-                    *part = map;
-                }
-            }
-        }
-        None => {}
-    }
-    for call in tool_calls.iter_mut().flatten() {
-        let ToolCall { id, kind, function } = call;
-        let FunctionCall { name, arguments } = function;
-        for text in [id, kind, name, &mut arguments.0] {
-            keys.redact_in_place(text);
-        }
-    }
-    for text in [tool_call_id, name].into_iter().flatten() {
-        keys.redact_in_place(text);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::secret::ApiKey;
-
-    #[test]
-    fn every_text_of_a_message_is_redacted() {
-        const KEY: &str = "INFKEY-TWO-AAAA-BBBB-CCCC-2222";
-        let keys = KnownKeys::default();
-        keys.remember(&ApiKey::new(KEY).unwrap());
-        let with_key = |text: &str| format!("{text} {KEY}");
-        for message in [
-            serde_json::json!({"role": "user", "content": with_key("text"), "name": with_key("n")}),
-            serde_json::json!({"role": "user", "content": [{"type": "text", "text": with_key("part")}]}),
-            serde_json::json!({"role": "assistant", "tool_calls": [{"id": with_key("id"), "type": "function",
-                "function": {"name": with_key("f"), "arguments": with_key("args")}}]}),
-            serde_json::json!({"role": "tool", "tool_call_id": with_key("call"), "content": "ok"}),
-        ] {
-            let mut message: Message = serde_json::from_value(message).unwrap();
-            redact_message(&keys, &mut message);
-            let stored = serde_json::to_string(&message).unwrap();
-            assert!(!stored.contains(KEY), "{stored}");
-            assert!(stored.contains("[redacted key …2222]"), "{stored}");
-        }
     }
 }

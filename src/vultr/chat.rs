@@ -6,8 +6,10 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
+use crate::secret::KnownKeys;
+
 /// A message of a conversation, in the OpenAI chat format.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Message {
     /// system, user, assistant or tool.
     pub role: Role,
@@ -25,6 +27,44 @@ pub struct Message {
     pub name: Option<String>,
 }
 
+impl Message {
+    /// Replaces every known key in every text of the message by its redacted form, in
+    /// place. The fields are named one by one, so a field added to [`Message`] does not
+    /// compile until it is redacted here too.
+    pub fn redact(&mut self, keys: &KnownKeys) {
+        let Message {
+            role: _,
+            content,
+            tool_calls,
+            tool_call_id,
+            name,
+        } = self;
+        match content {
+            Some(Content::Text(text)) => keys.redact_in_place(text),
+            Some(Content::Parts(parts)) => {
+                for part in parts {
+                    let mut value = Value::Object(std::mem::take(part));
+                    keys.redact_value(&mut value);
+                    if let Value::Object(map) = value {
+                        *part = map;
+                    }
+                }
+            }
+            None => {}
+        }
+        for call in tool_calls.iter_mut().flatten() {
+            let ToolCall { id, kind, function } = call;
+            let FunctionCall { name, arguments } = function;
+            for text in [id, kind, name, &mut arguments.0] {
+                keys.redact_in_place(text);
+            }
+        }
+        for text in [tool_call_id, name].into_iter().flatten() {
+            keys.redact_in_place(text);
+        }
+    }
+}
+
 /// Who wrote a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -40,7 +80,7 @@ pub enum Role {
 }
 
 /// Message content: plain text or OpenAI content parts.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum Content {
     /// Plain text.
@@ -60,7 +100,7 @@ impl Content {
 }
 
 /// A tool call made by an assistant message.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ToolCall {
     /// The call's id; tool results quote it as tool_call_id.
     pub id: String,
@@ -72,7 +112,7 @@ pub struct ToolCall {
 }
 
 /// The function of a tool call.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct FunctionCall {
     /// Function name.
     pub name: String,
@@ -554,5 +594,26 @@ mod tests {
             serde_json::from_value(json!({"type":"function","function":{"name":"f"}})).unwrap();
         assert!(matches!(named, ToolChoice::Named(n) if n.function.name == "f"));
         assert!(serde_json::from_value::<ToolChoice>(json!("sometimes")).is_err());
+    }
+
+    #[test]
+    fn every_text_of_a_message_is_redacted() {
+        const KEY: &str = "INFKEY-TWO-AAAA-BBBB-CCCC-2222";
+        let keys = KnownKeys::default();
+        keys.remember(&crate::secret::ApiKey::new(KEY).unwrap());
+        let with_key = |text: &str| format!("{text} {KEY}");
+        for message in [
+            json!({"role": "user", "content": with_key("text"), "name": with_key("n")}),
+            json!({"role": "user", "content": [{"type": "text", "text": with_key("part")}]}),
+            json!({"role": "assistant", "tool_calls": [{"id": with_key("id"), "type": "function",
+                "function": {"name": with_key("f"), "arguments": with_key("args")}}]}),
+            json!({"role": "tool", "tool_call_id": with_key("call"), "content": "ok"}),
+        ] {
+            let mut message: Message = serde_json::from_value(message).unwrap();
+            message.redact(&keys);
+            let stored = serde_json::to_string(&message).unwrap();
+            assert!(!stored.contains(KEY), "{stored}");
+            assert!(stored.contains("[redacted key …2222]"), "{stored}");
+        }
     }
 }
