@@ -5,16 +5,12 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rmcp::model::{CallToolRequestParams, CallToolResult, ReadResourceRequestParams};
+use rmcp::RoleClient;
+use rmcp::model::{CallToolResult, ReadResourceRequestParams};
 use rmcp::service::RunningService;
-use rmcp::transport::TokioChildProcess;
-use rmcp::{RoleClient, ServiceExt};
 use serde_json::{Value, json};
-use tokio::io::AsyncReadExt;
 
 use crate::support::fake_vultr::faults::{Fault, FaultServer, StreamEnd, content_chunks};
 use crate::support::fake_vultr::{ACCOUNT_KEY, FakeVultr};
@@ -64,72 +60,26 @@ impl Limits {
 }
 
 /// A server on the fake Vultr with its store at `store`, started under [`Limits`].
-struct Session {
-    client: RunningService<RoleClient, ()>,
-    stderr: Arc<Mutex<String>>,
-    _home: Home,
+async fn start_under(fake: &FakeVultr, store: &Path, limits: Limits) -> Server {
+    let home = Home::new();
+    let mut command = server_command(&home);
+    command
+        .env("VULTR_API_BASE_URL", fake.account_base_url())
+        .env("VULTR_INFERENCE_BASE_URL", fake.inference_base_url())
+        .env("VULTR_API_KEY", ACCOUNT_KEY)
+        .env("VULTR_MCP_CONVERSATIONS", store);
+    // SAFETY: the hook only calls async-signal-safe functions (see `Limits::apply`).
+    unsafe {
+        command.pre_exec(move || limits.apply());
+    }
+    Server::spawn(command, home).await
 }
 
-impl Session {
-    async fn start(fake: &FakeVultr, store: &Path, limits: Limits) -> Session {
-        let home = Home::new();
-        let mut command = server_command(&home);
-        command
-            .env("VULTR_API_BASE_URL", fake.account_base_url())
-            .env("VULTR_INFERENCE_BASE_URL", fake.inference_base_url())
-            .env("VULTR_API_KEY", ACCOUNT_KEY)
-            .env("VULTR_MCP_CONVERSATIONS", store);
-        // SAFETY: the hook only calls async-signal-safe functions (see `Limits::apply`).
-        unsafe {
-            command.pre_exec(move || limits.apply());
-        }
-        let (transport, stderr) = TokioChildProcess::builder(command)
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the server binary starts");
-        let captured = Arc::new(Mutex::new(String::new()));
-        if let Some(mut stderr) = stderr {
-            let captured = captured.clone();
-            tokio::spawn(async move {
-                let mut buffer = [0u8; 4096];
-                while let Ok(n) = stderr.read(&mut buffer).await {
-                    if n == 0 {
-                        break;
-                    }
-                    captured
-                        .lock()
-                        .unwrap()
-                        .push_str(&String::from_utf8_lossy(&buffer[..n]));
-                }
-            });
-        }
-        let client = ().serve(transport).await.expect("the MCP handshake succeeds");
-        Session {
-            client,
-            stderr: captured,
-            _home: home,
-        }
-    }
-
-    async fn call(&self, tool: &str, arguments: Value) -> CallToolResult {
-        let Value::Object(arguments) = arguments else {
-            panic!("arguments must be an object");
-        };
-        self.client
-            .call_tool(CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments))
-            .await
-            .unwrap_or_else(|e| panic!("tools/call {tool}: {e}"))
-    }
-
-    async fn chat(&self, prompt: &str) -> CallToolResult {
-        self.call("chat_completion", json!({"model": MODEL, "prompt": prompt}))
-            .await
-    }
-
-    /// What the server wrote to stderr so far.
-    fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
+/// A chat with the fake's model.
+async fn chat(server: &Server, prompt: &str) -> CallToolResult {
+    server
+        .call("chat_completion", json!({"model": MODEL, "prompt": prompt}))
+        .await
 }
 
 /// A scratch folder, removed on drop.
@@ -188,9 +138,9 @@ async fn the_store_its_log_files_and_the_folders_it_creates_are_private_under_um
     let fake = FakeVultr::start().await;
     let dir = scratch();
     let store = dir.path().join("new/folder/conversations.sqlite3");
-    let session = Session::start(&fake, &store, Limits::UMASK_022).await;
+    let session = start_under(&fake, &store, Limits::UMASK_022).await;
 
-    let saved = ok(&session.chat("a private thought").await);
+    let saved = ok(&chat(&session, "a private thought").await);
     assert!(saved["conversation_id"].is_string(), "{saved}");
 
     for folder in [dir.path().join("new"), dir.path().join("new/folder")] {
@@ -229,8 +179,8 @@ async fn a_store_others_can_read_is_made_private_and_the_log_says_so() {
         std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o644)).unwrap();
     }
 
-    let session = Session::start(&fake, &store, Limits::UMASK_022).await;
-    ok(&session.chat("hello").await);
+    let session = start_under(&fake, &store, Limits::UMASK_022).await;
+    ok(&chat(&session, "hello").await);
 
     for file in &files {
         assert_eq!(mode(file), 0o600, "{}", file.display());
@@ -312,12 +262,12 @@ async fn on_a_full_disk_saving_fails_but_deleting_works_and_makes_room() {
         umask: 0o022,
         max_file_bytes: Some(128 * 1024),
     };
-    let session = Session::start(&fake, &store, full_at_128k).await;
+    let session = start_under(&fake, &store, full_at_128k).await;
 
     let mut saved = Vec::new();
     let mut unsaved = None;
     for turn in 0..100 {
-        let result = session.chat(&format!("note {turn}")).await;
+        let result = chat(&session, &format!("note {turn}")).await;
         let reply = ok(&result);
         assert_eq!(reply["content"], format!("echo: note {turn}"));
         match reply["conversation_id"].as_str() {
@@ -341,7 +291,7 @@ async fn on_a_full_disk_saving_fails_but_deleting_works_and_makes_room() {
     assert_eq!(listed.len(), saved.len() - 1);
 
     // The room the delete made lets the next turn be saved.
-    let after = ok(&session.chat("after deleting").await);
+    let after = ok(&chat(&session, "after deleting").await);
     assert!(after["conversation_id"].is_string(), "{after}");
 }
 

@@ -30,7 +30,7 @@ use vultr_inference_mcp::mcp::VultrServer;
 
 use super::fake_vultr::FakeVultr;
 use super::fake_vultr::faults::FaultServer;
-use super::raw::{Line, PROMPTLY};
+use super::raw::{Line, PROMPTLY, initialize_request, initialized_notification};
 use super::session::{Session, overridden};
 
 /// Size of the in-memory pipe between client and server, each way.
@@ -178,16 +178,10 @@ impl RawSession {
             shutdown,
             session,
         };
-        raw.send(json!({
-            "jsonrpc": "2.0", "id": 0, "method": "initialize",
-            "params": {"protocolVersion": "2025-06-18", "capabilities": {},
-                       "clientInfo": {"name": "raw-in-process", "version": "0"}}
-        }))
-        .await;
+        raw.send(initialize_request("raw-in-process")).await;
         let (_, answer) = raw.until_response(0).await;
         assert!(answer.value.get("result").is_some(), "{}", answer.value);
-        raw.send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
-            .await;
+        raw.send(initialized_notification()).await;
         raw
     }
 

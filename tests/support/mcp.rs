@@ -108,6 +108,12 @@ impl Server {
         for (name, value) in env {
             command.env(name, value);
         }
+        Server::spawn(command, home).await
+    }
+
+    /// Starts `command` (made by [`server_command`] for `home`, then adjusted by the
+    /// caller), keeping its stderr, and completes the MCP handshake.
+    pub async fn spawn(command: tokio::process::Command, home: Home) -> Server {
         let (transport, stderr) = TokioChildProcess::builder(command)
             .stderr(Stdio::piped())
             .spawn()

@@ -16,6 +16,20 @@ use tokio::time::Instant;
 use super::fake_vultr::faults::FaultServer;
 use super::mcp::{Home, server_command};
 
+/// The `initialize` request (id 0) a raw client opens its session with.
+pub fn initialize_request(client: &str) -> Value {
+    json!({
+        "jsonrpc": "2.0", "id": 0, "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                   "clientInfo": {"name": client, "version": "0"}}
+    })
+}
+
+/// The notification that ends the handshake.
+pub fn initialized_notification() -> Value {
+    json!({"jsonrpc": "2.0", "method": "notifications/initialized"})
+}
+
 /// Time allowed for something that should happen at once (an answer, an exit).
 pub const PROMPTLY: Duration = Duration::from_secs(10);
 
@@ -92,16 +106,10 @@ impl RawBuilder {
     /// Starts the binary and completes the MCP handshake (`initialize` as request 0).
     pub async fn start(self) -> RawServer {
         let mut raw = self.spawn();
-        raw.send(json!({
-            "jsonrpc": "2.0", "id": 0, "method": "initialize",
-            "params": {"protocolVersion": "2025-06-18", "capabilities": {},
-                       "clientInfo": {"name": "raw", "version": "0"}}
-        }))
-        .await;
+        raw.send(initialize_request("raw")).await;
         let (_, answer) = raw.until_response(0).await;
         assert!(answer.value.get("result").is_some(), "{}", answer.value);
-        raw.send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
-            .await;
+        raw.send(initialized_notification()).await;
         raw
     }
 }
