@@ -255,14 +255,13 @@ impl Pending {
         Ok(())
     }
 
-    /// `id` is answered (or will never be): its slot is free again.
-    fn finish(&self, id: &RequestId) {
-        let slot = self
-            .ids
+    /// `id` is answered (or will never be) and may be used again; its slot is free again
+    /// once the returned permit is dropped.
+    fn finish(&self, id: &RequestId) -> Option<OwnedSemaphorePermit> {
+        self.ids
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .remove(id);
-        drop(slot);
+            .remove(id)
     }
 }
 
@@ -326,7 +325,7 @@ async fn read_lines<R: AsyncRead + Unpin>(
                     &notification.notification
                     && let Some(id) = &cancelled.params.request_id
                 {
-                    pending.finish(id);
+                    drop(pending.finish(id));
                 }
             }
             JsonRpcMessage::Response(_) | JsonRpcMessage::Error(_) => spare_slot = Some(slot),
@@ -369,7 +368,7 @@ fn describe_bytes(bytes: usize) -> String {
 }
 
 /// Writes lines to stdout in the order they were sent, each whole, freeing the pending
-/// id each answers once it is written. When stdout fails or hangs up, the client is
+/// id each answers as it starts writing it and its slot once it is written. When stdout fails or hangs up, the client is
 /// gone: every call in flight is cancelled and later lines are dropped.
 async fn write_lines<W, H>(
     output: W,
@@ -395,6 +394,10 @@ async fn write_lines<W, H>(
             }
         };
         let Some(line) = line else { break };
+        // The id is free before its answer can be read (a client may reuse it the moment
+        // it has), but its slot only once the answer is written, so an unread stdout
+        // still stops reading.
+        let slot = line.answers.as_ref().and_then(|id| pending.finish(id));
         if open {
             let mut written = output.write_all(&line.bytes).await;
             if written.is_ok() && lines.is_empty() {
@@ -405,9 +408,7 @@ async fn write_lines<W, H>(
                 gone(&output_closed, &client_gone, &error.to_string());
             }
         }
-        if let Some(id) = &line.answers {
-            pending.finish(id);
-        }
+        drop(slot);
     }
     if open {
         let _ = output.flush().await;
@@ -579,6 +580,84 @@ mod tests {
         assert_eq!(client.next_output().await["id"], 7);
         client.ping(7).await;
         assert_eq!(client.next_request_id().await, Some(RequestId::Number(7)));
+    }
+
+    /// A stdout whose bytes reach the client at once but whose flush waits for `release`.
+    struct SlowToFlush {
+        inner: DuplexStream,
+        gate: Arc<Mutex<(bool, Option<std::task::Waker>)>>,
+    }
+
+    impl AsyncWrite for SlowToFlush {
+        fn poll_write(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            bytes: &[u8],
+        ) -> std::task::Poll<io::Result<usize>> {
+            std::pin::Pin::new(&mut self.inner).poll_write(cx, bytes)
+        }
+
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<io::Result<()>> {
+            let mut gate = self.gate.lock().unwrap();
+            if gate.0 {
+                std::task::Poll::Ready(Ok(()))
+            } else {
+                gate.1 = Some(cx.waker().clone());
+                std::task::Poll::Pending
+            }
+        }
+
+        fn poll_shutdown(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<io::Result<()>> {
+            std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_id_may_be_reused_as_soon_as_its_answer_can_be_read() {
+        let (stdin, server_stdin) = tokio::io::duplex(64 * 1024);
+        let (server_stdout, stdout) = tokio::io::duplex(64 * 1024);
+        let gate = Arc::new(Mutex::new((false, None::<std::task::Waker>)));
+        let slow = SlowToFlush {
+            inner: server_stdout,
+            gate: gate.clone(),
+        };
+        let client_gone = CancellationToken::new();
+        let transport = StdioTransport::new(
+            server_stdin,
+            slow,
+            std::future::pending(),
+            limits(1024, 8),
+            client_gone.clone(),
+        );
+        let mut client = Client {
+            transport,
+            stdin,
+            stdout: BufReader::new(stdout).lines(),
+            client_gone,
+        };
+        client.ping(7).await;
+        assert_eq!(client.next_request_id().await, Some(RequestId::Number(7)));
+        client.answer(7).await;
+        assert_eq!(client.next_output().await["id"], 7);
+
+        // The answer is readable while the server is still flushing it.
+        client.ping(7).await;
+        assert_eq!(
+            client.next_request_id().await,
+            Some(RequestId::Number(7)),
+            "the reused id was refused"
+        );
+        let mut gate = gate.lock().unwrap();
+        gate.0 = true;
+        if let Some(waker) = gate.1.take() {
+            waker.wake();
+        }
     }
 
     #[tokio::test]
