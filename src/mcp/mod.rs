@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
 use crate::config::setting;
+use crate::principal::Principal;
 
 pub use args::InvalidArguments;
 pub use error::ToolError;
@@ -43,6 +44,9 @@ pub struct VultrServer {
     app: Arc<App>,
     /// Cancelled when this session's client is gone: every call still running stops.
     shutdown: CancellationToken,
+    /// Who the session acts for when its requests carry no authenticated principal
+    /// (stdio: `local`).
+    principal: Principal,
     tool_router: ToolRouter<Self>,
 }
 
@@ -53,11 +57,31 @@ impl VultrServer {
         Self {
             app,
             shutdown,
+            principal: Principal::local(),
             tool_router: Self::subscriptions_router()
                 + Self::models_router()
                 + Self::chat_router()
                 + Self::conversations_router(),
         }
+    }
+
+    /// The same handler acting for `principal` instead of `local` when a request carries
+    /// no principal of its own (as in-process tests of isolation do).
+    pub fn acting_for(mut self, principal: Principal) -> Self {
+        self.principal = principal;
+        self
+    }
+
+    /// Who `context`'s request acts for: the principal the HTTP transport authenticated
+    /// (put in the request's extensions), else this session's own.
+    #[allow(dead_code)] // used by the conversation tools, which take ownership next
+    pub(crate) fn principal(&self, context: &RequestContext<RoleServer>) -> Principal {
+        context
+            .extensions
+            .get::<http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<Principal>())
+            .unwrap_or(&self.principal)
+            .clone()
     }
 }
 
