@@ -5,10 +5,12 @@
 use std::sync::Arc;
 
 use tokio::sync::Semaphore;
+use tokio_util::task::TaskTracker;
 
 use crate::catalog::{CATALOG_TTL, ModelCatalog};
 use crate::config::Config;
 use crate::keys::InferenceKeys;
+use crate::rate_limit::CallRateLimit;
 use crate::secret::KnownKeys;
 use crate::store::{self, ConversationStore, Retention, StoreLocation};
 use crate::vultr::account::AccountClient;
@@ -29,6 +31,10 @@ pub struct App {
     pub(crate) stream_deadlines: StreamDeadlines,
     /// One permit per tool call allowed to run at once, across all sessions.
     pub(crate) calls: Semaphore,
+    /// The tool calls running or waiting for a permit, so a shutdown can let them finish.
+    pub(crate) calls_in_flight: TaskTracker,
+    /// Tool calls per principal per minute, when limited.
+    pub(crate) rate_limit: Option<CallRateLimit>,
     /// The conversation store, opened on first use; an open that failed is tried again.
     pub(crate) conversations: Arc<dyn ConversationStore>,
 }
@@ -77,6 +83,10 @@ impl App {
                 total: limits.chat_timeout,
             },
             calls: Semaphore::new(limits.max_concurrent_calls as usize),
+            calls_in_flight: TaskTracker::new(),
+            rate_limit: config
+                .rate_limit
+                .map(|limit| CallRateLimit::per_minute(limit.per_minute)),
             conversations: store::open_lazily(
                 config
                     .conversations
@@ -88,5 +98,15 @@ impl App {
                 },
             ),
         })
+    }
+}
+
+impl App {
+    /// Resolves once no tool call is running or waiting, or after `limit`; true when none is.
+    pub async fn calls_finished(&self, limit: std::time::Duration) -> bool {
+        self.calls_in_flight.close();
+        tokio::time::timeout(limit, self.calls_in_flight.wait())
+            .await
+            .is_ok()
     }
 }

@@ -1,6 +1,9 @@
 //! Configuration: every setting is an environment variable and a command-line flag.
 
 use std::fmt;
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -57,6 +60,28 @@ pub mod setting {
     pub const MAX_RESULT_CHARS: &str = "VULTR_MCP_MAX_RESULT_CHARS";
     /// Tool calls running at once.
     pub const MAX_CONCURRENT_CALLS: &str = "VULTR_MCP_MAX_CONCURRENT_CALLS";
+    /// Tool calls per principal per minute.
+    pub const RATE_LIMIT: &str = "VULTR_MCP_RATE_LIMIT";
+    /// Serve streamable HTTP on this address instead of stdio.
+    pub const HTTP: &str = "VULTR_MCP_HTTP";
+    /// The URL clients use for the MCP endpoint.
+    pub const PUBLIC_URL: &str = "VULTR_MCP_PUBLIC_URL";
+    /// Accepted `Host` header values.
+    pub const ALLOWED_HOSTS: &str = "VULTR_MCP_ALLOWED_HOSTS";
+    /// Accepted browser `Origin`s.
+    pub const ALLOWED_ORIGINS: &str = "VULTR_MCP_ALLOWED_ORIGINS";
+    /// File of static bearer tokens' hashes.
+    pub const AUTH_TOKENS: &str = "VULTR_MCP_AUTH_TOKENS";
+    /// OAuth issuer whose access tokens are accepted.
+    pub const OAUTH_ISSUER: &str = "VULTR_MCP_OAUTH_ISSUER";
+    /// Audience an OAuth access token must carry.
+    pub const OAUTH_AUDIENCE: &str = "VULTR_MCP_OAUTH_AUDIENCE";
+    /// Scope an OAuth access token must carry.
+    pub const OAUTH_SCOPE: &str = "VULTR_MCP_OAUTH_SCOPE";
+    /// Permit a non-loopback address with no authentication.
+    pub const ALLOW_UNAUTHENTICATED: &str = "VULTR_MCP_ALLOW_UNAUTHENTICATED";
+    /// How long calls in flight may finish after SIGTERM in HTTP mode.
+    pub const DRAIN_TIMEOUT: &str = "VULTR_MCP_DRAIN_TIMEOUT";
 }
 
 /// The server's settings. Environment variables are the usual way to set them, since an
@@ -65,12 +90,17 @@ pub mod setting {
 #[command(
     name = "vultr-inference-mcp",
     version,
-    about = "MCP server (stdio) for Vultr Serverless Inference: subscriptions, the live model catalog, and chat completions with tool calling.",
+    about = "MCP server for Vultr Serverless Inference: subscriptions, the live model catalog, and chat completions with tool calling.",
     long_about = None,
-    after_help = "The server speaks MCP over stdin/stdout and is started by an MCP client; logs go to stderr (RUST_LOG, e.g. RUST_LOG=debug). \
-No .env file is read. Prefer environment variables for keys: command-line flags are visible to other local users."
+    args_conflicts_with_subcommands = true,
+    after_help = "By default the server speaks MCP over stdin/stdout and is started by an MCP client; with --http it serves streamable HTTP at /mcp. \
+Logs go to stderr (RUST_LOG, e.g. RUST_LOG=debug). No .env file is read. Prefer environment variables for keys: command-line flags are visible to other local users."
 )]
 pub struct Config {
+    /// A command other than serving.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Vultr account API key: enables the subscription tools and finds the inference key for you.
     #[arg(
         long,
@@ -131,6 +161,102 @@ pub struct Config {
     /// Conversations unused for longer than this are deleted.
     #[arg(long, env = setting::CONVERSATION_MAX_AGE, value_name = "DURATION", default_value = "30days", value_parser = parse_duration)]
     pub conversation_max_age: Duration,
+
+    /// Tool calls each principal may make per minute, e.g. `60/min`; over it, a call returns
+    /// an error saying how long to wait [default: unlimited].
+    #[arg(long, env = setting::RATE_LIMIT, value_name = "N/min")]
+    pub rate_limit: Option<RateLimit>,
+
+    /// Remote MCP over streamable HTTP.
+    #[command(flatten)]
+    pub http: HttpArgs,
+}
+
+/// Commands other than serving.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Read a bearer token on stdin and print the `NAME <sha256-hex>` line for the tokens
+    /// file (--auth-tokens), so the file never holds a usable token.
+    HashToken {
+        /// The principal the token stands for (conversations are kept per principal).
+        name: String,
+    },
+}
+
+/// Serving MCP over streamable HTTP instead of stdio.
+#[derive(Debug, Clone, clap::Args)]
+pub struct HttpArgs {
+    /// Serve streamable HTTP on this address (e.g. `127.0.0.1:8787`, `[::]:8787`; port 0
+    /// picks one) instead of stdio. The MCP endpoint is `/mcp`.
+    #[arg(long = "http", env = setting::HTTP, value_name = "ADDR")]
+    pub addr: Option<SocketAddr>,
+
+    /// The URL clients use for the endpoint, e.g. `https://mcp.example.com/mcp` (resource id,
+    /// token audience, metadata) [default: http://ADDR/mcp].
+    #[arg(long, env = setting::PUBLIC_URL, value_name = "URL")]
+    pub public_url: Option<BaseUrl>,
+
+    /// Comma list of accepted `Host` header values (a name, or name:port); others get 403
+    /// [default: localhost, 127.0.0.1, [::1] and the public URL's host].
+    #[arg(long, env = setting::ALLOWED_HOSTS, value_name = "HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Option<Vec<String>>,
+
+    /// Comma list of accepted browser `Origin`s (scheme://host[:port]); a request with any
+    /// other `Origin` gets 403, one without is fine [default: the public URL's origin and,
+    /// on loopback, http://127.0.0.1:PORT and http://localhost:PORT].
+    #[arg(long, env = setting::ALLOWED_ORIGINS, value_name = "ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Option<Vec<String>>,
+
+    /// File of static bearer tokens: one `<principal> <sha256-hex-of-token>` per line, `#`
+    /// comments (make lines with the hash-token command).
+    #[arg(long, env = setting::AUTH_TOKENS, value_name = "FILE")]
+    pub auth_tokens: Option<PathBuf>,
+
+    /// Accept OAuth 2.1 access tokens (JWT) from this issuer; its keys are found through
+    /// its discovery document.
+    #[arg(long, env = setting::OAUTH_ISSUER, value_name = "URL")]
+    pub oauth_issuer: Option<String>,
+
+    /// The `aud` an access token must carry [default: the public URL].
+    #[arg(long, env = setting::OAUTH_AUDIENCE, value_name = "AUDIENCE")]
+    pub oauth_audience: Option<String>,
+
+    /// A scope an access token must carry (in `scope` or `scp`) [default: none required].
+    #[arg(long, env = setting::OAUTH_SCOPE, value_name = "SCOPE")]
+    pub oauth_scope: Option<String>,
+
+    /// Serve a non-loopback address with no authentication: anyone who can reach it can
+    /// spend the account's inference budget.
+    #[arg(long, env = setting::ALLOW_UNAUTHENTICATED)]
+    pub allow_unauthenticated: bool,
+
+    /// After SIGTERM, how long calls in flight may finish before they are cancelled.
+    #[arg(long, env = setting::DRAIN_TIMEOUT, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub drain_timeout: Duration,
+}
+
+/// At most this many tool calls per principal per minute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Calls allowed per minute (at least 1).
+    pub per_minute: NonZeroU32,
+}
+
+impl FromStr for RateLimit {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let text = text.trim();
+        let count = text
+            .strip_suffix("/min")
+            .or_else(|| text.strip_suffix("/minute"))
+            .unwrap_or(text)
+            .trim();
+        count
+            .parse::<NonZeroU32>()
+            .map(|per_minute| Self { per_minute })
+            .map_err(|_| format!("`{text}` is not a rate; use calls per minute, e.g. 60/min"))
+    }
 }
 
 /// Timeouts, retries and size limits. Durations take `30s`, `5m`, `500ms` or plain seconds.
@@ -229,6 +355,9 @@ impl Config {
         self.inference_subscription = blank_to_none(self.inference_subscription);
         self.default_model = blank_to_none(self.default_model);
         self.conversations = blank_to_none(self.conversations);
+        self.http.oauth_issuer = blank_to_none(self.http.oauth_issuer);
+        self.http.oauth_audience = blank_to_none(self.http.oauth_audience);
+        self.http.oauth_scope = blank_to_none(self.http.oauth_scope);
         self
     }
 }
@@ -320,6 +449,18 @@ mod tests {
         assert_eq!(config.limits.max_response_bytes, 16 * 1024 * 1024);
         assert_eq!(config.limits.max_result_chars, 100_000);
         assert!(!config.reveal_keys);
+    }
+
+    #[test]
+    fn rates_are_calls_per_minute() {
+        let per_minute = |n| RateLimit {
+            per_minute: NonZeroU32::new(n).unwrap(),
+        };
+        assert_eq!("60/min".parse(), Ok(per_minute(60)));
+        assert_eq!(" 5 /minute".parse(), Ok(per_minute(5)));
+        assert_eq!("7".parse(), Ok(per_minute(7)));
+        assert!("0/min".parse::<RateLimit>().is_err());
+        assert!("10/s".parse::<RateLimit>().is_err());
     }
 
     #[test]

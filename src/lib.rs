@@ -9,6 +9,7 @@ pub mod http;
 pub mod keys;
 pub mod mcp;
 pub mod principal;
+pub mod rate_limit;
 pub mod secret;
 pub mod stdio;
 pub mod store;

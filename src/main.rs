@@ -1,5 +1,7 @@
-//! Entry point: read the configuration, log to stderr, serve MCP over stdio.
+//! Entry point: read the configuration, log to stderr, serve MCP over stdio (or, with
+//! `--http`, over streamable HTTP).
 
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -9,6 +11,7 @@ use rmcp::service::ServerInitializeError;
 use tokio_util::sync::CancellationToken;
 use vultr_inference_mcp::app::App;
 use vultr_inference_mcp::config::Config;
+use vultr_inference_mcp::http;
 use vultr_inference_mcp::mcp::VultrServer;
 use vultr_inference_mcp::stdio::{Limits, StdioTransport, stdout_hung_up};
 
@@ -29,16 +32,33 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let code = runtime.block_on(serve(config));
+    let code = runtime.block_on(async move {
+        logging::init(config.reveal_keys);
+        match config.http.addr {
+            Some(addr) => serve_http(config, addr).await,
+            None => serve(config).await,
+        }
+    });
     // Do not wait for a thread blocked reading stdin (when stdin is not a pipe, the read
     // cannot be interrupted): after a signal stdin may still be open.
     runtime.shutdown_timeout(Duration::from_millis(100));
     code
 }
 
-async fn serve(config: Config) -> ExitCode {
-    logging::init(config.reveal_keys);
+/// Serves streamable HTTP on `addr` until a signal, then drains.
+async fn serve_http(config: Config, addr: SocketAddr) -> ExitCode {
+    let args = config.http.clone();
+    match http::serve(App::new(config), &args, addr, shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("vultr-inference-mcp: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
 
+/// Serves one MCP session over stdin/stdout.
+async fn serve(config: Config) -> ExitCode {
     let mut signal = std::pin::pin!(shutdown_signal());
     // End of stdin, or the client closing our stdout, cancels the calls in flight at once
     // (rmcp would otherwise give them seconds to finish before exiting).

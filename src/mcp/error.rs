@@ -5,6 +5,7 @@ use super::args::InvalidArguments;
 use crate::chat::ChatError;
 use crate::config::setting;
 use crate::keys::KeyError;
+use crate::rate_limit::OverLimit;
 use crate::store::{ConversationId, StoreError};
 use crate::vultr::error::VultrError;
 
@@ -51,4 +52,10 @@ pub enum ToolError {
     /// A chat completion failed.
     #[error(transparent)]
     Chat(#[from] ChatError),
+    /// The caller made more tool calls this minute than the server allows.
+    #[error(
+        "rate limit: at most {} tool calls per minute are allowed for each user ({}); this call was not run. Try again in {} seconds.",
+        .0.per_minute, setting::RATE_LIMIT, .0.wait_seconds()
+    )]
+    RateLimited(OverLimit),
 }

@@ -74,7 +74,6 @@ impl VultrServer {
 
     /// Who `context`'s request acts for: the principal the HTTP transport authenticated
     /// (put in the request's extensions), else this session's own.
-    #[allow(dead_code)] // used by the conversation tools, which take ownership next
     pub(crate) fn principal(&self, context: &RequestContext<RoleServer>) -> Principal {
         context
             .extensions
@@ -110,6 +109,12 @@ impl ServerHandler for VultrServer {
                 ),
                 None,
             ));
+        }
+        let _in_flight = self.app.calls_in_flight.token();
+        if let Some(limit) = &self.app.rate_limit
+            && let Err(over) = limit.check(&self.principal(&context))
+        {
+            return Ok(self.failure(ToolError::RateLimited(over)).into());
         }
         let cancelled = context.ct.clone();
         let shutdown = self.shutdown.clone();

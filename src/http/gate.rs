@@ -1,0 +1,197 @@
+//! What every request to `/mcp` passes before rmcp sees it: the Host and Origin guard,
+//! authentication (the principal goes into the request's extensions), the session's
+//! owner, the body size cap, and one log line per request.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, Method, StatusCode};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+
+use super::{MAX_BODY_BYTES, Shared};
+use crate::principal::Principal;
+
+/// The header that carries a legacy session's id.
+const SESSION_HEADER: &str = "mcp-session-id";
+
+/// Checks, authenticates and logs one request to `/mcp`, then hands it to rmcp.
+pub(crate) async fn gate(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let (response, principal, call) = admit_and_run(&shared, request, next).await;
+    tracing::info!(
+        principal = principal.as_ref().map(Principal::as_str),
+        method = call.method.as_deref(),
+        tool = call.tool.as_deref(),
+        status = response.status().as_u16(),
+        ms = started.elapsed().as_secs_f64() * 1000.0,
+        "request"
+    );
+    response
+}
+
+/// The JSON-RPC method and tool name of a request, for the log.
+#[derive(Default)]
+struct Call {
+    method: Option<String>,
+    tool: Option<String>,
+}
+
+async fn admit_and_run(
+    shared: &Shared,
+    request: Request,
+    next: Next,
+) -> (Response, Option<Principal>, Call) {
+    let mut call = Call::default();
+    if let Err(refusal) = shared.guard.check(request.headers()) {
+        return (refuse(StatusCode::FORBIDDEN, &refusal.to_string()), None, call);
+    }
+    if shared.draining.is_cancelled() {
+        let mut response = refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the server is shutting down; retry in a moment",
+        );
+        response
+            .headers_mut()
+            .insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"));
+        return (response, None, call);
+    }
+    let principal = match &shared.auth {
+        Some(auth) => match auth.authenticate(request.headers()).await {
+            Ok(principal) => principal,
+            Err(failure) => {
+                tracing::debug!(%failure, "request refused");
+                return (
+                    failure.into_response(shared.resource_metadata.as_deref()),
+                    None,
+                    call,
+                );
+            }
+        },
+        None => Principal::local(),
+    };
+    let session = session_of(request.headers());
+    if let Some(session) = &session
+        && !shared.sessions.may_use(session, &principal)
+    {
+        // The same answer rmcp gives for a session that does not exist.
+        let response = refuse(StatusCode::NOT_FOUND, "Not Found: Session not found");
+        return (response, Some(principal), call);
+    }
+
+    let (parts, body) = request.into_parts();
+    let body = if parts.method == Method::POST {
+        match read_capped(body, &parts.headers).await {
+            Ok(bytes) => {
+                call = peek(&bytes);
+                Body::from(bytes)
+            }
+            Err(response) => return (response, Some(principal), call),
+        }
+    } else {
+        body
+    };
+    let closing = parts.method == Method::DELETE;
+    let mut request = Request::from_parts(parts, body);
+    request.extensions_mut().insert(principal.clone());
+
+    let response = next.run(request).await;
+    match (&session, session_of(response.headers())) {
+        (None, Some(opened)) => shared.sessions.opened(&opened, &principal),
+        (Some(session), _) if closing && response.status().is_success() => {
+            shared.sessions.closed(session);
+        }
+        _ => {}
+    }
+    (response, Some(principal), call)
+}
+
+/// The legacy session id a request or response carries.
+fn session_of(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(SESSION_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// The whole body, or 413 once it is over [`MAX_BODY_BYTES`].
+async fn read_capped(body: Body, headers: &HeaderMap) -> Result<Bytes, Response> {
+    let too_large = || {
+        refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!(
+                "request body over {} MiB; send less (e.g. shorter messages or context)",
+                MAX_BODY_BYTES / (1024 * 1024)
+            ),
+        )
+    };
+    let declared = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > MAX_BODY_BYTES) {
+        return Err(too_large());
+    }
+    match Limited::new(body, MAX_BODY_BYTES).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
+        Err(error) => Err(refuse(
+            StatusCode::BAD_REQUEST,
+            &format!("could not read the request body: {error}"),
+        )),
+    }
+}
+
+/// The method and tool name of a JSON-RPC request body, when it has them.
+fn peek(body: &[u8]) -> Call {
+    #[derive(serde::Deserialize)]
+    struct Message {
+        method: Option<String>,
+        params: Option<Params>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Params {
+        name: Option<serde_json::Value>,
+    }
+    match serde_json::from_slice::<Message>(body) {
+        Ok(message) => {
+            let tool = match message.method.as_deref() {
+                Some("tools/call") => message
+                    .params
+                    .and_then(|params| params.name)
+                    .and_then(|name| name.as_str().map(str::to_owned)),
+                _ => None,
+            };
+            Call {
+                method: message.method,
+                tool,
+            }
+        }
+        Err(_) => Call::default(),
+    }
+}
+
+/// A plain-text refusal.
+fn refuse(status: StatusCode, text: &str) -> Response {
+    (status, format!("{text}\n")).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_names_the_method_and_for_a_tool_call_the_tool() {
+        let call = peek(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_models","arguments":{}}}"#);
+        assert_eq!(call.method.as_deref(), Some("tools/call"));
+        assert_eq!(call.tool.as_deref(), Some("list_models"));
+        let call = peek(br#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"name":"x"}}"#);
+        assert_eq!(call.method.as_deref(), Some("resources/read"));
+        assert_eq!(call.tool, None);
+        let call = peek(b"not json");
+        assert_eq!((call.method, call.tool), (None, None));
+    }
+}
