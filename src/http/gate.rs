@@ -10,16 +10,25 @@ use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, Method, StatusCode};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 
 use super::{MAX_BODY_BYTES, Shared};
 use crate::principal::Principal;
+
+/// How much of an oversized body is read (and dropped) before answering 413.
+const DRAIN_LIMIT_BYTES: usize = 64 * 1024 * 1024;
+/// How long reading a body may take.
+const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The header that carries a legacy session's id.
 const SESSION_HEADER: &str = "mcp-session-id";
 
 /// Checks, authenticates and logs one request to `/mcp`, then hands it to rmcp.
-pub(crate) async fn gate(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+pub(crate) async fn gate(
+    State(shared): State<Arc<Shared>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     let (response, principal, call) = admit_and_run(&shared, request, next).await;
     tracing::info!(
@@ -47,16 +56,21 @@ async fn admit_and_run(
 ) -> (Response, Option<Principal>, Call) {
     let mut call = Call::default();
     if let Err(refusal) = shared.guard.check(request.headers()) {
-        return (refuse(StatusCode::FORBIDDEN, &refusal.to_string()), None, call);
+        return (
+            refuse(StatusCode::FORBIDDEN, &refusal.to_string()),
+            None,
+            call,
+        );
     }
     if shared.draining.is_cancelled() {
         let mut response = refuse(
             StatusCode::SERVICE_UNAVAILABLE,
             "the server is shutting down; retry in a moment",
         );
-        response
-            .headers_mut()
-            .insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"));
+        response.headers_mut().insert(
+            http::header::RETRY_AFTER,
+            http::HeaderValue::from_static("1"),
+        );
         return (response, None, call);
     }
     let principal = match &shared.auth {
@@ -84,7 +98,7 @@ async fn admit_and_run(
 
     let (parts, body) = request.into_parts();
     let body = if parts.method == Method::POST {
-        match read_capped(body, &parts.headers).await {
+        match read_capped(body).await {
             Ok(bytes) => {
                 call = peek(&bytes);
                 Body::from(bytes)
@@ -117,32 +131,51 @@ fn session_of(headers: &HeaderMap) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// The whole body, or 413 once it is over [`MAX_BODY_BYTES`].
-async fn read_capped(body: Body, headers: &HeaderMap) -> Result<Bytes, Response> {
-    let too_large = || {
-        refuse(
+/// The whole body, or 413 once it is over [`MAX_BODY_BYTES`]. The rest of an oversized
+/// body is read and dropped (up to a bound) before answering, so the client, still
+/// sending, gets to read the 413 instead of a broken connection.
+async fn read_capped(mut body: Body) -> Result<Bytes, Response> {
+    let mut bytes = Vec::new();
+    let mut total = 0usize;
+    let read_all = async {
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|error| {
+                refuse(
+                    StatusCode::BAD_REQUEST,
+                    &format!("could not read the request body: {error}"),
+                )
+            })?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            total += data.len();
+            if total <= MAX_BODY_BYTES {
+                bytes.extend_from_slice(&data);
+            } else if total > DRAIN_LIMIT_BYTES {
+                break;
+            }
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(DRAIN_TIMEOUT, read_all).await {
+        Ok(read) => read?,
+        Err(_) => {
+            return Err(refuse(
+                StatusCode::REQUEST_TIMEOUT,
+                "the request body took too long to arrive",
+            ));
+        }
+    }
+    if total > MAX_BODY_BYTES {
+        return Err(refuse(
             StatusCode::PAYLOAD_TOO_LARGE,
             &format!(
                 "request body over {} MiB; send less (e.g. shorter messages or context)",
                 MAX_BODY_BYTES / (1024 * 1024)
             ),
-        )
-    };
-    let declared = headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<usize>().ok());
-    if declared.is_some_and(|length| length > MAX_BODY_BYTES) {
-        return Err(too_large());
+        ));
     }
-    match Limited::new(body, MAX_BODY_BYTES).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
-        Err(error) => Err(refuse(
-            StatusCode::BAD_REQUEST,
-            &format!("could not read the request body: {error}"),
-        )),
-    }
+    Ok(Bytes::from(bytes))
 }
 
 /// The method and tool name of a JSON-RPC request body, when it has them.
@@ -188,7 +221,8 @@ mod tests {
         let call = peek(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_models","arguments":{}}}"#);
         assert_eq!(call.method.as_deref(), Some("tools/call"));
         assert_eq!(call.tool.as_deref(), Some("list_models"));
-        let call = peek(br#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"name":"x"}}"#);
+        let call =
+            peek(br#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"name":"x"}}"#);
         assert_eq!(call.method.as_deref(), Some("resources/read"));
         assert_eq!(call.tool, None);
         let call = peek(b"not json");

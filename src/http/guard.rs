@@ -163,10 +163,19 @@ mod tests {
     #[test]
     fn by_default_loopback_names_on_any_port_are_accepted_and_others_refused() {
         let guard = local_guard();
-        for host in ["127.0.0.1:8787", "localhost:8787", "LOCALHOST", "[::1]:8787"] {
+        for host in [
+            "127.0.0.1:8787",
+            "localhost:8787",
+            "LOCALHOST",
+            "[::1]:8787",
+        ] {
             assert_eq!(guard.check(&headers(Some(host), None)), Ok(()), "{host}");
         }
-        for host in ["evil.example:8787", "127.0.0.2:8787", "localhost.evil.example"] {
+        for host in [
+            "evil.example:8787",
+            "127.0.0.2:8787",
+            "localhost.evil.example",
+        ] {
             assert_eq!(
                 guard.check(&headers(Some(host), None)),
                 Err(Refusal::Host),
@@ -181,7 +190,11 @@ mod tests {
         let guard = local_guard();
         let host = Some("127.0.0.1:8787");
         for origin in ["http://127.0.0.1:8787", "http://localhost:8787"] {
-            assert_eq!(guard.check(&headers(host, Some(origin))), Ok(()), "{origin}");
+            assert_eq!(
+                guard.check(&headers(host, Some(origin))),
+                Ok(()),
+                "{origin}"
+            );
         }
         for origin in [
             "http://localhost:3000",
@@ -205,7 +218,10 @@ mod tests {
         let ok = headers(Some("mcp.example.com"), Some("https://mcp.example.com:443"));
         assert_eq!(guard.check(&ok), Ok(()));
         assert_eq!(
-            guard.check(&headers(Some("mcp.example.com"), Some("http://127.0.0.1:8787"))),
+            guard.check(&headers(
+                Some("mcp.example.com"),
+                Some("http://127.0.0.1:8787")
+            )),
             Err(Refusal::Origin),
             "loopback origins are only the default on loopback"
         );
@@ -214,7 +230,10 @@ mod tests {
         let origins = vec!["https://app.example.com".to_owned()];
         let guard = Guard::new(bound, &public, Some(&hosts), Some(&origins));
         assert_eq!(
-            guard.check(&headers(Some("api.example.com:443"), Some("https://app.example.com"))),
+            guard.check(&headers(
+                Some("api.example.com:443"),
+                Some("https://app.example.com")
+            )),
             Ok(())
         );
         assert_eq!(

@@ -41,14 +41,19 @@ pub enum StartError {
     /// A non-loopback address without any authentication.
     #[error(
         "refusing to serve {addr} without authentication: anyone who can reach it could spend your Vultr account's budget. Set {} (a tokens file) or {} (an OAuth issuer), bind a loopback address such as 127.0.0.1, or set {} if something in front of this server authenticates every request.",
-        setting::AUTH_TOKENS, setting::OAUTH_ISSUER, setting::ALLOW_UNAUTHENTICATED
+        setting::AUTH_TOKENS,
+        setting::OAUTH_ISSUER,
+        setting::ALLOW_UNAUTHENTICATED
     )]
     Unprotected {
         /// The address asked for.
         addr: SocketAddr,
     },
     /// The address could not be bound.
-    #[error("could not listen on {addr}: {error}. Pick another address or port ({}).", setting::HTTP)]
+    #[error(
+        "could not listen on {addr}: {error}. Pick another address or port ({}).",
+        setting::HTTP
+    )]
     Bind {
         /// The address asked for.
         addr: SocketAddr,
@@ -56,7 +61,10 @@ pub enum StartError {
         error: std::io::Error,
     },
     /// The public URL is not one.
-    #[error("{} must be the endpoint's full URL, e.g. https://mcp.example.com/mcp: {reason}", setting::PUBLIC_URL)]
+    #[error(
+        "{} must be the endpoint's full URL, e.g. https://mcp.example.com/mcp: {reason}",
+        setting::PUBLIC_URL
+    )]
     PublicUrl {
         /// What is wrong with it.
         reason: String,
@@ -106,9 +114,12 @@ pub async fn serve(
         .local_addr()
         .map_err(|error| StartError::Bind { addr, error })?;
     let public_url = match &args.public_url {
-        Some(url) => Url::parse(url.as_str()).map_err(|e| StartError::PublicUrl { reason: e.to_string() })?,
-        None => Url::parse(&format!("http://{bound}/mcp"))
-            .map_err(|e| StartError::PublicUrl { reason: e.to_string() })?,
+        Some(url) => Url::parse(url.as_str()).map_err(|e| StartError::PublicUrl {
+            reason: e.to_string(),
+        })?,
+        None => Url::parse(&format!("http://{bound}/mcp")).map_err(|e| StartError::PublicUrl {
+            reason: e.to_string(),
+        })?,
     };
     let auth_settings = AuthSettings {
         oauth: args.oauth_issuer.clone().map(|issuer| OAuthSettings {
@@ -180,7 +191,10 @@ pub async fn serve(
             gate::gate,
         ))
         .route("/healthz", get(healthz))
-        .route("/.well-known/oauth-protected-resource", get(protected_resource_metadata))
+        .route(
+            "/.well-known/oauth-protected-resource",
+            get(protected_resource_metadata),
+        )
         .route(
             &format!("/.well-known/oauth-protected-resource{}", public_url.path()),
             get(protected_resource_metadata),
@@ -237,7 +251,10 @@ async fn healthz() -> &'static str {
 }
 
 /// RFC 9728 protected-resource metadata; 404 when OAuth is not configured.
-async fn protected_resource_metadata(State(shared): State<Arc<Shared>>, headers: http::HeaderMap) -> Response {
+async fn protected_resource_metadata(
+    State(shared): State<Arc<Shared>>,
+    headers: http::HeaderMap,
+) -> Response {
     if let Err(refusal) = shared.guard.check(&headers) {
         return (http::StatusCode::FORBIDDEN, refusal.to_string()).into_response();
     }

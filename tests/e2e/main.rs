@@ -7,6 +7,8 @@ mod support;
 mod conversations;
 mod example;
 mod faults;
+#[cfg(unix)]
+mod http;
 mod protocol;
 mod security;
 mod stdio;

@@ -5,6 +5,8 @@
 #![allow(dead_code)]
 
 pub mod fake_vultr;
+#[cfg(unix)]
+pub mod http;
 pub mod in_process;
 pub mod mcp;
 pub mod raw;
