@@ -1,14 +1,16 @@
-//! The SQLite store, for a file or for `memory`: one row per conversation (title, model,
-//! turn count, timestamps) and one row per message (the message as JSON, with its
-//! position).
+//! The SQLite store, for a file or for `memory`: one row per conversation (its owner,
+//! title, model, turn count, timestamps) and one row per message (the message as JSON,
+//! with its position). Every statement but pruning names the owner, so no call reaches
+//! another owner's rows.
 //!
 //! Several server processes may share one file: file stores use WAL mode, a 5 s busy
 //! timeout and `BEGIN IMMEDIATE` for writes, and run their work on tokio's blocking
 //! threads, since a write may wait for another process's lock. The file and its folder are
-//! private to their owner; a file that is not a conversation store is refused before
-//! anything writes to it. `memory` is an SQLite in-memory database, so it keeps exactly the
-//! file's rules (order, retention, cut-off notes); it never waits for another process, so
-//! its work runs inline (the hop to a blocking thread costs more than the work).
+//! private to the system user running the server; a file that is not a conversation store
+//! is refused before anything writes to it. `memory` is an SQLite in-memory database, so it
+//! keeps exactly the file's rules (order, retention, cut-off notes); it never waits for
+//! another process, so its work runs inline (the hop to a blocking thread costs more than
+//! the work).
 
 mod file;
 mod schema;
@@ -33,10 +35,10 @@ use crate::vultr::chat::Message;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 // Recency: `touched` counts every create and append of an owner's conversations (the
-// next one is one look at the end of the owner's part of the `(owner, touched)` index),
-// so two uses within the same second still come out in the order they happened, and
-// `touched DESC` is most recently used first. Each statement an owner's call runs often
-// reads that index alone, for the owner's part only.
+// next value is one look at the end of the owner's part of the `(owner, touched)`
+// index), so two uses within the same second still come out in the order they
+// happened, and `touched DESC` is most recently used first. The statements below that
+// run on every use read only the owner's part of that index (a test pins their plans).
 
 /// Saves a new conversation: id ?1, title ?2, model ?3, time ?4, owner ?5.
 const INSERT_CONVERSATION: &str = "
@@ -473,10 +475,17 @@ impl Database {
             return;
         }
         let mut counts = counts.lock().unwrap_or_else(PoisonError::into_inner);
-        let count = counts.entry(owner.to_owned()).or_insert(0);
-        *count += change;
-        if *count <= 0 {
-            counts.remove(owner);
+        match counts.get_mut(owner) {
+            Some(count) => {
+                *count += change;
+                if *count <= 0 {
+                    counts.remove(owner);
+                }
+            }
+            None if change > 0 => {
+                counts.insert(owner.to_owned(), change);
+            }
+            None => {}
         }
     }
 
@@ -486,6 +495,7 @@ impl Database {
             self.counted(owner, -1);
         }
     }
+
     /// The connection, recovering it if a panic poisoned the lock (transactions roll back on drop).
     fn lock(&self) -> MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(PoisonError::into_inner)
