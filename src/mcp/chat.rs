@@ -14,6 +14,7 @@ use super::args::{InvalidArguments, Parameters};
 use super::error::ToolError;
 use crate::chat::{ChatInput, ChatOutcome, ChatService, Progress, ProgressSink, ProgressUpdate};
 use crate::config::setting;
+use crate::principal::Principal;
 use crate::store::ConversationId;
 use crate::vultr::chat::{ChatOptions, ChatReply, Message, Stop, ToolChoice, ToolDefinition};
 
@@ -127,8 +128,9 @@ impl VultrServer {
             token,
         });
         let progress = Progress::new(sink);
+        let owner = self.principal(&context);
         let outcome = tokio::select! {
-            outcome = self.chat_inner(args, progress) => outcome,
+            outcome = self.chat_inner(&owner, args, progress) => outcome,
             () = cancel.cancelled() => return CallToolResult::error(vec![rmcp::model::ContentBlock::text("cancelled")]),
         };
         self.respond(outcome)
@@ -136,15 +138,18 @@ impl VultrServer {
 }
 
 impl VultrServer {
+    /// Runs one chat turn for `owner`, continuing one of `owner`'s conversations when
+    /// asked, and stores the turn as `owner`'s.
     async fn chat_inner(
         &self,
+        owner: &Principal,
         args: Result<ChatCompletionArgs, InvalidArguments>,
         mut progress: Progress<PeerProgress>,
     ) -> Result<CallToolResult, ToolError> {
         let (mut input, conversation_id) = args?.into_input();
         let continuing = match conversation_id {
             Some(id) => {
-                let stored = self.load_conversation(&id).await?;
+                let stored = self.load_conversation(owner, &id).await?;
                 input.history = stored.messages;
                 input.stored_model = Some(stored.summary.model);
                 Some(stored.summary.id)
@@ -157,6 +162,7 @@ impl VultrServer {
         let turn = std::mem::take(&mut outcome.turn);
         let saved = self
             .save_turn(
+                owner,
                 continuing,
                 &outcome.model,
                 turn,

@@ -8,13 +8,15 @@ use rmcp::model::{
     CallToolResult, ListResourceTemplatesResult, ListResourcesResult, ReadResourceResult, Resource,
     ResourceContents, ResourceTemplate,
 };
-use rmcp::{ErrorData, tool, tool_router};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, tool, tool_router};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::VultrServer;
 use super::args::{InvalidArguments, Parameters};
 use super::error::ToolError;
+use crate::principal::Principal;
 use crate::store::{Conversation, ConversationId, ConversationSummary, StoreError};
 use crate::vultr::chat::{ChatReply, Content, Message, Role};
 use crate::vultr::stream::CutOff;
@@ -42,18 +44,22 @@ impl VultrServer {
     async fn delete_conversation(
         &self,
         Parameters(args): Parameters<DeleteConversationArgs>,
+        context: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        self.respond(self.delete_inner(args).await)
+        let owner = self.principal(&context);
+        self.respond(self.delete_inner(&owner, args).await)
     }
 }
 
 impl VultrServer {
+    /// Deletes `owner`'s conversation; another owner's is nothing to delete.
     async fn delete_inner(
         &self,
+        owner: &Principal,
         args: Result<DeleteConversationArgs, InvalidArguments>,
     ) -> Result<CallToolResult, ToolError> {
         let id = ConversationId::parse(&args?.conversation_id)?;
-        if !self.app.conversations.delete(&id).await? {
+        if !self.app.conversations.delete(owner, &id).await? {
             return Err(ToolError::NothingToDelete { id });
         }
         Ok(self.success(
@@ -62,17 +68,22 @@ impl VultrServer {
         ))
     }
 
-    /// The stored conversation `id`, or an error saying it is not there.
-    pub(super) async fn load_conversation(&self, id: &str) -> Result<Conversation, ToolError> {
+    /// `owner`'s stored conversation `id`, or an error saying it is not there.
+    pub(super) async fn load_conversation(
+        &self,
+        owner: &Principal,
+        id: &str,
+    ) -> Result<Conversation, ToolError> {
         let id = ConversationId::parse(id)?;
-        Ok(self.app.conversations.get(&id).await?)
+        Ok(self.app.conversations.get(owner, &id).await?)
     }
 
-    /// Stores a turn: the new messages and the reply, marked when it was cut off, with
-    /// every known key redacted. Saving never costs the caller the reply: a failure is
-    /// returned as text to show next to it.
+    /// Stores a turn of `owner`'s conversation: the new messages and the reply, marked
+    /// when it was cut off, with every known key redacted. Saving never costs the caller
+    /// the reply: a failure is returned as text to show next to it.
     pub(super) async fn save_turn(
         &self,
+        owner: &Principal,
         continuing: Option<ConversationId>,
         model: &str,
         mut turn: Vec<Message>,
@@ -87,8 +98,11 @@ impl VultrServer {
         let cut_off = cut_off.map(cut_off_reason);
         let store = &self.app.conversations;
         let saved = match continuing {
-            Some(id) => store.append(&id, &model, &turn, cut_off).await.map(|()| id),
-            None => store.create(&model, &turn, cut_off).await,
+            Some(id) => store
+                .append(owner, &id, &model, &turn, cut_off)
+                .await
+                .map(|()| id),
+            None => store.create(owner, &model, &turn, cut_off).await,
         };
         saved.map_err(|error| {
             tracing::warn!(%error, "conversation not saved");
@@ -96,12 +110,15 @@ impl VultrServer {
         })
     }
 
-    /// `resources/list`: the conversation list, and the most recent conversations.
-    pub(super) async fn conversation_resources(&self) -> Result<ListResourcesResult, ErrorData> {
+    /// `resources/list`: the conversation list, and `owner`'s most recent conversations.
+    pub(super) async fn conversation_resources(
+        &self,
+        owner: &Principal,
+    ) -> Result<ListResourcesResult, ErrorData> {
         let recent = self
             .app
             .conversations
-            .list(LISTED)
+            .list(owner, LISTED)
             .await
             .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
         let mut resources = vec![
@@ -135,9 +152,11 @@ impl VultrServer {
         ])
     }
 
-    /// `resources/read` for the list or one conversation.
+    /// `resources/read` for `owner`'s list or one of `owner`'s conversations; another
+    /// owner's conversation is no such resource, as one that never existed.
     pub(super) async fn read_conversation_resource(
         &self,
+        owner: &Principal,
         uri: &str,
     ) -> Result<ReadResourceResult, ErrorData> {
         let not_found = || {
@@ -150,7 +169,7 @@ impl VultrServer {
             let all = self
                 .app
                 .conversations
-                .list(usize::MAX)
+                .list(owner, usize::MAX)
                 .await
                 .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
             let listing: Vec<_> = all.iter().map(summary_json).collect();
@@ -165,7 +184,7 @@ impl VultrServer {
         let Some(id) = uri.strip_prefix(ONE_PREFIX) else {
             return Err(not_found());
         };
-        let conversation = match self.load_conversation(id).await {
+        let conversation = match self.load_conversation(owner, id).await {
             Ok(conversation) => conversation,
             Err(ToolError::Conversation(
                 StoreError::NotFound { .. } | StoreError::InvalidId { .. },

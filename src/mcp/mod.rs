@@ -133,9 +133,9 @@ impl ServerHandler for VultrServer {
     async fn list_resources(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
-        self.conversation_resources().await
+        self.conversation_resources(&self.principal(&context)).await
     }
 
     async fn list_resource_templates(
@@ -149,9 +149,13 @@ impl ServerHandler for VultrServer {
     async fn read_resource(
         &self,
         request: ReadResourceRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
-        Ok(self.read_conversation_resource(&request.uri).await?.into())
+        let owner = self.principal(&context);
+        Ok(self
+            .read_conversation_resource(&owner, &request.uri)
+            .await?
+            .into())
     }
 
     fn get_info(&self) -> ServerConfig {

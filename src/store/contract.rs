@@ -1,11 +1,14 @@
 //! What every [`ConversationStore`] promises, as one check any implementation runs on
-//! itself: [`check_contract`] on an empty store opened with [`RETENTION`].
+//! itself: [`check_contract`] on an empty store opened with [`RETENTION`]. Most checks act
+//! for [`alice`]; the isolation checks add [`bob`], who must never see, change or crowd
+//! out her conversations.
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use super::{ConversationId, ConversationStore, Retention, StoreError};
+use crate::principal::Principal;
 use crate::vultr::chat::Message;
 
 /// The retention a store under [`check_contract`] is opened with: room for three
@@ -14,6 +17,16 @@ pub(super) const RETENTION: Retention = Retention {
     max_conversations: 3,
     max_age: Duration::from_secs(365 * 24 * 60 * 60),
 };
+
+/// The owner most checks act for.
+pub(super) fn alice() -> Principal {
+    Principal::new("alice").unwrap()
+}
+
+/// Another owner, who must not reach alice's conversations.
+pub(super) fn bob() -> Principal {
+    Principal::new("bob").unwrap()
+}
 
 /// A message from its JSON form.
 pub(super) fn msg(value: Value) -> Message {
@@ -40,24 +53,34 @@ pub(super) async fn check_contract(store: &dyn ConversationStore) {
     the_list_shows_the_most_recently_used_first(store).await;
     retention_keeps_only_the_most_recently_used(store).await;
     deleting_removes_only_that_conversation(store).await;
+    another_owners_conversation_is_not_found_as_if_it_never_existed(store).await;
+    each_owner_lists_only_their_own(store).await;
+    retention_counts_each_owners_conversations_apart(store).await;
 }
 
-/// Deletes every conversation, so each check starts from an empty store.
+/// Deletes every conversation of alice and bob, so each check starts from an empty store.
 async fn clear(store: &dyn ConversationStore) {
-    for summary in store.list(usize::MAX).await.unwrap() {
-        assert!(store.delete(&summary.id).await.unwrap());
+    for owner in [alice(), bob()] {
+        for summary in store.list(&owner, usize::MAX).await.unwrap() {
+            assert!(store.delete(&owner, &summary.id).await.unwrap());
+        }
     }
 }
 
-/// The ids `store` lists, most recently used first.
+/// The ids `store` lists for alice, most recently used first.
 async fn listed(store: &dyn ConversationStore) -> Vec<ConversationId> {
-    let summaries = store.list(usize::MAX).await.unwrap();
+    listed_for(store, &alice()).await
+}
+
+/// The ids `store` lists for `owner`, most recently used first.
+async fn listed_for(store: &dyn ConversationStore, owner: &Principal) -> Vec<ConversationId> {
+    let summaries = store.list(owner, usize::MAX).await.unwrap();
     summaries.into_iter().map(|s| s.id).collect()
 }
 
-/// The text content of each message of conversation `id`.
+/// The text content of each message of alice's conversation `id`.
 async fn texts(store: &dyn ConversationStore, id: &ConversationId) -> Vec<Value> {
-    let conversation = store.get(id).await.unwrap();
+    let conversation = store.get(&alice(), id).await.unwrap();
     as_json(&conversation.messages)
         .as_array()
         .unwrap()
@@ -68,8 +91,14 @@ async fn texts(store: &dyn ConversationStore, id: &ConversationId) -> Vec<Value>
 
 async fn new_ids_are_conv_and_32_hex_digits_and_differ(store: &dyn ConversationStore) {
     clear(store).await;
-    let a = store.create("m", &[user("a")], None).await.unwrap();
-    let b = store.create("m", &[user("b")], None).await.unwrap();
+    let a = store
+        .create(&alice(), "m", &[user("a")], None)
+        .await
+        .unwrap();
+    let b = store
+        .create(&alice(), "m", &[user("b")], None)
+        .await
+        .unwrap();
     assert_ne!(a, b);
     for id in [&a, &b] {
         let hex = id.as_ref().strip_prefix("conv_").unwrap();
@@ -103,8 +132,11 @@ async fn created_messages_come_back_in_order_and_appends_follow_them(
         msg(json!({"role": "tool", "tool_call_id": "call_1", "content": "18°C, clear"})),
         msg(json!({"role": "assistant", "content": "18°C and clear."})),
     ];
-    let id = store.create("model-a", &first, None).await.unwrap();
-    let created = store.get(&id).await.unwrap();
+    let id = store
+        .create(&alice(), "model-a", &first, None)
+        .await
+        .unwrap();
+    let created = store.get(&alice(), &id).await.unwrap();
     assert_eq!(as_json(&created.messages), as_json(&first));
     assert_eq!(created.summary.turns, 1);
     assert_eq!(created.summary.model, "model-a");
@@ -117,10 +149,13 @@ async fn created_messages_come_back_in_order_and_appends_follow_them(
         })),
         msg(json!({"role": "assistant", "content": "Rain."})),
     ];
-    store.append(&id, "model-b", &second, None).await.unwrap();
+    store
+        .append(&alice(), &id, "model-b", &second, None)
+        .await
+        .unwrap();
 
     let all: Vec<Message> = first.iter().chain(&second).cloned().collect();
-    let conversation = store.get(&id).await.unwrap();
+    let conversation = store.get(&alice(), &id).await.unwrap();
     assert_eq!(as_json(&conversation.messages), as_json(&all));
     assert_eq!(conversation.summary.id, id);
     assert_eq!(conversation.summary.turns, 2);
@@ -128,7 +163,7 @@ async fn created_messages_come_back_in_order_and_appends_follow_them(
     assert_eq!(conversation.summary.title, "What is the weather in Paris?");
     assert!(conversation.summary.updated_at >= conversation.summary.created_at);
     assert_eq!(
-        store.list(1).await.unwrap(),
+        store.list(&alice(), 1).await.unwrap(),
         [conversation.summary],
         "the list shows the same summary"
     );
@@ -136,9 +171,9 @@ async fn created_messages_come_back_in_order_and_appends_follow_them(
 
 async fn appending_nothing_still_counts_a_turn(store: &dyn ConversationStore) {
     clear(store).await;
-    let id = store.create("m", &[], None).await.unwrap();
-    store.append(&id, "m", &[], None).await.unwrap();
-    let conversation = store.get(&id).await.unwrap();
+    let id = store.create(&alice(), "m", &[], None).await.unwrap();
+    store.append(&alice(), &id, "m", &[], None).await.unwrap();
+    let conversation = store.get(&alice(), &id).await.unwrap();
     assert!(conversation.messages.is_empty());
     assert_eq!(conversation.summary.turns, 2);
     assert_eq!(conversation.summary.title, "(untitled)");
@@ -150,11 +185,16 @@ async fn a_reply_stored_as_cut_off_comes_back_ending_with_a_note_saying_so(
     clear(store).await;
     let answer = msg(json!({"role": "assistant", "content": "The answer is forty"}));
     let id = store
-        .create("m", &[user("What is it?"), answer.clone()], Some("stalled"))
+        .create(
+            &alice(),
+            "m",
+            &[user("What is it?"), answer.clone()],
+            Some("stalled"),
+        )
         .await
         .unwrap();
     store
-        .append(&id, "m", &[user("Go on"), answer], None)
+        .append(&alice(), &id, "m", &[user("Go on"), answer], None)
         .await
         .unwrap();
     assert_eq!(
@@ -175,10 +215,10 @@ async fn a_reply_stored_as_cut_off_comes_back_ending_with_a_note_saying_so(
         }]}),
     );
     let id = store
-        .create("m", &[call], Some("out of time"))
+        .create(&alice(), "m", &[call], Some("out of time"))
         .await
         .unwrap();
-    let message = as_json(&store.get(&id).await.unwrap().messages)[0].clone();
+    let message = as_json(&store.get(&alice(), &id).await.unwrap().messages)[0].clone();
     assert_eq!(
         message["content"],
         "[cut off: out of time; this answer is incomplete]"
@@ -189,29 +229,40 @@ async fn a_reply_stored_as_cut_off_comes_back_ending_with_a_note_saying_so(
 async fn an_unknown_id_is_not_found_with_advice_to_start_over(store: &dyn ConversationStore) {
     clear(store).await;
     let id = ConversationId::parse("conv_nope").unwrap();
-    let err = store.get(&id).await.unwrap_err();
+    let err = store.get(&alice(), &id).await.unwrap_err();
     assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
     assert_eq!(
         err.to_string(),
         "conversation not found: `conv_nope`. It may have been deleted or pruned; omit conversation_id to start a new conversation."
     );
     assert!(matches!(
-        store.append(&id, "m", &[user("hello?")], None).await,
+        store
+            .append(&alice(), &id, "m", &[user("hello?")], None)
+            .await,
         Err(StoreError::NotFound { .. })
     ));
-    assert!(!store.delete(&id).await.unwrap());
+    assert!(!store.delete(&alice(), &id).await.unwrap());
     assert!(listed(store).await.is_empty(), "append must not create");
 }
 
 async fn the_list_shows_the_most_recently_used_first(store: &dyn ConversationStore) {
     clear(store).await;
-    let a = store.create("m", &[user("a")], None).await.unwrap();
-    let b = store.create("m", &[user("b")], None).await.unwrap();
+    let a = store
+        .create(&alice(), "m", &[user("a")], None)
+        .await
+        .unwrap();
+    let b = store
+        .create(&alice(), "m", &[user("b")], None)
+        .await
+        .unwrap();
     assert_eq!(listed(store).await, [b.clone(), a.clone()]);
-    store.append(&a, "m", &[user("again")], None).await.unwrap();
+    store
+        .append(&alice(), &a, "m", &[user("again")], None)
+        .await
+        .unwrap();
     assert_eq!(listed(store).await, [a.clone(), b.clone()]);
     let ids = |limit| async move {
-        let summaries = store.list(limit).await.unwrap();
+        let summaries = store.list(&alice(), limit).await.unwrap();
         summaries.into_iter().map(|s| s.id).collect::<Vec<_>>()
     };
     assert_eq!(ids(1).await, [a]);
@@ -220,18 +271,30 @@ async fn the_list_shows_the_most_recently_used_first(store: &dyn ConversationSto
 
 async fn retention_keeps_only_the_most_recently_used(store: &dyn ConversationStore) {
     clear(store).await;
-    let first = store.create("m", &[user("1")], None).await.unwrap();
-    let second = store.create("m", &[user("2")], None).await.unwrap();
-    let third = store.create("m", &[user("3")], None).await.unwrap();
+    let first = store
+        .create(&alice(), "m", &[user("1")], None)
+        .await
+        .unwrap();
+    let second = store
+        .create(&alice(), "m", &[user("2")], None)
+        .await
+        .unwrap();
+    let third = store
+        .create(&alice(), "m", &[user("3")], None)
+        .await
+        .unwrap();
     store
-        .append(&first, "m", &[user("1 again")], None)
+        .append(&alice(), &first, "m", &[user("1 again")], None)
         .await
         .unwrap();
     // Creating a fourth drops the least recently used one: `second`.
-    let fourth = store.create("m", &[user("4")], None).await.unwrap();
+    let fourth = store
+        .create(&alice(), "m", &[user("4")], None)
+        .await
+        .unwrap();
     assert_eq!(listed(store).await, [fourth, first, third]);
     assert!(matches!(
-        store.get(&second).await,
+        store.get(&alice(), &second).await,
         Err(StoreError::NotFound { .. })
     ));
     assert_eq!(store.prune().await.unwrap(), 0, "already within the limit");
@@ -240,19 +303,113 @@ async fn retention_keeps_only_the_most_recently_used(store: &dyn ConversationSto
 async fn deleting_removes_only_that_conversation(store: &dyn ConversationStore) {
     clear(store).await;
     let gone = store
-        .create("m", &[user("a"), user("b")], None)
+        .create(&alice(), "m", &[user("a"), user("b")], None)
         .await
         .unwrap();
-    let kept = store.create("m", &[user("c")], None).await.unwrap();
-    assert!(store.delete(&gone).await.unwrap());
+    let kept = store
+        .create(&alice(), "m", &[user("c")], None)
+        .await
+        .unwrap();
+    assert!(store.delete(&alice(), &gone).await.unwrap());
     assert!(
-        !store.delete(&gone).await.unwrap(),
+        !store.delete(&alice(), &gone).await.unwrap(),
         "a second delete finds nothing"
     );
     assert!(matches!(
-        store.get(&gone).await,
+        store.get(&alice(), &gone).await,
         Err(StoreError::NotFound { .. })
     ));
     assert_eq!(listed(store).await, std::slice::from_ref(&kept));
     assert_eq!(texts(store, &kept).await, [json!("c")]);
+}
+
+async fn another_owners_conversation_is_not_found_as_if_it_never_existed(
+    store: &dyn ConversationStore,
+) {
+    clear(store).await;
+    let hers = store
+        .create(&alice(), "m", &[user("alice's secret")], None)
+        .await
+        .unwrap();
+    let never = ConversationId::parse("conv_never").unwrap();
+    for id in [&hers, &never] {
+        let unknown = StoreError::NotFound { id: id.clone() }.to_string();
+        let err = store.get(&bob(), id).await.unwrap_err();
+        assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
+        assert_eq!(err.to_string(), unknown);
+        let err = store
+            .append(&bob(), id, "m", &[user("bob was here")], None)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
+        assert_eq!(err.to_string(), unknown);
+        assert!(
+            !store.delete(&bob(), id).await.unwrap(),
+            "nothing to delete"
+        );
+    }
+    let intact = store.get(&alice(), &hers).await.unwrap();
+    assert_eq!(
+        as_json(&intact.messages),
+        as_json(&[user("alice's secret")])
+    );
+    assert_eq!(intact.summary.turns, 1);
+    assert_eq!(listed(store).await, std::slice::from_ref(&hers));
+    assert!(listed_for(store, &bob()).await.is_empty());
+}
+
+async fn each_owner_lists_only_their_own(store: &dyn ConversationStore) {
+    clear(store).await;
+    let first = store
+        .create(&alice(), "m", &[user("a1")], None)
+        .await
+        .unwrap();
+    let bobs = store
+        .create(&bob(), "m", &[user("b1")], None)
+        .await
+        .unwrap();
+    let second = store
+        .create(&alice(), "m", &[user("a2")], None)
+        .await
+        .unwrap();
+    assert_eq!(listed(store).await, [second.clone(), first.clone()]);
+    assert_eq!(listed_for(store, &bob()).await, std::slice::from_ref(&bobs));
+    assert!(listed_for(store, &Principal::local()).await.is_empty());
+    // Continuing bob's conversation does not reorder alice's.
+    store
+        .append(&bob(), &bobs, "m", &[user("b2")], None)
+        .await
+        .unwrap();
+    assert_eq!(listed(store).await, [second, first]);
+}
+
+async fn retention_counts_each_owners_conversations_apart(store: &dyn ConversationStore) {
+    clear(store).await;
+    let mut hers = Vec::new();
+    for i in 0..3 {
+        hers.push(
+            store
+                .create(&alice(), "m", &[user(&i.to_string())], None)
+                .await
+                .unwrap(),
+        );
+    }
+    // Bob filling his own room, and more, never drops one of alice's.
+    let mut his = Vec::new();
+    for i in 0..4 {
+        his.push(
+            store
+                .create(&bob(), "m", &[user(&i.to_string())], None)
+                .await
+                .unwrap(),
+        );
+    }
+    hers.reverse();
+    assert_eq!(listed(store).await, hers, "alice keeps all three");
+    assert_eq!(
+        listed_for(store, &bob()).await,
+        [his[3].clone(), his[2].clone(), his[1].clone()],
+        "bob's oldest went"
+    );
+    assert_eq!(store.prune().await.unwrap(), 0, "each within the limit");
 }

@@ -10,6 +10,7 @@ use futures_util::future::BoxFuture;
 use tokio::sync::OnceCell;
 
 use super::{Conversation, ConversationId, ConversationStore, ConversationSummary, StoreError};
+use crate::principal::Principal;
 use crate::vultr::chat::Message;
 
 /// How a [`LazyStore`] opens its store.
@@ -59,15 +60,20 @@ impl LazyStore {
 impl ConversationStore for LazyStore {
     async fn create(
         &self,
+        owner: &Principal,
         model: &str,
         messages: &[Message],
         cut_off: Option<&str>,
     ) -> Result<ConversationId, StoreError> {
-        self.store().await?.create(model, messages, cut_off).await
+        self.store()
+            .await?
+            .create(owner, model, messages, cut_off)
+            .await
     }
 
     async fn append(
         &self,
+        owner: &Principal,
         id: &ConversationId,
         model: &str,
         messages: &[Message],
@@ -75,20 +81,28 @@ impl ConversationStore for LazyStore {
     ) -> Result<(), StoreError> {
         self.store()
             .await?
-            .append(id, model, messages, cut_off)
+            .append(owner, id, model, messages, cut_off)
             .await
     }
 
-    async fn get(&self, id: &ConversationId) -> Result<Conversation, StoreError> {
-        self.store().await?.get(id).await
+    async fn get(
+        &self,
+        owner: &Principal,
+        id: &ConversationId,
+    ) -> Result<Conversation, StoreError> {
+        self.store().await?.get(owner, id).await
     }
 
-    async fn list(&self, limit: usize) -> Result<Vec<ConversationSummary>, StoreError> {
-        self.store().await?.list(limit).await
+    async fn list(
+        &self,
+        owner: &Principal,
+        limit: usize,
+    ) -> Result<Vec<ConversationSummary>, StoreError> {
+        self.store().await?.list(owner, limit).await
     }
 
-    async fn delete(&self, id: &ConversationId) -> Result<bool, StoreError> {
-        self.store().await?.delete(id).await
+    async fn delete(&self, owner: &Principal, id: &ConversationId) -> Result<bool, StoreError> {
+        self.store().await?.delete(owner, id).await
     }
 
     async fn prune(&self) -> Result<usize, StoreError> {
@@ -101,7 +115,7 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
-    use crate::store::contract::{self, user};
+    use crate::store::contract::{self, alice, user};
     use crate::store::{SqliteStore, StoreLocation};
 
     /// A lazy memory store whose first `failures` opens fail; also returns the open count.
@@ -138,9 +152,12 @@ mod tests {
     async fn nothing_is_opened_until_the_first_call_and_a_success_is_kept() {
         let (store, opens) = failing_then_memory(0);
         assert_eq!(opens.load(Ordering::SeqCst), 0);
-        let id = store.create("m", &[user("hi")], None).await.unwrap();
-        store.get(&id).await.unwrap();
-        store.list(10).await.unwrap();
+        let id = store
+            .create(&alice(), "m", &[user("hi")], None)
+            .await
+            .unwrap();
+        store.get(&alice(), &id).await.unwrap();
+        store.list(&alice(), 10).await.unwrap();
         assert_eq!(opens.load(Ordering::SeqCst), 1);
     }
 
@@ -148,7 +165,7 @@ mod tests {
     async fn an_open_that_failed_is_tried_again_on_the_next_call() {
         let (store, opens) = failing_then_memory(2);
         for _ in 0..2 {
-            let err = store.list(10).await.unwrap_err();
+            let err = store.list(&alice(), 10).await.unwrap_err();
             assert!(
                 matches!(&err, StoreError::Unavailable(inner) if matches!(**inner, StoreError::Busy { .. })),
                 "{err:?}"
@@ -160,15 +177,19 @@ mod tests {
                 "{err}"
             );
         }
-        let id = store.create("m", &[user("now")], None).await.unwrap();
-        assert_eq!(store.list(10).await.unwrap()[0].id, id);
+        let id = store
+            .create(&alice(), "m", &[user("now")], None)
+            .await
+            .unwrap();
+        assert_eq!(store.list(&alice(), 10).await.unwrap()[0].id, id);
         assert_eq!(opens.load(Ordering::SeqCst), 3);
     }
 
     #[tokio::test]
     async fn calls_arriving_during_an_open_share_it() {
         let (store, opens) = failing_then_memory(0);
-        let (a, b, c) = tokio::join!(store.list(1), store.list(1), store.prune());
+        let owner = alice();
+        let (a, b, c) = tokio::join!(store.list(&owner, 1), store.list(&owner, 1), store.prune());
         assert!(a.is_ok() && b.is_ok() && c.is_ok());
         assert_eq!(opens.load(Ordering::SeqCst), 1);
     }

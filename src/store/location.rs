@@ -55,12 +55,14 @@ impl fmt::Display for StoreLocation {
     }
 }
 
-/// How many conversations to keep, and for how long after their last update.
+/// How many conversations to keep, and for how long after their last update. The count
+/// is per owner: each principal keeps its own newest `max_conversations`, so one user's
+/// new conversations never push out another's. The age applies to every conversation.
 #[derive(Clone, Copy, Debug)]
 pub struct Retention {
-    /// Keep at most this many, the most recently updated.
+    /// Keep at most this many per owner, each owner's most recently used.
     pub max_conversations: usize,
-    /// Drop those not updated for longer than this.
+    /// Drop those (whoever owns them) not updated for longer than this.
     pub max_age: Duration,
 }
 

@@ -26,45 +26,57 @@ pub use location::{Retention, StoreLocation};
 use lazy::LazyStore;
 use sqlite::SqliteStore;
 
+use crate::principal::Principal;
 use crate::vultr::chat::Message;
 
 /// Keeps conversations: each is a list of messages grown one turn at a time, found by id,
-/// listed most recently used first, and dropped per [`Retention`]. Implementations do
-/// their own waiting (a store that blocks moves off the async threads itself), so callers
-/// just await.
+/// listed most recently used first, and dropped per [`Retention`]. Each belongs to the
+/// principal that created it (its owner), and every call but [`ConversationStore::prune`]
+/// sees only the given owner's: another owner's id is [`StoreError::NotFound`] (or not
+/// deleted) exactly as an id that never existed. Implementations do their own waiting (a
+/// store that blocks moves off the async threads itself), so callers just await.
 #[async_trait]
 pub trait ConversationStore: Send + Sync {
-    /// Starts a conversation with these messages (turn 1) and applies retention, never
-    /// dropping the new one; returns its new id. `cut_off` says why the last message (the
-    /// reply) was cut short, if it was.
+    /// Starts a conversation of `owner` with these messages (turn 1) and applies
+    /// retention, never dropping the new one; returns its new id. `cut_off` says why the
+    /// last message (the reply) was cut short, if it was.
     async fn create(
         &self,
+        owner: &Principal,
         model: &str,
         messages: &[Message],
         cut_off: Option<&str>,
     ) -> Result<ConversationId, StoreError>;
 
-    /// Adds messages to the end of a conversation as one more turn, and records the model
-    /// used; [`StoreError::NotFound`] when there is no such conversation.
+    /// Adds messages to the end of `owner`'s conversation as one more turn, and records the
+    /// model used; [`StoreError::NotFound`] when `owner` has no such conversation.
     async fn append(
         &self,
+        owner: &Principal,
         id: &ConversationId,
         model: &str,
         messages: &[Message],
         cut_off: Option<&str>,
     ) -> Result<(), StoreError>;
 
-    /// A conversation's summary and messages, oldest first; a reply stored as cut off ends
-    /// with a note saying so.
-    async fn get(&self, id: &ConversationId) -> Result<Conversation, StoreError>;
+    /// `owner`'s conversation: its summary and messages, oldest first; a reply stored as
+    /// cut off ends with a note saying so. [`StoreError::NotFound`] when `owner` has no
+    /// such conversation.
+    async fn get(&self, owner: &Principal, id: &ConversationId)
+    -> Result<Conversation, StoreError>;
 
-    /// Up to `limit` conversations, most recently used (created or continued) first.
-    async fn list(&self, limit: usize) -> Result<Vec<ConversationSummary>, StoreError>;
+    /// Up to `limit` of `owner`'s conversations, most recently used (created or continued)
+    /// first.
+    async fn list(
+        &self,
+        owner: &Principal,
+        limit: usize,
+    ) -> Result<Vec<ConversationSummary>, StoreError>;
 
-    /// Deletes a conversation and its messages; true when it existed.
-    async fn delete(&self, id: &ConversationId) -> Result<bool, StoreError>;
+    /// Deletes `owner`'s conversation and its messages; true when `owner` had it.
+    async fn delete(&self, owner: &Principal, id: &ConversationId) -> Result<bool, StoreError>;
 
-    /// Drops conversations per [`Retention`]; returns how many went.
+    /// Drops conversations per [`Retention`], whoever owns them; returns how many went.
     async fn prune(&self) -> Result<usize, StoreError>;
 }
 

@@ -1,20 +1,22 @@
-//! The SQLite store, for a file or for `memory`: one row per conversation (title, model,
-//! turn count, timestamps) and one row per message (the message as JSON, with its
-//! position).
+//! The SQLite store, for a file or for `memory`: one row per conversation (its owner,
+//! title, model, turn count, timestamps) and one row per message (the message as JSON,
+//! with its position). Every statement but pruning names the owner, so no call reaches
+//! another owner's rows.
 //!
 //! Several server processes may share one file: file stores use WAL mode, a 5 s busy
 //! timeout and `BEGIN IMMEDIATE` for writes, and run their work on tokio's blocking
 //! threads, since a write may wait for another process's lock. The file and its folder are
-//! private to their owner; a file that is not a conversation store is refused before
-//! anything writes to it. `memory` is an SQLite in-memory database, so it keeps exactly the
-//! file's rules (order, retention, cut-off notes); it never waits for another process, so
-//! its work runs inline (the hop to a blocking thread costs more than the work).
+//! private to the system user running the server; a file that is not a conversation store
+//! is refused before anything writes to it. `memory` is an SQLite in-memory database, so it
+//! keeps exactly the file's rules (order, retention, cut-off notes); it never waits for
+//! another process, so its work runs inline (the hop to a blocking thread costs more than
+//! the work).
 
 mod file;
 mod schema;
 
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -26,20 +28,56 @@ use super::{
     Conversation, ConversationId, ConversationStore, ConversationSummary, Retention, StoreError,
     StoreLocation,
 };
+use crate::principal::Principal;
 use crate::vultr::chat::Message;
 
 /// How long a write waits for another process's lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Most recently used first. `touched` counts every create and append, so two uses within
-/// the same second still come out in the order they happened.
-const RECENCY: &str = "touched DESC";
+// Recency: `touched` counts every create and append of an owner's conversations (the
+// next value is one look at the end of the owner's part of the `(owner, touched)`
+// index), so two uses within the same second still come out in the order they
+// happened, and `touched DESC` is most recently used first. The statements below that
+// run on every use read only the owner's part of that index (a test pins their plans).
 
-/// Least recently used first.
-const OLDEST_FIRST: &str = "touched ASC";
+/// Saves a new conversation: id ?1, title ?2, model ?3, time ?4, owner ?5.
+const INSERT_CONVERSATION: &str = "
+    INSERT INTO conversations (id, title, model, turns, created_at, updated_at, owner, touched)
+    VALUES (?1, ?2, ?3, 1, ?4, ?4, ?5,
+        (SELECT COALESCE(MAX(touched), 0) + 1 FROM conversations WHERE owner = ?5))";
 
-/// The next value of `touched`.
-const NEXT_TOUCH: &str = "(SELECT COALESCE(MAX(touched), 0) + 1 FROM conversations)";
+/// Counts one more turn of conversation ?1 of owner ?4 on model ?2 at time ?3.
+const COUNT_TURN: &str = "
+    UPDATE conversations SET turns = turns + 1, model = ?2, updated_at = ?3,
+        touched = (SELECT COALESCE(MAX(touched), 0) + 1 FROM conversations WHERE owner = ?4)
+    WHERE id = ?1 AND owner = ?4";
+
+/// Up to ?2 summaries of owner ?1, most recently used first.
+const LIST_OWNED: &str = "
+    SELECT id, title, model, turns, created_at, updated_at
+    FROM conversations WHERE owner = ?1 ORDER BY touched DESC LIMIT ?2";
+
+/// Drops owner ?3's ?1 + 1 least recently used conversations, sparing ?2.
+const DROP_OLDEST: &str = "
+    DELETE FROM conversations WHERE owner = ?3 AND id IS NOT ?2 AND touched <=
+        (SELECT touched FROM conversations WHERE owner = ?3
+         ORDER BY touched ASC LIMIT 1 OFFSET ?1)";
+
+/// Drops all but owner ?3's newest ?1 conversations, sparing ?2.
+const DROP_PAST_NEWEST: &str = "
+    DELETE FROM conversations WHERE owner = ?3 AND id IS NOT ?2 AND touched <=
+        (SELECT touched FROM conversations WHERE owner = ?3
+         ORDER BY touched DESC LIMIT 1 OFFSET ?1)";
+
+/// Drops all but each owner's newest ?1 conversations, returning the owner of each.
+const DROP_EVERY_EXCESS: &str = "
+    DELETE FROM conversations WHERE rowid IN (
+        SELECT row FROM (
+            SELECT rowid AS row,
+                   ROW_NUMBER() OVER (PARTITION BY owner ORDER BY touched DESC) AS position
+            FROM conversations)
+        WHERE position > ?1)
+    RETURNING owner";
 
 /// A clock giving unix seconds.
 type Clock = Box<dyn Fn() -> i64 + Send + Sync>;
@@ -122,40 +160,53 @@ impl SqliteStore {
 impl ConversationStore for SqliteStore {
     async fn create(
         &self,
+        owner: &Principal,
         model: &str,
         messages: &[Message],
         cut_off: Option<&str>,
     ) -> Result<ConversationId, StoreError> {
         let turn = Turn::encode(messages, cut_off)?;
         let title = title_of(messages);
-        let model = model.to_owned();
-        self.run(move |db| db.create(&model, &title, &turn)).await
+        let (owner, model) = (owner.clone(), model.to_owned());
+        self.run(move |db| db.create(&owner, &model, &title, &turn))
+            .await
     }
 
     async fn append(
         &self,
+        owner: &Principal,
         id: &ConversationId,
         model: &str,
         messages: &[Message],
         cut_off: Option<&str>,
     ) -> Result<(), StoreError> {
         let turn = Turn::encode(messages, cut_off)?;
-        let (id, model) = (id.clone(), model.to_owned());
-        self.run(move |db| db.append(&id, &model, &turn)).await
+        let (owner, id, model) = (owner.clone(), id.clone(), model.to_owned());
+        self.run(move |db| db.append(&owner, &id, &model, &turn))
+            .await
     }
 
-    async fn get(&self, id: &ConversationId) -> Result<Conversation, StoreError> {
-        let id = id.clone();
-        self.run(move |db| db.get(&id)).await
+    async fn get(
+        &self,
+        owner: &Principal,
+        id: &ConversationId,
+    ) -> Result<Conversation, StoreError> {
+        let (owner, id) = (owner.clone(), id.clone());
+        self.run(move |db| db.get(&owner, &id)).await
     }
 
-    async fn list(&self, limit: usize) -> Result<Vec<ConversationSummary>, StoreError> {
-        self.run(move |db| db.list(limit)).await
+    async fn list(
+        &self,
+        owner: &Principal,
+        limit: usize,
+    ) -> Result<Vec<ConversationSummary>, StoreError> {
+        let owner = owner.clone();
+        self.run(move |db| db.list(&owner, limit)).await
     }
 
-    async fn delete(&self, id: &ConversationId) -> Result<bool, StoreError> {
-        let id = id.clone();
-        self.run(move |db| db.delete(&id)).await
+    async fn delete(&self, owner: &Principal, id: &ConversationId) -> Result<bool, StoreError> {
+        let (owner, id) = (owner.clone(), id.clone());
+        self.run(move |db| db.delete(&owner, &id)).await
     }
 
     async fn prune(&self) -> Result<usize, StoreError> {
@@ -186,10 +237,10 @@ impl Turn {
 /// The connection and what every statement needs; its methods block.
 struct Database {
     conn: Mutex<Connection>,
-    /// How many conversations there are, when no other process can change that (memory):
-    /// retention then needs no walk of the newest N to know whether any must go. Changed
-    /// only with the connection locked, after a commit.
-    private_count: Option<AtomicI64>,
+    /// How many conversations each owner has, when no other process can change that
+    /// (memory): retention then needs no walk of an owner's newest N to know whether any
+    /// must go. Locked only with the connection locked, and changed only after a commit.
+    private_counts: Option<Mutex<HashMap<String, i64>>>,
     location: String,
     retention: Retention,
     now: Clock,
@@ -220,18 +271,25 @@ impl Database {
         conn.pragma_update(None, "foreign_keys", true)
             .map_err(open_err)?;
         schema::migrate(&mut conn, &label)?;
-        let private_count = matches!(location, StoreLocation::InMemory).then(|| AtomicI64::new(0));
+        let private_counts =
+            matches!(location, StoreLocation::InMemory).then(|| Mutex::new(HashMap::new()));
         Ok(Self {
             conn: Mutex::new(conn),
-            private_count,
+            private_counts,
             location: label,
             retention,
             now: Box::new(system_now),
         })
     }
 
-    /// Inserts a new conversation (turn 1) and applies retention, sparing it.
-    fn create(&self, model: &str, title: &str, turn: &Turn) -> Result<ConversationId, StoreError> {
+    /// Inserts a new conversation of `owner` (turn 1) and applies retention, sparing it.
+    fn create(
+        &self,
+        owner: &Principal,
+        model: &str,
+        title: &str,
+        turn: &Turn,
+    ) -> Result<ConversationId, StoreError> {
         const ACTION: &str = "saving a new conversation";
         let id = ConversationId::generate();
         let now = (self.now)();
@@ -239,23 +297,33 @@ impl Database {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| self.db(ACTION, e))?;
-        tx.prepare_cached(&format!(
-            "INSERT INTO conversations (id, title, model, turns, created_at, updated_at, touched)
-             VALUES (?1, ?2, ?3, 1, ?4, ?4, {NEXT_TOUCH})"
-        ))
-        .and_then(|mut insert| insert.execute(params![id.as_ref(), title, model, now]))
-        .map_err(|e| self.db(ACTION, e))?;
+        tx.prepare_cached(INSERT_CONVERSATION)
+            .and_then(|mut insert| {
+                insert.execute(params![id.as_ref(), title, model, now, owner.as_str()])
+            })
+            .map_err(|e| self.db(ACTION, e))?;
         insert_messages(&tx, &id, 0, turn).map_err(|e| self.db(ACTION, e))?;
-        let count = self.count().map(|n| n + 1);
-        let dropped =
-            prune_in(&tx, self.retention, now, Some(&id), count).map_err(|e| self.db(ACTION, e))?;
+        let expired =
+            drop_expired(&tx, self.retention, now, Some(&id)).map_err(|e| self.db(ACTION, e))?;
+        let count = self
+            .count(owner)
+            .map(|n| n + 1 - sql_count(expired.iter().filter(|o| *o == owner.as_str()).count()));
+        let excess =
+            drop_excess(&tx, owner, self.retention, &id, count).map_err(|e| self.db(ACTION, e))?;
         tx.commit().map_err(|e| self.db(ACTION, e))?;
-        self.counted(1 - sql_count(dropped));
+        self.counted(owner.as_str(), 1 - sql_count(excess));
+        self.forget(&expired);
         Ok(id)
     }
 
-    /// Adds a turn to the end of a conversation.
-    fn append(&self, id: &ConversationId, model: &str, turn: &Turn) -> Result<(), StoreError> {
+    /// Adds a turn to the end of `owner`'s conversation `id`.
+    fn append(
+        &self,
+        owner: &Principal,
+        id: &ConversationId,
+        model: &str,
+        turn: &Turn,
+    ) -> Result<(), StoreError> {
         const ACTION: &str = "adding messages to a conversation";
         let now = (self.now)();
         let mut conn = self.lock();
@@ -265,24 +333,23 @@ impl Database {
         let next: i64 = tx
             .prepare_cached(
                 "SELECT COALESCE((SELECT MAX(seq) + 1 FROM messages WHERE conversation_id = ?1), 0)
-                 FROM conversations WHERE id = ?1",
+                 FROM conversations WHERE id = ?1 AND owner = ?2",
             )
-            .and_then(|mut select| select.query_row([id.as_ref()], |row| row.get(0)))
+            .and_then(|mut select| {
+                select.query_row([id.as_ref(), owner.as_str()], |row| row.get(0))
+            })
             .optional()
             .map_err(|e| self.db(ACTION, e))?
             .ok_or_else(|| not_found(id))?;
         insert_messages(&tx, id, next, turn).map_err(|e| self.db(ACTION, e))?;
-        tx.prepare_cached(&format!(
-            "UPDATE conversations SET turns = turns + 1, model = ?2, updated_at = ?3,
-             touched = {NEXT_TOUCH} WHERE id = ?1"
-        ))
-        .and_then(|mut update| update.execute(params![id.as_ref(), model, now]))
-        .map_err(|e| self.db(ACTION, e))?;
+        tx.prepare_cached(COUNT_TURN)
+            .and_then(|mut update| update.execute(params![id.as_ref(), model, now, owner.as_str()]))
+            .map_err(|e| self.db(ACTION, e))?;
         tx.commit().map_err(|e| self.db(ACTION, e))
     }
 
-    /// A conversation's summary and messages, a cut-off reply marked as such.
-    fn get(&self, id: &ConversationId) -> Result<Conversation, StoreError> {
+    /// `owner`'s conversation `id`: its summary and messages, a cut-off reply marked as such.
+    fn get(&self, owner: &Principal, id: &ConversationId) -> Result<Conversation, StoreError> {
         const ACTION: &str = "reading a conversation";
         let mut conn = self.lock();
         // One read transaction, so a concurrent delete cannot split summary from messages.
@@ -290,8 +357,8 @@ impl Database {
         let summary = tx
             .query_row(
                 "SELECT id, title, model, turns, created_at, updated_at
-                 FROM conversations WHERE id = ?1",
-                [id.as_ref()],
+                 FROM conversations WHERE id = ?1 AND owner = ?2",
+                [id.as_ref(), owner.as_str()],
                 summary_from_row,
             )
             .optional()
@@ -332,29 +399,30 @@ impl Database {
         Ok(Conversation { summary, messages })
     }
 
-    /// Up to `limit` summaries, most recently used first.
-    fn list(&self, limit: usize) -> Result<Vec<ConversationSummary>, StoreError> {
+    /// Up to `limit` of `owner`'s summaries, most recently used first.
+    fn list(
+        &self,
+        owner: &Principal,
+        limit: usize,
+    ) -> Result<Vec<ConversationSummary>, StoreError> {
         const ACTION: &str = "listing conversations";
         let conn = self.lock();
         let mut stmt = conn
-            .prepare_cached(&format!(
-                "SELECT id, title, model, turns, created_at, updated_at
-                 FROM conversations ORDER BY {RECENCY} LIMIT ?1"
-            ))
+            .prepare_cached(LIST_OWNED)
             .map_err(|e| self.db(ACTION, e))?;
-        stmt.query_map([sql_count(limit)], summary_from_row)
+        stmt.query_map(params![owner.as_str(), sql_count(limit)], summary_from_row)
             .and_then(Iterator::collect)
             .map_err(|e| self.db(ACTION, e))
     }
 
-    /// Deletes a conversation and its messages; true when it existed. Works on a full
-    /// disk too, so that deleting is how a user makes room.
-    fn delete(&self, id: &ConversationId) -> Result<bool, StoreError> {
+    /// Deletes `owner`'s conversation `id` and its messages; true when it existed. Works
+    /// on a full disk too, so that deleting is how a user makes room.
+    fn delete(&self, owner: &Principal, id: &ConversationId) -> Result<bool, StoreError> {
         const ACTION: &str = "deleting a conversation";
         let conn = self.lock();
         let delete = || {
-            conn.prepare_cached("DELETE FROM conversations WHERE id = ?1")
-                .and_then(|mut delete| delete.execute([id.as_ref()]))
+            conn.prepare_cached("DELETE FROM conversations WHERE id = ?1 AND owner = ?2")
+                .and_then(|mut delete| delete.execute([id.as_ref(), owner.as_str()]))
         };
         let deleted = match delete() {
             Err(error) if out_of_space(&error) => {
@@ -369,11 +437,12 @@ impl Database {
             }
             outcome => outcome.map_err(|e| self.db(ACTION, e))?,
         };
-        self.counted(-sql_count(deleted));
+        self.counted(owner.as_str(), -sql_count(deleted));
         Ok(deleted > 0)
     }
 
-    /// Drops conversations not updated within `max_age` and all but the newest `max_conversations`; returns how many went.
+    /// Drops conversations not updated within `max_age`, and all but each owner's newest
+    /// `max_conversations`; returns how many went.
     fn prune(&self) -> Result<usize, StoreError> {
         const ACTION: &str = "pruning old conversations";
         let now = (self.now)();
@@ -381,24 +450,49 @@ impl Database {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| self.db(ACTION, e))?;
-        let dropped = prune_in(&tx, self.retention, now, None, self.count())
-            .map_err(|e| self.db(ACTION, e))?;
+        let expired =
+            drop_expired(&tx, self.retention, now, None).map_err(|e| self.db(ACTION, e))?;
+        let excess = drop_every_excess(&tx, self.retention).map_err(|e| self.db(ACTION, e))?;
         tx.commit().map_err(|e| self.db(ACTION, e))?;
-        self.counted(-sql_count(dropped));
-        Ok(dropped)
+        self.forget(&expired);
+        self.forget(&excess);
+        Ok(expired.len() + excess.len())
     }
 
-    /// How many conversations there are, when this store alone can change that.
-    fn count(&self) -> Option<i64> {
-        self.private_count
-            .as_ref()
-            .map(|count| count.load(Ordering::Relaxed))
+    /// How many conversations `owner` has, when this store alone can change that.
+    fn count(&self, owner: &Principal) -> Option<i64> {
+        let counts = self.private_counts.as_ref()?;
+        let counts = counts.lock().unwrap_or_else(PoisonError::into_inner);
+        Some(counts.get(owner.as_str()).copied().unwrap_or(0))
     }
 
-    /// Records that `change` conversations were added (or, negative, removed).
-    fn counted(&self, change: i64) {
-        if let Some(count) = &self.private_count {
-            count.fetch_add(change, Ordering::Relaxed);
+    /// Records that `change` conversations of `owner` were added (or, negative, removed).
+    fn counted(&self, owner: &str, change: i64) {
+        let Some(counts) = &self.private_counts else {
+            return;
+        };
+        if change == 0 {
+            return;
+        }
+        let mut counts = counts.lock().unwrap_or_else(PoisonError::into_inner);
+        match counts.get_mut(owner) {
+            Some(count) => {
+                *count += change;
+                if *count <= 0 {
+                    counts.remove(owner);
+                }
+            }
+            None if change > 0 => {
+                counts.insert(owner.to_owned(), change);
+            }
+            None => {}
+        }
+    }
+
+    /// Records that conversations of these owners (one entry per conversation) were removed.
+    fn forget(&self, owners: &[String]) {
+        for owner in owners {
+            self.counted(owner, -1);
         }
     }
 
@@ -501,49 +595,64 @@ fn insert_messages(
     Ok(())
 }
 
-/// Applies retention; `keep` is never dropped (the conversation being created).
-fn prune_in(
+/// Drops every conversation not updated within the retention's `max_age`, whoever owns
+/// it, except `keep` (the conversation being created); returns the owner of each one
+/// dropped.
+fn drop_expired(
     conn: &Connection,
     retention: Retention,
     now: i64,
     keep: Option<&ConversationId>,
-    count: Option<i64>,
-) -> rusqlite::Result<usize> {
+) -> rusqlite::Result<Vec<String>> {
     let keep = keep.map(AsRef::<str>::as_ref);
     let max_age = i64::try_from(retention.max_age.as_secs()).unwrap_or(i64::MAX);
     let cutoff = now.saturating_sub(max_age);
     // Cached: this runs on every new conversation, and compiling the SQL each time cost
     // more than running it.
-    let by_age = conn
-        .prepare_cached("DELETE FROM conversations WHERE updated_at < ?1 AND id IS NOT ?2")?
-        .execute(params![cutoff, keep])?;
+    conn.prepare_cached(
+        "DELETE FROM conversations WHERE updated_at < ?1 AND id IS NOT ?2 RETURNING owner",
+    )?
+    .query_map(params![cutoff, keep], |row| row.get(0))?
+    .collect()
+}
+
+/// Drops all but `owner`'s newest `max_conversations`, sparing `keep` (the conversation
+/// being created); `count` is how many `owner` has, when known. Returns how many went.
+fn drop_excess(
+    conn: &Connection,
+    owner: &Principal,
+    retention: Retention,
+    keep: &ConversationId,
+    count: Option<i64>,
+) -> rusqlite::Result<usize> {
     let max = sql_count(retention.max_conversations);
-    let by_count = match count {
+    let (owner, keep) = (owner.as_str(), keep.as_ref());
+    match count {
         // The count is known: nothing to walk unless some must go, and then only the
-        // excess, from the old end of the recency index.
+        // excess, from the old end of the owner's part of the recency index.
         Some(count) => {
-            let excess = count - sql_count(by_age) - max;
-            if excess > 0 {
-                conn.prepare_cached(&format!(
-                    "DELETE FROM conversations WHERE id IS NOT ?2 AND touched <=
-                        (SELECT touched FROM conversations ORDER BY {OLDEST_FIRST} LIMIT 1 OFFSET ?1)"
-                ))?
-                .execute(params![excess - 1, keep])?
-            } else {
-                0
+            let excess = count - max;
+            if excess <= 0 {
+                return Ok(0);
             }
+            conn.prepare_cached(DROP_OLDEST)?
+                .execute(params![excess - 1, keep, owner])
         }
-        // `touched` is unique and orders by recency, so everything past the newest N is
-        // what is at or below the N+1-th `touched`: one walk of the recency index, no row
-        // lookups.
+        // `touched` is unique per owner and orders by recency, so everything past the
+        // owner's newest N is what is at or below their N+1-th `touched`: one walk of the
+        // owner's part of the recency index, no row lookups.
         None => conn
-            .prepare_cached(&format!(
-                "DELETE FROM conversations WHERE id IS NOT ?2 AND touched <=
-                    (SELECT touched FROM conversations ORDER BY {RECENCY} LIMIT 1 OFFSET ?1)"
-            ))?
-            .execute(params![max, keep])?,
-    };
-    Ok(by_age + by_count)
+            .prepare_cached(DROP_PAST_NEWEST)?
+            .execute(params![max, keep, owner]),
+    }
+}
+
+/// Drops all but each owner's newest `max_conversations`; returns the owner of each one
+/// dropped.
+fn drop_every_excess(conn: &Connection, retention: Retention) -> rusqlite::Result<Vec<String>> {
+    conn.prepare(DROP_EVERY_EXCESS)?
+        .query_map([sql_count(retention.max_conversations)], |row| row.get(0))?
+        .collect()
 }
 
 /// A count as an SQL integer, saturating.
@@ -578,7 +687,7 @@ mod tests {
 
     use super::schema::SCHEMA_VERSION;
     use super::*;
-    use crate::store::contract::{self, as_json, msg, user};
+    use crate::store::contract::{self, alice, as_json, bob, msg, user};
     use crate::store::location::LOCATION_SETTING;
 
     const DAY: i64 = 24 * 60 * 60;
@@ -620,9 +729,14 @@ mod tests {
         StoreLocation::File(dir.path().join("conversations.sqlite3"))
     }
 
-    /// The ids `store` lists, most recently used first.
+    /// The ids `store` lists for alice, most recently used first.
     async fn listed(store: &SqliteStore) -> Vec<ConversationId> {
-        let summaries = store.list(usize::MAX).await.unwrap();
+        listed_for(store, &alice()).await
+    }
+
+    /// The ids `store` lists for `owner`, most recently used first.
+    async fn listed_for(store: &SqliteStore, owner: &Principal) -> Vec<ConversationId> {
+        let summaries = store.list(owner, usize::MAX).await.unwrap();
         summaries.into_iter().map(|s| s.id).collect()
     }
 
@@ -676,19 +790,22 @@ mod tests {
         );
         assert!(!text.contains("invalid arguments"), "{text}");
         // The store still works afterwards.
-        assert!(store.list(1).await.unwrap().is_empty());
+        assert!(store.list(&alice(), 1).await.unwrap().is_empty());
     }
 
     #[tokio::test]
     async fn appending_updates_the_time_but_not_the_creation_time() {
         let (store, clock) = store_with_clock(generous()).await;
-        let id = store.create("m", &[user("hi")], None).await.unwrap();
-        clock.fetch_add(60, Ordering::SeqCst);
-        store
-            .append(&id, "m", &[user("again")], None)
+        let id = store
+            .create(&alice(), "m", &[user("hi")], None)
             .await
             .unwrap();
-        let summary = store.get(&id).await.unwrap().summary;
+        clock.fetch_add(60, Ordering::SeqCst);
+        store
+            .append(&alice(), &id, "m", &[user("again")], None)
+            .await
+            .unwrap();
+        let summary = store.get(&alice(), &id).await.unwrap().summary;
         assert_eq!(summary.created_at, 1_700_000_000);
         assert_eq!(summary.updated_at, 1_700_000_060);
     }
@@ -696,20 +813,29 @@ mod tests {
     #[tokio::test]
     async fn the_list_shows_the_most_recently_updated_first_then_the_most_recently_created() {
         let (store, clock) = store_with_clock(generous()).await;
-        let older = store.create("m", &[user("older")], None).await.unwrap();
+        let older = store
+            .create(&alice(), "m", &[user("older")], None)
+            .await
+            .unwrap();
         clock.fetch_add(10, Ordering::SeqCst);
-        let newer = store.create("m", &[user("newer")], None).await.unwrap();
+        let newer = store
+            .create(&alice(), "m", &[user("newer")], None)
+            .await
+            .unwrap();
         clock.fetch_add(10, Ordering::SeqCst);
-        let newest = store.create("m", &[user("newest")], None).await.unwrap();
+        let newest = store
+            .create(&alice(), "m", &[user("newest")], None)
+            .await
+            .unwrap();
         clock.fetch_add(10, Ordering::SeqCst);
         store
-            .append(&older, "m", &[user("bump")], None)
+            .append(&alice(), &older, "m", &[user("bump")], None)
             .await
             .unwrap();
         let ids = |limit| {
             let store = &store;
             async move {
-                let summaries = store.list(limit).await.unwrap();
+                let summaries = store.list(&alice(), limit).await.unwrap();
                 summaries.into_iter().map(|s| s.id).collect::<Vec<_>>()
             }
         };
@@ -722,7 +848,7 @@ mod tests {
 
         // Same update time: the one created later comes first.
         store
-            .append(&newer, "m", &[user("bump")], None)
+            .append(&alice(), &newer, "m", &[user("bump")], None)
             .await
             .unwrap();
         assert_eq!(ids(2).await, [newer, older]);
@@ -731,8 +857,14 @@ mod tests {
     #[tokio::test]
     async fn conversations_created_in_the_same_second_list_newest_first() {
         let (store, _clock) = store_with_clock(generous()).await;
-        let a = store.create("m", &[user("a")], None).await.unwrap();
-        let b = store.create("m", &[user("b")], None).await.unwrap();
+        let a = store
+            .create(&alice(), "m", &[user("a")], None)
+            .await
+            .unwrap();
+        let b = store
+            .create(&alice(), "m", &[user("b")], None)
+            .await
+            .unwrap();
         assert_eq!(listed(&store).await, [b, a]);
     }
 
@@ -740,10 +872,10 @@ mod tests {
     async fn deleting_leaves_no_orphaned_messages() {
         let store = memory_store().await;
         let gone = store
-            .create("m", &[user("a"), user("b")], None)
+            .create(&alice(), "m", &[user("a"), user("b")], None)
             .await
             .unwrap();
-        assert!(store.delete(&gone).await.unwrap());
+        assert!(store.delete(&alice(), &gone).await.unwrap());
         let orphans: i64 = store
             .db
             .lock()
@@ -756,43 +888,73 @@ mod tests {
         assert_eq!(orphans, 0);
     }
 
+    /// Checks the memory store's own count of each owner's conversations against the
+    /// database; returns alice's and bob's.
+    fn counts_match(store: &SqliteStore) -> (i64, i64) {
+        let [alices, bobs] = [alice(), bob()].map(|owner| {
+            let real: i64 = store
+                .db
+                .lock()
+                .query_row(
+                    "SELECT COUNT(*) FROM conversations WHERE owner = ?1",
+                    [owner.as_str()],
+                    |row| row.get(0),
+                )
+                .unwrap();
+            assert_eq!(store.db.count(&owner), Some(real), "{owner}");
+            real
+        });
+        (alices, bobs)
+    }
+
     #[tokio::test]
-    async fn the_memory_stores_own_count_follows_creating_deleting_and_pruning() {
+    async fn the_memory_stores_own_counts_follow_each_owner_through_creating_deleting_and_pruning()
+    {
         let (store, clock) = store_with_clock(Retention {
             max_conversations: 3,
             max_age: Duration::from_secs(DAY as u64),
         })
         .await;
-        let real = |store: &SqliteStore| -> i64 {
+        for i in 0..2 {
             store
-                .db
-                .lock()
-                .query_row("SELECT COUNT(*) FROM conversations", [], |row| row.get(0))
-                .unwrap()
-        };
+                .create(&bob(), "m", &[user(&i.to_string())], None)
+                .await
+                .unwrap();
+        }
         let mut ids = Vec::new();
         for i in 0..6 {
             ids.push(
                 store
-                    .create("m", &[user(&i.to_string())], None)
+                    .create(&alice(), "m", &[user(&i.to_string())], None)
                     .await
                     .unwrap(),
             );
-            assert_eq!(store.db.count(), Some(real(&store)));
-            assert!(real(&store) <= 3);
+            let (alices, bobs) = counts_match(&store);
+            assert!(alices <= 3);
+            assert_eq!(bobs, 2, "alice's retention leaves bob's alone");
         }
         // The newest three are the ones kept.
         assert_eq!(
             listed(&store).await,
             [ids[5].clone(), ids[4].clone(), ids[3].clone()]
         );
-        assert!(store.delete(&ids[5]).await.unwrap());
-        assert!(!store.delete(&ids[0]).await.unwrap(), "already pruned");
-        assert_eq!(store.db.count(), Some(2));
+        assert!(store.delete(&alice(), &ids[5]).await.unwrap());
+        assert!(
+            !store.delete(&alice(), &ids[0]).await.unwrap(),
+            "already pruned"
+        );
+        assert!(!store.delete(&bob(), &ids[4]).await.unwrap(), "not bob's");
+        assert_eq!(counts_match(&store), (2, 2));
+        // Age applies to everyone's: alice's new conversation drops bob's old ones too.
         clock.fetch_add(2 * DAY, Ordering::SeqCst);
-        assert_eq!(store.prune().await.unwrap(), 2, "both are too old");
-        assert_eq!(store.db.count(), Some(0));
-        assert_eq!(real(&store), 0);
+        store
+            .create(&alice(), "m", &[user("new")], None)
+            .await
+            .unwrap();
+        assert_eq!(counts_match(&store), (1, 0));
+        clock.fetch_add(2 * DAY, Ordering::SeqCst);
+        assert_eq!(store.prune().await.unwrap(), 1, "it is too old now");
+        assert_eq!(counts_match(&store), (0, 0));
     }
 
     #[tokio::test]
@@ -802,20 +964,29 @@ mod tests {
             max_age: Duration::from_secs(30 * DAY as u64),
         })
         .await;
-        let first = store.create("m", &[user("1")], None).await.unwrap();
+        let first = store
+            .create(&alice(), "m", &[user("1")], None)
+            .await
+            .unwrap();
         clock.fetch_add(1, Ordering::SeqCst);
-        let second = store.create("m", &[user("2")], None).await.unwrap();
+        let second = store
+            .create(&alice(), "m", &[user("2")], None)
+            .await
+            .unwrap();
         clock.fetch_add(1, Ordering::SeqCst);
         store
-            .append(&first, "m", &[user("1 again")], None)
+            .append(&alice(), &first, "m", &[user("1 again")], None)
             .await
             .unwrap();
         clock.fetch_add(1, Ordering::SeqCst);
         // Creating a third drops the least recently updated one: `second`.
-        let third = store.create("m", &[user("3")], None).await.unwrap();
+        let third = store
+            .create(&alice(), "m", &[user("3")], None)
+            .await
+            .unwrap();
         assert_eq!(listed(&store).await, [third, first]);
         assert!(matches!(
-            store.get(&second).await,
+            store.get(&alice(), &second).await,
             Err(StoreError::NotFound { .. })
         ));
         assert_eq!(store.prune().await.unwrap(), 0, "already within the limit");
@@ -828,11 +999,17 @@ mod tests {
             max_age: Duration::from_secs(7 * DAY as u64),
         })
         .await;
-        let stale = store.create("m", &[user("stale")], None).await.unwrap();
-        let active = store.create("m", &[user("active")], None).await.unwrap();
+        let stale = store
+            .create(&alice(), "m", &[user("stale")], None)
+            .await
+            .unwrap();
+        let active = store
+            .create(&alice(), "m", &[user("active")], None)
+            .await
+            .unwrap();
         clock.fetch_add(5 * DAY, Ordering::SeqCst);
         store
-            .append(&active, "m", &[user("still here")], None)
+            .append(&alice(), &active, "m", &[user("still here")], None)
             .await
             .unwrap();
 
@@ -846,14 +1023,20 @@ mod tests {
         clock.fetch_add(1, Ordering::SeqCst);
         assert_eq!(store.prune().await.unwrap(), 1);
         assert!(matches!(
-            store.get(&stale).await,
+            store.get(&alice(), &stale).await,
             Err(StoreError::NotFound { .. })
         ));
-        assert_eq!(store.get(&active).await.unwrap().messages.len(), 2);
+        assert_eq!(
+            store.get(&alice(), &active).await.unwrap().messages.len(),
+            2
+        );
 
         // Creating also prunes.
         clock.fetch_add(30 * DAY, Ordering::SeqCst);
-        let fresh = store.create("m", &[user("fresh")], None).await.unwrap();
+        let fresh = store
+            .create(&alice(), "m", &[user("fresh")], None)
+            .await
+            .unwrap();
         assert_eq!(listed(&store).await, [fresh]);
     }
 
@@ -864,11 +1047,17 @@ mod tests {
             max_age: Duration::ZERO,
         })
         .await;
-        let old = store.create("m", &[user("old")], None).await.unwrap();
-        let new = store.create("m", &[user("new")], None).await.unwrap();
+        let old = store
+            .create(&alice(), "m", &[user("old")], None)
+            .await
+            .unwrap();
+        let new = store
+            .create(&alice(), "m", &[user("new")], None)
+            .await
+            .unwrap();
         assert_eq!(listed(&store).await, [new]);
         assert!(matches!(
-            store.get(&old).await,
+            store.get(&alice(), &old).await,
             Err(StoreError::NotFound { .. })
         ));
         assert_eq!(store.prune().await.unwrap(), 1);
@@ -884,10 +1073,13 @@ mod tests {
         ];
         let id = {
             let store = SqliteStore::open(&location, generous()).await.unwrap();
-            store.create("model-x", &messages, None).await.unwrap()
+            store
+                .create(&alice(), "model-x", &messages, None)
+                .await
+                .unwrap()
         };
         let store = SqliteStore::open(&location, generous()).await.unwrap();
-        let conversation = store.get(&id).await.unwrap();
+        let conversation = store.get(&alice(), &id).await.unwrap();
         assert_eq!(as_json(&conversation.messages), as_json(&messages));
         assert_eq!(conversation.summary.title, "remember me");
         assert_eq!(conversation.summary.model, "model-x");
@@ -905,9 +1097,14 @@ mod tests {
         let a = SqliteStore::open(&location, generous()).await.unwrap();
         let b = SqliteStore::open(&location, generous()).await.unwrap();
 
-        let id = a.create("m", &[user("from a")], None).await.unwrap();
-        b.append(&id, "m", &[user("from b")], None).await.unwrap();
-        let conversation = a.get(&id).await.unwrap();
+        let id = a
+            .create(&alice(), "m", &[user("from a")], None)
+            .await
+            .unwrap();
+        b.append(&alice(), &id, "m", &[user("from b")], None)
+            .await
+            .unwrap();
+        let conversation = a.get(&alice(), &id).await.unwrap();
         let texts: Vec<Value> = conversation
             .messages
             .iter()
@@ -916,8 +1113,11 @@ mod tests {
         assert_eq!(texts, [json!("from a"), json!("from b")]);
         assert_eq!(conversation.summary.turns, 2);
 
-        assert!(b.delete(&id).await.unwrap());
-        assert!(matches!(a.get(&id).await, Err(StoreError::NotFound { .. })));
+        assert!(b.delete(&alice(), &id).await.unwrap());
+        assert!(matches!(
+            a.get(&alice(), &id).await,
+            Err(StoreError::NotFound { .. })
+        ));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -925,7 +1125,7 @@ mod tests {
         let dir = scratch();
         let location = file_in(&dir);
         let store = Arc::new(SqliteStore::open(&location, generous()).await.unwrap());
-        let id = store.create("m", &[], None).await.unwrap();
+        let id = store.create(&alice(), "m", &[], None).await.unwrap();
         let mut writers = tokio::task::JoinSet::new();
         for t in 0..4 {
             let other = SqliteStore::open(&location, generous()).await.unwrap();
@@ -934,7 +1134,7 @@ mod tests {
                 for i in 0..10 {
                     let which = if i % 2 == 0 { &*store } else { &other };
                     which
-                        .append(&id, "m", &[user(&format!("{t}-{i}"))], None)
+                        .append(&alice(), &id, "m", &[user(&format!("{t}-{i}"))], None)
                         .await
                         .unwrap();
                 }
@@ -943,7 +1143,7 @@ mod tests {
         while let Some(done) = writers.join_next().await {
             done.unwrap();
         }
-        let conversation = store.get(&id).await.unwrap();
+        let conversation = store.get(&alice(), &id).await.unwrap();
         assert_eq!(conversation.messages.len(), 40);
         assert_eq!(conversation.summary.turns, 41);
     }
@@ -985,24 +1185,183 @@ mod tests {
             .unwrap();
         }
         let store = SqliteStore::open(&location, generous()).await.unwrap();
+        let local = Principal::local();
         let old = ConversationId::parse("conv_old").unwrap();
-        let conversation = store.get(&old).await.unwrap();
+        let conversation = store.get(&local, &old).await.unwrap();
         assert_eq!(conversation.summary.title, "Old one");
         assert_eq!(
             as_json(&conversation.messages),
             json!([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}])
         );
-        assert_eq!(pragma::<i64>(&store, "user_version"), 2);
+        assert_eq!(pragma::<i64>(&store, "user_version"), SCHEMA_VERSION);
         // The new column works on the old file.
         store
-            .append(&old, "m", &[user("more"), user("cut")], Some("stalled"))
+            .append(
+                &local,
+                &old,
+                "m",
+                &[user("more"), user("cut")],
+                Some("stalled"),
+            )
             .await
             .unwrap();
-        let last = store.get(&old).await.unwrap().messages.pop().unwrap();
+        let last = store
+            .get(&local, &old)
+            .await
+            .unwrap()
+            .messages
+            .pop()
+            .unwrap();
         assert_eq!(
             serde_json::to_value(last).unwrap()["content"],
             "cut\n\n[cut off: stalled; this answer is incomplete]"
         );
+    }
+
+    /// The names of the store's indexes, sorted.
+    fn indexes(store: &SqliteStore) -> Vec<String> {
+        let conn = store.db.lock();
+        let mut stmt = conn
+            .prepare(
+                "SELECT name FROM sqlite_schema
+                 WHERE type = 'index' AND name NOT LIKE 'sqlite!_%' ESCAPE '!' ORDER BY name",
+            )
+            .unwrap();
+        stmt.query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_version_2_file_is_migrated_its_conversations_kept_as_locals() {
+        let dir = scratch();
+        let location = file_in(&dir);
+        let StoreLocation::File(path) = &location else {
+            unreachable!()
+        };
+        {
+            let conn = Connection::open(path).unwrap();
+            schema::create_v2(&conn).unwrap();
+            // Used an hour ago, so that retention keeps them.
+            let then = system_now() - 3600;
+            conn.execute(
+                "INSERT INTO conversations VALUES
+                    ('conv_older', 'Older', 'm', 1, ?1, ?1, 1),
+                    ('conv_newer', 'Newer', 'm', 2, ?1, ?1, 3)",
+                [then],
+            )
+            .unwrap();
+            conn.execute_batch(
+                r#"
+                   INSERT INTO messages VALUES ('conv_older', 0, '{"role":"user","content":"hi"}', NULL);
+                   INSERT INTO messages VALUES ('conv_older', 1, '{"role":"assistant","content":"hel"}', 'stalled');
+                   INSERT INTO messages VALUES ('conv_newer', 0, '{"role":"user","content":"yo"}', NULL);"#,
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&location, generous()).await.unwrap();
+        assert_eq!(pragma::<i64>(&store, "user_version"), SCHEMA_VERSION);
+        assert_eq!(
+            indexes(&store),
+            ["conversations_by_owner", "conversations_by_update"]
+        );
+        let local = Principal::local();
+        let (older, newer) = (
+            ConversationId::parse("conv_older").unwrap(),
+            ConversationId::parse("conv_newer").unwrap(),
+        );
+        // Every row is kept, as local's, in the same order, with its messages.
+        let summaries = store.list(&local, 10).await.unwrap();
+        let ids: Vec<_> = summaries.iter().map(|s| s.id.clone()).collect();
+        assert_eq!(ids, [newer.clone(), older.clone()]);
+        assert_eq!(summaries[0].turns, 2);
+        let conversation = store.get(&local, &older).await.unwrap();
+        assert_eq!(
+            as_json(&conversation.messages),
+            json!([
+                {"role": "user", "content": "hi"},
+                {"role": "assistant", "content": "hel\n\n[cut off: stalled; this answer is incomplete]"}
+            ])
+        );
+        // They are no one else's.
+        assert!(matches!(
+            store.get(&alice(), &older).await,
+            Err(StoreError::NotFound { .. })
+        ));
+        assert!(store.list(&alice(), 10).await.unwrap().is_empty());
+        // Local continues where the old file left off; alice starts her own.
+        store
+            .append(&local, &older, "m", &[user("again")], None)
+            .await
+            .unwrap();
+        let hers = store
+            .create(&alice(), "m", &[user("mine")], None)
+            .await
+            .unwrap();
+        assert_eq!(listed_for(&store, &local).await, [older, newer]);
+        assert_eq!(listed_for(&store, &alice()).await, [hers]);
+    }
+
+    #[tokio::test]
+    async fn an_owners_frequent_statements_read_only_their_part_of_the_owner_index() {
+        let store = memory_store().await;
+        let conn = store.db.lock();
+        for sql in [
+            INSERT_CONVERSATION,
+            COUNT_TURN,
+            LIST_OWNED,
+            DROP_OLDEST,
+            DROP_PAST_NEWEST,
+        ] {
+            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let mut rows = stmt.raw_query();
+            let mut plan = Vec::new();
+            while let Some(row) = rows.next().unwrap() {
+                plan.push(row.get::<_, String>(3).unwrap());
+            }
+            let plan = plan.join("; ");
+            assert!(
+                plan.contains("conversations_by_owner (owner=?"),
+                "{sql}\n{plan}"
+            );
+            assert!(
+                !plan.contains("SCAN") && !plan.contains("TEMP B-TREE"),
+                "{sql}\n{plan}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn pruning_keeps_each_owners_newest_conversations() {
+        let dir = scratch();
+        let location = file_in(&dir);
+        let (hers, his) = {
+            let store = SqliteStore::open(&location, generous()).await.unwrap();
+            let mut hers = Vec::new();
+            for i in 0..3 {
+                hers.push(
+                    store
+                        .create(&alice(), "m", &[user(&i.to_string())], None)
+                        .await
+                        .unwrap(),
+                );
+            }
+            let his = store.create(&bob(), "m", &[user("b")], None).await.unwrap();
+            (hers, his)
+        };
+        let store = SqliteStore::open(
+            &location,
+            Retention {
+                max_conversations: 2,
+                ..generous()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(store.prune().await.unwrap(), 1);
+        assert_eq!(listed(&store).await, [hers[2].clone(), hers[1].clone()]);
+        assert_eq!(listed_for(&store, &bob()).await, [his]);
     }
 
     /// Opens a store at `path`, expecting a refusal; returns its text after checking the

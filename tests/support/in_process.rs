@@ -1,7 +1,10 @@
 //! The server run inside the test's own runtime: `App::new(config)` and
 //! `VultrServer::new(app, token)` served by rmcp over `tokio::io::duplex`, with rmcp's
 //! client (or raw JSON-RPC lines) on the other end. No process starts, so tool behaviour
-//! is tested quickly, and timing-dependent tests can run on tokio's paused clock.
+//! is tested quickly, and timing-dependent tests can run on tokio's paused clock. A
+//! session acts for `local`; `Server::client_acting_for` adds a client of the same `App`
+//! whose session acts for another principal (`VultrServer::acting_for`), as two users of
+//! one HTTP server are.
 //!
 //! Settings are given by their environment variable names, as for the binary
 //! (`support::mcp::Server`), and turned into the matching command-line flags. The
@@ -12,6 +15,7 @@
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
+use std::sync::Arc;
 
 use clap::builder::{FalseyValueParser, TypedValueParser};
 use clap::{CommandFactory, FromArgMatches};
@@ -27,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 use vultr_inference_mcp::app::App;
 use vultr_inference_mcp::config::Config;
 use vultr_inference_mcp::mcp::VultrServer;
+use vultr_inference_mcp::principal::Principal;
 
 use super::fake_vultr::FakeVultr;
 use super::fake_vultr::faults::FaultServer;
@@ -82,12 +87,17 @@ pub fn config(env: &[(&str, &str)]) -> Config {
     Config::from_arg_matches(&matches).expect("a configuration")
 }
 
-/// Serves a new session of a server with `env` on one end of an in-memory pipe; returns
-/// the other end. The session ends when the client's end closes or `shutdown` is
-/// cancelled; either way `shutdown` ends up cancelled, stopping the calls still running.
-fn serve(env: &[(&str, &str)], shutdown: &CancellationToken) -> (DuplexStream, JoinHandle<()>) {
+/// Serves a new session on `app`, acting for `principal`, on one end of an in-memory
+/// pipe; returns the other end. The session ends when the client's end closes or
+/// `shutdown` is cancelled; either way `shutdown` ends up cancelled, stopping the calls
+/// still running.
+fn serve(
+    app: Arc<App>,
+    principal: Principal,
+    shutdown: &CancellationToken,
+) -> (DuplexStream, JoinHandle<()>) {
     let (client_end, server_end) = tokio::io::duplex(PIPE_BYTES);
-    let handler = VultrServer::new(App::new(config(env)), shutdown.clone());
+    let handler = VultrServer::new(app, shutdown.clone()).acting_for(principal);
     let shutdown = shutdown.clone();
     let session = tokio::spawn(async move {
         let running: RunningService<RoleServer, VultrServer> = match handler.serve(server_end).await
@@ -110,21 +120,35 @@ fn serve(env: &[(&str, &str)], shutdown: &CancellationToken) -> (DuplexStream, J
 /// without the process (no home, no stderr).
 pub struct Server {
     session: Session,
+    app: Arc<App>,
     shutdown: CancellationToken,
     serving: JoinHandle<()>,
 }
 
 impl Server {
-    /// A server with exactly these settings (conversations in memory unless `env` says otherwise).
+    /// A server with exactly these settings (conversations in memory unless `env` says
+    /// otherwise), its session acting for `local`.
     pub async fn start(env: &[(&str, &str)]) -> Server {
+        Server::connect(App::new(config(env)), Principal::local()).await
+    }
+
+    /// A new session on `app` acting for `principal`, with its client connected.
+    async fn connect(app: Arc<App>, principal: Principal) -> Server {
         let shutdown = CancellationToken::new();
-        let (pipe, session) = serve(env, &shutdown);
+        let (pipe, session) = serve(Arc::clone(&app), principal, &shutdown);
         let client = ().serve(pipe).await.expect("the MCP handshake succeeds");
         Server {
             session: Session { client },
+            app,
             shutdown,
             serving: session,
         }
+    }
+
+    /// Another client of this same server (one `App`: one store, one set of limits), its
+    /// session acting for `principal`, as an authenticated HTTP client's requests do.
+    pub async fn client_acting_for(&self, principal: Principal) -> Server {
+        Server::connect(Arc::clone(&self.app), principal).await
     }
 
     /// A server pointed at `fake`, with the account key and `extra` settings.
@@ -170,7 +194,7 @@ impl RawSession {
     /// A server with `env`, after the MCP handshake (`initialize` as request 0).
     pub async fn start(env: &[(&str, &str)]) -> RawSession {
         let shutdown = CancellationToken::new();
-        let (pipe, session) = serve(env, &shutdown);
+        let (pipe, session) = serve(App::new(config(env)), Principal::local(), &shutdown);
         let (reader, writer) = tokio::io::split(pipe);
         let mut raw = RawSession {
             writer: Some(writer),

@@ -10,6 +10,7 @@ mod chat;
 mod continuation;
 mod conversations;
 mod faults;
+mod isolation;
 mod keys;
 mod models;
 mod streaming;

@@ -6,7 +6,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::{StoreError, open_error};
 
 /// The schema version this build writes, kept in `PRAGMA user_version`.
-pub(super) const SCHEMA_VERSION: i64 = 2;
+pub(super) const SCHEMA_VERSION: i64 = 3;
 
 /// The tables a conversation store holds.
 const OUR_TABLES: [&str; 2] = ["conversations", "messages"];
@@ -40,6 +40,17 @@ CREATE TABLE IF NOT EXISTS messages (
 /// Version 2: a reply cut short (stalled, or past the deadline) keeps why, so it is never
 /// taken for a finished answer. NULL for every complete message, old ones included.
 const MIGRATION_V2: &str = "ALTER TABLE messages ADD COLUMN cut_off TEXT;";
+
+/// Version 3: each conversation belongs to the principal that created them; rows from
+/// before belong to `local` (stdio's principal). `touched` now orders each owner's
+/// conversations, so one index on (owner, touched) serves listing, retention and the next
+/// `touched`, and the global recency index goes.
+const MIGRATION_V3: &str = "
+ALTER TABLE conversations ADD COLUMN owner TEXT NOT NULL DEFAULT 'local';
+CREATE INDEX IF NOT EXISTS conversations_by_owner
+    ON conversations (owner, touched DESC);
+DROP INDEX IF EXISTS conversations_by_recency;
+";
 
 /// Refuses, without changing anything, a file that is not a conversation store or that a
 /// newer build wrote. Ours: no tables yet, or only our tables with a schema version set
@@ -115,6 +126,9 @@ pub(super) fn migrate(conn: &mut Connection, label: &str) -> Result<(), StoreErr
     if found < 2 {
         tx.execute_batch(MIGRATION_V2).map_err(open_err)?;
     }
+    if found < 3 {
+        tx.execute_batch(MIGRATION_V3).map_err(open_err)?;
+    }
     if found < SCHEMA_VERSION {
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(open_err)?;
@@ -127,4 +141,12 @@ pub(super) fn migrate(conn: &mut Connection, label: &str) -> Result<(), StoreErr
 pub(super) fn create_v1(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(SCHEMA_V1)?;
     conn.pragma_update(None, "user_version", 1)
+}
+
+/// The version 2 schema, for tests that make a file as an older build did.
+#[cfg(test)]
+pub(super) fn create_v2(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(SCHEMA_V1)?;
+    conn.execute_batch(MIGRATION_V2)?;
+    conn.pragma_update(None, "user_version", 2)
 }
