@@ -7,5 +7,6 @@
 pub mod fake_vultr;
 pub mod in_process;
 pub mod mcp;
+pub mod oauth_issuer;
 pub mod raw;
 pub mod session;

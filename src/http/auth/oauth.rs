@@ -58,7 +58,10 @@ struct FetchState {
 /// The claims we read beyond those `jsonwebtoken` validates.
 #[derive(Deserialize)]
 struct Claims {
-    sub: String,
+    /// Required (jsonwebtoken refuses a token without it); optional here so that its
+    /// absence is reported as such rather than as malformed claims.
+    #[serde(default)]
+    sub: Option<String>,
     #[serde(default)]
     scope: Option<Scopes>,
     #[serde(default)]
@@ -95,7 +98,6 @@ impl OAuthVerifier {
             });
         }
         let mut validation = Validation::new(Algorithm::RS256);
-        validation.algorithms = ACCEPTED_ALGORITHMS.to_vec();
         validation.leeway = LEEWAY_SECS;
         validation.validate_exp = true;
         validation.validate_nbf = true;
@@ -171,10 +173,14 @@ impl OAuthVerifier {
                 ));
             }
         };
-        let claims = jsonwebtoken::decode::<Claims>(token, key, &self.validation)
+        // jsonwebtoken wants every allowed algorithm in the key's family: allow just this one.
+        let mut validation = self.validation.clone();
+        validation.algorithms = vec![header.alg];
+        let claims = jsonwebtoken::decode::<Claims>(token, key, &validation)
             .map_err(|e| AuthFailure::Invalid(self.reason(e.kind())))?
             .claims;
-        let principal = Principal::new(&claims.sub)
+        let sub = claims.sub.as_deref().unwrap_or_default();
+        let principal = Principal::new(sub)
             .map_err(|e| AuthFailure::Invalid(format!("the token's `sub` is not usable: {e}")))?;
         self.check_scope(&claims)?;
         Ok(principal)
@@ -224,6 +230,9 @@ impl OAuthVerifier {
             | ErrorKind::InvalidEcdsaKey
             | ErrorKind::InvalidRsaKey(_) => {
                 "the token's algorithm does not match the key it names".to_owned()
+            }
+            ErrorKind::Json(_) => {
+                "the token's claims do not have the expected types (`sub` a string; `scope` and `scp` strings or lists)".to_owned()
             }
             _ => "the token is not a well-formed JWT".to_owned(),
         }
