@@ -140,3 +140,34 @@ async fn the_settings_are_kept_for_the_protected_resource_metadata() {
         Some(&oauth_settings(&issuer, Some("mcp:tools")))
     );
 }
+
+#[tokio::test]
+async fn an_unreachable_issuer_is_reported_after_one_attempt_not_one_per_url() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let settings = OAuthSettings {
+        issuer: format!("http://127.0.0.1:{port}/realms/team"),
+        audience: AUDIENCE.to_owned(),
+        scope: None,
+    };
+    let auth = Authenticator::new(AuthSettings {
+        tokens_file: None,
+        oauth: Some(settings),
+    })
+    .await
+    .expect("an unreachable issuer is not a start-up error");
+    // A well-signed token from another issuer: checking it needs the unreachable one's keys.
+    let other = OAuthIssuer::start(Discovery::OAuthAuthorizationServer).await;
+    let token = other.token(&other.claims("alice", AUDIENCE));
+    let failure = auth.authenticate(&bearer(&token)).await.unwrap_err();
+    let AuthFailure::Unavailable(reason) = failure else {
+        panic!("expected unavailable, got {failure:?}");
+    };
+    assert_eq!(reason.matches("cannot connect").count(), 1, "{reason}");
+    assert!(
+        reason.contains("oauth-authorization-server/realms/team"),
+        "{reason}"
+    );
+}

@@ -146,7 +146,11 @@ impl IssuerClient {
                     continue;
                 }
                 Err(problem) => {
-                    tried.push(format!("{url} ({problem})"));
+                    tried.push(format!("{url} ({})", problem.text));
+                    // The other URLs are on the same host: do not wait for each in turn.
+                    if problem.unreachable {
+                        break;
+                    }
                     continue;
                 }
             };
@@ -190,7 +194,8 @@ impl IssuerClient {
             }
             Err(problem) => {
                 return Err(DiscoveryError::Fetch(format!(
-                    "cannot fetch the issuer's key set at {jwks_uri}: {problem}"
+                    "cannot fetch the issuer's key set at {jwks_uri}: {}",
+                    problem.text
                 )));
             }
         };
@@ -201,26 +206,28 @@ impl IssuerClient {
         })
     }
 
-    /// The body at `url`; `None` for 404 or 410. A failure says why in a few words.
-    async fn fetch(&self, url: &Url) -> Result<Option<Vec<u8>>, String> {
+    /// The body at `url`; `None` for 404 or 410.
+    async fn fetch(&self, url: &Url) -> Result<Option<Vec<u8>>, FetchProblem> {
         let mut response = self
             .http
             .get(url.clone())
             .header(reqwest::header::ACCEPT, "application/json")
             .send()
             .await
-            .map_err(|e| describe(&e))?;
+            .map_err(FetchProblem::from)?;
         let status = response.status();
         if status == reqwest::StatusCode::NOT_FOUND || status == reqwest::StatusCode::GONE {
             return Ok(None);
         }
         if !status.is_success() {
-            return Err(format!("HTTP {status}"));
+            return Err(FetchProblem::answered(format!("HTTP {status}")));
         }
         let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| describe(&e))? {
+        while let Some(chunk) = response.chunk().await.map_err(FetchProblem::from)? {
             if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
-                return Err(format!("larger than {MAX_DOCUMENT_BYTES} bytes"));
+                return Err(FetchProblem::answered(format!(
+                    "larger than {MAX_DOCUMENT_BYTES} bytes"
+                )));
             }
             body.extend_from_slice(&chunk);
         }
@@ -228,14 +235,33 @@ impl IssuerClient {
     }
 }
 
-/// A short account of a failed fetch.
-fn describe(error: &reqwest::Error) -> String {
-    if error.is_timeout() {
-        "timed out".to_owned()
-    } else if error.is_connect() {
-        "cannot connect".to_owned()
-    } else {
-        error.to_string()
+/// Why one fetch failed, in a few words.
+struct FetchProblem {
+    text: String,
+    /// The host did not answer at all (cannot connect, or timed out).
+    unreachable: bool,
+}
+
+impl FetchProblem {
+    /// The host answered, but not with what we need.
+    fn answered(text: String) -> Self {
+        Self {
+            text,
+            unreachable: false,
+        }
+    }
+}
+
+impl From<reqwest::Error> for FetchProblem {
+    fn from(error: reqwest::Error) -> Self {
+        let (text, unreachable) = if error.is_timeout() {
+            ("timed out".to_owned(), true)
+        } else if error.is_connect() {
+            ("cannot connect".to_owned(), true)
+        } else {
+            (error.to_string(), false)
+        };
+        Self { text, unreachable }
     }
 }
 

@@ -62,6 +62,11 @@ impl KeySet {
         Ok(Self { keys })
     }
 
+    /// How many usable keys there are.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
     /// The key for a token with this `kid` and algorithm.
     pub fn lookup(&self, kid: Option<&str>, alg: Algorithm) -> Lookup<'_> {
         let key = match kid {

@@ -22,6 +22,10 @@ use oauth::OAuthVerifier;
 /// The realm named in every `WWW-Authenticate` challenge.
 const REALM: &str = "vultr-inference-mcp";
 
+/// When to retry a request whose token could not be checked: the issuer's keys are fetched
+/// again at most this often.
+const RETRY_AFTER_SECS: u64 = jwks::MIN_REFETCH_INTERVAL.as_secs();
+
 /// How requests are authenticated: static tokens, OAuth, both, or neither.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuthSettings {
@@ -76,7 +80,8 @@ impl AuthFailure {
     }
 
     /// The HTTP answer: the status, a `WWW-Authenticate: Bearer` challenge (RFC 6750, with the
-    /// RFC 9728 `resource_metadata` URL when given) and a short plain-text body saying what to do.
+    /// RFC 9728 `resource_metadata` URL when given; for 503 `Retry-After` instead) and a short
+    /// plain-text body saying what to do.
     pub fn into_response(self, resource_metadata: Option<&str>) -> Response {
         let status = self.status();
         let mut challenge = format!("Bearer realm=\"{REALM}\"");
@@ -98,11 +103,13 @@ impl AuthFailure {
         if let Some(url) = resource_metadata {
             challenge.push_str(&format!(", resource_metadata=\"{}\"", quoted(url)));
         }
+        let unavailable = matches!(self, Self::Unavailable(_));
         let mut response = (status, format!("{self}\n")).into_response();
-        if let Ok(value) = HeaderValue::from_str(&challenge) {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, value);
+        let headers = response.headers_mut();
+        if unavailable {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+        } else if let Ok(value) = HeaderValue::from_str(&challenge) {
+            headers.insert(header::WWW_AUTHENTICATE, value);
         }
         response
     }
@@ -270,6 +277,15 @@ mod tests {
         assert_eq!(status, StatusCode::FORBIDDEN);
         assert!(value.contains("error=\"insufficient_scope\""), "{value}");
         assert!(value.contains("scope=\"mcp:tools\""), "{value}");
+    }
+
+    #[test]
+    fn a_token_that_cannot_be_checked_now_gets_503_and_when_to_retry() {
+        let response =
+            AuthFailure::Unavailable("the issuer is down".to_owned()).into_response(None);
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "60");
+        assert!(!response.headers().contains_key(header::WWW_AUTHENTICATE));
     }
 
     #[tokio::test]

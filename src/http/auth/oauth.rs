@@ -266,6 +266,7 @@ impl OAuthVerifier {
         snapshot.generation += 1;
         match fetched {
             Ok(keys) => {
+                tracing::debug!(issuer = %self.settings.issuer, keys = keys.len(), "fetched the OAuth issuer's keys");
                 snapshot.keys = Some(Arc::new(keys));
                 snapshot.last_error = None;
             }
