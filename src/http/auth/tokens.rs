@@ -26,7 +26,7 @@ pub struct StaticTokens {
 #[derive(Debug, thiserror::Error)]
 pub enum TokensFileError {
     /// The file cannot be read.
-    #[error("cannot read the tokens file {}: {source}; check the path given to --auth-tokens (VULTR_MCP_AUTH_TOKENS)", path.display())]
+    #[error("cannot read the tokens file {}: {source}; check its path and that the server may read it", path.display())]
     Read {
         /// The tokens file.
         path: PathBuf,
@@ -330,6 +330,6 @@ mod tests {
         let error = StaticTokens::load(Path::new("/nonexistent/tokens.txt")).unwrap_err();
         let message = error.to_string();
         assert!(message.contains("/nonexistent/tokens.txt"), "{message}");
-        assert!(message.contains("--auth-tokens"), "{message}");
+        assert!(message.contains("check its path"), "{message}");
     }
 }
