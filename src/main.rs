@@ -10,7 +10,7 @@ use rmcp::ServiceExt;
 use rmcp::service::ServerInitializeError;
 use tokio_util::sync::CancellationToken;
 use vultr_inference_mcp::app::App;
-use vultr_inference_mcp::config::Config;
+use vultr_inference_mcp::config::{Command, Config};
 use vultr_inference_mcp::http;
 use vultr_inference_mcp::mcp::VultrServer;
 use vultr_inference_mcp::stdio::{Limits, StdioTransport, stdout_hung_up};
@@ -22,6 +22,9 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
 fn main() -> ExitCode {
     let config = Config::parse();
+    if let Some(Command::HashToken { name }) = &config.command {
+        return hash_token(name);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -43,6 +46,29 @@ fn main() -> ExitCode {
     // cannot be interrupted): after a signal stdin may still be open.
     runtime.shutdown_timeout(Duration::from_millis(100));
     code
+}
+
+/// Reads a token on stdin (one trailing newline dropped) and prints its tokens-file line.
+fn hash_token(name: &str) -> ExitCode {
+    let mut token = String::new();
+    if let Err(error) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut token) {
+        eprintln!("vultr-inference-mcp: could not read the token from stdin: {error}");
+        return ExitCode::FAILURE;
+    }
+    let token = token
+        .strip_suffix("\r\n")
+        .or_else(|| token.strip_suffix('\n'))
+        .unwrap_or(&token);
+    match http::auth::hash_token_line(name, token) {
+        Ok(line) => {
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("vultr-inference-mcp: {error}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Serves streamable HTTP on `addr` until a signal, then drains.

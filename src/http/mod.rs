@@ -70,8 +70,12 @@ pub enum StartError {
         reason: String,
     },
     /// The authentication settings are unusable.
-    #[error(transparent)]
-    Auth(#[from] auth::AuthSetupError),
+    #[error("{error} ({} / {})", setting::AUTH_TOKENS, setting::OAUTH_ISSUER)]
+    Auth {
+        /// What is wrong.
+        #[from]
+        error: auth::AuthSetupError,
+    },
     /// Serving failed.
     #[error("the HTTP server failed: {0}")]
     Serve(std::io::Error),
@@ -143,7 +147,11 @@ pub async fn serve(
             Some(serde_json::json!({
                 "resource": public_url.as_str(),
                 "authorization_servers": [oauth.issuer],
-                "scopes_supported": oauth.scope.iter().collect::<Vec<_>>(),
+                "scopes_supported": oauth
+                    .scope
+                    .as_deref()
+                    .map(|scope| scope.split_whitespace().collect::<Vec<_>>())
+                    .unwrap_or_default(),
                 "bearer_methods_supported": ["header"],
                 "resource_name": "Vultr Serverless Inference (vultr-inference-mcp)",
             })),

@@ -9,5 +9,6 @@ pub mod fake_vultr;
 pub mod http;
 pub mod in_process;
 pub mod mcp;
+pub mod oauth_issuer;
 pub mod raw;
 pub mod session;
