@@ -9,6 +9,8 @@ mod example;
 mod faults;
 #[cfg(unix)]
 mod http;
+#[cfg(unix)]
+mod http_auth;
 mod protocol;
 mod security;
 mod stdio;
