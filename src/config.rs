@@ -188,7 +188,7 @@ pub enum Command {
 pub struct HttpArgs {
     /// Serve streamable HTTP on this address (e.g. `127.0.0.1:8787`, `[::]:8787`; port 0
     /// picks one) instead of stdio. The MCP endpoint is `/mcp`.
-    #[arg(long = "http", env = setting::HTTP, value_name = "ADDR")]
+    #[arg(long = "http", env = setting::HTTP, value_name = "ADDR", value_parser = parse_listen_address)]
     pub addr: Option<SocketAddr>,
 
     /// The URL clients use for the endpoint, e.g. `https://mcp.example.com/mcp` (resource id,
@@ -323,6 +323,15 @@ impl Limits {
             max_response_bytes: self.max_response_bytes,
         }
     }
+}
+
+/// Reads an IP address and port to listen on (`127.0.0.1:8787`, `[::]:8787`).
+fn parse_listen_address(text: &str) -> Result<SocketAddr, String> {
+    text.trim().parse().map_err(|_| {
+        format!(
+            "`{text}` is not an IP address and port; use e.g. 127.0.0.1:8787 (this machine only), 0.0.0.0:8787 or [::]:8787"
+        )
+    })
 }
 
 /// Reads `30s`, `5m`, `1m30s`, `500ms`, or a plain number of seconds.

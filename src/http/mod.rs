@@ -210,6 +210,13 @@ pub async fn serve(
         .fallback(not_found)
         .with_state(shared.clone());
 
+    if !bound.ip().is_loopback() && args.public_url.is_none() && args.allowed_hosts.is_none() {
+        tracing::warn!(
+            "only loopback names are accepted in the Host header; set {} (or {}) to the name clients use to reach this server",
+            setting::PUBLIC_URL,
+            setting::ALLOWED_HOSTS
+        );
+    }
     eprintln!("listening on http://{bound}/mcp");
     tracing::info!(%bound, public_url = %public_url, "serving MCP over streamable HTTP");
 

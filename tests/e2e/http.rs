@@ -384,3 +384,42 @@ async fn each_request_is_logged_at_info_with_principal_method_tool_and_status() 
         assert!(line.contains(part), "{part} missing in {line}");
     }
 }
+
+#[tokio::test]
+async fn closing_the_response_stream_of_a_call_cancels_it_and_its_upstream_request() {
+    let faults = FaultServer::start(vec![Fault::Stall]).await;
+    let settings = faults.settings();
+    let server = HttpServer::start(&overridden(&settings, &[])).await;
+    let meta = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "1"}
+    });
+    let body = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {
+        "name": "chat_completion",
+        "arguments": {"model": "kimi-k2-instruct", "prompt": "take your time"},
+        "_meta": meta}});
+    let client = reqwest::Client::new();
+    let pending = client
+        .post(server.url())
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", "chat_completion")
+        .body(body.to_string())
+        .send();
+    let call = tokio::spawn(pending);
+    assert!(
+        faults.wait_chat_requests(1, PROMPTLY).await,
+        "the call reached the fake"
+    );
+    call.abort();
+    drop(client);
+    assert!(
+        faults.wait_stalls_closed(1, PROMPTLY).await,
+        "the upstream request went on after the client closed the call's stream"
+    );
+    let (status, _) = server.terminate().await;
+    assert!(status.success());
+}
