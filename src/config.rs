@@ -82,6 +82,12 @@ pub mod setting {
     pub const ALLOW_UNAUTHENTICATED: &str = "VULTR_MCP_ALLOW_UNAUTHENTICATED";
     /// How long calls in flight may finish after SIGTERM in HTTP mode.
     pub const DRAIN_TIMEOUT: &str = "VULTR_MCP_DRAIN_TIMEOUT";
+    /// Connections in the Postgres store's pool.
+    pub const DB_POOL: &str = "VULTR_MCP_DB_POOL";
+    /// How long a call of a client that accepts tasks runs before it becomes a task.
+    pub const TASK_AFTER: &str = "VULTR_MCP_TASK_AFTER";
+    /// How long a task and its result are kept.
+    pub const TASK_TTL: &str = "VULTR_MCP_TASK_TTL";
 }
 
 /// The server's settings. Environment variables are the usual way to set them, since an
@@ -144,10 +150,24 @@ pub struct Config {
     #[command(flatten)]
     pub limits: Limits,
 
-    /// Where conversations are kept: a SQLite file path, or `memory` to keep them only while
-    /// the server runs [default: <data dir>/vultr-inference-mcp/conversations.sqlite3].
-    #[arg(long, env = setting::CONVERSATIONS, value_name = "PATH|memory")]
+    /// Where conversations (and tasks) are kept: a SQLite file path, `memory` to keep them
+    /// only while the server runs, or a `postgres://` URL shared by replicas [default:
+    /// <data dir>/vultr-inference-mcp/conversations.sqlite3].
+    #[arg(long, env = setting::CONVERSATIONS, value_name = "PATH|memory|URL", hide_env_values = true)]
     pub conversations: Option<String>,
+
+    /// Connections in the Postgres store's pool.
+    #[arg(long, env = setting::DB_POOL, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
+    pub db_pool: u32,
+
+    /// For a client that accepts tasks, a chat_completion still running after this long is
+    /// answered with a task to poll instead (0: always a task).
+    #[arg(long, env = setting::TASK_AFTER, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub task_after: Duration,
+
+    /// How long a task and its result are kept after it was created.
+    #[arg(long, env = setting::TASK_TTL, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
+    pub task_ttl: Duration,
 
     /// Most conversations kept; the least recently used go first.
     #[arg(
@@ -458,6 +478,9 @@ mod tests {
         assert_eq!(config.limits.max_response_bytes, 16 * 1024 * 1024);
         assert_eq!(config.limits.max_result_chars, 100_000);
         assert!(!config.reveal_keys);
+        assert_eq!(config.db_pool, 8);
+        assert_eq!(config.task_after, Duration::from_secs(5));
+        assert_eq!(config.task_ttl, Duration::from_secs(3600));
     }
 
     #[test]
