@@ -532,7 +532,11 @@ class HttpServer:
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,
             )
-        self.url = self._wait_for_url()
+        try:
+            self.url = self._wait_for_url()
+        except BaseException:
+            self.stop()
+            raise
 
     def _wait_for_url(self) -> str:
         deadline = time.monotonic() + STEP_TIMEOUT
