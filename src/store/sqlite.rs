@@ -1267,7 +1267,11 @@ mod tests {
         assert_eq!(pragma::<i64>(&store, "user_version"), SCHEMA_VERSION);
         assert_eq!(
             indexes(&store),
-            ["conversations_by_owner", "conversations_by_update"]
+            [
+                "conversations_by_owner",
+                "conversations_by_update",
+                "tasks_by_expiry"
+            ]
         );
         let local = Principal::local();
         let (older, newer) = (
