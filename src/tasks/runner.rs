@@ -100,7 +100,7 @@ impl Tasks {
     }
 
     /// How long tasks are kept, in milliseconds.
-    pub fn ttl_ms(&self) -> i64 {
+    fn ttl_ms(&self) -> i64 {
         i64::try_from(self.ttl.as_millis()).unwrap_or(i64::MAX)
     }
 
@@ -121,23 +121,24 @@ impl Tasks {
     {
         let stop = CancellationToken::new();
         let mut job = spawn_stoppable(call, stop.clone());
-        if !self.after.is_zero() {
-            tokio::select! {
-                outcome = &mut job => return finished(outcome),
-                () = tokio::time::sleep(self.after) => {}
-                () = caller_gone.cancelled() => { stop.cancel(); return Started::Stopped }
-                () = shutdown.cancelled() => { stop.cancel(); return Started::Stopped }
-            }
+        let waiting = Waiting {
+            stop: &stop,
+            caller_gone: &caller_gone,
+            shutdown: &shutdown,
+        };
+        if !self.after.is_zero()
+            && let Some(ended) = waiting.wait(&mut job, Some(self.after)).await
+        {
+            return ended;
         }
         let record = TaskRecord::working(self.clock.now_ms(), self.ttl_ms(), STARTED);
         if let Err(error) = self.store.create(owner, &record).await {
             // No durable record, so no handle: the caller waits for the result as usual.
             tracing::warn!(%error, "could not record a task; answering the call when it ends");
-            tokio::select! {
-                outcome = &mut job => return finished(outcome),
-                () = caller_gone.cancelled() => { stop.cancel(); return Started::Stopped }
-                () = shutdown.cancelled() => { stop.cancel(); return Started::Stopped }
-            }
+            return waiting
+                .wait(&mut job, None)
+                .await
+                .unwrap_or(Started::Stopped);
         }
         self.lock_running().insert(record.id.clone(), stop.clone());
         let supervisor = Supervisor {
@@ -221,6 +222,37 @@ where
             () = stop.cancelled() => None,
         }
     })
+}
+
+/// A caller waiting for its call, and what ends the wait early.
+struct Waiting<'a> {
+    /// Stops the call.
+    stop: &'a CancellationToken,
+    caller_gone: &'a CancellationToken,
+    shutdown: &'a CancellationToken,
+}
+
+impl Waiting<'_> {
+    /// Waits for `job` up to `limit` (`None`: until it ends): how the call ended, or
+    /// `None` when the limit came first. A caller gone or a server stopping stops the call.
+    async fn wait(
+        &self,
+        job: &mut JoinHandle<Option<Value>>,
+        limit: Option<Duration>,
+    ) -> Option<Started> {
+        let limit = async {
+            match limit {
+                Some(limit) => tokio::time::sleep(limit).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            outcome = job => Some(finished(outcome)),
+            () = limit => None,
+            () = self.caller_gone.cancelled() => { self.stop.cancel(); Some(Started::Stopped) }
+            () = self.shutdown.cancelled() => { self.stop.cancel(); Some(Started::Stopped) }
+        }
+    }
 }
 
 /// A job that ended while its caller waited.

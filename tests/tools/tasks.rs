@@ -400,3 +400,67 @@ async fn a_task_and_its_result_are_gone_after_task_ttl() {
     assert!(gone.contains("VULTR_MCP_TASK_TTL"), "{gone}");
     client.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn when_no_task_can_be_recorded_the_call_answers_as_a_plain_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_a_folder = dir.path().join("file");
+    std::fs::write(&not_a_folder, "").unwrap();
+    let store = not_a_folder.join("store.sqlite3");
+    let faults = FaultServer::start(vec![Fault::Normal]).await;
+    let client = Client::connect(
+        &app(
+            &faults,
+            &[
+                ("VULTR_MCP_TASK_AFTER", "0"),
+                ("VULTR_MCP_CONVERSATIONS", store.to_str().unwrap()),
+            ],
+        ),
+        Principal::local(),
+        true,
+    )
+    .await;
+
+    let CallToolResponse::Complete(result) = client.chat().await else {
+        panic!("without a durable record there is no task handle");
+    };
+
+    assert!(
+        text(&result).contains("this turn was not saved"),
+        "{}",
+        text(&result)
+    );
+    client.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_task_whose_call_fails_holds_the_error_result_the_call_would_have_returned() {
+    let refused = Fault::Status {
+        status: 400,
+        headers: vec![],
+        body: r#"{"error":{"message":"prompt refused"}}"#.to_owned(),
+    };
+    let faults = FaultServer::start(vec![refused.clone(), refused]).await;
+    let app = app(&faults, &[("VULTR_MCP_TASK_AFTER", "0")]);
+    let tasks = Client::connect(&app, Principal::local(), true).await;
+    let plain = Client::connect(&app, Principal::local(), false).await;
+
+    let handle = tasks.chat_task().await;
+    let ended = tasks.until_ended(&handle).await;
+    let CallToolResponse::Complete(plain_result) = plain.chat().await else {
+        panic!("a client without the extension gets the result");
+    };
+
+    assert_eq!(
+        ended.status(),
+        TaskStatus::Completed,
+        "a tool error is a result"
+    );
+    let mut result = completed(&ended);
+    assert_eq!(result.is_error, Some(true));
+    // `resultType` is the wire's, and the legacy session's plain answer goes without it.
+    result.result_type = None;
+    assert_eq!(result, plain_result);
+    tasks.stop().await;
+    plain.stop().await;
+}
