@@ -15,8 +15,8 @@ mod runner;
 
 pub use clock::WallClock;
 pub use lazy::open_lazily;
-pub use record::{TaskRecord, TaskState, TaskStore, new_task_id};
-pub use runner::{LEASE, Started, StatusLine, TaskError, Tasks};
+pub use record::{TaskRecord, TaskState, TaskStore};
+pub use runner::{Started, StatusLine, TaskError, Tasks};
 
 pub(crate) use clock::rfc3339;
 pub(crate) use runner::POLL_INTERVAL;

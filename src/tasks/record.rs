@@ -96,7 +96,7 @@ impl TaskRecord {
 }
 
 /// A fresh, unguessable task id.
-pub fn new_task_id() -> String {
+fn new_task_id() -> String {
     format!("task_{}", uuid::Uuid::new_v4().simple())
 }
 

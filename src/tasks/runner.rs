@@ -17,7 +17,7 @@ use crate::principal::Principal;
 use crate::store::StoreError;
 
 /// A working task whose heartbeat is older than this is taken for dead: its process stopped.
-pub const LEASE: Duration = Duration::from_secs(60);
+const LEASE: Duration = Duration::from_secs(60);
 /// How often a running task refreshes its heartbeat when nothing else changes.
 const HEARTBEAT: Duration = Duration::from_secs(15);
 /// How often a running task looks at its record: for a cancel asked through another

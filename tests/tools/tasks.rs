@@ -3,7 +3,8 @@
 //! running after `VULTR_MCP_TASK_AFTER` (at once with 0), polls `tasks/get` for the exact
 //! result the call would have returned, and can stop it with `tasks/cancel` (its upstream
 //! request too), also through another server sharing the store. A client that did not
-//! declare it always gets the plain result. Tasks belong to their principal, end
+//! declare it always gets the plain result. A working task's status message counts the
+//! tokens so far; a failed call's task holds its error result. Tasks belong to their principal, end
 //! `failed` when the server running them stops heartbeating, and go after their TTL.
 
 use std::sync::Arc;
@@ -23,7 +24,7 @@ use vultr_inference_mcp::principal::Principal;
 use vultr_inference_mcp::store::StoreLocation;
 use vultr_inference_mcp::tasks::{TaskRecord, WallClock};
 
-use crate::support::fake_vultr::faults::{Fault, FaultServer};
+use crate::support::fake_vultr::faults::{Fault, FaultServer, StreamEnd, content_chunks};
 use crate::support::in_process::config;
 use crate::support::session::{ok, overridden, text};
 
@@ -463,4 +464,49 @@ async fn a_task_whose_call_fails_holds_the_error_result_the_call_would_have_retu
     assert_eq!(result, plain_result);
     tasks.stop().await;
     plain.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_working_tasks_status_message_counts_the_tokens_so_far() {
+    let pieces: Vec<String> = (1..=8).map(|n| format!("{n} ")).collect();
+    let pieces: Vec<&str> = pieces.iter().map(String::as_str).collect();
+    let faults = FaultServer::start(vec![Fault::Stream {
+        chunks: content_chunks("glm-5.2", &pieces, false),
+        interval: Duration::from_secs(1),
+        then: StreamEnd::Stall,
+    }])
+    .await;
+    let client = Client::connect(
+        &app(&faults, &[("VULTR_MCP_TASK_AFTER", "0")]),
+        Principal::local(),
+        true,
+    )
+    .await;
+    let arguments = json!({"model": "glm-5.2", "prompt": "count"});
+    let CallToolResponse::Task(handle) = client
+        .client
+        .call_tool_once(
+            CallToolRequestParams::new("chat_completion")
+                .with_arguments(arguments.as_object().cloned().expect("an object")),
+        )
+        .await
+        .expect("tools/call answers")
+    else {
+        panic!("expected a task handle");
+    };
+
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let task = client
+        .get(&handle.task.task_id)
+        .await
+        .expect("the task is known");
+
+    assert_eq!(task.status(), TaskStatus::Working);
+    let message = task.task.status_message.unwrap_or_default();
+    assert!(message.contains("tokens so far"), "{message}");
+    client
+        .cancel(&handle.task.task_id)
+        .await
+        .expect("cancelled");
+    client.stop().await;
 }
