@@ -4,8 +4,9 @@
 //! result the call would have returned, and can stop it with `tasks/cancel` (its upstream
 //! request too), also through another server sharing the store. A client that did not
 //! declare it always gets the plain result. A working task's status message counts the
-//! tokens so far; a failed call's task holds its error result. Tasks belong to their principal, end
-//! `failed` when the server running them stops heartbeating, and go after their TTL.
+//! tokens so far; a failed call's task holds its error result. Tasks belong to their
+//! principal, end `failed` when the server running them stops heartbeating, and go after
+//! their TTL.
 
 use std::sync::Arc;
 use std::time::Duration;
