@@ -511,3 +511,31 @@ async fn a_working_tasks_status_message_counts_the_tokens_so_far() {
         .expect("cancelled");
     client.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_task_ends_failed_when_its_server_stops_and_its_upstream_request_is_closed() {
+    let faults = FaultServer::start(vec![Fault::Stall]).await;
+    let app = app(&faults, &[("VULTR_MCP_TASK_AFTER", "0")]);
+    let stopping = Client::connect(&app, Principal::local(), true).await;
+    let poller = Client::connect(&app, Principal::local(), true).await;
+    let handle = stopping.chat_task().await;
+    assert!(faults.wait_chat_requests(1, PROMPTLY).await);
+
+    stopping.shutdown.cancel();
+
+    assert!(
+        faults.wait_stalls_closed(1, PROMPTLY).await,
+        "the upstream request was left open"
+    );
+    let ended = poller.until_ended(&handle).await;
+    let TaskPayload::Failed { error } = &ended.payload else {
+        panic!("expected a failed task, got {ended:?}");
+    };
+    let message = error["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("server running this task stopped"),
+        "{message}"
+    );
+    stopping.stop().await;
+    poller.stop().await;
+}
