@@ -1,6 +1,6 @@
 //! The application core, built once per process and shared (behind an `Arc`) by every MCP
 //! session: the Vultr clients, the catalog and key caches, the concurrency limit and the
-//! conversation store. Transports create one MCP handler per session over it.
+//! conversation and task stores. Transports create one MCP handler per session over it.
 
 use std::sync::Arc;
 
@@ -13,6 +13,7 @@ use crate::keys::InferenceKeys;
 use crate::rate_limit::CallRateLimit;
 use crate::secret::KnownKeys;
 use crate::store::{self, ConversationStore, Retention, StoreLocation};
+use crate::tasks::{self, Tasks};
 use crate::vultr::account::AccountClient;
 use crate::vultr::http::VultrHttp;
 use crate::vultr::inference::InferenceClient;
@@ -37,6 +38,8 @@ pub struct App {
     pub(crate) rate_limit: Option<CallRateLimit>,
     /// The conversation store, opened on first use; an open that failed is tried again.
     pub(crate) conversations: Arc<dyn ConversationStore>,
+    /// Long calls of clients that accept tasks, kept where conversations are.
+    pub(crate) tasks: Arc<Tasks>,
 }
 
 impl App {
@@ -58,6 +61,10 @@ impl App {
                 known_keys.clone(),
             )
         });
+        let location = config
+            .conversations
+            .as_deref()
+            .map_or_else(StoreLocation::default_file, StoreLocation::parse);
         let inference = InferenceClient::new(
             http,
             config.inference_base_url.clone(),
@@ -87,11 +94,13 @@ impl App {
             rate_limit: config
                 .rate_limit
                 .map(|limit| CallRateLimit::per_minute(limit.per_minute)),
+            tasks: Arc::new(Tasks::new(
+                tasks::open_lazily(location.clone()),
+                config.task_after,
+                config.task_ttl,
+            )),
             conversations: store::open_lazily(
-                config
-                    .conversations
-                    .as_deref()
-                    .map_or_else(StoreLocation::default_file, StoreLocation::parse),
+                location,
                 Retention {
                     max_conversations: config.max_conversations,
                     max_age: config.conversation_max_age,

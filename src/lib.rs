@@ -13,6 +13,7 @@ pub mod rate_limit;
 pub mod secret;
 pub mod stdio;
 pub mod store;
+pub mod tasks;
 pub mod vultr;
 
 #[cfg(test)]

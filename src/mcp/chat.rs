@@ -140,11 +140,11 @@ impl VultrServer {
 impl VultrServer {
     /// Runs one chat turn for `owner`, continuing one of `owner`'s conversations when
     /// asked, and stores the turn as `owner`'s.
-    async fn chat_inner(
+    pub(super) async fn chat_inner<S: ProgressSink>(
         &self,
         owner: &Principal,
         args: Result<ChatCompletionArgs, InvalidArguments>,
-        mut progress: Progress<PeerProgress>,
+        mut progress: Progress<S>,
     ) -> Result<CallToolResult, ToolError> {
         let (mut input, conversation_id) = args?.into_input();
         let continuing = match conversation_id {
@@ -221,9 +221,9 @@ fn is_zero(n: &usize) -> bool {
 /// Progress of a streamed reply as `notifications/progress` to the client that asked
 /// for it with a `progressToken`.
 #[derive(Clone)]
-struct PeerProgress {
-    peer: Peer<RoleServer>,
-    token: ProgressToken,
+pub(super) struct PeerProgress {
+    pub(super) peer: Peer<RoleServer>,
+    pub(super) token: ProgressToken,
 }
 
 impl ProgressSink for PeerProgress {

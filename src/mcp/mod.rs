@@ -7,15 +7,17 @@ mod conversations;
 mod error;
 mod models;
 mod subscriptions;
+mod tasks;
 
 use std::sync::Arc;
 
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-    ListResourceTemplatesResult, ListResourcesResult, PaginatedRequestParams,
-    ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig,
+    CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams, ContentBlock,
+    GetTaskParams, GetTaskResult, Implementation, ListResourceTemplatesResult, ListResourcesResult,
+    PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities,
+    ServerConfig,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, tool_handler};
@@ -116,6 +118,9 @@ impl ServerHandler for VultrServer {
         {
             return Ok(self.failure(ToolError::RateLimited(over)).into());
         }
+        if request.name == tasks::TASK_TOOL && tasks::accepts_tasks(&context) {
+            return self.chat_as_task(request, context).await;
+        }
         let cancelled = context.ct.clone();
         let shutdown = self.shutdown.clone();
         let stopped = || Ok(CallToolResult::error(vec![ContentBlock::text("cancelled")]).into());
@@ -158,11 +163,32 @@ impl ServerHandler for VultrServer {
             .into())
     }
 
+    /// `tasks/get`: the caller's task; another principal's is unknown, as a made-up id is.
+    async fn get_task(
+        &self,
+        request: GetTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetTaskResult, ErrorData> {
+        Ok(GetTaskResult::new(
+            self.task_status(&request.task_id, &context).await?,
+        ))
+    }
+
+    /// `tasks/cancel`: stops the caller's running task (it ends `cancelled`).
+    async fn cancel_task(
+        &self,
+        request: CancelTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.cancel_task_of(&request.task_id, &context).await
+    }
+
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(
             ServerCapabilities::builder()
                 .enable_tools()
                 .enable_resources()
+                .enable_tasks()
                 .build(),
         )
         .with_server_info(

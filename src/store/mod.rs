@@ -22,6 +22,7 @@ use async_trait::async_trait;
 pub use conversation::{Conversation, ConversationId, ConversationSummary};
 pub use error::StoreError;
 pub use location::{Retention, StoreLocation};
+pub use sqlite::open_task_store;
 
 use lazy::LazyStore;
 use sqlite::SqliteStore;

@@ -14,6 +14,7 @@
 
 mod file;
 mod schema;
+mod tasks;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -30,6 +31,8 @@ use super::{
 };
 use crate::principal::Principal;
 use crate::vultr::chat::Message;
+
+pub use tasks::open_task_store;
 
 /// How long a write waits for another process's lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -1264,7 +1267,11 @@ mod tests {
         assert_eq!(pragma::<i64>(&store, "user_version"), SCHEMA_VERSION);
         assert_eq!(
             indexes(&store),
-            ["conversations_by_owner", "conversations_by_update"]
+            [
+                "conversations_by_owner",
+                "conversations_by_update",
+                "tasks_by_expiry"
+            ]
         );
         let local = Principal::local();
         let (older, newer) = (

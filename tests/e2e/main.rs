@@ -16,3 +16,4 @@ mod security;
 mod stdio;
 #[cfg(unix)]
 mod store;
+mod tasks;

@@ -15,4 +15,5 @@ mod keys;
 mod models;
 mod streaming;
 mod subscriptions;
+mod tasks;
 mod upstream_errors;

@@ -6,10 +6,10 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::{StoreError, open_error};
 
 /// The schema version this build writes, kept in `PRAGMA user_version`.
-pub(super) const SCHEMA_VERSION: i64 = 3;
+pub(super) const SCHEMA_VERSION: i64 = 4;
 
 /// The tables a conversation store holds.
-const OUR_TABLES: [&str; 2] = ["conversations", "messages"];
+const OUR_TABLES: [&str; 3] = ["conversations", "messages", "tasks"];
 
 /// How many table names a refusal shows.
 const SHOWN_TABLES: usize = 5;
@@ -50,6 +50,25 @@ ALTER TABLE conversations ADD COLUMN owner TEXT NOT NULL DEFAULT 'local';
 CREATE INDEX IF NOT EXISTS conversations_by_owner
     ON conversations (owner, touched DESC);
 DROP INDEX IF EXISTS conversations_by_recency;
+";
+
+/// Version 4: tasks (long calls a client polls), each owned by a principal. Times are unix
+/// milliseconds; `outcome` is the JSON result (completed) or error (failed). Pruning by
+/// expiry uses `tasks_by_expiry`.
+const MIGRATION_V4: &str = "
+CREATE TABLE IF NOT EXISTS tasks (
+    id               TEXT    PRIMARY KEY NOT NULL,
+    owner            TEXT    NOT NULL,
+    status           TEXT    NOT NULL,
+    status_message   TEXT,
+    outcome          TEXT,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    created_at       INTEGER NOT NULL,
+    updated_at       INTEGER NOT NULL,
+    heartbeat_at     INTEGER NOT NULL,
+    expires_at       INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tasks_by_expiry ON tasks (expires_at);
 ";
 
 /// Refuses, without changing anything, a file that is not a conversation store or that a
@@ -128,6 +147,9 @@ pub(super) fn migrate(conn: &mut Connection, label: &str) -> Result<(), StoreErr
     }
     if found < 3 {
         tx.execute_batch(MIGRATION_V3).map_err(open_err)?;
+    }
+    if found < 4 {
+        tx.execute_batch(MIGRATION_V4).map_err(open_err)?;
     }
     if found < SCHEMA_VERSION {
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)

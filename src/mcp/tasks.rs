@@ -1,0 +1,202 @@
+//! The tasks extension at the protocol edge: a `chat_completion` of a client that
+//! declared the extension may answer with a task handle (`CreateTaskResult`), and
+//! `tasks/get` / `tasks/cancel` read and stop tasks through [`crate::tasks::Tasks`].
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, CreateTaskResult,
+    DetailedTask, JsonObject, Task, TaskPayload, TaskStatus,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer};
+use serde_json::{Value, json};
+
+use super::VultrServer;
+use super::args::decode;
+use super::chat::{ChatCompletionArgs, PeerProgress};
+use crate::chat::{Progress, ProgressSink, ProgressUpdate};
+use crate::tasks::{POLL_INTERVAL, Started, StatusLine, TaskError, TaskRecord, TaskState, rfc3339};
+
+/// The tool whose calls may become tasks.
+pub(super) const TASK_TOOL: &str = "chat_completion";
+
+/// Whether the request's client declared the tasks extension (in the request's `_meta`,
+/// or, for a session of an older protocol, when it initialized).
+pub(super) fn accepts_tasks(context: &RequestContext<RoleServer>) -> bool {
+    context
+        .client_capabilities()
+        .is_some_and(|capabilities| capabilities.supports_tasks())
+}
+
+impl VultrServer {
+    /// Runs `chat_completion` for a client that accepts tasks: its result if it ends within
+    /// `VULTR_MCP_TASK_AFTER`, else a task handle while the call goes on. The call takes a
+    /// slot of the shared limit as any call does.
+    pub(super) async fn chat_as_task(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let owner = self.principal(&context);
+        let args = decode::<ChatCompletionArgs>(request.arguments.unwrap_or_default());
+        let status = StatusLine::default();
+        let forward = Arc::new(AtomicBool::new(true));
+        let sink = TaskProgress {
+            peer: context.meta.get_progress_token().map(|token| PeerProgress {
+                peer: context.peer.clone(),
+                token,
+            }),
+            status: status.clone(),
+            forward: Arc::clone(&forward),
+        };
+        let server = self.clone();
+        let in_flight = self.app.calls_in_flight.token();
+        let call_owner = owner.clone();
+        let call = async move {
+            let _in_flight = in_flight;
+            let result = match server.app.calls.acquire().await {
+                Ok(_permit) => server.respond(
+                    server
+                        .chat_inner(&call_owner, args, Progress::new(Some(sink)))
+                        .await,
+                ),
+                Err(closed) => CallToolResult::error(vec![ContentBlock::text(format!(
+                    "the server is stopping ({closed}); try again"
+                ))]),
+            };
+            serde_json::to_value(result).unwrap_or_else(|error| {
+                json!({"content": [{"type": "text", "text": format!("the result could not be encoded ({error})")}], "isError": true})
+            })
+        };
+        let started = self
+            .app
+            .tasks
+            .start(
+                &owner,
+                call,
+                status,
+                context.ct.clone(),
+                self.shutdown.clone(),
+            )
+            .await;
+        Ok(match started {
+            Started::Finished(result) => serde_json::from_value::<CallToolResult>(result)
+                .map_err(|e| {
+                    ErrorData::internal_error(format!("a result did not decode: {e}"), None)
+                })?
+                .into(),
+            Started::Task(record) => {
+                forward.store(false, Ordering::Relaxed);
+                CallToolResponse::Task(CreateTaskResult::new(task_of(&record)))
+            }
+            Started::Stopped => CallToolResult::error(vec![ContentBlock::text("cancelled")]).into(),
+        })
+    }
+
+    /// `tasks/get`: the caller's task, with its result or error once it ended.
+    pub(super) async fn task_status(
+        &self,
+        id: &str,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<DetailedTask, ErrorData> {
+        let record = self
+            .app
+            .tasks
+            .get(&self.principal(context), id)
+            .await
+            .map_err(protocol_error)?;
+        Ok(detailed(record))
+    }
+
+    /// `tasks/cancel`: asks to stop the caller's task.
+    pub(super) async fn cancel_task_of(
+        &self,
+        id: &str,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.app
+            .tasks
+            .cancel(&self.principal(context), id)
+            .await
+            .map_err(protocol_error)
+    }
+}
+
+/// An unknown task is invalid params (as the extension asks); a store failure, internal.
+fn protocol_error(error: TaskError) -> ErrorData {
+    match &error {
+        TaskError::NotFound { .. } => ErrorData::invalid_params(error.to_string(), None),
+        TaskError::Store(_) => ErrorData::internal_error(error.to_string(), None),
+    }
+}
+
+/// A record's protocol metadata.
+fn task_of(record: &TaskRecord) -> Task {
+    let status = match record.state {
+        TaskState::Working => TaskStatus::Working,
+        TaskState::Completed { .. } => TaskStatus::Completed,
+        TaskState::Failed { .. } => TaskStatus::Failed,
+        TaskState::Cancelled => TaskStatus::Cancelled,
+    };
+    let ttl_ms = u64::try_from(record.expires_at - record.created_at).unwrap_or(0);
+    let poll_ms = u64::try_from(POLL_INTERVAL.as_millis()).unwrap_or(u64::MAX);
+    let task = Task::new(
+        record.id.clone(),
+        status,
+        rfc3339(record.created_at),
+        rfc3339(record.updated_at),
+    )
+    .with_ttl_ms(ttl_ms)
+    .with_poll_interval_ms(poll_ms);
+    match &record.status_message {
+        Some(message) => task.with_status_message(message.clone()),
+        None => task,
+    }
+}
+
+/// A record as `tasks/get` reports it.
+fn detailed(record: TaskRecord) -> DetailedTask {
+    let task = task_of(&record);
+    let payload = match record.state {
+        TaskState::Working => TaskPayload::Working,
+        TaskState::Completed { result } => TaskPayload::Completed {
+            result: object(result),
+        },
+        TaskState::Failed { error } => TaskPayload::Failed {
+            error: object(error),
+        },
+        TaskState::Cancelled => TaskPayload::Cancelled,
+    };
+    DetailedTask::new(task, payload)
+}
+
+/// A stored JSON object (results and errors always are).
+fn object(value: Value) -> JsonObject {
+    match value {
+        Value::Object(map) => map,
+        other => JsonObject::from_iter([("value".to_owned(), other)]),
+    }
+}
+
+/// Progress of a call that may become a task: to the caller while it waits (when it
+/// asked for progress), and always into the task's status message.
+#[derive(Clone)]
+struct TaskProgress {
+    peer: Option<PeerProgress>,
+    status: StatusLine,
+    /// False once the caller holds a task handle: its request is answered.
+    forward: Arc<AtomicBool>,
+}
+
+impl ProgressSink for TaskProgress {
+    async fn send(self, update: ProgressUpdate) {
+        self.status.set(format!("running: {}", update.message));
+        if let Some(peer) = self.peer
+            && self.forward.load(Ordering::Relaxed)
+        {
+            peer.send(update).await;
+        }
+    }
+}

@@ -1,0 +1,491 @@
+//! Task records in the SQLite store (file or memory): one row per task in `tasks`
+//! (schema version 4). Every statement but pruning names the owner; a task past its
+//! expiry reads as missing even before pruning deletes it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::{OptionalExtension, params};
+
+use super::{Database, SqliteStore};
+use crate::principal::Principal;
+use crate::store::{Retention, StoreError, StoreLocation};
+use crate::tasks::{TaskRecord, TaskState, TaskStore};
+
+/// The columns a [`TaskRecord`] is read from, in [`record_from_row`]'s order.
+const COLUMNS: &str = "id, status, outcome, status_message, created_at, updated_at, heartbeat_at, expires_at, cancel_requested";
+
+/// Opens (creating when missing) the task store at `location`: the same database as the
+/// conversations when it is a file; its own when it is `memory`.
+pub async fn open_task_store(location: &StoreLocation) -> Result<Arc<dyn TaskStore>, StoreError> {
+    // Conversations are never written through this handle, so their retention is moot.
+    let retention = Retention {
+        max_conversations: usize::MAX,
+        max_age: Duration::MAX,
+    };
+    let store = SqliteStore::open(location, retention).await?;
+    Ok(Arc::new(store))
+}
+
+#[async_trait]
+impl TaskStore for SqliteStore {
+    async fn create(&self, owner: &Principal, task: &TaskRecord) -> Result<(), StoreError> {
+        let outcome = encode(&task.state)?;
+        let (owner, task) = (owner.clone(), task.clone());
+        self.run(move |db| db.create_task(&owner, &task, outcome.as_deref()))
+            .await
+    }
+
+    async fn get(
+        &self,
+        owner: &Principal,
+        id: &str,
+        now: i64,
+    ) -> Result<Option<TaskRecord>, StoreError> {
+        let (owner, id) = (owner.clone(), id.to_owned());
+        self.run(move |db| db.get_task(&owner, &id, now)).await
+    }
+
+    async fn beat(
+        &self,
+        owner: &Principal,
+        id: &str,
+        now: i64,
+        status_message: Option<&str>,
+    ) -> Result<Option<bool>, StoreError> {
+        let (owner, id) = (owner.clone(), id.to_owned());
+        let message = status_message.map(str::to_owned);
+        self.run(move |db| {
+            db.task_query(
+                "recording a task's heartbeat",
+                "UPDATE tasks SET heartbeat_at = ?3,
+                     status_message = COALESCE(?4, status_message),
+                     updated_at = CASE WHEN ?4 IS NULL THEN updated_at ELSE ?3 END
+                 WHERE id = ?1 AND owner = ?2 AND status = 'working'
+                 RETURNING cancel_requested",
+                params![id, owner.as_str(), now, message],
+            )
+        })
+        .await
+    }
+
+    async fn cancel_requested(
+        &self,
+        owner: &Principal,
+        id: &str,
+    ) -> Result<Option<bool>, StoreError> {
+        let (owner, id) = (owner.clone(), id.to_owned());
+        self.run(move |db| {
+            db.task_query(
+                "reading a task",
+                "SELECT cancel_requested FROM tasks
+                 WHERE id = ?1 AND owner = ?2 AND status = 'working'",
+                params![id, owner.as_str()],
+            )
+        })
+        .await
+    }
+
+    async fn request_cancel(
+        &self,
+        owner: &Principal,
+        id: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let (owner, id) = (owner.clone(), id.to_owned());
+        self.run(move |db| {
+            db.task_write(
+                "cancelling a task",
+                "UPDATE tasks SET cancel_requested = 1,
+                     updated_at = CASE WHEN status = 'working' THEN ?3 ELSE updated_at END
+                 WHERE id = ?1 AND owner = ?2 AND expires_at > ?3",
+                params![id, owner.as_str(), now],
+            )
+        })
+        .await
+    }
+
+    async fn finish(
+        &self,
+        owner: &Principal,
+        id: &str,
+        state: &TaskState,
+        status_message: &str,
+        now: i64,
+        heartbeat_before: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        let outcome = encode(state)?;
+        let status = state.status();
+        let (owner, id, message) = (owner.clone(), id.to_owned(), status_message.to_owned());
+        self.run(move |db| {
+            db.task_write(
+                "recording how a task ended",
+                "UPDATE tasks SET status = ?3, outcome = ?4, status_message = ?5, updated_at = ?6
+                 WHERE id = ?1 AND owner = ?2 AND status = 'working'
+                   AND (?7 IS NULL OR heartbeat_at < ?7)",
+                params![
+                    id,
+                    owner.as_str(),
+                    status,
+                    outcome,
+                    message,
+                    now,
+                    heartbeat_before
+                ],
+            )
+        })
+        .await
+    }
+
+    async fn prune(&self, now: i64) -> Result<usize, StoreError> {
+        self.run(move |db| {
+            let conn = db.lock();
+            conn.prepare_cached("DELETE FROM tasks WHERE expires_at <= ?1")
+                .and_then(|mut delete| delete.execute([now]))
+                .map_err(|e| db.db("deleting expired tasks", e))
+        })
+        .await
+    }
+}
+
+impl Database {
+    /// Inserts `owner`'s new task, deleting expired ones in the same transaction.
+    fn create_task(
+        &self,
+        owner: &Principal,
+        task: &TaskRecord,
+        outcome: Option<&str>,
+    ) -> Result<(), StoreError> {
+        const ACTION: &str = "saving a new task";
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| self.db(ACTION, e))?;
+        tx.prepare_cached("DELETE FROM tasks WHERE expires_at <= ?1")
+            .and_then(|mut delete| delete.execute([task.created_at]))
+            .map_err(|e| self.db(ACTION, e))?;
+        tx.prepare_cached(
+            "INSERT INTO tasks (id, owner, status, status_message, outcome, cancel_requested,
+                 created_at, updated_at, heartbeat_at, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )
+        .and_then(|mut insert| {
+            insert.execute(params![
+                task.id,
+                owner.as_str(),
+                task.state.status(),
+                task.status_message,
+                outcome,
+                task.cancel_requested,
+                task.created_at,
+                task.updated_at,
+                task.heartbeat_at,
+                task.expires_at,
+            ])
+        })
+        .map_err(|e| self.db(ACTION, e))?;
+        tx.commit().map_err(|e| self.db(ACTION, e))
+    }
+
+    /// `owner`'s unexpired task `id`.
+    fn get_task(
+        &self,
+        owner: &Principal,
+        id: &str,
+        now: i64,
+    ) -> Result<Option<TaskRecord>, StoreError> {
+        const ACTION: &str = "reading a task";
+        let conn = self.lock();
+        let row = conn
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM tasks WHERE id = ?1 AND owner = ?2 AND expires_at > ?3"
+            ))
+            .and_then(|mut select| {
+                select
+                    .query_row(params![id, owner.as_str(), now], record_from_row)
+                    .optional()
+            })
+            .map_err(|e| self.db(ACTION, e))?;
+        row.map(|row| row.decode(&self.location)).transpose()
+    }
+
+    /// One flag from a statement on one task; `None` when no row matched.
+    fn task_query(
+        &self,
+        action: &'static str,
+        sql: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Option<bool>, StoreError> {
+        let conn = self.lock();
+        conn.prepare_cached(sql)
+            .and_then(|mut stmt| stmt.query_row(params, |row| row.get(0)).optional())
+            .map_err(|e| self.db(action, e))
+    }
+
+    /// Runs a write on one task; true when it changed a row.
+    fn task_write(
+        &self,
+        action: &'static str,
+        sql: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<bool, StoreError> {
+        let conn = self.lock();
+        conn.prepare_cached(sql)
+            .and_then(|mut stmt| stmt.execute(params))
+            .map(|changed| changed > 0)
+            .map_err(|e| self.db(action, e))
+    }
+}
+
+/// A row as read, before its outcome is decoded.
+struct Row {
+    record: TaskRecord,
+    status: String,
+    outcome: Option<String>,
+}
+
+impl Row {
+    /// The record, its state decoded from the stored status and JSON.
+    fn decode(mut self, location: &str) -> Result<TaskRecord, StoreError> {
+        let corrupt = |what: String| StoreError::Database {
+            location: location.to_owned(),
+            action: "reading a task",
+            source: format!("task `{}` {what}", self.record.id).into(),
+        };
+        let outcome = self
+            .outcome
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(|e| corrupt(format!("has an outcome that is not JSON ({e})")))?;
+        self.record.state = TaskState::from_stored(&self.status, outcome)
+            .ok_or_else(|| corrupt(format!("has an unknown status {:?}", self.status)))?;
+        Ok(self.record)
+    }
+}
+
+/// Reads [`COLUMNS`].
+fn record_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+    Ok(Row {
+        record: TaskRecord {
+            id: row.get(0)?,
+            state: TaskState::Working,
+            status_message: row.get(3)?,
+            created_at: row.get(4)?,
+            updated_at: row.get(5)?,
+            heartbeat_at: row.get(6)?,
+            expires_at: row.get(7)?,
+            cancel_requested: row.get(8)?,
+        },
+        status: row.get(1)?,
+        outcome: row.get(2)?,
+    })
+}
+
+/// The outcome of `state` as JSON text, when it has one.
+fn encode(state: &TaskState) -> Result<Option<String>, StoreError> {
+    state
+        .outcome()
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|source| StoreError::Encode { source })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    const HOUR: i64 = 3_600_000;
+
+    fn alice() -> Principal {
+        Principal::new("alice").unwrap()
+    }
+
+    fn bob() -> Principal {
+        Principal::new("bob").unwrap()
+    }
+
+    async fn stores() -> Vec<(Arc<dyn TaskStore>, tempfile::TempDir)> {
+        let dir = tempfile::tempdir().unwrap();
+        let file = StoreLocation::File(dir.path().join("store.sqlite3"));
+        vec![
+            (
+                open_task_store(&StoreLocation::InMemory).await.unwrap(),
+                tempfile::tempdir().unwrap(),
+            ),
+            (open_task_store(&file).await.unwrap(), dir),
+        ]
+    }
+
+    #[tokio::test]
+    async fn a_task_is_read_back_by_its_owner_only() {
+        for (store, _dir) in stores().await {
+            let task = TaskRecord::working(1_000, HOUR, "running");
+            store.create(&alice(), &task).await.unwrap();
+
+            assert_eq!(
+                store.get(&alice(), &task.id, 2_000).await.unwrap(),
+                Some(task.clone())
+            );
+            assert_eq!(store.get(&bob(), &task.id, 2_000).await.unwrap(), None);
+            assert!(!store.request_cancel(&bob(), &task.id, 2_000).await.unwrap());
+            assert_eq!(
+                store.beat(&bob(), &task.id, 2_000, None).await.unwrap(),
+                None
+            );
+            let done = TaskState::Cancelled;
+            assert!(
+                !store
+                    .finish(&bob(), &task.id, &done, "x", 2_000, None)
+                    .await
+                    .unwrap()
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn the_first_end_wins_and_keeps_its_outcome() {
+        for (store, _dir) in stores().await {
+            let task = TaskRecord::working(1_000, HOUR, "running");
+            store.create(&alice(), &task).await.unwrap();
+            let result = json!({"content": [{"type": "text", "text": "hi"}], "isError": false});
+            let completed = TaskState::Completed { result };
+
+            assert!(
+                store
+                    .finish(&alice(), &task.id, &completed, "completed", 3_000, None)
+                    .await
+                    .unwrap()
+            );
+            assert!(
+                !store
+                    .finish(
+                        &alice(),
+                        &task.id,
+                        &TaskState::Cancelled,
+                        "cancelled",
+                        4_000,
+                        None
+                    )
+                    .await
+                    .unwrap()
+            );
+
+            let read = store.get(&alice(), &task.id, 5_000).await.unwrap().unwrap();
+            assert_eq!(read.state, completed);
+            assert_eq!(read.status_message.as_deref(), Some("completed"));
+            assert_eq!(read.updated_at, 3_000);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_cancel_request_reaches_the_running_process_through_the_record() {
+        for (store, _dir) in stores().await {
+            let task = TaskRecord::working(1_000, HOUR, "running");
+            store.create(&alice(), &task).await.unwrap();
+            assert_eq!(
+                store.cancel_requested(&alice(), &task.id).await.unwrap(),
+                Some(false)
+            );
+
+            assert!(
+                store
+                    .request_cancel(&alice(), &task.id, 2_000)
+                    .await
+                    .unwrap()
+            );
+
+            assert_eq!(
+                store.cancel_requested(&alice(), &task.id).await.unwrap(),
+                Some(true)
+            );
+            assert_eq!(
+                store
+                    .beat(&alice(), &task.id, 3_000, Some("5 tokens"))
+                    .await
+                    .unwrap(),
+                Some(true)
+            );
+            let read = store.get(&alice(), &task.id, 3_000).await.unwrap().unwrap();
+            assert_eq!(
+                (read.heartbeat_at, read.status_message.as_deref()),
+                (3_000, Some("5 tokens"))
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn only_a_stale_heartbeat_lets_another_process_end_a_task() {
+        for (store, _dir) in stores().await {
+            let task = TaskRecord::working(1_000, HOUR, "running");
+            store.create(&alice(), &task).await.unwrap();
+            let failed = TaskState::Failed {
+                error: json!({"code": -32603, "message": "stopped"}),
+            };
+
+            assert!(
+                !store
+                    .finish(&alice(), &task.id, &failed, "stopped", 2_000, Some(1_000))
+                    .await
+                    .unwrap()
+            );
+            assert!(
+                store
+                    .finish(&alice(), &task.id, &failed, "stopped", 2_000, Some(1_001))
+                    .await
+                    .unwrap()
+            );
+
+            assert_eq!(
+                store
+                    .get(&alice(), &task.id, 2_000)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .state,
+                failed
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn an_expired_task_is_gone_and_pruned() {
+        for (store, _dir) in stores().await {
+            let old = TaskRecord::working(1_000, 10, "running");
+            store.create(&alice(), &old).await.unwrap();
+            assert!(store.get(&alice(), &old.id, 1_009).await.unwrap().is_some());
+            assert_eq!(store.get(&alice(), &old.id, 1_010).await.unwrap(), None);
+            assert!(
+                !store
+                    .request_cancel(&alice(), &old.id, 1_010)
+                    .await
+                    .unwrap()
+            );
+
+            let other = TaskRecord::working(1_005, HOUR, "running");
+            store.create(&bob(), &other).await.unwrap();
+            assert_eq!(store.prune(1_010).await.unwrap(), 1);
+            assert!(store.get(&bob(), &other.id, 1_010).await.unwrap().is_some());
+        }
+    }
+
+    #[tokio::test]
+    async fn creating_a_task_deletes_expired_ones() {
+        for (store, _dir) in stores().await {
+            let old = TaskRecord::working(1_000, 10, "running");
+            store.create(&alice(), &old).await.unwrap();
+            store
+                .create(&bob(), &TaskRecord::working(2_000, HOUR, "running"))
+                .await
+                .unwrap();
+            assert_eq!(
+                store.prune(2_000).await.unwrap(),
+                0,
+                "the expired task went at the create"
+            );
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! The task store opened on first use, as the conversation store is: an open that fails
+//! is tried again on the next call.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tokio::sync::OnceCell;
+
+use super::record::{TaskRecord, TaskState, TaskStore};
+use crate::principal::Principal;
+use crate::store::{StoreError, StoreLocation, open_task_store};
+
+/// The task store at `location` (the conversations' store), opened on first use.
+pub fn open_lazily(location: StoreLocation) -> Arc<dyn TaskStore> {
+    Arc::new(LazyTaskStore {
+        location,
+        opened: OnceCell::new(),
+    })
+}
+
+/// A task store that opens the real one on first use and keeps it.
+struct LazyTaskStore {
+    location: StoreLocation,
+    opened: OnceCell<Arc<dyn TaskStore>>,
+}
+
+impl LazyTaskStore {
+    /// The opened store; a failure is `Unavailable` and leaves it unopened.
+    async fn store(&self) -> Result<&dyn TaskStore, StoreError> {
+        let store = self
+            .opened
+            .get_or_try_init(|| async {
+                open_task_store(&self.location)
+                    .await
+                    .map_err(|error| StoreError::Unavailable(Box::new(error)))
+            })
+            .await?;
+        Ok(store.as_ref())
+    }
+}
+
+#[async_trait]
+impl TaskStore for LazyTaskStore {
+    async fn create(&self, owner: &Principal, task: &TaskRecord) -> Result<(), StoreError> {
+        self.store().await?.create(owner, task).await
+    }
+
+    async fn get(
+        &self,
+        owner: &Principal,
+        id: &str,
+        now: i64,
+    ) -> Result<Option<TaskRecord>, StoreError> {
+        self.store().await?.get(owner, id, now).await
+    }
+
+    async fn beat(
+        &self,
+        owner: &Principal,
+        id: &str,
+        now: i64,
+        status_message: Option<&str>,
+    ) -> Result<Option<bool>, StoreError> {
+        self.store()
+            .await?
+            .beat(owner, id, now, status_message)
+            .await
+    }
+
+    async fn cancel_requested(
+        &self,
+        owner: &Principal,
+        id: &str,
+    ) -> Result<Option<bool>, StoreError> {
+        self.store().await?.cancel_requested(owner, id).await
+    }
+
+    async fn request_cancel(
+        &self,
+        owner: &Principal,
+        id: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        self.store().await?.request_cancel(owner, id, now).await
+    }
+
+    async fn finish(
+        &self,
+        owner: &Principal,
+        id: &str,
+        state: &TaskState,
+        status_message: &str,
+        now: i64,
+        heartbeat_before: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        self.store()
+            .await?
+            .finish(owner, id, state, status_message, now, heartbeat_before)
+            .await
+    }
+
+    async fn prune(&self, now: i64) -> Result<usize, StoreError> {
+        self.store().await?.prune(now).await
+    }
+}

@@ -1,0 +1,22 @@
+//! Long calls as tasks (the MCP tasks extension): a call still running after
+//! `VULTR_MCP_TASK_AFTER` goes on in the background while its caller polls a durable task
+//! record by id. No rmcp types here; `src/mcp/tasks.rs` turns these into the protocol's.
+//!
+//! [`TaskStore`] keeps the records, owned by a principal like conversations (SQLite file
+//! or memory today; any store shared by several processes works, since a record carries
+//! everything another process needs: the cancel flag, the heartbeat lease and the
+//! outcome). [`Tasks`] starts calls, runs each task's supervisor (progress into the
+//! status message, the heartbeat, cancellation) and answers `get` and `cancel`.
+
+mod clock;
+mod lazy;
+mod record;
+mod runner;
+
+pub use clock::WallClock;
+pub use lazy::open_lazily;
+pub use record::{TaskRecord, TaskState, TaskStore};
+pub use runner::{Started, StatusLine, TaskError, Tasks};
+
+pub(crate) use clock::rfc3339;
+pub(crate) use runner::POLL_INTERVAL;

@@ -1,0 +1,162 @@
+//! A task's record and the store that keeps records: what `tasks/get` reports from any
+//! process sharing the store.
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use crate::principal::Principal;
+use crate::store::StoreError;
+
+/// Where a task is: still working, or how it ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TaskState {
+    /// The call is running.
+    Working,
+    /// The call returned this result (a tool result, `isError` ones included).
+    Completed {
+        /// The result exactly as the call would have returned it.
+        result: Value,
+    },
+    /// The call ended without a result: this JSON-RPC error object says why.
+    Failed {
+        /// `{"code": .., "message": ..}`.
+        error: Value,
+    },
+    /// The call was stopped on request.
+    Cancelled,
+}
+
+impl TaskState {
+    /// The status as the protocol spells it (and the store keeps it).
+    pub fn status(&self) -> &'static str {
+        match self {
+            TaskState::Working => "working",
+            TaskState::Completed { .. } => "completed",
+            TaskState::Failed { .. } => "failed",
+            TaskState::Cancelled => "cancelled",
+        }
+    }
+
+    /// The JSON kept with a terminal status: the result or the error.
+    pub fn outcome(&self) -> Option<&Value> {
+        match self {
+            TaskState::Completed { result } => Some(result),
+            TaskState::Failed { error } => Some(error),
+            TaskState::Working | TaskState::Cancelled => None,
+        }
+    }
+
+    /// The state for a stored `status` and `outcome`; `None` for a status this build does not know.
+    pub fn from_stored(status: &str, outcome: Option<Value>) -> Option<TaskState> {
+        Some(match (status, outcome) {
+            ("working", _) => TaskState::Working,
+            ("cancelled", _) => TaskState::Cancelled,
+            ("completed", Some(result)) => TaskState::Completed { result },
+            ("failed", Some(error)) => TaskState::Failed { error },
+            _ => return None,
+        })
+    }
+}
+
+/// One task as stored. Times are unix milliseconds ([`super::WallClock`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskRecord {
+    /// The id the client polls with.
+    pub id: String,
+    /// Working, or how it ended.
+    pub state: TaskState,
+    /// A line on what the task is doing (tokens so far) or how it ended.
+    pub status_message: Option<String>,
+    /// When the task was created.
+    pub created_at: i64,
+    /// When its state or message last changed.
+    pub updated_at: i64,
+    /// When the process running it last said it still was.
+    pub heartbeat_at: i64,
+    /// When it is deleted: creation + the TTL.
+    pub expires_at: i64,
+    /// Whether someone asked to cancel it.
+    pub cancel_requested: bool,
+}
+
+impl TaskRecord {
+    /// A working task made now (`now`), kept for `ttl_ms`.
+    pub fn working(now: i64, ttl_ms: i64, status_message: &str) -> Self {
+        Self {
+            id: new_task_id(),
+            state: TaskState::Working,
+            status_message: Some(status_message.to_owned()),
+            created_at: now,
+            updated_at: now,
+            heartbeat_at: now,
+            expires_at: now.saturating_add(ttl_ms),
+            cancel_requested: false,
+        }
+    }
+}
+
+/// A fresh, unguessable task id.
+fn new_task_id() -> String {
+    format!("task_{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Keeps task records. Every call names the owner, and sees only the owner's tasks:
+/// another owner's id is not found, exactly as an id that never existed; an expired task
+/// (past `expires_at`) is not found either. Times are given by the caller (unix ms).
+#[async_trait]
+pub trait TaskStore: Send + Sync {
+    /// Stores `task` for `owner` (durably, before the caller hands out its id) and deletes
+    /// expired tasks.
+    async fn create(&self, owner: &Principal, task: &TaskRecord) -> Result<(), StoreError>;
+
+    /// `owner`'s task `id` as of `now`; `None` when there is none or it expired.
+    async fn get(
+        &self,
+        owner: &Principal,
+        id: &str,
+        now: i64,
+    ) -> Result<Option<TaskRecord>, StoreError>;
+
+    /// The running process's heartbeat: a working task's `heartbeat_at` becomes `now`, and
+    /// its status message `status_message` when given. Returns whether cancelling was
+    /// asked, or `None` when the task is gone or no longer working.
+    async fn beat(
+        &self,
+        owner: &Principal,
+        id: &str,
+        now: i64,
+        status_message: Option<&str>,
+    ) -> Result<Option<bool>, StoreError>;
+
+    /// Whether cancelling a working task was asked; `None` when it is gone or ended.
+    async fn cancel_requested(
+        &self,
+        owner: &Principal,
+        id: &str,
+    ) -> Result<Option<bool>, StoreError>;
+
+    /// Asks to cancel `owner`'s task (the process running it notices); false when
+    /// `owner` has no such task. A task that already ended stays as it ended.
+    async fn request_cancel(
+        &self,
+        owner: &Principal,
+        id: &str,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+
+    /// Ends a working task in `state` (terminal) with `status_message`; with
+    /// `heartbeat_before`, only when its heartbeat is older than that. False when it had
+    /// already ended, is gone, or its heartbeat is fresh: the first end wins.
+    async fn finish(
+        &self,
+        owner: &Principal,
+        id: &str,
+        state: &TaskState,
+        status_message: &str,
+        now: i64,
+        heartbeat_before: Option<i64>,
+    ) -> Result<bool, StoreError>;
+
+    /// Deletes every task past its expiry at `now`, whoever owns it; returns how many.
+    async fn prune(&self, now: i64) -> Result<usize, StoreError>;
+}
