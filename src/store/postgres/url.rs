@@ -1,0 +1,197 @@
+//! A Postgres URL from the setting (libpq URL syntax): kept whole for connecting, shown
+//! only with its password replaced by `***`.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use tokio_postgres::config::SslMode;
+
+/// How long connecting may take when the URL does not say (`connect_timeout`).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What stands for a password when a URL is shown.
+const HIDDEN: &str = "***";
+
+/// A `postgres://` or `postgresql://` URL. Debug and Display hide its password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PostgresUrl {
+    url: String,
+}
+
+/// Whether a connection is encrypted, as the URL's `sslmode` asks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(in crate::store) enum Tls {
+    /// Plain TCP (no `sslmode`, or `disable`, `allow`, `prefer`).
+    Off,
+    /// TLS, the server's certificate checked against the system's roots (`require`,
+    /// `verify-ca`, `verify-full`).
+    Verified,
+}
+
+impl PostgresUrl {
+    /// The URL when `setting` is one (`postgres://` or `postgresql://`, any case).
+    pub fn parse(setting: &str) -> Option<Self> {
+        let lower = setting.get(..13).unwrap_or(setting).to_ascii_lowercase();
+        (lower.starts_with("postgres://") || lower.starts_with("postgresql://")).then(|| Self {
+            url: setting.to_owned(),
+        })
+    }
+
+    /// The driver's configuration and whether to use TLS; the error is the driver's
+    /// complaint about the URL (it never quotes the password).
+    pub(in crate::store) fn config(
+        &self,
+    ) -> Result<(tokio_postgres::Config, Tls), tokio_postgres::Error> {
+        // The driver knows `disable`, `prefer` and `require`; libpq's stricter modes become
+        // `require`, and every TLS connection checks the certificate.
+        let (url, tls) = match ssl_mode(&self.url) {
+            Some("require" | "verify-ca" | "verify-full") => (
+                self.url
+                    .replace("sslmode=verify-full", "sslmode=require")
+                    .replace("sslmode=verify-ca", "sslmode=require"),
+                Tls::Verified,
+            ),
+            _ => (self.url.clone(), Tls::Off),
+        };
+        let mut config = tokio_postgres::Config::from_str(&url)?;
+        if tls == Tls::Off {
+            config.ssl_mode(SslMode::Disable);
+        }
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name(env!("CARGO_PKG_NAME"));
+        }
+        Ok((config, tls))
+    }
+}
+
+/// The value of the URL's `sslmode` parameter, if it has one.
+fn ssl_mode(url: &str) -> Option<&str> {
+    let (_, query) = url.split_once('?')?;
+    query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("sslmode="))
+}
+
+impl fmt::Display for PostgresUrl {
+    /// The URL with the password (in the user part or a `password=` parameter) as `***`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (scheme, rest) = self.url.split_once("://").unwrap_or(("", &self.url));
+        let (rest, query) = match rest.split_once('?') {
+            Some((rest, query)) => (rest, Some(query)),
+            None => (rest, None),
+        };
+        let authority_end = rest.find('/').unwrap_or(rest.len());
+        let (authority, path) = rest.split_at(authority_end);
+        write!(f, "{scheme}://")?;
+        match authority.rsplit_once('@') {
+            Some((user_info, hosts)) => match user_info.split_once(':') {
+                Some((user, _password)) => write!(f, "{user}:{HIDDEN}@{hosts}")?,
+                None => write!(f, "{user_info}@{hosts}")?,
+            },
+            None => f.write_str(authority)?,
+        }
+        f.write_str(path)?;
+        if let Some(query) = query {
+            f.write_str("?")?;
+            for (i, pair) in query.split('&').enumerate() {
+                if i > 0 {
+                    f.write_str("&")?;
+                }
+                match pair.split_once('=') {
+                    Some((key, _)) if key.eq_ignore_ascii_case("password") => {
+                        write!(f, "{key}={HIDDEN}")?;
+                    }
+                    _ => f.write_str(pair)?,
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for PostgresUrl {
+    /// Same as Display: the URL without its password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PostgresUrl({self})")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(text: &str) -> PostgresUrl {
+        PostgresUrl::parse(text).unwrap()
+    }
+
+    #[test]
+    fn only_postgres_urls_are_postgres_urls() {
+        assert!(PostgresUrl::parse("postgres://db/x").is_some());
+        assert!(PostgresUrl::parse("PostgreSQL://db/x").is_some());
+        assert!(PostgresUrl::parse("/var/lib/postgres://x").is_none());
+        assert!(PostgresUrl::parse("memory").is_none());
+        assert!(PostgresUrl::parse("").is_none());
+    }
+
+    #[test]
+    fn a_shown_url_has_its_password_replaced() {
+        let cases = [
+            (
+                "postgres://app:s3cret@db.example:5432/chats?sslmode=require",
+                "postgres://app:***@db.example:5432/chats?sslmode=require",
+            ),
+            (
+                "postgresql://app:p%40ss@w@db/chats",
+                "postgresql://app:***@db/chats",
+            ),
+            (
+                "postgres://app@db/chats?password=s3cret&connect_timeout=2",
+                "postgres://app@db/chats?password=***&connect_timeout=2",
+            ),
+            ("postgres://db", "postgres://db"),
+            (
+                "postgres://app:s3cret@h1:5432,h2:5433/chats",
+                "postgres://app:***@h1:5432,h2:5433/chats",
+            ),
+        ];
+        for (given, shown) in cases {
+            let url = url(given);
+            assert_eq!(url.to_string(), shown);
+            assert_eq!(format!("{url:?}"), format!("PostgresUrl({shown})"));
+        }
+    }
+
+    #[test]
+    fn tls_is_used_when_the_url_asks_for_it() {
+        let tls = |text| url(text).config().unwrap().1;
+        assert_eq!(tls("postgres://u@h/d"), Tls::Off);
+        assert_eq!(tls("postgres://u@h/d?sslmode=disable"), Tls::Off);
+        assert_eq!(tls("postgres://u@h/d?sslmode=prefer"), Tls::Off);
+        assert_eq!(tls("postgres://u@h/d?sslmode=require"), Tls::Verified);
+        assert_eq!(tls("postgres://u@h/d?sslmode=verify-full"), Tls::Verified);
+        assert_eq!(
+            tls("postgres://u@h/d?connect_timeout=3&sslmode=verify-ca"),
+            Tls::Verified
+        );
+    }
+
+    #[test]
+    fn connecting_gives_up_after_a_few_seconds_unless_the_url_says() {
+        let timeout = |text| url(text).config().unwrap().0.get_connect_timeout().copied();
+        assert_eq!(timeout("postgres://u@h/d"), Some(CONNECT_TIMEOUT));
+        assert_eq!(
+            timeout("postgres://u@h/d?connect_timeout=2"),
+            Some(Duration::from_secs(2))
+        );
+    }
+
+    #[test]
+    fn a_bad_url_is_refused_without_quoting_the_password() {
+        let err = url("postgres://u:s3cret@h/d?bogus=1").config().unwrap_err();
+        assert!(!err.to_string().contains("s3cret"), "{err}");
+    }
+}
