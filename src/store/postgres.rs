@@ -11,6 +11,7 @@
 //! replicas agree on them.
 
 mod schema;
+mod tls;
 mod url;
 
 use std::fmt;
@@ -29,7 +30,6 @@ use crate::principal::Principal;
 use crate::vultr::chat::Message;
 
 pub use url::PostgresUrl;
-pub(super) use url::Tls;
 
 /// How long a call waits for a free connection, or for a new one to be made.
 const POOL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -100,10 +100,12 @@ impl PostgresStore {
         let manager_config = ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         };
-        let manager = match tls {
-            Tls::Off => Manager::from_config(config, NoTls, manager_config),
-            Tls::Verified => {
-                let client_config = verified_tls().map_err(|e| failed(e.into()))?;
+        let manager = match tls
+            .client_config()
+            .map_err(|e| failed(DatabaseError::Message(e)))?
+        {
+            None => Manager::from_config(config, NoTls, manager_config),
+            Some(client_config) => {
                 let connector = tokio_postgres_rustls::MakeRustlsConnect::new(client_config);
                 Manager::from_config(config, connector, manager_config)
             }
@@ -180,12 +182,6 @@ impl PostgresStore {
     fn max_age(&self) -> i64 {
         i64::try_from(self.retention.max_age.as_secs()).unwrap_or(i64::MAX)
     }
-}
-
-/// A rustls configuration that checks the server's certificate against the system's roots.
-fn verified_tls() -> Result<rustls::ClientConfig, rustls::Error> {
-    use rustls_platform_verifier::ConfigVerifierExt;
-    rustls::ClientConfig::with_platform_verifier()
 }
 
 #[async_trait]
@@ -446,13 +442,6 @@ impl From<tokio_postgres::Error> for DatabaseError {
     /// The driver's error as it is.
     fn from(error: tokio_postgres::Error) -> Self {
         DatabaseError::Driver(error)
-    }
-}
-
-impl From<rustls::Error> for DatabaseError {
-    /// A TLS set-up failure.
-    fn from(error: rustls::Error) -> Self {
-        DatabaseError::Message(format!("cannot set up TLS: {error}"))
     }
 }
 

@@ -3,7 +3,8 @@
 //! `postgres` superuser. When the tests run as root, the server's commands run as the
 //! `postgres` system user (Postgres refuses root), with the temp dir handed to that user.
 //!
-//! Start one with [`PgServer::start`] (stopped on drop), or share one per test binary with
+//! Start one with [`PgServer::start`] (stopped on drop), or [`PgServer::start_with_tls`]
+//! for one that also offers TLS with a certificate for `localhost` from a test CA, or share one per test binary with
 //! [`PgServer::shared`] and give each test its own database ([`PgServer::create_database`]).
 //! Without Postgres's binaries the tests fail, saying how to install them.
 
@@ -28,12 +29,29 @@ pub struct PgServer {
     bin: PathBuf,
     port: u16,
     as_postgres_user: bool,
+    tls: bool,
 }
 
 impl PgServer {
     /// Creates and starts a server in a fresh temp dir; panics (with how to install
     /// Postgres, or the server's log) when it cannot.
     pub fn start() -> PgServer {
+        PgServer::create(false)
+    }
+
+    /// Like [`PgServer::start`], and the server also accepts TLS, with a certificate for
+    /// `localhost` signed by the CA in [`PgServer::ca_file`].
+    pub fn start_with_tls() -> PgServer {
+        PgServer::create(true)
+    }
+
+    /// The test CA's certificate (PEM), for a server started with TLS.
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("ca.crt")
+    }
+
+    /// Creates and starts a server, with TLS or not.
+    fn create(tls: bool) -> PgServer {
         let bin = binaries();
         let dir = tempfile::Builder::new()
             .prefix("pg-test-")
@@ -49,6 +67,7 @@ impl PgServer {
             bin,
             port: free_port(),
             as_postgres_user,
+            tls,
         };
         server.pg(
             "initdb",
@@ -62,6 +81,9 @@ impl PgServer {
                 "--no-sync",
             ],
         );
+        if tls {
+            server.make_certificates();
+        }
         server.start_again();
         server
     }
@@ -126,11 +148,14 @@ impl PgServer {
 
     /// Starts the (stopped) server again, on the same port with the same databases.
     pub fn start_again(&self) {
-        let options = format!(
+        let mut options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
             self.port,
             self.dir.path().display()
         );
+        if self.tls {
+            options.push_str(" -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key");
+        }
         let started = self.try_pg(
             "pg_ctl",
             &[
@@ -153,6 +178,91 @@ impl PgServer {
                 std::fs::read_to_string(self.log()).unwrap_or_default()
             );
         }
+    }
+
+    /// Makes a test CA and a server certificate for `localhost` signed by it (with the
+    /// `openssl` command), the server's key readable only by the server.
+    fn make_certificates(&self) {
+        let dir = self.dir.path();
+        std::fs::write(
+            dir.join("server.ext"),
+            "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n",
+        )
+        .expect("write the certificate extensions");
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        let openssl = |args: &[&str]| {
+            run(Command::new("openssl").args(args).current_dir(dir));
+        };
+        openssl(
+            &[
+                &["req", "-x509"][..],
+                &ec,
+                &[
+                    "-keyout",
+                    "ca.key",
+                    "-out",
+                    "ca.crt",
+                    "-days",
+                    "2",
+                    "-subj",
+                    "/CN=vultr-mcp test CA",
+                ],
+            ]
+            .concat(),
+        );
+        openssl(
+            &[
+                &["req"][..],
+                &ec,
+                &[
+                    "-keyout",
+                    "server.key",
+                    "-out",
+                    "server.csr",
+                    "-subj",
+                    "/CN=localhost",
+                ],
+            ]
+            .concat(),
+        );
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+        ]);
+        for file in ["server.crt", "server.key"] {
+            let path = self.data_file(file);
+            std::fs::rename(dir.join(file), &path).expect("move the server's certificate");
+            if self.as_postgres_user {
+                run(Command::new("chown").arg("postgres:").arg(&path));
+            }
+        }
+        run(Command::new("chmod")
+            .arg("600")
+            .arg(self.data_file("server.key")));
+    }
+
+    /// A file in the data directory.
+    fn data_file(&self, name: &str) -> PathBuf {
+        self.data().join(name)
     }
 
     /// The data directory.

@@ -231,3 +231,52 @@ async fn calls_fail_clearly_while_postgres_is_down_and_work_again_once_it_is_bac
     assert_eq!(store.get(&alice(), &id).await.unwrap().summary.id, id);
     assert_eq!(store.list(&alice(), 10).await.unwrap().len(), 1);
 }
+
+/// Whether the store's connections are encrypted.
+async fn encrypted(store: &PostgresStore) -> bool {
+    store
+        .pool
+        .get()
+        .await
+        .unwrap()
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test]
+async fn tls_is_used_as_the_urls_sslmode_asks_and_checks_the_certificate_when_told() {
+    let server = PgServer::start_with_tls();
+    let database = server.create_database().replace("127.0.0.1", "localhost");
+    let database = &database;
+    let open = |query: String| async move {
+        let url = url(&format!("{database}{query}"));
+        PostgresStore::open(&url, contract::RETENTION, 1).await
+    };
+
+    let plain = open(String::new()).await.unwrap();
+    assert!(!encrypted(&plain).await, "no sslmode: plain");
+    let required = open("?sslmode=require".to_owned()).await.unwrap();
+    assert!(encrypted(&required).await, "require: encrypted");
+
+    // The test CA is not one of the system's: checking the certificate fails, clearly.
+    let err = open("?sslmode=verify-full".to_owned()).await.unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, StoreError::Postgres { .. }), "{err:?}");
+    assert!(text.contains("certificate"), "{text}");
+
+    let ca = server.ca_file().display().to_string();
+    let verified = open(format!("?sslmode=verify-full&sslrootcert={ca}"))
+        .await
+        .unwrap();
+    assert!(encrypted(&verified).await, "verify-full: encrypted");
+    let id = verified
+        .create(&alice(), "m", &[user("over TLS")], None)
+        .await
+        .unwrap();
+    assert_eq!(required.get(&alice(), &id).await.unwrap().summary.id, id);
+}

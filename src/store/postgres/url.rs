@@ -2,10 +2,13 @@
 //! only with its password replaced by `***`.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
 use tokio_postgres::config::SslMode;
+
+use super::tls::Tls;
 
 /// How long connecting may take when the URL does not say (`connect_timeout`).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -19,16 +22,6 @@ pub struct PostgresUrl {
     url: String,
 }
 
-/// Whether a connection is encrypted, as the URL's `sslmode` asks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(in crate::store) enum Tls {
-    /// Plain TCP (no `sslmode`, or `disable`, `allow`, `prefer`).
-    Off,
-    /// TLS, the server's certificate checked against the system's roots (`require`,
-    /// `verify-ca`, `verify-full`).
-    Verified,
-}
-
 impl PostgresUrl {
     /// The URL when `setting` is one (`postgres://` or `postgresql://`, any case).
     pub fn parse(setting: &str) -> Option<Self> {
@@ -38,26 +31,27 @@ impl PostgresUrl {
         })
     }
 
-    /// The driver's configuration and whether to use TLS; the error is the driver's
+    /// The driver's configuration and how to use TLS; the error is the driver's
     /// complaint about the URL (it never quotes the password).
     pub(in crate::store) fn config(
         &self,
     ) -> Result<(tokio_postgres::Config, Tls), tokio_postgres::Error> {
-        // The driver knows `disable`, `prefer` and `require`; libpq's stricter modes become
-        // `require`, and every TLS connection checks the certificate.
-        let (url, tls) = match ssl_mode(&self.url) {
-            Some("require" | "verify-ca" | "verify-full") => (
-                self.url
-                    .replace("sslmode=verify-full", "sslmode=require")
-                    .replace("sslmode=verify-ca", "sslmode=require"),
-                Tls::Verified,
-            ),
-            _ => (self.url.clone(), Tls::Off),
+        // The driver knows `disable`, `prefer` and `require`, and no `sslrootcert`: the
+        // stricter modes become `require` and the CA file is ours to read.
+        let (url, roots) = take_parameter(&self.url, "sslrootcert");
+        let roots = roots.map(PathBuf::from);
+        let (url, mode) = take_parameter(&url, "sslmode");
+        let tls = match mode.as_deref() {
+            Some("require") if roots.is_none() => Tls::Encrypted,
+            Some("require" | "verify-ca" | "verify-full") => Tls::Verified(roots),
+            _ => Tls::Off,
         };
         let mut config = tokio_postgres::Config::from_str(&url)?;
-        if tls == Tls::Off {
-            config.ssl_mode(SslMode::Disable);
-        }
+        config.ssl_mode(if tls == Tls::Off {
+            SslMode::Disable
+        } else {
+            SslMode::Require
+        });
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
@@ -68,12 +62,27 @@ impl PostgresUrl {
     }
 }
 
-/// The value of the URL's `sslmode` parameter, if it has one.
-fn ssl_mode(url: &str) -> Option<&str> {
-    let (_, query) = url.split_once('?')?;
-    query
+/// `url` without its query parameter `name`, and that parameter's value.
+fn take_parameter(url: &str, name: &str) -> (String, Option<String>) {
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_owned(), None);
+    };
+    let mut value = None;
+    let kept: Vec<&str> = query
         .split('&')
-        .find_map(|pair| pair.strip_prefix("sslmode="))
+        .filter(|pair| match pair.split_once('=') {
+            Some((key, found)) if key == name => {
+                value = Some(found.to_owned());
+                false
+            }
+            _ => true,
+        })
+        .collect();
+    if kept.is_empty() {
+        (base.to_owned(), value)
+    } else {
+        (format!("{base}?{}", kept.join("&")), value)
+    }
 }
 
 impl fmt::Display for PostgresUrl {
@@ -171,11 +180,24 @@ mod tests {
         assert_eq!(tls("postgres://u@h/d"), Tls::Off);
         assert_eq!(tls("postgres://u@h/d?sslmode=disable"), Tls::Off);
         assert_eq!(tls("postgres://u@h/d?sslmode=prefer"), Tls::Off);
-        assert_eq!(tls("postgres://u@h/d?sslmode=require"), Tls::Verified);
-        assert_eq!(tls("postgres://u@h/d?sslmode=verify-full"), Tls::Verified);
+        assert_eq!(tls("postgres://u@h/d?sslmode=require"), Tls::Encrypted);
+        assert_eq!(
+            tls("postgres://u@h/d?sslmode=verify-full"),
+            Tls::Verified(None)
+        );
         assert_eq!(
             tls("postgres://u@h/d?connect_timeout=3&sslmode=verify-ca"),
-            Tls::Verified
+            Tls::Verified(None)
+        );
+        let ca = Tls::Verified(Some(PathBuf::from("/etc/ca.pem")));
+        assert_eq!(
+            tls("postgres://u@h/d?sslmode=verify-full&sslrootcert=/etc/ca.pem"),
+            ca
+        );
+        assert_eq!(
+            tls("postgres://u@h/d?sslrootcert=/etc/ca.pem&sslmode=require"),
+            ca,
+            "as in libpq, a CA file makes `require` check the certificate"
         );
     }
 
