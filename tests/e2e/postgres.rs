@@ -7,7 +7,7 @@ use serde_json::json;
 use crate::support::fake_vultr::FakeVultr;
 use crate::support::mcp::Server;
 use crate::support::postgres::PgServer;
-use crate::support::session::{err, ok};
+use crate::support::session::{err, ok, text};
 
 /// A model the fake's catalog has.
 const MODEL: &str = "glm-5.2";
@@ -78,4 +78,54 @@ async fn a_conversation_kept_in_postgres_continues_after_a_restart_and_can_be_de
     let logged = logged + &second.stderr();
     second.stop().await;
     assert!(!logged.contains(PASSWORD), "{logged}");
+}
+
+#[tokio::test]
+async fn while_postgres_is_down_a_chat_answers_unsaved_continuing_fails_naming_it_and_both_work_once_it_is_back()
+ {
+    let fake = FakeVultr::start().await;
+    let postgres = PgServer::start();
+    let database = postgres.create_database();
+    let shown = database.trim_start_matches("postgres://");
+    let server = Server::with_fake(&fake, &[("VULTR_MCP_CONVERSATIONS", &database)]).await;
+    let saved = ok(&server
+        .call(
+            "chat_completion",
+            json!({"model": MODEL, "prompt": "first"}),
+        )
+        .await);
+    let id = saved["conversation_id"].as_str().expect("saved").to_owned();
+
+    postgres.stop();
+    let unsaved = server
+        .call(
+            "chat_completion",
+            json!({"model": MODEL, "prompt": "second"}),
+        )
+        .await;
+    assert_eq!(ok(&unsaved)["conversation_id"], serde_json::Value::Null);
+    let said = text(&unsaved);
+    assert!(said.contains("this turn was not saved"), "{said}");
+    assert!(said.contains(shown), "names the store: {said}");
+    let continued = server
+        .call(
+            "chat_completion",
+            json!({"conversation_id": id, "prompt": "third"}),
+        )
+        .await;
+    let failed = err(&continued);
+    assert!(
+        failed.contains(shown) && failed.contains("Check that this Postgres server is running"),
+        "{failed}"
+    );
+
+    postgres.start_again();
+    let continued = ok(&server
+        .call(
+            "chat_completion",
+            json!({"conversation_id": id, "prompt": "fourth"}),
+        )
+        .await);
+    assert_eq!(continued["conversation_id"], id.as_str());
+    server.stop().await;
 }

@@ -13,6 +13,10 @@ use super::tls::Tls;
 /// How long connecting may take when the URL does not say (`connect_timeout`).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long sent data may go unacknowledged before the connection counts as dead
+/// (`tcp_user_timeout`), so a call on a server that vanished fails instead of hanging.
+const TCP_USER_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// What stands for a password when a URL is shown.
 const HIDDEN: &str = "***";
 
@@ -54,6 +58,9 @@ impl PostgresUrl {
         });
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        if config.get_tcp_user_timeout().is_none() {
+            config.tcp_user_timeout(TCP_USER_TIMEOUT);
         }
         if config.get_application_name().is_none() {
             config.application_name(env!("CARGO_PKG_NAME"));
@@ -202,13 +209,14 @@ mod tests {
     }
 
     #[test]
-    fn connecting_gives_up_after_a_few_seconds_unless_the_url_says() {
-        let timeout = |text| url(text).config().unwrap().0.get_connect_timeout().copied();
-        assert_eq!(timeout("postgres://u@h/d"), Some(CONNECT_TIMEOUT));
-        assert_eq!(
-            timeout("postgres://u@h/d?connect_timeout=2"),
-            Some(Duration::from_secs(2))
-        );
+    fn connecting_and_unanswered_sends_give_up_after_a_few_seconds_unless_the_url_says() {
+        let config = |text| url(text).config().unwrap().0;
+        let default = config("postgres://u@h/d");
+        assert_eq!(default.get_connect_timeout(), Some(&CONNECT_TIMEOUT));
+        assert_eq!(default.get_tcp_user_timeout(), Some(&TCP_USER_TIMEOUT));
+        let given = config("postgres://u@h/d?connect_timeout=2&tcp_user_timeout=3");
+        assert_eq!(given.get_connect_timeout(), Some(&Duration::from_secs(2)));
+        assert_eq!(given.get_tcp_user_timeout(), Some(&Duration::from_secs(3)));
     }
 
     #[test]
