@@ -498,5 +498,6 @@ impl std::error::Error for DatabaseError {
     }
 }
 
-#[cfg(test)]
+// The tests start a private Postgres server, which needs a Unix system.
+#[cfg(all(test, unix))]
 mod tests;

@@ -290,6 +290,14 @@ impl PgServer {
 
     /// Runs Postgres program `program` with `args` (as `postgres` when we are root).
     fn try_pg(&self, program: &str, args: &[&str]) -> Output {
+        self.command(program, args)
+            .output()
+            .expect("run a Postgres program")
+    }
+
+    /// The command running Postgres program `program` with `args`, as `postgres` when we
+    /// are root.
+    fn command(&self, program: &str, args: &[&str]) -> Command {
         let program = self.bin.join(program);
         let mut command = if self.as_postgres_user {
             let mut command = Command::new("runuser");
@@ -298,45 +306,30 @@ impl PgServer {
         } else {
             Command::new(program)
         };
+        command.args(args).current_dir(self.dir.path());
         command
-            .args(args)
-            .current_dir(self.dir.path())
-            .output()
-            .expect("run a Postgres program")
+    }
+
+    /// Stops the server immediately, whatever state it is in; never panics.
+    fn stop_quietly(&self) {
+        let data = self.data().display().to_string();
+        let _ = self
+            .command("pg_ctl", &["-D", &data, "-m", "immediate", "-w", "stop"])
+            .output();
     }
 }
 
 impl Drop for PgServer {
     /// Stops the server (immediately); the temp dir goes with it.
     fn drop(&mut self) {
-        let _ = self.try_pg(
-            "pg_ctl",
-            &[
-                "-D",
-                &self.data().display().to_string(),
-                "-m",
-                "immediate",
-                "-w",
-                "stop",
-            ],
-        );
+        self.stop_quietly();
     }
 }
 
 /// Stops the shared server and removes its files when the test binary exits.
 extern "C" fn stop_shared() {
     if let Some(server) = SHARED.get() {
-        let _ = server.try_pg(
-            "pg_ctl",
-            &[
-                "-D",
-                &server.data().display().to_string(),
-                "-m",
-                "immediate",
-                "-w",
-                "stop",
-            ],
-        );
+        server.stop_quietly();
         let _ = std::fs::remove_dir_all(server.dir.path());
     }
 }

@@ -103,7 +103,13 @@ async fn a_database_with_a_newer_schema_is_refused_with_advice() {
         "{err:?}"
     );
     let text = err.to_string();
-    assert!(text.contains("has schema version 99, newer than this build understands (1)"));
+    assert!(
+        text.contains(&format!(
+            "has schema version 99, newer than this build understands ({})",
+            schema::SCHEMA_VERSION
+        )),
+        "{text}"
+    );
     assert!(text.contains("Upgrade vultr-inference-mcp"), "{text}");
 }
 
