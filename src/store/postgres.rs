@@ -31,11 +31,60 @@ use crate::vultr::chat::Message;
 
 pub use url::PostgresUrl;
 
-/// How long a call waits for a free connection, or for a new one to be made.
+/// How long a call waits for a free connection, or for a new one to be made (longer when
+/// the URL's `connect_timeout` is).
 const POOL_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The database's clock, in unix seconds.
-const NOW: &str = "EXTRACT(EPOCH FROM statement_timestamp())::bigint";
+/// The database's clock, in unix seconds, for the statements below.
+macro_rules! now {
+    () => {
+        "EXTRACT(EPOCH FROM statement_timestamp())::bigint"
+    };
+}
+
+// Statements are prepared once per connection (deadpool's statement cache): each use is
+// then one round trip.
+
+/// Saves a new conversation: id $1, owner $2, title $3, model $4.
+const INSERT_CONVERSATION: &str = concat!(
+    "INSERT INTO conversations (id, owner, title, model, turns, created_at, updated_at)
+     VALUES ($1, $2, $3, $4, 1, ",
+    now!(),
+    ", ",
+    now!(),
+    ")"
+);
+
+/// Finds conversation $1 of owner $2 and locks it until the transaction ends.
+const LOCK_OWNED: &str = "SELECT 1 FROM conversations WHERE id = $1 AND owner = $2 FOR UPDATE";
+
+/// The position after the last message of conversation $1.
+const NEXT_SEQ: &str = "SELECT COALESCE(MAX(seq) + 1, 0) FROM messages WHERE conversation_id = $1";
+
+/// Inserts messages of conversation $1 from position $2: bodies $3, cut-off reasons $4.
+const INSERT_MESSAGES: &str = "
+    INSERT INTO messages (conversation_id, seq, body, cut_off)
+    SELECT $1, $2 + ordinality - 1, body, cut_off
+    FROM unnest($3::text[], $4::text[]) WITH ORDINALITY AS turn (body, cut_off, ordinality)";
+
+/// Counts one more turn of conversation $1 on model $2, and marks it the most recently used.
+const COUNT_TURN: &str = concat!(
+    "UPDATE conversations SET turns = turns + 1, model = $2, updated_at = ",
+    now!(),
+    ", touched = nextval('conversation_uses') WHERE id = $1"
+);
+
+/// The summary of conversation $1 of owner $2.
+const SUMMARY_OWNED: &str = "
+    SELECT id, title, model, turns, created_at, updated_at
+    FROM conversations WHERE id = $1 AND owner = $2";
+
+/// The messages of conversation $1, in order, with why each was cut off.
+const MESSAGES: &str =
+    "SELECT seq, body, cut_off FROM messages WHERE conversation_id = $1 ORDER BY seq";
+
+/// Deletes conversation $1 of owner $2 (its messages go with it).
+const DELETE_OWNED: &str = "DELETE FROM conversations WHERE id = $1 AND owner = $2";
 
 /// Up to $2 summaries of owner $1, most recently used first.
 const LIST_OWNED: &str = "
@@ -44,10 +93,11 @@ const LIST_OWNED: &str = "
 
 /// Drops conversations not updated for $1 seconds, sparing $2 (may be NULL); returns
 /// how many went.
-const DROP_EXPIRED: &str = "
-    DELETE FROM conversations
-    WHERE updated_at < EXTRACT(EPOCH FROM statement_timestamp())::bigint - $1
-      AND id IS DISTINCT FROM $2";
+const DROP_EXPIRED: &str = concat!(
+    "DELETE FROM conversations WHERE updated_at < ",
+    now!(),
+    " - $1 AND id IS DISTINCT FROM $2"
+);
 
 /// Drops all but owner $3's newest $1 conversations, sparing $2.
 const DROP_PAST_NEWEST: &str = "
@@ -97,6 +147,9 @@ impl PostgresStore {
             source: Box::new(source),
         };
         let (config, tls) = url.config().map_err(|e| failed(e.into()))?;
+        let create_timeout = config
+            .get_connect_timeout()
+            .map_or(POOL_TIMEOUT, |connect| POOL_TIMEOUT.max(*connect));
         let manager_config = ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         };
@@ -114,7 +167,7 @@ impl PostgresStore {
             .max_size(pool_size.max(1))
             .runtime(Runtime::Tokio1)
             .wait_timeout(Some(POOL_TIMEOUT))
-            .create_timeout(Some(POOL_TIMEOUT))
+            .create_timeout(Some(create_timeout))
             .recycle_timeout(Some(POOL_TIMEOUT))
             .build()
             .map_err(|e| failed(DatabaseError::Message(e.to_string())))?;
@@ -174,7 +227,8 @@ impl PostgresStore {
         keep: &ConversationId,
     ) -> Result<u64, tokio_postgres::Error> {
         let max = sql_count(self.retention.max_conversations);
-        tx.execute(DROP_PAST_NEWEST, &[&max, &keep.as_ref(), &owner.as_str()])
+        let drop_past_newest = tx.prepare_cached(DROP_PAST_NEWEST).await?;
+        tx.execute(&drop_past_newest, &[&max, &keep.as_ref(), &owner.as_str()])
             .await
     }
 
@@ -200,17 +254,15 @@ impl ConversationStore for PostgresStore {
         let db = |e| self.db(ACTION, e);
         let mut client = self.client(ACTION).await?;
         let tx = client.transaction().await.map_err(db)?;
-        let insert = format!(
-            "INSERT INTO conversations (id, owner, title, model, turns, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, 1, {NOW}, {NOW})"
-        );
+        let insert = tx.prepare_cached(INSERT_CONVERSATION).await.map_err(db)?;
         tx.execute(&insert, &[&id.as_ref(), &owner.as_str(), &title, &model])
             .await
             .map_err(db)?;
         insert_messages(&tx, &id, 0, &bodies, cut_off)
             .await
             .map_err(db)?;
-        tx.execute(DROP_EXPIRED, &[&self.max_age(), &Some(id.as_ref())])
+        let drop_expired = tx.prepare_cached(DROP_EXPIRED).await.map_err(db)?;
+        tx.execute(&drop_expired, &[&self.max_age(), &Some(id.as_ref())])
             .await
             .map_err(db)?;
         self.drop_excess(&tx, owner, &id).await.map_err(db)?;
@@ -233,32 +285,24 @@ impl ConversationStore for PostgresStore {
         let tx = client.transaction().await.map_err(db)?;
         // The row lock makes concurrent appends to this conversation wait for each other,
         // so each reads the end the previous one left.
+        let lock = tx.prepare_cached(LOCK_OWNED).await.map_err(db)?;
         let found = tx
-            .query_opt(
-                "SELECT 1 FROM conversations WHERE id = $1 AND owner = $2 FOR UPDATE",
-                &[&id.as_ref(), &owner.as_str()],
-            )
+            .query_opt(&lock, &[&id.as_ref(), &owner.as_str()])
             .await
             .map_err(db)?;
         if found.is_none() {
             return Err(not_found(id));
         }
+        let next_seq = tx.prepare_cached(NEXT_SEQ).await.map_err(db)?;
         let next: i64 = tx
-            .query_one(
-                "SELECT COALESCE(MAX(seq) + 1, 0) FROM messages WHERE conversation_id = $1",
-                &[&id.as_ref()],
-            )
+            .query_one(&next_seq, &[&id.as_ref()])
             .await
             .map_err(db)?
             .get(0);
         insert_messages(&tx, id, next, &bodies, cut_off)
             .await
             .map_err(db)?;
-        let count_turn = format!(
-            "UPDATE conversations SET turns = turns + 1, model = $2, updated_at = {NOW},
-                 touched = nextval('conversation_uses')
-             WHERE id = $1"
-        );
+        let count_turn = tx.prepare_cached(COUNT_TURN).await.map_err(db)?;
         tx.execute(&count_turn, &[&id.as_ref(), &model])
             .await
             .map_err(db)?;
@@ -281,21 +325,16 @@ impl ConversationStore for PostgresStore {
             .start()
             .await
             .map_err(db)?;
+        let select_summary = tx.prepare_cached(SUMMARY_OWNED).await.map_err(db)?;
         let summary = tx
-            .query_opt(
-                "SELECT id, title, model, turns, created_at, updated_at
-                 FROM conversations WHERE id = $1 AND owner = $2",
-                &[&id.as_ref(), &owner.as_str()],
-            )
+            .query_opt(&select_summary, &[&id.as_ref(), &owner.as_str()])
             .await
             .map_err(db)?
             .ok_or_else(|| not_found(id))?;
         let summary = summary_from_row(&summary);
+        let select_messages = tx.prepare_cached(MESSAGES).await.map_err(db)?;
         let rows = tx
-            .query(
-                "SELECT seq, body, cut_off FROM messages WHERE conversation_id = $1 ORDER BY seq",
-                &[&id.as_ref()],
-            )
+            .query(&select_messages, &[&id.as_ref()])
             .await
             .map_err(db)?;
         tx.commit().await.map_err(db)?;
@@ -339,14 +378,13 @@ impl ConversationStore for PostgresStore {
 
     async fn delete(&self, owner: &Principal, id: &ConversationId) -> Result<bool, StoreError> {
         const ACTION: &str = "deleting a conversation";
+        let db = |e| self.db(ACTION, e);
         let client = self.client(ACTION).await?;
+        let delete = client.prepare_cached(DELETE_OWNED).await.map_err(db)?;
         let deleted = client
-            .execute(
-                "DELETE FROM conversations WHERE id = $1 AND owner = $2",
-                &[&id.as_ref(), &owner.as_str()],
-            )
+            .execute(&delete, &[&id.as_ref(), &owner.as_str()])
             .await
-            .map_err(|e| self.db(ACTION, e))?;
+            .map_err(db)?;
         Ok(deleted > 0)
     }
 
@@ -397,14 +435,8 @@ async fn insert_messages(
         .map(|i| if i == last { cut_off } else { None })
         .collect();
     let params: [&(dyn ToSql + Sync); 4] = [&id.as_ref(), &first, &bodies, &cut_offs];
-    tx.execute(
-        "INSERT INTO messages (conversation_id, seq, body, cut_off)
-         SELECT $1, $2 + ordinality - 1, body, cut_off
-         FROM unnest($3::text[], $4::text[]) WITH ORDINALITY AS turn (body, cut_off, ordinality)",
-        &params,
-    )
-    .await
-    .map(drop)
+    let insert = tx.prepare_cached(INSERT_MESSAGES).await?;
+    tx.execute(&insert, &params).await.map(drop)
 }
 
 /// A count as an SQL bigint, saturating.
@@ -457,10 +489,9 @@ impl From<deadpool_postgres::PoolError> for DatabaseError {
                 POOL_TIMEOUT.as_secs(),
                 crate::config::setting::DB_POOL
             )),
-            PoolError::Timeout(_) => DatabaseError::Message(format!(
-                "could not connect within {}s",
-                POOL_TIMEOUT.as_secs()
-            )),
+            PoolError::Timeout(_) => {
+                DatabaseError::Message("connecting took too long (no answer in time)".to_owned())
+            }
             other => DatabaseError::Message(other.to_string()),
         }
     }
