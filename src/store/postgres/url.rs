@@ -93,36 +93,44 @@ fn take_parameter(url: &str, name: &str) -> (String, Option<String>) {
 }
 
 impl fmt::Display for PostgresUrl {
-    /// The URL with the password (in the user part or a `password=` parameter) as `***`.
+    /// The URL with the password (in the user part or a `password=` parameter) as `***`,
+    /// even when the password holds characters a URL should have escaped (`@ / ? :`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (scheme, rest) = self.url.split_once("://").unwrap_or(("", &self.url));
-        let (rest, query) = match rest.split_once('?') {
-            Some((rest, query)) => (rest, Some(query)),
-            None => (rest, None),
-        };
-        let authority_end = rest.find('/').unwrap_or(rest.len());
-        let (authority, path) = rest.split_at(authority_end);
         write!(f, "{scheme}://")?;
-        match authority.rsplit_once('@') {
-            Some((user_info, hosts)) => match user_info.split_once(':') {
-                Some((user, _password)) => write!(f, "{user}:{HIDDEN}@{hosts}")?,
-                None => write!(f, "{user_info}@{hosts}")?,
-            },
-            None => f.write_str(authority)?,
-        }
-        f.write_str(path)?;
-        if let Some(query) = query {
-            f.write_str("?")?;
-            for (i, pair) in query.split('&').enumerate() {
-                if i > 0 {
-                    f.write_str("&")?;
+        // The user part ends at the last `@`, when what precedes the first `:` (or that
+        // `@`) is a plain user name; else any `@` is in the host or the parameters.
+        let user_part = rest.rfind('@').and_then(|at| {
+            let user_info = &rest[..at];
+            let user = user_info
+                .split_once(':')
+                .map_or(user_info, |(user, _)| user);
+            (!user.contains(['/', '?'])).then_some((user_info, user, &rest[at + 1..]))
+        });
+        let after_user = match user_part {
+            Some((user_info, user, after)) => {
+                if user.len() < user_info.len() {
+                    write!(f, "{user}:{HIDDEN}@")?;
+                } else {
+                    write!(f, "{user}@")?;
                 }
-                match pair.split_once('=') {
-                    Some((key, _)) if key.eq_ignore_ascii_case("password") => {
-                        write!(f, "{key}={HIDDEN}")?;
-                    }
-                    _ => f.write_str(pair)?,
+                after
+            }
+            None => rest,
+        };
+        let Some((before, query)) = after_user.split_once('?') else {
+            return f.write_str(after_user);
+        };
+        write!(f, "{before}?")?;
+        for (i, pair) in query.split('&').enumerate() {
+            if i > 0 {
+                f.write_str("&")?;
+            }
+            match pair.split_once('=') {
+                Some((key, _)) if key.eq_ignore_ascii_case("password") => {
+                    write!(f, "{key}={HIDDEN}")?;
                 }
+                _ => f.write_str(pair)?,
             }
         }
         Ok(())
@@ -172,6 +180,19 @@ mod tests {
             (
                 "postgres://app:s3cret@h1:5432,h2:5433/chats",
                 "postgres://app:***@h1:5432,h2:5433/chats",
+            ),
+            // Characters a password should have escaped still stay hidden.
+            (
+                "postgres://app:s3/cr?e:t@db/chats",
+                "postgres://app:***@db/chats",
+            ),
+            (
+                "postgres://app@db/chats?options=a@b&password=s3cret",
+                "postgres://app@db/chats?options=a@b&password=***",
+            ),
+            (
+                "postgres://db/chats?password=s3@cret",
+                "postgres://db/chats?password=***",
             ),
         ];
         for (given, shown) in cases {
