@@ -169,6 +169,34 @@ async fn concurrent_appends_to_one_conversation_from_two_stores_are_all_kept_eac
 }
 
 #[tokio::test]
+async fn the_store_keeps_at_most_its_pool_size_of_connections() {
+    let database = PgServer::shared().create_database();
+    let store = Arc::new(
+        PostgresStore::open(&url(&database), contract::RETENTION, 2)
+            .await
+            .unwrap(),
+    );
+    let calls = (0..20).map(|_| {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move { store.list(&alice(), 10).await })
+    });
+    for listed in futures_util::future::join_all(calls).await {
+        listed.unwrap().unwrap();
+    }
+    let name = database.rsplit('/').next().unwrap().to_owned();
+    let connections: i64 = connect(&database)
+        .await
+        .query_one(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = $1 AND application_name = $2",
+            &[&name, &env!("CARGO_PKG_NAME")],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!((1..=2).contains(&connections), "{connections} connections");
+}
+
+#[tokio::test]
 async fn an_unreachable_store_is_named_without_its_password_with_what_to_check() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
