@@ -105,6 +105,7 @@ impl App {
                     max_conversations: config.max_conversations,
                     max_age: config.conversation_max_age,
                 },
+                usize::try_from(config.db_pool).unwrap_or(usize::MAX),
             ),
         })
     }

@@ -1,5 +1,6 @@
 //! What went wrong in a conversation store, phrased for whoever reads the tool result:
-//! each message names the store (its file, or `memory`) and says what to do.
+//! each message names the store (its file, `memory`, or its Postgres URL without the
+//! password) and says what to do.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -76,7 +77,7 @@ pub enum StoreError {
     },
     /// The store was written by a newer version of this server.
     #[error(
-        "the conversation store `{location}` has schema version {found}, newer than this build understands ({understood}). Upgrade vultr-inference-mcp, or set {LOCATION_SETTING} to another file (or `memory`)."
+        "the conversation store `{location}` has schema version {found}, newer than this build understands ({understood}). Upgrade vultr-inference-mcp, or set {LOCATION_SETTING} to another file or database (or `memory`)."
     )]
     SchemaTooNew {
         /// The file.
@@ -109,6 +110,18 @@ pub enum StoreError {
         /// What was being done.
         action: &'static str,
         /// What the database reported.
+        source: DatabaseFailure,
+    },
+    /// The Postgres store could not be reached, or failed a statement.
+    #[error(
+        "the conversation store `{location}` failed while {action}: {source}. Check that this Postgres server is running and reachable from here and that the URL's user, password and database are right (or set {LOCATION_SETTING} to a file path or `memory`); the next call tries again."
+    )]
+    Postgres {
+        /// The URL, without its password.
+        location: String,
+        /// What was being done.
+        action: &'static str,
+        /// What the driver or the pool reported.
         source: DatabaseFailure,
     },
     /// The worker doing the store's blocking work stopped before finishing (it panicked,

@@ -1,11 +1,12 @@
 //! Where conversations are kept, as the setting names it, and for how long.
 
+pub use super::postgres::PostgresUrl;
 use crate::config::setting;
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// The setting that moves the conversation store (a file path, or `memory`).
+/// The setting that moves the conversation store (a file path, `memory`, or a Postgres URL).
 pub(super) const LOCATION_SETTING: &str = setting::CONVERSATIONS;
 
 /// Where conversations are kept.
@@ -15,6 +16,8 @@ pub enum StoreLocation {
     InMemory,
     /// An SQLite file, created with its parent directories when missing.
     File(PathBuf),
+    /// A Postgres database, shared by every server using the same URL.
+    Postgres(PostgresUrl),
 }
 
 impl StoreLocation {
@@ -27,7 +30,8 @@ impl StoreLocation {
         )
     }
 
-    /// Parses a setting: "memory" or ":memory:" → InMemory, empty → the default file, anything else → File(path) (a leading `~/` is the home dir).
+    /// Parses a setting: "memory" or ":memory:" → InMemory, empty → the default file, a
+    /// `postgres://` or `postgresql://` URL → Postgres, anything else → File(path) (a leading `~/` is the home dir).
     pub fn parse(setting: &str) -> StoreLocation {
         let setting = setting.trim();
         if setting.is_empty() {
@@ -35,6 +39,9 @@ impl StoreLocation {
         }
         if setting.eq_ignore_ascii_case("memory") || setting == ":memory:" {
             return StoreLocation::InMemory;
+        }
+        if let Some(url) = PostgresUrl::parse(setting) {
+            return StoreLocation::Postgres(url);
         }
         if let Some(rest) = setting.strip_prefix("~/")
             && let Some(home) = dirs::home_dir()
@@ -46,11 +53,12 @@ impl StoreLocation {
 }
 
 impl fmt::Display for StoreLocation {
-    /// `memory`, or the file's path.
+    /// `memory`, the file's path, or the URL without its password.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StoreLocation::InMemory => f.write_str("memory"),
             StoreLocation::File(path) => write!(f, "{}", path.display()),
+            StoreLocation::Postgres(url) => url.fmt(f),
         }
     }
 }
@@ -95,5 +103,24 @@ mod tests {
         };
         assert!(default.ends_with("vultr-inference-mcp/conversations.sqlite3"));
         assert_eq!(StoreLocation::InMemory.to_string(), "memory");
+    }
+
+    #[test]
+    fn postgres_urls_select_postgres_and_are_shown_without_their_password() {
+        for setting in [
+            "postgres://app:s3cret@db.example/chats",
+            " postgresql://app:s3cret@db.example/chats ",
+        ] {
+            let location = StoreLocation::parse(setting);
+            assert!(
+                matches!(location, StoreLocation::Postgres(_)),
+                "{location:?}"
+            );
+            let shown = location.to_string();
+            assert!(shown.ends_with("://app:***@db.example/chats"), "{shown}");
+            let debug = format!("{location:?}");
+            assert!(!debug.contains("s3cret"), "{debug}");
+            assert!(debug.contains("app:***@db.example/chats"), "{debug}");
+        }
     }
 }

@@ -2,7 +2,8 @@
 //! without resending its history and find it again after a restart.
 //!
 //! [`ConversationStore`] is the seam: the MCP layer uses only the trait, and each kind of
-//! store implements it (`sqlite` for a file or memory). [`open_lazily`] picks the store
+//! store implements it (`sqlite` for a file or memory, `postgres` for a database shared by
+//! replicas). [`open_lazily`] picks the store
 //! for a location and opens it on first use ([`lazy`]), so a store that failed to open is
 //! tried again on the next call.
 
@@ -10,6 +11,7 @@ mod conversation;
 mod error;
 mod lazy;
 mod location;
+mod postgres;
 mod sqlite;
 
 #[cfg(test)]
@@ -21,10 +23,11 @@ use async_trait::async_trait;
 
 pub use conversation::{Conversation, ConversationId, ConversationSummary};
 pub use error::StoreError;
-pub use location::{Retention, StoreLocation};
+pub use location::{PostgresUrl, Retention, StoreLocation};
 pub use sqlite::open_task_store;
 
 use lazy::LazyStore;
+use postgres::PostgresStore;
 use sqlite::SqliteStore;
 
 use crate::principal::Principal;
@@ -81,14 +84,24 @@ pub trait ConversationStore: Send + Sync {
     async fn prune(&self) -> Result<usize, StoreError>;
 }
 
-/// The store for `location`, keeping conversations per `retention`. Nothing is opened
-/// until the first call; see [`LazyStore`].
-pub fn open_lazily(location: StoreLocation, retention: Retention) -> Arc<dyn ConversationStore> {
+/// The store for `location`, keeping conversations per `retention`; a Postgres store
+/// keeps up to `pool_size` connections. Nothing is opened until the first call; see
+/// [`LazyStore`].
+pub fn open_lazily(
+    location: StoreLocation,
+    retention: Retention,
+    pool_size: usize,
+) -> Arc<dyn ConversationStore> {
     Arc::new(LazyStore::new(move || {
         let location = location.clone();
         async move {
-            let store = SqliteStore::open(&location, retention).await?;
-            Ok(Arc::new(store) as Arc<dyn ConversationStore>)
+            let store: Arc<dyn ConversationStore> = match &location {
+                StoreLocation::Postgres(url) => {
+                    Arc::new(PostgresStore::open(url, retention, pool_size).await?)
+                }
+                _ => Arc::new(SqliteStore::open(&location, retention).await?),
+            };
+            Ok(store)
         }
     }))
 }

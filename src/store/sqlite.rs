@@ -116,7 +116,7 @@ impl SqliteStore {
     pub async fn open(location: &StoreLocation, retention: Retention) -> Result<Self, StoreError> {
         let db = match location {
             StoreLocation::InMemory => Database::open(location, retention)?,
-            StoreLocation::File(_) => {
+            StoreLocation::File(_) | StoreLocation::Postgres(_) => {
                 let location = location.clone();
                 let label = location.to_string();
                 tokio::task::spawn_blocking(move || Database::open(&location, retention))
@@ -255,6 +255,12 @@ impl Database {
         let label = location.to_string();
         let open_err = |source| open_error(&label, source);
         let mut conn = match location {
+            StoreLocation::Postgres(_) => {
+                return Err(StoreError::Open {
+                    location: label,
+                    source: "this is a Postgres URL, which the Postgres store opens".into(),
+                });
+            }
             StoreLocation::InMemory => Connection::open_in_memory().map_err(open_err)?,
             StoreLocation::File(path) => {
                 file::prepare(path, &label)?;

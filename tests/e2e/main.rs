@@ -11,6 +11,8 @@ mod faults;
 mod http;
 #[cfg(unix)]
 mod http_auth;
+#[cfg(unix)]
+mod postgres;
 mod protocol;
 mod security;
 mod stdio;

@@ -10,5 +10,7 @@ pub mod http;
 pub mod in_process;
 pub mod mcp;
 pub mod oauth_issuer;
+#[cfg(unix)]
+pub mod postgres;
 pub mod raw;
 pub mod session;

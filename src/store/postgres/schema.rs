@@ -1,0 +1,86 @@
+//! The Postgres store's schema: migrations applied in order at start-up, each recorded in
+//! `schema_migrations`, under an advisory lock so that replicas starting together apply
+//! each one exactly once.
+
+use tokio_postgres::Client;
+
+/// The migrations this build knows, version 1 first; a database's version is its highest
+/// recorded one.
+const MIGRATIONS: [&str; 1] = [V1];
+
+/// The newest schema version this build knows.
+pub(super) const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
+
+/// The advisory lock held while migrating (any constant that other applications sharing
+/// the database are unlikely to use).
+const MIGRATION_LOCK: i64 = 0x7675_6c74_726d_6370; // "vultrmcp"
+
+/// Version 1: conversations (their owner, title, model, turn count, unix-second times,
+/// and `touched`, a recency stamp drawn from one sequence on every create and append) and
+/// their messages (JSON text at consecutive positions, with why a cut-off reply stopped).
+const V1: &str = "
+CREATE SEQUENCE conversation_uses;
+CREATE TABLE conversations (
+    id         text    PRIMARY KEY,
+    owner      text    NOT NULL,
+    title      text    NOT NULL,
+    model      text    NOT NULL,
+    turns      bigint  NOT NULL,
+    created_at bigint  NOT NULL,
+    updated_at bigint  NOT NULL,
+    touched    bigint  NOT NULL DEFAULT nextval('conversation_uses')
+);
+CREATE INDEX conversations_by_owner ON conversations (owner, touched DESC);
+CREATE INDEX conversations_by_update ON conversations (updated_at);
+CREATE TABLE messages (
+    conversation_id text   NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+    seq             bigint NOT NULL,
+    body            text   NOT NULL,
+    cut_off         text,
+    PRIMARY KEY (conversation_id, seq)
+);
+";
+
+/// What migrating found.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Migrated {
+    /// The schema is this build's version (now, or already).
+    Current,
+    /// A newer build wrote this version; nothing was changed.
+    TooNew(i32),
+}
+
+/// Brings the database up to [`SCHEMA_VERSION`] in one transaction under the migration
+/// lock, or finds that a newer build owns it.
+pub(super) async fn migrate(client: &mut Client) -> Result<Migrated, tokio_postgres::Error> {
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+            version    integer     PRIMARY KEY,
+            applied_at timestamptz NOT NULL DEFAULT now()
+        )",
+    )
+    .await?;
+    let found: i32 = tx
+        .query_one(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+            &[],
+        )
+        .await?
+        .get(0);
+    if found > SCHEMA_VERSION {
+        return Ok(Migrated::TooNew(found));
+    }
+    for (version, migration) in (1..).zip(MIGRATIONS).skip(found as usize) {
+        tx.batch_execute(migration).await?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version) VALUES ($1)",
+            &[&version],
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(Migrated::Current)
+}

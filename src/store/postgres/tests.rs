@@ -1,0 +1,316 @@
+//! The Postgres store against a real, private Postgres server (see
+//! tests/support/postgres.rs): the store contract, migrations, concurrent appends, and
+//! outages.
+
+use std::sync::Arc;
+
+use serde_json::json;
+
+use super::*;
+use crate::store::contract::{self, alice, as_json, msg, user};
+use crate::store::{StoreLocation, open_lazily};
+
+#[allow(dead_code)]
+#[path = "../../../tests/support/postgres.rs"]
+mod pg_server;
+
+use pg_server::PgServer;
+
+/// Generous room, so retention stays out of the way.
+const POOL: usize = 4;
+
+fn url(text: &str) -> PostgresUrl {
+    PostgresUrl::parse(text).expect("a postgres URL")
+}
+
+/// A store on a fresh database of the shared server, with the contract's retention.
+async fn fresh_store() -> (PostgresStore, String) {
+    let database = PgServer::shared().create_database();
+    let store = PostgresStore::open(&url(&database), contract::RETENTION, POOL)
+        .await
+        .unwrap();
+    (store, database)
+}
+
+/// A direct connection to `database`, for looking at what the store wrote.
+async fn connect(database: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(database, NoTls).await.unwrap();
+    tokio::spawn(connection);
+    client
+}
+
+/// The versions recorded in `schema_migrations`.
+async fn recorded_versions(database: &str) -> Vec<i32> {
+    connect(database)
+        .await
+        .query(
+            "SELECT version FROM schema_migrations ORDER BY version",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_postgres_store_keeps_the_contract() {
+    let (store, _) = fresh_store().await;
+    contract::check_contract(&store).await;
+}
+
+#[tokio::test]
+async fn stores_opening_one_fresh_database_at_once_all_succeed_and_apply_the_schema_once() {
+    let database = PgServer::shared().create_database();
+    let opens = (0..8).map(|_| {
+        let url = url(&database);
+        tokio::spawn(async move { PostgresStore::open(&url, contract::RETENTION, 2).await })
+    });
+    let stores: Vec<PostgresStore> = futures_util::future::join_all(opens)
+        .await
+        .into_iter()
+        .map(|joined| joined.unwrap().unwrap())
+        .collect();
+    let expected: Vec<i32> = (1..=schema::SCHEMA_VERSION).collect();
+    assert_eq!(recorded_versions(&database).await, expected);
+    // Each of them works on the one schema.
+    let id = stores[0]
+        .create(&alice(), "m", &[user("hi")], None)
+        .await
+        .unwrap();
+    assert_eq!(stores[7].get(&alice(), &id).await.unwrap().summary.id, id);
+    // Opening again later changes nothing.
+    PostgresStore::open(&url(&database), contract::RETENTION, 1)
+        .await
+        .unwrap();
+    assert_eq!(recorded_versions(&database).await, expected);
+}
+
+#[tokio::test]
+async fn a_database_with_a_newer_schema_is_refused_with_advice() {
+    let (_, database) = fresh_store().await;
+    connect(&database)
+        .await
+        .execute("INSERT INTO schema_migrations (version) VALUES (99)", &[])
+        .await
+        .unwrap();
+    let err = PostgresStore::open(&url(&database), contract::RETENTION, POOL)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::SchemaTooNew { found: 99, .. }),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!(
+            "has schema version 99, newer than this build understands ({})",
+            schema::SCHEMA_VERSION
+        )),
+        "{text}"
+    );
+    assert!(text.contains("Upgrade vultr-inference-mcp"), "{text}");
+}
+
+#[tokio::test]
+async fn concurrent_appends_to_one_conversation_from_two_stores_are_all_kept_each_turn_together() {
+    let (first, database) = fresh_store().await;
+    let second = PostgresStore::open(&url(&database), contract::RETENTION, POOL)
+        .await
+        .unwrap();
+    let replicas = [Arc::new(first), Arc::new(second)];
+    let id = replicas[0]
+        .create(&alice(), "m", &[user("start")], None)
+        .await
+        .unwrap();
+    let appends = (0..20).map(|i| {
+        let store = Arc::clone(&replicas[i % 2]);
+        let id = id.clone();
+        tokio::spawn(async move {
+            let turn = [
+                user(&format!("question {i}")),
+                msg(json!({"role": "assistant", "content": format!("answer {i}")})),
+            ];
+            store.append(&alice(), &id, "m", &turn, None).await
+        })
+    });
+    for appended in futures_util::future::join_all(appends).await {
+        appended.unwrap().unwrap();
+    }
+    let conversation = replicas[1].get(&alice(), &id).await.unwrap();
+    assert_eq!(conversation.summary.turns, 21);
+    let contents: Vec<String> = as_json(&conversation.messages)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["content"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(contents.len(), 41);
+    assert_eq!(contents[0], "start");
+    let mut seen: Vec<usize> = contents[1..]
+        .chunks(2)
+        .map(|turn| {
+            let i: usize = turn[0].strip_prefix("question ").unwrap().parse().unwrap();
+            assert_eq!(
+                turn[1],
+                format!("answer {i}"),
+                "each answer follows its question"
+            );
+            i
+        })
+        .collect();
+    seen.sort_unstable();
+    assert_eq!(
+        seen,
+        (0..20).collect::<Vec<_>>(),
+        "every turn is stored once"
+    );
+}
+
+#[tokio::test]
+async fn the_store_keeps_at_most_its_pool_size_of_connections() {
+    let database = PgServer::shared().create_database();
+    let store = Arc::new(
+        PostgresStore::open(&url(&database), contract::RETENTION, 2)
+            .await
+            .unwrap(),
+    );
+    let calls = (0..20).map(|_| {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move { store.list(&alice(), 10).await })
+    });
+    for listed in futures_util::future::join_all(calls).await {
+        listed.unwrap().unwrap();
+    }
+    let name = database.rsplit('/').next().unwrap().to_owned();
+    let connections: i64 = connect(&database)
+        .await
+        .query_one(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = $1 AND application_name = $2",
+            &[&name, &env!("CARGO_PKG_NAME")],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!((1..=2).contains(&connections), "{connections} connections");
+}
+
+#[tokio::test]
+async fn an_unreachable_store_is_named_without_its_password_with_what_to_check() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let err = PostgresStore::open(
+        &url(&format!("postgres://app:s3cret@127.0.0.1:{port}/chats")),
+        contract::RETENTION,
+        POOL,
+    )
+    .await
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, StoreError::Postgres { .. }), "{err:?}");
+    assert!(
+        text.starts_with(&format!(
+            "the conversation store `postgres://app:***@127.0.0.1:{port}/chats` failed while connecting to it: "
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("Check that this Postgres server is running and reachable"),
+        "{text}"
+    );
+    assert!(!text.contains("s3cret"), "{text}");
+    assert!(!format!("{err:?}").contains("s3cret"), "{err:?}");
+}
+
+#[tokio::test]
+async fn calls_fail_clearly_while_postgres_is_down_and_work_again_once_it_is_back() {
+    let server = PgServer::start();
+    let database = server.create_database();
+    let shown = url(&database).to_string();
+    server.stop();
+
+    // Down at start: the first call fails, and opening is tried again on the next.
+    let store = open_lazily(StoreLocation::parse(&database), contract::RETENTION, POOL);
+    let err = store.list(&alice(), 10).await.unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.starts_with(&format!(
+            "conversations are unavailable: the conversation store `{shown}` failed while connecting to it"
+        )),
+        "{text}"
+    );
+    server.start_again();
+    let id = store
+        .create(&alice(), "m", &[user("hello")], None)
+        .await
+        .unwrap();
+
+    // Down while in use: calls fail naming the store, then the pool reconnects by itself.
+    server.stop();
+    let err = store.get(&alice(), &id).await.unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, StoreError::Postgres { .. }), "{err:?}");
+    assert!(
+        text.starts_with(&format!(
+            "the conversation store `{shown}` failed while reading"
+        )),
+        "{text}"
+    );
+    assert!(text.contains("Check that this Postgres server is running"));
+    server.start_again();
+    assert_eq!(store.get(&alice(), &id).await.unwrap().summary.id, id);
+    assert_eq!(store.list(&alice(), 10).await.unwrap().len(), 1);
+}
+
+/// Whether the store's connections are encrypted.
+async fn encrypted(store: &PostgresStore) -> bool {
+    store
+        .pool
+        .get()
+        .await
+        .unwrap()
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test]
+async fn tls_is_used_as_the_urls_sslmode_asks_and_checks_the_certificate_when_told() {
+    let server = PgServer::start_with_tls();
+    let database = server.create_database().replace("127.0.0.1", "localhost");
+    let database = &database;
+    let open = |query: String| async move {
+        let url = url(&format!("{database}{query}"));
+        PostgresStore::open(&url, contract::RETENTION, 1).await
+    };
+
+    let plain = open(String::new()).await.unwrap();
+    assert!(!encrypted(&plain).await, "no sslmode: plain");
+    let required = open("?sslmode=require".to_owned()).await.unwrap();
+    assert!(encrypted(&required).await, "require: encrypted");
+
+    // The test CA is not one of the system's: checking the certificate fails, clearly.
+    let err = open("?sslmode=verify-full".to_owned()).await.unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, StoreError::Postgres { .. }), "{err:?}");
+    assert!(text.contains("certificate"), "{text}");
+
+    let ca = server.ca_file().display().to_string();
+    let verified = open(format!("?sslmode=verify-full&sslrootcert={ca}"))
+        .await
+        .unwrap();
+    assert!(encrypted(&verified).await, "verify-full: encrypted");
+    let id = verified
+        .create(&alice(), "m", &[user("over TLS")], None)
+        .await
+        .unwrap();
+    assert_eq!(required.get(&alice(), &id).await.unwrap().summary.id, id);
+}

@@ -1,0 +1,248 @@
+//! A Postgres URL from the setting (libpq URL syntax): kept whole for connecting, shown
+//! only with its password replaced by `***`.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use tokio_postgres::config::SslMode;
+
+use super::tls::Tls;
+
+/// How long connecting may take when the URL does not say (`connect_timeout`).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long sent data may go unacknowledged before the connection counts as dead
+/// (`tcp_user_timeout`), so a call on a server that vanished fails instead of hanging.
+const TCP_USER_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// What stands for a password when a URL is shown.
+const HIDDEN: &str = "***";
+
+/// A `postgres://` or `postgresql://` URL. Debug and Display hide its password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PostgresUrl {
+    url: String,
+}
+
+impl PostgresUrl {
+    /// The URL when `setting` is one (`postgres://` or `postgresql://`, any case).
+    pub fn parse(setting: &str) -> Option<Self> {
+        let lower = setting.get(..13).unwrap_or(setting).to_ascii_lowercase();
+        (lower.starts_with("postgres://") || lower.starts_with("postgresql://")).then(|| Self {
+            url: setting.to_owned(),
+        })
+    }
+
+    /// The driver's configuration and how to use TLS; the error is the driver's
+    /// complaint about the URL (it never quotes the password).
+    pub(in crate::store) fn config(
+        &self,
+    ) -> Result<(tokio_postgres::Config, Tls), tokio_postgres::Error> {
+        // The driver knows `disable`, `prefer` and `require`, and no `sslrootcert`: the
+        // stricter modes become `require` and the CA file is ours to read.
+        let (url, roots) = take_parameter(&self.url, "sslrootcert");
+        let roots = roots.map(PathBuf::from);
+        let (url, mode) = take_parameter(&url, "sslmode");
+        let tls = match mode.as_deref() {
+            Some("require") if roots.is_none() => Tls::Encrypted,
+            Some("require" | "verify-ca" | "verify-full") => Tls::Verified(roots),
+            _ => Tls::Off,
+        };
+        let mut config = tokio_postgres::Config::from_str(&url)?;
+        config.ssl_mode(if tls == Tls::Off {
+            SslMode::Disable
+        } else {
+            SslMode::Require
+        });
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        if config.get_tcp_user_timeout().is_none() {
+            config.tcp_user_timeout(TCP_USER_TIMEOUT);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name(env!("CARGO_PKG_NAME"));
+        }
+        Ok((config, tls))
+    }
+}
+
+/// `url` without its query parameter `name`, and that parameter's value.
+fn take_parameter(url: &str, name: &str) -> (String, Option<String>) {
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_owned(), None);
+    };
+    let mut value = None;
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| match pair.split_once('=') {
+            Some((key, found)) if key == name => {
+                value = Some(found.to_owned());
+                false
+            }
+            _ => true,
+        })
+        .collect();
+    if kept.is_empty() {
+        (base.to_owned(), value)
+    } else {
+        (format!("{base}?{}", kept.join("&")), value)
+    }
+}
+
+impl fmt::Display for PostgresUrl {
+    /// The URL with the password (in the user part or a `password=` parameter) as `***`,
+    /// even when the password holds characters a URL should have escaped (`@ / ? :`).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (scheme, rest) = self.url.split_once("://").unwrap_or(("", &self.url));
+        write!(f, "{scheme}://")?;
+        // The user part ends at the last `@`, when what precedes the first `:` (or that
+        // `@`) is a plain user name; else any `@` is in the host or the parameters.
+        let user_part = rest.rfind('@').and_then(|at| {
+            let user_info = &rest[..at];
+            let user = user_info
+                .split_once(':')
+                .map_or(user_info, |(user, _)| user);
+            (!user.contains(['/', '?'])).then_some((user_info, user, &rest[at + 1..]))
+        });
+        let after_user = match user_part {
+            Some((user_info, user, after)) => {
+                if user.len() < user_info.len() {
+                    write!(f, "{user}:{HIDDEN}@")?;
+                } else {
+                    write!(f, "{user}@")?;
+                }
+                after
+            }
+            None => rest,
+        };
+        let Some((before, query)) = after_user.split_once('?') else {
+            return f.write_str(after_user);
+        };
+        write!(f, "{before}?")?;
+        for (i, pair) in query.split('&').enumerate() {
+            if i > 0 {
+                f.write_str("&")?;
+            }
+            match pair.split_once('=') {
+                Some((key, _)) if key.eq_ignore_ascii_case("password") => {
+                    write!(f, "{key}={HIDDEN}")?;
+                }
+                _ => f.write_str(pair)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for PostgresUrl {
+    /// Same as Display: the URL without its password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PostgresUrl({self})")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(text: &str) -> PostgresUrl {
+        PostgresUrl::parse(text).unwrap()
+    }
+
+    #[test]
+    fn only_postgres_urls_are_postgres_urls() {
+        assert!(PostgresUrl::parse("postgres://db/x").is_some());
+        assert!(PostgresUrl::parse("PostgreSQL://db/x").is_some());
+        assert!(PostgresUrl::parse("/var/lib/postgres://x").is_none());
+        assert!(PostgresUrl::parse("memory").is_none());
+        assert!(PostgresUrl::parse("").is_none());
+    }
+
+    #[test]
+    fn a_shown_url_has_its_password_replaced() {
+        let cases = [
+            (
+                "postgres://app:s3cret@db.example:5432/chats?sslmode=require",
+                "postgres://app:***@db.example:5432/chats?sslmode=require",
+            ),
+            (
+                "postgresql://app:p%40ss@w@db/chats",
+                "postgresql://app:***@db/chats",
+            ),
+            (
+                "postgres://app@db/chats?password=s3cret&connect_timeout=2",
+                "postgres://app@db/chats?password=***&connect_timeout=2",
+            ),
+            ("postgres://db", "postgres://db"),
+            (
+                "postgres://app:s3cret@h1:5432,h2:5433/chats",
+                "postgres://app:***@h1:5432,h2:5433/chats",
+            ),
+            // Characters a password should have escaped still stay hidden.
+            (
+                "postgres://app:s3/cr?e:t@db/chats",
+                "postgres://app:***@db/chats",
+            ),
+            (
+                "postgres://app@db/chats?options=a@b&password=s3cret",
+                "postgres://app@db/chats?options=a@b&password=***",
+            ),
+            (
+                "postgres://db/chats?password=s3@cret",
+                "postgres://db/chats?password=***",
+            ),
+        ];
+        for (given, shown) in cases {
+            let url = url(given);
+            assert_eq!(url.to_string(), shown);
+            assert_eq!(format!("{url:?}"), format!("PostgresUrl({shown})"));
+        }
+    }
+
+    #[test]
+    fn tls_is_used_when_the_url_asks_for_it() {
+        let tls = |text| url(text).config().unwrap().1;
+        assert_eq!(tls("postgres://u@h/d"), Tls::Off);
+        assert_eq!(tls("postgres://u@h/d?sslmode=disable"), Tls::Off);
+        assert_eq!(tls("postgres://u@h/d?sslmode=prefer"), Tls::Off);
+        assert_eq!(tls("postgres://u@h/d?sslmode=require"), Tls::Encrypted);
+        assert_eq!(
+            tls("postgres://u@h/d?sslmode=verify-full"),
+            Tls::Verified(None)
+        );
+        assert_eq!(
+            tls("postgres://u@h/d?connect_timeout=3&sslmode=verify-ca"),
+            Tls::Verified(None)
+        );
+        let ca = Tls::Verified(Some(PathBuf::from("/etc/ca.pem")));
+        assert_eq!(
+            tls("postgres://u@h/d?sslmode=verify-full&sslrootcert=/etc/ca.pem"),
+            ca
+        );
+        assert_eq!(
+            tls("postgres://u@h/d?sslrootcert=/etc/ca.pem&sslmode=require"),
+            ca,
+            "as in libpq, a CA file makes `require` check the certificate"
+        );
+    }
+
+    #[test]
+    fn connecting_and_unanswered_sends_give_up_after_a_few_seconds_unless_the_url_says() {
+        let config = |text| url(text).config().unwrap().0;
+        let default = config("postgres://u@h/d");
+        assert_eq!(default.get_connect_timeout(), Some(&CONNECT_TIMEOUT));
+        assert_eq!(default.get_tcp_user_timeout(), Some(&TCP_USER_TIMEOUT));
+        let given = config("postgres://u@h/d?connect_timeout=2&tcp_user_timeout=3");
+        assert_eq!(given.get_connect_timeout(), Some(&Duration::from_secs(2)));
+        assert_eq!(given.get_tcp_user_timeout(), Some(&Duration::from_secs(3)));
+    }
+
+    #[test]
+    fn a_bad_url_is_refused_without_quoting_the_password() {
+        let err = url("postgres://u:s3cret@h/d?bogus=1").config().unwrap_err();
+        assert!(!err.to_string().contains("s3cret"), "{err}");
+    }
+}
