@@ -5,8 +5,9 @@
 //! BENCHMARKS.md has the figures and what they mean). Settings, for investigations:
 //! - `BENCH_SERVER_BINARY=/path/to/vultr-inference-mcp` measures that build instead of
 //!   this checkout's (before/after comparisons);
-//! - `BENCH_PHASES=startup,latency,concurrency,streaming` (any subset) runs only those
-//!   phases, e.g. under `perf record`.
+//! - `BENCH_PHASES=startup,latency,concurrency,streaming,stores,replicas` (any subset)
+//!   runs only those phases, e.g. under `perf record`. `stores` and `replicas` start a
+//!   private Postgres (tests/support/postgres.rs) and use this checkout's binary.
 //!
 //! The fake is the tests' own (`tests/support/fake_vultr/faults.rs`, its raw TCP server).
 
@@ -26,6 +27,8 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use support::fake_vultr::faults::{FaultServer, INFERENCE_KEY, Standing};
+use support::http::{Generation, HttpServer};
+use support::postgres::PgServer;
 
 /// A tool-capable model whose text output streams (in the fake's catalog).
 const STREAM_MODEL: &str = "glm-5.2";
@@ -121,6 +124,15 @@ impl Server {
     /// Spawns the binary against `fake` and completes the `initialize` handshake; also
     /// returns how long that took from the spawn.
     async fn start(binary: &Path, fake: &FaultServer) -> (Server, Duration) {
+        Server::start_with(binary, fake, &[]).await
+    }
+
+    /// Like [`Server::start`], with `extra` variables on top.
+    async fn start_with(
+        binary: &Path,
+        fake: &FaultServer,
+        extra: &[(&str, &str)],
+    ) -> (Server, Duration) {
         let mut command = tokio::process::Command::new(binary);
         for (name, _) in std::env::vars_os() {
             if name.to_str().is_some_and(|n| n.starts_with("VULTR_")) {
@@ -133,6 +145,9 @@ impl Server {
             .env("VULTR_MCP_CONVERSATIONS", "memory")
             .env("RUST_LOG", "off")
             .env("NO_PROXY", "127.0.0.1,localhost");
+        for (name, value) in extra {
+            command.env(name, value);
+        }
         let (tx, progress) = mpsc::unbounded_channel();
         let spawned = Instant::now();
         let (transport, _) = TokioChildProcess::builder(command)
@@ -339,6 +354,12 @@ async fn run(binary: &Path) -> Report {
     }
     if wanted("streaming") {
         streaming(binary, &fake, &mut report).await;
+    }
+    if wanted("stores") {
+        stores(binary, &fake, &mut report).await;
+    }
+    if wanted("replicas") {
+        replicas(&fake, &mut report).await;
     }
     report.info(
         "machine load average (1 min) before → after; 2 cores",
@@ -612,4 +633,139 @@ async fn streaming(binary: &Path, fake: &FaultServer, report: &mut Report) {
         ms(percentile(&mut delays, 100.0)),
     );
     server.stop().await;
+}
+
+/// Conversations continued in turn, so histories stay short while the store works.
+const CONVERSATIONS: usize = 50;
+/// Measured rounds of continuing each of them.
+const CONTINUE_ROUNDS: usize = 4;
+
+/// A continued `chat_completion` (the store reads the history and appends a turn) with a
+/// SQLite file and with Postgres, alternated store by store on one machine.
+async fn stores(binary: &Path, fake: &FaultServer, report: &mut Report) {
+    eprintln!("bench: continued conversations, SQLite file vs Postgres…");
+    fake.set_standing(Standing::default());
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let file = dir.path().join("bench.sqlite3");
+    let postgres = PgServer::start();
+    let stores = [
+        (
+            "SQLite file",
+            file.to_str().expect("a UTF-8 path").to_owned(),
+        ),
+        ("Postgres", postgres.create_database()),
+    ];
+    for (name, location) in &stores {
+        let (server, _) =
+            Server::start_with(binary, fake, &[("VULTR_MCP_CONVERSATIONS", location)]).await;
+        let peer = server.peer();
+        let mut ids = Vec::with_capacity(CONVERSATIONS);
+        for _ in 0..CONVERSATIONS {
+            ids.push(chat(&peer, PLAIN_MODEL).await["conversation_id"].clone());
+        }
+        let mut times = Vec::with_capacity(CONVERSATIONS * CONTINUE_ROUNDS);
+        for round in 0..=CONTINUE_ROUNDS {
+            for id in &ids {
+                let arguments = json!({ "conversation_id": id, "prompt": "And again." });
+                let started = Instant::now();
+                let result = peer
+                    .call_tool(
+                        CallToolRequestParams::new("chat_completion")
+                            .with_arguments(arguments.as_object().cloned().unwrap_or_default()),
+                    )
+                    .await
+                    .expect("chat_completion answers");
+                assert_ne!(result.is_error, Some(true), "{:?}", result.content);
+                // Round 0 warms the caches and the pool.
+                if round > 0 {
+                    times.push(started.elapsed());
+                }
+            }
+        }
+        report.info(
+            format!("continued chat_completion, {name} store, p50 / p90"),
+            format!(
+                "{} / {}",
+                ms(percentile(&mut times, 50.0)),
+                ms(percentile(&mut times, 90.0))
+            ),
+        );
+        server.stop().await;
+    }
+}
+
+/// Clients calling at once, spread over the replicas.
+const REPLICA_CLIENTS: usize = 64;
+/// Calls each client makes, one after another.
+const CALLS_PER_CLIENT: usize = 5;
+/// Calls each replica runs at once (`VULTR_MCP_MAX_CONCURRENT_CALLS`).
+const REPLICA_CONCURRENCY: &str = "16";
+
+/// Calls per second through one and through two HTTP replicas sharing one Postgres, each
+/// running at most 16 calls at once, against an upstream that answers in 200 ms.
+async fn replicas(fake: &FaultServer, report: &mut Report) {
+    eprintln!("bench: one vs two replicas on one Postgres, 200 ms upstream…");
+    fake.set_standing(Standing {
+        delay: Duration::from_millis(200),
+        stream: None,
+    });
+    let postgres = PgServer::start();
+    for count in [1usize, 2] {
+        let database = postgres.create_database();
+        let settings = fake.settings();
+        let mut env: Vec<(&str, &str)> = settings.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        env.extend([
+            ("VULTR_MCP_CONVERSATIONS", database.as_str()),
+            ("VULTR_MCP_MAX_CONCURRENT_CALLS", REPLICA_CONCURRENCY),
+            ("RUST_LOG", "off"),
+        ]);
+        let mut servers = Vec::new();
+        for _ in 0..count {
+            servers.push(HttpServer::start(&env).await);
+        }
+        let mut sessions = Vec::with_capacity(REPLICA_CLIENTS);
+        for n in 0..REPLICA_CLIENTS {
+            sessions.push(
+                servers[n % count]
+                    .connect(Generation::Stateless, None)
+                    .await,
+            );
+        }
+        // One unmeasured call per client: catalog, pools and connections warm.
+        futures_util::future::join_all(sessions.iter().map(|s| {
+            s.call(
+                "chat_completion",
+                json!({ "model": PLAIN_MODEL, "prompt": "Say hello." }),
+            )
+        }))
+        .await;
+        let started = Instant::now();
+        futures_util::future::join_all(sessions.iter().map(|session| async move {
+            for _ in 0..CALLS_PER_CLIENT {
+                let result = session
+                    .call(
+                        "chat_completion",
+                        json!({ "model": PLAIN_MODEL, "prompt": "Say hello." }),
+                    )
+                    .await;
+                assert_ne!(result.is_error, Some(true), "{:?}", result.content);
+            }
+        }))
+        .await;
+        let elapsed = started.elapsed();
+        let calls = REPLICA_CLIENTS * CALLS_PER_CLIENT;
+        report.info(
+            format!(
+                "{count} replica(s) × {REPLICA_CONCURRENCY} calls at once, {REPLICA_CLIENTS} clients, 200 ms upstream: calls/s"
+            ),
+            format!("{:.0}/s ({calls} calls in {})", calls as f64 / elapsed.as_secs_f64(), ms(elapsed)),
+        );
+        for session in sessions {
+            session.client.cancel().await.ok();
+        }
+        for server in servers {
+            server.terminate().await;
+        }
+    }
+    fake.set_standing(Standing::default());
 }
