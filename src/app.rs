@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::keys::InferenceKeys;
 use crate::rate_limit::CallRateLimit;
 use crate::secret::KnownKeys;
-use crate::store::{self, ConversationStore, Retention, StoreLocation};
+use crate::store::{self, ConversationStore, Retention, SharedSessions, StoreLocation};
 use crate::tasks::{self, Tasks};
 use crate::vultr::account::AccountClient;
 use crate::vultr::http::VultrHttp;
@@ -40,6 +40,8 @@ pub struct App {
     pub(crate) conversations: Arc<dyn ConversationStore>,
     /// Long calls of clients that accept tasks, kept where conversations are.
     pub(crate) tasks: Arc<Tasks>,
+    /// The legacy HTTP sessions every replica shares, when the store is Postgres.
+    pub(crate) legacy_sessions: Option<Arc<SharedSessions>>,
 }
 
 impl App {
@@ -65,6 +67,13 @@ impl App {
             .conversations
             .as_deref()
             .map_or_else(StoreLocation::default_file, StoreLocation::parse);
+        let pool_size = usize::try_from(config.db_pool).unwrap_or(usize::MAX);
+        let legacy_sessions = match &location {
+            StoreLocation::Postgres(url) => {
+                Some(Arc::new(SharedSessions::new(url.clone(), pool_size)))
+            }
+            _ => None,
+        };
         let inference = InferenceClient::new(
             http,
             config.inference_base_url.clone(),
@@ -95,7 +104,7 @@ impl App {
                 .rate_limit
                 .map(|limit| CallRateLimit::per_minute(limit.per_minute)),
             tasks: Arc::new(Tasks::new(
-                tasks::open_lazily(location.clone()),
+                tasks::open_lazily(location.clone(), pool_size),
                 config.task_after,
                 config.task_ttl,
             )),
@@ -105,8 +114,9 @@ impl App {
                     max_conversations: config.max_conversations,
                     max_age: config.conversation_max_age,
                 },
-                usize::try_from(config.db_pool).unwrap_or(usize::MAX),
+                pool_size,
             ),
+            legacy_sessions,
         })
     }
 }

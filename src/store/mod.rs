@@ -24,13 +24,14 @@ use async_trait::async_trait;
 pub use conversation::{Conversation, ConversationId, ConversationSummary};
 pub use error::StoreError;
 pub use location::{PostgresUrl, Retention, StoreLocation};
-pub use sqlite::open_task_store;
+pub use postgres::{SESSION_IDLE, SharedSessions, StoredSession};
 
 use lazy::LazyStore;
 use postgres::PostgresStore;
 use sqlite::SqliteStore;
 
 use crate::principal::Principal;
+use crate::tasks::TaskStore;
 use crate::vultr::chat::Message;
 
 /// Keeps conversations: each is a list of messages grown one turn at a time, found by id,
@@ -104,4 +105,17 @@ pub fn open_lazily(
             Ok(store)
         }
     }))
+}
+
+/// Opens (creating when missing) the task store at `location`, the conversations' own
+/// place: the same file, a memory store of its own, or the same Postgres database through
+/// a pool of up to `pool_size` connections.
+pub async fn open_task_store(
+    location: &StoreLocation,
+    pool_size: usize,
+) -> Result<Arc<dyn TaskStore>, StoreError> {
+    match location {
+        StoreLocation::Postgres(url) => postgres::open_task_store(url, pool_size).await,
+        _ => sqlite::open_task_store(location).await,
+    }
 }

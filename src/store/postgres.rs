@@ -42,6 +42,11 @@ macro_rules! now {
     };
 }
 
+mod sessions;
+mod tasks;
+
+pub use sessions::{SESSION_IDLE, SharedSessions, StoredSession};
+
 // Statements are prepared once per connection (deadpool's statement cache): each use is
 // then one round trip.
 
@@ -527,6 +532,22 @@ impl std::error::Error for DatabaseError {
             DatabaseError::Message(_) => None,
         }
     }
+}
+
+/// The task store of the database at `url`, with a pool of `pool_size` connections of
+/// its own.
+pub(super) async fn open_task_store(
+    url: &PostgresUrl,
+    pool_size: usize,
+) -> Result<std::sync::Arc<dyn crate::tasks::TaskStore>, StoreError> {
+    // Conversations are never written through this handle, so their retention is moot.
+    let retention = Retention {
+        max_conversations: usize::MAX,
+        max_age: Duration::MAX,
+    };
+    Ok(std::sync::Arc::new(
+        PostgresStore::open(url, retention, pool_size).await?,
+    ))
 }
 
 // The tests start a private Postgres server, which needs a Unix system.

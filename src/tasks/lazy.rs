@@ -10,10 +10,12 @@ use super::record::{TaskRecord, TaskState, TaskStore};
 use crate::principal::Principal;
 use crate::store::{StoreError, StoreLocation, open_task_store};
 
-/// The task store at `location` (the conversations' store), opened on first use.
-pub fn open_lazily(location: StoreLocation) -> Arc<dyn TaskStore> {
+/// The task store at `location` (the conversations' store), opened on first use; a
+/// Postgres one keeps up to `pool_size` connections.
+pub fn open_lazily(location: StoreLocation, pool_size: usize) -> Arc<dyn TaskStore> {
     Arc::new(LazyTaskStore {
         location,
+        pool_size,
         opened: OnceCell::new(),
     })
 }
@@ -21,6 +23,7 @@ pub fn open_lazily(location: StoreLocation) -> Arc<dyn TaskStore> {
 /// A task store that opens the real one on first use and keeps it.
 struct LazyTaskStore {
     location: StoreLocation,
+    pool_size: usize,
     opened: OnceCell<Arc<dyn TaskStore>>,
 }
 
@@ -30,7 +33,7 @@ impl LazyTaskStore {
         let store = self
             .opened
             .get_or_try_init(|| async {
-                open_task_store(&self.location)
+                open_task_store(&self.location, self.pool_size)
                     .await
                     .map_err(|error| StoreError::Unavailable(Box::new(error)))
             })

@@ -9,6 +9,8 @@
 //! status message, the heartbeat, cancellation) and answers `get` and `cancel`.
 
 mod clock;
+#[cfg(test)]
+pub(crate) mod contract;
 mod lazy;
 mod record;
 mod runner;

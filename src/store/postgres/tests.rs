@@ -314,3 +314,58 @@ async fn tls_is_used_as_the_urls_sslmode_asks_and_checks_the_certificate_when_to
         .unwrap();
     assert_eq!(required.get(&alice(), &id).await.unwrap().summary.id, id);
 }
+
+#[tokio::test]
+async fn the_postgres_task_store_keeps_the_task_contract() {
+    let (store, _) = fresh_store().await;
+    crate::tasks::contract::check_task_contract(&store).await;
+}
+
+#[tokio::test]
+async fn a_shared_session_keeps_its_state_and_owner_until_deleted() {
+    let database = PgServer::shared().create_database();
+    let sessions = SharedSessions::new(url(&database), 2);
+    let other_replica = SharedSessions::new(url(&database), 2);
+    assert_eq!(other_replica.use_session("s1").await.unwrap(), None);
+
+    sessions.save_state("s1", r#"{"k":1}"#).await.unwrap();
+    sessions.save_owner("s1", &alice()).await.unwrap();
+
+    assert_eq!(
+        other_replica.use_session("s1").await.unwrap(),
+        Some(StoredSession {
+            state: Some(r#"{"k":1}"#.to_owned()),
+            owner: Some(alice()),
+        })
+    );
+    other_replica.delete("s1").await.unwrap();
+    assert_eq!(sessions.use_session("s1").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_session_unused_for_an_hour_is_gone_and_deleted_by_the_next_save() {
+    let database = PgServer::shared().create_database();
+    let sessions = SharedSessions::new(url(&database), 2);
+    sessions.save_state("old", "{}").await.unwrap();
+    sessions.save_owner("old", &alice()).await.unwrap();
+    let idle = i64::try_from(SESSION_IDLE.as_secs()).unwrap();
+    let client = connect(&database).await;
+    client
+        .execute(
+            "UPDATE legacy_sessions SET used_at = used_at - $1 - 1",
+            &[&idle],
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(sessions.use_session("old").await.unwrap(), None);
+    sessions.save_state("new", "{}").await.unwrap();
+    let ids: Vec<String> = client
+        .query("SELECT id FROM legacy_sessions", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(ids, ["new"]);
+}
