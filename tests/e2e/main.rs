@@ -14,6 +14,8 @@ mod http_auth;
 #[cfg(unix)]
 mod postgres;
 mod protocol;
+#[cfg(unix)]
+mod replicas_shared;
 mod security;
 mod stdio;
 #[cfg(unix)]
