@@ -13,7 +13,7 @@ use crate::keys::InferenceKeys;
 use crate::rate_limit::CallRateLimit;
 use crate::secret::KnownKeys;
 use crate::store::{self, ConversationStore, Retention, SharedSessions, StoreLocation};
-use crate::tasks::{self, Tasks};
+use crate::tasks::Tasks;
 use crate::vultr::account::AccountClient;
 use crate::vultr::http::VultrHttp;
 use crate::vultr::inference::InferenceClient;
@@ -68,12 +68,14 @@ impl App {
             .as_deref()
             .map_or_else(StoreLocation::default_file, StoreLocation::parse);
         let pool_size = usize::try_from(config.db_pool).unwrap_or(usize::MAX);
-        let legacy_sessions = match &location {
-            StoreLocation::Postgres(url) => {
-                Some(Arc::new(SharedSessions::new(url.clone(), pool_size)))
-            }
-            _ => None,
-        };
+        let stores = store::open_stores(
+            location,
+            Retention {
+                max_conversations: config.max_conversations,
+                max_age: config.conversation_max_age,
+            },
+            pool_size,
+        );
         let inference = InferenceClient::new(
             http,
             config.inference_base_url.clone(),
@@ -103,20 +105,9 @@ impl App {
             rate_limit: config
                 .rate_limit
                 .map(|limit| CallRateLimit::per_minute(limit.per_minute)),
-            tasks: Arc::new(Tasks::new(
-                tasks::open_lazily(location.clone(), pool_size),
-                config.task_after,
-                config.task_ttl,
-            )),
-            conversations: store::open_lazily(
-                location,
-                Retention {
-                    max_conversations: config.max_conversations,
-                    max_age: config.conversation_max_age,
-                },
-                pool_size,
-            ),
-            legacy_sessions,
+            tasks: Arc::new(Tasks::new(stores.tasks, config.task_after, config.task_ttl)),
+            conversations: stores.conversations,
+            legacy_sessions: stores.sessions,
         })
     }
 }

@@ -24,7 +24,7 @@ use async_trait::async_trait;
 pub use conversation::{Conversation, ConversationId, ConversationSummary};
 pub use error::StoreError;
 pub use location::{PostgresUrl, Retention, StoreLocation};
-pub use postgres::{SESSION_IDLE, SharedSessions, StoredSession};
+pub use postgres::{SESSION_IDLE, SharedPostgres, SharedSessions, StoredSession};
 
 use lazy::LazyStore;
 use postgres::PostgresStore;
@@ -109,13 +109,66 @@ pub fn open_lazily(
 
 /// Opens (creating when missing) the task store at `location`, the conversations' own
 /// place: the same file, a memory store of its own, or the same Postgres database through
-/// a pool of up to `pool_size` connections.
+/// a pool of its own of up to `pool_size` connections ([`open_stores`] shares one).
 pub async fn open_task_store(
     location: &StoreLocation,
     pool_size: usize,
 ) -> Result<Arc<dyn TaskStore>, StoreError> {
     match location {
-        StoreLocation::Postgres(url) => postgres::open_task_store(url, pool_size).await,
+        StoreLocation::Postgres(url) => {
+            // Conversations are never written through this handle: retention is moot.
+            let retention = Retention {
+                max_conversations: usize::MAX,
+                max_age: std::time::Duration::MAX,
+            };
+            let store: Arc<dyn TaskStore> = SharedPostgres::new(url.clone(), retention, pool_size)
+                .store()
+                .await?;
+            Ok(store)
+        }
         _ => sqlite::open_task_store(location).await,
+    }
+}
+
+/// The stores of one location, each opened on first use: conversations, tasks and, for
+/// Postgres (where replicas share them), the legacy HTTP sessions.
+pub struct Stores {
+    /// The conversations.
+    pub conversations: Arc<dyn ConversationStore>,
+    /// The task records.
+    pub tasks: Arc<dyn TaskStore>,
+    /// The legacy HTTP sessions, when the store is shared (Postgres).
+    pub sessions: Option<Arc<SharedSessions>>,
+}
+
+/// The stores at `location`, keeping conversations per `retention`; for Postgres, all
+/// three share one pool of up to `pool_size` connections.
+pub fn open_stores(location: StoreLocation, retention: Retention, pool_size: usize) -> Stores {
+    let StoreLocation::Postgres(url) = &location else {
+        return Stores {
+            conversations: open_lazily(location.clone(), retention, pool_size),
+            tasks: crate::tasks::open_lazily(location, pool_size),
+            sessions: None,
+        };
+    };
+    let shared = Arc::new(SharedPostgres::new(url.clone(), retention, pool_size));
+    let for_conversations = shared.clone();
+    let for_tasks = shared.clone();
+    Stores {
+        conversations: Arc::new(LazyStore::new(move || {
+            let shared = for_conversations.clone();
+            async move {
+                let store: Arc<dyn ConversationStore> = shared.store().await?;
+                Ok(store)
+            }
+        })),
+        tasks: crate::tasks::open_with(move || {
+            let shared = for_tasks.clone();
+            async move {
+                let store: Arc<dyn TaskStore> = shared.store().await?;
+                Ok(store)
+            }
+        }),
+        sessions: Some(Arc::new(SharedSessions::new(shared))),
     }
 }

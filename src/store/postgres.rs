@@ -15,6 +15,7 @@ mod tls;
 mod url;
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -534,20 +535,39 @@ impl std::error::Error for DatabaseError {
     }
 }
 
-/// The task store of the database at `url`, with a pool of `pool_size` connections of
-/// its own.
-pub(super) async fn open_task_store(
-    url: &PostgresUrl,
+/// One Postgres store opened on first use and shared by the conversations, the tasks and
+/// the legacy HTTP sessions of a process, so all three use one pool. An open that fails
+/// is tried again on the next use.
+pub struct SharedPostgres {
+    url: PostgresUrl,
+    retention: Retention,
     pool_size: usize,
-) -> Result<std::sync::Arc<dyn crate::tasks::TaskStore>, StoreError> {
-    // Conversations are never written through this handle, so their retention is moot.
-    let retention = Retention {
-        max_conversations: usize::MAX,
-        max_age: Duration::MAX,
-    };
-    Ok(std::sync::Arc::new(
-        PostgresStore::open(url, retention, pool_size).await?,
-    ))
+    opened: tokio::sync::OnceCell<Arc<PostgresStore>>,
+}
+
+impl SharedPostgres {
+    /// The database at `url`, keeping conversations per `retention`, through up to
+    /// `pool_size` connections; nothing is opened yet.
+    pub fn new(url: PostgresUrl, retention: Retention, pool_size: usize) -> Self {
+        Self {
+            url,
+            retention,
+            pool_size,
+            opened: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// The opened store (opening it now if it is not yet).
+    pub(crate) async fn store(&self) -> Result<Arc<PostgresStore>, StoreError> {
+        self.opened
+            .get_or_try_init(|| async {
+                PostgresStore::open(&self.url, self.retention, self.pool_size)
+                    .await
+                    .map(Arc::new)
+            })
+            .await
+            .cloned()
+    }
 }
 
 // The tests start a private Postgres server, which needs a Unix system.

@@ -16,7 +16,7 @@ mod record;
 mod runner;
 
 pub use clock::WallClock;
-pub use lazy::open_lazily;
+pub use lazy::{open_lazily, open_with};
 pub use record::{TaskRecord, TaskState, TaskStore};
 pub use runner::{Started, StatusLine, TaskError, Tasks};
 

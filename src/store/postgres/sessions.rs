@@ -4,13 +4,12 @@
 //! clock, unix seconds). A session unused for [`SESSION_IDLE`] is gone: reads skip it and
 //! saving any session deletes it.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::OnceCell;
-
-use super::{PostgresStore, PostgresUrl};
+use super::SharedPostgres;
 use crate::principal::Principal;
-use crate::store::{Retention, StoreError};
+use crate::store::StoreError;
 
 /// How long an unused session is kept.
 pub const SESSION_IDLE: Duration = Duration::from_secs(60 * 60);
@@ -48,12 +47,9 @@ const DROP_IDLE: &str = concat!(
     " - $1"
 );
 
-/// The legacy sessions of a Postgres database, opened on first use (a failed open is
-/// tried again on the next call), with a pool of its own.
+/// The legacy sessions of a Postgres database, through the process's shared store.
 pub struct SharedSessions {
-    url: PostgresUrl,
-    pool_size: usize,
-    opened: OnceCell<PostgresStore>,
+    shared: Arc<SharedPostgres>,
 }
 
 /// A session as stored: what rmcp restores it from, and who opened it.
@@ -66,19 +62,15 @@ pub struct StoredSession {
 }
 
 impl SharedSessions {
-    /// The sessions of the database at `url`, through up to `pool_size` connections.
-    pub fn new(url: PostgresUrl, pool_size: usize) -> Self {
-        Self {
-            url,
-            pool_size,
-            opened: OnceCell::new(),
-        }
+    /// The sessions of the database of `shared`.
+    pub fn new(shared: Arc<SharedPostgres>) -> Self {
+        Self { shared }
     }
 
     /// Saves session `id`'s state (JSON text) and deletes sessions long unused.
     pub async fn save_state(&self, id: &str, state: &str) -> Result<(), StoreError> {
         const ACTION: &str = "saving an HTTP session";
-        let store = self.store().await?;
+        let store = self.shared.store().await?;
         let db = |e| store.db(ACTION, e);
         let client = store.client(ACTION).await?;
         let drop_idle = client.prepare_cached(DROP_IDLE).await.map_err(db)?;
@@ -105,7 +97,7 @@ impl SharedSessions {
     /// Session `id`, marked used now; `None` when unknown or long unused.
     pub async fn use_session(&self, id: &str) -> Result<Option<StoredSession>, StoreError> {
         const ACTION: &str = "reading an HTTP session";
-        let store = self.store().await?;
+        let store = self.shared.store().await?;
         let db = |e| store.db(ACTION, e);
         let client = store.client(ACTION).await?;
         let statement = client.prepare_cached(USE).await.map_err(db)?;
@@ -135,7 +127,7 @@ impl SharedSessions {
         id: &str,
         owner: Option<&Principal>,
     ) -> Result<(), StoreError> {
-        let store = self.store().await?;
+        let store = self.shared.store().await?;
         let db = |e| store.db(action, e);
         let client = store.client(action).await?;
         let statement = client.prepare_cached(sql).await.map_err(db)?;
@@ -145,20 +137,6 @@ impl SharedSessions {
         }
         .map_err(db)?;
         Ok(())
-    }
-
-    /// The opened store.
-    async fn store(&self) -> Result<&PostgresStore, StoreError> {
-        self.opened
-            .get_or_try_init(|| async {
-                // Conversations are never written through this handle: retention is moot.
-                let retention = Retention {
-                    max_conversations: usize::MAX,
-                    max_age: Duration::MAX,
-                };
-                PostgresStore::open(&self.url, retention, self.pool_size).await
-            })
-            .await
     }
 }
 
