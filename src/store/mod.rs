@@ -5,7 +5,8 @@
 //! store implements it (`sqlite` for a file or memory, `postgres` for a database shared by
 //! replicas). [`open_lazily`] picks the store
 //! for a location and opens it on first use ([`lazy`]), so a store that failed to open is
-//! tried again on the next call.
+//! tried again on the next call. [`open_stores`] opens a location's conversations, tasks
+//! and (Postgres only) shared legacy HTTP sessions together, through one pool for Postgres.
 
 mod conversation;
 mod error;

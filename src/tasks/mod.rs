@@ -3,7 +3,7 @@
 //! record by id. No rmcp types here; `src/mcp/tasks.rs` turns these into the protocol's.
 //!
 //! [`TaskStore`] keeps the records, owned by a principal like conversations (SQLite file
-//! or memory today; any store shared by several processes works, since a record carries
+//! or memory, or Postgres shared by replicas; any shared store works, since a record carries
 //! everything another process needs: the cancel flag, the heartbeat lease and the
 //! outcome). [`Tasks`] starts calls, runs each task's supervisor (progress into the
 //! status message, the heartbeat, cancellation) and answers `get` and `cancel`.
