@@ -12,8 +12,8 @@ use crate::config::Config;
 use crate::keys::InferenceKeys;
 use crate::rate_limit::CallRateLimit;
 use crate::secret::KnownKeys;
-use crate::store::{self, ConversationStore, Retention, StoreLocation};
-use crate::tasks::{self, Tasks};
+use crate::store::{self, ConversationStore, Retention, SharedSessions, StoreLocation};
+use crate::tasks::Tasks;
 use crate::vultr::account::AccountClient;
 use crate::vultr::http::VultrHttp;
 use crate::vultr::inference::InferenceClient;
@@ -40,6 +40,8 @@ pub struct App {
     pub(crate) conversations: Arc<dyn ConversationStore>,
     /// Long calls of clients that accept tasks, kept where conversations are.
     pub(crate) tasks: Arc<Tasks>,
+    /// The legacy HTTP sessions every replica shares, when the store is Postgres.
+    pub(crate) legacy_sessions: Option<Arc<SharedSessions>>,
 }
 
 impl App {
@@ -65,6 +67,15 @@ impl App {
             .conversations
             .as_deref()
             .map_or_else(StoreLocation::default_file, StoreLocation::parse);
+        let pool_size = usize::try_from(config.db_pool).unwrap_or(usize::MAX);
+        let stores = store::open_stores(
+            location,
+            Retention {
+                max_conversations: config.max_conversations,
+                max_age: config.conversation_max_age,
+            },
+            pool_size,
+        );
         let inference = InferenceClient::new(
             http,
             config.inference_base_url.clone(),
@@ -94,19 +105,9 @@ impl App {
             rate_limit: config
                 .rate_limit
                 .map(|limit| CallRateLimit::per_minute(limit.per_minute)),
-            tasks: Arc::new(Tasks::new(
-                tasks::open_lazily(location.clone()),
-                config.task_after,
-                config.task_ttl,
-            )),
-            conversations: store::open_lazily(
-                location,
-                Retention {
-                    max_conversations: config.max_conversations,
-                    max_age: config.conversation_max_age,
-                },
-                usize::try_from(config.db_pool).unwrap_or(usize::MAX),
-            ),
+            tasks: Arc::new(Tasks::new(stores.tasks, config.task_after, config.task_ttl)),
+            conversations: stores.conversations,
+            legacy_sessions: stores.sessions,
         })
     }
 }

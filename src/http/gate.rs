@@ -89,7 +89,7 @@ async fn admit_and_run(
     };
     let session = session_of(request.headers());
     if let Some(session) = &session
-        && !shared.sessions.may_use(session, &principal)
+        && !shared.sessions.may_use(session, &principal).await
     {
         // The same answer rmcp gives for a session that does not exist.
         let response = refuse(StatusCode::NOT_FOUND, "Not Found: Session not found");
@@ -114,7 +114,7 @@ async fn admit_and_run(
 
     let response = next.run(request).await;
     match (&session, session_of(response.headers())) {
-        (None, Some(opened)) => shared.sessions.opened(&opened, &principal),
+        (None, Some(opened)) => shared.sessions.opened(&opened, &principal).await,
         (Some(session), _) if closing && response.status().is_success() => {
             shared.sessions.closed(session);
         }

@@ -166,7 +166,7 @@ pub async fn serve(
             args.allowed_origins.as_deref(),
         ),
         auth,
-        sessions: sessions::SessionOwners::default(),
+        sessions: sessions::SessionOwners::new(app.legacy_sessions.clone()),
         draining: CancellationToken::new(),
         resource_metadata,
         metadata,
@@ -177,6 +177,17 @@ pub async fn serve(
     let calls_ct = CancellationToken::new();
     let factory_app = app.clone();
     let factory_calls = calls_ct.clone();
+    let mut mcp_config = StreamableHttpServerConfig::default()
+        // Our own guard checks Host and Origin before authentication.
+        .disable_allowed_hosts()
+        .with_json_response(true)
+        .with_max_request_body_bytes(MAX_BODY_BYTES)
+        .with_cancellation_token(sessions_ct.clone());
+    // Legacy sessions any replica on the same Postgres can restore.
+    mcp_config.session_store = app
+        .legacy_sessions
+        .clone()
+        .map(|shared| Arc::new(sessions::SharedSessionStore(shared)) as _);
     let mcp = StreamableHttpService::new(
         move || {
             Ok(VultrServer::new(
@@ -185,12 +196,7 @@ pub async fn serve(
             ))
         },
         Arc::new(LocalSessionManager::default()),
-        StreamableHttpServerConfig::default()
-            // Our own guard checks Host and Origin before authentication.
-            .disable_allowed_hosts()
-            .with_json_response(true)
-            .with_max_request_body_bytes(MAX_BODY_BYTES)
-            .with_cancellation_token(sessions_ct.clone()),
+        mcp_config,
     );
     let router = Router::new()
         .route_service("/mcp", mcp)

@@ -5,7 +5,8 @@
 //! store implements it (`sqlite` for a file or memory, `postgres` for a database shared by
 //! replicas). [`open_lazily`] picks the store
 //! for a location and opens it on first use ([`lazy`]), so a store that failed to open is
-//! tried again on the next call.
+//! tried again on the next call. [`open_stores`] opens a location's conversations, tasks
+//! and (Postgres only) shared legacy HTTP sessions together, through one pool for Postgres.
 
 mod conversation;
 mod error;
@@ -24,13 +25,14 @@ use async_trait::async_trait;
 pub use conversation::{Conversation, ConversationId, ConversationSummary};
 pub use error::StoreError;
 pub use location::{PostgresUrl, Retention, StoreLocation};
-pub use sqlite::open_task_store;
+pub use postgres::{SESSION_IDLE, SharedPostgres, SharedSessions, StoredSession};
 
 use lazy::LazyStore;
 use postgres::PostgresStore;
 use sqlite::SqliteStore;
 
 use crate::principal::Principal;
+use crate::tasks::TaskStore;
 use crate::vultr::chat::Message;
 
 /// Keeps conversations: each is a list of messages grown one turn at a time, found by id,
@@ -104,4 +106,70 @@ pub fn open_lazily(
             Ok(store)
         }
     }))
+}
+
+/// Opens (creating when missing) the task store at `location`, the conversations' own
+/// place: the same file, a memory store of its own, or the same Postgres database through
+/// a pool of its own of up to `pool_size` connections ([`open_stores`] shares one).
+pub async fn open_task_store(
+    location: &StoreLocation,
+    pool_size: usize,
+) -> Result<Arc<dyn TaskStore>, StoreError> {
+    match location {
+        StoreLocation::Postgres(url) => {
+            // Conversations are never written through this handle: retention is moot.
+            let retention = Retention {
+                max_conversations: usize::MAX,
+                max_age: std::time::Duration::MAX,
+            };
+            let store: Arc<dyn TaskStore> = SharedPostgres::new(url.clone(), retention, pool_size)
+                .store()
+                .await?;
+            Ok(store)
+        }
+        _ => sqlite::open_task_store(location).await,
+    }
+}
+
+/// The stores of one location, each opened on first use: conversations, tasks and, for
+/// Postgres (where replicas share them), the legacy HTTP sessions.
+pub struct Stores {
+    /// The conversations.
+    pub conversations: Arc<dyn ConversationStore>,
+    /// The task records.
+    pub tasks: Arc<dyn TaskStore>,
+    /// The legacy HTTP sessions, when the store is shared (Postgres).
+    pub sessions: Option<Arc<SharedSessions>>,
+}
+
+/// The stores at `location`, keeping conversations per `retention`; for Postgres, all
+/// three share one pool of up to `pool_size` connections.
+pub fn open_stores(location: StoreLocation, retention: Retention, pool_size: usize) -> Stores {
+    let StoreLocation::Postgres(url) = &location else {
+        return Stores {
+            conversations: open_lazily(location.clone(), retention, pool_size),
+            tasks: crate::tasks::open_lazily(location, pool_size),
+            sessions: None,
+        };
+    };
+    let shared = Arc::new(SharedPostgres::new(url.clone(), retention, pool_size));
+    let for_conversations = shared.clone();
+    let for_tasks = shared.clone();
+    Stores {
+        conversations: Arc::new(LazyStore::new(move || {
+            let shared = for_conversations.clone();
+            async move {
+                let store: Arc<dyn ConversationStore> = shared.store().await?;
+                Ok(store)
+            }
+        })),
+        tasks: crate::tasks::open_with(move || {
+            let shared = for_tasks.clone();
+            async move {
+                let store: Arc<dyn TaskStore> = shared.store().await?;
+                Ok(store)
+            }
+        }),
+        sessions: Some(Arc::new(SharedSessions::new(shared))),
+    }
 }

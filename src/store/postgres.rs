@@ -15,6 +15,7 @@ mod tls;
 mod url;
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -41,6 +42,11 @@ macro_rules! now {
         "EXTRACT(EPOCH FROM statement_timestamp())::bigint"
     };
 }
+
+mod sessions;
+mod tasks;
+
+pub use sessions::{SESSION_IDLE, SharedSessions, StoredSession};
 
 // Statements are prepared once per connection (deadpool's statement cache): each use is
 // then one round trip.
@@ -526,6 +532,41 @@ impl std::error::Error for DatabaseError {
             DatabaseError::Driver(error) => Some(error),
             DatabaseError::Message(_) => None,
         }
+    }
+}
+
+/// One Postgres store opened on first use and shared by the conversations, the tasks and
+/// the legacy HTTP sessions of a process, so all three use one pool. An open that fails
+/// is tried again on the next use.
+pub struct SharedPostgres {
+    url: PostgresUrl,
+    retention: Retention,
+    pool_size: usize,
+    opened: tokio::sync::OnceCell<Arc<PostgresStore>>,
+}
+
+impl SharedPostgres {
+    /// The database at `url`, keeping conversations per `retention`, through up to
+    /// `pool_size` connections; nothing is opened yet.
+    pub fn new(url: PostgresUrl, retention: Retention, pool_size: usize) -> Self {
+        Self {
+            url,
+            retention,
+            pool_size,
+            opened: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// The opened store (opening it now if it is not yet).
+    pub(crate) async fn store(&self) -> Result<Arc<PostgresStore>, StoreError> {
+        self.opened
+            .get_or_try_init(|| async {
+                PostgresStore::open(&self.url, self.retention, self.pool_size)
+                    .await
+                    .map(Arc::new)
+            })
+            .await
+            .cloned()
     }
 }
 

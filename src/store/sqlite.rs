@@ -32,7 +32,7 @@ use super::{
 use crate::principal::Principal;
 use crate::vultr::chat::Message;
 
-pub use tasks::open_task_store;
+pub(super) use tasks::open_task_store;
 
 /// How long a write waits for another process's lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);

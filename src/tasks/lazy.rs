@@ -1,26 +1,45 @@
 //! The task store opened on first use, as the conversation store is: an open that fails
 //! is tried again on the next call.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use futures_util::future::BoxFuture;
 use tokio::sync::OnceCell;
 
 use super::record::{TaskRecord, TaskState, TaskStore};
 use crate::principal::Principal;
 use crate::store::{StoreError, StoreLocation, open_task_store};
 
-/// The task store at `location` (the conversations' store), opened on first use.
-pub fn open_lazily(location: StoreLocation) -> Arc<dyn TaskStore> {
+/// The task store at `location` (the conversations' store), opened on first use; a
+/// Postgres one keeps up to `pool_size` connections of its own.
+pub fn open_lazily(location: StoreLocation, pool_size: usize) -> Arc<dyn TaskStore> {
+    open_with(move || {
+        let location = location.clone();
+        async move { open_task_store(&location, pool_size).await }
+    })
+}
+
+/// A task store that `open` opens on first use, and again on the next use while it fails.
+pub fn open_with<F, Fut>(open: F) -> Arc<dyn TaskStore>
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Arc<dyn TaskStore>, StoreError>> + Send + 'static,
+{
     Arc::new(LazyTaskStore {
-        location,
+        open: Box::new(move || Box::pin(open())),
         opened: OnceCell::new(),
     })
 }
 
+/// How a [`LazyTaskStore`] opens its store.
+type Opener =
+    Box<dyn Fn() -> BoxFuture<'static, Result<Arc<dyn TaskStore>, StoreError>> + Send + Sync>;
+
 /// A task store that opens the real one on first use and keeps it.
 struct LazyTaskStore {
-    location: StoreLocation,
+    open: Opener,
     opened: OnceCell<Arc<dyn TaskStore>>,
 }
 
@@ -30,7 +49,7 @@ impl LazyTaskStore {
         let store = self
             .opened
             .get_or_try_init(|| async {
-                open_task_store(&self.location)
+                (self.open)()
                     .await
                     .map_err(|error| StoreError::Unavailable(Box::new(error)))
             })

@@ -3,18 +3,20 @@
 //! record by id. No rmcp types here; `src/mcp/tasks.rs` turns these into the protocol's.
 //!
 //! [`TaskStore`] keeps the records, owned by a principal like conversations (SQLite file
-//! or memory today; any store shared by several processes works, since a record carries
+//! or memory, or Postgres shared by replicas; any shared store works, since a record carries
 //! everything another process needs: the cancel flag, the heartbeat lease and the
 //! outcome). [`Tasks`] starts calls, runs each task's supervisor (progress into the
 //! status message, the heartbeat, cancellation) and answers `get` and `cancel`.
 
 mod clock;
+#[cfg(test)]
+pub(crate) mod contract;
 mod lazy;
 mod record;
 mod runner;
 
 pub use clock::WallClock;
-pub use lazy::open_lazily;
+pub use lazy::{open_lazily, open_with};
 pub use record::{TaskRecord, TaskState, TaskStore};
 pub use runner::{Started, StatusLine, TaskError, Tasks};
 

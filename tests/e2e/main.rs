@@ -16,6 +16,8 @@ mod postgres;
 mod protocol;
 #[cfg(unix)]
 mod replicas;
+#[cfg(unix)]
+mod replicas_shared;
 mod security;
 mod stdio;
 #[cfg(unix)]

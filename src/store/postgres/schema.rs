@@ -6,7 +6,7 @@ use tokio_postgres::Client;
 
 /// The migrations this build knows, version 1 first; a database's version is its highest
 /// recorded one.
-const MIGRATIONS: [&str; 1] = [V1];
+const MIGRATIONS: [&str; 2] = [V1, V2];
 
 /// The newest schema version this build knows.
 pub(super) const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
@@ -39,6 +39,33 @@ CREATE TABLE messages (
     cut_off         text,
     PRIMARY KEY (conversation_id, seq)
 );
+";
+
+/// Version 2: tasks (long calls a client polls, owned by a principal; times in unix
+/// milliseconds from the caller; the outcome as JSON text, kept exactly) and the legacy
+/// HTTP sessions every replica can restore (rmcp's session state as JSON text, the
+/// principal that opened it, and when it was last used, in unix seconds).
+const V2: &str = "
+CREATE TABLE tasks (
+    id               text    PRIMARY KEY,
+    owner            text    NOT NULL,
+    status           text    NOT NULL,
+    status_message   text,
+    outcome          text,
+    cancel_requested boolean NOT NULL,
+    created_at       bigint  NOT NULL,
+    updated_at       bigint  NOT NULL,
+    heartbeat_at     bigint  NOT NULL,
+    expires_at       bigint  NOT NULL
+);
+CREATE INDEX tasks_by_expiry ON tasks (expires_at);
+CREATE TABLE legacy_sessions (
+    id      text   PRIMARY KEY,
+    owner   text,
+    state   text,
+    used_at bigint NOT NULL
+);
+CREATE INDEX legacy_sessions_by_use ON legacy_sessions (used_at);
 ";
 
 /// What migrating found.

@@ -314,3 +314,95 @@ async fn tls_is_used_as_the_urls_sslmode_asks_and_checks_the_certificate_when_to
         .unwrap();
     assert_eq!(required.get(&alice(), &id).await.unwrap().summary.id, id);
 }
+
+#[tokio::test]
+async fn the_postgres_task_store_keeps_the_task_contract() {
+    let (store, _) = fresh_store().await;
+    crate::tasks::contract::check_task_contract(&store).await;
+}
+
+/// The legacy sessions of `database`, as one replica sees them.
+fn sessions_of(database: &str) -> SharedSessions {
+    SharedSessions::new(Arc::new(SharedPostgres::new(
+        url(database),
+        contract::RETENTION,
+        2,
+    )))
+}
+
+#[tokio::test]
+async fn the_stores_of_a_postgres_location_share_one_pool() {
+    let database = PgServer::shared().create_database();
+    let stores = crate::store::open_stores(StoreLocation::parse(&database), contract::RETENTION, 1);
+    let task = crate::tasks::TaskRecord::working(1_000, 3_600_000, "running");
+    let sessions = stores.sessions.expect("Postgres shares legacy sessions");
+    let alice = alice();
+    let (created, saved, listed) = tokio::join!(
+        stores.tasks.create(&alice, &task),
+        sessions.save_state("s1", "{}"),
+        stores.conversations.list(&alice, 10),
+    );
+    created.unwrap();
+    saved.unwrap();
+    listed.unwrap();
+    let name = database.rsplit('/').next().unwrap().to_owned();
+    let connections: i64 = connect(&database)
+        .await
+        .query_one(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = $1 AND application_name = $2",
+            &[&name, &env!("CARGO_PKG_NAME")],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(connections, 1);
+}
+
+#[tokio::test]
+async fn a_shared_session_keeps_its_state_and_owner_until_deleted() {
+    let database = PgServer::shared().create_database();
+    let sessions = sessions_of(&database);
+    let other_replica = sessions_of(&database);
+    assert_eq!(other_replica.use_session("s1").await.unwrap(), None);
+
+    sessions.save_state("s1", r#"{"k":1}"#).await.unwrap();
+    sessions.save_owner("s1", &alice()).await.unwrap();
+
+    assert_eq!(
+        other_replica.use_session("s1").await.unwrap(),
+        Some(StoredSession {
+            state: Some(r#"{"k":1}"#.to_owned()),
+            owner: Some(alice()),
+        })
+    );
+    other_replica.delete("s1").await.unwrap();
+    assert_eq!(sessions.use_session("s1").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_session_unused_for_an_hour_is_gone_and_deleted_by_the_next_save() {
+    let database = PgServer::shared().create_database();
+    let sessions = sessions_of(&database);
+    sessions.save_state("old", "{}").await.unwrap();
+    sessions.save_owner("old", &alice()).await.unwrap();
+    let idle = i64::try_from(SESSION_IDLE.as_secs()).unwrap();
+    let client = connect(&database).await;
+    client
+        .execute(
+            "UPDATE legacy_sessions SET used_at = used_at - $1 - 1",
+            &[&idle],
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(sessions.use_session("old").await.unwrap(), None);
+    sessions.save_state("new", "{}").await.unwrap();
+    let ids: Vec<String> = client
+        .query("SELECT id FROM legacy_sessions", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(ids, ["new"]);
+}

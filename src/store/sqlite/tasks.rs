@@ -16,9 +16,11 @@ use crate::tasks::{TaskRecord, TaskState, TaskStore};
 /// The columns a [`TaskRecord`] is read from, in [`record_from_row`]'s order.
 const COLUMNS: &str = "id, status, outcome, status_message, created_at, updated_at, heartbeat_at, expires_at, cancel_requested";
 
-/// Opens (creating when missing) the task store at `location`: the same database as the
-/// conversations when it is a file; its own when it is `memory`.
-pub async fn open_task_store(location: &StoreLocation) -> Result<Arc<dyn TaskStore>, StoreError> {
+/// Opens (creating when missing) the SQLite task store at `location`: the same database as
+/// the conversations when it is a file; its own when it is `memory`.
+pub(in crate::store) async fn open_task_store(
+    location: &StoreLocation,
+) -> Result<Arc<dyn TaskStore>, StoreError> {
     // Conversations are never written through this handle, so their retention is moot.
     let retention = Retention {
         max_conversations: usize::MAX,
@@ -294,198 +296,20 @@ fn encode(state: &TaskState) -> Result<Option<String>, StoreError> {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
-
     use super::*;
+    use crate::tasks::contract::check_task_contract;
 
-    const HOUR: i64 = 3_600_000;
-
-    fn alice() -> Principal {
-        Principal::new("alice").unwrap()
+    #[tokio::test]
+    async fn the_memory_task_store_keeps_the_task_contract() {
+        let store = open_task_store(&StoreLocation::InMemory).await.unwrap();
+        check_task_contract(store.as_ref()).await;
     }
 
-    fn bob() -> Principal {
-        Principal::new("bob").unwrap()
-    }
-
-    async fn stores() -> Vec<(Arc<dyn TaskStore>, tempfile::TempDir)> {
+    #[tokio::test]
+    async fn the_file_task_store_keeps_the_task_contract() {
         let dir = tempfile::tempdir().unwrap();
         let file = StoreLocation::File(dir.path().join("store.sqlite3"));
-        vec![
-            (
-                open_task_store(&StoreLocation::InMemory).await.unwrap(),
-                tempfile::tempdir().unwrap(),
-            ),
-            (open_task_store(&file).await.unwrap(), dir),
-        ]
-    }
-
-    #[tokio::test]
-    async fn a_task_is_read_back_by_its_owner_only() {
-        for (store, _dir) in stores().await {
-            let task = TaskRecord::working(1_000, HOUR, "running");
-            store.create(&alice(), &task).await.unwrap();
-
-            assert_eq!(
-                store.get(&alice(), &task.id, 2_000).await.unwrap(),
-                Some(task.clone())
-            );
-            assert_eq!(store.get(&bob(), &task.id, 2_000).await.unwrap(), None);
-            assert!(!store.request_cancel(&bob(), &task.id, 2_000).await.unwrap());
-            assert_eq!(
-                store.beat(&bob(), &task.id, 2_000, None).await.unwrap(),
-                None
-            );
-            let done = TaskState::Cancelled;
-            assert!(
-                !store
-                    .finish(&bob(), &task.id, &done, "x", 2_000, None)
-                    .await
-                    .unwrap()
-            );
-        }
-    }
-
-    #[tokio::test]
-    async fn the_first_end_wins_and_keeps_its_outcome() {
-        for (store, _dir) in stores().await {
-            let task = TaskRecord::working(1_000, HOUR, "running");
-            store.create(&alice(), &task).await.unwrap();
-            let result = json!({"content": [{"type": "text", "text": "hi"}], "isError": false});
-            let completed = TaskState::Completed { result };
-
-            assert!(
-                store
-                    .finish(&alice(), &task.id, &completed, "completed", 3_000, None)
-                    .await
-                    .unwrap()
-            );
-            assert!(
-                !store
-                    .finish(
-                        &alice(),
-                        &task.id,
-                        &TaskState::Cancelled,
-                        "cancelled",
-                        4_000,
-                        None
-                    )
-                    .await
-                    .unwrap()
-            );
-
-            let read = store.get(&alice(), &task.id, 5_000).await.unwrap().unwrap();
-            assert_eq!(read.state, completed);
-            assert_eq!(read.status_message.as_deref(), Some("completed"));
-            assert_eq!(read.updated_at, 3_000);
-        }
-    }
-
-    #[tokio::test]
-    async fn a_cancel_request_reaches_the_running_process_through_the_record() {
-        for (store, _dir) in stores().await {
-            let task = TaskRecord::working(1_000, HOUR, "running");
-            store.create(&alice(), &task).await.unwrap();
-            assert_eq!(
-                store.cancel_requested(&alice(), &task.id).await.unwrap(),
-                Some(false)
-            );
-
-            assert!(
-                store
-                    .request_cancel(&alice(), &task.id, 2_000)
-                    .await
-                    .unwrap()
-            );
-
-            assert_eq!(
-                store.cancel_requested(&alice(), &task.id).await.unwrap(),
-                Some(true)
-            );
-            assert_eq!(
-                store
-                    .beat(&alice(), &task.id, 3_000, Some("5 tokens"))
-                    .await
-                    .unwrap(),
-                Some(true)
-            );
-            let read = store.get(&alice(), &task.id, 3_000).await.unwrap().unwrap();
-            assert_eq!(
-                (read.heartbeat_at, read.status_message.as_deref()),
-                (3_000, Some("5 tokens"))
-            );
-        }
-    }
-
-    #[tokio::test]
-    async fn only_a_stale_heartbeat_lets_another_process_end_a_task() {
-        for (store, _dir) in stores().await {
-            let task = TaskRecord::working(1_000, HOUR, "running");
-            store.create(&alice(), &task).await.unwrap();
-            let failed = TaskState::Failed {
-                error: json!({"code": -32603, "message": "stopped"}),
-            };
-
-            assert!(
-                !store
-                    .finish(&alice(), &task.id, &failed, "stopped", 2_000, Some(1_000))
-                    .await
-                    .unwrap()
-            );
-            assert!(
-                store
-                    .finish(&alice(), &task.id, &failed, "stopped", 2_000, Some(1_001))
-                    .await
-                    .unwrap()
-            );
-
-            assert_eq!(
-                store
-                    .get(&alice(), &task.id, 2_000)
-                    .await
-                    .unwrap()
-                    .unwrap()
-                    .state,
-                failed
-            );
-        }
-    }
-
-    #[tokio::test]
-    async fn an_expired_task_is_gone_and_pruned() {
-        for (store, _dir) in stores().await {
-            let old = TaskRecord::working(1_000, 10, "running");
-            store.create(&alice(), &old).await.unwrap();
-            assert!(store.get(&alice(), &old.id, 1_009).await.unwrap().is_some());
-            assert_eq!(store.get(&alice(), &old.id, 1_010).await.unwrap(), None);
-            assert!(
-                !store
-                    .request_cancel(&alice(), &old.id, 1_010)
-                    .await
-                    .unwrap()
-            );
-
-            let other = TaskRecord::working(1_005, HOUR, "running");
-            store.create(&bob(), &other).await.unwrap();
-            assert_eq!(store.prune(1_010).await.unwrap(), 1);
-            assert!(store.get(&bob(), &other.id, 1_010).await.unwrap().is_some());
-        }
-    }
-
-    #[tokio::test]
-    async fn creating_a_task_deletes_expired_ones() {
-        for (store, _dir) in stores().await {
-            let old = TaskRecord::working(1_000, 10, "running");
-            store.create(&alice(), &old).await.unwrap();
-            store
-                .create(&bob(), &TaskRecord::working(2_000, HOUR, "running"))
-                .await
-                .unwrap();
-            assert_eq!(
-                store.prune(2_000).await.unwrap(),
-                0,
-                "the expired task went at the create"
-            );
-        }
+        let store = open_task_store(&file).await.unwrap();
+        check_task_contract(store.as_ref()).await;
     }
 }

@@ -1,0 +1,146 @@
+//! Legacy (2025-era) HTTP sessions shared by every replica on one database: one row per
+//! session in `legacy_sessions` (schema version 2) with the state rmcp needs to restore it
+//! (JSON text), the principal that opened it, and when it was last used (the database's
+//! clock, unix seconds). A session unused for [`SESSION_IDLE`] is gone: reads skip it and
+//! saving any session deletes it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::SharedPostgres;
+use crate::principal::Principal;
+use crate::store::StoreError;
+
+/// How long an unused session is kept.
+pub const SESSION_IDLE: Duration = Duration::from_secs(60 * 60);
+
+/// Sets the state of session $1 to $2, marking it used.
+const SAVE_STATE: &str = concat!(
+    "INSERT INTO legacy_sessions (id, state, used_at) VALUES ($1, $2, ",
+    now!(),
+    ") ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state, used_at = EXCLUDED.used_at"
+);
+
+/// Sets the owner of session $1 to $2, marking it used.
+const SAVE_OWNER: &str = concat!(
+    "INSERT INTO legacy_sessions (id, owner, used_at) VALUES ($1, $2, ",
+    now!(),
+    ") ON CONFLICT (id) DO UPDATE SET owner = EXCLUDED.owner, used_at = EXCLUDED.used_at"
+);
+
+/// Marks session $1 used, unless unused for $2 seconds; returns its state and owner.
+const USE: &str = concat!(
+    "UPDATE legacy_sessions SET used_at = ",
+    now!(),
+    " WHERE id = $1 AND used_at >= ",
+    now!(),
+    " - $2 RETURNING state, owner"
+);
+
+/// Deletes session $1.
+const DELETE: &str = "DELETE FROM legacy_sessions WHERE id = $1";
+
+/// Deletes the sessions unused for $1 seconds.
+const DROP_IDLE: &str = concat!(
+    "DELETE FROM legacy_sessions WHERE used_at < ",
+    now!(),
+    " - $1"
+);
+
+/// The legacy sessions of a Postgres database, through the process's shared store.
+pub struct SharedSessions {
+    shared: Arc<SharedPostgres>,
+}
+
+/// A session as stored: what rmcp restores it from, and who opened it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSession {
+    /// rmcp's session state as JSON text, once rmcp saved it.
+    pub state: Option<String>,
+    /// The principal that opened it, once known.
+    pub owner: Option<Principal>,
+}
+
+impl SharedSessions {
+    /// The sessions of the database of `shared`.
+    pub fn new(shared: Arc<SharedPostgres>) -> Self {
+        Self { shared }
+    }
+
+    /// Saves session `id`'s state (JSON text) and deletes sessions long unused.
+    pub async fn save_state(&self, id: &str, state: &str) -> Result<(), StoreError> {
+        const ACTION: &str = "saving an HTTP session";
+        let store = self.shared.store().await?;
+        let db = |e| store.db(ACTION, e);
+        let client = store.client(ACTION).await?;
+        let drop_idle = client.prepare_cached(DROP_IDLE).await.map_err(db)?;
+        client
+            .execute(&drop_idle, &[&idle_seconds()])
+            .await
+            .map_err(db)?;
+        let save = client.prepare_cached(SAVE_STATE).await.map_err(db)?;
+        client.execute(&save, &[&id, &state]).await.map_err(db)?;
+        Ok(())
+    }
+
+    /// Records that `owner` opened session `id`.
+    pub async fn save_owner(&self, id: &str, owner: &Principal) -> Result<(), StoreError> {
+        self.execute(
+            "saving an HTTP session's owner",
+            SAVE_OWNER,
+            id,
+            Some(owner),
+        )
+        .await
+    }
+
+    /// Session `id`, marked used now; `None` when unknown or long unused.
+    pub async fn use_session(&self, id: &str) -> Result<Option<StoredSession>, StoreError> {
+        const ACTION: &str = "reading an HTTP session";
+        let store = self.shared.store().await?;
+        let db = |e| store.db(ACTION, e);
+        let client = store.client(ACTION).await?;
+        let statement = client.prepare_cached(USE).await.map_err(db)?;
+        let row = client
+            .query_opt(&statement, &[&id, &idle_seconds()])
+            .await
+            .map_err(db)?;
+        Ok(row.map(|row| StoredSession {
+            state: row.get(0),
+            owner: row
+                .get::<_, Option<&str>>(1)
+                .and_then(|owner| Principal::new(owner).ok()),
+        }))
+    }
+
+    /// Deletes session `id`.
+    pub async fn delete(&self, id: &str) -> Result<(), StoreError> {
+        self.execute("deleting an HTTP session", DELETE, id, None)
+            .await
+    }
+
+    /// Runs `sql` on session `id` (and `owner`, when given).
+    async fn execute(
+        &self,
+        action: &'static str,
+        sql: &str,
+        id: &str,
+        owner: Option<&Principal>,
+    ) -> Result<(), StoreError> {
+        let store = self.shared.store().await?;
+        let db = |e| store.db(action, e);
+        let client = store.client(action).await?;
+        let statement = client.prepare_cached(sql).await.map_err(db)?;
+        match owner {
+            Some(owner) => client.execute(&statement, &[&id, &owner.as_str()]).await,
+            None => client.execute(&statement, &[&id]).await,
+        }
+        .map_err(db)?;
+        Ok(())
+    }
+}
+
+/// [`SESSION_IDLE`] in seconds, for the statements.
+fn idle_seconds() -> i64 {
+    i64::try_from(SESSION_IDLE.as_secs()).unwrap_or(i64::MAX)
+}

@@ -1,0 +1,255 @@
+//! Task records in the Postgres store: one row per task in `tasks` (schema version 2), the
+//! SQLite store's rules. Every statement but pruning names the owner; a task past its
+//! expiry reads as missing even before pruning deletes it. Times come from the caller
+//! (the task clock), as with SQLite.
+
+use async_trait::async_trait;
+use tokio_postgres::types::ToSql;
+
+use super::PostgresStore;
+use crate::principal::Principal;
+use crate::store::StoreError;
+use crate::tasks::{TaskRecord, TaskState, TaskStore};
+
+/// Deletes the tasks expired at $1.
+const DROP_EXPIRED: &str = "DELETE FROM tasks WHERE expires_at <= $1";
+
+/// Saves a new task: id $1, owner $2, then the record's fields.
+const INSERT: &str = "
+    INSERT INTO tasks (id, owner, status, status_message, outcome, cancel_requested,
+        created_at, updated_at, heartbeat_at, expires_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+
+/// Task $1 of owner $2, unless expired at $3.
+const SELECT: &str = "
+    SELECT id, status, outcome, status_message, created_at, updated_at, heartbeat_at,
+        expires_at, cancel_requested
+    FROM tasks WHERE id = $1 AND owner = $2 AND expires_at > $3";
+
+/// The heartbeat of working task $1 of owner $2 at $3, with status message $4 if not NULL.
+const BEAT: &str = "
+    UPDATE tasks SET heartbeat_at = $3,
+        status_message = COALESCE($4, status_message),
+        updated_at = CASE WHEN $4::text IS NULL THEN updated_at ELSE $3 END
+    WHERE id = $1 AND owner = $2 AND status = 'working'
+    RETURNING cancel_requested";
+
+/// Whether cancelling working task $1 of owner $2 was asked.
+const CANCEL_REQUESTED: &str = "
+    SELECT cancel_requested FROM tasks WHERE id = $1 AND owner = $2 AND status = 'working'";
+
+/// Asks to cancel task $1 of owner $2 at $3.
+const REQUEST_CANCEL: &str = "
+    UPDATE tasks SET cancel_requested = true,
+        updated_at = CASE WHEN status = 'working' THEN $3 ELSE updated_at END
+    WHERE id = $1 AND owner = $2 AND expires_at > $3";
+
+/// Ends working task $1 of owner $2 with status $3, outcome $4 and message $5 at $6;
+/// with $7, only when its heartbeat is older than that.
+const FINISH: &str = "
+    UPDATE tasks SET status = $3, outcome = $4, status_message = $5, updated_at = $6
+    WHERE id = $1 AND owner = $2 AND status = 'working'
+        AND ($7::bigint IS NULL OR heartbeat_at < $7)";
+
+#[async_trait]
+impl TaskStore for PostgresStore {
+    async fn create(&self, owner: &Principal, task: &TaskRecord) -> Result<(), StoreError> {
+        const ACTION: &str = "saving a new task";
+        let outcome = encode(&task.state)?;
+        let db = |e| self.db(ACTION, e);
+        let mut client = self.client(ACTION).await?;
+        let tx = client.transaction().await.map_err(db)?;
+        let drop_expired = tx.prepare_cached(DROP_EXPIRED).await.map_err(db)?;
+        tx.execute(&drop_expired, &[&task.created_at])
+            .await
+            .map_err(db)?;
+        let insert = tx.prepare_cached(INSERT).await.map_err(db)?;
+        let params: [&(dyn ToSql + Sync); 10] = [
+            &task.id,
+            &owner.as_str(),
+            &task.state.status(),
+            &task.status_message,
+            &outcome,
+            &task.cancel_requested,
+            &task.created_at,
+            &task.updated_at,
+            &task.heartbeat_at,
+            &task.expires_at,
+        ];
+        tx.execute(&insert, &params).await.map_err(db)?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn get(
+        &self,
+        owner: &Principal,
+        id: &str,
+        now: i64,
+    ) -> Result<Option<TaskRecord>, StoreError> {
+        const ACTION: &str = "reading a task";
+        let db = |e| self.db(ACTION, e);
+        let client = self.client(ACTION).await?;
+        let select = client.prepare_cached(SELECT).await.map_err(db)?;
+        let Some(row) = client
+            .query_opt(&select, &[&id, &owner.as_str(), &now])
+            .await
+            .map_err(db)?
+        else {
+            return Ok(None);
+        };
+        let record = TaskRecord {
+            id: row.get(0),
+            state: TaskState::Working,
+            status_message: row.get(3),
+            created_at: row.get(4),
+            updated_at: row.get(5),
+            heartbeat_at: row.get(6),
+            expires_at: row.get(7),
+            cancel_requested: row.get(8),
+        };
+        let status: &str = row.get(1);
+        let outcome: Option<&str> = row.get(2);
+        self.decode(record, status, outcome).map(Some)
+    }
+
+    async fn beat(
+        &self,
+        owner: &Principal,
+        id: &str,
+        now: i64,
+        status_message: Option<&str>,
+    ) -> Result<Option<bool>, StoreError> {
+        self.flag(
+            "recording a task's heartbeat",
+            BEAT,
+            &[&id, &owner.as_str(), &now, &status_message],
+        )
+        .await
+    }
+
+    async fn cancel_requested(
+        &self,
+        owner: &Principal,
+        id: &str,
+    ) -> Result<Option<bool>, StoreError> {
+        self.flag("reading a task", CANCEL_REQUESTED, &[&id, &owner.as_str()])
+            .await
+    }
+
+    async fn request_cancel(
+        &self,
+        owner: &Principal,
+        id: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        self.write(
+            "cancelling a task",
+            REQUEST_CANCEL,
+            &[&id, &owner.as_str(), &now],
+        )
+        .await
+    }
+
+    async fn finish(
+        &self,
+        owner: &Principal,
+        id: &str,
+        state: &TaskState,
+        status_message: &str,
+        now: i64,
+        heartbeat_before: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        let outcome = encode(state)?;
+        self.write(
+            "recording how a task ended",
+            FINISH,
+            &[
+                &id,
+                &owner.as_str(),
+                &state.status(),
+                &outcome,
+                &status_message,
+                &now,
+                &heartbeat_before,
+            ],
+        )
+        .await
+    }
+
+    async fn prune(&self, now: i64) -> Result<usize, StoreError> {
+        let deleted = self
+            .write_count("deleting expired tasks", DROP_EXPIRED, &[&now])
+            .await?;
+        Ok(usize::try_from(deleted).unwrap_or(usize::MAX))
+    }
+}
+
+impl PostgresStore {
+    /// The one flag a statement on one task returns; `None` when no row matched.
+    async fn flag(
+        &self,
+        action: &'static str,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<bool>, StoreError> {
+        let db = |e| self.db(action, e);
+        let client = self.client(action).await?;
+        let statement = client.prepare_cached(sql).await.map_err(db)?;
+        let row = client.query_opt(&statement, params).await.map_err(db)?;
+        Ok(row.map(|row| row.get(0)))
+    }
+
+    /// Runs a write on one task; true when it changed a row.
+    async fn write(
+        &self,
+        action: &'static str,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<bool, StoreError> {
+        Ok(self.write_count(action, sql, params).await? > 0)
+    }
+
+    /// Runs a write; how many rows it changed.
+    async fn write_count(
+        &self,
+        action: &'static str,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, StoreError> {
+        let db = |e| self.db(action, e);
+        let client = self.client(action).await?;
+        let statement = client.prepare_cached(sql).await.map_err(db)?;
+        client.execute(&statement, params).await.map_err(db)
+    }
+
+    /// `record` with its state decoded from the stored status and JSON outcome.
+    fn decode(
+        &self,
+        mut record: TaskRecord,
+        status: &str,
+        outcome: Option<&str>,
+    ) -> Result<TaskRecord, StoreError> {
+        let corrupt = |what: String| {
+            self.failed(
+                "reading a task",
+                super::DatabaseError::Message(format!("task `{}` {what}", record.id)),
+            )
+        };
+        let outcome = outcome
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(|e| corrupt(format!("has an outcome that is not JSON ({e})")))?;
+        record.state = TaskState::from_stored(status, outcome)
+            .ok_or_else(|| corrupt(format!("has an unknown status {status:?}")))?;
+        Ok(record)
+    }
+}
+
+/// The outcome of `state` as JSON text, when it has one.
+fn encode(state: &TaskState) -> Result<Option<String>, StoreError> {
+    state
+        .outcome()
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|source| StoreError::Encode { source })
+}
