@@ -88,6 +88,10 @@ pub mod setting {
     pub const TASK_AFTER: &str = "VULTR_MCP_TASK_AFTER";
     /// How long a task and its result are kept.
     pub const TASK_TTL: &str = "VULTR_MCP_TASK_TTL";
+    /// The file of MCP servers whose tools `delegate` gives a model.
+    pub const DELEGATE_SERVERS: &str = "VULTR_MCP_DELEGATE_SERVERS";
+    /// How long one downstream tool call may take.
+    pub const DELEGATE_TOOL_TIMEOUT: &str = "VULTR_MCP_DELEGATE_TOOL_TIMEOUT";
 }
 
 /// The server's settings. Environment variables are the usual way to set them, since an
@@ -168,6 +172,15 @@ pub struct Config {
     /// How long a task and its result are kept after it was created.
     #[arg(long, env = setting::TASK_TTL, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
     pub task_ttl: Duration,
+
+    /// A JSON file of MCP servers (`{"mcpServers": {...}}`, as MCP clients use) whose tools
+    /// the `delegate` tool gives a Vultr model; without it, `delegate` is not offered.
+    #[arg(long, env = setting::DELEGATE_SERVERS, value_name = "FILE")]
+    pub delegate_servers: Option<PathBuf>,
+
+    /// How long one downstream tool call of a delegation may take.
+    #[arg(long, env = setting::DELEGATE_TOOL_TIMEOUT, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub delegate_tool_timeout: Duration,
 
     /// Most conversations kept; the least recently used go first.
     #[arg(
