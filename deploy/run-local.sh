@@ -44,7 +44,8 @@ mkdir -p "$RUN/pg"
 [[ "$(id -u)" == 0 ]] && chown postgres "$RUN/pg"
 PG_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 PG_PASSWORD="$(head -c 18 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')"
-printf '%s\n' "$PG_PASSWORD" > "$RUN/pg.pw"; chmod 0644 "$RUN/pg.pw"
+(umask 077; printf '%s\n' "$PG_PASSWORD" > "$RUN/pg.pw")
+[[ "$(id -u)" == 0 ]] && chown postgres "$RUN/pg.pw"
 as_pg "$PG_BIN/initdb" -D "$RUN/pg" -U mcp --pwfile="$RUN/pg.pw" -A scram-sha-256 >/dev/null
 rm -f "$RUN/pg.pw"
 as_pg "$PG_BIN/pg_ctl" -D "$RUN/pg" -l "$RUN/pg/log" -w \

@@ -113,6 +113,26 @@ impl App {
 }
 
 impl App {
+    /// Opens (and migrates) the conversation store now instead of at first use. `Err` only
+    /// for a store this build must not use (a newer schema); a store that cannot be reached
+    /// is logged and tried again at first use.
+    pub async fn open_store_now(&self) -> Result<(), crate::store::StoreError> {
+        use crate::store::StoreError;
+        match self.conversations.prune().await {
+            Ok(_) => Ok(()),
+            Err(StoreError::Unavailable(cause))
+                if matches!(*cause, StoreError::SchemaTooNew { .. }) =>
+            {
+                Err(*cause)
+            }
+            Err(error @ StoreError::SchemaTooNew { .. }) => Err(error),
+            Err(error) => {
+                tracing::warn!(%error, "the conversation store could not be opened at start-up; it is tried again when first needed");
+                Ok(())
+            }
+        }
+    }
+
     /// Resolves once no tool call is running or waiting, or after `limit`; true when none is.
     pub async fn calls_finished(&self, limit: std::time::Duration) -> bool {
         self.calls_in_flight.close();

@@ -15,6 +15,10 @@ pub enum InvalidPrincipal {
     /// The name is empty.
     #[error("a principal's name must not be empty")]
     Empty,
+    /// The name is `local`, which only the unauthenticated local user may have (stdio, and
+    /// HTTP on loopback without auth; rows stored before principals existed are its too).
+    #[error("`local` is reserved for the unauthenticated local user; pick another name")]
+    Reserved,
     /// The name is longer than [`Principal::MAX_CHARS`].
     #[error("a principal's name may have at most {max} characters; this one has {chars}", max = Principal::MAX_CHARS)]
     TooLong {
@@ -44,6 +48,15 @@ impl Principal {
         Ok(Self(Arc::from(name)))
     }
 
+    /// The principal named `name` by a credential (a token's name, an OAuth `sub`): like
+    /// [`Principal::new`], and never `local`, so no credential can act as the local user.
+    pub fn authenticated(name: &str) -> Result<Self, InvalidPrincipal> {
+        if name == Principal::local().as_str() {
+            return Err(InvalidPrincipal::Reserved);
+        }
+        Self::new(name)
+    }
+
     /// The principal's name, as stored with what it owns.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -70,5 +83,10 @@ mod tests {
             Err(InvalidPrincipal::TooLong { chars: 257 })
         );
         assert!(Principal::new(&"é".repeat(256)).is_ok());
+        assert_eq!(
+            Principal::authenticated("local"),
+            Err(InvalidPrincipal::Reserved)
+        );
+        assert!(Principal::authenticated("alice").is_ok());
     }
 }

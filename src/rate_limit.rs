@@ -2,6 +2,7 @@
 //! the whole account's budget or starve the others.
 
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
@@ -14,7 +15,13 @@ pub struct CallRateLimit {
     per_minute: NonZeroU32,
     limiter: DefaultKeyedRateLimiter<Principal>,
     clock: DefaultClock,
+    /// Checks so far; every [`FORGET_EVERY`]th one forgets principals with a full allowance.
+    checks: AtomicU64,
 }
+
+/// How often (in checks) principals whose allowance is full again are forgotten, so the
+/// state does not grow with every principal ever seen.
+const FORGET_EVERY: u64 = 1024;
 
 /// A call over the limit: how long until the next one is allowed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,11 +39,15 @@ impl CallRateLimit {
             per_minute,
             limiter: DefaultKeyedRateLimiter::hashmap(Quota::per_minute(per_minute)),
             clock: DefaultClock::default(),
+            checks: AtomicU64::new(0),
         }
     }
 
     /// Takes one call from `principal`'s allowance, or says how long to wait.
     pub fn check(&self, principal: &Principal) -> Result<(), OverLimit> {
+        if self.checks.fetch_add(1, Ordering::Relaxed) % FORGET_EVERY == FORGET_EVERY - 1 {
+            self.limiter.retain_recent();
+        }
         self.limiter
             .check_key(principal)
             .map_err(|not_until| OverLimit {

@@ -32,6 +32,9 @@ pub use guard::{Guard, Refusal};
 /// The largest request body accepted (413 above it).
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
+/// Where RFC 9728 protected-resource metadata is served.
+const METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
+
 /// How long, after the calls in flight were cancelled, their answers have to go out.
 const CANCEL_GRACE: Duration = Duration::from_secs(3);
 
@@ -76,6 +79,12 @@ pub enum StartError {
         #[from]
         error: auth::AuthSetupError,
     },
+    /// The conversation store cannot be used by this build.
+    #[error("{error}")]
+    Store {
+        /// Why.
+        error: crate::store::StoreError,
+    },
     /// Serving failed.
     #[error("the HTTP server failed: {0}")]
     Serve(std::io::Error),
@@ -111,6 +120,11 @@ pub async fn serve(
     if !addr.ip().is_loopback() && !protected && !args.allow_unauthenticated {
         return Err(StartError::Unprotected { addr });
     }
+    // Replicas migrate the store before they listen, so one with an older build refuses to
+    // start rather than failing every call.
+    app.open_store_now()
+        .await
+        .map_err(|error| StartError::Store { error })?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|error| StartError::Bind { addr, error })?;
@@ -198,23 +212,25 @@ pub async fn serve(
         Arc::new(LocalSessionManager::default()),
         mcp_config,
     );
-    let router = Router::new()
+    let mut router = Router::new()
         .route_service("/mcp", mcp)
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),
             gate::gate,
         ))
-        .route("/healthz", get(healthz))
-        .route(
-            "/.well-known/oauth-protected-resource",
-            get(protected_resource_metadata),
-        )
-        .route(
-            &format!("/.well-known/oauth-protected-resource{}", public_url.path()),
-            get(protected_resource_metadata),
-        )
-        .fallback(not_found)
-        .with_state(shared.clone());
+        .route("/healthz", get(healthz));
+    // RFC 9728: the bare well-known path, and the one for the endpoint's path (ours, and
+    // the public URL's when a proxy serves it under another path).
+    let mut metadata_paths = vec![METADATA_PATH.to_owned(), format!("{METADATA_PATH}/mcp")];
+    let public_path = public_url.path().trim_end_matches('/');
+    if !public_path.is_empty() {
+        metadata_paths.push(format!("{METADATA_PATH}{public_path}"));
+    }
+    metadata_paths.dedup();
+    for path in metadata_paths {
+        router = router.route(&path, get(protected_resource_metadata));
+    }
+    let router = router.fallback(not_found).with_state(shared.clone());
 
     if !bound.ip().is_loopback() && args.public_url.is_none() && args.allowed_hosts.is_none() {
         tracing::warn!(
@@ -263,7 +279,7 @@ pub async fn serve(
 fn metadata_url(resource: &Url) -> String {
     let origin = resource.origin().ascii_serialization();
     let path = resource.path().trim_end_matches('/');
-    format!("{origin}/.well-known/oauth-protected-resource{path}")
+    format!("{origin}{METADATA_PATH}{path}")
 }
 
 /// For load balancers: up, and nothing else.

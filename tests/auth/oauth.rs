@@ -47,6 +47,14 @@ async fn rs256_and_es256_tokens_act_for_their_subject() {
 }
 
 #[tokio::test]
+async fn a_token_whose_subject_is_local_cannot_act_as_the_local_user() {
+    let (issuer, auth) = issuer_and_auth(None).await;
+    let token = issuer.token(&issuer.claims("local", AUDIENCE));
+    let reason = invalid_because(&auth, &token).await;
+    assert!(reason.contains("reserved"), "{reason}");
+}
+
+#[tokio::test]
 async fn an_audience_list_need_only_contain_ours() {
     let (issuer, auth) = issuer_and_auth(None).await;
     let mut claims = issuer.claims("alice", AUDIENCE);

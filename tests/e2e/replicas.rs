@@ -180,3 +180,31 @@ async fn replicas_starting_together_on_a_fresh_database_all_serve_it() {
         server.terminate().await;
     }
 }
+
+#[tokio::test]
+async fn a_replica_refuses_to_start_on_a_database_migrated_by_a_newer_build() {
+    let fake = FakeVultr::start().await;
+    let database = PgServer::shared().create_database();
+    let (client, connection) = tokio_postgres::connect(&database, tokio_postgres::NoTls)
+        .await
+        .expect("the test database");
+    tokio::spawn(connection);
+    client
+        .batch_execute(
+            "CREATE TABLE schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now());
+             INSERT INTO schema_migrations (version) VALUES (999);",
+        )
+        .await
+        .expect("a newer schema");
+    let settings = fake.settings();
+    let env = overridden(&settings, &[("VULTR_MCP_CONVERSATIONS", &database)]);
+    let (status, stderr) = match HttpServer::try_start(&env).await {
+        Ok(_) => panic!("a replica served a database it does not understand"),
+        Err(refused) => refused,
+    };
+    assert!(!status.success());
+    assert!(
+        stderr.contains("schema version 999") && stderr.contains("Upgrade vultr-inference-mcp"),
+        "{stderr}"
+    );
+}

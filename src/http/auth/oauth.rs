@@ -180,7 +180,7 @@ impl OAuthVerifier {
             .map_err(|e| AuthFailure::Invalid(self.reason(e.kind())))?
             .claims;
         let sub = claims.sub.as_deref().unwrap_or_default();
-        let principal = Principal::new(sub)
+        let principal = Principal::authenticated(sub)
             .map_err(|e| AuthFailure::Invalid(format!("the token's `sub` is not usable: {e}")))?;
         self.check_scope(&claims)?;
         Ok(principal)

@@ -96,7 +96,7 @@ impl StaticTokens {
             let [name, hex] = fields[..] else {
                 return Err((number, LINE_SHAPE.to_owned()));
             };
-            let principal = Principal::new(name).map_err(|e| (number, format!("{e}")))?;
+            let principal = Principal::authenticated(name).map_err(|e| (number, format!("{e}")))?;
             let Some(digest) = parse_hex_digest(hex) else {
                 return Err((
                     number,
@@ -161,7 +161,7 @@ pub fn hash_token_line(name: &str, token: &str) -> Result<String, HashTokenError
         name: name.to_owned(),
         reason,
     };
-    Principal::new(name).map_err(|e| bad_name(e.to_string()))?;
+    Principal::authenticated(name).map_err(|e| bad_name(e.to_string()))?;
     if name.chars().any(char::is_whitespace) {
         return Err(bad_name("a name has no whitespace".to_owned()));
     }
@@ -292,6 +292,8 @@ mod tests {
         let (line, message) = problem(&format!("{long} {ALICE_HASH}\n"));
         assert_eq!(line, 1);
         assert!(message.contains("at most 256 characters"), "{message}");
+        let (_, message) = problem(&format!("local {ALICE_HASH}\n"));
+        assert!(message.contains("reserved"), "{message}");
     }
 
     #[test]
@@ -304,7 +306,7 @@ mod tests {
             hash_token_line("alice", "two words"),
             Err(HashTokenError::UnsendableToken)
         );
-        for name in ["", "al ice", "#alice", &"x".repeat(257)] {
+        for name in ["", "al ice", "#alice", "local", &"x".repeat(257)] {
             assert!(
                 matches!(
                     hash_token_line(name, "t"),
