@@ -180,7 +180,7 @@ async fn start(spec: &ServerSpec) -> Result<Connection, String> {
                 tokio::spawn(async move {
                     let mut lines = tokio::io::BufReader::new(stderr).lines();
                     while let Ok(Some(line)) = lines.next_line().await {
-                        tracing::debug!(target: "downstream", "{name}: {line}");
+                        tracing::debug!("{name}: {line}");
                     }
                 });
             }
