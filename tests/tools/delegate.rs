@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use crate::support::downstream::Downstreams;
 use crate::support::fake_vultr::FakeVultr;
 use crate::support::fake_vultr::script::{answer, tool_calls, tool_result};
-use crate::support::in_process::Server;
+use crate::support::in_process::{RawSession, Server};
 use crate::support::session::{err, ok, text};
 
 const MODEL: &str = "kimi-k2-instruct";
@@ -380,4 +380,57 @@ async fn a_server_that_cannot_start_is_named_with_the_cause() {
     assert!(message.contains("/nonexistent/server"), "{message}");
     assert!(fake.chat_requests().await.is_empty());
     server.stop().await;
+}
+
+#[tokio::test]
+async fn each_tool_call_is_reported_as_progress_with_its_turn() {
+    let fake = FakeVultr::start().await;
+    fake.script(
+        |messages| match (tool_result(messages, "a"), tool_result(messages, "c")) {
+            (None, _) => tool_calls(&[
+                ("a", "calc__add", r#"{"a": 1, "b": 2}"#),
+                ("b", "calc__big", r#"{"chars": 3}"#),
+            ]),
+            (Some(_), None) => tool_calls(&[("c", "calc__add", r#"{"a": 3, "b": 4}"#)]),
+            (Some(_), Some(_)) => answer("done"),
+        },
+    )
+    .await;
+    let downstreams = Downstreams::new(&["calc"], json!({}));
+    let mut env = fake.settings();
+    env.push(("VULTR_MCP_DELEGATE_SERVERS", downstreams.setting()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    let mut session = RawSession::start(&env).await;
+    session
+        .call_tool(
+            1,
+            "delegate",
+            json!({"task": "t", "model": MODEL, "max_turns": 5}),
+            Some(json!({"progressToken": "d-1"})),
+        )
+        .await;
+    let (before, response) = session.until_response(1).await;
+    assert_eq!(
+        response.value["result"]["isError"], false,
+        "{}",
+        response.value
+    );
+    let mut progress: Vec<String> = before
+        .iter()
+        .filter(|l| l.value["method"] == "notifications/progress")
+        .map(|l| {
+            assert_eq!(l.value["params"]["progressToken"], "d-1");
+            l.value["params"]["message"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    progress.sort();
+    assert_eq!(
+        progress,
+        [
+            "turn 1/5: calc__add",
+            "turn 1/5: calc__big",
+            "turn 2/5: calc__add"
+        ]
+    );
+    session.stop().await;
 }
