@@ -2,10 +2,13 @@
 //! `tests/support/downstream.rs`): tools that add, fail, sleep, return large output, are
 //! marked destructive, and report the environment and process id. With `--log FILE`,
 //! every call (and every cancelled sleep) is appended to FILE as one JSON line, so tests
-//! assert on what the server actually received.
+//! assert on what the server actually received. With `--http`, it serves streamable HTTP
+//! on a free loopback port instead (printing `http://127.0.0.1:PORT/mcp` on stdout), and
+//! with `--token T` refuses requests without `Authorization: Bearer T`.
 //!
 //! ```sh
 //! cargo run --example downstream_server -- --log /tmp/calls.jsonl
+//! cargo run --example downstream_server -- --http --token secret
 //! ```
 
 use std::io::Write as _;
@@ -51,7 +54,7 @@ struct Downstream {
 }
 
 impl Downstream {
-    /// Appends one event to the log file, when there is one.
+    /// Appends one event to the log file (one line, written at once), when there is one.
     fn record(&self, event: Value) {
         if let Some(path) = &self.log {
             let mut file = std::fs::OpenOptions::new()
@@ -59,7 +62,9 @@ impl Downstream {
                 .append(true)
                 .open(path)
                 .expect("open the call log");
-            writeln!(file, "{event}").expect("write the call log");
+            // One write per line, so concurrent calls never interleave their lines.
+            file.write_all(format!("{event}\n").as_bytes())
+                .expect("write the call log");
         }
     }
 }
@@ -140,10 +145,16 @@ impl ServerHandler for Downstream {}
 async fn main() {
     let mut args = std::env::args().skip(1);
     let mut log = None;
+    let mut http = false;
+    let mut token = None;
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--log" => log = args.next().map(PathBuf::from),
-            other => panic!("unknown argument {other:?}; usage: downstream_server [--log FILE]"),
+            "--http" => http = true,
+            "--token" => token = args.next(),
+            other => panic!(
+                "unknown argument {other:?}; usage: downstream_server [--log FILE] [--http [--token T]]"
+            ),
         }
     }
     eprintln!("downstream test server starting");
@@ -151,9 +162,65 @@ async fn main() {
         log,
         tool_router: Downstream::tool_router(),
     };
+    if http {
+        serve_http(server, token).await;
+        return;
+    }
     let running = server
         .serve(rmcp::transport::stdio())
         .await
         .expect("MCP handshake");
     let _ = running.waiting().await;
+}
+
+/// Serves `server` over streamable HTTP on a free loopback port until stdin closes.
+async fn serve_http(server: Downstream, token: Option<String>) {
+    use std::sync::Arc;
+
+    use axum::http::{Request, StatusCode};
+    use axum::middleware::Next;
+    use axum::response::IntoResponse;
+    use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+    use rmcp::transport::streamable_http_server::{
+        StreamableHttpServerConfig, StreamableHttpService,
+    };
+
+    let service = StreamableHttpService::new(
+        move || Ok(server.clone()),
+        Arc::new(LocalSessionManager::default()),
+        StreamableHttpServerConfig::default(),
+    );
+    let expected = token.map(|t| format!("Bearer {t}"));
+    let app = axum::Router::new()
+        .route_service("/mcp", service)
+        .layer(axum::middleware::from_fn(
+            move |request: Request<axum::body::Body>, next: Next| {
+                let expected = expected.clone();
+                async move {
+                    let given = request
+                        .headers()
+                        .get("authorization")
+                        .and_then(|v| v.to_str().ok());
+                    match &expected {
+                        Some(expected) if given != Some(expected.as_str()) => {
+                            StatusCode::UNAUTHORIZED.into_response()
+                        }
+                        _ => next.run(request).await,
+                    }
+                }
+            },
+        ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a loopback port");
+    let addr = listener.local_addr().expect("the bound address");
+    println!("http://{addr}/mcp");
+    let stdin_closed = async {
+        let mut sink = Vec::new();
+        let _ = tokio::io::AsyncReadExt::read_to_end(&mut tokio::io::stdin(), &mut sink).await;
+    };
+    axum::serve(listener, app)
+        .with_graceful_shutdown(stdin_closed)
+        .await
+        .expect("serve HTTP");
 }

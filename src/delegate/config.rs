@@ -144,6 +144,18 @@ impl Entry {
                 }
             }
             (Some("http" | "streamable-http") | None, None, Some(url)) => {
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err("`url` must start with http:// or https://".to_owned());
+                }
+                if let Some(name) = self.headers.iter().find_map(|(name, value)| {
+                    let valid = http::HeaderName::from_bytes(name.as_bytes()).is_ok()
+                        && http::HeaderValue::from_str(value).is_ok();
+                    (!valid).then_some(name)
+                }) {
+                    return Err(format!(
+                        "header {name:?} is not a valid HTTP header name and value"
+                    ));
+                }
                 if !self.args.is_empty() || !self.env.is_empty() || self.cwd.is_some() {
                     return Err(
                         "`args`, `env` and `cwd` are for `command` servers, not `url` ones"

@@ -2,14 +2,16 @@
 //! when it died; their tools listed (allowlist and destructive filtering) and called with
 //! a timeout.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::{HeaderName, HeaderValue};
 use rmcp::model::{CallToolRequestParams, CallToolResult, Tool};
 use rmcp::service::RunningService;
-use rmcp::transport::TokioChildProcess;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use rmcp::{RoleClient, ServiceExt};
 use serde_json::{Map, Value};
 use tokio::io::AsyncBufReadExt;
@@ -188,10 +190,25 @@ async fn start(spec: &ServerSpec) -> Result<Connection, String> {
                 .await
                 .map_err(|e| format!("server {server:?} did not complete the MCP handshake: {e}"))?
         }
-        Transport::Http { .. } => {
-            return Err(format!(
-                "server {server:?} is an HTTP server, which this version of the bridge cannot reach yet; use a stdio `command`"
-            ));
+        Transport::Http { url, headers } => {
+            let mut custom = HashMap::new();
+            for (name, value) in headers {
+                let (Ok(name), Ok(mut value)) = (
+                    HeaderName::from_bytes(name.as_bytes()),
+                    HeaderValue::from_str(value),
+                ) else {
+                    return Err(format!(
+                        "server {server:?} has a header that is not valid HTTP"
+                    ));
+                };
+                value.set_sensitive(true);
+                custom.insert(name, value);
+            }
+            let config =
+                StreamableHttpClientTransportConfig::with_uri(url.as_str()).custom_headers(custom);
+            ().serve(StreamableHttpClientTransport::from_config(config))
+                .await
+                .map_err(|e| format!("server {server:?} at {url} could not be reached: {e}"))?
         }
     };
     let listed = client

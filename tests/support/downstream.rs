@@ -111,3 +111,47 @@ impl Downstreams {
         false
     }
 }
+
+/// The downstream test server serving streamable HTTP on loopback; stopped when dropped.
+pub struct HttpDownstream {
+    _child: tokio::process::Child,
+    /// Its MCP endpoint.
+    pub url: String,
+}
+
+impl Downstreams {
+    /// The test server over HTTP, named `name` in a servers file whose entry sends
+    /// `authorization` (when given) as its `Authorization` header; the server requires
+    /// `Bearer <token>`.
+    pub async fn http(
+        name: &str,
+        token: &str,
+        authorization: Option<&str>,
+    ) -> (Downstreams, HttpDownstream) {
+        use tokio::io::AsyncBufReadExt;
+
+        let downstreams = Downstreams::new(&[], json!({}));
+        let mut child = tokio::process::Command::new(server_path())
+            .args(["--http", "--token", token, "--log"])
+            .arg(downstreams.log_path(name))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the HTTP test server starts");
+        let stdout = child.stdout.take().expect("its stdout");
+        let url = tokio::io::BufReader::new(stdout)
+            .lines()
+            .next_line()
+            .await
+            .expect("its address")
+            .expect("a line with its address");
+        let mut entry = json!({"url": url});
+        if let Some(authorization) = authorization {
+            entry["headers"] = json!({"Authorization": authorization});
+        }
+        downstreams.write(&json!({"mcpServers": {name: entry}}).to_string());
+        (downstreams, HttpDownstream { _child: child, url })
+    }
+}

@@ -434,3 +434,45 @@ async fn each_tool_call_is_reported_as_progress_with_its_turn() {
     );
     session.stop().await;
 }
+
+#[tokio::test]
+async fn an_http_server_is_reached_with_its_configured_headers() {
+    let fake = FakeVultr::start().await;
+    fake.script(|messages| match tool_result(messages, "h") {
+        None => tool_calls(&[("h", "notes__add", r#"{"a": 20, "b": 22}"#)]),
+        Some(result) => answer(result),
+    })
+    .await;
+    let (downstreams, _http) = Downstreams::http("notes", "s3cret", Some("Bearer s3cret")).await;
+    let setting = downstreams.setting();
+    let server =
+        Server::with_fake(&fake, &[("VULTR_MCP_DELEGATE_SERVERS", setting.as_str())]).await;
+    let delegation = ok(&server
+        .call("delegate", json!({"task": "add", "model": MODEL}))
+        .await);
+    assert_eq!(delegation["answer"], "42");
+    assert_eq!(
+        downstreams.calls("notes"),
+        [json!({"tool": "add", "a": 20.0, "b": 22.0})]
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_http_server_that_refuses_the_bridge_is_named_without_its_headers() {
+    let fake = FakeVultr::start().await;
+    fake.script(|_| answer("x")).await;
+    let (downstreams, http) = Downstreams::http("notes", "s3cret", Some("Bearer wrong-one")).await;
+    let setting = downstreams.setting();
+    let server =
+        Server::with_fake(&fake, &[("VULTR_MCP_DELEGATE_SERVERS", setting.as_str())]).await;
+    let result = server
+        .call("delegate", json!({"task": "t", "model": MODEL}))
+        .await;
+    let message = err(&result);
+    assert!(message.contains("\"notes\""), "{message}");
+    assert!(message.contains(&http.url), "{message}");
+    assert!(!message.contains("wrong-one"), "{message}");
+    assert!(fake.chat_requests().await.is_empty());
+    server.stop().await;
+}
