@@ -476,3 +476,39 @@ async fn an_http_server_that_refuses_the_bridge_is_named_without_its_headers() {
     assert!(fake.chat_requests().await.is_empty());
     server.stop().await;
 }
+
+#[tokio::test]
+async fn large_results_are_cut_for_the_model_and_in_the_steps() {
+    let fake = FakeVultr::start().await;
+    fake.script(|messages| match tool_result(messages, "b") {
+        None => tool_calls(&[("b", "calc__big", r#"{"chars": 9000}"#)]),
+        Some(_) => answer("read it"),
+    })
+    .await;
+    let downstreams = Downstreams::new(&["calc"], json!({}));
+    let setting = downstreams.setting();
+    let server = Server::with_fake(
+        &fake,
+        &[
+            ("VULTR_MCP_DELEGATE_SERVERS", setting.as_str()),
+            ("VULTR_MCP_MAX_RESULT_CHARS", "5000"),
+        ],
+    )
+    .await;
+    let delegation = ok(&server
+        .call("delegate", json!({"task": "read", "model": MODEL}))
+        .await);
+    assert_eq!(
+        delegation["steps"][0]["result"].as_str().unwrap().len(),
+        2_000
+    );
+    let requests = fake.chat_requests().await;
+    let fed = tool_result(requests[1]["messages"].as_array().unwrap(), "b").unwrap();
+    assert!(
+        fed.starts_with(&"x".repeat(5_000)),
+        "the first 5000 characters"
+    );
+    assert!(!fed.contains(&"x".repeat(5_001)), "no more");
+    assert!(fed.ends_with("[cut to 5000 characters]"), "and a notice");
+    server.stop().await;
+}
