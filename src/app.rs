@@ -9,6 +9,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::catalog::{CATALOG_TTL, ModelCatalog};
 use crate::config::Config;
+use crate::delegate::{self, Downstream, ServersFileError};
 use crate::keys::InferenceKeys;
 use crate::rate_limit::CallRateLimit;
 use crate::secret::KnownKeys;
@@ -42,11 +43,33 @@ pub struct App {
     pub(crate) tasks: Arc<Tasks>,
     /// The legacy HTTP sessions every replica shares, when the store is Postgres.
     pub(crate) legacy_sessions: Option<Arc<SharedSessions>>,
+    /// The downstream servers `delegate` uses, when a delegate servers file is set.
+    pub(crate) delegation: Option<Arc<Downstream>>,
 }
 
 impl App {
     /// The core for `config`. Nothing is fetched or opened until a tool needs it.
+    ///
+    /// # Panics
+    /// When the delegate servers file is bad; the binary uses [`App::try_new`] to say so.
     pub fn new(config: Config) -> Arc<App> {
+        Self::try_new(config).unwrap_or_else(|error| panic!("{error}"))
+    }
+
+    /// The core for `config`, or why the delegate servers file cannot be used (read and
+    /// checked now; its servers start on first use).
+    pub fn try_new(config: Config) -> Result<Arc<App>, ServersFileError> {
+        let file = config
+            .delegate_servers
+            .as_ref()
+            .filter(|path| !path.as_os_str().is_empty());
+        let delegation = match file {
+            Some(path) => Some(Arc::new(Downstream::new(
+                delegate::load(path)?,
+                config.delegate_tool_timeout,
+            ))),
+            None => None,
+        };
         let config = config.normalized();
         let limits = &config.limits;
         let http = VultrHttp::new(limits.http());
@@ -82,7 +105,7 @@ impl App {
             limits.account_timeout,
             limits.chat_timeout,
         );
-        Arc::new(App {
+        Ok(Arc::new(App {
             keys: InferenceKeys::new(
                 config.inference_api_key(),
                 account.clone(),
@@ -108,7 +131,8 @@ impl App {
             tasks: Arc::new(Tasks::new(stores.tasks, config.task_after, config.task_ttl)),
             conversations: stores.conversations,
             legacy_sessions: stores.sessions,
-        })
+            delegation,
+        }))
     }
 }
 

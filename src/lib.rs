@@ -5,6 +5,7 @@ pub mod app;
 pub mod catalog;
 pub mod chat;
 pub mod config;
+pub mod delegate;
 pub mod http;
 pub mod keys;
 pub mod mcp;

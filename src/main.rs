@@ -74,7 +74,14 @@ fn hash_token(name: &str) -> ExitCode {
 /// Serves streamable HTTP on `addr` until a signal, then drains.
 async fn serve_http(config: Config, addr: SocketAddr) -> ExitCode {
     let args = config.http.clone();
-    match http::serve(App::new(config), &args, addr, shutdown_signal()).await {
+    let app = match App::try_new(config) {
+        Ok(app) => app,
+        Err(error) => {
+            eprintln!("vultr-inference-mcp: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match http::serve(app, &args, addr, shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("vultr-inference-mcp: {error}");
@@ -85,6 +92,13 @@ async fn serve_http(config: Config, addr: SocketAddr) -> ExitCode {
 
 /// Serves one MCP session over stdin/stdout.
 async fn serve(config: Config) -> ExitCode {
+    let app = match App::try_new(config) {
+        Ok(app) => app,
+        Err(error) => {
+            eprintln!("vultr-inference-mcp: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
     let mut signal = std::pin::pin!(shutdown_signal());
     // End of stdin, or the client closing our stdout, cancels the calls in flight at once
     // (rmcp would otherwise give them seconds to finish before exiting).
@@ -97,7 +111,7 @@ async fn serve(config: Config) -> ExitCode {
         Limits::default(),
         client_gone.clone(),
     );
-    let server = VultrServer::new(App::new(config), client_gone.clone());
+    let server = VultrServer::new(app, client_gone.clone());
     let started = tokio::select! {
         started = server.serve(transport) => started,
         () = &mut signal => return ExitCode::SUCCESS,

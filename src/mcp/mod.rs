@@ -4,6 +4,7 @@
 pub(crate) mod args;
 mod chat;
 mod conversations;
+mod delegate;
 mod error;
 mod models;
 mod subscriptions;
@@ -56,14 +57,18 @@ impl VultrServer {
     /// The MCP handler of one session over the shared `app`; cancelling `shutdown` (the
     /// session's client is gone) stops every call the session still runs.
     pub fn new(app: Arc<App>, shutdown: CancellationToken) -> Self {
+        let mut tool_router = Self::subscriptions_router()
+            + Self::models_router()
+            + Self::chat_router()
+            + Self::conversations_router();
+        if app.delegation.is_some() {
+            tool_router += Self::delegate_router();
+        }
         Self {
             app,
             shutdown,
             principal: Principal::local(),
-            tool_router: Self::subscriptions_router()
-                + Self::models_router()
-                + Self::chat_router()
-                + Self::conversations_router(),
+            tool_router,
         }
     }
 

@@ -5,6 +5,7 @@
 mod support;
 
 mod conversations;
+mod delegate;
 mod example;
 mod faults;
 #[cfg(unix)]

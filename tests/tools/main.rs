@@ -9,6 +9,7 @@ mod support;
 mod chat;
 mod continuation;
 mod conversations;
+mod delegate;
 mod faults;
 mod isolation;
 mod keys;

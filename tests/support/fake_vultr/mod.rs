@@ -27,6 +27,7 @@
 //! Every request, whichever mock answered it, is visible through [`FakeVultr::requests`].
 
 pub mod faults;
+pub mod script;
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 

@@ -1,0 +1,153 @@
+//! The `delegate` tool (listed only when a delegate servers file is set): decodes the
+//! arguments, runs the loop (src/delegate/) and renders what it did.
+
+use std::fmt::Write as _;
+
+use rmcp::model::{CallToolResult, ContentBlock};
+use rmcp::service::RequestContext;
+use rmcp::{RoleServer, tool, tool_router};
+use serde::Deserialize;
+
+use super::VultrServer;
+use super::args::Parameters;
+use super::chat::PeerProgress;
+use super::error::ToolError;
+use crate::delegate::{
+    DEFAULT_MAX_TURNS, DelegateError, DelegateRequest, Delegation, Delegator, Stopped,
+};
+
+/// Characters of a step's arguments shown in the result text.
+const SHOWN_ARGUMENT_CHARS: usize = 80;
+
+/// Arguments of `delegate`.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct DelegateArgs {
+    /// What to do, in words.
+    task: String,
+    /// Model id from list_models (must support tools); default VULTR_DEFAULT_MODEL.
+    #[serde(default)]
+    model: Option<String>,
+    /// Names of configured servers whose tools to offer; default all.
+    #[serde(default)]
+    servers: Option<Vec<String>>,
+    /// Most model turns, 1 to 50 (default 10).
+    #[serde(default)]
+    max_turns: Option<u32>,
+    /// Most tokens per model turn.
+    #[serde(default)]
+    max_tokens: Option<u32>,
+    /// Start no new turn once the cost so far reaches this many USD.
+    #[serde(default)]
+    budget_usd: Option<f64>,
+    /// Extra system instruction for the model.
+    #[serde(default)]
+    system: Option<String>,
+    /// Material the model should read for the task.
+    #[serde(default)]
+    context: Option<String>,
+}
+
+impl From<DelegateArgs> for DelegateRequest {
+    fn from(args: DelegateArgs) -> Self {
+        DelegateRequest {
+            task: args.task,
+            model: args.model,
+            servers: args.servers,
+            max_turns: args.max_turns.unwrap_or(DEFAULT_MAX_TURNS),
+            max_tokens: args.max_tokens,
+            budget_usd: args.budget_usd,
+            system: args.system,
+            context: args.context,
+        }
+    }
+}
+
+#[tool_router(router = delegate_router, vis = "pub(super)")]
+impl VultrServer {
+    /// Hand a multi-step task to a Vultr model that runs the tool loop itself over the MCP servers configured for delegation (tools named <server>__<tool>), within max_turns and budget_usd. Returns the answer and one line per tool call.
+    #[tool(
+        input_schema = super::args::input_schema::<DelegateArgs>(),
+        annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = true))]
+    async fn delegate(
+        &self,
+        Parameters(args): Parameters<DelegateArgs>,
+        context: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        let args = match args {
+            Ok(args) => args,
+            Err(invalid) => return self.failure(ToolError::Arguments(invalid)),
+        };
+        let Some(servers) = self.app.delegation.as_deref() else {
+            return self.failure(ToolError::Invalid(
+                "delegation is not configured on this server".to_owned(),
+            ));
+        };
+        let sink = context.meta.get_progress_token().map(|token| PeerProgress {
+            peer: context.peer.clone(),
+            token,
+        });
+        let outcome = Delegator::new(&self.app, servers)
+            .run(args.into(), sink, context.ct.clone())
+            .await;
+        match outcome {
+            Ok(delegation) => self.success(render(&delegation), &delegation),
+            Err(DelegateError::Chat(error)) => self.failure(ToolError::Chat(error)),
+            Err(error) => {
+                let text = self.app.known_keys.redact(&error.to_string());
+                CallToolResult::error(vec![ContentBlock::text(text)])
+            }
+        }
+    }
+}
+
+/// The delegation as text: the answer, why it stopped if not done, one line per step.
+fn render(delegation: &Delegation) -> String {
+    let mut text = if delegation.answer.trim().is_empty() {
+        "(no answer)".to_owned()
+    } else {
+        delegation.answer.clone()
+    };
+    text.push_str("\n\n");
+    let reason = match delegation.stopped {
+        Stopped::Done => None,
+        Stopped::MaxTurns => Some(
+            "stopped at max_turns before the model answered; raise max_turns or narrow the task",
+        ),
+        Stopped::Budget => Some("stopped: the cost reached budget_usd"),
+        Stopped::Cancelled => Some("stopped: cancelled"),
+        Stopped::Error => Some("stopped: a model turn failed"),
+    };
+    if let Some(reason) = reason {
+        let _ = writeln!(text, "[{reason}]");
+    }
+    if let Some(error) = &delegation.error {
+        let _ = writeln!(text, "[error: {error}]");
+    }
+    for step in &delegation.steps {
+        let arguments = step.arguments.to_string();
+        let mut shown: String = arguments.chars().take(SHOWN_ARGUMENT_CHARS).collect();
+        if shown.len() < arguments.len() {
+            shown.push('…');
+        }
+        let _ = writeln!(
+            text,
+            "{}. turn {}: {}({shown}) {}",
+            step.n,
+            step.turn,
+            step.tool,
+            if step.is_error { "error" } else { "ok" }
+        );
+    }
+    let _ = write!(text, "[model {}", delegation.model);
+    if let (Some(p), Some(c)) = (
+        delegation.usage.prompt_tokens,
+        delegation.usage.completion_tokens,
+    ) {
+        let _ = write!(text, ", tokens {p} prompt + {c} completion");
+    }
+    if let Some(cost) = delegation.cost_usd {
+        let _ = write!(text, ", ${cost:.6}");
+    }
+    text.push(']');
+    text
+}
