@@ -8,13 +8,16 @@ use rmcp::service::RequestContext;
 use rmcp::{RoleServer, tool, tool_router};
 use serde::Deserialize;
 
+use super::InvalidArguments;
 use super::VultrServer;
 use super::args::Parameters;
 use super::chat::PeerProgress;
 use super::error::ToolError;
+use crate::chat::ProgressSink;
 use crate::delegate::{
     DEFAULT_MAX_TURNS, DelegateError, DelegateRequest, Delegation, Delegator, Stopped,
 };
+use tokio_util::sync::CancellationToken;
 
 /// Characters of a step's arguments shown in the result text.
 const SHOWN_ARGUMENT_CHARS: usize = 80;
@@ -73,6 +76,23 @@ impl VultrServer {
         Parameters(args): Parameters<DelegateArgs>,
         context: RequestContext<RoleServer>,
     ) -> CallToolResult {
+        let sink = context.meta.get_progress_token().map(|token| PeerProgress {
+            peer: context.peer.clone(),
+            token,
+        });
+        self.delegate_inner(args, sink, context.ct.clone()).await
+    }
+}
+
+impl VultrServer {
+    /// Runs a delegation (for the tool, or as a task) and renders its result; `cancel`
+    /// stops the loop, keeping what was done.
+    pub(super) async fn delegate_inner<S: ProgressSink>(
+        &self,
+        args: Result<DelegateArgs, InvalidArguments>,
+        sink: Option<S>,
+        cancel: CancellationToken,
+    ) -> CallToolResult {
         let args = match args {
             Ok(args) => args,
             Err(invalid) => return self.failure(ToolError::Arguments(invalid)),
@@ -82,12 +102,8 @@ impl VultrServer {
                 "delegation is not configured on this server".to_owned(),
             ));
         };
-        let sink = context.meta.get_progress_token().map(|token| PeerProgress {
-            peer: context.peer.clone(),
-            token,
-        });
         let outcome = Delegator::new(&self.app, servers)
-            .run(args.into(), sink, context.ct.clone())
+            .run(args.into(), sink, cancel)
             .await;
         match outcome {
             Ok(delegation) => self.success(render(&delegation), &delegation),

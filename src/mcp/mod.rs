@@ -123,8 +123,8 @@ impl ServerHandler for VultrServer {
         {
             return Ok(self.failure(ToolError::RateLimited(over)).into());
         }
-        if request.name == tasks::TASK_TOOL && tasks::accepts_tasks(&context) {
-            return self.chat_as_task(request, context).await;
+        if tasks::TASK_TOOLS.contains(&request.name.as_ref()) && tasks::accepts_tasks(&context) {
+            return self.call_as_task(request, context).await;
         }
         let cancelled = context.ct.clone();
         let shutdown = self.shutdown.clone();

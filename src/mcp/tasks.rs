@@ -12,6 +12,7 @@ use rmcp::model::{
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer};
 use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
 
 use super::VultrServer;
 use super::args::decode;
@@ -19,8 +20,8 @@ use super::chat::{ChatCompletionArgs, PeerProgress};
 use crate::chat::{Progress, ProgressSink, ProgressUpdate};
 use crate::tasks::{POLL_INTERVAL, Started, StatusLine, TaskError, TaskRecord, TaskState, rfc3339};
 
-/// The tool whose calls may become tasks.
-pub(super) const TASK_TOOL: &str = "chat_completion";
+/// The tools whose calls may become tasks: the long-running ones.
+pub(super) const TASK_TOOLS: [&str; 2] = ["chat_completion", "delegate"];
 
 /// Whether the request's client declared the tasks extension (in the request's `_meta`,
 /// or, for a session of an older protocol, when it initialized).
@@ -31,16 +32,17 @@ pub(super) fn accepts_tasks(context: &RequestContext<RoleServer>) -> bool {
 }
 
 impl VultrServer {
-    /// Runs `chat_completion` for a client that accepts tasks: its result if it ends within
-    /// `VULTR_MCP_TASK_AFTER`, else a task handle while the call goes on. The call takes a
-    /// slot of the shared limit as any call does.
-    pub(super) async fn chat_as_task(
+    /// Runs `chat_completion` or `delegate` for a client that accepts tasks: its result if
+    /// it ends within `VULTR_MCP_TASK_AFTER`, else a task handle while the call goes on. The
+    /// call takes a slot of the shared limit as any call does.
+    pub(super) async fn call_as_task(
         &self,
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let owner = self.principal(&context);
-        let args = decode::<ChatCompletionArgs>(request.arguments.unwrap_or_default());
+        let delegation = request.name == "delegate";
+        let arguments = request.arguments.unwrap_or_default();
         let status = StatusLine::default();
         let forward = Arc::new(AtomicBool::new(true));
         let sink = TaskProgress {
@@ -57,9 +59,19 @@ impl VultrServer {
         let call = async move {
             let _in_flight = in_flight;
             let result = match server.app.calls.acquire().await {
+                // A task is stopped by dropping its call, so the loop needs no token of its own.
+                Ok(_permit) if delegation => {
+                    server
+                        .delegate_inner(decode(arguments), Some(sink), CancellationToken::new())
+                        .await
+                }
                 Ok(_permit) => server.respond(
                     server
-                        .chat_inner(&call_owner, args, Progress::new(Some(sink)))
+                        .chat_inner(
+                            &call_owner,
+                            decode::<ChatCompletionArgs>(arguments),
+                            Progress::new(Some(sink)),
+                        )
                         .await,
                 ),
                 Err(closed) => CallToolResult::error(vec![ContentBlock::text(format!(

@@ -539,3 +539,47 @@ async fn a_task_ends_failed_when_its_server_stops_and_its_upstream_request_is_cl
     stopping.stop().await;
     poller.stop().await;
 }
+
+#[tokio::test]
+async fn a_delegation_becomes_a_task_too_and_its_result_is_the_delegations() {
+    use crate::support::downstream::Downstreams;
+    use crate::support::fake_vultr::FakeVultr;
+    use crate::support::fake_vultr::script::{answer, tool_calls, tool_result};
+
+    let fake = FakeVultr::start().await;
+    fake.script(|messages| match tool_result(messages, "c1") {
+        None => tool_calls(&[("c1", "calc__add", r#"{"a": 2, "b": 3}"#)]),
+        Some(sum) => answer(&format!("the sum is {sum}")),
+    })
+    .await;
+    let downstreams = Downstreams::new(&["calc"], json!({}));
+    let servers = downstreams.setting();
+    let settings = fake.settings();
+    let app = App::new(config(&overridden(
+        &settings,
+        &[
+            ("VULTR_MCP_DELEGATE_SERVERS", servers.as_str()),
+            ("VULTR_MCP_TASK_AFTER", "0"),
+        ],
+    )));
+    let client = Client::connect(&app, Principal::local(), true).await;
+    let arguments = json!({"task": "add 2 and 3", "model": "kimi-k2-instruct"});
+    let response = client
+        .client
+        .call_tool_once(
+            CallToolRequestParams::new("delegate")
+                .with_arguments(arguments.as_object().cloned().expect("an object")),
+        )
+        .await
+        .expect("tools/call answers");
+    let CallToolResponse::Task(handle) = response else {
+        panic!("expected a task handle, got {response:?}")
+    };
+
+    let ended = client.until_ended(&handle).await;
+    let delegation = ok(&completed(&ended));
+    assert_eq!(delegation["answer"], "the sum is 5");
+    assert_eq!(delegation["stopped"], "done");
+    assert_eq!(downstreams.calls("calc").len(), 1, "the tool ran once");
+    client.stop().await;
+}
