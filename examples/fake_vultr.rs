@@ -6,7 +6,11 @@
 //!
 //! - `TOO_LONG` anywhere in the messages: 400 `context_length_exceeded`;
 //! - `SLOW` (streamed): 15 chunks `word0 ` … `word14 ` 200 ms apart, then `echo: <prompt>`;
-//! - `HANG` (streamed): one chunk `Thinking`, then nothing until the client closes.
+//! - `HANG` (streamed): one chunk `Thinking`, then nothing until the client closes;
+//! - a line `DELEGATE_CALL <tool> <arguments JSON>` (streamed): a two-turn tool loop for the
+//!   delegate interop (`interop/delegate/`): while no tool result is in the messages, the model
+//!   calls `<tool>` with `<arguments JSON>` (call id `call_delegate_1`); once one is, it answers
+//!   `the tool said: <that result>`.
 //!
 //! Everything else is relayed to the wiremock fake. On start it prints one JSON line to stdout:
 //! both base URLs and the fake's ids and keys. Then, for each line `state` on stdin, one JSON
@@ -36,6 +40,10 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 const SLOW_CHUNKS: usize = 15;
 /// Pause between two chunks of a `SLOW` stream.
 const SLOW_INTERVAL: Duration = Duration::from_millis(200);
+/// The prompt marker of a scripted delegate tool loop.
+const DELEGATE_CALL: &str = "DELEGATE_CALL ";
+/// The id of the tool call a `DELEGATE_CALL` turn asks for.
+const DELEGATE_CALL_ID: &str = "call_delegate_1";
 
 #[tokio::main]
 async fn main() {
@@ -91,6 +99,9 @@ fn marker_fault(body: &Value) -> Option<Fault> {
         .get("model")
         .and_then(Value::as_str)
         .unwrap_or_default();
+    if streamed && let Some(fault) = delegate_turn(messages, &text, model) {
+        return Some(fault);
+    }
     if has("TOO_LONG") {
         let error = json!({"error": {
             "message": "context_length_exceeded", "code": 400, "type": "invalid_request_error",
@@ -125,4 +136,42 @@ fn marker_fault(body: &Value) -> Option<Fault> {
         });
     }
     None
+}
+
+/// The next streamed turn of a `DELEGATE_CALL` tool loop, if a message carries the marker
+/// line: the tool call it names, or, once the messages hold a tool result, an answer quoting it.
+fn delegate_turn(messages: &[Value], text: &[String], model: &str) -> Option<Fault> {
+    let (tool, arguments) = text
+        .iter()
+        .flat_map(|t| t.lines())
+        .find_map(|line| line.trim().strip_prefix(DELEGATE_CALL))?
+        .trim()
+        .split_once(' ')?;
+    let result = messages
+        .iter()
+        .find(|m| m.get("role").and_then(Value::as_str) == Some("tool"))
+        .map(|m| content_text(m.get("content")));
+    let (delta, finish) = match result {
+        None => (
+            json!({"role": "assistant", "content": null, "tool_calls": [{
+                "index": 0, "id": DELEGATE_CALL_ID, "type": "function",
+                "function": {"name": tool, "arguments": arguments.trim()},
+            }]}),
+            "tool_calls",
+        ),
+        Some(result) => (
+            json!({"role": "assistant", "content": format!("the tool said: {result}")}),
+            "stop",
+        ),
+    };
+    let usage = json!({"prompt_tokens": 100, "completion_tokens": 10, "total_tokens": 110});
+    let chunks = [
+        json!({"id": "x", "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": null}]}),
+        json!({"id": "x", "model": model, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}], "usage": usage}),
+    ];
+    Some(Fault::Stream {
+        chunks: chunks.iter().map(Value::to_string).collect(),
+        interval: Duration::ZERO,
+        then: StreamEnd::Done,
+    })
 }
