@@ -157,6 +157,14 @@ impl App {
         }
     }
 
+    /// Stops the delegation's downstream servers that are running, waiting (a few seconds
+    /// at most) for each child to exit, so none outlives the bridge.
+    pub async fn close_downstream(&self) {
+        if let Some(downstream) = &self.delegation {
+            downstream.close().await;
+        }
+    }
+
     /// Resolves once no tool call is running or waiting, or after `limit`; true when none is.
     pub async fn calls_finished(&self, limit: std::time::Duration) -> bool {
         self.calls_in_flight.close();

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
@@ -81,7 +82,9 @@ async fn serve_http(config: Config, addr: SocketAddr) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match http::serve(app, &args, addr, shutdown_signal()).await {
+    let served = http::serve(app.clone(), &args, addr, shutdown_signal()).await;
+    app.close_downstream().await;
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("vultr-inference-mcp: {error}");
@@ -90,7 +93,7 @@ async fn serve_http(config: Config, addr: SocketAddr) -> ExitCode {
     }
 }
 
-/// Serves one MCP session over stdin/stdout.
+/// Serves one MCP session over stdin/stdout, then stops the downstream servers.
 async fn serve(config: Config) -> ExitCode {
     let app = match App::try_new(config) {
         Ok(app) => app,
@@ -99,6 +102,13 @@ async fn serve(config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let code = serve_session(app.clone()).await;
+    app.close_downstream().await;
+    code
+}
+
+/// Serves one MCP session over stdin/stdout with `app`.
+async fn serve_session(app: Arc<App>) -> ExitCode {
     let mut signal = std::pin::pin!(shutdown_signal());
     // End of stdin, or the client closing our stdout, cancels the calls in flight at once
     // (rmcp would otherwise give them seconds to finish before exiting).

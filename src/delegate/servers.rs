@@ -19,6 +19,9 @@ use tokio::sync::Mutex;
 
 use super::config::{ServerSpec, Transport};
 
+/// The longest wait for one downstream server to exit when the bridge stops.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(8);
+
 /// A connected downstream server and the tools it offers the model.
 struct Connection {
     client: RunningService<RoleClient, ()>,
@@ -53,6 +56,24 @@ impl OfferedTool {
 }
 
 impl Downstream {
+    /// Closes every running server (a stdio child gets end of input, then SIGTERM, then
+    /// SIGKILL) and waits for it, at most [`CLOSE_TIMEOUT`] each.
+    pub async fn close(&self) {
+        for slot in self.slots.values() {
+            let connection = slot.connection.lock().await.take();
+            let Some(connection) = connection else {
+                continue;
+            };
+            match Arc::try_unwrap(connection) {
+                Ok(connection) => {
+                    let _ = tokio::time::timeout(CLOSE_TIMEOUT, connection.client.cancel()).await;
+                }
+                // A call still holds it: stop its service, which closes the transport.
+                Err(shared) => shared.client.cancellation_token().cancel(),
+            }
+        }
+    }
+
     /// The servers of `specs`, none started yet; a call waits at most `default_timeout`
     /// unless its server sets its own.
     pub fn new(specs: Vec<ServerSpec>, default_timeout: Duration) -> Self {
