@@ -18,7 +18,7 @@ mod runner;
 pub use clock::WallClock;
 pub use lazy::{open_lazily, open_with};
 pub use record::{TaskRecord, TaskState, TaskStore};
-pub use runner::{Started, StatusLine, TaskError, Tasks};
+pub use runner::{PRUNE_EVERY, Started, StatusLine, TaskError, Tasks};
 
 pub(crate) use clock::rfc3339;
 pub(crate) use runner::POLL_INTERVAL;

@@ -3,7 +3,8 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -84,7 +85,14 @@ pub struct Tasks {
     clock: WallClock,
     /// The tasks this process runs, by id: cancelling the token stops the call.
     running: Mutex<HashMap<String, CancellationToken>>,
+    /// Whether this process deletes expired tasks every [`PRUNE_EVERY`] (from its first
+    /// task on).
+    pruning: AtomicBool,
 }
+
+/// How often a process that made a task deletes the expired ones (theirs and any other
+/// replica's), so results do not outlive their TTL by more than this.
+pub const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
 impl Tasks {
     /// Tasks kept in `store`: a call becomes one after running `after` (0: at once), and
@@ -96,7 +104,26 @@ impl Tasks {
             ttl,
             clock: WallClock::new(),
             running: Mutex::new(HashMap::new()),
+            pruning: AtomicBool::new(false),
         }
+    }
+
+    /// From the first task on, deletes expired tasks every [`PRUNE_EVERY`] while `self`
+    /// lives.
+    fn keep_pruning(self: &Arc<Self>) {
+        if self.pruning.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let tasks: Weak<Self> = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(PRUNE_EVERY).await;
+                let Some(tasks) = tasks.upgrade() else { break };
+                if let Err(error) = tasks.store.prune(tasks.clock.now_ms()).await {
+                    tracing::debug!(%error, "could not delete expired tasks; trying again later");
+                }
+            }
+        });
     }
 
     /// How long tasks are kept, in milliseconds.
@@ -140,6 +167,7 @@ impl Tasks {
                 .await
                 .unwrap_or(Started::Stopped);
         }
+        self.keep_pruning();
         self.lock_running().insert(record.id.clone(), stop.clone());
         let supervisor = Supervisor {
             tasks: Arc::clone(self),

@@ -583,3 +583,46 @@ async fn a_delegation_becomes_a_task_too_and_its_result_is_the_delegations() {
     assert_eq!(downstreams.calls("calc").len(), 1, "the tool ran once");
     client.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn expired_tasks_are_deleted_from_the_store_without_anyone_asking_for_them() {
+    let faults = FaultServer::start(vec![Fault::Normal]).await;
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let file = dir.path().join("store.sqlite3");
+    let client = Client::connect(
+        &app(
+            &faults,
+            &[
+                ("VULTR_MCP_TASK_AFTER", "0"),
+                ("VULTR_MCP_TASK_TTL", "1m"),
+                ("VULTR_MCP_CONVERSATIONS", file.to_str().unwrap()),
+            ],
+        ),
+        Principal::local(),
+        true,
+    )
+    .await;
+    let handle = client.chat_task().await;
+    ok(&completed(&client.until_ended(&handle).await));
+    let stored = || {
+        rusqlite::Connection::open(&file)
+            .and_then(|db| {
+                db.query_row("SELECT count(*) FROM tasks", [], |row| row.get::<_, i64>(0))
+            })
+            .expect("the store file reads")
+    };
+    assert_eq!(stored(), 1);
+
+    // Past the TTL and one pruning period, with nobody polling.
+    tokio::time::advance(Duration::from_secs(60) + vultr_inference_mcp::tasks::PRUNE_EVERY).await;
+    let mut count = stored();
+    for _ in 0..200 {
+        if count == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        count = stored();
+    }
+    assert_eq!(count, 0, "the expired task's row is still stored");
+    client.stop().await;
+}
