@@ -142,7 +142,7 @@ impl App {
     /// is logged and tried again at first use.
     pub async fn open_store_now(&self) -> Result<(), crate::store::StoreError> {
         use crate::store::StoreError;
-        match self.conversations.prune().await {
+        match self.conversations.open().await {
             Ok(_) => Ok(()),
             Err(StoreError::Unavailable(cause))
                 if matches!(*cause, StoreError::SchemaTooNew { .. }) =>

@@ -108,6 +108,10 @@ impl ConversationStore for LazyStore {
     async fn prune(&self) -> Result<usize, StoreError> {
         self.store().await?.prune().await
     }
+
+    async fn open(&self) -> Result<(), StoreError> {
+        self.store().await.map(|_| ())
+    }
 }
 
 #[cfg(test)]

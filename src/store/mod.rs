@@ -28,7 +28,6 @@ pub use location::{PostgresUrl, Retention, StoreLocation};
 pub use postgres::{SESSION_IDLE, SharedPostgres, SharedSessions, StoredSession};
 
 use lazy::LazyStore;
-use postgres::PostgresStore;
 use sqlite::SqliteStore;
 
 use crate::principal::Principal;
@@ -84,51 +83,33 @@ pub trait ConversationStore: Send + Sync {
 
     /// Drops conversations per [`Retention`], whoever owns them; returns how many went.
     async fn prune(&self) -> Result<usize, StoreError>;
+
+    /// Opens the store now if it opens on first use (migrating and pruning it); a store
+    /// that is open from the start has nothing to do.
+    async fn open(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
-/// The store for `location`, keeping conversations per `retention`; a Postgres store
-/// keeps up to `pool_size` connections. Nothing is opened until the first call; see
-/// [`LazyStore`].
-pub fn open_lazily(
-    location: StoreLocation,
-    retention: Retention,
-    pool_size: usize,
-) -> Arc<dyn ConversationStore> {
+/// The SQLite store (file or memory) at `location`, keeping conversations per
+/// `retention`. Nothing is opened until the first call; see [`LazyStore`]. Postgres
+/// locations go through [`open_stores`], which shares one pool.
+fn open_lazily(location: StoreLocation, retention: Retention) -> Arc<dyn ConversationStore> {
     Arc::new(LazyStore::new(move || {
         let location = location.clone();
         async move {
-            let store: Arc<dyn ConversationStore> = match &location {
-                StoreLocation::Postgres(url) => {
-                    Arc::new(PostgresStore::open(url, retention, pool_size).await?)
-                }
-                _ => Arc::new(SqliteStore::open(&location, retention).await?),
-            };
+            let store: Arc<dyn ConversationStore> =
+                Arc::new(SqliteStore::open(&location, retention).await?);
             Ok(store)
         }
     }))
 }
 
-/// Opens (creating when missing) the task store at `location`, the conversations' own
-/// place: the same file, a memory store of its own, or the same Postgres database through
-/// a pool of its own of up to `pool_size` connections ([`open_stores`] shares one).
-pub async fn open_task_store(
-    location: &StoreLocation,
-    pool_size: usize,
-) -> Result<Arc<dyn TaskStore>, StoreError> {
-    match location {
-        StoreLocation::Postgres(url) => {
-            // Conversations are never written through this handle: retention is moot.
-            let retention = Retention {
-                max_conversations: usize::MAX,
-                max_age: std::time::Duration::MAX,
-            };
-            let store: Arc<dyn TaskStore> = SharedPostgres::new(url.clone(), retention, pool_size)
-                .store()
-                .await?;
-            Ok(store)
-        }
-        _ => sqlite::open_task_store(location).await,
-    }
+/// Opens (creating when missing) the SQLite task store at `location`, the conversations'
+/// own place: the same file, or a memory store of its own. Postgres locations go through
+/// [`open_stores`].
+pub async fn open_task_store(location: &StoreLocation) -> Result<Arc<dyn TaskStore>, StoreError> {
+    sqlite::open_task_store(location).await
 }
 
 /// The stores of one location, each opened on first use: conversations, tasks and, for
@@ -147,8 +128,8 @@ pub struct Stores {
 pub fn open_stores(location: StoreLocation, retention: Retention, pool_size: usize) -> Stores {
     let StoreLocation::Postgres(url) = &location else {
         return Stores {
-            conversations: open_lazily(location.clone(), retention, pool_size),
-            tasks: crate::tasks::open_lazily(location, pool_size),
+            conversations: open_lazily(location.clone(), retention),
+            tasks: crate::tasks::open_lazily(location),
             sessions: None,
         };
     };

@@ -12,12 +12,12 @@ use super::record::{TaskRecord, TaskState, TaskStore};
 use crate::principal::Principal;
 use crate::store::{StoreError, StoreLocation, open_task_store};
 
-/// The task store at `location` (the conversations' store), opened on first use; a
-/// Postgres one keeps up to `pool_size` connections of its own.
-pub fn open_lazily(location: StoreLocation, pool_size: usize) -> Arc<dyn TaskStore> {
+/// The SQLite task store at `location` (the conversations' file, or memory), opened on
+/// first use. Postgres locations go through [`crate::store::open_stores`].
+pub fn open_lazily(location: StoreLocation) -> Arc<dyn TaskStore> {
     open_with(move || {
         let location = location.clone();
-        async move { open_task_store(&location, pool_size).await }
+        async move { open_task_store(&location).await }
     })
 }
 

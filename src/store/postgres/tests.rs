@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::*;
 use crate::store::contract::{self, alice, as_json, msg, user};
-use crate::store::{StoreLocation, open_lazily};
+use crate::store::{StoreLocation, open_stores};
 
 #[allow(dead_code)]
 #[path = "../../../tests/support/postgres.rs"]
@@ -234,7 +234,8 @@ async fn calls_fail_clearly_while_postgres_is_down_and_work_again_once_it_is_bac
     server.stop();
 
     // Down at start: the first call fails, and opening is tried again on the next.
-    let store = open_lazily(StoreLocation::parse(&database), contract::RETENTION, POOL);
+    let store =
+        open_stores(StoreLocation::parse(&database), contract::RETENTION, POOL).conversations;
     let err = store.list(&alice(), 10).await.unwrap_err();
     let text = err.to_string();
     assert!(
