@@ -3,10 +3,9 @@
 //!
 //! [`ConversationStore`] is the seam: the MCP layer uses only the trait, and each kind of
 //! store implements it (`sqlite` for a file or memory, `postgres` for a database shared by
-//! replicas). [`open_lazily`] picks the store
-//! for a location and opens it on first use ([`lazy`]), so a store that failed to open is
-//! tried again on the next call. [`open_stores`] opens a location's conversations, tasks
-//! and (Postgres only) shared legacy HTTP sessions together, through one pool for Postgres.
+//! replicas). [`open_stores`] picks the stores for a location (conversations, tasks and,
+//! for Postgres, the shared legacy HTTP sessions, all through one pool) and opens them on
+//! first use ([`lazy`]), so a store that failed to open is tried again on the next call.
 
 mod conversation;
 mod error;
