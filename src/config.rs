@@ -92,6 +92,24 @@ pub mod setting {
     pub const DELEGATE_SERVERS: &str = "VULTR_MCP_DELEGATE_SERVERS";
     /// How long one downstream tool call may take.
     pub const DELEGATE_TOOL_TIMEOUT: &str = "VULTR_MCP_DELEGATE_TOOL_TIMEOUT";
+    /// Tool calls one principal may have in flight at once.
+    pub const MAX_CALLS_PER_PRINCIPAL: &str = "VULTR_MCP_MAX_CALLS_PER_PRINCIPAL";
+    /// Tasks one principal may have working at once.
+    pub const MAX_TASKS_PER_PRINCIPAL: &str = "VULTR_MCP_MAX_TASKS_PER_PRINCIPAL";
+    /// How long a client may take to send a request's headers.
+    pub const HEADER_TIMEOUT: &str = "VULTR_MCP_HEADER_TIMEOUT";
+    /// How long an idle keep-alive connection is kept open.
+    pub const IDLE_TIMEOUT: &str = "VULTR_MCP_IDLE_TIMEOUT";
+    /// HTTP connections open at once.
+    pub const MAX_CONNECTIONS: &str = "VULTR_MCP_MAX_CONNECTIONS";
+    /// Legacy (2025-era) HTTP sessions open at once.
+    pub const MAX_SESSIONS: &str = "VULTR_MCP_MAX_SESSIONS";
+    /// Legacy HTTP sessions one principal may have open at once.
+    pub const MAX_SESSIONS_PER_PRINCIPAL: &str = "VULTR_MCP_MAX_SESSIONS_PER_PRINCIPAL";
+    /// How long a new legacy session has to send `notifications/initialized`.
+    pub const SESSION_INIT_TIMEOUT: &str = "VULTR_MCP_SESSION_INIT_TIMEOUT";
+    /// Request bodies held in memory at once, in bytes, across all connections.
+    pub const MAX_BODY_MEMORY: &str = "VULTR_MCP_MAX_BODY_MEMORY";
 }
 
 /// The server's settings. Environment variables are the usual way to set them, since an
@@ -195,6 +213,16 @@ pub struct Config {
     #[arg(long, env = setting::CONVERSATION_MAX_AGE, value_name = "DURATION", default_value = "30days", value_parser = parse_duration)]
     pub conversation_max_age: Duration,
 
+    /// Tool calls one principal may have in flight at once; more are refused at once
+    /// [default: a quarter of --max-concurrent-calls, at least 1].
+    #[arg(long, env = setting::MAX_CALLS_PER_PRINCIPAL, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_calls_per_principal: Option<u32>,
+
+    /// Tasks one principal may have working at once; a call that would become one more is
+    /// refused at once.
+    #[arg(long, env = setting::MAX_TASKS_PER_PRINCIPAL, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_tasks_per_principal: u32,
+
     /// Tool calls each principal may make per minute, e.g. `60/min`; over it, a call returns
     /// an error saying how long to wait [default: unlimited].
     #[arg(long, env = setting::RATE_LIMIT, value_name = "N/min")]
@@ -266,6 +294,37 @@ pub struct HttpArgs {
     /// After SIGTERM, how long calls in flight may finish before they are cancelled.
     #[arg(long, env = setting::DRAIN_TIMEOUT, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub drain_timeout: Duration,
+
+    /// How long a client may take to send a request's headers before its connection is closed.
+    #[arg(long, env = setting::HEADER_TIMEOUT, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub header_timeout: Duration,
+
+    /// How long a keep-alive connection with no request in progress stays open.
+    #[arg(long, env = setting::IDLE_TIMEOUT, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+
+    /// HTTP connections open at once; over it the oldest idle one is closed, or the new one
+    /// refused [default: 4096, lowered to fit under the open-files limit].
+    #[arg(long, env = setting::MAX_CONNECTIONS, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: Option<u32>,
+
+    /// Sessions of 2025-era clients open at once; over it `initialize` gets 503.
+    #[arg(long, env = setting::MAX_SESSIONS, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_sessions: u32,
+
+    /// Sessions one principal may have open at once; over it `initialize` gets 429.
+    #[arg(long, env = setting::MAX_SESSIONS_PER_PRINCIPAL, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_sessions_per_principal: u32,
+
+    /// A new session whose client has not sent `notifications/initialized` within this
+    /// long is closed.
+    #[arg(long, env = setting::SESSION_INIT_TIMEOUT, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub session_init_timeout: Duration,
+
+    /// Bytes of request bodies held in memory at once, across all connections; over it a
+    /// request gets 503 with Retry-After.
+    #[arg(long, env = setting::MAX_BODY_MEMORY, value_name = "BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub max_body_memory: usize,
 }
 
 /// At most this many tool calls per principal per minute.
