@@ -63,7 +63,7 @@ async fn a_document_naming_another_issuer_is_not_used() {
     .expect("a discovery failure is not a start-up error");
     let token = issuer.token(&issuer.claims("alice", AUDIENCE));
     let failure = auth.authenticate(&bearer(&token)).await.unwrap_err();
-    let AuthFailure::Unavailable(reason) = &failure else {
+    let AuthFailure::Unavailable { reason, .. } = &failure else {
         panic!("expected unavailable, got {failure:?}");
     };
     assert!(reason.contains("names the issuer"), "{reason}");
@@ -116,7 +116,7 @@ async fn while_the_issuer_is_down_requests_fail_clearly_and_do_not_hammer_it() {
     let token = issuer.token(&issuer.claims("alice", AUDIENCE));
     for _ in 0..3 {
         let failure = auth.authenticate(&bearer(&token)).await.unwrap_err();
-        let AuthFailure::Unavailable(reason) = &failure else {
+        let AuthFailure::Unavailable { reason, .. } = &failure else {
             panic!("expected unavailable, got {failure:?}");
         };
         assert!(reason.contains("503"), "{reason}");
@@ -162,7 +162,7 @@ async fn an_unreachable_issuer_is_reported_after_one_attempt_not_one_per_url() {
     let other = OAuthIssuer::start(Discovery::OAuthAuthorizationServer).await;
     let token = other.token(&other.claims("alice", AUDIENCE));
     let failure = auth.authenticate(&bearer(&token)).await.unwrap_err();
-    let AuthFailure::Unavailable(reason) = failure else {
+    let AuthFailure::Unavailable { reason, .. } = failure else {
         panic!("expected unavailable, got {failure:?}");
     };
     assert_eq!(reason.matches("cannot connect").count(), 1, "{reason}");

@@ -241,21 +241,67 @@ async fn a_rotated_key_is_fetched_once_and_accepted() {
     );
 }
 
+/// The seconds to wait given by a token that cannot be checked yet (its `Retry-After`).
+async fn retry_after(auth: &Authenticator, token: &str) -> u64 {
+    let failure = auth.authenticate(&bearer(token)).await.unwrap_err();
+    let AuthFailure::Unavailable {
+        reason,
+        retry_after_secs,
+    } = &failure
+    else {
+        panic!("expected a token that cannot be checked yet, got {failure:?}");
+    };
+    assert!(reason.contains("retry in"), "{reason}");
+    let response = failure.clone().into_response(None);
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        response.headers()[header::RETRY_AFTER],
+        retry_after_secs.to_string()
+    );
+    *retry_after_secs
+}
+
 #[tokio::test]
 async fn unknown_kids_refetch_the_keys_at_most_once_a_minute() {
     let (issuer, auth) = issuer_and_auth(None).await;
     let claims = issuer.claims("alice", AUDIENCE);
+    let reason = invalid_because(&auth, &issuer.token_unknown_kid(&claims)).await;
+    assert!(reason.contains("does not publish"), "{reason}");
+    // Within the minute the kid might be a key rotated in since: retry when a fetch is allowed.
     for _ in 0..3 {
-        let reason = invalid_because(&auth, &issuer.token_unknown_kid(&claims)).await;
-        assert!(reason.contains("does not publish"), "{reason}");
+        let wait = retry_after(&auth, &issuer.token_unknown_kid(&claims)).await;
+        assert!((50..=60).contains(&wait), "{wait}");
     }
     assert_eq!(issuer.jwks_fetches(), 2, "one fetch at start, one refetch");
+}
 
-    // A key rotated within that minute waits for the next allowed refetch.
-    issuer.rotate();
-    let reason = invalid_because(&auth, &issuer.token(&claims)).await;
+#[tokio::test]
+async fn a_key_rotated_after_an_unknown_kid_probe_gets_503_then_is_accepted_at_the_next_refetch() {
+    let (issuer, auth) = issuer_and_auth(None).await;
+    let claims = issuer.claims("alice", AUDIENCE);
+    let reason = invalid_because(&auth, &issuer.token_unknown_kid(&claims)).await;
     assert!(reason.contains("does not publish"), "{reason}");
-    assert_eq!(issuer.jwks_fetches(), 2);
+
+    issuer.rotate();
+    let new = issuer.token(&claims);
+    let wait = retry_after(&auth, &new).await;
+    assert!((50..=60).contains(&wait), "{wait}");
+    assert_eq!(issuer.jwks_fetches(), 2, "no refetch during the cool-down");
+
+    // Jump over the cool-down (the issuer still answers over real HTTP afterwards).
+    tokio::time::pause();
+    tokio::time::advance(std::time::Duration::from_secs(wait)).await;
+    tokio::time::resume();
+    assert_eq!(auth.authenticate(&bearer(&new)).await, Ok(alice()));
+    assert_eq!(auth.authenticate(&bearer(&new)).await, Ok(alice()));
+    assert_eq!(
+        issuer.jwks_fetches(),
+        3,
+        "one refetch picked the rotation up"
+    );
+    // And the cool-down protects the issuer again: a probe now waits instead of fetching.
+    retry_after(&auth, &issuer.token_unknown_kid(&claims)).await;
+    assert_eq!(issuer.jwks_fetches(), 3);
 }
 
 #[tokio::test]

@@ -299,3 +299,51 @@ async fn oauth_access_tokens_from_the_issuer_are_accepted_and_the_metadata_point
     assert_eq!(refused.status(), 401, "alg none");
     server.terminate().await;
 }
+
+#[tokio::test]
+async fn a_key_rotated_right_after_an_unknown_kid_probe_gets_503_with_retry_after_not_401() {
+    let fake = FakeVultr::start().await;
+    let issuer = OAuthIssuer::start(Discovery::OpenIdConfiguration).await;
+    let settings = fake.settings();
+    let server = HttpServer::start(&overridden(
+        &settings,
+        &[
+            ("VULTR_MCP_OAUTH_ISSUER", issuer.issuer()),
+            ("VULTR_MCP_OAUTH_AUDIENCE", AUDIENCE),
+        ],
+    ))
+    .await;
+    let claims = issuer.claims("carol@example.test", AUDIENCE);
+    let probe = post(
+        server.url(),
+        Some(&format!("Bearer {}", issuer.token_unknown_kid(&claims))),
+    )
+    .await;
+    assert_eq!(probe.status(), 401, "the probe's kid is not published");
+
+    issuer.rotate();
+    let rotated = post(
+        server.url(),
+        Some(&format!("Bearer {}", issuer.token(&claims))),
+    )
+    .await;
+    assert_eq!(
+        rotated.status(),
+        503,
+        "a key rotated in during the cool-down is not refused as invalid"
+    );
+    let retry_after: u64 = rotated.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    let body = rotated.text().await.unwrap();
+    assert!(body.contains("retry in"), "{body}");
+    assert_eq!(
+        issuer.jwks_fetches(),
+        2,
+        "one fetch at start, one for the probe"
+    );
+    server.terminate().await;
+}

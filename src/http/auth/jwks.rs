@@ -120,16 +120,20 @@ pub struct RefetchGate {
 }
 
 impl RefetchGate {
-    /// Whether a fetch may start at `now`; if so, it counts from `now`.
-    pub fn try_begin(&mut self, now: Instant) -> bool {
-        if self
-            .last
-            .is_some_and(|last| now.duration_since(last) < MIN_REFETCH_INTERVAL)
-        {
-            return false;
+    /// Whether a fetch may start at `now`; if so, it counts from `now`. If not, how long
+    /// until the next one may.
+    pub fn try_begin(&mut self, now: Instant) -> Result<(), Duration> {
+        if let Some(wait) = self.wait(now) {
+            return Err(wait);
         }
         self.last = Some(now);
-        true
+        Ok(())
+    }
+
+    /// How long from `now` until a fetch may start; `None` when one may start now.
+    pub fn wait(&self, now: Instant) -> Option<Duration> {
+        let next = self.last? + MIN_REFETCH_INTERVAL;
+        (now < next).then(|| next - now)
     }
 }
 
@@ -220,11 +224,19 @@ mod tests {
     fn refetches_happen_at_most_once_a_minute() {
         let start = Instant::now();
         let mut gate = RefetchGate::default();
-        assert!(gate.try_begin(start));
-        assert!(!gate.try_begin(start));
-        assert!(!gate.try_begin(start + Duration::from_secs(59)));
-        assert!(gate.try_begin(start + Duration::from_secs(60)));
-        assert!(!gate.try_begin(start + Duration::from_secs(100)));
-        assert!(gate.try_begin(start + Duration::from_secs(121)));
+        assert_eq!(gate.wait(start), None);
+        assert_eq!(gate.try_begin(start), Ok(()));
+        assert_eq!(gate.try_begin(start), Err(Duration::from_secs(60)));
+        assert_eq!(
+            gate.try_begin(start + Duration::from_secs(59)),
+            Err(Duration::from_secs(1))
+        );
+        assert_eq!(gate.try_begin(start + Duration::from_secs(60)), Ok(()));
+        assert_eq!(
+            gate.wait(start + Duration::from_secs(100)),
+            Some(Duration::from_secs(20))
+        );
+        assert!(gate.try_begin(start + Duration::from_secs(100)).is_err());
+        assert_eq!(gate.try_begin(start + Duration::from_secs(121)), Ok(()));
     }
 }

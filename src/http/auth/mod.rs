@@ -22,10 +22,6 @@ use oauth::OAuthVerifier;
 /// The realm named in every `WWW-Authenticate` challenge.
 const REALM: &str = "vultr-inference-mcp";
 
-/// When to retry a request whose token could not be checked: the issuer's keys are fetched
-/// again at most this often.
-const RETRY_AFTER_SECS: u64 = jwks::MIN_REFETCH_INTERVAL.as_secs();
-
 /// How requests are authenticated: static tokens, OAuth, both, or neither.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuthSettings {
@@ -64,9 +60,15 @@ pub enum AuthFailure {
         /// The scope (space-separated scopes) required.
         scope: String,
     },
-    /// The token cannot be checked now (the OAuth issuer's keys are unavailable).
-    #[error("{0}")]
-    Unavailable(String),
+    /// The token cannot be checked now: the OAuth issuer's keys are unavailable, or the token
+    /// names a key not fetched yet and the keys may not be fetched again before `retry_after_secs`.
+    #[error("{reason}")]
+    Unavailable {
+        /// What went wrong and when to retry, in words.
+        reason: String,
+        /// Seconds until the keys may be fetched again (the `Retry-After` value, at least 1).
+        retry_after_secs: u64,
+    },
 }
 
 impl AuthFailure {
@@ -75,7 +77,7 @@ impl AuthFailure {
         match self {
             Self::Missing | Self::Malformed | Self::Invalid(_) => StatusCode::UNAUTHORIZED,
             Self::InsufficientScope { .. } => StatusCode::FORBIDDEN,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -86,7 +88,7 @@ impl AuthFailure {
         let status = self.status();
         let mut challenge = format!("Bearer realm=\"{REALM}\"");
         let error = match &self {
-            Self::Missing | Self::Unavailable(_) => None,
+            Self::Missing | Self::Unavailable { .. } => None,
             Self::Malformed => Some("invalid_request"),
             Self::Invalid(_) => Some("invalid_token"),
             Self::InsufficientScope { .. } => Some("insufficient_scope"),
@@ -103,11 +105,16 @@ impl AuthFailure {
         if let Some(url) = resource_metadata {
             challenge.push_str(&format!(", resource_metadata=\"{}\"", quoted(url)));
         }
-        let unavailable = matches!(self, Self::Unavailable(_));
+        let retry_after = match &self {
+            Self::Unavailable {
+                retry_after_secs, ..
+            } => Some((*retry_after_secs).max(1)),
+            _ => None,
+        };
         let mut response = (status, format!("{self}\n")).into_response();
         let headers = response.headers_mut();
-        if unavailable {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+        if let Some(secs) = retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         } else if let Ok(value) = HeaderValue::from_str(&challenge) {
             headers.insert(header::WWW_AUTHENTICATE, value);
         }
@@ -281,10 +288,13 @@ mod tests {
 
     #[test]
     fn a_token_that_cannot_be_checked_now_gets_503_and_when_to_retry() {
-        let response =
-            AuthFailure::Unavailable("the issuer is down".to_owned()).into_response(None);
+        let response = AuthFailure::Unavailable {
+            reason: "the issuer is down".to_owned(),
+            retry_after_secs: 42,
+        }
+        .into_response(None);
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(response.headers()[header::RETRY_AFTER], "60");
+        assert_eq!(response.headers()[header::RETRY_AFTER], "42");
         assert!(!response.headers().contains_key(header::WWW_AUTHENTICATE));
     }
 

@@ -2,6 +2,7 @@
 //! 60 s leeway, `iss`, `aud`, `sub` (the principal) and, when configured, a required scope.
 
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, Validation};
@@ -11,7 +12,7 @@ use tokio::time::Instant;
 
 use super::AuthFailure;
 use super::discovery::{DiscoveryError, Issuer, IssuerClient};
-use super::jwks::{ACCEPTED_ALGORITHMS, KeySet, Lookup, RefetchGate};
+use super::jwks::{ACCEPTED_ALGORITHMS, KeySet, Lookup, MIN_REFETCH_INTERVAL, RefetchGate};
 use crate::principal::Principal;
 
 /// Seconds of clock skew allowed on `exp` and `nbf`.
@@ -53,6 +54,15 @@ struct KeysSnapshot {
 struct FetchState {
     jwks_uri: Option<Url>,
     gate: RefetchGate,
+}
+
+/// What a request that needed the keys fetched again got.
+struct Refetch {
+    /// Whether the keys were fetched (by this request or another one) since the request read
+    /// them; `false` when the cool-down between fetches refused a new one.
+    fresh: bool,
+    /// How long until the keys may be fetched again.
+    next_in: Duration,
 }
 
 /// The claims we read beyond those `jsonwebtoken` validates.
@@ -145,17 +155,26 @@ impl OAuthVerifier {
             None | Some(Lookup::Unknown) => true,
             Some(_) => false,
         };
+        let mut refetch = Refetch {
+            fresh: false,
+            next_in: MIN_REFETCH_INTERVAL,
+        };
         if unknown {
-            self.refetch(snapshot.generation).await;
+            refetch = self.refetch(snapshot.generation).await;
             snapshot = self.snapshot();
         }
         let Some(keys) = snapshot.keys.as_deref() else {
-            return Err(unavailable(&snapshot));
+            return Err(unavailable(&snapshot, refetch.next_in));
         };
         let key = match keys.lookup(kid, header.alg) {
             Lookup::Found(key) => key,
             Lookup::Unknown if snapshot.last_error.is_some() => {
-                return Err(unavailable(&snapshot));
+                return Err(unavailable(&snapshot, refetch.next_in));
+            }
+            // The key may have been rotated in since the last fetch: only a fetch can tell, so
+            // the client is told when one is allowed rather than that its token is bad.
+            Lookup::Unknown if !refetch.fresh => {
+                return Err(not_fetched_yet(refetch.next_in));
             }
             Lookup::Unknown => {
                 return Err(AuthFailure::Invalid(
@@ -247,16 +266,23 @@ impl OAuthVerifier {
     }
 
     /// Fetches the keys again, unless another request did since `seen_generation` or the
-    /// last refetch was less than a minute ago.
-    async fn refetch(&self, seen_generation: u64) {
+    /// last refetch was less than [`MIN_REFETCH_INTERVAL`] ago.
+    async fn refetch(&self, seen_generation: u64) -> Refetch {
         let mut state = self.fetching.lock().await;
-        if self.snapshot().generation != seen_generation {
-            return;
+        let fetched_meanwhile = self.snapshot().generation != seen_generation;
+        if !fetched_meanwhile {
+            if let Err(next_in) = state.gate.try_begin(Instant::now()) {
+                return Refetch {
+                    fresh: false,
+                    next_in,
+                };
+            }
+            self.fetch_keys(&mut state).await;
         }
-        if !state.gate.try_begin(Instant::now()) {
-            return;
+        Refetch {
+            fresh: true,
+            next_in: state.gate.wait(Instant::now()).unwrap_or(Duration::ZERO),
         }
-        self.fetch_keys(&mut state).await;
     }
 
     /// Discovers the `jwks_uri` when not known yet, fetches the keys and publishes the result.
@@ -310,15 +336,41 @@ impl std::fmt::Debug for OAuthVerifier {
     }
 }
 
-/// The failure for a request that needs keys the issuer did not give us.
-fn unavailable(snapshot: &KeysSnapshot) -> AuthFailure {
+/// The failure for a request that needs keys the issuer did not give us; they may be fetched
+/// again in `next_in`.
+fn unavailable(snapshot: &KeysSnapshot, next_in: Duration) -> AuthFailure {
     let why = snapshot
         .last_error
         .as_deref()
         .unwrap_or("its keys have not been fetched yet");
-    AuthFailure::Unavailable(format!(
-        "cannot check the token: the OAuth issuer's keys are unavailable ({why}); retry in a minute"
-    ))
+    let retry_after_secs = whole_secs(next_in);
+    AuthFailure::Unavailable {
+        reason: format!(
+            "cannot check the token: the OAuth issuer's keys are unavailable ({why}); retry in {retry_after_secs} s"
+        ),
+        retry_after_secs,
+    }
+}
+
+/// The failure for a token naming a key the last fetch did not find, while the keys may not be
+/// fetched again for `next_in`.
+fn not_fetched_yet(next_in: Duration) -> AuthFailure {
+    let retry_after_secs = whole_secs(next_in);
+    AuthFailure::Unavailable {
+        reason: format!(
+            "cannot check the token yet: it names a signing key (kid) the OAuth issuer did not \
+             publish when its keys were last fetched, and they are fetched again at most every \
+             {} s; retry in {retry_after_secs} s (a newly rotated key is picked up then)",
+            MIN_REFETCH_INTERVAL.as_secs()
+        ),
+        retry_after_secs,
+    }
+}
+
+/// `duration` in whole seconds, rounded up, at least 1 (a `Retry-After` value).
+fn whole_secs(duration: Duration) -> u64 {
+    let secs = duration.as_secs() + u64::from(duration.subsec_nanos() > 0);
+    secs.max(1)
 }
 
 /// The accepted algorithms, for messages.
