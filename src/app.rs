@@ -147,7 +147,7 @@ impl App {
             Err(StoreError::Unavailable(cause))
                 if matches!(*cause, StoreError::SchemaTooNew { .. }) =>
             {
-                Err(*cause)
+                Err(StoreError::Unavailable(cause))
             }
             Err(error @ StoreError::SchemaTooNew { .. }) => Err(error),
             Err(error) => {

@@ -31,9 +31,10 @@ pub enum StoreError {
         /// The offending id, quoted and shortened for display.
         shown: String,
     },
-    /// The store could not be opened; the next use tries again.
+    /// The store could not be opened; a use a few seconds later tries again. Shared by every
+    /// call that waited for that open.
     #[error("conversations are unavailable: {0}")]
-    Unavailable(Box<StoreError>),
+    Unavailable(std::sync::Arc<StoreError>),
     /// The directory for the store file could not be created.
     #[error(
         "cannot create the directory `{}` for the conversation store: {source}. Set {LOCATION_SETTING} to a writable file path, or to `memory` to keep conversations in memory only.",

@@ -1,58 +1,140 @@
-//! A store opened on first use. An open that fails is not remembered: the next call tries
-//! again (the lock, the full disk or the bad path may be gone by then). Any kind of store
-//! gets this by handing [`LazyStore::new`] its opening function.
+//! Stores opened on first use. [`OpenOnce`] is the one cell every lazy store uses (the
+//! conversations, the tasks, the shared Postgres pool): calls arriving while an open is under
+//! way share it and all get its result; a failed open is remembered for
+//! [`REMEMBER_FAILURE`] (calls then get that failure at once instead of each waiting for an
+//! open of their own), and then tried again (the lock, the full disk, the bad path or the
+//! stopped server may be gone by then). Any kind of store gets this by handing
+//! [`LazyStore::new`] its opening function.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
-use futures_util::future::BoxFuture;
-use tokio::sync::OnceCell;
+use futures_util::FutureExt;
+use futures_util::future::{BoxFuture, Shared};
+use tokio::time::Instant;
 
 use super::{Conversation, ConversationId, ConversationStore, ConversationSummary, StoreError};
 use crate::principal::Principal;
 use crate::vultr::chat::Message;
 
-/// How a [`LazyStore`] opens its store.
-type Opener = Box<
-    dyn Fn() -> BoxFuture<'static, Result<Arc<dyn ConversationStore>, StoreError>> + Send + Sync,
->;
+/// How long a failed open is answered from memory before the next call tries again.
+pub const REMEMBER_FAILURE: Duration = Duration::from_secs(5);
+
+/// How an [`OpenOnce`] opens its value.
+type Opener<T> = Box<dyn Fn() -> BoxFuture<'static, Result<T, StoreError>> + Send + Sync>;
+
+/// One open attempt, awaited by every call that arrives while it runs.
+type Attempt<T> = Shared<BoxFuture<'static, Result<T, Arc<StoreError>>>>;
+
+/// A value (a store) opened on first use and then kept. Concurrent first uses share one open
+/// attempt; a failure is remembered for [`REMEMBER_FAILURE`], then the next call opens again.
+pub struct OpenOnce<T> {
+    open: Opener<T>,
+    state: Mutex<State<T>>,
+}
+
+/// Where an [`OpenOnce`] is.
+enum State<T> {
+    /// Not opened, or the last failure is old enough to try again.
+    Closed,
+    /// An open is under way.
+    Opening(Attempt<T>),
+    /// Opened: kept for good.
+    Open(T),
+    /// The last open failed; calls before `until` get this failure.
+    Failed {
+        error: Arc<StoreError>,
+        until: Instant,
+    },
+}
+
+impl<T: Clone + Send + Sync + 'static> OpenOnce<T> {
+    /// A cell that calls `open` on first use, and again after a remembered failure expires.
+    pub fn new<F, Fut>(open: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, StoreError>> + Send + 'static,
+    {
+        Self {
+            open: Box::new(move || Box::pin(open())),
+            state: Mutex::new(State::Closed),
+        }
+    }
+
+    /// The opened value, opening it now (or joining the open under way) if need be. A
+    /// failure is [`StoreError::Unavailable`].
+    pub async fn get(&self) -> Result<T, StoreError> {
+        let attempt = {
+            let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            match &*state {
+                State::Open(value) => return Ok(value.clone()),
+                State::Failed { error, until } if Instant::now() < *until => {
+                    return Err(unavailable(error));
+                }
+                State::Opening(attempt) => attempt.clone(),
+                State::Closed | State::Failed { .. } => {
+                    let attempt = (self.open)().map(|r| r.map_err(Arc::new)).boxed().shared();
+                    *state = State::Opening(attempt.clone());
+                    attempt
+                }
+            }
+        };
+        let result = attempt.clone().await;
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        // The first call to see the attempt end records its result.
+        if matches!(&*state, State::Opening(current) if current.ptr_eq(&attempt)) {
+            *state = match &result {
+                Ok(value) => State::Open(value.clone()),
+                Err(error) => State::Failed {
+                    error: error.clone(),
+                    until: Instant::now() + REMEMBER_FAILURE,
+                },
+            };
+        }
+        result.map_err(|error| unavailable(&error))
+    }
+}
+
+/// The failure of an open, as every call that needed it gets it: `Unavailable`, once (an
+/// open that failed because an inner cell's open did is not wrapped twice).
+fn unavailable(error: &Arc<StoreError>) -> StoreError {
+    match &**error {
+        StoreError::Unavailable(inner) => StoreError::Unavailable(inner.clone()),
+        _ => StoreError::Unavailable(error.clone()),
+    }
+}
 
 /// A store that opens (and prunes) the real one on first use and then keeps it.
 pub struct LazyStore {
-    open: Opener,
-    opened: OnceCell<Arc<dyn ConversationStore>>,
+    opened: OpenOnce<Arc<dyn ConversationStore>>,
 }
 
 impl LazyStore {
-    /// A store that calls `open` on first use, and again on the next use while it fails.
+    /// A store that calls `open` on first use, and again after a remembered failure expires.
     pub fn new<F, Fut>(open: F) -> Self
     where
         F: Fn() -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Arc<dyn ConversationStore>, StoreError>> + Send + 'static,
     {
         Self {
-            open: Box::new(move || Box::pin(open())),
-            opened: OnceCell::new(),
+            opened: OpenOnce::new(move || {
+                let opening = open();
+                async move {
+                    let store = opening.await?;
+                    if let Err(error) = store.prune().await {
+                        tracing::warn!(%error, "could not prune old conversations");
+                    }
+                    Ok(store)
+                }
+            }),
         }
     }
 
-    /// The opened store. Calls arriving while it opens wait for that open instead of
-    /// starting their own; a failure is `Unavailable` and leaves the store unopened.
-    async fn store(&self) -> Result<&dyn ConversationStore, StoreError> {
-        let store = self
-            .opened
-            .get_or_try_init(|| async {
-                let store = (self.open)()
-                    .await
-                    .map_err(|error| StoreError::Unavailable(Box::new(error)))?;
-                if let Err(error) = store.prune().await {
-                    tracing::warn!(%error, "could not prune old conversations");
-                }
-                Ok(store)
-            })
-            .await?;
-        Ok(store.as_ref())
+    /// The opened store; a failure is `Unavailable`.
+    async fn store(&self) -> Result<Arc<dyn ConversationStore>, StoreError> {
+        self.opened.get().await
     }
 }
 
@@ -122,8 +204,9 @@ mod tests {
     use crate::store::contract::{self, alice, user};
     use crate::store::{SqliteStore, StoreLocation};
 
-    /// A lazy memory store whose first `failures` opens fail; also returns the open count.
-    fn failing_then_memory(failures: usize) -> (LazyStore, Arc<AtomicUsize>) {
+    /// A lazy memory store whose first `failures` opens fail after `taking`; also returns
+    /// the open count.
+    fn failing_then_memory(failures: usize, taking: Duration) -> (LazyStore, Arc<AtomicUsize>) {
         let opens = Arc::new(AtomicUsize::new(0));
         let counted = Arc::clone(&opens);
         let store = LazyStore::new(move || {
@@ -131,11 +214,12 @@ mod tests {
             async move {
                 // Let other calls arrive while this open is under way.
                 tokio::task::yield_now().await;
+                tokio::time::sleep(taking).await;
                 if attempt < failures {
                     return Err(StoreError::Busy {
                         location: "test".to_owned(),
                         action: "opening it",
-                        waited: std::time::Duration::from_secs(5),
+                        waited: taking,
                     });
                 }
                 let store =
@@ -146,15 +230,19 @@ mod tests {
         (store, opens)
     }
 
+    fn is_busy(err: &StoreError) -> bool {
+        matches!(err, StoreError::Unavailable(inner) if matches!(**inner, StoreError::Busy { .. }))
+    }
+
     #[tokio::test]
     async fn a_lazy_store_keeps_the_contract() {
-        let (store, _opens) = failing_then_memory(0);
+        let (store, _opens) = failing_then_memory(0, Duration::ZERO);
         contract::check_contract(&store).await;
     }
 
     #[tokio::test]
     async fn nothing_is_opened_until_the_first_call_and_a_success_is_kept() {
-        let (store, opens) = failing_then_memory(0);
+        let (store, opens) = failing_then_memory(0, Duration::ZERO);
         assert_eq!(opens.load(Ordering::SeqCst), 0);
         let id = store
             .create(&alice(), "m", &[user("hi")], None)
@@ -165,22 +253,27 @@ mod tests {
         assert_eq!(opens.load(Ordering::SeqCst), 1);
     }
 
-    #[tokio::test]
-    async fn an_open_that_failed_is_tried_again_on_the_next_call() {
-        let (store, opens) = failing_then_memory(2);
-        for _ in 0..2 {
-            let err = store.list(&alice(), 10).await.unwrap_err();
-            assert!(
-                matches!(&err, StoreError::Unavailable(inner) if matches!(**inner, StoreError::Busy { .. })),
-                "{err:?}"
-            );
-            assert!(
-                err.to_string().starts_with(
-                    "conversations are unavailable: the conversation store `test` is locked"
-                ),
-                "{err}"
-            );
-        }
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_open_is_remembered_for_a_few_seconds_then_tried_again() {
+        let (store, opens) = failing_then_memory(2, Duration::ZERO);
+        let err = store.list(&alice(), 10).await.unwrap_err();
+        assert!(is_busy(&err), "{err:?}");
+        assert!(
+            err.to_string().starts_with(
+                "conversations are unavailable: the conversation store `test` is locked"
+            ),
+            "{err}"
+        );
+        tokio::time::advance(REMEMBER_FAILURE - Duration::from_millis(1)).await;
+        let remembered = store.list(&alice(), 10).await.unwrap_err();
+        assert_eq!(remembered.to_string(), err.to_string());
+        assert_eq!(opens.load(Ordering::SeqCst), 1, "answered from memory");
+
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert!(is_busy(&store.list(&alice(), 10).await.unwrap_err()));
+        assert_eq!(opens.load(Ordering::SeqCst), 2, "tried again");
+
+        tokio::time::advance(REMEMBER_FAILURE).await;
         let id = store
             .create(&alice(), "m", &[user("now")], None)
             .await
@@ -189,12 +282,37 @@ mod tests {
         assert_eq!(opens.load(Ordering::SeqCst), 3);
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn concurrent_first_uses_share_one_open_and_all_get_its_failure_at_once() {
+        let open_time = Duration::from_secs(5);
+        let (store, opens) = failing_then_memory(1, open_time);
+        let owner = alice();
+        let started = Instant::now();
+        let results = futures_util::future::join_all((0..8).map(|_| store.list(&owner, 1))).await;
+        assert_eq!(started.elapsed(), open_time, "one open's time, not eight");
+        assert!(
+            results.iter().all(|r| matches!(r, Err(e) if is_busy(e))),
+            "{results:?}"
+        );
+        assert_eq!(opens.load(Ordering::SeqCst), 1);
+    }
+
     #[tokio::test]
     async fn calls_arriving_during_an_open_share_it() {
-        let (store, opens) = failing_then_memory(0);
+        let (store, opens) = failing_then_memory(0, Duration::ZERO);
         let owner = alice();
         let (a, b, c) = tokio::join!(store.list(&owner, 1), store.list(&owner, 1), store.prune());
         assert!(a.is_ok() && b.is_ok() && c.is_ok());
+        assert_eq!(opens.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_open_whose_callers_all_gave_up_is_finished_by_the_next_call() {
+        let (store, opens) = failing_then_memory(0, Duration::from_secs(5));
+        let owner = alice();
+        let gave_up = tokio::time::timeout(Duration::from_secs(1), store.list(&owner, 1)).await;
+        assert!(gave_up.is_err());
+        store.list(&owner, 1).await.unwrap();
         assert_eq!(opens.load(Ordering::SeqCst), 1);
     }
 }

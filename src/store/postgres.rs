@@ -25,7 +25,8 @@ use tokio_postgres::types::ToSql;
 
 use super::conversation::{mark_cut_off, title_of};
 use super::{
-    Conversation, ConversationId, ConversationStore, ConversationSummary, Retention, StoreError,
+    Conversation, ConversationId, ConversationStore, ConversationSummary, OpenOnce, Retention,
+    StoreError,
 };
 use crate::principal::Principal;
 use crate::vultr::chat::Message;
@@ -536,13 +537,10 @@ impl std::error::Error for DatabaseError {
 }
 
 /// One Postgres store opened on first use and shared by the conversations, the tasks and
-/// the legacy HTTP sessions of a process, so all three use one pool. An open that fails
-/// is tried again on the next use.
+/// the legacy HTTP sessions of a process, so all three use one pool. Concurrent first uses
+/// share one open; a failed one is remembered for a few seconds, then tried again.
 pub struct SharedPostgres {
-    url: PostgresUrl,
-    retention: Retention,
-    pool_size: usize,
-    opened: tokio::sync::OnceCell<Arc<PostgresStore>>,
+    opened: OpenOnce<Arc<PostgresStore>>,
 }
 
 impl SharedPostgres {
@@ -550,23 +548,20 @@ impl SharedPostgres {
     /// `pool_size` connections; nothing is opened yet.
     pub fn new(url: PostgresUrl, retention: Retention, pool_size: usize) -> Self {
         Self {
-            url,
-            retention,
-            pool_size,
-            opened: tokio::sync::OnceCell::new(),
+            opened: OpenOnce::new(move || {
+                let url = url.clone();
+                async move {
+                    PostgresStore::open(&url, retention, pool_size)
+                        .await
+                        .map(Arc::new)
+                }
+            }),
         }
     }
 
-    /// The opened store (opening it now if it is not yet).
+    /// The opened store (opening it now if it is not yet); a failure is `Unavailable`.
     pub(crate) async fn store(&self) -> Result<Arc<PostgresStore>, StoreError> {
-        self.opened
-            .get_or_try_init(|| async {
-                PostgresStore::open(&self.url, self.retention, self.pool_size)
-                    .await
-                    .map(Arc::new)
-            })
-            .await
-            .cloned()
+        self.opened.get().await
     }
 }
 

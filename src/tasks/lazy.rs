@@ -1,16 +1,15 @@
-//! The task store opened on first use, as the conversation store is: an open that fails
-//! is tried again on the next call.
+//! The task store opened on first use, through the same cell as the conversation store
+//! ([`OpenOnce`]): concurrent first uses share one open, and a failure is remembered for a
+//! few seconds, then tried again.
 
 use std::future::Future;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use futures_util::future::BoxFuture;
-use tokio::sync::OnceCell;
 
 use super::record::{TaskRecord, TaskState, TaskStore};
 use crate::principal::Principal;
-use crate::store::{StoreError, StoreLocation, open_task_store};
+use crate::store::{OpenOnce, StoreError, StoreLocation, open_task_store};
 
 /// The SQLite task store at `location` (the conversations' file, or memory), opened on
 /// first use. Postgres locations go through [`crate::store::open_stores`].
@@ -21,40 +20,26 @@ pub fn open_lazily(location: StoreLocation) -> Arc<dyn TaskStore> {
     })
 }
 
-/// A task store that `open` opens on first use, and again on the next use while it fails.
+/// A task store that `open` opens on first use, and again after a remembered failure expires.
 pub fn open_with<F, Fut>(open: F) -> Arc<dyn TaskStore>
 where
     F: Fn() -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Arc<dyn TaskStore>, StoreError>> + Send + 'static,
 {
     Arc::new(LazyTaskStore {
-        open: Box::new(move || Box::pin(open())),
-        opened: OnceCell::new(),
+        opened: OpenOnce::new(open),
     })
 }
 
-/// How a [`LazyTaskStore`] opens its store.
-type Opener =
-    Box<dyn Fn() -> BoxFuture<'static, Result<Arc<dyn TaskStore>, StoreError>> + Send + Sync>;
-
 /// A task store that opens the real one on first use and keeps it.
 struct LazyTaskStore {
-    open: Opener,
-    opened: OnceCell<Arc<dyn TaskStore>>,
+    opened: OpenOnce<Arc<dyn TaskStore>>,
 }
 
 impl LazyTaskStore {
-    /// The opened store; a failure is `Unavailable` and leaves it unopened.
-    async fn store(&self) -> Result<&dyn TaskStore, StoreError> {
-        let store = self
-            .opened
-            .get_or_try_init(|| async {
-                (self.open)()
-                    .await
-                    .map_err(|error| StoreError::Unavailable(Box::new(error)))
-            })
-            .await?;
-        Ok(store.as_ref())
+    /// The opened store; a failure is `Unavailable`.
+    async fn store(&self) -> Result<Arc<dyn TaskStore>, StoreError> {
+        self.opened.get().await
     }
 }
 
