@@ -34,13 +34,24 @@ pub(super) fn accepts_tasks(context: &RequestContext<RoleServer>) -> bool {
 impl VultrServer {
     /// Runs `chat_completion` or `delegate` for a client that accepts tasks: its result if
     /// it ends within `VULTR_MCP_TASK_AFTER`, else a task handle while the call goes on. The
-    /// call takes a slot of the shared limit as any call does.
+    /// call takes a slot of the shared limit as any call does; a task cancelled while it
+    /// waited for its slot stops there. Refused at once (`isError`) when the caller
+    /// already has `VULTR_MCP_MAX_TASKS_PER_PRINCIPAL` calls working as tasks here.
     pub(super) async fn call_as_task(
         &self,
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let owner = self.principal(&context);
+        let admission = match self.app.tasks.admit(&owner) {
+            Ok(admission) => admission,
+            Err(too_many) => {
+                return Ok(
+                    CallToolResult::error(vec![ContentBlock::text(too_many.to_string())]).into(),
+                );
+            }
+        };
+        let cancel_check = admission.cancel_check();
         let delegation = request.name == "delegate";
         let arguments = request.arguments.unwrap_or_default();
         let status = StatusLine::default();
@@ -58,7 +69,10 @@ impl VultrServer {
         let call_owner = owner.clone();
         let call = async move {
             let _in_flight = in_flight;
-            let result = match server.app.calls.acquire().await {
+            let permit = server.app.calls.acquire().await;
+            // Cancelled while queued (through any replica): stops here, never upstream.
+            cancel_check.go_ahead().await;
+            let result = match permit {
                 // A task is stopped by dropping its call, so the loop needs no token of its own.
                 Ok(_permit) if delegation => {
                     server
@@ -86,7 +100,7 @@ impl VultrServer {
             .app
             .tasks
             .start(
-                &owner,
+                admission,
                 call,
                 status,
                 context.ct.clone(),

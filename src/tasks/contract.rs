@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use super::{TaskRecord, TaskState, TaskStore};
+use super::{Beat, TaskKey, TaskRecord, TaskState, TaskStore};
 use crate::principal::Principal;
 
 /// An hour in milliseconds.
@@ -26,6 +26,110 @@ pub(crate) async fn check_task_contract(store: &dyn TaskStore) {
     only_a_stale_heartbeat_lets_another_process_end_a_task(store).await;
     an_expired_task_is_gone_and_pruned(store).await;
     creating_a_task_deletes_expired_ones(store).await;
+    cancel_flags_of_many_tasks_come_in_one_read(store).await;
+    many_heartbeats_go_in_one_write(store).await;
+}
+
+fn key(owner: Principal, task: &TaskRecord) -> TaskKey {
+    TaskKey {
+        owner,
+        id: task.id.clone(),
+    }
+}
+
+/// The cancel flags of many tasks come in one read: working tasks of the named owner
+/// only; ended, unknown and other owners' tasks are absent.
+async fn cancel_flags_of_many_tasks_come_in_one_read(store: &dyn TaskStore) {
+    assert!(store.cancel_flags(&[]).await.unwrap().is_empty());
+    let asked = TaskRecord::working(1_000, HOUR, "running");
+    let quiet = TaskRecord::working(1_000, HOUR, "running");
+    let ended = TaskRecord::working(1_000, HOUR, "running");
+    let bobs = TaskRecord::working(1_000, HOUR, "running");
+    for task in [&asked, &quiet, &ended] {
+        store.create(&alice(), task).await.unwrap();
+    }
+    store.create(&bob(), &bobs).await.unwrap();
+    assert!(
+        store
+            .request_cancel(&alice(), &asked.id, 2_000)
+            .await
+            .unwrap()
+    );
+    let done = TaskState::Cancelled;
+    assert!(
+        store
+            .finish(&alice(), &ended.id, &done, "cancelled", 2_000, None)
+            .await
+            .unwrap()
+    );
+
+    let flags = store
+        .cancel_flags(&[
+            key(alice(), &asked),
+            key(alice(), &quiet),
+            key(alice(), &ended),
+            key(alice(), &bobs),
+            TaskKey {
+                owner: alice(),
+                id: "task_00000000000000000000000000000000".to_owned(),
+            },
+        ])
+        .await
+        .unwrap();
+
+    let expected = [(asked.id.clone(), true), (quiet.id.clone(), false)];
+    assert_eq!(flags, expected.into_iter().collect());
+}
+
+/// Many heartbeats go in one write, each with its own status message when it has one,
+/// and only to working tasks of the named owner.
+async fn many_heartbeats_go_in_one_write(store: &dyn TaskStore) {
+    store.beat_many(&[], 2_000).await.unwrap();
+    let talking = TaskRecord::working(1_000, HOUR, "running");
+    let silent = TaskRecord::working(1_000, HOUR, "running");
+    let bobs = TaskRecord::working(1_000, HOUR, "running");
+    store.create(&alice(), &talking).await.unwrap();
+    store.create(&alice(), &silent).await.unwrap();
+    store.create(&bob(), &bobs).await.unwrap();
+
+    store
+        .beat_many(
+            &[
+                Beat {
+                    task: key(alice(), &talking),
+                    status_message: Some("running: 9 tokens so far".to_owned()),
+                },
+                Beat {
+                    task: key(alice(), &silent),
+                    status_message: None,
+                },
+                Beat {
+                    task: key(alice(), &bobs),
+                    status_message: Some("hijacked".to_owned()),
+                },
+            ],
+            3_000,
+        )
+        .await
+        .unwrap();
+
+    let read = |owner: Principal, id: String| async move {
+        let task = store.get(&owner, &id, 3_000).await.unwrap().unwrap();
+        (task.heartbeat_at, task.updated_at, task.status_message)
+    };
+    assert_eq!(
+        read(alice(), talking.id.clone()).await,
+        (3_000, 3_000, Some("running: 9 tokens so far".to_owned()))
+    );
+    assert_eq!(
+        read(alice(), silent.id.clone()).await,
+        (3_000, 1_000, Some("running".to_owned()))
+    );
+    assert_eq!(
+        read(bob(), bobs.id.clone()).await,
+        (1_000, 1_000, Some("running".to_owned())),
+        "another owner's task is untouched"
+    );
 }
 
 /// A task is read back by its owner only; to anyone else it does not exist.

@@ -5,20 +5,25 @@
 //! [`TaskStore`] keeps the records, owned by a principal like conversations (SQLite file
 //! or memory, or Postgres shared by replicas; any shared store works, since a record carries
 //! everything another process needs: the cancel flag, the heartbeat lease and the
-//! outcome). [`Tasks`] starts calls, runs each task's supervisor (progress into the
-//! status message, the heartbeat, cancellation) and answers `get` and `cancel`.
+//! outcome). [`Tasks`] admits calls within each principal's quota, starts them, records
+//! how each task ended and answers `get` and `cancel`; one watcher per process reads the
+//! cancel flags and writes the status messages and heartbeats of all its running tasks
+//! in batched store calls.
 
 mod clock;
 #[cfg(test)]
 pub(crate) mod contract;
 mod lazy;
+mod quota;
 mod record;
 mod runner;
+mod watcher;
 
 pub use clock::WallClock;
 pub use lazy::{open_lazily, open_with};
-pub use record::{TaskRecord, TaskState, TaskStore};
-pub use runner::{PRUNE_EVERY, Started, StatusLine, TaskError, Tasks};
+pub use quota::TooManyTasks;
+pub use record::{Beat, TaskKey, TaskRecord, TaskState, TaskStore};
+pub use runner::{Admission, CancelCheck, PRUNE_EVERY, Started, StatusLine, TaskError, Tasks};
 
 pub(crate) use clock::rfc3339;
 pub(crate) use runner::POLL_INTERVAL;

@@ -1,6 +1,8 @@
 //! A task's record and the store that keeps records: what `tasks/get` reports from any
 //! process sharing the store.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use serde_json::Value;
 
@@ -95,6 +97,25 @@ impl TaskRecord {
     }
 }
 
+/// A task as the process running it names it in a batch: its owner and id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskKey {
+    /// Who the task belongs to.
+    pub owner: Principal,
+    /// The task's id.
+    pub id: String,
+}
+
+/// One heartbeat of a batch ([`TaskStore::beat_many`]): the task, and its new status
+/// message when one came since the last.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Beat {
+    /// The task.
+    pub task: TaskKey,
+    /// The status message to store, if a new one came.
+    pub status_message: Option<String>,
+}
+
 /// A fresh, unguessable task id.
 fn new_task_id() -> String {
     format!("task_{}", uuid::Uuid::new_v4().simple())
@@ -156,6 +177,16 @@ pub trait TaskStore: Send + Sync {
         now: i64,
         heartbeat_before: Option<i64>,
     ) -> Result<bool, StoreError>;
+
+    /// The cancel flags of many running tasks in one read: for each of `tasks` still
+    /// working (and owned by the owner named with it), its id and whether cancelling was
+    /// asked. A task gone, ended or of another owner is absent.
+    async fn cancel_flags(&self, tasks: &[TaskKey]) -> Result<HashMap<String, bool>, StoreError>;
+
+    /// Many heartbeats in one write: each working task of `beats` (of the owner named with
+    /// it) gets `heartbeat_at = now` and, when given, its new status message, as
+    /// [`TaskStore::beat`] does for one.
+    async fn beat_many(&self, beats: &[Beat], now: i64) -> Result<(), StoreError>;
 
     /// Deletes every task past its expiry at `now`, whoever owns it; returns how many.
     async fn prune(&self, now: i64) -> Result<usize, StoreError>;

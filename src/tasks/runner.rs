@@ -1,10 +1,12 @@
-//! Runs calls that may become tasks, supervises each task while its call runs, and
-//! answers `get` and `cancel` for any task in the store, whichever process runs it.
+//! Runs calls that may become tasks (each admitted within its owner's quota), waits for
+//! each task's call to end and records how, and answers `get` and `cancel` for any task
+//! in the store, whichever process runs it. The process's one watcher
+//! ([`super::watcher`]) looks at the records of all its running tasks.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -12,6 +14,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::clock::WallClock;
+use super::quota::{Place, Quota, TooManyTasks};
 use super::record::{TaskRecord, TaskState, TaskStore};
 use crate::config::setting;
 use crate::principal::Principal;
@@ -19,11 +22,6 @@ use crate::store::StoreError;
 
 /// A working task whose heartbeat is older than this is taken for dead: its process stopped.
 const LEASE: Duration = Duration::from_secs(60);
-/// How often a running task refreshes its heartbeat when nothing else changes.
-const HEARTBEAT: Duration = Duration::from_secs(15);
-/// How often a running task looks at its record: for a cancel asked through another
-/// process, and to write a new status message.
-const LOOK: Duration = Duration::from_secs(1);
 /// How often clients are asked to poll.
 pub(crate) const POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// The JSON-RPC code of a task that ended without a result (internal error).
@@ -32,7 +30,7 @@ const INTERNAL_ERROR: i64 = -32603;
 const STARTED: &str = "running: waiting for the model's first tokens";
 
 /// The last progress line of a running call, shared between the call (which writes it)
-/// and its task's supervisor (which stores it as the status message).
+/// and the process's watcher (which stores it as its task's status message).
 #[derive(Clone, Default)]
 pub struct StatusLine(Arc<Mutex<Option<String>>>);
 
@@ -43,8 +41,16 @@ impl StatusLine {
     }
 
     /// The newest line, if any came since the last take.
-    fn take(&self) -> Option<String> {
+    pub(super) fn take(&self) -> Option<String> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+
+    /// Puts back a line taken but not stored, unless a newer one came meanwhile.
+    pub(super) fn put_back(&self, line: String) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_or_insert(line);
     }
 }
 
@@ -79,33 +85,92 @@ pub enum TaskError {
 
 /// Starts, supervises and answers for tasks; one per process, shared by every session.
 pub struct Tasks {
-    store: Arc<dyn TaskStore>,
+    pub(super) store: Arc<dyn TaskStore>,
     after: Duration,
     ttl: Duration,
-    clock: WallClock,
-    /// The tasks this process runs, by id: cancelling the token stops the call.
-    running: Mutex<HashMap<String, CancellationToken>>,
+    pub(super) clock: WallClock,
+    /// Calls that are or may become tasks, per owner, capped.
+    quota: Arc<Quota>,
+    /// The tasks this process runs, by id.
+    running: Mutex<HashMap<String, Running>>,
+    /// False once the server drains: calls are answered in place, no task is created.
+    creating: AtomicBool,
     /// Whether this process deletes expired tasks every [`PRUNE_EVERY`] (from its first
     /// task on).
     pruning: AtomicBool,
+    /// Whether the watcher runs (from the first task on).
+    watching: AtomicBool,
+}
+
+/// One task this process runs, as the watcher sees it.
+pub(super) struct Running {
+    /// Its owner, named with it in the store.
+    pub(super) owner: Principal,
+    /// Stops its call.
+    pub(super) stop: CancellationToken,
+    /// Its call's newest progress line.
+    pub(super) status: StatusLine,
+    /// When its heartbeat was last written.
+    pub(super) last_beat: tokio::time::Instant,
 }
 
 /// How often a process that made a task deletes the expired ones (theirs and any other
 /// replica's), so results do not outlive their TTL by more than this.
 pub const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
+/// Pending tasks per principal when [`Tasks::with_max_per_principal`] is not called:
+/// `VULTR_MCP_MAX_TASKS_PER_PRINCIPAL`'s default.
+const DEFAULT_MAX_PER_PRINCIPAL: u32 = 32;
+
 impl Tasks {
     /// Tasks kept in `store`: a call becomes one after running `after` (0: at once), and
-    /// is kept `ttl` from its start.
+    /// is kept `ttl` from its start. Each principal may have
+    /// `VULTR_MCP_MAX_TASKS_PER_PRINCIPAL`'s default pending; see
+    /// [`Tasks::with_max_per_principal`].
     pub fn new(store: Arc<dyn TaskStore>, after: Duration, ttl: Duration) -> Self {
         Self {
             store,
             after,
             ttl,
             clock: WallClock::new(),
+            quota: Quota::new(DEFAULT_MAX_PER_PRINCIPAL),
             running: Mutex::new(HashMap::new()),
+            creating: AtomicBool::new(true),
             pruning: AtomicBool::new(false),
+            watching: AtomicBool::new(false),
         }
+    }
+
+    /// The same, each principal having at most `max` calls in this process that are (or
+    /// may become) tasks (`VULTR_MCP_MAX_TASKS_PER_PRINCIPAL`; at least 1).
+    #[must_use]
+    pub fn with_max_per_principal(mut self, max: u32) -> Self {
+        self.quota = Quota::new(max.max(1));
+        self
+    }
+
+    /// From now on no call becomes a task: one still running after the wait is answered
+    /// in place when it ends. For the drain of a stopping server.
+    pub fn stop_creating(&self) {
+        self.creating.store(false, Ordering::Relaxed);
+    }
+
+    /// Admits a call of `owner` that may become a task, or refuses it at once when
+    /// `owner` already has the most allowed working (or about to become tasks) here.
+    pub fn admit(&self, owner: &Principal) -> Result<Admission, TooManyTasks> {
+        let place = self.quota.take(owner)?;
+        let stop = CancellationToken::new();
+        Ok(Admission {
+            owner: owner.clone(),
+            place,
+            check: CancelCheck {
+                store: Arc::clone(&self.store),
+                owner: owner.clone(),
+                id: Arc::new(OnceLock::new()),
+                stop: stop.clone(),
+            },
+            stop,
+        })
     }
 
     /// From the first task on, deletes expired tasks every [`PRUNE_EVERY`] while `self`
@@ -126,18 +191,27 @@ impl Tasks {
         });
     }
 
+    /// From the first task on, the process's one watcher runs while `self` lives.
+    fn keep_watching(self: &Arc<Self>) {
+        if !self.watching.swap(true, Ordering::Relaxed) {
+            super::watcher::spawn(Arc::downgrade(self));
+        }
+    }
+
     /// How long tasks are kept, in milliseconds.
     fn ttl_ms(&self) -> i64 {
         i64::try_from(self.ttl.as_millis()).unwrap_or(i64::MAX)
     }
 
-    /// Runs `call` for `owner`. If it ends within the wait, its result; else a durable
-    /// task record (written before this returns) while the call goes on, its progress
-    /// (`status`) and outcome going into the record. `caller_gone` stops the call while
-    /// the caller still waits; `shutdown` (the server stopping) stops it any time.
+    /// Runs `call`, admitted by `admission`. If it ends within the wait, its result; else
+    /// a durable task record (written before this returns) while the call goes on, its
+    /// progress (`status`) and outcome going into the record. `caller_gone` stops the call
+    /// while the caller still waits; `shutdown` (the server stopping) stops it any time.
+    /// After [`Tasks::stop_creating`], or when no record can be written, the caller waits
+    /// for the result instead.
     pub async fn start<F>(
         self: &Arc<Self>,
-        owner: &Principal,
+        admission: Admission,
         call: F,
         status: StatusLine,
         caller_gone: CancellationToken,
@@ -146,7 +220,12 @@ impl Tasks {
     where
         F: Future<Output = Value> + Send + 'static,
     {
-        let stop = CancellationToken::new();
+        let Admission {
+            owner,
+            place,
+            stop,
+            check,
+        } = admission;
         let mut job = spawn_stoppable(call, stop.clone());
         let waiting = Waiting {
             stop: &stop,
@@ -158,8 +237,14 @@ impl Tasks {
         {
             return ended;
         }
+        if !self.creating.load(Ordering::Relaxed) {
+            return waiting
+                .wait(&mut job, None)
+                .await
+                .unwrap_or(Started::Stopped);
+        }
         let record = TaskRecord::working(self.clock.now_ms(), self.ttl_ms(), STARTED);
-        if let Err(error) = self.store.create(owner, &record).await {
+        if let Err(error) = self.store.create(&owner, &record).await {
             // No durable record, so no handle: the caller waits for the result as usual.
             tracing::warn!(%error, "could not record a task; answering the call when it ends");
             return waiting
@@ -167,15 +252,26 @@ impl Tasks {
                 .await
                 .unwrap_or(Started::Stopped);
         }
+        // Before the id is handed out, so no cancel can come before the call can see it.
+        let _ = check.id.set(record.id.clone());
         self.keep_pruning();
-        self.lock_running().insert(record.id.clone(), stop.clone());
+        self.lock_running().insert(
+            record.id.clone(),
+            Running {
+                owner: owner.clone(),
+                stop: stop.clone(),
+                status,
+                last_beat: tokio::time::Instant::now(),
+            },
+        );
+        self.keep_watching();
         let supervisor = Supervisor {
             tasks: Arc::clone(self),
-            owner: owner.clone(),
+            owner,
             id: record.id.clone(),
-            status,
             stop,
             shutdown,
+            _place: place,
         };
         tokio::spawn(supervisor.run(job));
         Started::Task(record)
@@ -211,7 +307,8 @@ impl Tasks {
     }
 
     /// Asks to stop `owner`'s task `id`: at once when this process runs it, else the
-    /// process running it notices within [`LOOK`]. A task that already ended stays so.
+    /// process running it notices within [`super::watcher::LOOK`] and a read. A task that
+    /// already ended stays so.
     pub async fn cancel(&self, owner: &Principal, id: &str) -> Result<(), TaskError> {
         if !self
             .store
@@ -220,8 +317,8 @@ impl Tasks {
         {
             return Err(self.not_found(id));
         }
-        if let Some(stop) = self.lock_running().get(id) {
-            stop.cancel();
+        if let Some(running) = self.lock_running().get(id) {
+            running.stop.cancel();
         }
         Ok(())
     }
@@ -233,8 +330,58 @@ impl Tasks {
         }
     }
 
-    fn lock_running(&self) -> std::sync::MutexGuard<'_, HashMap<String, CancellationToken>> {
+    /// The tasks this process runs.
+    pub(super) fn lock_running(&self) -> std::sync::MutexGuard<'_, HashMap<String, Running>> {
         self.running.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A call admitted to become a task if it runs long: its place in its owner's quota, what
+/// stops it, and the check it makes before going upstream. Dropping it gives the place back.
+pub struct Admission {
+    owner: Principal,
+    place: Place,
+    stop: CancellationToken,
+    check: CancelCheck,
+}
+
+impl Admission {
+    /// The check the call makes right before it goes upstream (see [`CancelCheck::go_ahead`]).
+    pub fn cancel_check(&self) -> CancelCheck {
+        self.check.clone()
+    }
+}
+
+/// Lets an admitted call see, right before it goes upstream (after waiting for a call
+/// slot, say), whether its task was cancelled meanwhile through any process.
+#[derive(Clone)]
+pub struct CancelCheck {
+    store: Arc<dyn TaskStore>,
+    owner: Principal,
+    /// The task's id, once the call became one.
+    id: Arc<OnceLock<String>>,
+    stop: CancellationToken,
+}
+
+impl CancelCheck {
+    /// Returns at once while the call is not a task (its caller waits; a cancel ends the
+    /// wait). For a task, reads its cancel flag (one store read) and returns when it is
+    /// not set; when it is (or the task is gone), stops the call: this never returns and
+    /// the call, run by [`Tasks::start`], is dropped before it goes upstream. A store that
+    /// cannot be read lets the call go on (the watcher still notices a cancel).
+    pub async fn go_ahead(&self) {
+        if !self.stop.is_cancelled() {
+            let Some(id) = self.id.get() else { return };
+            match self.store.cancel_requested(&self.owner, id).await {
+                Ok(Some(false)) => return,
+                Ok(Some(true) | None) => self.stop.cancel(),
+                Err(error) => {
+                    tracing::warn!(%error, task = %id, "could not read a task's cancel flag before its call; going on");
+                    return;
+                }
+            }
+        }
+        std::future::pending::<()>().await;
     }
 }
 
@@ -246,8 +393,9 @@ where
 {
     tokio::spawn(async move {
         tokio::select! {
-            result = call => Some(result),
+            biased;
             () = stop.cancelled() => None,
+            result = call => Some(result),
         }
     })
 }
@@ -295,22 +443,22 @@ fn finished(outcome: Result<Option<Value>, tokio::task::JoinError>) -> Started {
     }
 }
 
-/// Watches one running task: its progress into the record, the heartbeat, a cancel asked
-/// anywhere, and finally its outcome.
+/// Waits for one task's call to end (stopping it when the server stops) and records its
+/// outcome. It never polls: the watcher looks at the records of all running tasks.
 struct Supervisor {
     tasks: Arc<Tasks>,
     owner: Principal,
     id: String,
-    status: StatusLine,
     stop: CancellationToken,
     shutdown: CancellationToken,
+    /// The owner's place in the quota, given back when the task ended.
+    _place: Place,
 }
 
 impl Supervisor {
     async fn run(self, mut job: JoinHandle<Option<Value>>) {
         let store = &self.tasks.store;
         let clock = self.tasks.clock;
-        let mut last_beat = tokio::time::Instant::now();
         let mut stopping = false;
         let outcome = loop {
             tokio::select! {
@@ -318,22 +466,6 @@ impl Supervisor {
                 () = self.shutdown.cancelled(), if !stopping => {
                     stopping = true;
                     self.stop.cancel();
-                }
-                () = tokio::time::sleep(LOOK) => {
-                    let line = self.status.take();
-                    let due = line.is_some() || last_beat.elapsed() >= HEARTBEAT;
-                    let looked = if due {
-                        last_beat = tokio::time::Instant::now();
-                        store.beat(&self.owner, &self.id, clock.now_ms(), line.as_deref()).await
-                    } else {
-                        store.cancel_requested(&self.owner, &self.id).await
-                    };
-                    match looked {
-                        // Cancel asked, or the record is gone or ended elsewhere: stop.
-                        Ok(Some(true) | None) => self.stop.cancel(),
-                        Ok(Some(false)) => {}
-                        Err(error) => tracing::warn!(%error, task = %self.id, "could not look at a running task's record"),
-                    }
                 }
             }
         };

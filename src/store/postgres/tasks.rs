@@ -3,13 +3,15 @@
 //! expiry reads as missing even before pruning deletes it. Times come from the caller
 //! (the task clock), as with SQLite.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use tokio_postgres::types::ToSql;
 
 use super::PostgresStore;
 use crate::principal::Principal;
 use crate::store::StoreError;
-use crate::tasks::{TaskRecord, TaskState, TaskStore};
+use crate::tasks::{Beat, TaskKey, TaskRecord, TaskState, TaskStore};
 
 /// Deletes the tasks expired at $1.
 const DROP_EXPIRED: &str = "DELETE FROM tasks WHERE expires_at <= $1";
@@ -37,6 +39,19 @@ const BEAT: &str = "
 /// Whether cancelling working task $1 of owner $2 was asked.
 const CANCEL_REQUESTED: &str = "
     SELECT cancel_requested FROM tasks WHERE id = $1 AND owner = $2 AND status = 'working'";
+
+/// The owners and cancel flags of the working tasks among ids $1.
+const CANCEL_FLAGS: &str = "
+    SELECT id, owner, cancel_requested FROM tasks WHERE id = ANY($1) AND status = 'working'";
+
+/// Heartbeats at $1 of the working tasks with ids $2 and owners $3, with the status
+/// messages $4 where not NULL (the three arrays side by side).
+const BEAT_MANY: &str = "
+    UPDATE tasks AS t SET heartbeat_at = $1,
+        status_message = COALESCE(b.message, t.status_message),
+        updated_at = CASE WHEN b.message IS NULL THEN t.updated_at ELSE $1 END
+    FROM unnest($2::text[], $3::text[], $4::text[]) AS b(id, owner, message)
+    WHERE t.id = b.id AND t.owner = b.owner AND t.status = 'working'";
 
 /// Asks to cancel task $1 of owner $2 at $3.
 const REQUEST_CANCEL: &str = "
@@ -174,6 +189,46 @@ impl TaskStore for PostgresStore {
             ],
         )
         .await
+    }
+
+    async fn cancel_flags(&self, tasks: &[TaskKey]) -> Result<HashMap<String, bool>, StoreError> {
+        const ACTION: &str = "reading running tasks";
+        if tasks.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let owners: HashMap<&str, &str> = tasks
+            .iter()
+            .map(|task| (task.id.as_str(), task.owner.as_str()))
+            .collect();
+        let ids: Vec<&str> = owners.keys().copied().collect();
+        let db = |e| self.db(ACTION, e);
+        let client = self.client(ACTION).await?;
+        let select = client.prepare_cached(CANCEL_FLAGS).await.map_err(db)?;
+        let rows = client.query(&select, &[&ids]).await.map_err(db)?;
+        Ok(rows
+            .iter()
+            .filter(|row| owners.get(row.get::<_, &str>(0)) == Some(&row.get::<_, &str>(1)))
+            .map(|row| (row.get::<_, String>(0), row.get::<_, bool>(2)))
+            .collect())
+    }
+
+    async fn beat_many(&self, beats: &[Beat], now: i64) -> Result<(), StoreError> {
+        if beats.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<&str> = beats.iter().map(|beat| beat.task.id.as_str()).collect();
+        let owners: Vec<&str> = beats.iter().map(|beat| beat.task.owner.as_str()).collect();
+        let messages: Vec<Option<&str>> = beats
+            .iter()
+            .map(|beat| beat.status_message.as_deref())
+            .collect();
+        self.write_count(
+            "recording heartbeats of running tasks",
+            BEAT_MANY,
+            &[&now, &ids, &owners, &messages],
+        )
+        .await
+        .map(|_| ())
     }
 
     async fn prune(&self, now: i64) -> Result<usize, StoreError> {

@@ -2,6 +2,7 @@
 //! (schema version 4). Every statement but pruning names the owner; a task past its
 //! expiry reads as missing even before pruning deletes it.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use rusqlite::{OptionalExtension, params};
 use super::{Database, SqliteStore};
 use crate::principal::Principal;
 use crate::store::{Retention, StoreError, StoreLocation};
-use crate::tasks::{TaskRecord, TaskState, TaskStore};
+use crate::tasks::{Beat, TaskKey, TaskRecord, TaskState, TaskStore};
 
 /// The columns a [`TaskRecord`] is read from, in [`record_from_row`]'s order.
 const COLUMNS: &str = "id, status, outcome, status_message, created_at, updated_at, heartbeat_at, expires_at, cancel_requested";
@@ -140,6 +141,26 @@ impl TaskStore for SqliteStore {
         .await
     }
 
+    async fn cancel_flags(&self, tasks: &[TaskKey]) -> Result<HashMap<String, bool>, StoreError> {
+        if tasks.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let owners: HashMap<String, String> = tasks
+            .iter()
+            .map(|task| (task.id.clone(), task.owner.as_str().to_owned()))
+            .collect();
+        let ids = serde_json::Value::from(owners.keys().cloned().collect::<Vec<_>>()).to_string();
+        self.run(move |db| db.cancel_flags(&ids, &owners)).await
+    }
+
+    async fn beat_many(&self, beats: &[Beat], now: i64) -> Result<(), StoreError> {
+        if beats.is_empty() {
+            return Ok(());
+        }
+        let beats = beats.to_vec();
+        self.run(move |db| db.beat_many(&beats, now)).await
+    }
+
     async fn prune(&self, now: i64) -> Result<usize, StoreError> {
         self.run(move |db| {
             let conn = db.lock();
@@ -210,6 +231,68 @@ impl Database {
             })
             .map_err(|e| self.db(ACTION, e))?;
         row.map(|row| row.decode(&self.location)).transpose()
+    }
+
+    /// The cancel flags of the working tasks among `ids` (a JSON array), each kept only
+    /// when its owner is the one `owners` names for it.
+    fn cancel_flags(
+        &self,
+        ids: &str,
+        owners: &HashMap<String, String>,
+    ) -> Result<HashMap<String, bool>, StoreError> {
+        const ACTION: &str = "reading running tasks";
+        let conn = self.lock();
+        let mut select = conn
+            .prepare_cached(
+                "SELECT id, owner, cancel_requested FROM tasks
+                 WHERE id IN (SELECT value FROM json_each(?1)) AND status = 'working'",
+            )
+            .map_err(|e| self.db(ACTION, e))?;
+        let rows = select
+            .query_map([ids], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, bool>(2)?,
+                ))
+            })
+            .map_err(|e| self.db(ACTION, e))?;
+        let mut flags = HashMap::new();
+        for row in rows {
+            let (id, owner, cancel) = row.map_err(|e| self.db(ACTION, e))?;
+            if owners.get(&id) == Some(&owner) {
+                flags.insert(id, cancel);
+            }
+        }
+        Ok(flags)
+    }
+
+    /// Every heartbeat of `beats` at `now`, in one transaction.
+    fn beat_many(&self, beats: &[Beat], now: i64) -> Result<(), StoreError> {
+        const ACTION: &str = "recording heartbeats of running tasks";
+        let mut conn = self.lock();
+        let tx = conn.transaction().map_err(|e| self.db(ACTION, e))?;
+        {
+            let mut update = tx
+                .prepare_cached(
+                    "UPDATE tasks SET heartbeat_at = ?3,
+                         status_message = COALESCE(?4, status_message),
+                         updated_at = CASE WHEN ?4 IS NULL THEN updated_at ELSE ?3 END
+                     WHERE id = ?1 AND owner = ?2 AND status = 'working'",
+                )
+                .map_err(|e| self.db(ACTION, e))?;
+            for beat in beats {
+                update
+                    .execute(params![
+                        beat.task.id,
+                        beat.task.owner.as_str(),
+                        now,
+                        beat.status_message
+                    ])
+                    .map_err(|e| self.db(ACTION, e))?;
+            }
+        }
+        tx.commit().map_err(|e| self.db(ACTION, e))
     }
 
     /// One flag from a statement on one task; `None` when no row matched.
