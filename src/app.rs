@@ -10,6 +10,7 @@ use tokio_util::task::TaskTracker;
 use crate::catalog::{CATALOG_TTL, ModelCatalog};
 use crate::config::Config;
 use crate::delegate::{self, Downstream, ServersFileError};
+use crate::fair_share::CallShares;
 use crate::keys::InferenceKeys;
 use crate::rate_limit::CallRateLimit;
 use crate::secret::KnownKeys;
@@ -33,6 +34,10 @@ pub struct App {
     pub(crate) stream_deadlines: StreamDeadlines,
     /// One permit per tool call allowed to run at once, across all sessions.
     pub(crate) calls: Semaphore,
+    /// How many permits `calls` has.
+    pub(crate) max_concurrent_calls: usize,
+    /// Tool calls in flight per principal.
+    pub(crate) shares: CallShares,
     /// The tool calls running or waiting for a permit, so a shutdown can let them finish.
     pub(crate) calls_in_flight: TaskTracker,
     /// Tool calls per principal per minute, when limited.
@@ -124,11 +129,19 @@ impl App {
                 total: limits.chat_timeout,
             },
             calls: Semaphore::new(limits.max_concurrent_calls as usize),
+            max_concurrent_calls: limits.max_concurrent_calls as usize,
+            shares: CallShares::new(config.max_calls_per_principal.map_or_else(
+                || CallShares::default_share(limits.max_concurrent_calls as usize),
+                |share| share as usize,
+            )),
             calls_in_flight: TaskTracker::new(),
             rate_limit: config
                 .rate_limit
                 .map(|limit| CallRateLimit::per_minute(limit.per_minute)),
-            tasks: Arc::new(Tasks::new(stores.tasks, config.task_after, config.task_ttl)),
+            tasks: Arc::new(
+                Tasks::new(stores.tasks, config.task_after, config.task_ttl)
+                    .with_max_per_principal(config.max_tasks_per_principal),
+            ),
             conversations: stores.conversations,
             legacy_sessions: stores.sessions,
             delegation,
@@ -163,6 +176,11 @@ impl App {
         if let Some(downstream) = &self.delegation {
             downstream.close().await;
         }
+    }
+
+    /// Upstream connections the process may open at once (one per call running).
+    pub fn upstream_connections(&self) -> usize {
+        self.max_concurrent_calls
     }
 
     /// Resolves once no tool call is running or waiting, or after `limit`; true when none is.

@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod chat;
 pub mod config;
 pub mod delegate;
+pub mod fair_share;
 pub mod http;
 pub mod keys;
 pub mod mcp;

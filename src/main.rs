@@ -18,6 +18,14 @@ use vultr_inference_mcp::stdio::{Limits, StdioTransport, stdout_hung_up};
 
 mod logging;
 
+/// mimalloc gives memory back to the system after a burst (thousands of sessions, held
+/// request bodies), where glibc's allocator kept it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// The shortest token `hash-token` accepts: a shorter one could be guessed.
+const MIN_TOKEN_CHARS: usize = 16;
+
 /// How long a signal leaves the session to send the answers of the calls it cancels.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
@@ -60,6 +68,13 @@ fn hash_token(name: &str) -> ExitCode {
         .strip_suffix("\r\n")
         .or_else(|| token.strip_suffix('\n'))
         .unwrap_or(&token);
+    let chars = token.chars().count();
+    if chars > 0 && chars < MIN_TOKEN_CHARS {
+        eprintln!(
+            "vultr-inference-mcp: the token has {chars} characters; use at least {MIN_TOKEN_CHARS} (a short token can be guessed), e.g. one made by `openssl rand -hex 32`"
+        );
+        return ExitCode::FAILURE;
+    }
     match http::auth::hash_token_line(name, token) {
         Ok(line) => {
             println!("{line}");

@@ -12,7 +12,11 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, Method, StatusCode};
 use http_body_util::BodyExt;
 
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::session_limits::SessionRefusal;
 use super::{MAX_BODY_BYTES, Shared};
+use crate::config::setting;
 use crate::principal::Principal;
 
 /// How much of an oversized body is read (and dropped) before answering 413.
@@ -97,10 +101,13 @@ async fn admit_and_run(
     }
 
     let (parts, body) = request.into_parts();
+    // Held until the call answered: the body, and what rmcp parsed from it, are in memory.
+    let mut _body_memory = None;
     let body = if parts.method == Method::POST {
-        match read_capped(body).await {
-            Ok(bytes) => {
+        match read_capped(body, content_length(&parts.headers), &shared.body_budget).await {
+            Ok((bytes, permit)) => {
                 call = peek(&bytes);
+                _body_memory = permit;
                 Body::from(bytes)
             }
             Err(response) => return (response, Some(principal), call),
@@ -108,19 +115,74 @@ async fn admit_and_run(
     } else {
         body
     };
+    let mut reservation = None;
+    match &session {
+        Some(session) => shared.live_sessions.used(session),
+        None if call.method.as_deref() == Some("initialize") => {
+            match shared.live_sessions.reserve(&principal) {
+                Ok(admitted) => reservation = Some(admitted),
+                Err(refusal) => {
+                    let status = match refusal {
+                        SessionRefusal::ServerFull { .. } => StatusCode::SERVICE_UNAVAILABLE,
+                        SessionRefusal::PrincipalFull { .. } => StatusCode::TOO_MANY_REQUESTS,
+                    };
+                    tracing::debug!(%refusal, "initialize refused");
+                    return (
+                        retry_later(status, &refusal.to_string(), RETRY_SESSION_SECS),
+                        Some(principal),
+                        call,
+                    );
+                }
+            }
+        }
+        None => {}
+    }
     let closing = parts.method == Method::DELETE;
     let mut request = Request::from_parts(parts, body);
     request.extensions_mut().insert(principal.clone());
 
-    let response = next.run(request).await;
+    let mut response = next.run(request).await;
     match (&session, session_of(response.headers())) {
-        (None, Some(opened)) => shared.sessions.opened(&opened, &principal).await,
+        (None, Some(opened)) => {
+            if let Some(reservation) = reservation {
+                reservation.opened(&opened);
+            }
+            shared.sessions.opened(&opened, &principal).await;
+        }
         (Some(session), _) if closing && response.status().is_success() => {
             shared.sessions.closed(session);
+            shared.live_sessions.closed(session);
+            // rmcp answers 202; clients (the Python SDK among them) expect 200 or 204.
+            response = StatusCode::NO_CONTENT.into_response();
         }
         _ => {}
     }
     (response, Some(principal), call)
+}
+
+/// Seconds a client refused for a full session table is asked to wait.
+const RETRY_SESSION_SECS: u32 = 5;
+/// Seconds a client refused for the body budget is asked to wait.
+const RETRY_BODY_SECS: u32 = 1;
+
+/// A refusal the client should retry after `seconds`.
+fn retry_later(status: StatusCode, text: &str, seconds: u32) -> Response {
+    let mut response = refuse(status, text);
+    response
+        .headers_mut()
+        .insert(http::header::RETRY_AFTER, http::HeaderValue::from(seconds));
+    response
+}
+
+/// The body's declared length, when the client sent one.
+fn content_length(headers: &HeaderMap) -> Option<usize> {
+    headers
+        .get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// The legacy session id a request or response carries.
@@ -131,12 +193,36 @@ fn session_of(headers: &HeaderMap) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// The whole body, or 413 once it is over [`MAX_BODY_BYTES`]. The rest of an oversized
-/// body is read and dropped (up to a bound) before answering, so the client, still
-/// sending, gets to read the 413 instead of a broken connection.
-async fn read_capped(mut body: Body) -> Result<Bytes, Response> {
+/// The whole body and the part of the body budget it holds; 413 once it is over
+/// [`MAX_BODY_BYTES`], 503 when the bodies held in memory by all requests would go over
+/// the budget. The rest of an oversized body is read and dropped (up to a bound) before
+/// answering, so the client, still sending, gets to read the 413 instead of a broken
+/// connection.
+async fn read_capped(
+    mut body: Body,
+    declared: Option<usize>,
+    budget: &Arc<Semaphore>,
+) -> Result<(Bytes, Option<OwnedSemaphorePermit>), Response> {
+    let over_budget = || {
+        retry_later(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!(
+                "the server holds as many request bodies in memory as it allows ({}); retry in a moment",
+                setting::MAX_BODY_MEMORY
+            ),
+            RETRY_BODY_SECS,
+        )
+    };
+    let mut permit: Option<OwnedSemaphorePermit> = None;
+    let mut held = 0usize;
     let mut bytes = Vec::new();
+    if let Some(length) = declared.filter(|length| *length <= MAX_BODY_BYTES) {
+        permit = Some(take(budget, length).ok_or_else(over_budget)?);
+        held = length;
+        bytes.reserve_exact(length);
+    }
     let mut total = 0usize;
+    let mut oversized = declared.is_some_and(|length| length > MAX_BODY_BYTES);
     let read_all = async {
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|error| {
@@ -149,11 +235,27 @@ async fn read_capped(mut body: Body) -> Result<Bytes, Response> {
                 continue;
             };
             total += data.len();
-            if total <= MAX_BODY_BYTES {
-                bytes.extend_from_slice(&data);
-            } else if total > DRAIN_LIMIT_BYTES {
-                break;
+            if total > MAX_BODY_BYTES && !oversized {
+                // Nothing more is kept: drop what was, and the budget it held.
+                oversized = true;
+                bytes = Vec::new();
+                permit = None;
             }
+            if oversized {
+                if total > DRAIN_LIMIT_BYTES {
+                    break;
+                }
+                continue;
+            }
+            if total > held {
+                let more = take(budget, total - held).ok_or_else(over_budget)?;
+                match &mut permit {
+                    Some(permit) => permit.merge(more),
+                    None => permit = Some(more),
+                }
+                held = total;
+            }
+            bytes.extend_from_slice(&data);
         }
         Ok(())
     };
@@ -166,7 +268,7 @@ async fn read_capped(mut body: Body) -> Result<Bytes, Response> {
             ));
         }
     }
-    if total > MAX_BODY_BYTES {
+    if oversized {
         return Err(refuse(
             StatusCode::PAYLOAD_TOO_LARGE,
             &format!(
@@ -175,7 +277,13 @@ async fn read_capped(mut body: Body) -> Result<Bytes, Response> {
             ),
         ));
     }
-    Ok(Bytes::from(bytes))
+    Ok((Bytes::from(bytes), permit))
+}
+
+/// `bytes` of the body budget, if that much is free now.
+fn take(budget: &Arc<Semaphore>, bytes: usize) -> Option<OwnedSemaphorePermit> {
+    let bytes = u32::try_from(bytes).ok()?;
+    Arc::clone(budget).try_acquire_many_owned(bytes).ok()
 }
 
 /// The method and tool name of a JSON-RPC request body, when it has them.

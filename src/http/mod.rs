@@ -4,8 +4,10 @@
 //! sessions (each bound to the principal that opened it).
 
 pub mod auth;
+mod connections;
 mod gate;
 mod guard;
+mod session_limits;
 mod sessions;
 
 use std::future::Future;
@@ -25,6 +27,8 @@ use tokio_util::sync::CancellationToken;
 use crate::app::App;
 use crate::config::{HttpArgs, setting};
 use crate::mcp::VultrServer;
+use connections::ConnectionLimits;
+use session_limits::SessionLimits;
 
 pub use auth::{AuthSettings, Authenticator, OAuthSettings};
 pub use guard::{Guard, Refusal};
@@ -95,6 +99,10 @@ pub(crate) struct Shared {
     pub(crate) guard: Guard,
     pub(crate) auth: Option<Authenticator>,
     pub(crate) sessions: sessions::SessionOwners,
+    /// How many sessions are open, in total and per principal.
+    pub(crate) live_sessions: Arc<session_limits::LiveSessions>,
+    /// Bytes of request bodies that may be held in memory at once.
+    pub(crate) body_budget: Arc<tokio::sync::Semaphore>,
     /// Set once a shutdown began: new calls are refused with 503.
     pub(crate) draining: CancellationToken,
     /// The protected-resource metadata URL, when OAuth is configured.
@@ -172,6 +180,11 @@ pub async fn serve(
         ),
         None => (None, None),
     };
+    let live_sessions = session_limits::LiveSessions::new(SessionLimits {
+        max_total: args.max_sessions as usize,
+        max_per_principal: args.max_sessions_per_principal as usize,
+        init_timeout: args.session_init_timeout,
+    });
     let shared = Arc::new(Shared {
         guard: Guard::new(
             bound,
@@ -181,6 +194,10 @@ pub async fn serve(
         ),
         auth,
         sessions: sessions::SessionOwners::new(app.legacy_sessions.clone()),
+        live_sessions: live_sessions.clone(),
+        body_budget: Arc::new(tokio::sync::Semaphore::new(
+            args.max_body_memory.min(tokio::sync::Semaphore::MAX_PERMITS),
+        )),
         draining: CancellationToken::new(),
         resource_metadata,
         metadata,
@@ -202,6 +219,12 @@ pub async fn serve(
         .legacy_sessions
         .clone()
         .map(|shared| Arc::new(sessions::SharedSessionStore(shared)) as _);
+    let mut session_manager = LocalSessionManager::default();
+    // Sessions that never sent `initialize` are closed by rmcp; those that never sent
+    // `notifications/initialized` by `live_sessions`.
+    session_manager.session_config.init_timeout = Some(args.session_init_timeout);
+    let session_manager = Arc::new(session_manager);
+    live_sessions.keep_sweeping(session_manager.clone());
     let mcp = StreamableHttpService::new(
         move || {
             Ok(VultrServer::new(
@@ -209,7 +232,7 @@ pub async fn serve(
                 factory_calls.child_token(),
             ))
         },
-        Arc::new(LocalSessionManager::default()),
+        session_manager,
         mcp_config,
     );
     let mut router = Router::new()
@@ -230,7 +253,10 @@ pub async fn serve(
     for path in metadata_paths {
         router = router.route(&path, get(protected_resource_metadata));
     }
-    let router = router.fallback(not_found).with_state(shared.clone());
+    let router = router
+        .fallback(not_found)
+        .with_state(shared.clone())
+        .layer(axum::middleware::from_fn(connections::track_requests));
 
     if !bound.ip().is_loopback() && args.public_url.is_none() && args.allowed_hosts.is_none() {
         tracing::warn!(
@@ -244,9 +270,22 @@ pub async fn serve(
 
     let stop_accepting = CancellationToken::new();
     let stopped = stop_accepting.clone();
+    let limits = ConnectionLimits {
+        header_timeout: args.header_timeout,
+        idle_timeout: args.idle_timeout,
+        max_connections: connections::connection_cap(
+            args.max_connections,
+            app.upstream_connections(),
+        ),
+    };
+    tracing::info!(max_connections = limits.max_connections, "connection limit");
+    let listener = connections::BoundedListener::new(listener, limits);
     let server = tokio::spawn(
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move { stopped.cancelled().await })
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<connections::ConnectionOf>(),
+        )
+        .with_graceful_shutdown(async move { stopped.cancelled().await })
             .into_future(),
     );
     let mut server = std::pin::pin!(server);
@@ -262,6 +301,7 @@ pub async fn serve(
 
     tracing::info!("shutting down: no new connections or calls; letting calls in flight finish");
     shared.draining.cancel();
+    app.tasks.stop_creating();
     stop_accepting.cancel();
     if !app.calls_finished(args.drain_timeout).await {
         tracing::info!(drain_timeout = ?args.drain_timeout, "cancelling the calls still running");

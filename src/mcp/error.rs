@@ -4,6 +4,7 @@
 use super::args::InvalidArguments;
 use crate::chat::ChatError;
 use crate::config::setting;
+use crate::fair_share::OverShare;
 use crate::keys::KeyError;
 use crate::rate_limit::OverLimit;
 use crate::store::{ConversationId, StoreError};
@@ -58,4 +59,10 @@ pub enum ToolError {
         .0.per_minute, setting::RATE_LIMIT, .0.wait_seconds()
     )]
     RateLimited(OverLimit),
+    /// The caller already has as many calls in flight as one user may.
+    #[error(
+        "too many calls at once: each user may have {} calls to Vultr running at a time ({}); this call was not run. Wait for one of your calls to finish, then try again.",
+        .0.per_principal, setting::MAX_CALLS_PER_PRINCIPAL
+    )]
+    OverShare(OverShare),
 }

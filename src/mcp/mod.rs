@@ -41,6 +41,16 @@ Delegate work to models hosted on Vultr Serverless Inference.
 - list_subscriptions / get_subscription: the account's inference subscriptions and their usage (needs VULTR_API_KEY). Keys are never shown, only their last 4 characters.
 Errors come back as tool results with isError and say what to change.";
 
+/// The tools whose calls go to Vultr (or downstream servers) and so take a slot of the
+/// shared limit. `list_models` answers from the cached catalog (one shared fetch when it is
+/// stale); `delete_conversation` only touches the store.
+const UPSTREAM_TOOLS: [&str; 4] = [
+    "chat_completion",
+    "delegate",
+    "list_subscriptions",
+    "get_subscription",
+];
+
 /// The vultr-inference-mcp MCP handler: one value per session, all sharing one [`App`].
 #[derive(Clone)]
 pub struct VultrServer {
@@ -50,20 +60,31 @@ pub struct VultrServer {
     /// Who the session acts for when its requests carry no authenticated principal
     /// (stdio: `local`).
     principal: Principal,
-    tool_router: ToolRouter<Self>,
+    /// Built once per process (the schemas are the same for every session).
+    tool_router: Arc<ToolRouter<Self>>,
 }
+
+/// The tools of every session: without and with `delegate`.
+static ROUTERS: [std::sync::OnceLock<Arc<ToolRouter<VultrServer>>>; 2] =
+    [std::sync::OnceLock::new(), std::sync::OnceLock::new()];
 
 impl VultrServer {
     /// The MCP handler of one session over the shared `app`; cancelling `shutdown` (the
     /// session's client is gone) stops every call the session still runs.
     pub fn new(app: Arc<App>, shutdown: CancellationToken) -> Self {
-        let mut tool_router = Self::subscriptions_router()
-            + Self::models_router()
-            + Self::chat_router()
-            + Self::conversations_router();
-        if app.delegation.is_some() {
-            tool_router += Self::delegate_router();
-        }
+        let delegating = app.delegation.is_some();
+        let tool_router = ROUTERS[usize::from(delegating)]
+            .get_or_init(|| {
+                let mut router = Self::subscriptions_router()
+                    + Self::models_router()
+                    + Self::chat_router()
+                    + Self::conversations_router();
+                if delegating {
+                    router += Self::delegate_router();
+                }
+                Arc::new(router)
+            })
+            .clone();
         Self {
             app,
             shutdown,
@@ -118,21 +139,37 @@ impl ServerHandler for VultrServer {
             ));
         }
         let _in_flight = self.app.calls_in_flight.token();
+        let caller = self.principal(&context);
         if let Some(limit) = &self.app.rate_limit
-            && let Err(over) = limit.check(&self.principal(&context))
+            && let Err(over) = limit.check(&caller)
         {
             return Ok(self.failure(ToolError::RateLimited(over)).into());
         }
+        let upstream = UPSTREAM_TOOLS.contains(&request.name.as_ref());
+        // A principal's share bounds its calls that take (or wait for) upstream slots.
+        let _share = if upstream {
+            match self.app.shares.enter(&caller) {
+                Ok(ticket) => Some(ticket),
+                Err(over) => return Ok(self.failure(ToolError::OverShare(over)).into()),
+            }
+        } else {
+            None
+        };
         if tasks::TASK_TOOLS.contains(&request.name.as_ref()) && tasks::accepts_tasks(&context) {
             return self.call_as_task(request, context).await;
         }
         let cancelled = context.ct.clone();
         let shutdown = self.shutdown.clone();
         let stopped = || Ok(CallToolResult::error(vec![ContentBlock::text("cancelled")]).into());
-        let _permit = tokio::select! {
-            permit = self.app.calls.acquire() => permit.map_err(|e| ErrorData::internal_error(e.to_string(), None))?,
-            () = cancelled.cancelled() => return stopped(),
-            () = shutdown.cancelled() => return stopped(),
+        // Only calls that go to Vultr wait for a slot; the others never queue behind them.
+        let _permit = if upstream {
+            Some(tokio::select! {
+                permit = self.app.calls.acquire() => permit.map_err(|e| ErrorData::internal_error(e.to_string(), None))?,
+                () = cancelled.cancelled() => return stopped(),
+                () = shutdown.cancelled() => return stopped(),
+            })
+        } else {
+            None
         };
         tokio::select! {
             outcome = self.tool_router.call(ToolCallContext::new(self, request, context)) => outcome,

@@ -10,6 +10,7 @@ mod chat;
 mod continuation;
 mod conversations;
 mod delegate;
+mod fairness;
 mod faults;
 mod isolation;
 mod keys;

@@ -1,0 +1,116 @@
+//! Tool calls in flight per principal: one user (or one runaway agent) holding many calls
+//! open gets an immediate refusal for the next one, instead of queueing in front of
+//! everyone else for the shared upstream slots.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+
+use crate::principal::Principal;
+
+/// How many tool calls each principal has in flight, each bounded by the same share.
+pub struct CallShares {
+    per_principal: usize,
+    in_flight: Mutex<HashMap<Principal, usize>>,
+}
+
+/// A principal already has its share of calls in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OverShare {
+    /// Calls each principal may have in flight.
+    pub per_principal: usize,
+}
+
+/// One call in flight; its place is given back when it drops.
+pub struct CallTicket<'a> {
+    shares: &'a CallShares,
+    owner: Principal,
+}
+
+impl CallShares {
+    /// At most `per_principal` calls in flight for each principal (at least 1).
+    pub fn new(per_principal: usize) -> Self {
+        Self {
+            per_principal: per_principal.max(1),
+            in_flight: Mutex::default(),
+        }
+    }
+
+    /// The default share: a quarter of the calls the process runs at once, at least 1.
+    pub fn default_share(max_concurrent_calls: usize) -> usize {
+        (max_concurrent_calls / 4).max(1)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Principal, usize>> {
+        self.in_flight.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A place for one more call of `owner`, or the refusal when it has its share.
+    pub fn enter(&self, owner: &Principal) -> Result<CallTicket<'_>, OverShare> {
+        let mut in_flight = self.lock();
+        let count = in_flight.entry(owner.clone()).or_default();
+        if *count >= self.per_principal {
+            return Err(OverShare {
+                per_principal: self.per_principal,
+            });
+        }
+        *count += 1;
+        Ok(CallTicket {
+            shares: self,
+            owner: owner.clone(),
+        })
+    }
+
+    /// How many principals have calls in flight (principals at zero are forgotten).
+    pub fn principals(&self) -> usize {
+        self.lock().len()
+    }
+}
+
+impl Drop for CallTicket<'_> {
+    fn drop(&mut self) {
+        let mut in_flight = self.shares.lock();
+        if let Some(count) = in_flight.get_mut(&self.owner) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                in_flight.remove(&self.owner);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_principal_at_its_share_is_refused_while_another_still_enters() {
+        let shares = CallShares::new(2);
+        let alice = Principal::new("alice").unwrap();
+        let bob = Principal::new("bob").unwrap();
+        let first = shares.enter(&alice).unwrap();
+        let _second = shares.enter(&alice).unwrap();
+        assert_eq!(
+            shares.enter(&alice).err(),
+            Some(OverShare { per_principal: 2 })
+        );
+        let _bobs = shares.enter(&bob).expect("bob has his own share");
+        drop(first);
+        assert!(shares.enter(&alice).is_ok(), "a finished call frees its place");
+    }
+
+    #[test]
+    fn principals_with_nothing_in_flight_are_forgotten() {
+        let shares = CallShares::new(3);
+        for n in 0..100 {
+            let who = Principal::new(&format!("user-{n}")).unwrap();
+            let _ticket = shares.enter(&who).unwrap();
+        }
+        assert_eq!(shares.principals(), 0);
+    }
+
+    #[test]
+    fn the_default_share_is_a_quarter_of_the_slots_and_never_zero() {
+        assert_eq!(CallShares::default_share(256), 64);
+        assert_eq!(CallShares::default_share(2), 1);
+    }
+}
