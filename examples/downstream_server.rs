@@ -6,6 +6,11 @@
 //! on a free loopback port instead (printing `http://127.0.0.1:PORT/mcp` on stdout), and
 //! with `--token T` refuses requests without `Authorization: Bearer T`.
 //!
+//! For the lifecycle tests: `--starts FILE` appends this process's id to FILE as it starts;
+//! `--start-delay-ms N` waits N ms before serving; `--fail-start` exits with an error
+//! instead of serving; `--ignore-eof` keeps running after end of input (logging `eof`,
+//! then `term` on SIGTERM, and exiting then unless `--ignore-term` is given too).
+//!
 //! ```sh
 //! cargo run --example downstream_server -- --log /tmp/calls.jsonl
 //! cargo run --example downstream_server -- --http --token secret
@@ -141,36 +146,100 @@ impl Downstream {
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for Downstream {}
 
+/// What the command line asked for.
+#[derive(Default)]
+struct Options {
+    log: Option<PathBuf>,
+    http: bool,
+    token: Option<String>,
+    starts: Option<PathBuf>,
+    start_delay: Duration,
+    fail_start: bool,
+    ignore_eof: bool,
+    ignore_term: bool,
+}
+
+const USAGE: &str = "usage: downstream_server [--log FILE] [--http [--token T]] [--starts FILE] [--start-delay-ms N] [--fail-start] [--ignore-eof [--ignore-term]]";
+
+impl Options {
+    fn parse() -> Options {
+        let mut args = std::env::args().skip(1);
+        let mut options = Options::default();
+        while let Some(arg) = args.next() {
+            match arg.as_str() {
+                "--log" => options.log = args.next().map(PathBuf::from),
+                "--http" => options.http = true,
+                "--token" => options.token = args.next(),
+                "--starts" => options.starts = args.next().map(PathBuf::from),
+                "--start-delay-ms" => {
+                    let ms = args.next().and_then(|ms| ms.parse().ok());
+                    options.start_delay = Duration::from_millis(ms.expect(USAGE));
+                }
+                "--fail-start" => options.fail_start = true,
+                "--ignore-eof" => options.ignore_eof = true,
+                "--ignore-term" => options.ignore_term = true,
+                other => panic!("unknown argument {other:?}; {USAGE}"),
+            }
+        }
+        options
+    }
+}
+
+/// Microseconds since the Unix epoch, to order events logged by different processes.
+fn now_us() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros())
+}
+
 #[tokio::main]
 async fn main() {
-    let mut args = std::env::args().skip(1);
-    let mut log = None;
-    let mut http = false;
-    let mut token = None;
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--log" => log = args.next().map(PathBuf::from),
-            "--http" => http = true,
-            "--token" => token = args.next(),
-            other => panic!(
-                "unknown argument {other:?}; usage: downstream_server [--log FILE] [--http [--token T]]"
-            ),
-        }
+    let options = Options::parse();
+    if let Some(path) = &options.starts {
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .expect("open the starts file");
+        file.write_all(format!("{}\n", std::process::id()).as_bytes())
+            .expect("write the starts file");
     }
     eprintln!("downstream test server starting");
+    // Installed first, so a SIGTERM at any time is seen.
+    let mut term = options.ignore_eof.then(|| {
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("a SIGTERM handler")
+    });
+    tokio::time::sleep(options.start_delay).await;
+    if options.fail_start {
+        eprintln!("downstream test server failing to start, as asked");
+        std::process::exit(3);
+    }
     let server = Downstream {
-        log,
+        log: options.log,
         tool_router: Downstream::tool_router(),
     };
-    if http {
-        serve_http(server, token).await;
+    if options.http {
+        serve_http(server, options.token).await;
         return;
     }
     let running = server
+        .clone()
         .serve(rmcp::transport::stdio())
         .await
         .expect("MCP handshake");
     let _ = running.waiting().await;
+    let Some(term) = term.as_mut() else {
+        return;
+    };
+    server.record(json!({"event": "eof", "at_us": now_us()}));
+    loop {
+        term.recv().await;
+        server.record(json!({"event": "term", "at_us": now_us()}));
+        if !options.ignore_term {
+            return;
+        }
+    }
 }
 
 /// Serves `server` over streamable HTTP on a free loopback port until stdin closes.

@@ -92,7 +92,21 @@ pub fn load(path: &Path) -> Result<Vec<ServerSpec>, ServersFileError> {
     };
     let text =
         std::fs::read_to_string(path).map_err(|e| fail(None, format!("cannot be read ({e})")))?;
-    parse(&text).map_err(|(entry, problem)| fail(entry.as_deref(), problem))
+    let specs = parse(&text).map_err(|(entry, problem)| fail(entry.as_deref(), problem))?;
+    for spec in &specs {
+        if let Transport::Stdio { cwd: Some(cwd), .. } = &spec.transport
+            && !cwd.is_dir()
+        {
+            return Err(fail(
+                Some(&spec.name),
+                format!(
+                    "the working directory {} (`cwd`) does not exist or is not a directory",
+                    cwd.display()
+                ),
+            ));
+        }
+    }
+    Ok(specs)
 }
 
 /// The enabled entries of the file's `text`, or the entry at fault and what is wrong.
@@ -205,6 +219,8 @@ fn check_name(name: &str) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     fn problem(text: &str) -> (Option<String>, String) {
@@ -299,6 +315,20 @@ mod tests {
         );
         assert!(message.contains("entry \"calc\""), "{message}");
         assert!(message.contains(setting::DELEGATE_SERVERS), "{message}");
+        let gone = dir.path().join("gone");
+        std::fs::write(
+            &path,
+            json!({"mcpServers": {"calc": {"command": "x", "cwd": gone}}}).to_string(),
+        )
+        .unwrap();
+        let message = load(&path).err().unwrap().to_string();
+        assert!(
+            message.contains(&format!(
+                "entry \"calc\": the working directory {} (`cwd`) does not exist",
+                gone.display()
+            )),
+            "{message}"
+        );
         let missing = load(&dir.path().join("nope.json"))
             .err()
             .unwrap()
