@@ -17,6 +17,8 @@ mod lazy;
 mod quota;
 mod record;
 mod runner;
+#[cfg(test)]
+mod testing;
 mod watcher;
 
 pub use clock::WallClock;

@@ -500,3 +500,153 @@ impl Supervisor {
         self.tasks.lock_running().remove(&self.id);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use tokio::sync::Semaphore;
+
+    use super::*;
+    use crate::tasks::testing::{Counting, start_endless, tasks_over};
+
+    fn alice() -> Principal {
+        Principal::new("alice").unwrap()
+    }
+
+    /// Starts a call of `owner` that waits for a permit of `slots`, then goes "upstream"
+    /// (sets `upstream`) and never ends.
+    async fn start_queued(
+        tasks: &Arc<Tasks>,
+        owner: &Principal,
+        slots: &Arc<Semaphore>,
+        upstream: &Arc<AtomicBool>,
+    ) -> TaskRecord {
+        let admission = tasks.admit(owner).expect("under the cap");
+        let check = admission.cancel_check();
+        let (slots, upstream) = (Arc::clone(slots), Arc::clone(upstream));
+        let call = async move {
+            let _permit = slots.acquire().await;
+            check.go_ahead().await;
+            upstream.store(true, Ordering::SeqCst);
+            std::future::pending::<Value>().await
+        };
+        let started = tasks
+            .start(
+                admission,
+                call,
+                StatusLine::default(),
+                CancellationToken::new(),
+                CancellationToken::new(),
+            )
+            .await;
+        let Started::Task(record) = started else {
+            panic!("expected a task");
+        };
+        record
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_task_cancelled_elsewhere_while_it_waited_for_a_slot_never_goes_upstream() {
+        let store = Counting::new(Duration::ZERO, Duration::ZERO).await;
+        let tasks = tasks_over(store.clone(), Duration::ZERO);
+        let slots = Arc::new(Semaphore::new(0));
+        let upstream = Arc::new(AtomicBool::new(false));
+        let task = start_queued(&tasks, &alice(), &slots, &upstream).await;
+
+        // Another process cancels it, and the slot frees before this one's watcher looks.
+        let other_process = &store.inner;
+        assert!(
+            other_process
+                .request_cancel(&alice(), &task.id, tasks.clock.now_ms())
+                .await
+                .unwrap()
+        );
+        slots.add_permits(1);
+        for _ in 0..20 {
+            tokio::task::yield_now().await;
+        }
+
+        assert!(!upstream.load(Ordering::SeqCst), "the call went upstream");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let ended = tasks.get(&alice(), &task.id).await.unwrap();
+        assert_eq!(ended.state, TaskState::Cancelled);
+        assert!(tasks.lock_running().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_queued_task_not_cancelled_goes_upstream_when_its_slot_frees() {
+        let store = Counting::new(Duration::ZERO, Duration::ZERO).await;
+        let tasks = tasks_over(store.clone(), Duration::ZERO);
+        let slots = Arc::new(Semaphore::new(0));
+        let upstream = Arc::new(AtomicBool::new(false));
+        start_queued(&tasks, &alice(), &slots, &upstream).await;
+
+        slots.add_permits(1);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+
+        assert!(upstream.load(Ordering::SeqCst));
+        assert_eq!(
+            store.calls("cancel_requested"),
+            1,
+            "one read before going upstream"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn once_creating_stopped_a_call_past_the_wait_is_answered_in_place() {
+        let store = Counting::new(Duration::ZERO, Duration::ZERO).await;
+        let tasks = tasks_over(store.clone(), Duration::from_secs(1));
+        let slow = || async {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            json!({"content": [], "isError": false})
+        };
+        let start = |call| {
+            let admission = tasks.admit(&alice()).unwrap();
+            let tasks = Arc::clone(&tasks);
+            async move {
+                tasks
+                    .start(
+                        admission,
+                        call,
+                        StatusLine::default(),
+                        CancellationToken::new(),
+                        CancellationToken::new(),
+                    )
+                    .await
+            }
+        };
+        assert!(matches!(start(slow()).await, Started::Task(_)));
+
+        tasks.stop_creating();
+
+        let Started::Finished(result) = start(slow()).await else {
+            panic!("a call crossing the wait while draining became a task");
+        };
+        assert_eq!(result["isError"], false);
+        assert_eq!(store.calls("create"), 1, "no record made while draining");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_principal_over_its_cap_is_refused_and_its_place_comes_back_when_a_task_ends() {
+        let store = Counting::new(Duration::ZERO, Duration::ZERO).await;
+        let tasks = Arc::new(
+            Tasks::new(store.clone(), Duration::ZERO, Duration::from_secs(3600))
+                .with_max_per_principal(2),
+        );
+        let (first, _) = start_endless(&tasks, &alice(), StatusLine::default()).await;
+        start_endless(&tasks, &alice(), StatusLine::default()).await;
+
+        let refused = tasks.admit(&alice()).err().expect("over the cap");
+        assert_eq!((refused.working, refused.limit), (2, 2));
+        assert!(tasks.admit(&Principal::new("bob").unwrap()).is_ok());
+
+        tasks.cancel(&alice(), &first.id).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+
+        assert!(
+            tasks.admit(&alice()).is_ok(),
+            "the cancelled task's place came back"
+        );
+    }
+}

@@ -145,3 +145,140 @@ async fn write(tasks: &Tasks, failing: &mut bool) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use super::*;
+    use crate::principal::Principal;
+    use crate::tasks::StatusLine;
+    use crate::tasks::testing::{Counting, start_endless, tasks_over};
+
+    fn alice() -> Principal {
+        Principal::new("alice").unwrap()
+    }
+
+    /// The store calls of 20 s with `n` endless tasks running, by method.
+    async fn calls_with(n: usize) -> [usize; 4] {
+        let store = Counting::new(Duration::ZERO, Duration::ZERO).await;
+        let tasks = tasks_over(store.clone(), Duration::ZERO);
+        for _ in 0..n {
+            start_endless(&tasks, &alice(), StatusLine::default()).await;
+        }
+        store.reset();
+
+        tokio::time::sleep(Duration::from_secs(20)).await;
+
+        ["cancel_flags", "beat_many", "cancel_requested", "beat"].map(|m| store.calls(m))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_watcher_makes_one_batched_read_per_tick_whatever_the_number_of_tasks() {
+        let one = calls_with(1).await;
+        let many = calls_with(200).await;
+
+        assert_eq!(
+            one, many,
+            "store calls (reads, writes, per-task calls) with 1 and 200 tasks"
+        );
+        let [reads, writes, per_task_reads, per_task_beats] = many;
+        assert!(
+            (39..=41).contains(&reads),
+            "{reads} reads in 20 s, one per {LOOK:?}"
+        );
+        assert_eq!(writes, 1, "one heartbeat write (at 15 s) for all tasks");
+        assert_eq!((per_task_reads, per_task_beats), (0, 0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn status_lines_and_heartbeats_reach_the_record_in_batches() {
+        let store = Counting::new(Duration::ZERO, Duration::ZERO).await;
+        let tasks = tasks_over(store.clone(), Duration::ZERO);
+        let status = StatusLine::default();
+        let (talking, _) = start_endless(&tasks, &alice(), status.clone()).await;
+        let (silent, _) = start_endless(&tasks, &alice(), StatusLine::default()).await;
+
+        status.set("running: 12 tokens so far".to_owned());
+        tokio::time::sleep(WRITE_EVERY * 2).await;
+        let now = tasks.clock.now_ms();
+        let read = |id: String| {
+            let store = store.inner.clone();
+            async move { store.get(&alice(), &id, now).await.unwrap().unwrap() }
+        };
+        let record = read(talking.id.clone()).await;
+        assert_eq!(
+            record.status_message.as_deref(),
+            Some("running: 12 tokens so far")
+        );
+        assert_eq!(
+            read(silent.id.clone()).await.heartbeat_at,
+            silent.created_at
+        );
+
+        tokio::time::sleep(HEARTBEAT).await;
+
+        let beaten = read(silent.id.clone()).await.heartbeat_at;
+        assert!(
+            beaten > silent.created_at,
+            "no heartbeat after {HEARTBEAT:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cancel_stored_by_another_process_stops_the_call_within_2_seconds_every_time() {
+        // A slow store: reads take 300 ms, writes 3 s (kept busy by a status line each
+        // second), so a bound that holds here holds by construction, not by luck.
+        let store = Counting::new(Duration::from_millis(300), Duration::from_secs(3)).await;
+        let tasks = tasks_over(store.clone(), Duration::ZERO);
+        for round in 0..12u64 {
+            let status = StatusLine::default();
+            let (task, closed) = start_endless(&tasks, &alice(), status.clone()).await;
+            // Cancels land at every phase of the watcher's ticks.
+            tokio::time::sleep(Duration::from_millis(1_000 + 137 * round)).await;
+            status.set(format!("running: {round} tokens so far"));
+
+            let asked = tokio::time::Instant::now();
+            let other_process = &store.inner;
+            assert!(
+                other_process
+                    .request_cancel(&alice(), &task.id, tasks.clock.now_ms())
+                    .await
+                    .unwrap()
+            );
+            while !closed.load(Ordering::SeqCst) && asked.elapsed() < Duration::from_secs(10) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+
+            assert!(
+                asked.elapsed() <= Duration::from_secs(2),
+                "round {round}: the call stopped {:?} after the cancel",
+                asked.elapsed()
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_task_ended_or_gone_elsewhere_is_stopped_here() {
+        let store = Counting::new(Duration::ZERO, Duration::ZERO).await;
+        let tasks = tasks_over(store.clone(), Duration::ZERO);
+        let (task, closed) = start_endless(&tasks, &alice(), StatusLine::default()).await;
+
+        let failed = crate::tasks::TaskState::Failed {
+            error: serde_json::json!({"code": -32603, "message": "taken for dead"}),
+        };
+        let now = tasks.clock.now_ms();
+        let other_process = &store.inner;
+        other_process
+            .finish(&alice(), &task.id, &failed, "taken for dead", now, None)
+            .await
+            .unwrap();
+        tokio::time::sleep(LOOK * 2).await;
+
+        assert!(closed.load(Ordering::SeqCst), "the call goes on");
+        assert!(
+            tasks.lock_running().is_empty(),
+            "the task is still listed as running"
+        );
+    }
+}

@@ -13,6 +13,8 @@ mod http;
 #[cfg(unix)]
 mod http_auth;
 #[cfg(unix)]
+mod newcomer;
+#[cfg(unix)]
 mod postgres;
 mod protocol;
 #[cfg(unix)]
