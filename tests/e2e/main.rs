@@ -4,6 +4,8 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+#[cfg(unix)]
+mod bounds;
 mod conversations;
 mod delegate;
 mod example;
