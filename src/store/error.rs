@@ -1,6 +1,6 @@
 //! What went wrong in a conversation store, phrased for whoever reads the tool result:
-//! each message names the store (its file, `memory`, or its Postgres URL without the
-//! password) and says what to do.
+//! each message names the kind of store (a SQLite file, named, or `memory`; Postgres, whose
+//! database, user, host and port only the log names) and says what to do.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -113,16 +113,15 @@ pub enum StoreError {
         /// What the database reported.
         source: DatabaseFailure,
     },
-    /// The Postgres store could not be reached, or failed a statement.
+    /// The Postgres store could not be reached, or failed a statement. The message names
+    /// neither the database nor its user, host or port (the log does, as a warning).
     #[error(
-        "the conversation store `{location}` failed while {action}: {source}. Check that this Postgres server is running and reachable from here and that the URL's user, password and database are right (or set {LOCATION_SETTING} to a file path or `memory`); the next call tries again."
+        "the conversation store (Postgres) failed while {action}: {source}. Check that the Postgres server named by {LOCATION_SETTING} is running and reachable from this server and that the URL's user, password and database are right (the server's log names them, as a warning), or set {LOCATION_SETTING} to a file path or `memory`; calls a few seconds later try again."
     )]
     Postgres {
-        /// The URL, without its password.
-        location: String,
         /// What was being done.
         action: &'static str,
-        /// What the driver or the pool reported.
+        /// What the driver or the pool reported, with the database's names hidden.
         source: DatabaseFailure,
     },
     /// The worker doing the store's blocking work stopped before finishing (it panicked,

@@ -31,6 +31,7 @@ use super::{
 use crate::principal::Principal;
 use crate::vultr::chat::Message;
 
+use url::Identifying;
 pub use url::PostgresUrl;
 
 /// How long a call waits for a free connection, or for a new one to be made (longer when
@@ -120,11 +121,17 @@ const DROP_EVERY_EXCESS: &str = "
             FROM conversations) ranked
         WHERE position > $1)";
 
+/// What a Postgres store's errors call it: clients learn the kind of store, never which
+/// database (the log has that).
+const SHOWN_LOCATION: &str = "Postgres database";
+
 /// The Postgres conversation store; share it between tasks (it is `Send + Sync`).
 pub struct PostgresStore {
     pool: Pool,
-    /// The URL without its password, for messages.
+    /// The URL without its password, for the log.
     location: String,
+    /// What names the database in a driver's message, hidden from clients.
+    identifying: Identifying,
     retention: Retention,
 }
 
@@ -148,12 +155,17 @@ impl PostgresStore {
         pool_size: usize,
     ) -> Result<Self, StoreError> {
         let location = url.to_string();
-        let failed = |source: DatabaseError| StoreError::Postgres {
-            location: location.clone(),
-            action: "connecting to it",
-            source: Box::new(source),
-        };
-        let (config, tls) = url.config().map_err(|e| failed(e.into()))?;
+        let (config, tls) = url.config().map_err(|e| {
+            failure(
+                &location,
+                &Identifying::default(),
+                "reading its URL",
+                e.into(),
+            )
+        })?;
+        let identifying = Identifying::of(&config);
+        let failed =
+            |source: DatabaseError| failure(&location, &identifying, "connecting to it", source);
         let create_timeout = config
             .get_connect_timeout()
             .map_or(POOL_TIMEOUT, |connect| POOL_TIMEOUT.max(*connect));
@@ -181,6 +193,7 @@ impl PostgresStore {
         let store = Self {
             pool,
             location,
+            identifying,
             retention,
         };
         store.migrate().await?;
@@ -196,11 +209,14 @@ impl PostgresStore {
             .map_err(|e| self.db(ACTION, e))?
         {
             schema::Migrated::Current => Ok(()),
-            schema::Migrated::TooNew(found) => Err(StoreError::SchemaTooNew {
-                location: self.location.clone(),
-                found: found.into(),
-                understood: schema::SCHEMA_VERSION.into(),
-            }),
+            schema::Migrated::TooNew(found) => {
+                tracing::warn!(store = %self.location, found, "the Postgres database's schema is newer than this build's");
+                Err(StoreError::SchemaTooNew {
+                    location: SHOWN_LOCATION.to_owned(),
+                    found: found.into(),
+                    understood: schema::SCHEMA_VERSION.into(),
+                })
+            }
         }
     }
 
@@ -219,11 +235,7 @@ impl PostgresStore {
 
     /// The store error for a failure while doing `action`.
     fn failed(&self, action: &'static str, source: DatabaseError) -> StoreError {
-        StoreError::Postgres {
-            location: self.location.clone(),
-            action,
-            source: Box::new(source),
-        }
+        failure(&self.location, &self.identifying, action, source)
     }
 
     /// Drops `owner`'s conversations past their newest `max_conversations`, sparing `keep`.
@@ -466,6 +478,23 @@ fn summary_from_row(row: &tokio_postgres::Row) -> ConversationSummary {
 /// The error for an id that is not in the store.
 fn not_found(id: &ConversationId) -> StoreError {
     StoreError::NotFound { id: id.clone() }
+}
+
+/// The store error a client is shown for a failure while doing `action`: the kind of store and
+/// what went wrong, without what names the database (user, host, port, database name). The
+/// log gets all of it, as a warning.
+fn failure(
+    location: &str,
+    identifying: &Identifying,
+    action: &'static str,
+    source: DatabaseError,
+) -> StoreError {
+    let said = source.to_string();
+    tracing::warn!(store = %location, "the Postgres store failed while {action}: {said}");
+    StoreError::Postgres {
+        action,
+        source: Box::new(DatabaseError::Message(identifying.hide(&said))),
+    }
 }
 
 /// What the driver, the pool or TLS set-up reported, shown in one line.

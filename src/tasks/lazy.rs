@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::record::{TaskRecord, TaskState, TaskStore};
+use super::record::{Beat, TaskKey, TaskRecord, TaskState, TaskStore};
 use crate::principal::Principal;
 use crate::store::{OpenOnce, StoreError, StoreLocation, open_task_store};
 
@@ -101,6 +101,17 @@ impl TaskStore for LazyTaskStore {
             .await?
             .finish(owner, id, state, status_message, now, heartbeat_before)
             .await
+    }
+
+    async fn cancel_flags(
+        &self,
+        tasks: &[TaskKey],
+    ) -> Result<std::collections::HashMap<String, bool>, StoreError> {
+        self.store().await?.cancel_flags(tasks).await
+    }
+
+    async fn beat_many(&self, beats: &[Beat], now: i64) -> Result<(), StoreError> {
+        self.store().await?.beat_many(beats, now).await
     }
 
     async fn prune(&self, now: i64) -> Result<usize, StoreError> {

@@ -106,7 +106,11 @@ async fn while_postgres_is_down_a_chat_answers_unsaved_continuing_fails_naming_i
     assert_eq!(ok(&unsaved)["conversation_id"], serde_json::Value::Null);
     let said = text(&unsaved);
     assert!(said.contains("this turn was not saved"), "{said}");
-    assert!(said.contains(shown), "names the store: {said}");
+    assert!(
+        said.contains("(Postgres)"),
+        "names the kind of store: {said}"
+    );
+    assert!(!said.contains(shown), "names the database: {said}");
     let continued = server
         .call(
             "chat_completion",
@@ -115,8 +119,13 @@ async fn while_postgres_is_down_a_chat_answers_unsaved_continuing_fails_naming_i
         .await;
     let failed = err(&continued);
     assert!(
-        failed.contains(shown) && failed.contains("Check that this Postgres server is running"),
+        failed.contains("(Postgres)") && failed.contains("is running and reachable"),
         "{failed}"
+    );
+    assert!(!failed.contains(shown), "{failed}");
+    assert!(
+        server.stderr().contains(shown),
+        "the log names the database"
     );
 
     postgres.start_again();
@@ -128,4 +137,56 @@ async fn while_postgres_is_down_a_chat_answers_unsaved_continuing_fails_naming_i
         .await);
     assert_eq!(continued["conversation_id"], id.as_str());
     server.stop().await;
+}
+
+#[tokio::test]
+async fn a_store_error_tells_the_client_it_is_postgres_and_what_to_check_and_only_the_log_which_database()
+ {
+    let fake = FakeVultr::start().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let (user, database) = ("qz_owner_5813", "qz_chats_2740");
+    let url = format!("postgres://{user}:{PASSWORD}@127.0.0.1:{port}/{database}");
+    let server = Server::with_fake(&fake, &[("VULTR_MCP_CONVERSATIONS", &url)]).await;
+
+    let unsaved = text(
+        &server
+            .call(
+                "chat_completion",
+                json!({"model": MODEL, "prompt": "first"}),
+            )
+            .await,
+    );
+    assert!(unsaved.contains("this turn was not saved"), "{unsaved}");
+    let failed = err(&server
+        .call(
+            "chat_completion",
+            json!({"conversation_id": "c-00000000000000000000000000000000", "prompt": "more"}),
+        )
+        .await);
+    for said in [&unsaved, &failed] {
+        assert!(said.contains("(Postgres)"), "{said}");
+        assert!(
+            said.contains("VULTR_MCP_CONVERSATIONS") && said.contains("is running and reachable"),
+            "says what to check: {said}"
+        );
+        for hidden in [user, database, "127.0.0.1", port.as_str(), PASSWORD] {
+            assert!(!said.contains(hidden), "shows {hidden}: {said}");
+        }
+    }
+
+    let logged = server.stderr();
+    server.stop().await;
+    let warning = logged
+        .lines()
+        .find(|line| line.contains(" WARN ") && line.contains(database))
+        .unwrap_or_else(|| panic!("no warning names the database: {logged}"));
+    for named in [user, "127.0.0.1", port.as_str()] {
+        assert!(warning.contains(named), "{named}: {warning}");
+    }
+    assert!(!logged.contains(PASSWORD), "{logged}");
 }

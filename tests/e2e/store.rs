@@ -224,6 +224,8 @@ async fn a_store_locked_at_first_use_is_opened_on_a_later_call_once_the_lock_is_
 
     holder.execute_batch("ROLLBACK").unwrap();
     drop(holder);
+    // A failed open is answered from memory for a few seconds, then tried again.
+    tokio::time::sleep(vultr_inference_mcp::store::REMEMBER_FAILURE).await;
 
     let second = ok(&server
         .call(

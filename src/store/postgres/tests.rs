@@ -197,14 +197,16 @@ async fn the_store_keeps_at_most_its_pool_size_of_connections() {
 }
 
 #[tokio::test]
-async fn an_unreachable_store_is_named_without_its_password_with_what_to_check() {
+async fn an_unreachable_store_says_it_is_postgres_and_what_to_check_but_not_which_database() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
     let err = PostgresStore::open(
-        &url(&format!("postgres://app:s3cret@127.0.0.1:{port}/chats")),
+        &url(&format!(
+            "postgres://qz_user_71:s3cret@127.0.0.1:{port}/qz_chats_93"
+        )),
         contract::RETENTION,
         POOL,
     )
@@ -213,55 +215,109 @@ async fn an_unreachable_store_is_named_without_its_password_with_what_to_check()
     let text = err.to_string();
     assert!(matches!(err, StoreError::Postgres { .. }), "{err:?}");
     assert!(
-        text.starts_with(&format!(
-            "the conversation store `postgres://app:***@127.0.0.1:{port}/chats` failed while connecting to it: "
-        )),
+        text.starts_with("the conversation store (Postgres) failed while connecting to it: "),
         "{text}"
     );
     assert!(
-        text.contains("Check that this Postgres server is running and reachable"),
+        text.contains("Check that the Postgres server named by VULTR_MCP_CONVERSATIONS is running and reachable"),
         "{text}"
     );
-    assert!(!text.contains("s3cret"), "{text}");
-    assert!(!format!("{err:?}").contains("s3cret"), "{err:?}");
+    let debug = format!("{err:?}");
+    for hidden in [
+        "qz_user_71",
+        "qz_chats_93",
+        "127.0.0.1",
+        &port.to_string(),
+        "s3cret",
+    ] {
+        assert!(!text.contains(hidden), "{hidden}: {text}");
+        assert!(!debug.contains(hidden), "{hidden}: {debug}");
+    }
+}
+
+/// A TCP server on loopback that accepts connections and never answers (a Postgres server
+/// hung, or a firewall swallowing packets); its port.
+async fn silent_server() -> (u16, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    (port, server)
+}
+
+#[tokio::test]
+async fn concurrent_first_uses_of_an_unanswering_postgres_share_one_open() {
+    let (port, server) = silent_server().await;
+    let database = format!("postgres://app@127.0.0.1:{port}/chats");
+    let stores = open_stores(StoreLocation::parse(&database), contract::RETENTION, POOL);
+    let owner = alice();
+    let started = std::time::Instant::now();
+    let conversations =
+        futures_util::future::join_all((0..4).map(|_| stores.conversations.list(&owner, 1)));
+    let tasks = futures_util::future::join_all((0..4).map(|_| stores.tasks.get(&owner, "t", 0)));
+    let (conversations, tasks) = tokio::join!(conversations, tasks);
+    let waited = started.elapsed();
+    assert!(
+        conversations.iter().all(Result::is_err),
+        "{conversations:?}"
+    );
+    assert!(tasks.iter().all(Result::is_err));
+    // One open gives up after POOL_TIMEOUT (5 s); eight opens one after another would take 40 s.
+    assert!(
+        waited < POOL_TIMEOUT * 2,
+        "eight first uses waited {waited:?}, more than one open's time"
+    );
+    let text = conversations[0].as_ref().unwrap_err().to_string();
+    assert!(text.contains("connecting took too long"), "{text}");
+
+    // Within the next few seconds the failure is answered from memory, at once.
+    let again = std::time::Instant::now();
+    assert!(stores.conversations.list(&owner, 1).await.is_err());
+    assert!(again.elapsed() < POOL_TIMEOUT / 2, "{:?}", again.elapsed());
+    server.abort();
 }
 
 #[tokio::test]
 async fn calls_fail_clearly_while_postgres_is_down_and_work_again_once_it_is_back() {
     let server = PgServer::start();
     let database = server.create_database();
-    let shown = url(&database).to_string();
     server.stop();
 
-    // Down at start: the first call fails, and opening is tried again on the next.
+    // Down at start: the first call fails; opening is tried again a few seconds later.
     let store =
         open_stores(StoreLocation::parse(&database), contract::RETENTION, POOL).conversations;
     let err = store.list(&alice(), 10).await.unwrap_err();
     let text = err.to_string();
     assert!(
-        text.starts_with(&format!(
-            "conversations are unavailable: the conversation store `{shown}` failed while connecting to it"
-        )),
+        text.starts_with(
+            "conversations are unavailable: the conversation store (Postgres) failed while connecting to it"
+        ),
         "{text}"
     );
     server.start_again();
+    tokio::time::sleep(crate::store::REMEMBER_FAILURE).await;
     let id = store
         .create(&alice(), "m", &[user("hello")], None)
         .await
         .unwrap();
 
-    // Down while in use: calls fail naming the store, then the pool reconnects by itself.
+    // Down while in use: calls fail naming the kind of store, then the pool reconnects by itself.
     server.stop();
     let err = store.get(&alice(), &id).await.unwrap_err();
     let text = err.to_string();
     assert!(matches!(err, StoreError::Postgres { .. }), "{err:?}");
     assert!(
-        text.starts_with(&format!(
-            "the conversation store `{shown}` failed while reading"
-        )),
+        text.starts_with("the conversation store (Postgres) failed while reading"),
         "{text}"
     );
-    assert!(text.contains("Check that this Postgres server is running"));
+    assert!(
+        text.contains("Check that the Postgres server named by"),
+        "{text}"
+    );
     server.start_again();
     assert_eq!(store.get(&alice(), &id).await.unwrap().summary.id, id);
     assert_eq!(store.list(&alice(), 10).await.unwrap().len(), 1);

@@ -69,6 +69,75 @@ impl PostgresUrl {
     }
 }
 
+/// What in a driver's message would say which database a URL names (its user, hosts, ports,
+/// database name, password): replaced by placeholders in what clients are shown, so only the
+/// server's log names the database.
+#[derive(Debug, Clone, Default)]
+pub(in crate::store) struct Identifying {
+    /// Each word to hide and what stands for it, longest first.
+    words: Vec<(String, &'static str)>,
+}
+
+impl Identifying {
+    /// The identifying parts of the database `config` connects to.
+    pub(in crate::store) fn of(config: &tokio_postgres::Config) -> Self {
+        let mut words: Vec<(String, &'static str)> = Vec::new();
+        if let Some(password) = config.get_password() {
+            words.push((String::from_utf8_lossy(password).into_owned(), "<password>"));
+        }
+        if let Some(user) = config.get_user() {
+            words.push((user.to_owned(), "<user>"));
+        }
+        if let Some(dbname) = config.get_dbname() {
+            words.push((dbname.to_owned(), "<database>"));
+        }
+        for host in config.get_hosts() {
+            let host = match host {
+                tokio_postgres::config::Host::Tcp(name) => name.clone(),
+                #[cfg(unix)]
+                tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+            };
+            words.push((host, "<host>"));
+        }
+        for address in config.get_hostaddrs() {
+            words.push((address.to_string(), "<host>"));
+        }
+        for port in config.get_ports() {
+            words.push((port.to_string(), "<port>"));
+        }
+        words.retain(|(word, _)| !word.is_empty());
+        words.sort_by_key(|(word, _)| std::cmp::Reverse(word.len()));
+        Self { words }
+    }
+
+    /// `text` with every identifying part that stands as a word of its own replaced.
+    pub(in crate::store) fn hide(&self, text: &str) -> String {
+        self.words
+            .iter()
+            .fold(text.to_owned(), |text, (word, placeholder)| {
+                replace_words(&text, word, placeholder)
+            })
+    }
+}
+
+/// `text` with `word` replaced by `by` where it is not part of a longer word (letters,
+/// digits and `_` around it).
+fn replace_words(text: &str, word: &str, by: &str) -> String {
+    let is_word_char = |c: char| c.is_alphanumeric() || c == '_';
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(word) {
+        let before = rest[..at].chars().next_back();
+        let after = rest[at + word.len()..].chars().next();
+        let whole = !before.is_some_and(is_word_char) && !after.is_some_and(is_word_char);
+        out.push_str(&rest[..at]);
+        out.push_str(if whole { by } else { word });
+        rest = &rest[at + word.len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// `url` without its query parameter `name`, and that parameter's value.
 fn take_parameter(url: &str, name: &str) -> (String, Option<String>) {
     let Some((base, query)) = url.split_once('?') else {
@@ -238,6 +307,20 @@ mod tests {
         let given = config("postgres://u@h/d?connect_timeout=2&tcp_user_timeout=3");
         assert_eq!(given.get_connect_timeout(), Some(&Duration::from_secs(2)));
         assert_eq!(given.get_tcp_user_timeout(), Some(&Duration::from_secs(3)));
+    }
+
+    #[test]
+    fn identifying_parts_are_hidden_where_they_stand_as_words() {
+        let (config, _) = url("postgres://app:pw@db.example:6543,10.0.0.7:5432/chats")
+            .config()
+            .unwrap();
+        let hidden = Identifying::of(&config);
+        assert_eq!(
+            hidden.hide(
+                "FATAL: role \"app\" cannot open \"chats\" on db.example:6543 or 10.0.0.7 port 5432 (pw); application_name apps 65432 chatsroom"
+            ),
+            "FATAL: role \"<user>\" cannot open \"<database>\" on <host>:<port> or <host> port <port> (<password>); application_name apps 65432 chatsroom"
+        );
     }
 
     #[test]
