@@ -6,7 +6,9 @@
 //! declare it always gets the plain result. A working task's status message counts the
 //! tokens so far; a failed call's task holds its error result. Tasks belong to their
 //! principal, end `failed` when the server running them stops heartbeating, and go after
-//! their TTL.
+//! their TTL. A principal over `VULTR_MCP_MAX_TASKS_PER_PRINCIPAL` is refused at once
+//! while others' calls run; a task cancelled (through any server) while it waited for a
+//! call slot never reaches Vultr.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -625,4 +627,94 @@ async fn expired_tasks_are_deleted_from_the_store_without_anyone_asking_for_them
     }
     assert_eq!(count, 0, "the expired task's row is still stored");
     client.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn over_its_task_cap_a_principals_call_is_refused_at_once_and_another_principals_still_runs()
+{
+    let faults = FaultServer::start(vec![Fault::Stall, Fault::Stall, Fault::Normal]).await;
+    let app = app(
+        &faults,
+        &[
+            ("VULTR_MCP_TASK_AFTER", "0"),
+            ("VULTR_MCP_MAX_TASKS_PER_PRINCIPAL", "2"),
+        ],
+    );
+    let alice = Client::connect(&app, alice(), true).await;
+    let bob = Client::connect(&app, Principal::new("bob").unwrap(), true).await;
+    let first = alice.chat_task().await;
+    alice.chat_task().await;
+    assert!(faults.wait_chat_requests(2, PROMPTLY).await);
+
+    let CallToolResponse::Complete(refused) = alice.chat().await else {
+        panic!("a call over the cap is refused, not made a task");
+    };
+
+    assert_eq!(refused.is_error, Some(true));
+    let message = text(&refused);
+    assert!(
+        message.contains("VULTR_MCP_MAX_TASKS_PER_PRINCIPAL=2"),
+        "{message}"
+    );
+    assert!(message.contains("you have 2 calls working"), "{message}");
+    assert_eq!(faults.chat_requests(), 2, "the refused call went upstream");
+    let handle = bob.chat_task().await;
+    ok(&completed(&bob.until_ended(&handle).await));
+
+    alice.cancel(&first.task.task_id).await.expect("cancelled");
+    alice.until_ended(&first).await;
+    faults.push(Fault::Normal);
+    let again = alice.chat_task().await;
+    ok(&completed(&alice.until_ended(&again).await));
+    alice.stop().await;
+    bob.stop().await;
+}
+
+/// Real time: the cancel through the other server and the slot freeing come a few
+/// milliseconds apart, before the running server's watcher looks (without the check the
+/// call takes its slot, it went upstream).
+#[tokio::test]
+async fn a_task_cancelled_through_another_server_while_queued_never_reaches_vultr() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store.sqlite3");
+    let settings = [
+        ("VULTR_MCP_TASK_AFTER", "0"),
+        ("VULTR_MCP_MAX_CONCURRENT_CALLS", "1"),
+        ("VULTR_MCP_CONVERSATIONS", store.to_str().unwrap()),
+    ];
+    let faults = FaultServer::start(vec![Fault::Stall; 8]).await;
+    let running = Client::connect(&app(&faults, &settings), Principal::local(), true).await;
+    let other = Client::connect(&app(&faults, &settings), Principal::local(), true).await;
+    let holding = running.chat_task().await;
+    assert!(faults.wait_chat_requests(1, PROMPTLY).await);
+    let mut queued = Vec::new();
+    for _ in 0..5 {
+        queued.push(running.chat_task().await);
+    }
+
+    for handle in &queued {
+        other
+            .cancel(&handle.task.task_id)
+            .await
+            .expect("the other server knows the task");
+    }
+    running
+        .cancel(&holding.task.task_id)
+        .await
+        .expect("cancelled");
+
+    for handle in &queued {
+        assert_eq!(
+            other.until_ended(handle).await.status(),
+            TaskStatus::Cancelled
+        );
+    }
+    assert!(faults.wait_stalls_closed(1, PROMPTLY).await);
+    assert_eq!(
+        faults.chat_requests(),
+        1,
+        "a task cancelled while queued went upstream"
+    );
+    running.stop().await;
+    other.stop().await;
 }
