@@ -5,7 +5,8 @@
 //! BENCHMARKS.md has the figures and what they mean). Settings, for investigations:
 //! - `BENCH_SERVER_BINARY=/path/to/vultr-inference-mcp` measures that build instead of
 //!   this checkout's (before/after comparisons);
-//! - `BENCH_PHASES=startup,latency,concurrency,streaming,stores,replicas` (any subset)
+//! - `BENCH_PHASES=startup,latency,concurrency,streaming,stores,replicas,sessions,bodies,tasks,connections`
+//!   (any subset)
 //!   runs only those phases, e.g. under `perf record`. `stores` and `replicas` start a
 //!   private Postgres (tests/support/postgres.rs) and use this checkout's binary.
 //!
@@ -13,6 +14,10 @@
 
 #[path = "../tests/support/mod.rs"]
 mod support;
+
+#[cfg(unix)]
+#[path = "bench/stress.rs"]
+mod stress;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -360,6 +365,21 @@ async fn run(binary: &Path) -> Report {
     }
     if wanted("replicas") {
         replicas(&fake, &mut report).await;
+    }
+    #[cfg(unix)]
+    {
+        if wanted("sessions") {
+            stress::sessions(binary, &fake, &mut report).await;
+        }
+        if wanted("bodies") {
+            stress::bodies(binary, &fake, &mut report).await;
+        }
+        if wanted("tasks") {
+            stress::pending_tasks(binary, &mut report).await;
+        }
+        if wanted("connections") {
+            stress::slow_connections(binary, &fake, &mut report).await;
+        }
     }
     report.info(
         "machine load average (1 min) before → after; 2 cores",

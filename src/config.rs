@@ -122,7 +122,7 @@ pub mod setting {
     long_about = None,
     args_conflicts_with_subcommands = true,
     after_help = "By default the server speaks MCP over stdin/stdout and is started by an MCP client; with --http it serves streamable HTTP at /mcp. \
-Logs go to stderr (RUST_LOG, e.g. RUST_LOG=debug). No .env file is read. Prefer environment variables for keys: command-line flags are visible to other local users."
+Logs go to stderr (RUST_LOG, e.g. RUST_LOG=debug). No .env file is read. -h lists the common settings; --help lists every one. Prefer environment variables for keys: command-line flags are visible to other local users."
 )]
 pub struct Config {
     /// A command other than serving.
@@ -152,11 +152,11 @@ pub struct Config {
     pub inference_subscription: Option<String>,
 
     /// Base URL of the Vultr account API.
-    #[arg(long, env = setting::API_BASE_URL, hide_env_values = true, value_name = "URL", default_value = DEFAULT_ACCOUNT_BASE_URL)]
+    #[arg(long, env = setting::API_BASE_URL, hide_env_values = true, hide_short_help = true, value_name = "URL", default_value = DEFAULT_ACCOUNT_BASE_URL)]
     pub api_base_url: BaseUrl,
 
     /// Base URL of the Vultr inference API.
-    #[arg(long, env = setting::INFERENCE_BASE_URL, hide_env_values = true, value_name = "URL", default_value = DEFAULT_INFERENCE_BASE_URL)]
+    #[arg(long, env = setting::INFERENCE_BASE_URL, hide_env_values = true, hide_short_help = true, value_name = "URL", default_value = DEFAULT_INFERENCE_BASE_URL)]
     pub inference_base_url: BaseUrl,
 
     /// Model used when a chat_completion call names none.
@@ -165,7 +165,7 @@ pub struct Config {
 
     /// Show full inference keys in get_subscription. Anyone who reads the tool result (the
     /// model, the client's logs) can then spend the account's inference budget.
-    #[arg(long, env = setting::REVEAL_KEYS, hide_env_values = true)]
+    #[arg(long, env = setting::REVEAL_KEYS, hide_env_values = true, hide_short_help = true)]
     pub reveal_keys: bool,
 
     /// Timeouts, retries and size limits.
@@ -179,16 +179,16 @@ pub struct Config {
     pub conversations: Option<String>,
 
     /// Connections in the Postgres store's pool.
-    #[arg(long, env = setting::DB_POOL, hide_env_values = true, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, env = setting::DB_POOL, hide_env_values = true, hide_short_help = true, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
     pub db_pool: u32,
 
     /// For a client that accepts tasks, a chat_completion still running after this long is
     /// answered with a task to poll instead (0: always a task).
-    #[arg(long, env = setting::TASK_AFTER, hide_env_values = true, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, env = setting::TASK_AFTER, hide_env_values = true, hide_short_help = true, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     pub task_after: Duration,
 
     /// How long a task and its result are kept after it was created.
-    #[arg(long, env = setting::TASK_TTL, hide_env_values = true, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
+    #[arg(long, env = setting::TASK_TTL, hide_env_values = true, hide_short_help = true, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
     pub task_ttl: Duration,
 
     /// A JSON file of MCP servers (`{"mcpServers": {...}}`, as MCP clients use) whose tools
@@ -197,30 +197,30 @@ pub struct Config {
     pub delegate_servers: Option<PathBuf>,
 
     /// How long one downstream tool call of a delegation may take.
-    #[arg(long, env = setting::DELEGATE_TOOL_TIMEOUT, hide_env_values = true, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, env = setting::DELEGATE_TOOL_TIMEOUT, hide_env_values = true, hide_short_help = true, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
     pub delegate_tool_timeout: Duration,
 
     /// Most conversations kept; the least recently used go first.
     #[arg(
         long,
-        env = setting::MAX_CONVERSATIONS, hide_env_values = true,
+        env = setting::MAX_CONVERSATIONS, hide_env_values = true, hide_short_help = true,
         value_name = "N",
         default_value_t = 500
     )]
     pub max_conversations: usize,
 
     /// Conversations unused for longer than this are deleted.
-    #[arg(long, env = setting::CONVERSATION_MAX_AGE, hide_env_values = true, value_name = "DURATION", default_value = "30days", value_parser = parse_duration)]
+    #[arg(long, env = setting::CONVERSATION_MAX_AGE, hide_env_values = true, hide_short_help = true, value_name = "DURATION", default_value = "30days", value_parser = parse_duration)]
     pub conversation_max_age: Duration,
 
     /// Tool calls one principal may have in flight at once; more are refused at once
     /// [default: a quarter of --max-concurrent-calls, at least 1].
-    #[arg(long, env = setting::MAX_CALLS_PER_PRINCIPAL, hide_env_values = true, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, env = setting::MAX_CALLS_PER_PRINCIPAL, hide_env_values = true, hide_short_help = true, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_calls_per_principal: Option<u32>,
 
     /// Tasks one principal may have working at once; a call that would become one more is
     /// refused at once.
-    #[arg(long, env = setting::MAX_TASKS_PER_PRINCIPAL, hide_env_values = true, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, env = setting::MAX_TASKS_PER_PRINCIPAL, hide_env_values = true, hide_short_help = true, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_tasks_per_principal: u32,
 
     /// Tool calls each principal may make per minute, e.g. `60/min`; over it, a call returns
@@ -259,13 +259,13 @@ pub struct HttpArgs {
 
     /// Comma list of accepted `Host` header values (a name, or name:port); others get 403
     /// [default: localhost, 127.0.0.1, [::1] and the public URL's host].
-    #[arg(long, env = setting::ALLOWED_HOSTS, hide_env_values = true, value_name = "HOSTS", value_delimiter = ',')]
+    #[arg(long, env = setting::ALLOWED_HOSTS, hide_env_values = true, hide_short_help = true, value_name = "HOSTS", value_delimiter = ',')]
     pub allowed_hosts: Option<Vec<String>>,
 
     /// Comma list of accepted browser `Origin`s (scheme://host[:port]); a request with any
     /// other `Origin` gets 403, one without is fine [default: the public URL's origin and,
     /// on loopback, http://127.0.0.1:PORT and http://localhost:PORT].
-    #[arg(long, env = setting::ALLOWED_ORIGINS, hide_env_values = true, value_name = "ORIGINS", value_delimiter = ',')]
+    #[arg(long, env = setting::ALLOWED_ORIGINS, hide_env_values = true, hide_short_help = true, value_name = "ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Option<Vec<String>>,
 
     /// File of static bearer tokens: one `<principal> <sha256-hex-of-token>` per line, `#`
@@ -279,7 +279,7 @@ pub struct HttpArgs {
     pub oauth_issuer: Option<String>,
 
     /// The `aud` an access token must carry [default: the public URL].
-    #[arg(long, env = setting::OAUTH_AUDIENCE, hide_env_values = true, value_name = "AUDIENCE")]
+    #[arg(long, env = setting::OAUTH_AUDIENCE, hide_env_values = true, hide_short_help = true, value_name = "AUDIENCE")]
     pub oauth_audience: Option<String>,
 
     /// A scope an access token must carry (in `scope` or `scp`) [default: none required].
@@ -292,38 +292,38 @@ pub struct HttpArgs {
     pub allow_unauthenticated: bool,
 
     /// After SIGTERM, how long calls in flight may finish before they are cancelled.
-    #[arg(long, env = setting::DRAIN_TIMEOUT, hide_env_values = true, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, env = setting::DRAIN_TIMEOUT, hide_env_values = true, hide_short_help = true, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub drain_timeout: Duration,
 
     /// How long a client may take to send a request's headers before its connection is closed.
-    #[arg(long, env = setting::HEADER_TIMEOUT, hide_env_values = true, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, env = setting::HEADER_TIMEOUT, hide_env_values = true, hide_short_help = true, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub header_timeout: Duration,
 
     /// How long a keep-alive connection with no request in progress stays open.
-    #[arg(long, env = setting::IDLE_TIMEOUT, hide_env_values = true, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, env = setting::IDLE_TIMEOUT, hide_env_values = true, hide_short_help = true, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
     pub idle_timeout: Duration,
 
     /// HTTP connections open at once; over it the oldest idle one is closed, or the new one
     /// refused [default: 4096, lowered to fit under the open-files limit].
-    #[arg(long, env = setting::MAX_CONNECTIONS, hide_env_values = true, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, env = setting::MAX_CONNECTIONS, hide_env_values = true, hide_short_help = true, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: Option<u32>,
 
     /// Sessions of 2025-era clients open at once; over it `initialize` gets 503.
-    #[arg(long, env = setting::MAX_SESSIONS, hide_env_values = true, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, env = setting::MAX_SESSIONS, hide_env_values = true, hide_short_help = true, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_sessions: u32,
 
     /// Sessions one principal may have open at once; over it `initialize` gets 429.
-    #[arg(long, env = setting::MAX_SESSIONS_PER_PRINCIPAL, hide_env_values = true, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, env = setting::MAX_SESSIONS_PER_PRINCIPAL, hide_env_values = true, hide_short_help = true, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_sessions_per_principal: u32,
 
     /// A new session whose client has not sent `notifications/initialized` within this
     /// long is closed.
-    #[arg(long, env = setting::SESSION_INIT_TIMEOUT, hide_env_values = true, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, env = setting::SESSION_INIT_TIMEOUT, hide_env_values = true, hide_short_help = true, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub session_init_timeout: Duration,
 
     /// Bytes of request bodies held in memory at once, across all connections; over it a
     /// request gets 503 with Retry-After.
-    #[arg(long, env = setting::MAX_BODY_MEMORY, hide_env_values = true, value_name = "BYTES", default_value_t = 64 * 1024 * 1024)]
+    #[arg(long, env = setting::MAX_BODY_MEMORY, hide_env_values = true, hide_short_help = true, value_name = "BYTES", default_value_t = 64 * 1024 * 1024)]
     pub max_body_memory: usize,
 }
 
@@ -355,53 +355,53 @@ impl FromStr for RateLimit {
 #[derive(Debug, Clone, clap::Args)]
 pub struct Limits {
     /// How long connecting to a Vultr API may take.
-    #[arg(long, env = setting::CONNECT_TIMEOUT, hide_env_values = true, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, env = setting::CONNECT_TIMEOUT, hide_env_values = true, hide_short_help = true, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub connect_timeout: Duration,
 
     /// How long one account API or model catalog request may take.
-    #[arg(long, env = setting::ACCOUNT_TIMEOUT, hide_env_values = true, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, env = setting::ACCOUNT_TIMEOUT, hide_env_values = true, hide_short_help = true, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub account_timeout: Duration,
 
     /// How long one chat completion may take.
-    #[arg(long, env = setting::CHAT_TIMEOUT, hide_env_values = true, value_name = "DURATION", default_value = "300s", value_parser = parse_duration)]
+    #[arg(long, env = setting::CHAT_TIMEOUT, hide_env_values = true, hide_short_help = true, value_name = "DURATION", default_value = "300s", value_parser = parse_duration)]
     pub chat_timeout: Duration,
 
     /// Longest wait for the first streamed chunk of a chat completion.
-    #[arg(long, env = setting::FIRST_TOKEN_TIMEOUT, hide_env_values = true, value_name = "DURATION", default_value = "120s", value_parser = parse_duration)]
+    #[arg(long, env = setting::FIRST_TOKEN_TIMEOUT, hide_env_values = true, hide_short_help = true, value_name = "DURATION", default_value = "120s", value_parser = parse_duration)]
     pub first_token_timeout: Duration,
 
     /// Longest silence between streamed chunks; after it the partial answer is returned.
-    #[arg(long, env = setting::STALL_TIMEOUT, hide_env_values = true, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, env = setting::STALL_TIMEOUT, hide_env_values = true, hide_short_help = true, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
     pub stall_timeout: Duration,
 
     /// Retries after HTTP 408, 409, 429 or 5xx (never after other errors).
     #[arg(
         long,
-        env = setting::MAX_RETRIES, hide_env_values = true,
+        env = setting::MAX_RETRIES, hide_env_values = true, hide_short_help = true,
         value_name = "N",
         default_value_t = 2
     )]
     pub max_retries: usize,
 
     /// Longest Retry-After the server waits for; a longer one is reported instead.
-    #[arg(long, env = setting::RETRY_AFTER_CAP, hide_env_values = true, value_name = "DURATION", default_value = "20s", value_parser = parse_duration)]
+    #[arg(long, env = setting::RETRY_AFTER_CAP, hide_env_values = true, hide_short_help = true, value_name = "DURATION", default_value = "20s", value_parser = parse_duration)]
     pub retry_after_cap: Duration,
 
     /// Largest response body accepted from Vultr, in bytes.
-    #[arg(long, env = setting::MAX_RESPONSE_BYTES, hide_env_values = true, value_name = "BYTES", default_value_t = 16 * 1024 * 1024)]
+    #[arg(long, env = setting::MAX_RESPONSE_BYTES, hide_env_values = true, hide_short_help = true, value_name = "BYTES", default_value_t = 16 * 1024 * 1024)]
     pub max_response_bytes: usize,
 
     /// Longest tool result text, in characters; longer results are cut with a notice.
     #[arg(
         long,
-        env = setting::MAX_RESULT_CHARS, hide_env_values = true,
+        env = setting::MAX_RESULT_CHARS, hide_env_values = true, hide_short_help = true,
         value_name = "CHARS",
         default_value_t = 100_000
     )]
     pub max_result_chars: usize,
 
     /// Tool calls run at once; more wait their turn.
-    #[arg(long, env = setting::MAX_CONCURRENT_CALLS, hide_env_values = true, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, env = setting::MAX_CONCURRENT_CALLS, hide_env_values = true, hide_short_help = true, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_concurrent_calls: u32,
 }
 

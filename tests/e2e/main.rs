@@ -10,6 +10,7 @@ mod conversations;
 mod delegate;
 mod example;
 mod faults;
+mod help;
 #[cfg(unix)]
 mod http;
 #[cfg(unix)]
