@@ -72,6 +72,44 @@ impl Downstreams {
         downstreams
     }
 
+    /// Like [`Downstreams::new`], with `flags` after `--log FILE` and `--starts FILE`
+    /// (e.g. `--ignore-eof`, `--start-delay-ms N`; see `examples/downstream_server.rs`).
+    pub fn with_flags(names: &[&str], flags: &[&str], extra: Value) -> Downstreams {
+        let downstreams = Downstreams::new(&[], json!({}));
+        let servers: serde_json::Map<String, Value> = names
+            .iter()
+            .map(|name| {
+                let mut args = vec![
+                    json!("--log"),
+                    json!(downstreams.log_path(name)),
+                    json!("--starts"),
+                    json!(downstreams.starts_path(name)),
+                ];
+                args.extend(flags.iter().map(|flag| json!(flag)));
+                let mut entry = json!({"command": server_path(), "args": args});
+                if let (Some(entry), Some(extra)) = (entry.as_object_mut(), extra.as_object()) {
+                    entry.extend(extra.clone());
+                }
+                ((*name).to_owned(), entry)
+            })
+            .collect();
+        downstreams.write(&json!({ "mcpServers": servers }).to_string());
+        downstreams
+    }
+
+    fn starts_path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(format!("{name}.starts"))
+    }
+
+    /// The process ids of the starts of server `name` so far (made [`Downstreams::with_flags`]).
+    pub fn starts(&self, name: &str) -> Vec<u32> {
+        std::fs::read_to_string(self.starts_path(name))
+            .unwrap_or_default()
+            .lines()
+            .map(|line| line.parse().expect("a process id"))
+            .collect()
+    }
+
     /// Replaces the file's text.
     pub fn write(&self, text: &str) {
         std::fs::write(self.file(), text).expect("write the servers file");

@@ -512,3 +512,124 @@ async fn large_results_are_cut_for_the_model_and_in_the_steps() {
     assert!(fed.ends_with("[cut to 5000 characters]"), "and a notice");
     server.stop().await;
 }
+
+/// `n` delegations at once, all listing the tools of every server (the model answers
+/// at once), with how long they took together.
+async fn delegations_at_once(
+    server: &Server,
+    n: usize,
+) -> (Vec<rmcp::model::CallToolResult>, std::time::Duration) {
+    let started = std::time::Instant::now();
+    let results = futures_util::future::join_all(
+        (0..n).map(|_| server.call("delegate", json!({"task": "t", "model": MODEL}))),
+    )
+    .await;
+    (results, started.elapsed())
+}
+
+#[tokio::test]
+async fn concurrent_callers_share_one_start_and_see_its_timeout_together() {
+    let fake = FakeVultr::start().await;
+    fake.script(|_| answer("x")).await;
+    // Each start would take 30 s; the server's timeout is 1 s.
+    let downstreams = Downstreams::with_flags(
+        &["slow"],
+        &["--start-delay-ms", "30000"],
+        json!({"timeout": 1}),
+    );
+    let setting = downstreams.setting();
+    let server =
+        Server::with_fake(&fake, &[("VULTR_MCP_DELEGATE_SERVERS", setting.as_str())]).await;
+    let (results, took) = delegations_at_once(&server, 4).await;
+    for result in &results {
+        let message = err(result);
+        assert!(
+            message.contains("server \"slow\" did not start within 1s"),
+            "{message}"
+        );
+    }
+    assert_eq!(
+        downstreams.starts("slow").len(),
+        1,
+        "one start attempt for all four callers"
+    );
+    // One start time (1 s) for all; started one after another it would be 4 s.
+    assert!(took < std::time::Duration::from_secs(3), "took {took:?}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_failed_start_is_remembered_for_a_few_seconds_then_tried_again() {
+    let fake = FakeVultr::start().await;
+    fake.script(|_| answer("x")).await;
+    let downstreams = Downstreams::with_flags(&["broken"], &["--fail-start"], json!({}));
+    let setting = downstreams.setting();
+    let server =
+        Server::with_fake(&fake, &[("VULTR_MCP_DELEGATE_SERVERS", setting.as_str())]).await;
+    let (results, _) = delegations_at_once(&server, 3).await;
+    for result in &results {
+        let message = err(result);
+        assert!(
+            message.contains("server \"broken\" did not complete the MCP handshake"),
+            "{message}"
+        );
+    }
+    assert_eq!(downstreams.starts("broken").len(), 1, "one attempt");
+    let failed_at = std::time::Instant::now();
+
+    // Within the back-off: the same failure at once, no new attempt.
+    let again = server
+        .call("delegate", json!({"task": "t", "model": MODEL}))
+        .await;
+    let message = err(&again);
+    assert!(
+        message.contains("did not complete the MCP handshake"),
+        "{message}"
+    );
+    assert!(
+        message.contains("tried again 3s after a failure"),
+        "{message}"
+    );
+    assert_eq!(downstreams.starts("broken").len(), 1, "no new attempt");
+
+    // After it: a new attempt.
+    tokio::time::sleep(std::time::Duration::from_millis(3_500).saturating_sub(failed_at.elapsed()))
+        .await;
+    let later = server
+        .call("delegate", json!({"task": "t", "model": MODEL}))
+        .await;
+    let message = err(&later);
+    assert!(
+        !message.contains("tried again"),
+        "a fresh failure: {message}"
+    );
+    assert_eq!(downstreams.starts("broken").len(), 2, "tried again");
+    assert!(fake.chat_requests().await.is_empty());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_working_directory_removed_after_start_up_is_named_as_missing() {
+    let fake = FakeVultr::start().await;
+    fake.script(|_| answer("x")).await;
+    let workdir = tempfile::tempdir().unwrap();
+    let cwd = workdir.path().join("work");
+    std::fs::create_dir(&cwd).unwrap();
+    let downstreams = Downstreams::new(&["calc"], json!({"cwd": cwd}));
+    let setting = downstreams.setting();
+    let server =
+        Server::with_fake(&fake, &[("VULTR_MCP_DELEGATE_SERVERS", setting.as_str())]).await;
+    std::fs::remove_dir(&cwd).unwrap();
+    let result = server
+        .call("delegate", json!({"task": "t", "model": MODEL}))
+        .await;
+    let message = err(&result);
+    assert!(
+        message.contains(&format!(
+            "the working directory {} of server \"calc\" does not exist",
+            cwd.display()
+        )),
+        "{message}"
+    );
+    server.stop().await;
+}
