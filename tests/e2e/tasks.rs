@@ -2,8 +2,9 @@
 //! advertises the tasks extension; a `tools/call` whose `_meta` declares it gets a task
 //! handle (with `VULTR_MCP_TASK_AFTER=0`) and `tasks/get` gives the call's result; the same
 //! call without the declaration gets the plain result. Over HTTP, two servers sharing one
-//! store file: a task made on one is polled and cancelled on the other. In-process tests
-//! (`tests/tools/tasks.rs`) cover the rest.
+//! store file: a task made on one is polled and cancelled on the other; a call that
+//! crosses `VULTR_MCP_TASK_AFTER` during the SIGTERM drain is answered in place. In-process
+//! tests (`tests/tools/tasks.rs`) cover the rest.
 
 use std::time::Duration;
 
@@ -186,4 +187,32 @@ async fn over_http_a_task_made_on_one_server_is_polled_and_cancelled_on_another_
         let (status, _) = server.terminate().await;
         assert!(status.success());
     }
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_call_crossing_task_after_during_the_sigterm_drain_is_answered_in_place_not_made_a_task()
+{
+    let faults = FaultServer::start(vec![Fault::Delay(Duration::from_secs(3))]).await;
+    let settings = faults.settings();
+    let env = overridden(&settings, &[("VULTR_MCP_TASK_AFTER", "1s")]);
+    let server = HttpServer::start(&env).await;
+
+    let (answer, ()) = tokio::join!(post(&server, 1, "tools/call", chat()), async {
+        assert!(faults.wait_chat_requests(1, PROMPTLY).await);
+        let pid = i32::try_from(server.pid()).expect("a pid");
+        // SAFETY: kill(2) with a pid we own and a valid signal number.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+    });
+
+    assert!(
+        answer.get("taskId").is_none(),
+        "a task was made while draining: {answer}"
+    );
+    assert_eq!(
+        answer["structuredContent"]["content"], RAW_REPLY,
+        "{answer}"
+    );
+    let (status, stderr) = server.terminate().await;
+    assert!(status.success(), "{stderr}");
 }
