@@ -1,7 +1,9 @@
 //! Two replicas (`--http`) on one Postgres database share more than conversations: a task
-//! made on one is polled and cancelled on the other; a task whose replica was killed
-//! reads `failed` on the other once its heartbeat lease runs out; and a 2025-era client's
-//! session opened on one replica works on the other for its principal only.
+//! made on one is polled and cancelled on the other (its upstream request closed within
+//! 2 s, every time; a task cancelled while queued never reaches Vultr); a task whose
+//! replica was killed reads `failed` on the other once its heartbeat lease runs out; and a
+//! 2025-era client's session opened on one replica works on the other for its principal
+//! only.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -107,26 +109,78 @@ async fn replicas(settings: &[(&'static str, String)]) -> (HttpServer, HttpServe
     (HttpServer::start(&env).await, HttpServer::start(&env).await)
 }
 
+/// Rounds of the cancel through the other replica: the bound must hold every time.
+const CANCEL_ROUNDS: usize = 5;
+
 #[tokio::test]
-async fn a_task_made_on_one_replica_is_polled_and_cancelled_on_the_other() {
-    let faults = FaultServer::start(vec![Fault::Stall]).await;
+async fn a_task_made_on_one_replica_is_polled_and_cancelled_on_the_other_within_2_s_every_time() {
+    let faults = FaultServer::start(vec![Fault::Stall; CANCEL_ROUNDS]).await;
     let (one, other) = replicas(&faults.settings()).await;
 
-    let handle = post(&one, 1, "tools/call", chat()).await;
-    assert_eq!(handle["resultType"], "task", "{handle}");
-    let id = json!({"taskId": handle["taskId"]});
+    for round in 1..=CANCEL_ROUNDS {
+        let base = i64::try_from(round * 1_000).unwrap();
+        let handle = post(&one, base, "tools/call", chat()).await;
+        assert_eq!(handle["resultType"], "task", "{handle}");
+        let id = json!({"taskId": handle["taskId"]});
+        assert!(faults.wait_chat_requests(round, PROMPTLY).await);
+        let polled = post(&other, base + 1, "tasks/get", id.clone()).await;
+        assert_eq!(polled["status"], "working", "{polled}");
+
+        let asked = std::time::Instant::now();
+        post(&other, base + 2, "tasks/cancel", id.clone()).await;
+
+        let left = CANCEL_BOUND.saturating_sub(asked.elapsed());
+        assert!(
+            faults.wait_stalls_closed(round, left).await,
+            "round {round}: the upstream request went on {:?} after the cancel",
+            asked.elapsed()
+        );
+        let ended = until_ended(&other, &id, PROMPTLY).await;
+        assert_eq!(ended["status"], "cancelled", "{ended}");
+    }
+    for server in [one, other] {
+        let (status, _) = server.terminate().await;
+        assert!(status.success());
+    }
+}
+
+#[tokio::test]
+async fn tasks_cancelled_through_the_other_replica_while_queued_never_reach_vultr() {
+    let faults = FaultServer::start(vec![Fault::Stall; 8]).await;
+    let mut settings = faults.settings();
+    settings.push(("VULTR_MCP_MAX_CONCURRENT_CALLS", "1".to_owned()));
+    let (one, other) = replicas(&settings).await;
+    let holding = post(&one, 1, "tools/call", chat()).await;
     assert!(faults.wait_chat_requests(1, PROMPTLY).await);
-    let polled = post(&other, 2, "tasks/get", id.clone()).await;
-    assert_eq!(polled["status"], "working", "{polled}");
+    let mut queued = Vec::new();
+    for n in 0..5 {
+        let handle = post(&one, 10 + n, "tools/call", chat()).await;
+        assert_eq!(handle["resultType"], "task", "{handle}");
+        queued.push(json!({"taskId": handle["taskId"]}));
+    }
 
-    post(&other, 3, "tasks/cancel", id.clone()).await;
+    for (n, id) in (20..).zip(&queued) {
+        post(&other, n, "tasks/cancel", id.clone()).await;
+    }
+    // The slot frees at once: each queued task gets it before `one`'s watcher looks.
+    post(
+        &one,
+        30,
+        "tasks/cancel",
+        json!({"taskId": holding["taskId"]}),
+    )
+    .await;
 
-    assert!(
-        faults.wait_stalls_closed(1, CANCEL_BOUND).await,
-        "the upstream request went on after the cancel"
+    for id in &queued {
+        let ended = until_ended(&other, id, PROMPTLY).await;
+        assert_eq!(ended["status"], "cancelled", "{ended}");
+    }
+    assert!(faults.wait_stalls_closed(1, PROMPTLY).await);
+    assert_eq!(
+        faults.chat_requests(),
+        1,
+        "tasks cancelled while queued went upstream"
     );
-    let ended = until_ended(&other, &id, PROMPTLY).await;
-    assert_eq!(ended["status"], "cancelled", "{ended}");
     for server in [one, other] {
         let (status, _) = server.terminate().await;
         assert!(status.success());
