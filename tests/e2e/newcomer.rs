@@ -216,6 +216,7 @@ struct Deployment {
     child: tokio::process::Child,
     lines: mpsc::UnboundedReceiver<String>,
     seen: Vec<String>,
+    _home: Home,
 }
 
 impl Deployment {
@@ -253,12 +254,11 @@ impl Deployment {
                 }
             });
         }
-        // Keep the home alive as long as the script: it is dropped with the test.
-        std::mem::forget(home);
         let mut deployment = Deployment {
             child,
             lines,
             seen: Vec::new(),
+            _home: home,
         };
         deployment
             .wait_for(DEPLOY_START, |line| line.contains("] ready: "))
@@ -455,4 +455,51 @@ async fn the_deploy_script_serves_through_nginx_past_a_killed_replica_and_restar
     drop(deployment);
     assert!(!alive(new_pid) && !alive(b_pid), "replicas stopped");
     assert!(!run_dir.exists(), "{} removed", run_dir.display());
+}
+
+#[tokio::test]
+async fn the_deploy_script_builds_into_cargo_target_dir_when_no_binary_is_given() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let scratch = tempfile::tempdir().expect("a temp dir");
+    let target = scratch.path().join("elsewhere");
+    let bin = scratch.path().join("bin");
+    std::fs::create_dir(&bin).expect("bin dir");
+    // A stand-in for cargo that records how it was called and builds nothing.
+    let cargo = bin.join("cargo");
+    std::fs::write(
+        &cargo,
+        "#!/bin/sh\nprintf '%s\\n' \"$*\" > \"$CARGO_CALLS\"\n",
+    )
+    .expect("write");
+    std::fs::set_permissions(&cargo, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let calls = scratch.path().join("calls");
+    let home = Home::new();
+    let mut command = tokio::process::Command::new("bash");
+    home.apply(&mut command);
+    let output = command
+        .arg(root().join("deploy/run-local.sh"))
+        .env_remove("VULTR_MCP_BIN")
+        .env("CARGO_TARGET_DIR", &target)
+        .env("CARGO_CALLS", &calls)
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                bin.display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
+        .output()
+        .await
+        .expect("bash runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    let expected = format!(
+        "{}/release/vultr-inference-mcp is not an executable file",
+        target.display()
+    );
+    assert!(stderr.contains(&expected), "{stderr}");
+    let called = std::fs::read_to_string(&calls).expect("cargo was called");
+    assert!(called.contains("build --release"), "{called}");
 }
