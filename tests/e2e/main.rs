@@ -16,6 +16,8 @@ mod http;
 #[cfg(unix)]
 mod http_auth;
 #[cfg(unix)]
+mod http_logging;
+#[cfg(unix)]
 mod newcomer;
 #[cfg(unix)]
 mod postgres;
