@@ -94,10 +94,9 @@ fn filter_for(given: Option<&str>, reveal_keys: bool) -> (EnvFilter, LevelFilter
 /// The level of `RUST_LOG`'s directives that name no target (the last one wins, as in
 /// `EnvFilter`); `None` when every directive names a target.
 fn general_level(spec: &str) -> Option<LevelFilter> {
-    spec.split(',')
+    spec.rsplit(',')
         .map(str::trim)
-        .filter_map(|directive| directive.parse::<LevelFilter>().ok())
-        .last()
+        .find_map(|directive| directive.parse::<LevelFilter>().ok())
 }
 
 /// The targets `RUST_LOG`'s directives name (`rmcp` in `rmcp=debug`, `rmcp::service` in
