@@ -83,7 +83,8 @@ struct Entry {
     timeout: Option<f64>,
 }
 
-/// Reads and checks the file at `path`: the enabled entries, in name order.
+/// Reads and checks the file at `path` (a stdio entry's `cwd` must be a directory now):
+/// the enabled entries, in name order.
 pub fn load(path: &Path) -> Result<Vec<ServerSpec>, ServersFileError> {
     let fail = |entry: Option<&str>, problem: String| ServersFileError {
         file: path.to_owned(),

@@ -399,7 +399,7 @@ fn spawn_error(
     }
     if error.kind() == std::io::ErrorKind::NotFound {
         return format!(
-            "server {server:?} could not start {command:?}: no such program (give a full path, or a program on PATH)"
+            "server {server:?} could not start {command:?}: it was not found (give a full path, or a program on PATH)"
         );
     }
     format!("server {server:?} could not start {command:?}: {error}")
