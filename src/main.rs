@@ -18,10 +18,28 @@ use vultr_inference_mcp::stdio::{Limits, StdioTransport, stdout_hung_up};
 
 mod logging;
 
-/// mimalloc gives memory back to the system after a burst (thousands of sessions, held
-/// request bodies), where glibc's allocator kept it.
+/// jemalloc, whose background thread gives freed memory back to the system within about
+/// a second after a burst (thousands of sessions, held request bodies), where glibc's
+/// allocator kept it.
+#[cfg(unix)]
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// jemalloc's options, read at its start: purge with a background thread, dirty pages
+/// after 1 s.
+#[cfg(unix)]
+#[unsafe(export_name = "_rjem_malloc_conf")]
+static MALLOC_CONF: MallocConf =
+    MallocConf(c"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0".as_ptr());
+
+/// A C string pointer jemalloc reads at start-up.
+#[cfg(unix)]
+#[repr(transparent)]
+struct MallocConf(*const std::ffi::c_char);
+
+// SAFETY: the pointer is to a static, immutable C string.
+#[cfg(unix)]
+unsafe impl Sync for MallocConf {}
 
 /// The shortest token `hash-token` accepts: a shorter one could be guessed.
 const MIN_TOKEN_CHARS: usize = 16;

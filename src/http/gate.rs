@@ -116,8 +116,10 @@ async fn admit_and_run(
         body
     };
     let mut reservation = None;
+    // Held until the response ends: the session is not parked while a request is open.
+    let mut session_busy = None;
     match &session {
-        Some(session) => shared.live_sessions.used(session),
+        Some(session) => session_busy = shared.live_sessions.begin(session).await,
         None if call.method.as_deref() == Some("initialize") => {
             match shared.live_sessions.reserve(&principal) {
                 Ok(admitted) => reservation = Some(admitted),
@@ -156,6 +158,14 @@ async fn admit_and_run(
             response = StatusCode::NO_CONTENT.into_response();
         }
         _ => {}
+    }
+    if let Some(busy) = session_busy {
+        response = response.map(|body| {
+            Body::new(body.map_frame(move |frame| {
+                let _busy = &busy;
+                frame
+            }))
+        });
     }
     (response, Some(principal), call)
 }

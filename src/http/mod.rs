@@ -20,7 +20,8 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use reqwest::Url;
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::session::local::{LocalSessionManager, SessionConfig};
+use rmcp::transport::streamable_http_server::session::store::SessionStore;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
 
@@ -38,6 +39,10 @@ pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
 /// Where RFC 9728 protected-resource metadata is served.
 const METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
+
+/// How long a legacy session with nothing in progress keeps its worker in memory before it
+/// is parked (restored at its next request).
+const PARK_SESSIONS_AFTER: Duration = Duration::from_secs(10);
 
 /// How long, after the calls in flight were cancelled, their answers have to go out.
 const CANCEL_GRACE: Duration = Duration::from_secs(3);
@@ -180,11 +185,22 @@ pub async fn serve(
         ),
         None => (None, None),
     };
-    let live_sessions = session_limits::LiveSessions::new(SessionLimits {
-        max_total: args.max_sessions as usize,
-        max_per_principal: args.max_sessions_per_principal as usize,
-        init_timeout: args.session_init_timeout,
-    });
+    // Legacy sessions any replica on the same Postgres can restore; without Postgres, the
+    // parked sessions of this process.
+    let session_store: (Arc<dyn SessionStore>, bool) = match app.legacy_sessions.clone() {
+        Some(shared) => (Arc::new(sessions::SharedSessionStore(shared)), false),
+        None => (Arc::new(sessions::MemorySessionStore::default()), true),
+    };
+    let live_sessions = session_limits::LiveSessions::new(
+        SessionLimits {
+            max_total: args.max_sessions as usize,
+            max_per_principal: args.max_sessions_per_principal as usize,
+            init_timeout: args.session_init_timeout,
+            park_after: PARK_SESSIONS_AFTER,
+            idle_expiry: SessionConfig::DEFAULT_KEEP_ALIVE,
+        },
+        Some(session_store.clone()),
+    );
     let shared = Arc::new(Shared {
         guard: Guard::new(
             bound,
@@ -214,11 +230,7 @@ pub async fn serve(
         .with_json_response(true)
         .with_max_request_body_bytes(MAX_BODY_BYTES)
         .with_cancellation_token(sessions_ct.clone());
-    // Legacy sessions any replica on the same Postgres can restore.
-    mcp_config.session_store = app
-        .legacy_sessions
-        .clone()
-        .map(|shared| Arc::new(sessions::SharedSessionStore(shared)) as _);
+    mcp_config.session_store = Some(session_store.0);
     let mut session_manager = LocalSessionManager::default();
     // Sessions that never sent `initialize` are closed by rmcp; those that never sent
     // `notifications/initialized` by `live_sessions`.

@@ -3,6 +3,12 @@
 //! (503 over the total, 429 over the principal's share, both with Retry-After), and a
 //! session whose client has not sent `notifications/initialized` within the init timeout
 //! is closed.
+//!
+//! An idle session (no request or stream open for [`SessionLimits::park_after`]) is
+//! *parked*: rmcp's worker for it (channels, tasks: about 100 KiB) is closed and only its
+//! `initialize` parameters stay, in the session store; its next request restores it (rmcp
+//! replays the handshake). A parked session unused for [`SessionLimits::idle_expiry`] is
+//! forgotten, as rmcp forgets an idle session.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
@@ -10,6 +16,7 @@ use std::time::Duration;
 
 use rmcp::transport::streamable_http_server::session::SessionManager;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::session::store::SessionStore;
 use tokio::time::Instant;
 
 use crate::config::setting;
@@ -27,6 +34,10 @@ pub struct SessionLimits {
     pub max_per_principal: usize,
     /// How long a new session has to send `notifications/initialized`.
     pub init_timeout: Duration,
+    /// How long a session with nothing in progress stays in memory before it is parked.
+    pub park_after: Duration,
+    /// How long a session unused is kept at all.
+    pub idle_expiry: Duration,
 }
 
 /// Why a new session was refused.
@@ -57,6 +68,23 @@ struct Open {
     owner: Principal,
     opened: Instant,
     initialized: bool,
+    /// Requests (and streams) of the session in progress.
+    in_flight: usize,
+    /// When its last request ended (or it opened).
+    used: Instant,
+    /// Where its worker is.
+    place: Place,
+}
+
+/// Where a session's rmcp worker is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    /// Running in memory.
+    Live,
+    /// Being closed to park the session: a request waits until it is parked.
+    Parking,
+    /// Closed; its `initialize` parameters are in the session store.
+    Parked,
 }
 
 #[derive(Default)]
@@ -93,6 +121,24 @@ impl Counts {
 pub struct LiveSessions {
     limits: SessionLimits,
     counts: Mutex<Counts>,
+    /// Where parked sessions' state is kept, and whether only this process uses it (then a
+    /// forgotten session is deleted from it; a shared store expires sessions itself).
+    store: Option<(Arc<dyn SessionStore>, bool)>,
+}
+
+/// A request of a session in progress: the session is not parked until it drops.
+pub struct SessionBusy {
+    sessions: Arc<LiveSessions>,
+    session: String,
+}
+
+impl Drop for SessionBusy {
+    fn drop(&mut self) {
+        if let Some(open) = self.sessions.lock().sessions.get_mut(&self.session) {
+            open.in_flight = open.in_flight.saturating_sub(1);
+            open.used = Instant::now();
+        }
+    }
 }
 
 /// An admitted `initialize`: counts against the limits until its session is known
@@ -108,12 +154,16 @@ impl Reservation {
     pub fn opened(mut self, session: &str) {
         let mut counts = self.sessions.lock();
         counts.reserved = counts.reserved.saturating_sub(1);
+        let now = Instant::now();
         counts.sessions.insert(
             session.to_owned(),
             Open {
                 owner: self.owner.clone(),
-                opened: Instant::now(),
+                opened: now,
                 initialized: false,
+                in_flight: 0,
+                used: now,
+                place: Place::Live,
             },
         );
         self.done = true;
@@ -131,11 +181,13 @@ impl Drop for Reservation {
 }
 
 impl LiveSessions {
-    /// No sessions yet, bounded by `limits`.
-    pub fn new(limits: SessionLimits) -> Arc<Self> {
+    /// No sessions yet, bounded by `limits`; idle sessions are parked in `store` when
+    /// given (`private`: only this process uses it).
+    pub fn new(limits: SessionLimits, store: Option<(Arc<dyn SessionStore>, bool)>) -> Arc<Self> {
         Arc::new(Self {
             limits,
             counts: Mutex::default(),
+            store,
         })
     }
 
@@ -166,11 +218,27 @@ impl LiveSessions {
         })
     }
 
-    /// The client of `session` is using it (it sent `notifications/initialized` or any
-    /// later message): the init timeout no longer applies.
-    pub fn used(&self, session: &str) {
-        if let Some(open) = self.lock().sessions.get_mut(session) {
-            open.initialized = true;
+    /// A request of `session` begins (`None` for a session not opened here). The client is
+    /// using it, so the init timeout no longer applies (it sent `notifications/initialized`
+    /// or a later message); a session being parked is waited for, then restored by rmcp.
+    pub async fn begin(self: &Arc<Self>, session: &str) -> Option<SessionBusy> {
+        loop {
+            {
+                let mut counts = self.lock();
+                let open = counts.sessions.get_mut(session)?;
+                if open.place != Place::Parking {
+                    open.place = Place::Live;
+                    open.initialized = true;
+                    open.in_flight += 1;
+                    open.used = Instant::now();
+                    return Some(SessionBusy {
+                        sessions: Arc::clone(self),
+                        session: session.to_owned(),
+                    });
+                }
+            }
+            // Closing a worker takes a moment.
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
 
@@ -204,39 +272,86 @@ impl LiveSessions {
     /// One sweep; see [`LiveSessions::keep_sweeping`].
     async fn sweep(&self, manager: &LocalSessionManager) {
         let now = Instant::now();
-        let late: Vec<String> = {
-            let counts = self.lock();
-            counts
-                .sessions
-                .iter()
-                .filter(|(_, open)| {
-                    !open.initialized && now.duration_since(open.opened) >= self.limits.init_timeout
-                })
-                .map(|(id, _)| id.clone())
-                .collect()
+        let limits = &self.limits;
+        let (late, expired, to_park) = {
+            let mut counts = self.lock();
+            let mut late = Vec::new();
+            let mut expired = Vec::new();
+            let mut to_park = Vec::new();
+            for (id, open) in &mut counts.sessions {
+                if open.in_flight > 0 || open.place == Place::Parking {
+                    continue;
+                }
+                if !open.initialized && now.duration_since(open.opened) >= limits.init_timeout {
+                    late.push(id.clone());
+                } else if now.duration_since(open.used) >= limits.idle_expiry {
+                    expired.push(id.clone());
+                } else if self.store.is_some()
+                    && open.place == Place::Live
+                    && now.duration_since(open.used) >= limits.park_after
+                {
+                    open.place = Place::Parking;
+                    to_park.push(id.clone());
+                }
+            }
+            for id in late.iter().chain(&expired) {
+                counts.remove(id);
+            }
+            (late, expired, to_park)
         };
-        for id in late {
+        if !late.is_empty() {
             tracing::debug!(
-                "closing a session whose client did not initialize it within {:?} ({})",
-                self.limits.init_timeout,
+                sessions = late.len(),
+                "closing sessions whose client did not initialize them within {:?} ({})",
+                limits.init_timeout,
                 setting::SESSION_INIT_TIMEOUT
             );
-            self.lock().remove(&id);
-            if let Err(error) = manager.close_session(&id.as_str().into()).await {
-                tracing::debug!(%error, "could not close an uninitialised session");
-            }
         }
+        for id in &late {
+            self.forget(manager, id, true).await;
+        }
+        for id in &expired {
+            let private = self.store.as_ref().is_some_and(|(_, private)| *private);
+            self.forget(manager, id, private).await;
+        }
+        for id in to_park {
+            if let Err(error) = manager.close_session(&id.as_str().into()).await {
+                tracing::debug!(%error, "could not park an idle session");
+            }
+            if let Some(open) = self.lock().sessions.get_mut(&id) {
+                open.place = Place::Parked;
+            }
+            tracing::debug!("parked an idle session (restored at its next request)");
+        }
+        // Sessions rmcp ended by itself (their worker stopped) are gone.
         let alive = manager.sessions.read().await;
         let mut counts = self.lock();
         let gone: Vec<String> = counts
             .sessions
-            .keys()
-            .filter(|id| !alive.contains_key(id.as_str()))
-            .cloned()
+            .iter()
+            .filter(|(id, open)| {
+                open.place == Place::Live
+                    && open.in_flight == 0
+                    && !alive.contains_key(id.as_str())
+            })
+            .map(|(id, _)| id.clone())
             .collect();
         drop(alive);
         for id in gone {
             counts.remove(&id);
+        }
+    }
+
+    /// Closes `id`'s worker and, when `delete`, its stored state.
+    async fn forget(&self, manager: &LocalSessionManager, id: &str, delete: bool) {
+        if let Err(error) = manager.close_session(&id.into()).await {
+            tracing::debug!(%error, "could not close a session");
+        }
+        if delete
+            && let Some((store, _)) = &self.store
+            && let Err(error) = store.delete(id).await
+        {
+            tracing::debug!(%error, "could not delete a session's state");
         }
     }
 }
@@ -250,12 +365,14 @@ mod tests {
             max_total: 3,
             max_per_principal: 2,
             init_timeout: Duration::from_secs(30),
+            park_after: Duration::from_secs(10),
+            idle_expiry: Duration::from_secs(300),
         }
     }
 
     #[test]
     fn a_principal_over_its_share_is_refused_while_others_still_get_sessions() {
-        let sessions = LiveSessions::new(limits());
+        let sessions = LiveSessions::new(limits(), None);
         let alice = Principal::new("alice").unwrap();
         let bob = Principal::new("bob").unwrap();
         sessions.reserve(&alice).unwrap().opened("a1");
@@ -275,7 +392,7 @@ mod tests {
 
     #[test]
     fn a_reservation_dropped_without_a_session_frees_its_place() {
-        let sessions = LiveSessions::new(limits());
+        let sessions = LiveSessions::new(limits(), None);
         let alice = Principal::new("alice").unwrap();
         let first = sessions.reserve(&alice).unwrap();
         let _second = sessions.reserve(&alice).unwrap();

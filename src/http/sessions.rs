@@ -130,6 +130,39 @@ impl SessionOwners {
     }
 }
 
+/// rmcp's session state of parked sessions kept in this process, when there is no shared
+/// store (bounded: [`super::session_limits::LiveSessions`] deletes what it forgets).
+#[derive(Default)]
+pub struct MemorySessionStore(Mutex<HashMap<String, SessionState>>);
+
+#[async_trait::async_trait]
+impl SessionStore for MemorySessionStore {
+    async fn load(&self, session_id: &str) -> Result<Option<SessionState>, SessionStoreError> {
+        Ok(self
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(session_id)
+            .cloned())
+    }
+
+    async fn store(&self, session_id: &str, state: &SessionState) -> Result<(), SessionStoreError> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(session_id.to_owned(), state.clone());
+        Ok(())
+    }
+
+    async fn delete(&self, session_id: &str) -> Result<(), SessionStoreError> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(session_id);
+        Ok(())
+    }
+}
+
 /// rmcp's session state kept in the shared store, so any replica restores a session
 /// (sessions unused for [`crate::store::SESSION_IDLE`] are gone).
 pub struct SharedSessionStore(pub Arc<SharedSessions>);

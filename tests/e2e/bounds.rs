@@ -385,3 +385,70 @@ async fn request_bodies_held_in_memory_share_one_budget() {
         .unwrap();
     assert_ne!(large.status(), 503, "{large:?}");
 }
+
+/// A request of a 2025-era client in `session`: its JSON-RPC answer (from JSON or SSE).
+async fn in_session(server: &HttpServer, session: &str, body: serde_json::Value) -> serde_json::Value {
+    let response = reqwest::Client::new()
+        .post(server.url())
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", session)
+        .header("mcp-protocol-version", "2025-11-25")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{response:?}");
+    let text = response.text().await.unwrap();
+    std::iter::once(text.as_str())
+        .chain(text.lines().filter_map(|line| line.strip_prefix("data:")))
+        .find_map(|data| serde_json::from_str(data.trim()).ok())
+        .unwrap_or(serde_json::Value::Null)
+}
+
+#[tokio::test]
+async fn an_idle_session_is_parked_and_its_next_request_restores_it() {
+    let fake = FakeVultr::start().await;
+    let settings = fake.settings();
+    let server = HttpServer::start(&overridden(
+        &settings,
+        &[("RUST_LOG", "vultr_inference_mcp=debug")],
+    ))
+    .await;
+    let opened = reqwest::Client::new()
+        .post(server.url())
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(
+            json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                "protocolVersion": "2025-11-25", "capabilities": {},
+                "clientInfo": {"name": "raw", "version": "1"}}})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let session = session_id(&opened);
+    in_session(
+        &server,
+        &session,
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+    )
+    .await;
+    let call = |id: i64| {
+        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+               "params": {"name": "list_models", "arguments": {"query": "glm"}}})
+    };
+    let first = in_session(&server, &session, call(2)).await;
+    assert!(first["result"]["structuredContent"].is_object(), "{first}");
+
+    // Idle past the parking time (10 s) and a sweep: its worker is closed.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    assert!(
+        server.stderr().contains("parked an idle session"),
+        "{}",
+        server.stderr()
+    );
+    let after = in_session(&server, &session, call(3)).await;
+    assert_eq!(after["result"], first["result"], "the restored session answers alike");
+}
