@@ -619,6 +619,19 @@ async def test_http_initialize_and_list_tools(fake: FakeVultr, http_server: Http
 
 
 @pytest.mark.anyio
+async def test_http_session_close_is_quiet(
+    fake: FakeVultr, http_server: HttpServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The SDK closes its session with DELETE and accepts only 200/204 (rmcp answers 202,
+    which made it warn "Session termination failed: 202" after every session)."""
+    caplog.set_level(logging.DEBUG)
+    async with connect_http(http_server.url, "handshake") as session:
+        ok(await call(session, "list_models"))
+    complaints = [r.getMessage() for r in caplog.records if "termination" in r.getMessage().lower()]
+    assert complaints == [], complaints
+
+
+@pytest.mark.anyio
 async def test_http_list_models(fake: FakeVultr, http_server: HttpServer, era: str) -> None:
     async with connect_http(http_server.url, era) as session:
         result = ok(await call(session, "list_models"))

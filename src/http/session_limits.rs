@@ -25,6 +25,9 @@ use crate::principal::Principal;
 /// How often sessions are checked for the init timeout and for having ended in rmcp.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
+/// The longest a request waits for its session to finish parking.
+const PARKING_WAIT: Duration = Duration::from_secs(5);
+
 /// The bounds on sessions.
 #[derive(Debug, Clone, Copy)]
 pub struct SessionLimits {
@@ -222,11 +225,13 @@ impl LiveSessions {
     /// using it, so the init timeout no longer applies (it sent `notifications/initialized`
     /// or a later message); a session being parked is waited for, then restored by rmcp.
     pub async fn begin(self: &Arc<Self>, session: &str) -> Option<SessionBusy> {
+        let waiting_since = Instant::now();
         loop {
             {
                 let mut counts = self.lock();
                 let open = counts.sessions.get_mut(session)?;
-                if open.place != Place::Parking {
+                // A worker that takes long to close is not waited for forever.
+                if open.place != Place::Parking || waiting_since.elapsed() >= PARKING_WAIT {
                     open.place = Place::Live;
                     open.initialized = true;
                     open.in_flight += 1;
