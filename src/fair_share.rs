@@ -41,7 +41,9 @@ impl CallShares {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Principal, usize>> {
-        self.in_flight.lock().unwrap_or_else(PoisonError::into_inner)
+        self.in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// A place for one more call of `owner`, or the refusal when it has its share.
@@ -95,7 +97,10 @@ mod tests {
         );
         let _bobs = shares.enter(&bob).expect("bob has his own share");
         drop(first);
-        assert!(shares.enter(&alice).is_ok(), "a finished call frees its place");
+        assert!(
+            shares.enter(&alice).is_ok(),
+            "a finished call frees its place"
+        );
     }
 
     #[test]

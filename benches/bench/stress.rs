@@ -136,7 +136,9 @@ async fn open_sessions(client: &reqwest::Client, url: &str, initialized: bool) -
 /// RSS per session, live and parked, and after never-initialised sessions are reaped,
 /// over [`ROUNDS`] rounds of [`SESSIONS`].
 pub async fn sessions(binary: &Path, fake: &FaultServer, report: &mut Report) {
-    eprintln!("bench: {SESSIONS} idle sessions, then {ROUNDS} rounds of {SESSIONS} never initialised…");
+    eprintln!(
+        "bench: {SESSIONS} idle sessions, then {ROUNDS} rounds of {SESSIONS} never initialised…"
+    );
     let server = start(
         binary,
         fake,
@@ -201,7 +203,9 @@ pub async fn sessions(binary: &Path, fake: &FaultServer, report: &mut Report) {
     );
     let last = *after_reaping.last().unwrap_or(&0);
     report.check(
-        format!("RSS after each of {ROUNDS} rounds was reaped (with {opened} parked sessions kept)"),
+        format!(
+            "RSS after each of {ROUNDS} rounds was reaped (with {opened} parked sessions kept)"
+        ),
         show(&after_reaping),
         "≤ 150 MiB",
         last <= 150 * 1024,
@@ -256,7 +260,11 @@ pub async fn bodies(binary: &Path, fake: &FaultServer, report: &mut Report) {
             "RSS while {HOLDERS} clients hold {} MiB bodies (peak)",
             HELD_BODY >> 20
         ),
-        format!("{} (peak {}); {refused} refused with 503", mib(held_rss), mib(peak)),
+        format!(
+            "{} (peak {}); {refused} refused with 503",
+            mib(held_rss),
+            mib(peak)
+        ),
         "≤ 150 MiB",
         peak <= 150 * 1024,
     );
@@ -319,10 +327,8 @@ pub async fn pending_tasks(binary: &Path, report: &mut Report) {
     let client = reqwest::Client::new();
     let mut tasks = 0;
     for batch in 0..PENDING_TASKS / 50 {
-        let answers = join_all(
-            (0..50).map(|i| post_task(&client, server.url(), batch * 50 + i + 1)),
-        )
-        .await;
+        let answers =
+            join_all((0..50).map(|i| post_task(&client, server.url(), batch * 50 + i + 1))).await;
         tasks += answers
             .iter()
             .flatten()
@@ -374,9 +380,16 @@ pub async fn slow_connections(binary: &Path, fake: &FaultServer, report: &mut Re
     let call = post_initialize(&client, server.url()).await;
     let call_time = started.elapsed();
     report.check(
-        format!("/healthz under {} slow connections (1,024 files)", slow.len()),
+        format!(
+            "/healthz under {} slow connections (1,024 files)",
+            slow.len()
+        ),
         match &health {
-            Ok(response) => format!("{} in {:.1} ms", response.status(), health_time.as_secs_f64() * 1e3),
+            Ok(response) => format!(
+                "{} in {:.1} ms",
+                response.status(),
+                health_time.as_secs_f64() * 1e3
+            ),
             Err(error) => format!("no answer: {error}"),
         },
         "answered",
@@ -386,7 +399,11 @@ pub async fn slow_connections(binary: &Path, fake: &FaultServer, report: &mut Re
         "an initialize under the same load",
         format!(
             "{} in {:.1} ms",
-            if call.is_some() { "answered" } else { "NOT answered" },
+            if call.is_some() {
+                "answered"
+            } else {
+                "NOT answered"
+            },
             call_time.as_secs_f64() * 1e3
         ),
         "answered",

@@ -211,10 +211,7 @@ impl Registry {
             _ => {
                 let skipped = warned.map_or(0, |(_, skipped)| skipped);
                 if skipped > 0 {
-                    tracing::warn!(
-                        similar_since_last = skipped,
-                        "{line}"
-                    );
+                    tracing::warn!(similar_since_last = skipped, "{line}");
                 } else {
                     tracing::warn!("{line}");
                 }
@@ -271,8 +268,7 @@ impl Listener for BoundedListener {
         loop {
             match self.inner.accept().await {
                 Ok((stream, addr)) => {
-                    let Some(connection) = self.registry.admit(self.limits.max_connections)
-                    else {
+                    let Some(connection) = self.registry.admit(self.limits.max_connections) else {
                         // Best effort: the client reads why before the socket closes.
                         let _ = stream.try_write(BUSY_RESPONSE);
                         self.registry.warn(&format!(

@@ -212,7 +212,8 @@ pub async fn serve(
         sessions: sessions::SessionOwners::new(app.legacy_sessions.clone()),
         live_sessions: live_sessions.clone(),
         body_budget: Arc::new(tokio::sync::Semaphore::new(
-            args.max_body_memory.min(tokio::sync::Semaphore::MAX_PERMITS),
+            args.max_body_memory
+                .min(tokio::sync::Semaphore::MAX_PERMITS),
         )),
         draining: CancellationToken::new(),
         resource_metadata,
@@ -298,7 +299,7 @@ pub async fn serve(
             router.into_make_service_with_connect_info::<connections::ConnectionOf>(),
         )
         .with_graceful_shutdown(async move { stopped.cancelled().await })
-            .into_future(),
+        .into_future(),
     );
     let mut server = std::pin::pin!(server);
     tokio::select! {

@@ -206,8 +206,7 @@ impl LiveSessions {
                 max: self.limits.max_total,
             });
         }
-        if counts.per_principal.get(owner).copied().unwrap_or(0) >= self.limits.max_per_principal
-        {
+        if counts.per_principal.get(owner).copied().unwrap_or(0) >= self.limits.max_per_principal {
             return Err(SessionRefusal::PrincipalFull {
                 max: self.limits.max_per_principal,
             });
@@ -335,9 +334,7 @@ impl LiveSessions {
             .sessions
             .iter()
             .filter(|(id, open)| {
-                open.place == Place::Live
-                    && open.in_flight == 0
-                    && !alive.contains_key(id.as_str())
+                open.place == Place::Live && open.in_flight == 0 && !alive.contains_key(id.as_str())
             })
             .map(|(id, _)| id.clone())
             .collect();
@@ -392,7 +389,10 @@ mod tests {
             Some(SessionRefusal::ServerFull { max: 3 })
         );
         sessions.closed("a1");
-        assert!(sessions.reserve(&bob).is_ok(), "a closed session frees its place");
+        assert!(
+            sessions.reserve(&bob).is_ok(),
+            "a closed session frees its place"
+        );
     }
 
     #[test]
@@ -403,7 +403,9 @@ mod tests {
         let _second = sessions.reserve(&alice).unwrap();
         assert!(sessions.reserve(&alice).is_err());
         drop(first);
-        let _third = sessions.reserve(&alice).expect("the dropped one's place is free");
+        let _third = sessions
+            .reserve(&alice)
+            .expect("the dropped one's place is free");
         assert_eq!(sessions.open(), 2);
     }
 

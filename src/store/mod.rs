@@ -23,8 +23,8 @@ use async_trait::async_trait;
 
 pub use conversation::{Conversation, ConversationId, ConversationSummary};
 pub use error::StoreError;
-pub use location::{PostgresUrl, Retention, StoreLocation};
 pub use lazy::{OpenOnce, REMEMBER_FAILURE};
+pub use location::{PostgresUrl, Retention, StoreLocation};
 pub use postgres::{SESSION_IDLE, SharedPostgres, SharedSessions, StoredSession};
 
 use lazy::LazyStore;

@@ -97,7 +97,11 @@ async fn two_thousand_slow_connections_at_a_1024_file_limit_leave_healthz_and_ca
             .await;
         slow.push(stream);
     }
-    assert!(slow.len() > 1024, "only {} connections were made", slow.len());
+    assert!(
+        slow.len() > 1024,
+        "only {} connections were made",
+        slow.len()
+    );
 
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
@@ -124,7 +128,8 @@ async fn two_thousand_slow_connections_at_a_1024_file_limit_leave_healthz_and_ca
     ok(&models);
     let stderr = server.stderr();
     assert!(
-        stderr.contains("closed the oldest idle connection") && stderr.contains("VULTR_MCP_MAX_CONNECTIONS"),
+        stderr.contains("closed the oldest idle connection")
+            && stderr.contains("VULTR_MCP_MAX_CONNECTIONS"),
         "a WARN line says why connections were closed:\n{stderr}"
     );
     drop(slow);
@@ -148,7 +153,10 @@ async fn unfinished_headers_are_cut_at_the_header_timeout_and_idle_connections_a
     let cut = closed_within(&mut slow, Duration::from_secs(6))
         .await
         .expect("a connection with unfinished headers is closed");
-    assert!(cut >= Duration::from_millis(500), "closed too early: {cut:?}");
+    assert!(
+        cut >= Duration::from_millis(500),
+        "closed too early: {cut:?}"
+    );
 
     // A connection that sent nothing is idle: the header timeout does not apply to it.
     let mut idle = idle;
@@ -276,7 +284,10 @@ async fn sessions_are_capped_per_principal_and_in_total_and_uninitialised_ones_a
     assert_eq!(over_share.status(), 429);
     assert!(over_share.headers().contains_key("retry-after"));
     let text = over_share.text().await.unwrap();
-    assert!(text.contains("VULTR_MCP_MAX_SESSIONS_PER_PRINCIPAL"), "{text}");
+    assert!(
+        text.contains("VULTR_MCP_MAX_SESSIONS_PER_PRINCIPAL"),
+        "{text}"
+    );
 
     let bobs = initialize(&server, BOB_TOKEN).await;
     assert_eq!(bobs.status(), 200, "bob has his own share");
@@ -387,7 +398,11 @@ async fn request_bodies_held_in_memory_share_one_budget() {
 }
 
 /// A request of a 2025-era client in `session`: its JSON-RPC answer (from JSON or SSE).
-async fn in_session(server: &HttpServer, session: &str, body: serde_json::Value) -> serde_json::Value {
+async fn in_session(
+    server: &HttpServer,
+    session: &str,
+    body: serde_json::Value,
+) -> serde_json::Value {
     let response = reqwest::Client::new()
         .post(server.url())
         .header("content-type", "application/json")
@@ -450,5 +465,8 @@ async fn an_idle_session_is_parked_and_its_next_request_restores_it() {
         server.stderr()
     );
     let after = in_session(&server, &session, call(3)).await;
-    assert_eq!(after["result"], first["result"], "the restored session answers alike");
+    assert_eq!(
+        after["result"], first["result"],
+        "the restored session answers alike"
+    );
 }

@@ -34,14 +34,26 @@ async fn long_help_lists_every_setting_and_short_help_only_the_common_ones() {
     let names = settings();
     assert!(names.len() > 40, "found {} settings", names.len());
     for name in &names {
-        assert!(long.contains(&format!("[env: {name}]")), "--help lacks {name}");
+        assert!(
+            long.contains(&format!("[env: {name}]")),
+            "--help lacks {name}"
+        );
     }
     assert!(short.contains("[env: VULTR_API_KEY]"));
     assert!(short.contains("[env: VULTR_MCP_HTTP]"));
-    assert!(!short.contains("VULTR_MCP_MAX_BODY_MEMORY"), "-h is the short list");
+    assert!(
+        !short.contains("VULTR_MCP_MAX_BODY_MEMORY"),
+        "-h is the short list"
+    );
     assert!(short.lines().count() * 2 < long.lines().count() + 20);
     for text in [&long, &short] {
-        assert!(!text.contains("=]"), "an unset variable shows a dangling `=`");
-        assert!(!text.contains("=7"), "values from the environment are not shown");
+        assert!(
+            !text.contains("=]"),
+            "an unset variable shows a dangling `=`"
+        );
+        assert!(
+            !text.contains("=7"),
+            "values from the environment are not shown"
+        );
     }
 }

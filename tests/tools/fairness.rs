@@ -65,7 +65,11 @@ async fn a_principal_over_its_share_of_calls_is_refused_at_once_and_others_are_s
         message.contains("VULTR_MCP_MAX_CALLS_PER_PRINCIPAL") && message.contains('2'),
         "{message}"
     );
-    assert_eq!(faults.in_flight(), 2, "the refused call did not wait or reach Vultr");
+    assert_eq!(
+        faults.in_flight(),
+        2,
+        "the refused call did not wait or reach Vultr"
+    );
 
     let bobs = bob.call("chat_completion", chat_args()).await;
     ok(&bobs);
@@ -88,7 +92,9 @@ async fn calls_that_do_not_go_upstream_never_wait_for_a_busy_slot() {
     assert!(faults.wait_chat_requests(1, Duration::from_secs(10)).await);
 
     // The only slot is taken by the chat; the cached catalog answers anyway.
-    ok(&server.call("list_models", json!({"capability": "tools"})).await);
+    ok(&server
+        .call("list_models", json!({"capability": "tools"}))
+        .await);
     assert_eq!(
         faults.in_flight(),
         1,
