@@ -37,7 +37,7 @@ pub struct App {
     /// How many permits `calls` has.
     pub(crate) max_concurrent_calls: usize,
     /// Tool calls in flight per principal.
-    pub(crate) shares: CallShares,
+    pub(crate) shares: Arc<CallShares>,
     /// The tool calls running or waiting for a permit, so a shutdown can let them finish.
     pub(crate) calls_in_flight: TaskTracker,
     /// Tool calls per principal per minute, when limited.

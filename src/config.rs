@@ -321,10 +321,11 @@ pub struct HttpArgs {
     #[arg(long, env = setting::SESSION_INIT_TIMEOUT, hide_env_values = true, hide_short_help = true, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub session_init_timeout: Duration,
 
-    /// Bytes of request bodies held in memory at once, across all connections; over it a
-    /// request gets 503 with Retry-After.
-    #[arg(long, env = setting::MAX_BODY_MEMORY, hide_env_values = true, hide_short_help = true, value_name = "BYTES", default_value_t = 64 * 1024 * 1024)]
-    pub max_body_memory: usize,
+    /// Bytes of request bodies held in memory at once, across all connections (at least
+    /// 4 MiB, the largest body); over it a request gets 503 with Retry-After, and one
+    /// principal may hold a quarter of it (429 over that).
+    #[arg(long, env = setting::MAX_BODY_MEMORY, hide_env_values = true, hide_short_help = true, value_name = "BYTES", default_value_t = 64 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(4 * 1024 * 1024..))]
+    pub max_body_memory: u64,
 }
 
 /// At most this many tool calls per principal per minute.

@@ -3,7 +3,7 @@
 //! everyone else for the shared upstream slots.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::principal::Principal;
 
@@ -20,19 +20,20 @@ pub struct OverShare {
     pub per_principal: usize,
 }
 
-/// One call in flight; its place is given back when it drops.
-pub struct CallTicket<'a> {
-    shares: &'a CallShares,
+/// One call in flight; its place is given back when it drops (a call that becomes a
+/// task carries it into the task).
+pub struct CallTicket {
+    shares: Arc<CallShares>,
     owner: Principal,
 }
 
 impl CallShares {
     /// At most `per_principal` calls in flight for each principal (at least 1).
-    pub fn new(per_principal: usize) -> Self {
-        Self {
+    pub fn new(per_principal: usize) -> Arc<Self> {
+        Arc::new(Self {
             per_principal: per_principal.max(1),
             in_flight: Mutex::default(),
-        }
+        })
     }
 
     /// The default share: a quarter of the calls the process runs at once, at least 1.
@@ -47,7 +48,7 @@ impl CallShares {
     }
 
     /// A place for one more call of `owner`, or the refusal when it has its share.
-    pub fn enter(&self, owner: &Principal) -> Result<CallTicket<'_>, OverShare> {
+    pub fn enter(self: &Arc<Self>, owner: &Principal) -> Result<CallTicket, OverShare> {
         let mut in_flight = self.lock();
         let count = in_flight.entry(owner.clone()).or_default();
         if *count >= self.per_principal {
@@ -57,7 +58,7 @@ impl CallShares {
         }
         *count += 1;
         Ok(CallTicket {
-            shares: self,
+            shares: Arc::clone(self),
             owner: owner.clone(),
         })
     }
@@ -68,7 +69,7 @@ impl CallShares {
     }
 }
 
-impl Drop for CallTicket<'_> {
+impl Drop for CallTicket {
     fn drop(&mut self) {
         let mut in_flight = self.shares.lock();
         if let Some(count) = in_flight.get_mut(&self.owner) {

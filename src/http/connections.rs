@@ -44,7 +44,7 @@ const RESERVED_FILES: u64 = 64;
 const WARN_EVERY: Duration = Duration::from_secs(10);
 
 /// What a refused connection reads before it is closed.
-const BUSY_RESPONSE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Type: text/plain\r\nContent-Length: 58\r\nConnection: close\r\n\r\nthe server has too many connections open; retry in a moment";
+const BUSY_RESPONSE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Type: text/plain\r\nContent-Length: 60\r\nConnection: close\r\n\r\nthe server has too many connections open; retry in a moment\n";
 
 /// The bounds every connection is held to.
 #[derive(Debug, Clone, Copy)]
@@ -223,23 +223,33 @@ impl Registry {
 
 /// Closes the connection of `open` idle for longest; false when none is idle.
 fn shed_oldest_idle(open: &mut HashMap<u64, Arc<Connection>>) -> bool {
-    let oldest_idle = open
+    let mut idle: Vec<(Instant, u64)> = open
         .values()
         .filter_map(|connection| {
             let phase = connection.lock();
             (phase.in_flight == 0).then_some((phase.idle_since, connection.id))
         })
-        .min()
-        .map(|(_, id)| id);
-    let Some(shed) = oldest_idle.and_then(|id| open.remove(&id)) else {
-        return false;
-    };
-    let mut phase = shed.lock();
-    phase.shed = true;
-    if let Some(reader) = phase.reader.take() {
-        reader.wake();
+        .collect();
+    idle.sort_unstable();
+    for (_, id) in idle {
+        let Some(candidate) = open.get(&id) else {
+            continue;
+        };
+        let mut phase = candidate.lock();
+        // A request may have begun since the look above: only a connection still idle
+        // under this lock is shed.
+        if phase.in_flight > 0 {
+            continue;
+        }
+        phase.shed = true;
+        if let Some(reader) = phase.reader.take() {
+            reader.wake();
+        }
+        drop(phase);
+        open.remove(&id);
+        return true;
     }
-    true
+    false
 }
 
 /// The TCP listener with every accepted connection bounded by [`ConnectionLimits`].
@@ -339,7 +349,8 @@ impl AsyncRead for BoundedIo {
         let this = self.get_mut();
         let deadline = {
             let mut phase = this.connection.lock();
-            if phase.shed {
+            // A request that began before the shed was seen still finishes.
+            if phase.shed && phase.in_flight == 0 {
                 return Poll::Ready(Err(io::Error::new(
                     io::ErrorKind::ConnectionAborted,
                     "closed to make room for a new connection",
@@ -438,4 +449,52 @@ pub async fn track_requests(
             frame
         }))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_busy_answer_declares_its_body_length_exactly() {
+        let text = std::str::from_utf8(BUSY_RESPONSE).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        let declared: usize = head
+            .lines()
+            .find_map(|line| line.strip_prefix("Content-Length: "))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(declared, body.len());
+    }
+
+    fn idle_connection(registry: &Registry) -> Arc<Connection> {
+        registry.admit(usize::MAX).unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_oldest_idle_connection_is_shed_and_a_busy_one_never() {
+        let registry = Registry::default();
+        let oldest = idle_connection(&registry);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let busy_but_older = idle_connection(&registry);
+        let _request = busy_but_older.begin();
+        let newer = idle_connection(&registry);
+        // Make the busy one the oldest by idle time, too.
+        busy_but_older.lock().idle_since = oldest.lock().idle_since - Duration::from_secs(1);
+
+        assert!(registry.shed_one());
+        assert!(oldest.lock().shed, "the oldest idle connection goes first");
+        assert!(
+            !busy_but_older.lock().shed,
+            "a connection serving a request is never shed"
+        );
+        assert!(registry.shed_one());
+        assert!(newer.lock().shed);
+        assert!(!registry.shed_one(), "only busy connections are left");
+        assert!(
+            registry.admit(1).is_none(),
+            "at the cap with none idle, a new one is refused"
+        );
+    }
 }

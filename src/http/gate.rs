@@ -12,11 +12,9 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, Method, StatusCode};
 use http_body_util::BodyExt;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-
+use super::body_budget::{HeldBytes, OverBudget};
 use super::session_limits::SessionRefusal;
 use super::{MAX_BODY_BYTES, Shared};
-use crate::config::setting;
 use crate::principal::Principal;
 
 /// How much of an oversized body is read (and dropped) before answering 413.
@@ -101,13 +99,15 @@ async fn admit_and_run(
     }
 
     let (parts, body) = request.into_parts();
-    // Held until the call answered: the body, and what rmcp parsed from it, are in memory.
-    let mut _body_memory = None;
+    // Held until the response ends: the body, and what rmcp parsed from it, are in memory
+    // while the call runs (for a session, the answer comes on the response's stream).
+    let mut body_memory = None;
     let body = if parts.method == Method::POST {
-        match read_capped(body, content_length(&parts.headers), &shared.body_budget).await {
-            Ok((bytes, permit)) => {
+        let held = shared.body_budget.start(&principal);
+        match read_capped(body, content_length(&parts.headers), held).await {
+            Ok((bytes, held)) => {
                 call = peek(&bytes);
-                _body_memory = permit;
+                body_memory = Some(held);
                 Body::from(bytes)
             }
             Err(response) => return (response, Some(principal), call),
@@ -119,7 +119,7 @@ async fn admit_and_run(
     // Held until the response ends: the session is not parked while a request is open.
     let mut session_busy = None;
     match &session {
-        Some(session) => session_busy = shared.live_sessions.begin(session).await,
+        Some(session) => session_busy = Some(shared.live_sessions.begin(session, &principal).await),
         None if call.method.as_deref() == Some("initialize") => {
             match shared.live_sessions.reserve(&principal) {
                 Ok(admitted) => reservation = Some(admitted),
@@ -146,8 +146,9 @@ async fn admit_and_run(
     let mut response = next.run(request).await;
     match (&session, session_of(response.headers())) {
         (None, Some(opened)) => {
-            if let Some(reservation) = reservation {
-                reservation.opened(&opened);
+            match reservation {
+                Some(reservation) => reservation.opened(&opened),
+                None => shared.live_sessions.adopt(&opened, &principal),
             }
             shared.sessions.opened(&opened, &principal).await;
         }
@@ -159,10 +160,10 @@ async fn admit_and_run(
         }
         _ => {}
     }
-    if let Some(busy) = session_busy {
+    if session_busy.is_some() || body_memory.is_some() {
         response = response.map(|body| {
             Body::new(body.map_frame(move |frame| {
-                let _busy = &busy;
+                let _held = (&session_busy, &body_memory);
                 frame
             }))
         });
@@ -204,31 +205,27 @@ fn session_of(headers: &HeaderMap) -> Option<String> {
 }
 
 /// The whole body and the part of the body budget it holds; 413 once it is over
-/// [`MAX_BODY_BYTES`], 503 when the bodies held in memory by all requests would go over
-/// the budget. The rest of an oversized body is read and dropped (up to a bound) before
-/// answering, so the client, still sending, gets to read the 413 instead of a broken
-/// connection.
+/// [`MAX_BODY_BYTES`], 503 (or 429 over the principal's share) when the bodies held in
+/// memory would go over the budget. The rest of an oversized body is read and dropped (up
+/// to a bound) before answering, so the client, still sending, gets to read the 413 instead
+/// of a broken connection.
 async fn read_capped(
     mut body: Body,
     declared: Option<usize>,
-    budget: &Arc<Semaphore>,
-) -> Result<(Bytes, Option<OwnedSemaphorePermit>), Response> {
-    let over_budget = || {
-        retry_later(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &format!(
-                "the server holds as many request bodies in memory as it allows ({}); retry in a moment",
-                setting::MAX_BODY_MEMORY
-            ),
-            RETRY_BODY_SECS,
-        )
+    mut held: HeldBytes,
+) -> Result<(Bytes, HeldBytes), Response> {
+    let over_budget = |over: OverBudget| {
+        let status = match over {
+            OverBudget::Server => StatusCode::SERVICE_UNAVAILABLE,
+            OverBudget::Principal { .. } => StatusCode::TOO_MANY_REQUESTS,
+        };
+        retry_later(status, &over.to_string(), RETRY_BODY_SECS)
     };
-    let mut permit: Option<OwnedSemaphorePermit> = None;
-    let mut held = 0usize;
+    let mut kept = 0usize;
     let mut bytes = Vec::new();
     if let Some(length) = declared.filter(|length| *length <= MAX_BODY_BYTES) {
-        permit = Some(take(budget, length).ok_or_else(over_budget)?);
-        held = length;
+        held.grow(length).map_err(over_budget)?;
+        kept = length;
         bytes.reserve_exact(length);
     }
     let mut total = 0usize;
@@ -249,7 +246,7 @@ async fn read_capped(
                 // Nothing more is kept: drop what was, and the budget it held.
                 oversized = true;
                 bytes = Vec::new();
-                permit = None;
+                held.release();
             }
             if oversized {
                 if total > DRAIN_LIMIT_BYTES {
@@ -257,13 +254,9 @@ async fn read_capped(
                 }
                 continue;
             }
-            if total > held {
-                let more = take(budget, total - held).ok_or_else(over_budget)?;
-                match &mut permit {
-                    Some(permit) => permit.merge(more),
-                    None => permit = Some(more),
-                }
-                held = total;
+            if total > kept {
+                held.grow(total - kept).map_err(over_budget)?;
+                kept = total;
             }
             bytes.extend_from_slice(&data);
         }
@@ -287,13 +280,7 @@ async fn read_capped(
             ),
         ));
     }
-    Ok((Bytes::from(bytes), permit))
-}
-
-/// `bytes` of the body budget, if that much is free now.
-fn take(budget: &Arc<Semaphore>, bytes: usize) -> Option<OwnedSemaphorePermit> {
-    let bytes = u32::try_from(bytes).ok()?;
-    Arc::clone(budget).try_acquire_many_owned(bytes).ok()
+    Ok((Bytes::from(bytes), held))
 }
 
 /// The method and tool name of a JSON-RPC request body, when it has them.

@@ -4,6 +4,7 @@
 //! sessions (each bound to the principal that opened it).
 
 pub mod auth;
+mod body_budget;
 mod connections;
 mod gate;
 mod guard;
@@ -107,7 +108,7 @@ pub(crate) struct Shared {
     /// How many sessions are open, in total and per principal.
     pub(crate) live_sessions: Arc<session_limits::LiveSessions>,
     /// Bytes of request bodies that may be held in memory at once.
-    pub(crate) body_budget: Arc<tokio::sync::Semaphore>,
+    pub(crate) body_budget: Arc<body_budget::BodyBudget>,
     /// Set once a shutdown began: new calls are refused with 503.
     pub(crate) draining: CancellationToken,
     /// The protected-resource metadata URL, when OAuth is configured.
@@ -211,10 +212,10 @@ pub async fn serve(
         auth,
         sessions: sessions::SessionOwners::new(app.legacy_sessions.clone()),
         live_sessions: live_sessions.clone(),
-        body_budget: Arc::new(tokio::sync::Semaphore::new(
-            args.max_body_memory
-                .min(tokio::sync::Semaphore::MAX_PERMITS),
-        )),
+        body_budget: body_budget::BodyBudget::new(
+            usize::try_from(args.max_body_memory).unwrap_or(usize::MAX),
+            MAX_BODY_BYTES,
+        ),
         draining: CancellationToken::new(),
         resource_metadata,
         metadata,

@@ -113,6 +113,24 @@ impl Counts {
         }
     }
 
+    /// Counts `session` of `owner`, unknown so far (a sweep finds out if it has no worker
+    /// and counts it parked).
+    fn adopt(&mut self, session: &str, owner: &Principal, initialized: bool) {
+        let now = Instant::now();
+        self.add(owner);
+        self.sessions.insert(
+            session.to_owned(),
+            Open {
+                owner: owner.clone(),
+                opened: now,
+                initialized,
+                in_flight: 0,
+                used: now,
+                place: Place::Live,
+            },
+        );
+    }
+
     fn remove(&mut self, session: &str) {
         if let Some(open) = self.sessions.remove(session) {
             self.sub(&open.owner);
@@ -124,6 +142,8 @@ impl Counts {
 pub struct LiveSessions {
     limits: SessionLimits,
     counts: Mutex<Counts>,
+    /// rmcp sessions not counted here, and when a sweep first saw each.
+    strays: Mutex<HashMap<String, Instant>>,
     /// Where parked sessions' state is kept, and whether only this process uses it (then a
     /// forgotten session is deleted from it; a shared store expires sessions itself).
     store: Option<(Arc<dyn SessionStore>, bool)>,
@@ -190,6 +210,7 @@ impl LiveSessions {
         Arc::new(Self {
             limits,
             counts: Mutex::default(),
+            strays: Mutex::default(),
             store,
         })
     }
@@ -223,26 +244,45 @@ impl LiveSessions {
     /// A request of `session` begins (`None` for a session not opened here). The client is
     /// using it, so the init timeout no longer applies (it sent `notifications/initialized`
     /// or a later message); a session being parked is waited for, then restored by rmcp.
-    pub async fn begin(self: &Arc<Self>, session: &str) -> Option<SessionBusy> {
+    ///
+    /// `owner` may use the session (the caller checked): a session not known here (opened
+    /// on another replica, or before a restart, and restored from the shared store) is
+    /// counted from now on, so it is bounded and parked like the others.
+    pub async fn begin(self: &Arc<Self>, session: &str, owner: &Principal) -> SessionBusy {
         let waiting_since = Instant::now();
         loop {
             {
                 let mut counts = self.lock();
-                let open = counts.sessions.get_mut(session)?;
+                if !counts.sessions.contains_key(session) {
+                    counts.adopt(session, owner, true);
+                }
+                let Some(open) = counts.sessions.get_mut(session) else {
+                    unreachable!("adopted above");
+                };
                 // A worker that takes long to close is not waited for forever.
                 if open.place != Place::Parking || waiting_since.elapsed() >= PARKING_WAIT {
                     open.place = Place::Live;
                     open.initialized = true;
                     open.in_flight += 1;
                     open.used = Instant::now();
-                    return Some(SessionBusy {
+                    return SessionBusy {
                         sessions: Arc::clone(self),
                         session: session.to_owned(),
-                    });
+                    };
                 }
             }
             // Closing a worker takes a moment.
             tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// A session opened without a reservation (its `initialize` was not recognised as one
+    /// before rmcp made it): counted from now on, even over the limits, so it is bounded
+    /// by the sweep like any other.
+    pub fn adopt(&self, session: &str, owner: &Principal) {
+        let mut counts = self.lock();
+        if !counts.sessions.contains_key(session) {
+            counts.adopt(session, owner, false);
         }
     }
 
@@ -319,28 +359,63 @@ impl LiveSessions {
             self.forget(manager, id, private).await;
         }
         for id in to_park {
+            // A request may have come (and given up waiting) since: only park what is
+            // still idle and being parked.
+            let still_idle = self
+                .lock()
+                .sessions
+                .get(&id)
+                .is_some_and(|open| open.place == Place::Parking && open.in_flight == 0);
+            if !still_idle {
+                continue;
+            }
             if let Err(error) = manager.close_session(&id.as_str().into()).await {
                 tracing::debug!(%error, "could not park an idle session");
             }
-            if let Some(open) = self.lock().sessions.get_mut(&id) {
+            if let Some(open) = self.lock().sessions.get_mut(&id)
+                && open.place == Place::Parking
+            {
                 open.place = Place::Parked;
             }
             tracing::debug!("parked an idle session (restored at its next request)");
         }
-        // Sessions rmcp ended by itself (their worker stopped) are gone.
+        // A session whose worker rmcp ended by itself is parked: its state is in the store
+        // (until it expires here), and its next request restores it.
         let alive = manager.sessions.read().await;
-        let mut counts = self.lock();
-        let gone: Vec<String> = counts
-            .sessions
-            .iter()
-            .filter(|(id, open)| {
-                open.place == Place::Live && open.in_flight == 0 && !alive.contains_key(id.as_str())
-            })
-            .map(|(id, _)| id.clone())
-            .collect();
+        let mut strays = Vec::new();
+        {
+            let mut counts = self.lock();
+            for (id, open) in &mut counts.sessions {
+                if open.place == Place::Live
+                    && open.in_flight == 0
+                    && !alive.contains_key(id.as_str())
+                {
+                    open.place = Place::Parked;
+                }
+            }
+            // Workers rmcp runs for sessions not counted here (an `initialize` whose
+            // client went away before its answer) are closed after the init timeout.
+            let mut seen = self.strays.lock().unwrap_or_else(PoisonError::into_inner);
+            seen.retain(|id, _| {
+                alive.contains_key(id.as_str()) && !counts.sessions.contains_key(id)
+            });
+            for id in alive.keys() {
+                if counts.sessions.contains_key(id.as_ref()) {
+                    continue;
+                }
+                let first_seen = *seen.entry(id.to_string()).or_insert(now);
+                if now.duration_since(first_seen) >= limits.init_timeout {
+                    strays.push(id.to_string());
+                }
+            }
+        }
         drop(alive);
-        for id in gone {
-            counts.remove(&id);
+        for id in strays {
+            self.strays
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&id);
+            self.forget(manager, &id, true).await;
         }
     }
 

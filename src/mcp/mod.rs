@@ -147,7 +147,7 @@ impl ServerHandler for VultrServer {
         }
         let upstream = UPSTREAM_TOOLS.contains(&request.name.as_ref());
         // A principal's share bounds its calls that take (or wait for) upstream slots.
-        let _share = if upstream {
+        let share = if upstream {
             match self.app.shares.enter(&caller) {
                 Ok(ticket) => Some(ticket),
                 Err(over) => return Ok(self.failure(ToolError::OverShare(over)).into()),
@@ -156,12 +156,13 @@ impl ServerHandler for VultrServer {
             None
         };
         if tasks::TASK_TOOLS.contains(&request.name.as_ref()) && tasks::accepts_tasks(&context) {
-            return self.call_as_task(request, context).await;
+            return self.call_as_task(request, context, share).await;
         }
         let cancelled = context.ct.clone();
         let shutdown = self.shutdown.clone();
         let stopped = || Ok(CallToolResult::error(vec![ContentBlock::text("cancelled")]).into());
         // Only calls that go to Vultr wait for a slot; the others never queue behind them.
+        let _share = share;
         let _permit = if upstream {
             Some(tokio::select! {
                 permit = self.app.calls.acquire() => permit.map_err(|e| ErrorData::internal_error(e.to_string(), None))?,

@@ -18,6 +18,7 @@ use super::VultrServer;
 use super::args::decode;
 use super::chat::{ChatCompletionArgs, PeerProgress};
 use crate::chat::{Progress, ProgressSink, ProgressUpdate};
+use crate::fair_share::CallTicket;
 use crate::tasks::{POLL_INTERVAL, Started, StatusLine, TaskError, TaskRecord, TaskState, rfc3339};
 
 /// The tools whose calls may become tasks: the long-running ones.
@@ -37,10 +38,13 @@ impl VultrServer {
     /// call takes a slot of the shared limit as any call does; a task cancelled while it
     /// waited for its slot stops there. Refused at once (`isError`) when the caller
     /// already has `VULTR_MCP_MAX_TASKS_PER_PRINCIPAL` calls working as tasks here.
+    /// `share` is the caller's place among its calls in flight: the call keeps it until it
+    /// ends, task or not.
     pub(super) async fn call_as_task(
         &self,
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
+        share: Option<CallTicket>,
     ) -> Result<CallToolResponse, ErrorData> {
         let owner = self.principal(&context);
         let admission = match self.app.tasks.admit(&owner) {
@@ -69,6 +73,7 @@ impl VultrServer {
         let call_owner = owner.clone();
         let call = async move {
             let _in_flight = in_flight;
+            let _share = share;
             let permit = server.app.calls.acquire().await;
             // Cancelled while queued (through any replica): stops here, never upstream.
             cancel_check.go_ahead().await;

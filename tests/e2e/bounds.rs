@@ -20,6 +20,7 @@ use crate::support::session::{ok, overridden};
 
 const ALICE_TOKEN: &str = "alice-bounds-token-4f1c9e2b7a";
 const BOB_TOKEN: &str = "bob-bounds-token-8d2e5a1c3f";
+const CAROL_TOKEN: &str = "carol-bounds-token-2b7f4e9d1a";
 
 /// The start of a request whose headers never end.
 fn partial_headers(authority: &str) -> String {
@@ -231,7 +232,7 @@ fn tokens_file() -> tempfile::TempPath {
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(
         file.path(),
-        line("alice", ALICE_TOKEN) + &line("bob", BOB_TOKEN),
+        line("alice", ALICE_TOKEN) + &line("bob", BOB_TOKEN) + &line("carol", CAROL_TOKEN),
     )
     .unwrap();
     file.into_temp_path()
@@ -341,52 +342,64 @@ async fn sessions_are_capped_per_principal_and_in_total_and_uninitialised_ones_a
     assert_eq!(closed.status(), 204);
 }
 
-#[tokio::test]
-async fn request_bodies_held_in_memory_share_one_budget() {
-    let server = HttpServer::start(&[("VULTR_MCP_MAX_BODY_MEMORY", "1000000")]).await;
-    let head = |length: usize| {
-        format!(
-            "POST /mcp HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {length}\r\n\r\n",
-            server.authority()
-        )
-    };
-    // One client holds a 600 kB body open, having sent only its start.
-    let mut holding = TcpStream::connect(server.authority()).await.unwrap();
-    holding
-        .write_all((head(600_000) + "{\"jsonrpc\"").as_bytes())
+/// Opens a connection that starts a POST of `length` bytes for `token` and sends only the
+/// start of its body, holding it.
+async fn hold_body(server: &HttpServer, token: &str, length: usize) -> TcpStream {
+    let mut stream = TcpStream::connect(server.authority()).await.unwrap();
+    stream
+        .write_all((body_head(server, token, length) + "{\"jsonrpc\"").as_bytes())
         .await
         .unwrap();
+    stream
+}
+
+fn body_head(server: &HttpServer, token: &str, length: usize) -> String {
+    format!(
+        "POST /mcp HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {length}\r\n\r\n",
+        server.authority()
+    )
+}
+
+/// The response head to a POST of `length` bytes for `token` whose body is not sent.
+async fn answer_to_body(server: &HttpServer, token: &str, length: usize) -> String {
+    let mut stream = TcpStream::connect(server.authority()).await.unwrap();
+    stream
+        .write_all(body_head(server, token, length).as_bytes())
+        .await
+        .unwrap();
+    response_head(&mut stream).await
+}
+
+#[tokio::test]
+async fn request_bodies_held_in_memory_share_one_budget_and_no_principal_holds_it_all() {
+    let tokens = tokens_file();
+    // 8 MiB in all; a principal's share is a quarter, but at least the largest body (4 MiB).
+    let server = HttpServer::start(&[
+        ("VULTR_MCP_AUTH_TOKENS", tokens.to_str().unwrap()),
+        ("VULTR_MCP_MAX_BODY_MEMORY", "8388608"),
+    ])
+    .await;
+    let alices = hold_body(&server, ALICE_TOKEN, 4_000_000).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    let mut refused = TcpStream::connect(server.authority()).await.unwrap();
-    refused.write_all(head(600_000).as_bytes()).await.unwrap();
-    let answer = response_head(&mut refused).await;
-    assert!(answer.starts_with("http/1.1 503"), "{answer}");
-    assert!(answer.contains("retry-after:"), "{answer}");
+    let over_share = answer_to_body(&server, ALICE_TOKEN, 1_000_000).await;
+    assert!(over_share.starts_with("http/1.1 429"), "{over_share}");
+    assert!(over_share.contains("retry-after:"), "{over_share}");
 
-    // A small body still fits beside the held one.
-    let small = reqwest::Client::new()
-        .post(server.url())
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .body(
-            json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-                "protocolVersion": "2025-11-25", "capabilities": {},
-                "clientInfo": {"name": "raw", "version": "1"}}})
-            .to_string(),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(small.status(), 200);
+    let _bobs = hold_body(&server, BOB_TOKEN, 4_000_000).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let full = answer_to_body(&server, CAROL_TOKEN, 1_000_000).await;
+    assert!(full.starts_with("http/1.1 503"), "{full}");
+    assert!(full.contains("retry-after:"), "{full}");
 
-    // Once the held body is gone, a large one fits again.
-    drop(holding);
+    // Once alice's held body is gone, carol's fits.
+    drop(alices);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut body = json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}).to_string();
-    body.push_str(&" ".repeat(600_000 - body.len()));
-    let large = reqwest::Client::new()
+    body.push_str(&" ".repeat(1_000_000 - body.len()));
+    let fits = reqwest::Client::new()
         .post(server.url())
+        .header("authorization", format!("Bearer {CAROL_TOKEN}"))
         .header("content-type", "application/json")
         .header("accept", "application/json, text/event-stream")
         .header("mcp-protocol-version", "2026-07-28")
@@ -394,7 +407,21 @@ async fn request_bodies_held_in_memory_share_one_budget() {
         .send()
         .await
         .unwrap();
-    assert_ne!(large.status(), 503, "{large:?}");
+    assert!(![429, 503].contains(&fits.status().as_u16()), "{fits:?}");
+}
+
+#[tokio::test]
+async fn a_body_budget_under_the_largest_body_is_refused_at_start() {
+    let home = Home::new();
+    let output = server_command(&home)
+        .env("VULTR_MCP_MAX_BODY_MEMORY", "1000000")
+        .env("VULTR_MCP_HTTP", "127.0.0.1:0")
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("4194304"), "{stderr}");
 }
 
 /// A request of a 2025-era client in `session`: its JSON-RPC answer (from JSON or SSE).
@@ -468,5 +495,39 @@ async fn an_idle_session_is_parked_and_its_next_request_restores_it() {
     assert_eq!(
         after["result"], first["result"],
         "the restored session answers alike"
+    );
+}
+
+#[tokio::test]
+async fn a_parked_session_stays_counted_whatever_its_next_request_is() {
+    let tokens = tokens_file();
+    let server = HttpServer::start(&[
+        ("VULTR_MCP_AUTH_TOKENS", tokens.to_str().unwrap()),
+        ("VULTR_MCP_MAX_SESSIONS_PER_PRINCIPAL", "1"),
+    ])
+    .await;
+    let opened = initialize(&server, ALICE_TOKEN).await;
+    assert_eq!(opened.status(), 200);
+    let session = session_id(&opened);
+    // Parked after 10 s idle.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    // A request rmcp refuses before restoring anything (it accepts no JSON-only client).
+    let refused = reqwest::Client::new()
+        .post(server.url())
+        .header("authorization", format!("Bearer {ALICE_TOKEN}"))
+        .header("content-type", "application/json")
+        .header("accept", "application/json")
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-11-25")
+        .body(json!({"jsonrpc": "2.0", "id": 2, "method": "ping"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert!(!refused.status().is_success(), "{refused:?}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        initialize(&server, ALICE_TOKEN).await.status(),
+        429,
+        "the parked session still counts against alice's share"
     );
 }

@@ -517,7 +517,16 @@ async fn slow_calls_do_not_hold_up_each_other() {
 #[tokio::test(start_paused = true)]
 async fn vultr_mcp_max_concurrent_calls_makes_further_calls_wait_their_turn() {
     let faults = FaultServer::start(vec![Fault::Stall]).await;
-    let server = Server::with_faults(&faults, &[("VULTR_MCP_MAX_CONCURRENT_CALLS", "1")]).await;
+    // A share of 2 for the one principal: the second call is within its share and waits
+    // for the only slot (over its share it would be refused, tests/tools/fairness.rs).
+    let server = Server::with_faults(
+        &faults,
+        &[
+            ("VULTR_MCP_MAX_CONCURRENT_CALLS", "1"),
+            ("VULTR_MCP_MAX_CALLS_PER_PRINCIPAL", "2"),
+        ],
+    )
+    .await;
     let first = send_cancellable_chat(&server).await;
     assert!(faults.wait_chat_requests(1, PROMPTLY).await);
 
@@ -547,7 +556,16 @@ async fn vultr_mcp_max_concurrent_calls_makes_further_calls_wait_their_turn() {
 #[tokio::test(start_paused = true)]
 async fn a_call_cancelled_while_waiting_for_a_slot_never_goes_upstream() {
     let faults = FaultServer::start(vec![Fault::Stall]).await;
-    let server = Server::with_faults(&faults, &[("VULTR_MCP_MAX_CONCURRENT_CALLS", "1")]).await;
+    // A share of 2 for the one principal: the second call is within its share and waits
+    // for the only slot (over its share it would be refused, tests/tools/fairness.rs).
+    let server = Server::with_faults(
+        &faults,
+        &[
+            ("VULTR_MCP_MAX_CONCURRENT_CALLS", "1"),
+            ("VULTR_MCP_MAX_CALLS_PER_PRINCIPAL", "2"),
+        ],
+    )
+    .await;
     let first = send_cancellable_chat(&server).await;
     assert!(faults.wait_chat_requests(1, PROMPTLY).await);
 

@@ -718,3 +718,34 @@ async fn a_task_cancelled_through_another_server_while_queued_never_reaches_vult
     running.stop().await;
     other.stop().await;
 }
+
+#[tokio::test]
+async fn a_call_that_became_a_task_keeps_its_place_in_the_callers_share_until_it_ends() {
+    let faults = FaultServer::start(vec![Fault::Delay(Duration::from_secs(3))]).await;
+    let app = app(
+        &faults,
+        &[
+            ("VULTR_MCP_TASK_AFTER", "0"),
+            ("VULTR_MCP_MAX_CALLS_PER_PRINCIPAL", "1"),
+        ],
+    );
+    let client = Client::connect(&app, alice(), true).await;
+    let handle = client.chat_task().await;
+
+    let refused = match client.chat().await {
+        CallToolResponse::Complete(result) => result,
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    assert_eq!(refused.is_error, Some(true));
+    assert!(
+        text(&refused).contains("VULTR_MCP_MAX_CALLS_PER_PRINCIPAL"),
+        "{}",
+        text(&refused)
+    );
+
+    ok(&completed(&client.until_ended(&handle).await));
+    // The task ended: its place is free again.
+    let again = client.chat_task().await;
+    ok(&completed(&client.until_ended(&again).await));
+    client.stop().await;
+}

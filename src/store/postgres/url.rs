@@ -85,11 +85,21 @@ impl Identifying {
         if let Some(password) = config.get_password() {
             words.push((String::from_utf8_lossy(password).into_owned(), "<password>"));
         }
-        if let Some(user) = config.get_user() {
-            words.push((user.to_owned(), "<user>"));
+        // What the driver uses when the URL leaves them out: the system user's name for the
+        // user and the database, port 5432.
+        let user = config
+            .get_user()
+            .map(str::to_owned)
+            .or_else(|| whoami::username().ok());
+        if let Some(user) = &user {
+            words.push((user.clone(), "<user>"));
         }
-        if let Some(dbname) = config.get_dbname() {
-            words.push((dbname.to_owned(), "<database>"));
+        match config.get_dbname() {
+            Some(dbname) => words.push((dbname.to_owned(), "<database>")),
+            None => words.extend(user.map(|user| (user, "<database>"))),
+        }
+        if config.get_ports().is_empty() {
+            words.push(("5432".to_owned(), "<port>"));
         }
         for host in config.get_hosts() {
             let host = match host {
@@ -320,6 +330,18 @@ mod tests {
                 "FATAL: role \"app\" cannot open \"chats\" on db.example:6543 or 10.0.0.7 port 5432 (pw); application_name apps 65432 chatsroom"
             ),
             "FATAL: role \"<user>\" cannot open \"<database>\" on <host>:<port> or <host> port <port> (<password>); application_name apps 65432 chatsroom"
+        );
+    }
+
+    #[test]
+    fn the_user_database_and_port_the_driver_falls_back_to_are_hidden_too() {
+        let (config, _) = url("postgres://db.example").config().unwrap();
+        let system_user = whoami::username().expect("this system names its user");
+        let hidden = Identifying::of(&config);
+        let text = format!("FATAL: role \"{system_user}\" does not exist at db.example port 5432");
+        assert_eq!(
+            hidden.hide(&text),
+            "FATAL: role \"<user>\" does not exist at <host> port <port>"
         );
     }
 
