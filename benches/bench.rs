@@ -737,6 +737,8 @@ async fn replicas(fake: &FaultServer, report: &mut Report) {
         env.extend([
             ("VULTR_MCP_CONVERSATIONS", database.as_str()),
             ("VULTR_MCP_MAX_CONCURRENT_CALLS", REPLICA_CONCURRENCY),
+            // Every client is the one local principal: its share is all the clients.
+            ("VULTR_MCP_MAX_CALLS_PER_PRINCIPAL", "64"),
             ("RUST_LOG", "off"),
         ]);
         let mut servers = Vec::new();

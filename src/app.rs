@@ -75,6 +75,7 @@ impl App {
             ))),
             None => None,
         };
+        let serving_http = config.http.addr.is_some();
         let config = config.normalized();
         let limits = &config.limits;
         let http = VultrHttp::new(limits.http());
@@ -131,7 +132,7 @@ impl App {
             calls: Semaphore::new(limits.max_concurrent_calls as usize),
             max_concurrent_calls: limits.max_concurrent_calls as usize,
             shares: CallShares::new(config.max_calls_per_principal.map_or_else(
-                || CallShares::default_share(limits.max_concurrent_calls as usize),
+                || CallShares::default_share(limits.max_concurrent_calls as usize, serving_http),
                 |share| share as usize,
             )),
             calls_in_flight: TaskTracker::new(),

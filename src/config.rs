@@ -213,8 +213,8 @@ pub struct Config {
     #[arg(long, env = setting::CONVERSATION_MAX_AGE, hide_env_values = true, hide_short_help = true, value_name = "DURATION", default_value = "30days", value_parser = parse_duration)]
     pub conversation_max_age: Duration,
 
-    /// Tool calls one principal may have in flight at once; more are refused at once
-    /// [default: a quarter of --max-concurrent-calls, at least 1].
+    /// Calls to Vultr one principal may have in flight at once; more are refused at once
+    /// [default: over HTTP a quarter of --max-concurrent-calls, at least 1; over stdio all].
     #[arg(long, env = setting::MAX_CALLS_PER_PRINCIPAL, hide_env_values = true, hide_short_help = true, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_calls_per_principal: Option<u32>,
 

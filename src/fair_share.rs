@@ -36,9 +36,14 @@ impl CallShares {
         })
     }
 
-    /// The default share: a quarter of the calls the process runs at once, at least 1.
-    pub fn default_share(max_concurrent_calls: usize) -> usize {
-        (max_concurrent_calls / 4).max(1)
+    /// The default share: over HTTP, where principals share the process, a quarter of the
+    /// calls it runs at once (at least 1); over stdio, with its one user, all of them.
+    pub fn default_share(max_concurrent_calls: usize, shared: bool) -> usize {
+        if shared {
+            (max_concurrent_calls / 4).max(1)
+        } else {
+            max_concurrent_calls.max(1)
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Principal, usize>> {
@@ -115,8 +120,9 @@ mod tests {
     }
 
     #[test]
-    fn the_default_share_is_a_quarter_of_the_slots_and_never_zero() {
-        assert_eq!(CallShares::default_share(256), 64);
-        assert_eq!(CallShares::default_share(2), 1);
+    fn the_default_share_is_a_quarter_of_the_slots_when_shared_and_never_zero() {
+        assert_eq!(CallShares::default_share(256, true), 64);
+        assert_eq!(CallShares::default_share(2, true), 1);
+        assert_eq!(CallShares::default_share(256, false), 256);
     }
 }

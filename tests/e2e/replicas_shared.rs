@@ -149,6 +149,8 @@ async fn tasks_cancelled_through_the_other_replica_while_queued_never_reach_vult
     let faults = FaultServer::start(vec![Fault::Stall; 8]).await;
     let mut settings = faults.settings();
     settings.push(("VULTR_MCP_MAX_CONCURRENT_CALLS", "1".to_owned()));
+    // Room in the principal's share for the queued calls.
+    settings.push(("VULTR_MCP_MAX_CALLS_PER_PRINCIPAL", "10".to_owned()));
     let (one, other) = replicas(&settings).await;
     let holding = post(&one, 1, "tools/call", chat()).await;
     assert!(faults.wait_chat_requests(1, PROMPTLY).await);

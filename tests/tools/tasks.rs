@@ -680,6 +680,8 @@ async fn a_task_cancelled_through_another_server_while_queued_never_reaches_vult
     let settings = [
         ("VULTR_MCP_TASK_AFTER", "0"),
         ("VULTR_MCP_MAX_CONCURRENT_CALLS", "1"),
+        // Room in the principal's share for the queued calls.
+        ("VULTR_MCP_MAX_CALLS_PER_PRINCIPAL", "10"),
         ("VULTR_MCP_CONVERSATIONS", store.to_str().unwrap()),
     ];
     let faults = FaultServer::start(vec![Fault::Stall; 8]).await;
