@@ -238,19 +238,40 @@ fn tokens_file() -> tempfile::TempPath {
     file.into_temp_path()
 }
 
-/// A raw `initialize` of a 2025-era client holding `token`.
-async fn initialize(server: &HttpServer, token: &str) -> reqwest::Response {
-    reqwest::Client::new()
+/// A raw MCP POST of `body` to `server`: as `token`'s (if any), in `session` (if any; then
+/// with the 2025-11-25 protocol header), accepting JSON and event streams.
+fn raw_post(
+    server: &HttpServer,
+    token: Option<&str>,
+    session: Option<&str>,
+    body: &serde_json::Value,
+) -> reqwest::RequestBuilder {
+    let mut request = reqwest::Client::new()
         .post(server.url())
-        .header("authorization", format!("Bearer {token}"))
         .header("content-type", "application/json")
         .header("accept", "application/json, text/event-stream")
-        .body(
-            json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-                "protocolVersion": "2025-11-25", "capabilities": {},
-                "clientInfo": {"name": "raw", "version": "1"}}})
-            .to_string(),
-        )
+        .body(body.to_string());
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    if let Some(session) = session {
+        request = request
+            .header("mcp-session-id", session)
+            .header("mcp-protocol-version", "2025-11-25");
+    }
+    request
+}
+
+/// The `initialize` request of a 2025-era client.
+fn initialize_request() -> serde_json::Value {
+    json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": "raw", "version": "1"}}})
+}
+
+/// A raw `initialize` of a 2025-era client holding `token`.
+async fn initialize(server: &HttpServer, token: &str) -> reqwest::Response {
+    raw_post(server, Some(token), None, &initialize_request())
         .send()
         .await
         .expect("an answer")
@@ -294,17 +315,15 @@ async fn sessions_are_capped_per_principal_and_in_total_and_uninitialised_ones_a
     assert_eq!(bobs.status(), 200, "bob has his own share");
     let bobs = session_id(&bobs);
     // Bob keeps his session: he sends notifications/initialized.
-    let initialized = reqwest::Client::new()
-        .post(server.url())
-        .header("authorization", format!("Bearer {BOB_TOKEN}"))
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-session-id", &bobs)
-        .header("mcp-protocol-version", "2025-11-25")
-        .body(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string())
-        .send()
-        .await
-        .unwrap();
+    let initialized = raw_post(
+        &server,
+        Some(BOB_TOKEN),
+        Some(&bobs),
+        &json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+    )
+    .send()
+    .await
+    .unwrap();
     assert!(initialized.status().is_success(), "{initialized:?}");
 
     let full = initialize(&server, BOB_TOKEN).await;
@@ -316,14 +335,8 @@ async fn sessions_are_capped_per_principal_and_in_total_and_uninitialised_ones_a
     // Alice never initialised hers: they are closed after the init timeout, and her
     // share is free again.
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let reused = reqwest::Client::new()
-        .post(server.url())
-        .header("authorization", format!("Bearer {ALICE_TOKEN}"))
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-session-id", &first)
-        .header("mcp-protocol-version", "2025-11-25")
-        .body(json!({"jsonrpc": "2.0", "id": 2, "method": "ping"}).to_string())
+    let ping = json!({"jsonrpc": "2.0", "id": 2, "method": "ping"});
+    let reused = raw_post(&server, Some(ALICE_TOKEN), Some(&first), &ping)
         .send()
         .await
         .unwrap();
@@ -430,13 +443,7 @@ async fn in_session(
     session: &str,
     body: serde_json::Value,
 ) -> serde_json::Value {
-    let response = reqwest::Client::new()
-        .post(server.url())
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-session-id", session)
-        .header("mcp-protocol-version", "2025-11-25")
-        .body(body.to_string())
+    let response = raw_post(server, None, Some(session), &body)
         .send()
         .await
         .unwrap();
@@ -457,16 +464,7 @@ async fn an_idle_session_is_parked_and_its_next_request_restores_it() {
         &[("RUST_LOG", "vultr_inference_mcp=debug")],
     ))
     .await;
-    let opened = reqwest::Client::new()
-        .post(server.url())
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .body(
-            json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-                "protocolVersion": "2025-11-25", "capabilities": {},
-                "clientInfo": {"name": "raw", "version": "1"}}})
-            .to_string(),
-        )
+    let opened = raw_post(&server, None, None, &initialize_request())
         .send()
         .await
         .unwrap();
@@ -512,6 +510,7 @@ async fn a_parked_session_stays_counted_whatever_its_next_request_is() {
     // Parked after 10 s idle.
     tokio::time::sleep(Duration::from_secs(12)).await;
     // A request rmcp refuses before restoring anything (it accepts no JSON-only client).
+    let ping = json!({"jsonrpc": "2.0", "id": 2, "method": "ping"});
     let refused = reqwest::Client::new()
         .post(server.url())
         .header("authorization", format!("Bearer {ALICE_TOKEN}"))
@@ -519,7 +518,7 @@ async fn a_parked_session_stays_counted_whatever_its_next_request_is() {
         .header("accept", "application/json")
         .header("mcp-session-id", &session)
         .header("mcp-protocol-version", "2025-11-25")
-        .body(json!({"jsonrpc": "2.0", "id": 2, "method": "ping"}).to_string())
+        .body(ping.to_string())
         .send()
         .await
         .unwrap();
