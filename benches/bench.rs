@@ -217,6 +217,21 @@ fn memory_kib(pid: u32) -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
+/// `RssAnon` and `RssFile` of a process, in KiB: memory of its own, and pages of mapped
+/// files (mostly the binary's code, shared and reclaimable).
+fn rss_split_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("RssAnon:"), field("RssFile:"))
+}
+
 /// The 1-minute load average: other work on the machine skews every figure.
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
@@ -545,6 +560,11 @@ async fn concurrency_and_memory(binary: &Path, fake: &FaultServer, report: &mut 
         mib(idle),
         "≤ 15 MiB",
         idle <= 15 * 1024,
+    );
+    let (anon, file) = rss_split_kib(server.pid);
+    report.info(
+        "  of which anonymous (heap, stacks) / file-backed (the binary's code)",
+        format!("{} / {}", mib(anon), mib(file)),
     );
 
     let mut in_flight_rss = 0;
