@@ -203,33 +203,30 @@ async fn chat(peer: &Peer<RoleClient>, model: &str) -> Value {
     result.structured_content.unwrap_or(Value::Null)
 }
 
-/// `VmRSS` and `VmHWM` of a process, in KiB.
-fn memory_kib(pid: u32) -> (u64, u64) {
+/// The fields `names` of a process's `/proc/PID/status`, in KiB (0 when missing).
+fn status_kib<const N: usize>(pid: u32, names: [&str; N]) -> [u64; N] {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
+    names.map(|name| {
         status
             .lines()
             .find_map(|line| line.strip_prefix(name))
             .and_then(|rest| rest.split_whitespace().next())
             .and_then(|n| n.parse().ok())
             .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
+    })
+}
+
+/// `VmRSS` and `VmHWM` of a process, in KiB.
+fn memory_kib(pid: u32) -> (u64, u64) {
+    let [rss, peak] = status_kib(pid, ["VmRSS:", "VmHWM:"]);
+    (rss, peak)
 }
 
 /// `RssAnon` and `RssFile` of a process, in KiB: memory of its own, and pages of mapped
 /// files (mostly the binary's code, shared and reclaimable).
 fn rss_split_kib(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix(name))
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("RssAnon:"), field("RssFile:"))
+    let [anon, file] = status_kib(pid, ["RssAnon:", "RssFile:"]);
+    (anon, file)
 }
 
 /// The 1-minute load average: other work on the machine skews every figure.

@@ -357,7 +357,13 @@ impl AsyncRead for BoundedIo {
                 )));
             }
             if phase.in_flight == 0 {
-                phase.reader = Some(cx.waker().clone());
+                if !phase
+                    .reader
+                    .as_ref()
+                    .is_some_and(|reader| reader.will_wake(cx.waker()))
+                {
+                    phase.reader = Some(cx.waker().clone());
+                }
                 Some(match phase.headers_since {
                     Some(since) => since + this.limits.header_timeout,
                     None => phase.idle_since + this.limits.idle_timeout,

@@ -188,10 +188,11 @@ pub async fn serve(
     };
     // Legacy sessions any replica on the same Postgres can restore; without Postgres, the
     // parked sessions of this process.
-    let session_store: (Arc<dyn SessionStore>, bool) = match app.legacy_sessions.clone() {
-        Some(shared) => (Arc::new(sessions::SharedSessionStore(shared)), false),
-        None => (Arc::new(sessions::MemorySessionStore::default()), true),
-    };
+    let (session_store, private_store): (Arc<dyn SessionStore>, bool) =
+        match app.legacy_sessions.clone() {
+            Some(shared) => (Arc::new(sessions::SharedSessionStore(shared)), false),
+            None => (Arc::new(sessions::MemorySessionStore::default()), true),
+        };
     let live_sessions = session_limits::LiveSessions::new(
         SessionLimits {
             max_total: args.max_sessions as usize,
@@ -200,7 +201,8 @@ pub async fn serve(
             park_after: PARK_SESSIONS_AFTER,
             idle_expiry: SessionConfig::DEFAULT_KEEP_ALIVE,
         },
-        Some(session_store.clone()),
+        session_store.clone(),
+        private_store,
     );
     let shared = Arc::new(Shared {
         guard: Guard::new(
@@ -232,7 +234,7 @@ pub async fn serve(
         .with_json_response(true)
         .with_max_request_body_bytes(MAX_BODY_BYTES)
         .with_cancellation_token(sessions_ct.clone());
-    mcp_config.session_store = Some(session_store.0);
+    mcp_config.session_store = Some(session_store);
     let mut session_manager = LocalSessionManager::default();
     // Sessions that never sent `initialize` are closed by rmcp; those that never sent
     // `notifications/initialized` by `live_sessions`.

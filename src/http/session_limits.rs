@@ -144,9 +144,11 @@ pub struct LiveSessions {
     counts: Mutex<Counts>,
     /// rmcp sessions not counted here, and when a sweep first saw each.
     strays: Mutex<HashMap<String, Instant>>,
-    /// Where parked sessions' state is kept, and whether only this process uses it (then a
-    /// forgotten session is deleted from it; a shared store expires sessions itself).
-    store: Option<(Arc<dyn SessionStore>, bool)>,
+    /// Where parked sessions' state is kept.
+    store: Arc<dyn SessionStore>,
+    /// Whether only this process uses `store`: then a session forgotten for being idle is
+    /// deleted from it (a shared store expires sessions itself).
+    private_store: bool,
 }
 
 /// A request of a session in progress: the session is not parked until it drops.
@@ -204,14 +206,19 @@ impl Drop for Reservation {
 }
 
 impl LiveSessions {
-    /// No sessions yet, bounded by `limits`; idle sessions are parked in `store` when
-    /// given (`private`: only this process uses it).
-    pub fn new(limits: SessionLimits, store: Option<(Arc<dyn SessionStore>, bool)>) -> Arc<Self> {
+    /// No sessions yet, bounded by `limits`; idle sessions are parked in `store`
+    /// (`private_store`: only this process uses it).
+    pub fn new(
+        limits: SessionLimits,
+        store: Arc<dyn SessionStore>,
+        private_store: bool,
+    ) -> Arc<Self> {
         Arc::new(Self {
             limits,
             counts: Mutex::default(),
             strays: Mutex::default(),
             store,
+            private_store,
         })
     }
 
@@ -330,8 +337,7 @@ impl LiveSessions {
                     late.push(id.clone());
                 } else if now.duration_since(open.used) >= limits.idle_expiry {
                     expired.push(id.clone());
-                } else if self.store.is_some()
-                    && open.place == Place::Live
+                } else if open.place == Place::Live
                     && now.duration_since(open.used) >= limits.park_after
                 {
                     open.place = Place::Parking;
@@ -355,8 +361,7 @@ impl LiveSessions {
             self.forget(manager, id, true).await;
         }
         for id in &expired {
-            let private = self.store.as_ref().is_some_and(|(_, private)| *private);
-            self.forget(manager, id, private).await;
+            self.forget(manager, id, self.private_store).await;
         }
         for id in to_park {
             // A request may have come (and given up waiting) since: only park what is
@@ -424,10 +429,7 @@ impl LiveSessions {
         if let Err(error) = manager.close_session(&id.into()).await {
             tracing::debug!(%error, "could not close a session");
         }
-        if delete
-            && let Some((store, _)) = &self.store
-            && let Err(error) = store.delete(id).await
-        {
+        if delete && let Err(error) = self.store.delete(id).await {
             tracing::debug!(%error, "could not delete a session's state");
         }
     }
@@ -436,6 +438,7 @@ impl LiveSessions {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::sessions::MemorySessionStore;
 
     fn limits() -> SessionLimits {
         SessionLimits {
@@ -449,7 +452,7 @@ mod tests {
 
     #[test]
     fn a_principal_over_its_share_is_refused_while_others_still_get_sessions() {
-        let sessions = LiveSessions::new(limits(), None);
+        let sessions = LiveSessions::new(limits(), Arc::new(MemorySessionStore::default()), true);
         let alice = Principal::new("alice").unwrap();
         let bob = Principal::new("bob").unwrap();
         sessions.reserve(&alice).unwrap().opened("a1");
@@ -472,7 +475,7 @@ mod tests {
 
     #[test]
     fn a_reservation_dropped_without_a_session_frees_its_place() {
-        let sessions = LiveSessions::new(limits(), None);
+        let sessions = LiveSessions::new(limits(), Arc::new(MemorySessionStore::default()), true);
         let alice = Principal::new("alice").unwrap();
         let first = sessions.reserve(&alice).unwrap();
         let _second = sessions.reserve(&alice).unwrap();

@@ -89,10 +89,9 @@ async fn no_downstream_server_outlives_the_bridge() {
     );
 }
 
-#[tokio::test]
-async fn a_bad_servers_file_stops_start_up_naming_the_file_and_the_entry() {
-    let downstreams = Downstreams::new(&[], json!({}));
-    downstreams.write(r#"{"mcpServers": {"calc": {"command": "x", "tool": ["add"]}}}"#);
+/// Starts the binary with `downstreams`' servers file and waits for it to end (it should
+/// refuse to start): its output.
+async fn start_with_servers_file(downstreams: &Downstreams) -> std::process::Output {
     let home = Home::new();
     let mut command = server_command(&home);
     command
@@ -100,12 +99,19 @@ async fn a_bad_servers_file_stops_start_up_naming_the_file_and_the_entry() {
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
-    let output = command
+    command
         .spawn()
         .expect("the binary starts")
         .wait_with_output()
         .await
-        .expect("it ends");
+        .expect("it ends")
+}
+
+#[tokio::test]
+async fn a_bad_servers_file_stops_start_up_naming_the_file_and_the_entry() {
+    let downstreams = Downstreams::new(&[], json!({}));
+    downstreams.write(r#"{"mcpServers": {"calc": {"command": "x", "tool": ["add"]}}}"#);
+    let output = start_with_servers_file(&downstreams).await;
     assert!(!output.status.success());
     assert!(output.stdout.is_empty(), "nothing on stdout");
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -238,19 +244,7 @@ async fn a_missing_working_directory_stops_start_up_naming_it() {
     downstreams.write(
         &json!({"mcpServers": {"calc": {"command": "calc-server", "cwd": gone}}}).to_string(),
     );
-    let home = Home::new();
-    let mut command = server_command(&home);
-    command
-        .env("VULTR_MCP_DELEGATE_SERVERS", downstreams.file())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let output = command
-        .spawn()
-        .expect("the binary starts")
-        .wait_with_output()
-        .await
-        .expect("it ends");
+    let output = start_with_servers_file(&downstreams).await;
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(

@@ -141,11 +141,7 @@ async fn the_readmes_tokens_snippet_makes_a_private_folder_and_a_file_the_server
         .expect("write");
         std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     }
-    let path = format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
+    let path = path_with(&bin);
     let home = Home::new();
     let mut command = tokio::process::Command::new("bash");
     home.apply(&mut command);
@@ -191,14 +187,7 @@ async fn the_readmes_tokens_snippet_makes_a_private_folder_and_a_file_the_server
     home.apply(&mut command);
     let output = command
         .args(["-euo", "pipefail", "-c", &second])
-        .env(
-            "PATH",
-            format!(
-                "{}:{}",
-                bin.display(),
-                std::env::var("PATH").unwrap_or_default()
-            ),
-        )
+        .env("PATH", path_with(&bin))
         .output()
         .await
         .expect("bash runs");
@@ -482,14 +471,7 @@ async fn the_deploy_script_builds_into_cargo_target_dir_when_no_binary_is_given(
         .env_remove("VULTR_MCP_BIN")
         .env("CARGO_TARGET_DIR", &target)
         .env("CARGO_CALLS", &calls)
-        .env(
-            "PATH",
-            format!(
-                "{}:{}",
-                bin.display(),
-                std::env::var("PATH").unwrap_or_default()
-            ),
-        )
+        .env("PATH", path_with(&bin))
         .output()
         .await
         .expect("bash runs");
@@ -502,4 +484,13 @@ async fn the_deploy_script_builds_into_cargo_target_dir_when_no_binary_is_given(
     assert!(stderr.contains(&expected), "{stderr}");
     let called = std::fs::read_to_string(&calls).expect("cargo was called");
     assert!(called.contains("build --release"), "{called}");
+}
+
+/// `PATH` with `dir` first.
+fn path_with(dir: &std::path::Path) -> String {
+    format!(
+        "{}:{}",
+        dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
 }
