@@ -8,12 +8,12 @@ use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
 use crate::catalog::{CATALOG_TTL, ModelCatalog};
-use crate::config::Config;
 use crate::delegate::{self, Downstream, ServersFileError};
 use crate::fair_share::CallShares;
 use crate::keys::InferenceKeys;
 use crate::rate_limit::CallRateLimit;
 use crate::secret::KnownKeys;
+use crate::settings::{Settings, ToolsetUnavailable};
 use crate::store::{self, ConversationStore, Retention, SharedSessions, StoreLocation};
 use crate::tasks::Tasks;
 use crate::vultr::account::AccountClient;
@@ -53,75 +53,74 @@ pub struct App {
 }
 
 impl App {
-    /// The core for `config`. Nothing is fetched or opened until a tool needs it.
+    /// The core for `settings`. Nothing is fetched or opened until a tool needs it.
     ///
     /// # Panics
-    /// When the delegate servers file is bad; the binary uses [`App::try_new`] to say so.
-    pub fn new(config: Config) -> Arc<App> {
-        Self::try_new(config).unwrap_or_else(|error| panic!("{error}"))
+    /// When the settings cannot be served; the binary uses [`App::try_new`] to say why.
+    pub fn new(settings: Settings) -> Arc<App> {
+        Self::try_new(settings).unwrap_or_else(|error| panic!("{error}"))
     }
 
-    /// The core for `config`, or why the delegate servers file cannot be used (read and
-    /// checked now; its servers start on first use).
-    pub fn try_new(config: Config) -> Result<Arc<App>, ServersFileError> {
-        let file = config
-            .delegate_servers
-            .as_ref()
-            .filter(|path| !path.as_os_str().is_empty());
-        let delegation = match file {
+    /// The core for `settings`, or why they cannot be served (the delegate servers file is
+    /// read and checked now; its servers start on first use).
+    pub fn try_new(settings: Settings) -> Result<Arc<App>, AppError> {
+        let Settings {
+            vultr,
+            limits,
+            calls,
+            store,
+            tasks,
+            delegate,
+            tools: _,
+            http: serving_http,
+        } = settings;
+        let delegation = match &delegate.servers_file {
             Some(path) => Some(Arc::new(Downstream::new(
                 delegate::load(path)?,
-                config.delegate_tool_timeout,
+                delegate.tool_timeout,
             ))),
             None => None,
         };
-        let serving_http = config.http.addr.is_some();
-        let config = config.normalized();
-        let limits = &config.limits;
+        let serving_http = serving_http.is_some();
         let http = VultrHttp::new(limits.http());
         let known_keys = Arc::new(KnownKeys::default());
-        if let Some(key) = config.inference_api_key() {
-            known_keys.remember(&key);
+        if let Some(key) = &vultr.inference_api_key {
+            known_keys.remember(key);
         }
-        let account = config.api_key().map(|key| {
+        let account = vultr.api_key.clone().map(|key| {
             AccountClient::new(
                 http.clone(),
-                config.api_base_url.clone(),
+                vultr.api_base_url.clone(),
                 key,
                 limits.account_timeout,
                 known_keys.clone(),
             )
         });
-        let location = config
-            .conversations
-            .as_deref()
-            .map_or_else(StoreLocation::default_file, StoreLocation::parse);
-        let pool_size = usize::try_from(config.db_pool).unwrap_or(usize::MAX);
         let stores = store::open_stores(
-            location,
+            store.location.unwrap_or_else(StoreLocation::default_file),
             Retention {
-                max_conversations: config.max_conversations,
-                max_age: config.conversation_max_age,
+                max_conversations: store.max_conversations,
+                max_age: store.conversation_max_age,
             },
-            pool_size,
+            store.db_pool,
         );
         let inference = InferenceClient::new(
             http,
-            config.inference_base_url.clone(),
+            vultr.inference_base_url.clone(),
             limits.account_timeout,
             limits.chat_timeout,
         );
         Ok(Arc::new(App {
             keys: InferenceKeys::new(
-                config.inference_api_key(),
+                vultr.inference_api_key.clone(),
                 account.clone(),
-                config.inference_subscription.clone(),
+                vultr.inference_subscription.clone(),
             ),
             catalog: ModelCatalog::new(inference.clone(), CATALOG_TTL),
             account,
             inference,
-            default_model: config.default_model,
-            reveal_keys: config.reveal_keys,
+            default_model: vultr.default_model,
+            reveal_keys: vultr.reveal_keys,
             known_keys,
             max_result_chars: limits.max_result_chars,
             stream_deadlines: StreamDeadlines {
@@ -129,25 +128,35 @@ impl App {
                 stall: limits.stall_timeout,
                 total: limits.chat_timeout,
             },
-            calls: Semaphore::new(limits.max_concurrent_calls as usize),
-            max_concurrent_calls: limits.max_concurrent_calls as usize,
-            shares: CallShares::new(config.max_calls_per_principal.map_or_else(
-                || CallShares::default_share(limits.max_concurrent_calls as usize, serving_http),
-                |share| share as usize,
-            )),
+            calls: Semaphore::new(calls.max_concurrent),
+            max_concurrent_calls: calls.max_concurrent,
+            shares: CallShares::new(
+                calls.max_per_principal.unwrap_or_else(|| {
+                    CallShares::default_share(calls.max_concurrent, serving_http)
+                }),
+            ),
             calls_in_flight: TaskTracker::new(),
-            rate_limit: config
-                .rate_limit
-                .map(|limit| CallRateLimit::per_minute(limit.per_minute)),
+            rate_limit: calls.per_minute.map(CallRateLimit::per_minute),
             tasks: Arc::new(
-                Tasks::new(stores.tasks, config.task_after, config.task_ttl)
-                    .with_max_per_principal(config.max_tasks_per_principal),
+                Tasks::new(stores.tasks, tasks.after, tasks.ttl)
+                    .with_max_per_principal(tasks.max_per_principal),
             ),
             conversations: stores.conversations,
             legacy_sessions: stores.sessions,
             delegation,
         }))
     }
+}
+
+/// Why the settings cannot be served.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The delegate servers file is missing or wrong.
+    #[error(transparent)]
+    ServersFile(#[from] ServersFileError),
+    /// A toolset was asked for that these settings cannot serve.
+    #[error(transparent)]
+    Toolset(#[from] ToolsetUnavailable),
 }
 
 impl App {

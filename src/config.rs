@@ -1,6 +1,5 @@
 //! Configuration: every setting is an environment variable and a command-line flag.
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::path::PathBuf;
@@ -9,108 +8,16 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use crate::secret::{ApiKey, KeyArg};
-use crate::vultr::http::HttpLimits;
+use crate::secret::KeyArg;
+use crate::settings::{
+    CallLimits, DelegateSettings, HttpSettings, Limits, Settings, StoreSettings, TaskSettings,
+    ToolSettings, Toolsets, VultrSettings,
+};
+pub use crate::settings::{DEFAULT_ACCOUNT_BASE_URL, DEFAULT_INFERENCE_BASE_URL};
+use crate::store::StoreLocation;
+pub use crate::vultr::BaseUrl;
 
-/// Default base URL of the Vultr account API.
-pub const DEFAULT_ACCOUNT_BASE_URL: &str = "https://api.vultr.com/v2";
-/// Default base URL of the Vultr inference API.
-pub const DEFAULT_INFERENCE_BASE_URL: &str = "https://api.vultrinference.com/v1";
-
-/// The name of every setting as an environment variable: the one place they are written.
-/// Messages that tell a user what to set name a setting through these.
-pub mod setting {
-    /// Vultr account API key.
-    pub const API_KEY: &str = "VULTR_API_KEY";
-    /// Inference API key of a subscription.
-    pub const INFERENCE_API_KEY: &str = "VULTR_INFERENCE_API_KEY";
-    /// Which subscription's key to use.
-    pub const INFERENCE_SUBSCRIPTION: &str = "VULTR_INFERENCE_SUBSCRIPTION";
-    /// Base URL of the account API.
-    pub const API_BASE_URL: &str = "VULTR_API_BASE_URL";
-    /// Base URL of the inference API.
-    pub const INFERENCE_BASE_URL: &str = "VULTR_INFERENCE_BASE_URL";
-    /// Model used when a call names none.
-    pub const DEFAULT_MODEL: &str = "VULTR_DEFAULT_MODEL";
-    /// Show full keys in get_subscription.
-    pub const REVEAL_KEYS: &str = "VULTR_MCP_REVEAL_KEYS";
-    /// Where conversations are kept.
-    pub const CONVERSATIONS: &str = "VULTR_MCP_CONVERSATIONS";
-    /// Most conversations kept.
-    pub const MAX_CONVERSATIONS: &str = "VULTR_MCP_MAX_CONVERSATIONS";
-    /// How long unused conversations are kept.
-    pub const CONVERSATION_MAX_AGE: &str = "VULTR_MCP_CONVERSATION_MAX_AGE";
-    /// Connect timeout.
-    pub const CONNECT_TIMEOUT: &str = "VULTR_MCP_CONNECT_TIMEOUT";
-    /// Account API and catalog request timeout.
-    pub const ACCOUNT_TIMEOUT: &str = "VULTR_MCP_ACCOUNT_TIMEOUT";
-    /// Chat completion timeout.
-    pub const CHAT_TIMEOUT: &str = "VULTR_MCP_CHAT_TIMEOUT";
-    /// Wait for a stream's first chunk.
-    pub const FIRST_TOKEN_TIMEOUT: &str = "VULTR_MCP_FIRST_TOKEN_TIMEOUT";
-    /// Silence allowed between stream chunks.
-    pub const STALL_TIMEOUT: &str = "VULTR_MCP_STALL_TIMEOUT";
-    /// Retries after 408, 409, 429 or 5xx.
-    pub const MAX_RETRIES: &str = "VULTR_MCP_MAX_RETRIES";
-    /// Longest Retry-After waited for.
-    pub const RETRY_AFTER_CAP: &str = "VULTR_MCP_RETRY_AFTER_CAP";
-    /// Largest response body from Vultr.
-    pub const MAX_RESPONSE_BYTES: &str = "VULTR_MCP_MAX_RESPONSE_BYTES";
-    /// Longest tool result text.
-    pub const MAX_RESULT_CHARS: &str = "VULTR_MCP_MAX_RESULT_CHARS";
-    /// Tool calls running at once.
-    pub const MAX_CONCURRENT_CALLS: &str = "VULTR_MCP_MAX_CONCURRENT_CALLS";
-    /// Tool calls per principal per minute.
-    pub const RATE_LIMIT: &str = "VULTR_MCP_RATE_LIMIT";
-    /// Serve streamable HTTP on this address instead of stdio.
-    pub const HTTP: &str = "VULTR_MCP_HTTP";
-    /// The URL clients use for the MCP endpoint.
-    pub const PUBLIC_URL: &str = "VULTR_MCP_PUBLIC_URL";
-    /// Accepted `Host` header values.
-    pub const ALLOWED_HOSTS: &str = "VULTR_MCP_ALLOWED_HOSTS";
-    /// Accepted browser `Origin`s.
-    pub const ALLOWED_ORIGINS: &str = "VULTR_MCP_ALLOWED_ORIGINS";
-    /// File of static bearer tokens' hashes.
-    pub const AUTH_TOKENS: &str = "VULTR_MCP_AUTH_TOKENS";
-    /// OAuth issuer whose access tokens are accepted.
-    pub const OAUTH_ISSUER: &str = "VULTR_MCP_OAUTH_ISSUER";
-    /// Audience an OAuth access token must carry.
-    pub const OAUTH_AUDIENCE: &str = "VULTR_MCP_OAUTH_AUDIENCE";
-    /// Scope an OAuth access token must carry.
-    pub const OAUTH_SCOPE: &str = "VULTR_MCP_OAUTH_SCOPE";
-    /// Permit a non-loopback address with no authentication.
-    pub const ALLOW_UNAUTHENTICATED: &str = "VULTR_MCP_ALLOW_UNAUTHENTICATED";
-    /// How long calls in flight may finish after SIGTERM in HTTP mode.
-    pub const DRAIN_TIMEOUT: &str = "VULTR_MCP_DRAIN_TIMEOUT";
-    /// Connections in the Postgres store's pool.
-    pub const DB_POOL: &str = "VULTR_MCP_DB_POOL";
-    /// How long a call of a client that accepts tasks runs before it becomes a task.
-    pub const TASK_AFTER: &str = "VULTR_MCP_TASK_AFTER";
-    /// How long a task and its result are kept.
-    pub const TASK_TTL: &str = "VULTR_MCP_TASK_TTL";
-    /// The file of MCP servers whose tools `delegate` gives a model.
-    pub const DELEGATE_SERVERS: &str = "VULTR_MCP_DELEGATE_SERVERS";
-    /// How long one downstream tool call may take.
-    pub const DELEGATE_TOOL_TIMEOUT: &str = "VULTR_MCP_DELEGATE_TOOL_TIMEOUT";
-    /// Tool calls one principal may have in flight at once.
-    pub const MAX_CALLS_PER_PRINCIPAL: &str = "VULTR_MCP_MAX_CALLS_PER_PRINCIPAL";
-    /// Tasks one principal may have working at once.
-    pub const MAX_TASKS_PER_PRINCIPAL: &str = "VULTR_MCP_MAX_TASKS_PER_PRINCIPAL";
-    /// How long a client may take to send a request's headers.
-    pub const HEADER_TIMEOUT: &str = "VULTR_MCP_HEADER_TIMEOUT";
-    /// How long an idle keep-alive connection is kept open.
-    pub const IDLE_TIMEOUT: &str = "VULTR_MCP_IDLE_TIMEOUT";
-    /// HTTP connections open at once.
-    pub const MAX_CONNECTIONS: &str = "VULTR_MCP_MAX_CONNECTIONS";
-    /// Legacy (2025-era) HTTP sessions open at once.
-    pub const MAX_SESSIONS: &str = "VULTR_MCP_MAX_SESSIONS";
-    /// Legacy HTTP sessions one principal may have open at once.
-    pub const MAX_SESSIONS_PER_PRINCIPAL: &str = "VULTR_MCP_MAX_SESSIONS_PER_PRINCIPAL";
-    /// How long a new legacy session has to send `notifications/initialized`.
-    pub const SESSION_INIT_TIMEOUT: &str = "VULTR_MCP_SESSION_INIT_TIMEOUT";
-    /// Request bodies held in memory at once, in bytes, across all connections.
-    pub const MAX_BODY_MEMORY: &str = "VULTR_MCP_MAX_BODY_MEMORY";
-}
+pub use crate::setting;
 
 /// The server's settings. Environment variables are the usual way to set them, since an
 /// MCP client passes `env` to the process it starts; flags override them.
@@ -170,7 +77,7 @@ pub struct Config {
 
     /// Timeouts, retries and size limits.
     #[command(flatten)]
-    pub limits: Limits,
+    pub limits: LimitArgs,
 
     /// Where conversations (and tasks) are kept: a SQLite file path, `memory` to keep them
     /// only while the server runs, or a `postgres://` URL shared by replicas [default:
@@ -227,6 +134,17 @@ pub struct Config {
     /// an error saying how long to wait [default: unlimited].
     #[arg(long, env = setting::RATE_LIMIT, hide_env_values = true, value_name = "N/min")]
     pub rate_limit: Option<RateLimit>,
+
+    /// Which groups of tools to list, as a comma list: `core` (subscriptions, models, chat,
+    /// conversations), `delegate` (needs a delegate servers file), or `all` [default: core,
+    /// plus delegate when delegate servers are set].
+    #[arg(long, env = setting::TOOLSETS, hide_env_values = true, value_name = "NAMES", value_parser = parse_toolsets, default_value = "")]
+    pub toolsets: Toolsets,
+
+    /// List only the tools that change nothing (no chat, no deleting): a safe mode for
+    /// reviewers and shared bridges.
+    #[arg(long, env = setting::READ_ONLY, hide_env_values = true)]
+    pub read_only: bool,
 
     /// Remote MCP over streamable HTTP.
     #[command(flatten)]
@@ -354,7 +272,7 @@ impl FromStr for RateLimit {
 
 /// Timeouts, retries and size limits. Durations take `30s`, `5m`, `500ms` or plain seconds.
 #[derive(Debug, Clone, clap::Args)]
-pub struct Limits {
+pub struct LimitArgs {
     /// How long connecting to a Vultr API may take.
     #[arg(long, env = setting::CONNECT_TIMEOUT, hide_env_values = true, hide_short_help = true, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub connect_timeout: Duration,
@@ -406,18 +324,6 @@ pub struct Limits {
     pub max_concurrent_calls: u32,
 }
 
-impl Limits {
-    /// The limits of every request to Vultr.
-    pub fn http(&self) -> HttpLimits {
-        HttpLimits {
-            connect_timeout: self.connect_timeout,
-            max_retries: self.max_retries,
-            retry_after_cap: self.retry_after_cap,
-            max_response_bytes: self.max_response_bytes,
-        }
-    }
-}
-
 /// Reads an IP address and port to listen on (`127.0.0.1:8787`, `[::]:8787`).
 fn parse_listen_address(text: &str) -> Result<SocketAddr, String> {
     text.trim().parse().map_err(|_| {
@@ -440,97 +346,91 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .map_err(|e| format!("`{text}` is not a duration ({e}); use e.g. 30s, 5m or 500ms"))
 }
 
+fn parse_toolsets(text: &str) -> Result<Toolsets, String> {
+    text.parse()
+        .map_err(|error: crate::settings::UnknownToolset| error.to_string())
+}
+
 impl Config {
-    /// The account API key, if one is set.
-    pub fn api_key(&self) -> Option<ApiKey> {
-        self.api_key.clone().and_then(|k| k.0)
-    }
-
-    /// The inference API key, if one is set.
-    pub fn inference_api_key(&self) -> Option<ApiKey> {
-        self.inference_api_key.clone().and_then(|k| k.0)
-    }
-
-    /// Drops settings given as empty strings, as MCP client configs often carry `"VAR": ""`.
-    pub fn normalized(mut self) -> Self {
+    /// The settings as plain values: settings given as empty strings (as MCP client
+    /// configs often carry `"VAR": ""`) count as not given.
+    pub fn settings(self) -> Settings {
         let blank_to_none = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
-        self.inference_subscription = blank_to_none(self.inference_subscription);
-        self.default_model = blank_to_none(self.default_model);
-        self.conversations = blank_to_none(self.conversations);
-        self.http.oauth_issuer = blank_to_none(self.http.oauth_issuer);
-        self.http.oauth_audience = blank_to_none(self.http.oauth_audience);
-        self.http.oauth_scope = blank_to_none(self.http.oauth_scope);
-        self
-    }
-}
-
-/// An `http(s)` base URL without a trailing slash, so paths can be appended to it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct BaseUrl(String);
-
-impl BaseUrl {
-    /// The URL of `path` (which starts with `/`) under this base.
-    pub fn join(&self, path: &str) -> String {
-        format!("{}{}", self.0, path)
-    }
-
-    /// The base URL as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for BaseUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.0, f)
-    }
-}
-
-impl fmt::Display for BaseUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// Why a base URL was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum BaseUrlError {
-    /// Not a URL at all.
-    #[error("`{0}` is not a URL: {1}")]
-    Invalid(String, String),
-    /// A URL, but not http or https.
-    #[error("`{0}` must start with http:// or https://")]
-    Scheme(String),
-}
-
-impl FromStr for BaseUrl {
-    type Err = BaseUrlError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let trimmed = s.trim();
-        let url = reqwest::Url::parse(trimmed)
-            .map_err(|e| BaseUrlError::Invalid(trimmed.to_owned(), e.to_string()))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(BaseUrlError::Scheme(trimmed.to_owned()));
+        let limits = self.limits;
+        let http = self.http;
+        Settings {
+            vultr: VultrSettings {
+                api_key: self.api_key.and_then(|k| k.0),
+                inference_api_key: self.inference_api_key.and_then(|k| k.0),
+                inference_subscription: blank_to_none(self.inference_subscription),
+                api_base_url: self.api_base_url,
+                inference_base_url: self.inference_base_url,
+                default_model: blank_to_none(self.default_model),
+                reveal_keys: self.reveal_keys,
+            },
+            limits: Limits {
+                connect_timeout: limits.connect_timeout,
+                account_timeout: limits.account_timeout,
+                chat_timeout: limits.chat_timeout,
+                first_token_timeout: limits.first_token_timeout,
+                stall_timeout: limits.stall_timeout,
+                max_retries: limits.max_retries,
+                retry_after_cap: limits.retry_after_cap,
+                max_response_bytes: limits.max_response_bytes,
+                max_result_chars: limits.max_result_chars,
+            },
+            calls: CallLimits {
+                max_concurrent: limits.max_concurrent_calls as usize,
+                max_per_principal: self.max_calls_per_principal.map(|n| n as usize),
+                per_minute: self.rate_limit.map(|limit| limit.per_minute),
+            },
+            store: StoreSettings {
+                location: blank_to_none(self.conversations).map(|c| StoreLocation::parse(&c)),
+                max_conversations: self.max_conversations,
+                conversation_max_age: self.conversation_max_age,
+                db_pool: self.db_pool as usize,
+            },
+            tasks: TaskSettings {
+                after: self.task_after,
+                ttl: self.task_ttl,
+                max_per_principal: self.max_tasks_per_principal,
+            },
+            delegate: DelegateSettings {
+                servers_file: self
+                    .delegate_servers
+                    .filter(|path| !path.as_os_str().is_empty()),
+                tool_timeout: self.delegate_tool_timeout,
+            },
+            tools: ToolSettings {
+                toolsets: self.toolsets,
+                read_only: self.read_only,
+            },
+            http: http.addr.map(|addr| HttpSettings {
+                addr,
+                public_url: http.public_url,
+                allowed_hosts: http.allowed_hosts,
+                allowed_origins: http.allowed_origins,
+                auth_tokens: http.auth_tokens,
+                oauth_issuer: blank_to_none(http.oauth_issuer),
+                oauth_audience: blank_to_none(http.oauth_audience),
+                oauth_scope: blank_to_none(http.oauth_scope),
+                allow_unauthenticated: http.allow_unauthenticated,
+                drain_timeout: http.drain_timeout,
+                header_timeout: http.header_timeout,
+                idle_timeout: http.idle_timeout,
+                max_connections: http.max_connections,
+                max_sessions: http.max_sessions,
+                max_sessions_per_principal: http.max_sessions_per_principal,
+                session_init_timeout: http.session_init_timeout,
+                max_body_memory: http.max_body_memory,
+            }),
         }
-        Ok(Self(trimmed.trim_end_matches('/').to_owned()))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base_urls_work_with_or_without_a_trailing_slash() {
-        let with: BaseUrl = "https://api.vultr.com/v2/".parse().unwrap();
-        let without: BaseUrl = "https://api.vultr.com/v2".parse().unwrap();
-        assert_eq!(with, without);
-        assert_eq!(
-            with.join("/inference"),
-            "https://api.vultr.com/v2/inference"
-        );
-    }
 
     #[test]
     fn durations_read_units_or_plain_seconds() {
@@ -542,18 +442,59 @@ mod tests {
     }
 
     #[test]
-    fn defaults_are_the_documented_ones() {
-        let config = Config::try_parse_from(["vultr-inference-mcp"]).unwrap();
-        assert_eq!(config.limits.connect_timeout, Duration::from_secs(10));
-        assert_eq!(config.limits.account_timeout, Duration::from_secs(30));
-        assert_eq!(config.limits.chat_timeout, Duration::from_secs(300));
-        assert_eq!(config.limits.max_retries, 2);
-        assert_eq!(config.limits.max_response_bytes, 16 * 1024 * 1024);
-        assert_eq!(config.limits.max_result_chars, 100_000);
-        assert!(!config.reveal_keys);
-        assert_eq!(config.db_pool, 8);
-        assert_eq!(config.task_after, Duration::from_secs(5));
-        assert_eq!(config.task_ttl, Duration::from_secs(3600));
+    fn no_setting_gives_the_default_settings() {
+        let parsed = Config::try_parse_from(["vultr-inference-mcp"])
+            .unwrap()
+            .settings();
+        let defaults = Settings::default();
+        assert_eq!(parsed.limits, defaults.limits);
+        assert_eq!(parsed.calls, defaults.calls);
+        assert_eq!(parsed.store, defaults.store);
+        assert_eq!(parsed.tasks, defaults.tasks);
+        assert_eq!(parsed.delegate, defaults.delegate);
+        assert_eq!(parsed.tools, defaults.tools);
+        assert_eq!(parsed.http, None);
+        assert_eq!(
+            format!("{:?}", parsed.vultr),
+            format!("{:?}", defaults.vultr)
+        );
+    }
+
+    #[test]
+    fn http_settings_default_as_documented() {
+        let parsed = Config::try_parse_from(["vultr-inference-mcp", "--http", "127.0.0.1:8787"])
+            .unwrap()
+            .settings();
+        assert_eq!(
+            parsed.http,
+            Some(HttpSettings::on("127.0.0.1:8787".parse().unwrap()))
+        );
+    }
+
+    #[test]
+    fn blank_settings_count_as_not_given() {
+        let parsed = Config::try_parse_from([
+            "vultr-inference-mcp",
+            "--default-model= ",
+            "--conversations=",
+            "--toolsets=",
+        ])
+        .unwrap()
+        .settings();
+        assert_eq!(parsed.vultr.default_model, None);
+        assert_eq!(parsed.store.location, None);
+        assert_eq!(parsed.tools.toolsets, Toolsets::Default);
+    }
+
+    #[test]
+    fn an_unknown_toolset_stops_start_up_naming_the_known_ones() {
+        let error = Config::try_parse_from(["vultr-inference-mcp", "--toolsets=core,nope"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("unknown toolset `nope`") && error.contains("core, delegate, or all"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -566,11 +507,5 @@ mod tests {
         assert_eq!("7".parse(), Ok(per_minute(7)));
         assert!("0/min".parse::<RateLimit>().is_err());
         assert!("10/s".parse::<RateLimit>().is_err());
-    }
-
-    #[test]
-    fn base_urls_must_be_http() {
-        assert!("ftp://example.com".parse::<BaseUrl>().is_err());
-        assert!("not a url".parse::<BaseUrl>().is_err());
     }
 }

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use tokio::sync::Mutex;
 
-use crate::config::setting;
 use crate::secret::ApiKey;
+use crate::setting;
 use crate::vultr::account::{AccountClient, Subscription};
 use crate::vultr::error::VultrError;
 

@@ -13,6 +13,8 @@ pub mod mcp;
 pub mod principal;
 pub mod rate_limit;
 pub mod secret;
+pub mod setting;
+pub mod settings;
 pub mod stdio;
 pub mod store;
 pub mod tasks;

@@ -1,7 +1,6 @@
 //! Entry point: read the configuration, log to stderr, serve MCP over stdio (or, with
 //! `--http`, over streamable HTTP).
 
-use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +13,7 @@ use vultr_inference_mcp::app::App;
 use vultr_inference_mcp::config::{Command, Config};
 use vultr_inference_mcp::http;
 use vultr_inference_mcp::mcp::VultrServer;
+use vultr_inference_mcp::settings::{HttpSettings, Settings};
 use vultr_inference_mcp::stdio::{Limits, StdioTransport, stdout_hung_up};
 
 mod logging;
@@ -62,11 +62,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let mut settings = config.settings();
     let code = runtime.block_on(async move {
-        logging::init(config.reveal_keys);
-        match config.http.addr {
-            Some(addr) => serve_http(config, addr).await,
-            None => serve(config).await,
+        logging::init(settings.vultr.reveal_keys);
+        match settings.http.take() {
+            Some(http) => serve_http(settings, http).await,
+            None => serve(settings).await,
         }
     });
     // Do not wait for a thread blocked reading stdin (when stdin is not a pipe, the read
@@ -106,16 +107,17 @@ fn hash_token(name: &str) -> ExitCode {
 }
 
 /// Serves streamable HTTP on `addr` until a signal, then drains.
-async fn serve_http(config: Config, addr: SocketAddr) -> ExitCode {
-    let args = config.http.clone();
-    let app = match App::try_new(config) {
+async fn serve_http(mut settings: Settings, http: HttpSettings) -> ExitCode {
+    let addr = http.addr;
+    settings.http = Some(http.clone());
+    let app = match App::try_new(settings) {
         Ok(app) => app,
         Err(error) => {
             eprintln!("vultr-inference-mcp: {error}");
             return ExitCode::FAILURE;
         }
     };
-    let served = http::serve(app.clone(), &args, addr, shutdown_signal()).await;
+    let served = http::serve(app.clone(), &http, addr, shutdown_signal()).await;
     app.close_downstream().await;
     match served {
         Ok(()) => ExitCode::SUCCESS,
@@ -127,8 +129,8 @@ async fn serve_http(config: Config, addr: SocketAddr) -> ExitCode {
 }
 
 /// Serves one MCP session over stdin/stdout, then stops the downstream servers.
-async fn serve(config: Config) -> ExitCode {
-    let app = match App::try_new(config) {
+async fn serve(settings: Settings) -> ExitCode {
+    let app = match App::try_new(settings) {
         Ok(app) => app,
         Err(error) => {
             eprintln!("vultr-inference-mcp: {error}");

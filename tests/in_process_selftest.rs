@@ -9,7 +9,8 @@ mod support;
 
 use std::time::Duration;
 
-use support::in_process::config;
+use support::in_process::settings;
+use vultr_inference_mcp::store::StoreLocation;
 
 #[test]
 fn the_process_environment_never_reaches_an_in_process_server() {
@@ -27,25 +28,29 @@ fn the_process_environment_never_reaches_an_in_process_server() {
         unsafe { std::env::set_var(name, value) };
     }
 
-    let isolated = config(&[]);
+    let isolated = settings(&[]);
 
-    assert!(isolated.api_key().is_none());
-    assert!(isolated.inference_api_key().is_none());
-    assert_eq!(isolated.inference_subscription, None);
-    assert_eq!(isolated.default_model, None);
-    assert!(!isolated.reveal_keys);
+    assert!(isolated.vultr.api_key.is_none());
+    assert!(isolated.vultr.inference_api_key.is_none());
+    assert_eq!(isolated.vultr.inference_subscription, None);
+    assert_eq!(isolated.vultr.default_model, None);
+    assert!(!isolated.vultr.reveal_keys);
     assert_eq!(isolated.limits.chat_timeout, Duration::from_secs(300));
-    assert_eq!(isolated.conversations.as_deref(), Some("memory"));
+    assert_eq!(isolated.store.location, Some(StoreLocation::InMemory));
 
-    let given = config(&[
+    let given = settings(&[
         ("VULTR_INFERENCE_API_KEY", "GIVEN-INFERENCE-KEY-0000"),
         ("VULTR_MCP_REVEAL_KEYS", "true"),
         ("VULTR_MCP_CHAT_TIMEOUT", "500ms"),
         ("VULTR_DEFAULT_MODEL", "glm-5.2"),
     ]);
-    assert!(given.inference_api_key().is_some());
-    assert!(given.reveal_keys);
+    assert!(given.vultr.inference_api_key.is_some());
+    assert!(given.vultr.reveal_keys);
     assert_eq!(given.limits.chat_timeout, Duration::from_millis(500));
-    assert_eq!(given.default_model.as_deref(), Some("glm-5.2"));
-    assert!(!config(&[("VULTR_MCP_REVEAL_KEYS", "false")]).reveal_keys);
+    assert_eq!(given.vultr.default_model.as_deref(), Some("glm-5.2"));
+    assert!(
+        !settings(&[("VULTR_MCP_REVEAL_KEYS", "false")])
+            .vultr
+            .reveal_keys
+    );
 }

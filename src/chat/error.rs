@@ -1,7 +1,7 @@
 //! Why a chat completion failed: each message says what went wrong and what to do.
 
-use crate::config::setting;
 use crate::keys::KeyError;
+use crate::setting;
 use crate::vultr::error::VultrError;
 
 /// How many model ids an error message lists before it says "and N more".

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::config::setting;
+use crate::setting;
 
 /// Why the delegate servers file cannot be used: names the file and, when one entry is at
 /// fault, the entry.

@@ -27,8 +27,9 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
-use crate::config::{HttpArgs, setting};
 use crate::mcp::VultrServer;
+use crate::setting;
+use crate::settings::HttpSettings;
 use connections::ConnectionLimits;
 use session_limits::SessionLimits;
 
@@ -122,7 +123,7 @@ pub(crate) struct Shared {
 /// and returns. Prints `listening on http://ADDR/mcp` to stderr once it listens.
 pub async fn serve(
     app: Arc<App>,
-    args: &HttpArgs,
+    args: &HttpSettings,
     addr: SocketAddr,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), StartError> {

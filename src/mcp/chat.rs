@@ -13,8 +13,8 @@ use super::VultrServer;
 use super::args::{InvalidArguments, Parameters};
 use super::error::ToolError;
 use crate::chat::{ChatInput, ChatOutcome, ChatService, Progress, ProgressSink, ProgressUpdate};
-use crate::config::setting;
 use crate::principal::Principal;
+use crate::setting;
 use crate::store::ConversationId;
 use crate::vultr::chat::{ChatOptions, ChatReply, Message, Stop, ToolChoice, ToolDefinition};
 

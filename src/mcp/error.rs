@@ -3,10 +3,10 @@
 
 use super::args::InvalidArguments;
 use crate::chat::ChatError;
-use crate::config::setting;
 use crate::fair_share::OverShare;
 use crate::keys::KeyError;
 use crate::rate_limit::OverLimit;
+use crate::setting;
 use crate::store::{ConversationId, StoreError};
 use crate::vultr::error::VultrError;
 

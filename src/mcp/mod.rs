@@ -25,8 +25,8 @@ use rmcp::{ErrorData, RoleServer, ServerHandler, tool_handler};
 use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
-use crate::config::setting;
 use crate::principal::Principal;
+use crate::setting;
 
 pub use args::InvalidArguments;
 pub use error::ToolError;

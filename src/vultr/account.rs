@@ -5,9 +5,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Number, Value};
 
+use super::BaseUrl;
 use super::error::{Api, VultrError};
 use super::http::VultrHttp;
-use crate::config::BaseUrl;
 use std::sync::Arc;
 
 use crate::secret::{ApiKey, KnownKeys};

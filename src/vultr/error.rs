@@ -1,6 +1,6 @@
 //! Errors from the two Vultr APIs, written for the person who reads them.
 
-use crate::config::setting;
+use crate::setting;
 use std::fmt;
 use std::time::Duration;
 

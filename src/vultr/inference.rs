@@ -8,14 +8,14 @@ use serde_json::Value;
 use futures_util::StreamExt;
 use reqwest::header;
 
+use super::BaseUrl;
 use super::chat::{ChatReply, ChatRequest};
 use super::error::{Api, VultrError, snippet};
 use super::http::VultrHttp;
 use super::models::{Model, parse_catalog};
 use super::stream::{CutOff, StreamAssembler, StreamDeadlines, read_stream};
-use crate::config::BaseUrl;
-use crate::config::setting;
 use crate::secret::ApiKey;
+use crate::setting;
 
 /// A client of the inference API; the key is given per request, since it may be discovered.
 #[derive(Clone)]

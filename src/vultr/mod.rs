@@ -1,9 +1,12 @@
 //! Clients of the two Vultr APIs, their wire types and their one error enum.
 
 pub mod account;
+pub mod base_url;
 pub mod chat;
 pub mod error;
 pub mod http;
 pub mod inference;
 pub mod models;
 pub mod stream;
+
+pub use base_url::BaseUrl;

@@ -2,7 +2,7 @@
 //! reply a non-streamed call returns, with deadlines for the first chunk, for a stall
 //! between chunks, and for the whole stream.
 
-use crate::config::setting;
+use crate::setting;
 use std::time::Duration;
 
 use futures_util::{Stream, StreamExt};

@@ -17,7 +17,7 @@ async fn help(flag: &str) -> String {
 
 /// Every `VULTR_*` name of `src/config.rs`'s `setting` module.
 fn settings() -> Vec<String> {
-    let source = include_str!("../../src/config.rs");
+    let source = include_str!("../../src/setting.rs");
     source
         .lines()
         .filter_map(|line| line.trim().strip_prefix("pub const "))

@@ -22,14 +22,9 @@ fn readme() -> String {
     std::fs::read_to_string(root().join("README.md")).expect("README.md")
 }
 
-/// Every name written in `src/config.rs`'s `setting` module, the one place setting names live.
+/// Every name written in `src/setting.rs`, the one place setting names live.
 fn setting_names() -> Vec<String> {
-    let source = std::fs::read_to_string(root().join("src/config.rs")).expect("src/config.rs");
-    let start = source
-        .find("pub mod setting {")
-        .expect("config.rs has the setting module");
-    let module = &source[start..];
-    let module = &module[..module.find("\n}").expect("the module ends")];
+    let module = std::fs::read_to_string(root().join("src/setting.rs")).expect("src/setting.rs");
     let names: Vec<String> = module
         .split('"')
         .skip(1)

@@ -7,18 +7,13 @@
 //! one HTTP server are.
 //!
 //! Settings are given by their environment variable names, as for the binary
-//! (`support::mcp::Server`), and turned into the matching command-line flags. The
-//! developer's own environment never leaks in: the `Config` is parsed with every
-//! setting's environment variable removed from clap's definition, so only the flags given
-//! here count. Conversations are kept in memory unless a test names a store; an
+//! (`support::mcp::Server`), and set on plain `Settings` (no clap), so the developer's own
+//! environment never leaks in. Conversations are kept in memory unless a test names a store; an
 //! in-process server has no private home, so the default store file is refused.
 
-use std::collections::HashMap;
-use std::ffi::OsStr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use clap::builder::{FalseyValueParser, TypedValueParser};
-use clap::{CommandFactory, FromArgMatches};
 use rmcp::service::RunningService;
 use rmcp::{RoleServer, ServiceExt};
 use serde_json::{Value, json};
@@ -29,9 +24,14 @@ use tokio::task::JoinHandle;
 use tokio::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use vultr_inference_mcp::app::App;
-use vultr_inference_mcp::config::Config;
+use vultr_inference_mcp::config::parse_duration;
 use vultr_inference_mcp::mcp::VultrServer;
 use vultr_inference_mcp::principal::Principal;
+use vultr_inference_mcp::secret::ApiKey;
+use vultr_inference_mcp::setting;
+use vultr_inference_mcp::settings::Settings;
+use vultr_inference_mcp::store::StoreLocation;
+use vultr_inference_mcp::vultr::BaseUrl;
 
 use super::fake_vultr::FakeVultr;
 use super::fake_vultr::faults::FaultServer;
@@ -41,50 +41,76 @@ use super::session::{Session, overridden};
 /// Size of the in-memory pipe between client and server, each way.
 const PIPE_BYTES: usize = 64 * 1024;
 
-/// The `Config` the binary would build from exactly these settings (by variable name,
-/// e.g. `("VULTR_MCP_CHAT_TIMEOUT", "500ms")`), ignoring the process environment.
+/// The settings the binary would run with given exactly these settings by variable name
+/// (e.g. `("VULTR_MCP_CHAT_TIMEOUT", "500ms")`), ignoring the process environment.
 /// Conversations default to `memory`.
-pub fn config(env: &[(&str, &str)]) -> Config {
-    let mut command = Config::command();
-    let flags: HashMap<String, (String, bool)> = command
-        .get_arguments()
-        .filter_map(|arg| {
-            let name = arg.get_env()?.to_str()?.to_owned();
-            let long = arg.get_long()?.to_owned();
-            Some((name, (long, arg.get_action().takes_values())))
-        })
-        .collect();
-    let mut args = vec!["vultr-inference-mcp".to_owned()];
-    let mut conversations = Some("memory");
-    for (name, value) in env {
-        let (long, takes_value) = flags.get(*name).unwrap_or_else(|| {
-            panic!("{name} is not a setting of the server; an in-process server takes only those")
-        });
-        if *name == "VULTR_MCP_CONVERSATIONS" {
-            conversations = None;
+pub fn settings(env: &[(&str, &str)]) -> Settings {
+    let mut settings = Settings::default();
+    settings.store.location = Some(StoreLocation::InMemory);
+    for &(name, value) in env {
+        apply(&mut settings, name, value)
+            .unwrap_or_else(|problem| panic!("setting {name}={value:?} is refused: {problem}"));
+    }
+    settings
+}
+
+/// Sets the setting `name` of `settings` to `value`, read as the binary reads it.
+fn apply(settings: &mut Settings, name: &str, value: &str) -> Result<(), String> {
+    let duration = || parse_duration(value);
+    let number = || value.trim().parse::<usize>().map_err(|e| e.to_string());
+    let url = || value.parse::<BaseUrl>().map_err(|e| e.to_string());
+    let key = || ApiKey::new(value);
+    let text = || Some(value.to_owned()).filter(|v| !v.trim().is_empty());
+    let (vultr, limits) = (&mut settings.vultr, &mut settings.limits);
+    match name {
+        setting::API_KEY => vultr.api_key = key(),
+        setting::INFERENCE_API_KEY => vultr.inference_api_key = key(),
+        setting::INFERENCE_SUBSCRIPTION => vultr.inference_subscription = text(),
+        setting::API_BASE_URL => vultr.api_base_url = url()?,
+        setting::INFERENCE_BASE_URL => vultr.inference_base_url = url()?,
+        setting::DEFAULT_MODEL => vultr.default_model = text(),
+        setting::REVEAL_KEYS => vultr.reveal_keys = matches!(value, "1" | "true" | "yes" | "on"),
+        setting::CONNECT_TIMEOUT => limits.connect_timeout = duration()?,
+        setting::ACCOUNT_TIMEOUT => limits.account_timeout = duration()?,
+        setting::CHAT_TIMEOUT => limits.chat_timeout = duration()?,
+        setting::FIRST_TOKEN_TIMEOUT => limits.first_token_timeout = duration()?,
+        setting::STALL_TIMEOUT => limits.stall_timeout = duration()?,
+        setting::MAX_RETRIES => limits.max_retries = number()?,
+        setting::RETRY_AFTER_CAP => limits.retry_after_cap = duration()?,
+        setting::MAX_RESPONSE_BYTES => limits.max_response_bytes = number()?,
+        setting::MAX_RESULT_CHARS => limits.max_result_chars = number()?,
+        setting::MAX_CONCURRENT_CALLS => settings.calls.max_concurrent = number()?,
+        setting::MAX_CALLS_PER_PRINCIPAL => settings.calls.max_per_principal = Some(number()?),
+        setting::CONVERSATIONS => {
             assert!(
                 !value.trim().is_empty(),
                 "an in-process server has no private home for the default conversation store; \
                  give a path or `memory`, or test this with the binary (support::mcp::Server)"
             );
+            settings.store.location = Some(StoreLocation::parse(value));
         }
-        if *takes_value {
-            args.push(format!("--{long}={value}"));
-        } else if FalseyValueParser::new()
-            .parse_ref(&command, None, OsStr::new(value))
-            .expect("a boolean setting")
-        {
-            args.push(format!("--{long}"));
+        setting::MAX_CONVERSATIONS => settings.store.max_conversations = number()?,
+        setting::TASK_AFTER => settings.tasks.after = duration()?,
+        setting::TASK_TTL => settings.tasks.ttl = duration()?,
+        setting::MAX_TASKS_PER_PRINCIPAL => {
+            settings.tasks.max_per_principal = value.trim().parse().map_err(|e| format!("{e}"))?;
+        }
+        setting::DELEGATE_SERVERS => {
+            settings.delegate.servers_file =
+                Some(PathBuf::from(value)).filter(|_| !value.is_empty());
+        }
+        setting::DELEGATE_TOOL_TIMEOUT => settings.delegate.tool_timeout = duration()?,
+        setting::TOOLSETS => settings.tools.toolsets = value.parse().map_err(|e| format!("{e}"))?,
+        setting::READ_ONLY => {
+            settings.tools.read_only = matches!(value, "1" | "true" | "yes" | "on")
+        }
+        other => {
+            return Err(format!(
+                "{other} is not a setting an in-process server takes (add it here, or test it with the binary)"
+            ));
         }
     }
-    if let Some(memory) = conversations {
-        args.push(format!("--conversations={memory}"));
-    }
-    command = command.mut_args(|arg| arg.env(None));
-    let matches = command
-        .try_get_matches_from(&args)
-        .unwrap_or_else(|e| panic!("settings {env:?} are refused: {e}"));
-    Config::from_arg_matches(&matches).expect("a configuration")
+    Ok(())
 }
 
 /// Serves a new session on `app`, acting for `principal`, on one end of an in-memory
@@ -129,7 +155,7 @@ impl Server {
     /// A server with exactly these settings (conversations in memory unless `env` says
     /// otherwise), its session acting for `local`.
     pub async fn start(env: &[(&str, &str)]) -> Server {
-        Server::connect(App::new(config(env)), Principal::local()).await
+        Server::connect(App::new(settings(env)), Principal::local()).await
     }
 
     /// A new session on `app` acting for `principal`, with its client connected.
@@ -194,7 +220,7 @@ impl RawSession {
     /// A server with `env`, after the MCP handshake (`initialize` as request 0).
     pub async fn start(env: &[(&str, &str)]) -> RawSession {
         let shutdown = CancellationToken::new();
-        let (pipe, session) = serve(App::new(config(env)), Principal::local(), &shutdown);
+        let (pipe, session) = serve(App::new(settings(env)), Principal::local(), &shutdown);
         let (reader, writer) = tokio::io::split(pipe);
         let mut raw = RawSession {
             writer: Some(writer),

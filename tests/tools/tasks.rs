@@ -28,7 +28,7 @@ use vultr_inference_mcp::store::StoreLocation;
 use vultr_inference_mcp::tasks::{TaskRecord, WallClock};
 
 use crate::support::fake_vultr::faults::{Fault, FaultServer, StreamEnd, content_chunks};
-use crate::support::in_process::config;
+use crate::support::in_process::settings;
 use crate::support::session::{ok, overridden, text};
 
 /// Time allowed for something that should happen at once.
@@ -130,7 +130,7 @@ impl Client {
 
 /// An `App` talking to `faults`, with `extra` settings.
 fn app(faults: &FaultServer, extra: &[(&str, &str)]) -> Arc<App> {
-    App::new(config(&overridden(&faults.settings(), extra)))
+    App::new(settings(&overridden(&faults.settings(), extra)))
 }
 
 /// A completed task's result as the tool result it is.
@@ -556,9 +556,9 @@ async fn a_delegation_becomes_a_task_too_and_its_result_is_the_delegations() {
     .await;
     let downstreams = Downstreams::new(&["calc"], json!({}));
     let servers = downstreams.setting();
-    let settings = fake.settings();
-    let app = App::new(config(&overridden(
-        &settings,
+    let fake_settings = fake.settings();
+    let app = App::new(settings(&overridden(
+        &fake_settings,
         &[
             ("VULTR_MCP_DELEGATE_SERVERS", servers.as_str()),
             ("VULTR_MCP_TASK_AFTER", "0"),
