@@ -1,6 +1,8 @@
-//! The application core, built once per process and shared (behind an `Arc`) by every MCP
-//! session: the Vultr clients, the catalog and key caches, the concurrency limit and the
-//! conversation and task stores. Transports create one MCP handler per session over it.
+//! The application core, the composition root: built once per process from plain
+//! `Settings` and shared (behind an `Arc`) by every MCP session. It builds each service
+//! once (chat turns, conversations, models, subscriptions, delegation, tasks), holding only
+//! the parts each needs, and the limits every call passes. Transports create one MCP
+//! handler per session over it.
 
 use std::sync::Arc;
 
@@ -8,48 +10,56 @@ use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
 use crate::catalog::{CATALOG_TTL, ModelCatalog};
-use crate::delegate::{self, Downstream, ServersFileError};
+use crate::chat::ChatService;
+use crate::conversations::{ChatTurns, Conversations};
+use crate::delegate::{self, Delegator, Downstream, ServersFileError};
 use crate::fair_share::CallShares;
 use crate::keys::InferenceKeys;
+use crate::models::Models;
 use crate::rate_limit::CallRateLimit;
 use crate::secret::KnownKeys;
-use crate::settings::{Settings, ToolsetUnavailable};
-use crate::store::{self, ConversationStore, Retention, SharedSessions, StoreLocation};
+use crate::settings::{Settings, ToolSelection, ToolsetUnavailable};
+use crate::store::{self, Retention, SharedSessions, StoreLocation};
+use crate::subscriptions::Subscriptions;
 use crate::tasks::Tasks;
 use crate::vultr::account::AccountClient;
 use crate::vultr::http::VultrHttp;
 use crate::vultr::inference::InferenceClient;
 use crate::vultr::stream::StreamDeadlines;
 
-/// Everything the tools of every session share.
+/// Everything the tools of every session share: one service per capability, built once,
+/// and the limits every call passes.
 pub struct App {
-    pub(crate) account: Option<AccountClient>,
-    pub(crate) keys: InferenceKeys,
-    pub(crate) inference: InferenceClient,
-    pub(crate) catalog: ModelCatalog,
-    pub(crate) default_model: Option<String>,
-    pub(crate) reveal_keys: bool,
+    /// Chat turns that continue and store conversations.
+    pub(crate) turns: ChatTurns,
+    /// Each owner's stored conversations.
+    pub(crate) conversations: Conversations,
+    /// The model catalog.
+    pub(crate) models: Models,
+    /// The account's subscriptions.
+    pub(crate) subscriptions: Subscriptions,
+    /// The delegation loop, when delegate servers are configured.
+    pub(crate) delegator: Option<Delegator>,
+    /// Long calls of clients that accept tasks, kept where conversations are.
+    pub(crate) tasks: Arc<Tasks>,
+    /// Keys to redact from everything shown.
     pub(crate) known_keys: Arc<KnownKeys>,
+    /// Longest tool result text.
     pub(crate) max_result_chars: usize,
-    pub(crate) stream_deadlines: StreamDeadlines,
-    /// One permit per tool call allowed to run at once, across all sessions.
+    /// The tools listed.
+    pub(crate) tools: ToolSelection,
+    /// One permit per upstream call allowed to run at once, across all sessions.
     pub(crate) calls: Semaphore,
     /// How many permits `calls` has.
     pub(crate) max_concurrent_calls: usize,
-    /// Tool calls in flight per principal.
+    /// Upstream calls in flight per principal.
     pub(crate) shares: Arc<CallShares>,
     /// The tool calls running or waiting for a permit, so a shutdown can let them finish.
     pub(crate) calls_in_flight: TaskTracker,
     /// Tool calls per principal per minute, when limited.
     pub(crate) rate_limit: Option<CallRateLimit>,
-    /// The conversation store, opened on first use; an open that failed is tried again.
-    pub(crate) conversations: Arc<dyn ConversationStore>,
-    /// Long calls of clients that accept tasks, kept where conversations are.
-    pub(crate) tasks: Arc<Tasks>,
     /// The legacy HTTP sessions every replica shares, when the store is Postgres.
     pub(crate) legacy_sessions: Option<Arc<SharedSessions>>,
-    /// The downstream servers `delegate` uses, when a delegate servers file is set.
-    pub(crate) delegation: Option<Arc<Downstream>>,
 }
 
 impl App {
@@ -71,17 +81,17 @@ impl App {
             store,
             tasks,
             delegate,
-            tools: _,
+            tools,
             http: serving_http,
         } = settings;
-        let delegation = match &delegate.servers_file {
+        let downstream = match &delegate.servers_file {
             Some(path) => Some(Arc::new(Downstream::new(
                 delegate::load(path)?,
                 delegate.tool_timeout,
             ))),
             None => None,
         };
-        let serving_http = serving_http.is_some();
+        let tools = tools.select(downstream.is_some())?;
         let http = VultrHttp::new(limits.http());
         let known_keys = Arc::new(KnownKeys::default());
         if let Some(key) = &vultr.inference_api_key {
@@ -110,40 +120,47 @@ impl App {
             limits.account_timeout,
             limits.chat_timeout,
         );
-        Ok(Arc::new(App {
-            keys: InferenceKeys::new(
-                vultr.inference_api_key.clone(),
-                account.clone(),
-                vultr.inference_subscription.clone(),
-            ),
-            catalog: ModelCatalog::new(inference.clone(), CATALOG_TTL),
-            account,
+        let keys = Arc::new(InferenceKeys::new(
+            vultr.inference_api_key.clone(),
+            account.clone(),
+            vultr.inference_subscription.clone(),
+        ));
+        let catalog = Arc::new(ModelCatalog::new(inference.clone(), CATALOG_TTL));
+        let chat = Arc::new(ChatService::new(
+            keys.clone(),
             inference,
-            default_model: vultr.default_model,
-            reveal_keys: vultr.reveal_keys,
-            known_keys,
-            max_result_chars: limits.max_result_chars,
-            stream_deadlines: StreamDeadlines {
+            catalog.clone(),
+            known_keys.clone(),
+            vultr.default_model,
+            StreamDeadlines {
                 first_chunk: limits.first_token_timeout,
                 stall: limits.stall_timeout,
                 total: limits.chat_timeout,
             },
-            calls: Semaphore::new(calls.max_concurrent),
-            max_concurrent_calls: calls.max_concurrent,
-            shares: CallShares::new(
-                calls.max_per_principal.unwrap_or_else(|| {
-                    CallShares::default_share(calls.max_concurrent, serving_http)
-                }),
-            ),
-            calls_in_flight: TaskTracker::new(),
-            rate_limit: calls.per_minute.map(CallRateLimit::per_minute),
+        ));
+        let conversations = Conversations::new(stores.conversations, known_keys.clone());
+        Ok(Arc::new(App {
+            turns: ChatTurns::new(chat.clone(), conversations.clone()),
+            conversations,
+            models: Models::new(keys, catalog),
+            subscriptions: Subscriptions::new(account, vultr.reveal_keys),
+            delegator: downstream
+                .map(|servers| Delegator::new(chat, servers, limits.max_result_chars)),
             tasks: Arc::new(
                 Tasks::new(stores.tasks, tasks.after, tasks.ttl)
                     .with_max_per_principal(tasks.max_per_principal),
             ),
-            conversations: stores.conversations,
+            known_keys,
+            max_result_chars: limits.max_result_chars,
+            tools,
+            calls: Semaphore::new(calls.max_concurrent),
+            max_concurrent_calls: calls.max_concurrent,
+            shares: CallShares::new(calls.max_per_principal.unwrap_or_else(|| {
+                CallShares::default_share(calls.max_concurrent, serving_http.is_some())
+            })),
+            calls_in_flight: TaskTracker::new(),
+            rate_limit: calls.per_minute.map(CallRateLimit::per_minute),
             legacy_sessions: stores.sessions,
-            delegation,
         }))
     }
 }
@@ -165,7 +182,7 @@ impl App {
     /// is logged and tried again at first use.
     pub async fn open_store_now(&self) -> Result<(), crate::store::StoreError> {
         use crate::store::StoreError;
-        match self.conversations.open().await {
+        match self.conversations.store().open().await {
             Ok(_) => Ok(()),
             Err(StoreError::Unavailable(cause))
                 if matches!(*cause, StoreError::SchemaTooNew { .. }) =>
@@ -183,8 +200,8 @@ impl App {
     /// Stops the delegation's downstream servers that are running, waiting (a few seconds
     /// at most) for each child to exit, so none outlives the bridge.
     pub async fn close_downstream(&self) {
-        if let Some(downstream) = &self.delegation {
-            downstream.close().await;
+        if let Some(delegator) = &self.delegator {
+            delegator.servers().close().await;
         }
     }
 

@@ -220,6 +220,25 @@ pub struct ToolSettings {
     pub read_only: bool,
 }
 
+impl ToolSettings {
+    /// The tools to list, given whether delegate servers are configured.
+    pub fn select(&self, delegating: bool) -> Result<ToolSelection, ToolsetUnavailable> {
+        Ok(ToolSelection {
+            toolsets: self.toolsets.resolve(delegating)?,
+            read_only: self.read_only,
+        })
+    }
+}
+
+/// The tools a server lists: those of its toolsets, only the read-only ones when asked.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ToolSelection {
+    /// The toolsets listed.
+    pub toolsets: BTreeSet<Toolset>,
+    /// Only tools that change nothing.
+    pub read_only: bool,
+}
+
 /// A group of tools that is listed, or not, as a whole.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Toolset {

@@ -10,7 +10,6 @@ use super::price::cost_usd;
 use super::progress::{Progress, ProgressSink};
 use super::validate::{check_options, new_messages, without_repeats};
 use super::{ChatError, ChatInput, ChatOutcome};
-use crate::app::App;
 use crate::catalog::ModelCatalog;
 use crate::keys::{InferenceKey, InferenceKeys, KeySource};
 use crate::secret::KnownKeys;
@@ -20,26 +19,35 @@ use crate::vultr::inference::InferenceClient;
 use crate::vultr::models::Model;
 use crate::vultr::stream::{CutOff, StreamDeadlines};
 
-/// Runs chat completions with the keys, catalog and client of an [`App`].
-pub struct ChatService<'a> {
-    keys: &'a InferenceKeys,
-    inference: &'a InferenceClient,
-    catalog: &'a ModelCatalog,
-    known_keys: &'a KnownKeys,
-    default_model: Option<&'a str>,
+/// Runs chat completions: built once per process, shared by the chat tool, tasks and
+/// delegation.
+pub struct ChatService {
+    keys: Arc<InferenceKeys>,
+    inference: InferenceClient,
+    catalog: Arc<ModelCatalog>,
+    known_keys: Arc<KnownKeys>,
+    default_model: Option<String>,
     deadlines: StreamDeadlines,
 }
 
-impl<'a> ChatService<'a> {
-    /// The chat service over `app`'s shared parts.
-    pub fn new(app: &'a App) -> Self {
+impl ChatService {
+    /// The chat service over the shared keys, client and catalog; `default_model` serves a
+    /// call that names no model.
+    pub fn new(
+        keys: Arc<InferenceKeys>,
+        inference: InferenceClient,
+        catalog: Arc<ModelCatalog>,
+        known_keys: Arc<KnownKeys>,
+        default_model: Option<String>,
+        deadlines: StreamDeadlines,
+    ) -> Self {
         Self {
-            keys: &app.keys,
-            inference: &app.inference,
-            catalog: &app.catalog,
-            known_keys: &app.known_keys,
-            default_model: app.default_model.as_deref(),
-            deadlines: app.stream_deadlines,
+            keys,
+            inference,
+            catalog,
+            known_keys,
+            default_model,
+            deadlines,
         }
     }
 
@@ -62,7 +70,7 @@ impl<'a> ChatService<'a> {
         } = input;
         let (messages, repeated) = match messages {
             Some(messages) if !history.is_empty() => {
-                let (kept, repeated) = without_repeats(messages, &history, self.known_keys)?;
+                let (kept, repeated) = without_repeats(messages, &history, &self.known_keys)?;
                 (Some(kept), repeated)
             }
             messages => (messages, 0),
@@ -72,7 +80,7 @@ impl<'a> ChatService<'a> {
         let model = model
             .filter(|m| !m.trim().is_empty())
             .or(stored_model)
-            .or_else(|| self.default_model.map(str::to_owned))
+            .or_else(|| self.default_model.clone())
             .ok_or(ChatError::NoModel)?;
         let key = self.keys.get(subscription.as_deref()).await?;
         let catalog = self.catalog_for(&key).await;

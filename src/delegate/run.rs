@@ -2,6 +2,7 @@
 //! run concurrently on the downstream servers, their results fed back, within the turn
 //! and budget limits, until the model answers or the caller cancels.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use futures_util::future::join_all;
@@ -12,7 +13,6 @@ use tokio_util::sync::CancellationToken;
 
 use super::servers::{Downstream, OfferedTool};
 use super::{DelegateError, MAX_TURNS_LIMIT};
-use crate::app::App;
 use crate::chat::{ChatInput, ChatService, Progress, ProgressSink, ProgressUpdate};
 use crate::vultr::chat::{
     ChatOptions, Content, FunctionDefinition, Message, RequestedToolCall, Role, TokenUsage,
@@ -102,16 +102,29 @@ pub struct Delegation {
     pub error: Option<String>,
 }
 
-/// Runs delegations with an [`App`]'s chat service over its downstream servers.
-pub struct Delegator<'a> {
-    app: &'a App,
-    servers: &'a Downstream,
+/// Runs delegations with the chat service over the downstream servers: built once per
+/// process when delegate servers are configured.
+pub struct Delegator {
+    chat: Arc<ChatService>,
+    servers: Arc<Downstream>,
+    /// Longest tool result text a model reads.
+    max_result_chars: usize,
 }
 
-impl<'a> Delegator<'a> {
-    /// The loop over `app`'s chat service and `servers`.
-    pub fn new(app: &'a App, servers: &'a Downstream) -> Self {
-        Self { app, servers }
+impl Delegator {
+    /// The loop over `chat` and `servers`; a downstream result is cut to
+    /// `max_result_chars` before the model reads it.
+    pub fn new(chat: Arc<ChatService>, servers: Arc<Downstream>, max_result_chars: usize) -> Self {
+        Self {
+            chat,
+            servers,
+            max_result_chars,
+        }
+    }
+
+    /// The downstream servers.
+    pub fn servers(&self) -> &Arc<Downstream> {
+        &self.servers
     }
 
     /// Runs `request` until the model answers, a limit is reached or `cancel` fires,
@@ -162,9 +175,8 @@ impl<'a> Delegator<'a> {
                 stored_model: None,
             };
             let mut quiet = Progress::<S>::new(None);
-            let chat_service = ChatService::new(self.app);
             let completed = tokio::select! {
-                completed = chat_service.complete(input, &mut quiet) => completed,
+                completed = self.chat.complete(input, &mut quiet) => completed,
                 () = cancel.cancelled() => {
                     outcome.stopped = Stopped::Cancelled;
                     return Ok(outcome);
@@ -327,7 +339,7 @@ impl<'a> Delegator<'a> {
 
     /// A tool result as the model reads it, cut to the result limit.
     fn capped(&self, text: &str) -> String {
-        let limit = self.app.max_result_chars;
+        let limit = self.max_result_chars;
         if text.chars().count() <= limit {
             return text.to_owned();
         }

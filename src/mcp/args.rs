@@ -1,12 +1,10 @@
 //! Tool arguments: decoded with the path of the offending field, and unknown names refused.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
-use rmcp::handler::server::common::{FromContextPart, schema_for_input};
-use rmcp::handler::server::tool::ToolCallContext;
+use rmcp::handler::server::common::schema_for_input;
 use rmcp::model::JsonObject;
-use schemars::{JsonSchema, Schema, SchemaGenerator};
+use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -14,30 +12,6 @@ use serde_json::Value;
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("invalid arguments: {0}")]
 pub struct InvalidArguments(pub String);
-
-/// A tool's decoded arguments, or why they could not be decoded. Named `Parameters`
-/// so rmcp's `#[tool]` macro takes the input schema from `T`.
-pub struct Parameters<T>(pub Result<T, InvalidArguments>);
-
-impl<T: JsonSchema> JsonSchema for Parameters<T> {
-    fn schema_name() -> Cow<'static, str> {
-        T::schema_name()
-    }
-
-    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
-        T::json_schema(generator)
-    }
-}
-
-impl<S, T> FromContextPart<ToolCallContext<'_, S>> for Parameters<T>
-where
-    T: DeserializeOwned + JsonSchema + 'static,
-{
-    fn from_context_part(context: &mut ToolCallContext<S>) -> Result<Self, rmcp::ErrorData> {
-        let arguments = context.arguments.take().unwrap_or_default();
-        Ok(Parameters(decode::<T>(arguments)))
-    }
-}
 
 /// The input schema of `T`, compacted for `tools/list` (which every client pays for in
 /// context) and made portable: no formats, a single `type` per schema (an optional field

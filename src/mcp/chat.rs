@@ -1,20 +1,20 @@
-//! The `chat_completion` tool: decodes the arguments, loads the conversation they
-//! continue, runs the chat service (src/chat/), stores the turn and renders the reply (or
-//! the tool calls the model asks for).
+//! The `chat_completion` tool: decodes the arguments, runs one turn through the chat
+//! turns service (src/conversations/) and renders the reply (or the tool calls the model
+//! asks for).
 
 use std::fmt::Write as _;
 
-use rmcp::model::{CallToolResult, ProgressNotificationParam, ProgressToken};
-use rmcp::service::RequestContext;
-use rmcp::{Peer, RoleServer, tool, tool_router};
+use rmcp::model::CallToolResult;
 use serde::{Deserialize, Serialize};
 
 use super::VultrServer;
-use super::args::{InvalidArguments, Parameters};
+use super::args::{decode, input_schema};
 use super::error::ToolError;
-use crate::chat::{ChatInput, ChatOutcome, ChatService, Progress, ProgressSink, ProgressUpdate};
-use crate::principal::Principal;
+use super::registry::{Call, Effect, ToolEntry, cancelled};
+use crate::chat::{ChatInput, ChatOutcome, Progress};
+use crate::conversations::{Turn, TurnRequest};
 use crate::setting;
+use crate::settings::Toolset;
 use crate::store::ConversationId;
 use crate::vultr::chat::{ChatOptions, ChatReply, Message, Stop, ToolChoice, ToolDefinition};
 
@@ -83,8 +83,8 @@ pub struct ChatCompletionArgs {
 }
 
 impl ChatCompletionArgs {
-    /// The request for the chat service, and the conversation it continues.
-    fn into_input(self) -> (ChatInput, Option<String>) {
+    /// The turn asked for: the chat request, and the conversation it continues.
+    fn into_request(self) -> TurnRequest {
         let input = ChatInput {
             model: self.model,
             prompt: self.prompt,
@@ -107,69 +107,61 @@ impl ChatCompletionArgs {
             history: Vec::new(),
             stored_model: None,
         };
-        (input, self.conversation_id)
+        TurnRequest {
+            input,
+            conversation_id: self.conversation_id,
+        }
     }
 }
 
-#[tool_router(router = chat_router, vis = "pub(super)")]
-impl VultrServer {
-    /// Run a chat completion on a Vultr-hosted model, with optional tool calling. Give `prompt` or `messages`; pass the result's conversation_id to continue without resending history. When the result has tool_calls, run them and call again with one role "tool" message (tool_call_id, content) per call, plus conversation_id (or your messages + assistant_message).
-    #[tool(
-        input_schema = super::args::input_schema::<ChatCompletionArgs>(),
-        annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = true))]
-    async fn chat_completion(
-        &self,
-        Parameters(args): Parameters<ChatCompletionArgs>,
-        context: RequestContext<RoleServer>,
-    ) -> CallToolResult {
-        let cancel = context.ct.clone();
-        let sink = context.meta.get_progress_token().map(|token| PeerProgress {
-            peer: context.peer.clone(),
-            token,
-        });
-        let progress = Progress::new(sink);
-        let owner = self.principal(&context);
-        let outcome = tokio::select! {
-            outcome = self.chat_inner(&owner, args, progress) => outcome,
-            () = cancel.cancelled() => return CallToolResult::error(vec![rmcp::model::ContentBlock::text("cancelled")]),
-        };
-        self.respond(outcome)
+/// The `chat_completion` entry.
+pub(super) fn chat_completion() -> ToolEntry {
+    ToolEntry {
+        name: "chat_completion",
+        toolset: Toolset::Core,
+        description: "Run a chat completion on a Vultr-hosted model, with optional tool calling. Give `prompt` or `messages`; pass the result's conversation_id to continue without resending history. When the result has tool_calls, run them and call again with one role \"tool\" message (tool_call_id, content) per call, plus conversation_id (or your messages + assistant_message).".to_owned(),
+        input_schema: input_schema::<ChatCompletionArgs>,
+        effect: Effect::Writes {
+            destructive: false,
+            idempotent: false,
+        },
+        open_world: true,
+        upstream: true,
+        runs_as_task: true,
+        guide: "\
+- chat_completion: run a model. Simple use: `prompt` (+ optional `system`). Multi-turn or tool calling: `messages` in OpenAI format.
+- Tool calling round trip: pass `tools` (OpenAI function tools) and optionally `tool_choice`. If the result has `tool_calls`, run each yourself, then call chat_completion again with the same `tools`, the result's `conversation_id`, and `messages` = one {\"role\":\"tool\",\"tool_call_id\":<id>,\"content\":<result text>} per call (without conversation_id, send your previous messages + the result's `assistant_message` + the tool messages). Repeat until `finish_reason` is not tool_calls.
+- Conversations: every chat_completion result has a conversation_id. Pass it back to continue: the stored messages are sent first, so send only the new prompt or messages (for a tool round trip, just the tool messages). delete_conversation removes one; the resources vultr://conversations (list) and vultr://conversations/{id} (transcript) show them.
+".to_owned(),
+        handler: |server, call| Box::pin(server.chat_completion(call)),
     }
 }
 
 impl VultrServer {
-    /// Runs one chat turn for `owner`, continuing one of `owner`'s conversations when
-    /// asked, and stores the turn as `owner`'s.
-    pub(super) async fn chat_inner<S: ProgressSink>(
-        &self,
-        owner: &Principal,
-        args: Result<ChatCompletionArgs, InvalidArguments>,
-        mut progress: Progress<S>,
-    ) -> Result<CallToolResult, ToolError> {
-        let (mut input, conversation_id) = args?.into_input();
-        let continuing = match conversation_id {
-            Some(id) => {
-                let stored = self.load_conversation(owner, &id).await?;
-                input.history = stored.messages;
-                input.stored_model = Some(stored.summary.model);
-                Some(stored.summary.id)
-            }
-            None => None,
+    /// Runs one chat turn for the caller (continuing and storing its conversation) and
+    /// renders the reply, or the tool calls the model asks for.
+    async fn chat_completion(&self, call: Call) -> CallToolResult {
+        let Call {
+            owner,
+            arguments,
+            progress,
+            cancel,
+        } = call;
+        let turn = async {
+            let request = decode::<ChatCompletionArgs>(arguments)?.into_request();
+            let mut progress = Progress::new(progress);
+            Ok::<_, ToolError>(self.app.turns.run(&owner, request, &mut progress).await?)
         };
-        let mut outcome = ChatService::new(&self.app)
-            .complete(input, &mut progress)
-            .await?;
-        let turn = std::mem::take(&mut outcome.turn);
-        let saved = self
-            .save_turn(
-                owner,
-                continuing,
-                &outcome.model,
-                turn,
-                &outcome.reply,
-                outcome.cut_off,
-            )
-            .await;
+        let turn = tokio::select! {
+            turn = turn => turn,
+            () = cancel.cancelled() => return cancelled(),
+        };
+        self.respond(turn.map(|turn| self.render_turn(turn)))
+    }
+
+    /// A turn as the tool's result.
+    fn render_turn(&self, turn: Turn) -> CallToolResult {
+        let Turn { mut outcome, saved } = turn;
         outcome.truncate(
             self.app
                 .max_result_chars
@@ -177,7 +169,7 @@ impl VultrServer {
                 .max(1),
         );
         let text = render(&outcome, &saved);
-        Ok(self.success(
+        self.success(
             text,
             ChatResult {
                 reply: &outcome.reply,
@@ -187,7 +179,7 @@ impl VultrServer {
                 conversation_id: saved.ok().map(|id| id.to_string()),
                 repeated_messages_dropped: outcome.repeated,
             },
-        ))
+        )
     }
 }
 
@@ -216,24 +208,6 @@ struct ChatResult<'a> {
 
 fn is_zero(n: &usize) -> bool {
     *n == 0
-}
-
-/// Progress of a streamed reply as `notifications/progress` to the client that asked
-/// for it with a `progressToken`.
-#[derive(Clone)]
-pub(super) struct PeerProgress {
-    pub(super) peer: Peer<RoleServer>,
-    pub(super) token: ProgressToken,
-}
-
-impl ProgressSink for PeerProgress {
-    async fn send(self, update: ProgressUpdate) {
-        let param = ProgressNotificationParam::new(self.token, update.tokens as f64)
-            .with_message(update.message);
-        if let Err(error) = self.peer.notify_progress(param).await {
-            tracing::debug!(%error, "progress notification not sent");
-        }
-    }
 }
 
 /// The reply as text for the model reading the tool result.
@@ -367,7 +341,7 @@ mod tests {
         #[test]
         fn any_arguments_are_accepted_or_refused_without_panicking(arguments in crate::proptest_strategies::json_object()) {
             if let Ok(args) = decode::<ChatCompletionArgs>(arguments) {
-                let (input, _) = args.into_input();
+                let input = args.into_request().input;
                 let _ = crate::chat::check_options(&input.options);
                 let _ = crate::chat::new_messages(input.prompt, input.system, input.messages, &[]);
             }

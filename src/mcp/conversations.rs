@@ -1,25 +1,26 @@
-//! Conversations as the client sees them: saving each chat turn, the
-//! `delete_conversation` tool, and the conversation resources.
+//! Conversations as the client sees them: the `delete_conversation` tool and the
+//! conversation resources, over the conversations service (src/conversations/).
 
 use std::fmt::Write as _;
 use std::time::{Duration, UNIX_EPOCH};
 
+use rmcp::ErrorData;
 use rmcp::model::{
     CallToolResult, ListResourceTemplatesResult, ListResourcesResult, ReadResourceResult, Resource,
     ResourceContents, ResourceTemplate,
 };
-use rmcp::service::RequestContext;
-use rmcp::{ErrorData, RoleServer, tool, tool_router};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::VultrServer;
-use super::args::{InvalidArguments, Parameters};
+use super::args::decode;
+use super::args::input_schema;
 use super::error::ToolError;
+use super::registry::{Call, Effect, ToolEntry};
 use crate::principal::Principal;
-use crate::store::{Conversation, ConversationId, ConversationSummary, StoreError};
-use crate::vultr::chat::{ChatReply, Content, Message, Role};
-use crate::vultr::stream::CutOff;
+use crate::settings::Toolset;
+use crate::store::{Conversation, ConversationSummary, StoreError};
+use crate::vultr::chat::{Content, Role};
 
 /// The resource listing every conversation.
 pub const LIST_URI: &str = "vultr://conversations";
@@ -35,79 +36,49 @@ pub struct DeleteConversationArgs {
     conversation_id: String,
 }
 
-#[tool_router(router = conversations_router, vis = "pub(super)")]
-impl VultrServer {
-    /// Delete a stored conversation (its messages and transcript) by conversation_id.
-    #[tool(
-        input_schema = super::args::input_schema::<DeleteConversationArgs>(),
-        annotations(read_only_hint = false, destructive_hint = true, idempotent_hint = true, open_world_hint = false))]
-    async fn delete_conversation(
-        &self,
-        Parameters(args): Parameters<DeleteConversationArgs>,
-        context: RequestContext<RoleServer>,
-    ) -> CallToolResult {
-        let owner = self.principal(&context);
-        self.respond(self.delete_inner(&owner, args).await)
+/// The `delete_conversation` entry.
+pub(super) fn delete_conversation() -> ToolEntry {
+    ToolEntry {
+        name: "delete_conversation",
+        toolset: Toolset::Core,
+        description:
+            "Delete a stored conversation (its messages and transcript) by conversation_id."
+                .to_owned(),
+        input_schema: input_schema::<DeleteConversationArgs>,
+        effect: Effect::Writes {
+            destructive: true,
+            idempotent: true,
+        },
+        open_world: false,
+        upstream: false,
+        runs_as_task: false,
+        guide: "- delete_conversation: delete a stored conversation by conversation_id.\n"
+            .to_owned(),
+        handler: |server, call| Box::pin(server.delete_conversation(call)),
     }
 }
 
 impl VultrServer {
-    /// Deletes `owner`'s conversation; another owner's is nothing to delete.
-    async fn delete_inner(
-        &self,
-        owner: &Principal,
-        args: Result<DeleteConversationArgs, InvalidArguments>,
-    ) -> Result<CallToolResult, ToolError> {
-        let id = ConversationId::parse(&args?.conversation_id)?;
-        if !self.app.conversations.delete(owner, &id).await? {
-            return Err(ToolError::NothingToDelete { id });
-        }
-        Ok(self.success(
-            format!("Deleted conversation {id}."),
-            json!({ "deleted": id.to_string() }),
-        ))
-    }
-
-    /// `owner`'s stored conversation `id`, or an error saying it is not there.
-    pub(super) async fn load_conversation(
-        &self,
-        owner: &Principal,
-        id: &str,
-    ) -> Result<Conversation, ToolError> {
-        let id = ConversationId::parse(id)?;
-        Ok(self.app.conversations.get(owner, &id).await?)
-    }
-
-    /// Stores a turn of `owner`'s conversation: the new messages and the reply, marked
-    /// when it was cut off, with every known key redacted. Saving never costs the caller
-    /// the reply: a failure is returned as text to show next to it.
-    pub(super) async fn save_turn(
-        &self,
-        owner: &Principal,
-        continuing: Option<ConversationId>,
-        model: &str,
-        mut turn: Vec<Message>,
-        reply: &ChatReply,
-        cut_off: Option<CutOff>,
-    ) -> Result<ConversationId, String> {
-        turn.push(reply.assistant_message.clone());
-        for message in &mut turn {
-            message.redact(&self.app.known_keys);
-        }
-        let model = self.app.known_keys.redact(model);
-        let cut_off = cut_off.map(cut_off_reason);
-        let store = &self.app.conversations;
-        let saved = match continuing {
-            Some(id) => store
-                .append(owner, &id, &model, &turn, cut_off)
-                .await
-                .map(|()| id),
-            None => store.create(owner, &model, &turn, cut_off).await,
+    /// Deletes the caller's conversation; another owner's is nothing to delete.
+    async fn delete_conversation(&self, call: Call) -> CallToolResult {
+        let deleted = async {
+            let args = decode::<DeleteConversationArgs>(call.arguments)?;
+            match self
+                .app
+                .conversations
+                .delete(&call.owner, &args.conversation_id)
+                .await?
+            {
+                (id, true) => Ok(id),
+                (id, false) => Err(ToolError::NothingToDelete { id }),
+            }
         };
-        saved.map_err(|error| {
-            tracing::warn!(%error, "conversation not saved");
-            error.to_string()
-        })
+        self.respond(deleted.await.map(|id| {
+            self.success(
+                format!("Deleted conversation {id}."),
+                json!({ "deleted": id.to_string() }),
+            )
+        }))
     }
 
     /// `resources/list`: the conversation list, and `owner`'s most recent conversations.
@@ -118,7 +89,7 @@ impl VultrServer {
         let recent = self
             .app
             .conversations
-            .list(owner, LISTED)
+            .recent(owner, LISTED)
             .await
             .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
         let mut resources = vec![
@@ -169,7 +140,7 @@ impl VultrServer {
             let all = self
                 .app
                 .conversations
-                .list(owner, usize::MAX)
+                .recent(owner, usize::MAX)
                 .await
                 .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
             let listing: Vec<_> = all.iter().map(summary_json).collect();
@@ -184,11 +155,9 @@ impl VultrServer {
         let Some(id) = uri.strip_prefix(ONE_PREFIX) else {
             return Err(not_found());
         };
-        let conversation = match self.load_conversation(owner, id).await {
+        let conversation = match self.app.conversations.load(owner, id).await {
             Ok(conversation) => conversation,
-            Err(ToolError::Conversation(
-                StoreError::NotFound { .. } | StoreError::InvalidId { .. },
-            )) => {
+            Err(StoreError::NotFound { .. } | StoreError::InvalidId { .. }) => {
                 return Err(not_found());
             }
             Err(error) => return Err(ErrorData::internal_error(error.to_string(), None)),
@@ -258,12 +227,4 @@ fn transcript(conversation: &Conversation) -> String {
         text.push('\n');
     }
     text
-}
-
-/// Why a reply was cut short, as the store keeps it and its note shows it.
-fn cut_off_reason(cut: CutOff) -> &'static str {
-    match cut {
-        CutOff::Stalled(_) => "stalled",
-        CutOff::Deadline(_) => "out of time",
-    }
 }

@@ -3,21 +3,15 @@
 
 use std::fmt::Write as _;
 
-use rmcp::model::{CallToolResult, ContentBlock};
-use rmcp::service::RequestContext;
-use rmcp::{RoleServer, tool, tool_router};
+use rmcp::model::CallToolResult;
 use serde::Deserialize;
 
-use super::InvalidArguments;
 use super::VultrServer;
-use super::args::Parameters;
-use super::chat::PeerProgress;
+use super::args::{decode, input_schema};
 use super::error::ToolError;
-use crate::chat::ProgressSink;
-use crate::delegate::{
-    DEFAULT_MAX_TURNS, DelegateError, DelegateRequest, Delegation, Delegator, Stopped,
-};
-use tokio_util::sync::CancellationToken;
+use super::registry::{Call, Effect, ToolEntry};
+use crate::delegate::{DEFAULT_MAX_TURNS, DelegateRequest, Delegation, Stopped};
+use crate::settings::Toolset;
 
 /// Characters of a step's arguments shown in the result text.
 const SHOWN_ARGUMENT_CHARS: usize = 80;
@@ -65,54 +59,47 @@ impl From<DelegateArgs> for DelegateRequest {
     }
 }
 
-#[tool_router(router = delegate_router, vis = "pub(super)")]
-impl VultrServer {
-    /// Hand a multi-step task to a Vultr model that runs the tool loop itself over the MCP servers configured for delegation (tools named <server>__<tool>), within max_turns and budget_usd. Returns the answer and one line per tool call.
-    #[tool(
-        input_schema = super::args::input_schema::<DelegateArgs>(),
-        annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = true))]
-    async fn delegate(
-        &self,
-        Parameters(args): Parameters<DelegateArgs>,
-        context: RequestContext<RoleServer>,
-    ) -> CallToolResult {
-        let sink = context.meta.get_progress_token().map(|token| PeerProgress {
-            peer: context.peer.clone(),
-            token,
-        });
-        self.delegate_inner(args, sink, context.ct.clone()).await
+/// The `delegate` entry (listed only when a delegate servers file is set).
+pub(super) fn delegate() -> ToolEntry {
+    ToolEntry {
+        name: "delegate",
+        toolset: Toolset::Delegate,
+        description: "Hand a multi-step task to a Vultr model that runs the tool loop itself over the MCP servers configured for delegation (tools named <server>__<tool>), within max_turns and budget_usd. Returns the answer and one line per tool call.".to_owned(),
+        input_schema: input_schema::<DelegateArgs>,
+        effect: Effect::Writes {
+            destructive: false,
+            idempotent: false,
+        },
+        open_world: true,
+        upstream: true,
+        runs_as_task: true,
+        guide: "- delegate: hand a multi-step task to a Vultr model that calls the tools of the MCP servers configured for delegation itself, within max_turns and budget_usd; you get the answer and one line per tool call.\n".to_owned(),
+        handler: |server, call| Box::pin(server.delegate(call)),
     }
 }
 
 impl VultrServer {
-    /// Runs a delegation (for the tool, or as a task) and renders its result; `cancel`
-    /// stops the loop, keeping what was done.
-    pub(super) async fn delegate_inner<S: ProgressSink>(
-        &self,
-        args: Result<DelegateArgs, InvalidArguments>,
-        sink: Option<S>,
-        cancel: CancellationToken,
-    ) -> CallToolResult {
-        let args = match args {
-            Ok(args) => args,
-            Err(invalid) => return self.failure(ToolError::Arguments(invalid)),
+    /// Runs a delegation and renders its result; a cancelled call stops the loop, keeping
+    /// what was done.
+    async fn delegate(&self, call: Call) -> CallToolResult {
+        let Call {
+            arguments,
+            progress,
+            cancel,
+            ..
+        } = call;
+        let delegation = async {
+            let args = decode::<DelegateArgs>(arguments)?;
+            let delegator = self.app.delegator.as_ref().ok_or_else(|| {
+                ToolError::Invalid("delegation is not configured on this server".to_owned())
+            })?;
+            Ok::<_, ToolError>(delegator.run(args.into(), progress, cancel).await?)
         };
-        let Some(servers) = self.app.delegation.as_deref() else {
-            return self.failure(ToolError::Invalid(
-                "delegation is not configured on this server".to_owned(),
-            ));
-        };
-        let outcome = Delegator::new(&self.app, servers)
-            .run(args.into(), sink, cancel)
-            .await;
-        match outcome {
-            Ok(delegation) => self.success(render(&delegation), &delegation),
-            Err(DelegateError::Chat(error)) => self.failure(ToolError::Chat(error)),
-            Err(error) => {
-                let text = self.app.known_keys.redact(&error.to_string());
-                CallToolResult::error(vec![ContentBlock::text(text)])
-            }
-        }
+        self.respond(
+            delegation
+                .await
+                .map(|delegation| self.success(render(&delegation), &delegation)),
+        )
     }
 }
 

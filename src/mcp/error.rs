@@ -3,11 +3,15 @@
 
 use super::args::InvalidArguments;
 use crate::chat::ChatError;
+use crate::conversations::TurnError;
+use crate::delegate::DelegateError;
 use crate::fair_share::OverShare;
 use crate::keys::KeyError;
 use crate::rate_limit::OverLimit;
 use crate::setting;
 use crate::store::{ConversationId, StoreError};
+use crate::subscriptions::SubscriptionError;
+use crate::tasks::TooManyTasks;
 use crate::vultr::error::VultrError;
 
 /// Everything that can make a tool call fail.
@@ -19,26 +23,21 @@ pub enum ToolError {
     /// The arguments decoded but make no sense together; the text names the field.
     #[error("invalid arguments: {0}")]
     Invalid(String),
-    /// A subscription tool was called without an account key.
-    #[error(
-        "this tool needs the Vultr account API: set {} to an account API key (Vultr customer portal > Account > API, with this machine's IP allowed) in the MCP server's env, then restart it.",
-        setting::API_KEY
-    )]
-    NoAccountKey,
+    /// Subscriptions could not be read.
+    #[error(transparent)]
+    Subscription(#[from] SubscriptionError),
+    /// The caller already has as many tasks working as one user may.
+    #[error(transparent)]
+    Tasks(#[from] TooManyTasks),
+    /// A delegation could not run.
+    #[error(transparent)]
+    Delegate(#[from] DelegateError),
     /// No inference key could be had.
     #[error(transparent)]
     Key(#[from] KeyError),
     /// A Vultr API failed.
     #[error(transparent)]
     Upstream(#[from] VultrError),
-    /// get_subscription named a subscription that does not exist.
-    #[error("no inference subscription has the id or label `{wanted}`. Known: {}.", if .known.is_empty() { "none".to_owned() } else { .known.join(", ") })]
-    UnknownSubscription {
-        /// What was asked for.
-        wanted: String,
-        /// What exists, as `label (id)`.
-        known: Vec<String>,
-    },
     /// A conversation could not be read or written.
     #[error(transparent)]
     Conversation(#[from] StoreError),
@@ -65,4 +64,13 @@ pub enum ToolError {
         .0.per_principal, setting::MAX_CALLS_PER_PRINCIPAL
     )]
     OverShare(OverShare),
+}
+
+impl From<TurnError> for ToolError {
+    fn from(error: TurnError) -> Self {
+        match error {
+            TurnError::Conversation(error) => ToolError::Conversation(error),
+            TurnError::Chat(error) => ToolError::Chat(error),
+        }
+    }
 }

@@ -7,21 +7,21 @@ mod conversations;
 mod delegate;
 mod error;
 mod models;
+mod progress;
+mod registry;
 mod subscriptions;
 mod tasks;
 
 use std::sync::Arc;
 
-use rmcp::handler::server::router::tool::ToolRouter;
-use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams, ContentBlock,
     GetTaskParams, GetTaskResult, Implementation, ListResourceTemplatesResult, ListResourcesResult,
-    PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities,
-    ServerConfig,
+    ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
+    ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::RequestContext;
-use rmcp::{ErrorData, RoleServer, ServerHandler, tool_handler};
+use rmcp::{ErrorData, RoleServer, ServerHandler};
 use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
@@ -30,26 +30,8 @@ use crate::setting;
 
 pub use args::InvalidArguments;
 pub use error::ToolError;
-
-/// What an agent reads once, at `initialize`, to know when to use which tool.
-const INSTRUCTIONS: &str = "\
-Delegate work to models hosted on Vultr Serverless Inference.
-- list_models: the live catalog (ids, context window, max output, tool support, prices). Use it to pick a `model`; filter with `capability` (chat, tools, ...) or `query`.
-- chat_completion: run a model. Simple use: `prompt` (+ optional `system`). Multi-turn or tool calling: `messages` in OpenAI format.
-- Tool calling round trip: pass `tools` (OpenAI function tools) and optionally `tool_choice`. If the result has `tool_calls`, run each yourself, then call chat_completion again with the same `tools`, the result's `conversation_id`, and `messages` = one {\"role\":\"tool\",\"tool_call_id\":<id>,\"content\":<result text>} per call (without conversation_id, send your previous messages + the result's `assistant_message` + the tool messages). Repeat until `finish_reason` is not tool_calls.
-- Conversations: every chat_completion result has a conversation_id. Pass it back to continue: the stored messages are sent first, so send only the new prompt or messages (for a tool round trip, just the tool messages). delete_conversation removes one; the resources vultr://conversations (list) and vultr://conversations/{id} (transcript) show them.
-- list_subscriptions / get_subscription: the account's inference subscriptions and their usage (needs VULTR_API_KEY). Keys are never shown, only their last 4 characters.
-Errors come back as tool results with isError and say what to change.";
-
-/// The tools whose calls go to Vultr (or downstream servers) and so take a slot of the
-/// shared limit. `list_models` answers from the cached catalog (one shared fetch when it is
-/// stale); `delete_conversation` only touches the store.
-const UPSTREAM_TOOLS: [&str; 4] = [
-    "chat_completion",
-    "delegate",
-    "list_subscriptions",
-    "get_subscription",
-];
+use progress::CallProgress;
+use registry::{Call, Tools, cancelled};
 
 /// The vultr-inference-mcp MCP handler: one value per session, all sharing one [`App`].
 #[derive(Clone)]
@@ -60,36 +42,20 @@ pub struct VultrServer {
     /// Who the session acts for when its requests carry no authenticated principal
     /// (stdio: `local`).
     principal: Principal,
-    /// Built once per process (the schemas are the same for every session).
-    tool_router: Arc<ToolRouter<Self>>,
+    /// The tools the app lists, built once per process.
+    tools: Arc<Tools>,
 }
-
-/// The tools of every session: without and with `delegate`.
-static ROUTERS: [std::sync::OnceLock<Arc<ToolRouter<VultrServer>>>; 2] =
-    [std::sync::OnceLock::new(), std::sync::OnceLock::new()];
 
 impl VultrServer {
     /// The MCP handler of one session over the shared `app`; cancelling `shutdown` (the
     /// session's client is gone) stops every call the session still runs.
     pub fn new(app: Arc<App>, shutdown: CancellationToken) -> Self {
-        let delegating = app.delegation.is_some();
-        let tool_router = ROUTERS[usize::from(delegating)]
-            .get_or_init(|| {
-                let mut router = Self::subscriptions_router()
-                    + Self::models_router()
-                    + Self::chat_router()
-                    + Self::conversations_router();
-                if delegating {
-                    router += Self::delegate_router();
-                }
-                Arc::new(router)
-            })
-            .clone();
+        let tools = Tools::of(&app.tools);
         Self {
             app,
             shutdown,
             principal: Principal::local(),
-            tool_router,
+            tools,
         }
     }
 
@@ -112,7 +78,6 @@ impl VultrServer {
     }
 }
 
-#[tool_handler(router = self.tool_router)]
 impl ServerHandler for VultrServer {
     /// Runs a tool once a slot is free, so a burst of calls queues instead of piling onto Vultr.
     /// An unknown tool is refused at once, naming the tools that exist.
@@ -121,23 +86,16 @@ impl ServerHandler for VultrServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        if !self.tool_router.has_route(&request.name) {
-            let mut tools: Vec<String> = self
-                .tool_router
-                .list_all()
-                .into_iter()
-                .map(|tool| tool.name.into_owned())
-                .collect();
-            tools.sort();
+        let Some(tool) = self.tools.get(&request.name) else {
+            let why = self
+                .tools
+                .why_not_listed(&request.name)
+                .unwrap_or_else(|| format!("unknown tool {:?}", request.name));
             return Err(ErrorData::invalid_params(
-                format!(
-                    "unknown tool {:?}; the tools are: {}",
-                    request.name,
-                    tools.join(", ")
-                ),
+                format!("{why}; the tools are: {}", self.tools.names()),
                 None,
             ));
-        }
+        };
         let _in_flight = self.app.calls_in_flight.token();
         let caller = self.principal(&context);
         if let Some(limit) = &self.app.rate_limit
@@ -145,9 +103,8 @@ impl ServerHandler for VultrServer {
         {
             return Ok(self.failure(ToolError::RateLimited(over)).into());
         }
-        let upstream = UPSTREAM_TOOLS.contains(&request.name.as_ref());
         // A principal's share bounds its calls that take (or wait for) upstream slots.
-        let share = if upstream {
+        let share = if tool.upstream {
             match self.app.shares.enter(&caller) {
                 Ok(ticket) => Some(ticket),
                 Err(over) => return Ok(self.failure(ToolError::OverShare(over)).into()),
@@ -155,27 +112,52 @@ impl ServerHandler for VultrServer {
         } else {
             None
         };
-        if tasks::TASK_TOOLS.contains(&request.name.as_ref()) && tasks::accepts_tasks(&context) {
-            return self.call_as_task(request, context, share).await;
+        let arguments = request.arguments.unwrap_or_default();
+        if tool.runs_as_task && tasks::accepts_tasks(&context) {
+            return Ok(self.call_as_task(tool, arguments, context, share).await);
         }
-        let cancelled = context.ct.clone();
+        let cancel = context.ct.clone();
         let shutdown = self.shutdown.clone();
-        let stopped = || Ok(CallToolResult::error(vec![ContentBlock::text("cancelled")]).into());
         // Only calls that go to Vultr wait for a slot; the others never queue behind them.
         let _share = share;
-        let _permit = if upstream {
+        let _permit = if tool.upstream {
             Some(tokio::select! {
                 permit = self.app.calls.acquire() => permit.map_err(|e| ErrorData::internal_error(e.to_string(), None))?,
-                () = cancelled.cancelled() => return stopped(),
-                () = shutdown.cancelled() => return stopped(),
+                () = cancel.cancelled() => return Ok(cancelled().into()),
+                () = shutdown.cancelled() => return Ok(cancelled().into()),
             })
         } else {
             None
         };
-        tokio::select! {
-            outcome = self.tool_router.call(ToolCallContext::new(self, request, context)) => outcome,
-            () = shutdown.cancelled() => stopped(),
+        let call = Call {
+            owner: caller,
+            arguments,
+            progress: CallProgress::of(&context),
+            cancel,
+        };
+        Ok(tokio::select! {
+            result = (tool.handler)(self, call) => result,
+            () = shutdown.cancelled() => cancelled(),
         }
+        .into())
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        Ok(ListToolsResult::with_all_items(
+            self.tools.listed().to_vec(),
+        ))
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        self.tools
+            .listed()
+            .iter()
+            .find(|tool| tool.name == name)
+            .cloned()
     }
 
     async fn list_resources(
@@ -238,7 +220,7 @@ impl ServerHandler for VultrServer {
             Implementation::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"))
                 .with_title("Vultr Serverless Inference"),
         )
-        .with_instructions(INSTRUCTIONS)
+        .with_instructions(self.tools.instructions())
     }
 }
 

@@ -3,60 +3,15 @@
 use std::fmt::Write as _;
 
 use rmcp::model::CallToolResult;
-use rmcp::{tool, tool_router};
 use serde::{Deserialize, Serialize};
 
 use super::VultrServer;
-use super::args::{InvalidArguments, Parameters};
+use super::args::{decode, input_schema};
 use super::error::ToolError;
+use super::registry::{Call, Effect, ToolEntry};
+use crate::models::{Capability, ModelQuery};
+use crate::settings::Toolset;
 use crate::vultr::models::Model;
-
-/// What a model can do, for filtering.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Capability {
-    /// Outputs text (chat_completion works).
-    Chat,
-    /// Chat with tool calling.
-    Tools,
-    /// Text output that can stream.
-    Streaming,
-    /// Accepts reasoning_effort.
-    Reasoning,
-    /// Embeddings.
-    Embeddings,
-    /// Text to speech.
-    Speech,
-    /// Speech to text.
-    Transcription,
-    /// Image generation.
-    Image,
-    /// Video generation.
-    Video,
-    /// Reranking.
-    Rerank,
-}
-
-impl Capability {
-    fn matches(self, model: &Model) -> bool {
-        let outputs = |kind: &str| model.outputs.iter().any(|o| o == kind);
-        match self {
-            Capability::Chat => model.is_chat(),
-            Capability::Tools => model.is_chat() && model.tools == Some(true),
-            Capability::Streaming => model.is_chat() && model.streaming == Some(true),
-            Capability::Reasoning => model
-                .reasoning_efforts
-                .as_ref()
-                .is_some_and(|e| !e.is_empty()),
-            Capability::Embeddings => outputs("embeddings"),
-            Capability::Speech => outputs("speech") || outputs("audio"),
-            Capability::Transcription => outputs("transcription"),
-            Capability::Image => outputs("image"),
-            Capability::Video => outputs("video"),
-            Capability::Rerank => outputs("rerank"),
-        }
-    }
-}
 
 /// Arguments of `list_models`.
 #[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
@@ -75,51 +30,43 @@ struct ModelList<'a> {
     total_in_catalog: usize,
 }
 
-#[tool_router(router = models_router, vis = "pub(super)")]
-impl VultrServer {
-    /// The live Vultr model catalog: id, outputs, context window, max output tokens, tool support, streaming, reasoning efforts, USD per 1M prompt/completion tokens. No key needed.
-    #[tool(
-        input_schema = super::args::input_schema::<ListModelsArgs>(),
-        annotations(read_only_hint = true, open_world_hint = true))]
-    async fn list_models(&self, Parameters(args): Parameters<ListModelsArgs>) -> CallToolResult {
-        self.respond(self.list_models_inner(args).await)
+/// The `list_models` entry.
+pub(super) fn list_models() -> ToolEntry {
+    ToolEntry {
+        name: "list_models",
+        toolset: Toolset::Core,
+        description: "The live Vultr model catalog: id, outputs, context window, max output tokens, tool support, streaming, reasoning efforts, USD per 1M prompt/completion tokens. No key needed.".to_owned(),
+        input_schema: input_schema::<ListModelsArgs>,
+        effect: Effect::ReadOnly,
+        open_world: true,
+        upstream: false,
+        runs_as_task: false,
+        guide: "- list_models: the live catalog (ids, context window, max output, tool support, prices). Use it to pick a `model`; filter with `capability` (chat, tools, ...) or `query`.\n".to_owned(),
+        handler: |server, call| Box::pin(server.list_models(call)),
     }
 }
 
 impl VultrServer {
-    async fn list_models_inner(
-        &self,
-        args: Result<ListModelsArgs, InvalidArguments>,
-    ) -> Result<CallToolResult, ToolError> {
-        let args = args?;
-        let key = self.app.keys.at_hand().await;
-        let catalog = self.app.catalog.models(key.as_ref()).await?;
-        let query = args
-            .query
-            .as_deref()
-            .map(str::trim)
-            .filter(|q| !q.is_empty())
-            .map(str::to_lowercase);
-        let models: Vec<&Model> = catalog
-            .iter()
-            .filter(|m| args.capability.is_none_or(|c| c.matches(m)))
-            .filter(|m| {
-                query.as_deref().is_none_or(|q| {
-                    m.id.to_lowercase().contains(q)
-                        || m.name
-                            .as_deref()
-                            .is_some_and(|n| n.to_lowercase().contains(q))
-                })
-            })
-            .collect();
-        let text = render(&models, catalog.len());
-        Ok(self.success(
-            text,
-            ModelList {
-                models,
-                total_in_catalog: catalog.len(),
-            },
-        ))
+    async fn list_models(&self, call: Call) -> CallToolResult {
+        let found = async {
+            let args = decode::<ListModelsArgs>(call.arguments)?;
+            let query = ModelQuery {
+                text: args.query,
+                capability: args.capability,
+            };
+            Ok::<_, ToolError>(self.app.models.find(&query).await?)
+        };
+        self.respond(found.await.map(|found| {
+            let models = found.models();
+            let total = found.total();
+            self.success(
+                render(&models, total),
+                ModelList {
+                    models,
+                    total_in_catalog: total,
+                },
+            )
+        }))
     }
 }
 

@@ -2,18 +2,20 @@
 
 use std::fmt::Write as _;
 
-use rmcp::model::CallToolResult;
-use rmcp::{tool, tool_router};
+use std::sync::{Arc, LazyLock};
+
+use rmcp::model::{CallToolResult, JsonObject};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Number, Value};
 
 use super::VultrServer;
-use super::args::Parameters;
+use super::args::{decode, input_schema};
 use super::error::ToolError;
-use crate::keys::{KeyError, select};
-use crate::vultr::account::{
-    AccountClient, AudioUsage, ImageUsage, ModelUsage, Subscription, Usage,
-};
+use super::registry::{Call, Effect, ToolEntry};
+use crate::setting;
+use crate::settings::Toolset;
+use crate::subscriptions::SubscriptionDetail;
+use crate::vultr::account::{AudioUsage, ImageUsage, ModelUsage, Subscription, Usage};
 
 /// A subscription as shown to clients: the key only as a hint.
 #[derive(Debug, Serialize)]
@@ -80,7 +82,7 @@ struct SubscriptionList {
 }
 
 #[derive(Serialize)]
-struct SubscriptionDetail<'a> {
+struct SubscriptionShown<'a> {
     subscription: SubscriptionView,
     #[serde(skip_serializing_if = "Option::is_none")]
     usage: Option<UsageView<'a>>,
@@ -150,75 +152,103 @@ fn usd_of_cents(cents: &Number) -> Option<f64> {
     Some((usd * 1e8).round() / 1e8)
 }
 
-#[tool_router(router = subscriptions_router, vis = "pub(super)")]
-impl VultrServer {
-    /// List the account's Serverless Inference subscriptions: id, label, creation date, key hint (last 4 characters). Needs VULTR_API_KEY.
-    #[tool(annotations(read_only_hint = true, open_world_hint = true))]
-    async fn list_subscriptions(&self) -> CallToolResult {
-        self.respond(self.list_subscriptions_inner().await)
-    }
-
-    /// One subscription (by id or label) with its usage: tokens per model this and last month, prices, audio and image usage. Needs VULTR_API_KEY.
-    #[tool(
-        input_schema = super::args::input_schema::<GetSubscriptionArgs>(),
-        annotations(read_only_hint = true, open_world_hint = true))]
-    async fn get_subscription(
-        &self,
-        Parameters(args): Parameters<GetSubscriptionArgs>,
-    ) -> CallToolResult {
-        self.respond(self.get_subscription_inner(args).await)
+/// The `list_subscriptions` entry.
+pub(super) fn list_subscriptions() -> ToolEntry {
+    ToolEntry {
+        name: "list_subscriptions",
+        toolset: Toolset::Core,
+        description: format!(
+            "List the account's Serverless Inference subscriptions: id, label, creation date, key hint (last 4 characters). Needs {}.",
+            setting::API_KEY
+        ),
+        input_schema: no_arguments,
+        effect: Effect::ReadOnly,
+        open_world: true,
+        upstream: true,
+        runs_as_task: false,
+        guide: format!(
+            "- list_subscriptions: the account's inference subscriptions (needs {}). Keys are never shown, only their last 4 characters.\n",
+            setting::API_KEY
+        ),
+        handler: |server, _call| Box::pin(server.list_subscriptions()),
     }
 }
 
+/// The `get_subscription` entry.
+pub(super) fn get_subscription() -> ToolEntry {
+    ToolEntry {
+        name: "get_subscription",
+        toolset: Toolset::Core,
+        description: format!(
+            "One subscription (by id or label) with its usage: tokens per model this and last month, prices, audio and image usage. Needs {}.",
+            setting::API_KEY
+        ),
+        input_schema: input_schema::<GetSubscriptionArgs>,
+        effect: Effect::ReadOnly,
+        open_world: true,
+        upstream: true,
+        runs_as_task: false,
+        guide: "- get_subscription: one subscription and its usage this and last month.\n"
+            .to_owned(),
+        handler: |server, call| Box::pin(server.get_subscription(call)),
+    }
+}
+
+/// The input schema of a tool without arguments.
+fn no_arguments() -> Arc<JsonObject> {
+    static SCHEMA: LazyLock<Arc<JsonObject>> = LazyLock::new(|| {
+        let mut schema = JsonObject::new();
+        schema.insert("type".to_owned(), Value::from("object"));
+        schema.insert("properties".to_owned(), Value::Object(Map::new()));
+        Arc::new(schema)
+    });
+    SCHEMA.clone()
+}
+
 impl VultrServer {
-    fn account(&self) -> Result<&AccountClient, ToolError> {
-        self.app.account.as_ref().ok_or(ToolError::NoAccountKey)
+    async fn list_subscriptions(&self) -> CallToolResult {
+        let listed = self.app.subscriptions.list().await.map_err(ToolError::from);
+        self.respond(listed.map(|subscriptions| {
+            let views: Vec<SubscriptionView> =
+                subscriptions.iter().map(SubscriptionView::from).collect();
+            let text = if views.is_empty() {
+                "No Serverless Inference subscriptions on this account. Create one in the Vultr customer portal (Products > Serverless Inference).".to_owned()
+            } else {
+                let mut text = format!("{} inference subscription(s):\n", views.len());
+                for view in &views {
+                    let _ = writeln!(text, "- {}", view.line());
+                }
+                text
+            };
+            self.success(
+                text,
+                SubscriptionList {
+                    subscriptions: views,
+                },
+            )
+        }))
     }
 
-    async fn list_subscriptions_inner(&self) -> Result<CallToolResult, ToolError> {
-        let subscriptions = self.account()?.list_subscriptions().await?;
-        let views: Vec<SubscriptionView> =
-            subscriptions.iter().map(SubscriptionView::from).collect();
-        let text = if views.is_empty() {
-            "No Serverless Inference subscriptions on this account. Create one in the Vultr customer portal (Products > Serverless Inference).".to_owned()
-        } else {
-            let mut text = format!("{} inference subscription(s):\n", views.len());
-            for view in &views {
-                let _ = writeln!(text, "- {}", view.line());
-            }
-            text
+    async fn get_subscription(&self, call: Call) -> CallToolResult {
+        let detail = async {
+            let args = decode::<GetSubscriptionArgs>(call.arguments)?;
+            Ok::<_, ToolError>(self.app.subscriptions.detail(&args.subscription).await?)
         };
-        Ok(self.success(
-            text,
-            SubscriptionList {
-                subscriptions: views,
-            },
-        ))
+        self.respond(detail.await.map(|detail| self.render_detail(&detail)))
     }
 
-    async fn get_subscription_inner(
-        &self,
-        args: Result<GetSubscriptionArgs, super::args::InvalidArguments>,
-    ) -> Result<CallToolResult, ToolError> {
-        let args = args?;
-        let account = self.account()?;
-        let subscriptions = account.list_subscriptions().await?;
-        let chosen = select(&subscriptions, Some(&args.subscription)).map_err(|e| match e {
-            KeyError::NotFound { wanted, known } => {
-                ToolError::UnknownSubscription { wanted, known }
-            }
-            other => ToolError::Key(other),
-        })?;
+    fn render_detail(&self, detail: &SubscriptionDetail) -> CallToolResult {
+        let revealing = self.app.subscriptions.reveal_keys();
+        let chosen = &detail.subscription;
         let mut view = SubscriptionView::from(chosen);
-        if self.app.reveal_keys {
+        if revealing {
             view.api_key = chosen.api_key.as_ref().map(|k| k.expose().to_owned());
         }
         let mut text = format!("Subscription {}\n", view.line());
-        let usage = account.usage(&chosen.id).await;
-        let detail = match &usage {
+        let shown = match &detail.usage {
             Ok(usage) => {
                 render_usage(&mut text, usage);
-                SubscriptionDetail {
+                SubscriptionShown {
                     subscription: view,
                     usage: Some(UsageView::from(usage)),
                     usage_error: None,
@@ -226,17 +256,17 @@ impl VultrServer {
             }
             Err(error) => {
                 let _ = write!(text, "Usage could not be read: {error}");
-                SubscriptionDetail {
+                SubscriptionShown {
                     subscription: view,
                     usage: None,
                     usage_error: Some(error.to_string()),
                 }
             }
         };
-        if self.app.reveal_keys {
-            return Ok(self.success_revealing_keys(text, detail));
+        if revealing {
+            return self.success_revealing_keys(text, shown);
         }
-        Ok(self.success(text, detail))
+        self.success(text, shown)
     }
 }
 

@@ -1,28 +1,23 @@
-//! The tasks extension at the protocol edge: a `chat_completion` of a client that
-//! declared the extension may answer with a task handle (`CreateTaskResult`), and
+//! The tasks extension at the protocol edge: a call of a task-capable tool (the registry
+//! says which) by a client that declared the extension may answer with a task handle
+//! (`CreateTaskResult`), and
 //! `tasks/get` / `tasks/cancel` read and stop tasks through [`crate::tasks::Tasks`].
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, CreateTaskResult,
-    DetailedTask, JsonObject, Task, TaskPayload, TaskStatus,
+    CallToolResponse, CallToolResult, ContentBlock, CreateTaskResult, DetailedTask, JsonObject,
+    Task, TaskPayload, TaskStatus,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::VultrServer;
-use super::args::decode;
-use super::chat::{ChatCompletionArgs, PeerProgress};
-use crate::chat::{Progress, ProgressSink, ProgressUpdate};
+use super::error::ToolError;
+use super::progress::CallProgress;
+use super::registry::{Call, ToolEntry, cancelled};
 use crate::fair_share::CallTicket;
 use crate::tasks::{POLL_INTERVAL, Started, StatusLine, TaskError, TaskRecord, TaskState, rfc3339};
-
-/// The tools whose calls may become tasks: the long-running ones.
-pub(super) const TASK_TOOLS: [&str; 2] = ["chat_completion", "delegate"];
 
 /// Whether the request's client declared the tasks extension (in the request's `_meta`,
 /// or, for a session of an older protocol, when it initialized).
@@ -33,72 +28,51 @@ pub(super) fn accepts_tasks(context: &RequestContext<RoleServer>) -> bool {
 }
 
 impl VultrServer {
-    /// Runs `chat_completion` or `delegate` for a client that accepts tasks: its result if
-    /// it ends within `VULTR_MCP_TASK_AFTER`, else a task handle while the call goes on. The
-    /// call takes a slot of the shared limit as any call does; a task cancelled while it
-    /// waited for its slot stops there. Refused at once (`isError`) when the caller
-    /// already has `VULTR_MCP_MAX_TASKS_PER_PRINCIPAL` calls working as tasks here.
-    /// `share` is the caller's place among its calls in flight: the call keeps it until it
-    /// ends, task or not.
+    /// Runs a task-capable tool for a client that accepts tasks: its result if it ends
+    /// within `VULTR_MCP_TASK_AFTER`, else a task handle while the call goes on. The call
+    /// takes a slot of the shared limit as any call does; a task cancelled while it waited
+    /// for its slot stops there. Refused at once (`isError`) when the caller already has
+    /// `VULTR_MCP_MAX_TASKS_PER_PRINCIPAL` calls working as tasks here. `share` is the
+    /// caller's place among its calls in flight: the call keeps it until it ends, task or
+    /// not.
     pub(super) async fn call_as_task(
         &self,
-        request: CallToolRequestParams,
+        tool: &'static ToolEntry,
+        arguments: JsonObject,
         context: RequestContext<RoleServer>,
         share: Option<CallTicket>,
-    ) -> Result<CallToolResponse, ErrorData> {
+    ) -> CallToolResponse {
         let owner = self.principal(&context);
         let admission = match self.app.tasks.admit(&owner) {
             Ok(admission) => admission,
-            Err(too_many) => {
-                return Ok(
-                    CallToolResult::error(vec![ContentBlock::text(too_many.to_string())]).into(),
-                );
-            }
+            Err(too_many) => return self.failure(ToolError::Tasks(too_many)).into(),
         };
         let cancel_check = admission.cancel_check();
-        let delegation = request.name == "delegate";
-        let arguments = request.arguments.unwrap_or_default();
         let status = StatusLine::default();
-        let forward = Arc::new(AtomicBool::new(true));
-        let sink = TaskProgress {
-            peer: context.meta.get_progress_token().map(|token| PeerProgress {
-                peer: context.peer.clone(),
-                token,
-            }),
-            status: status.clone(),
-            forward: Arc::clone(&forward),
+        let progress = CallProgress::of_task(&context, status.clone());
+        let call = Call {
+            owner,
+            arguments,
+            progress: Some(progress.clone()),
+            // A task is stopped by dropping its call, so it needs no token of its own.
+            cancel: CancellationToken::new(),
         };
         let server = self.clone();
         let in_flight = self.app.calls_in_flight.token();
-        let call_owner = owner.clone();
-        let call = async move {
+        let run = async move {
             let _in_flight = in_flight;
             let _share = share;
             let permit = server.app.calls.acquire().await;
             // Cancelled while queued (through any replica): stops here, never upstream.
             cancel_check.go_ahead().await;
             let result = match permit {
-                // A task is stopped by dropping its call, so the loop needs no token of its own.
-                Ok(_permit) if delegation => {
-                    server
-                        .delegate_inner(decode(arguments), Some(sink), CancellationToken::new())
-                        .await
-                }
-                Ok(_permit) => server.respond(
-                    server
-                        .chat_inner(
-                            &call_owner,
-                            decode::<ChatCompletionArgs>(arguments),
-                            Progress::new(Some(sink)),
-                        )
-                        .await,
-                ),
+                Ok(_permit) => (tool.handler)(&server, call).await,
                 Err(closed) => CallToolResult::error(vec![ContentBlock::text(format!(
                     "the server is stopping ({closed}); try again"
                 ))]),
             };
             serde_json::to_value(result).unwrap_or_else(|error| {
-                json!({"content": [{"type": "text", "text": format!("the result could not be encoded ({error})")}], "isError": true})
+                serde_json::json!({"content": [{"type": "text", "text": format!("the result could not be encoded ({error})")}], "isError": true})
             })
         };
         let started = self
@@ -106,24 +80,26 @@ impl VultrServer {
             .tasks
             .start(
                 admission,
-                call,
+                run,
                 status,
                 context.ct.clone(),
                 self.shutdown.clone(),
             )
             .await;
-        Ok(match started {
+        match started {
             Started::Finished(result) => serde_json::from_value::<CallToolResult>(result)
-                .map_err(|e| {
-                    ErrorData::internal_error(format!("a result did not decode: {e}"), None)
-                })?
+                .unwrap_or_else(|error| {
+                    CallToolResult::error(vec![ContentBlock::text(format!(
+                        "a result did not decode: {error}"
+                    ))])
+                })
                 .into(),
             Started::Task(record) => {
-                forward.store(false, Ordering::Relaxed);
+                progress.stop_forwarding();
                 CallToolResponse::Task(CreateTaskResult::new(task_of(&record)))
             }
-            Started::Stopped => CallToolResult::error(vec![ContentBlock::text("cancelled")]).into(),
-        })
+            Started::Stopped => cancelled().into(),
+        }
     }
 
     /// `tasks/get`: the caller's task, with its result or error once it ended.
@@ -208,26 +184,5 @@ fn object(value: Value) -> JsonObject {
     match value {
         Value::Object(map) => map,
         other => JsonObject::from_iter([("value".to_owned(), other)]),
-    }
-}
-
-/// Progress of a call that may become a task: to the caller while it waits (when it
-/// asked for progress), and always into the task's status message.
-#[derive(Clone)]
-struct TaskProgress {
-    peer: Option<PeerProgress>,
-    status: StatusLine,
-    /// False once the caller holds a task handle: its request is answered.
-    forward: Arc<AtomicBool>,
-}
-
-impl ProgressSink for TaskProgress {
-    async fn send(self, update: ProgressUpdate) {
-        self.status.set(format!("running: {}", update.message));
-        if let Some(peer) = self.peer
-            && self.forward.load(Ordering::Relaxed)
-        {
-            peer.send(update).await;
-        }
     }
 }

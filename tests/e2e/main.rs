@@ -31,3 +31,4 @@ mod stdio;
 #[cfg(unix)]
 mod store;
 mod tasks;
+mod toolsets;

@@ -38,12 +38,13 @@ async fn tools_list_matches_the_snapshot() {
     assert_eq!(
         names,
         [
+            "list_models",
             "chat_completion",
             "delete_conversation",
-            "get_subscription",
-            "list_models",
-            "list_subscriptions"
-        ]
+            "list_subscriptions",
+            "get_subscription"
+        ],
+        "the core tools in registry order (src/mcp/registry.rs)"
     );
     let listing = serde_json::to_value(&tools).unwrap();
     insta::assert_json_snapshot!("tools_list", listing);

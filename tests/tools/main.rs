@@ -18,4 +18,5 @@ mod models;
 mod streaming;
 mod subscriptions;
 mod tasks;
+mod toolsets;
 mod upstream_errors;

@@ -1,0 +1,296 @@
+//! The tool registry: every tool is one declarative entry (name, toolset, description,
+//! input schema, annotations, whether it goes upstream, whether it may run as a task, the
+//! line it adds to the instructions, its handler). `tools/list`, call dispatch, task
+//! dispatch and the server's instructions are all derived from it.
+//!
+//! Tools are listed in registry order: toolset by toolset (`core`, then `delegate`), and
+//! within `core`: list_models, chat_completion, delete_conversation, list_subscriptions,
+//! get_subscription.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, LazyLock, Mutex};
+
+use futures_util::future::BoxFuture;
+use rmcp::model::{CallToolResult, ContentBlock, JsonObject, Tool, ToolAnnotations};
+use tokio_util::sync::CancellationToken;
+
+use super::VultrServer;
+use super::progress::CallProgress;
+use crate::principal::Principal;
+use crate::setting;
+use crate::settings::{ToolSelection, Toolset};
+
+/// Runs one call of a tool and renders its result (a failure as an `isError` result).
+pub(super) type Handler = for<'a> fn(&'a VultrServer, Call) -> BoxFuture<'a, CallToolResult>;
+
+/// One call as a handler gets it.
+pub(super) struct Call {
+    /// Who the call acts for.
+    pub owner: Principal,
+    /// The arguments as sent (decoded by the handler, which names a bad field).
+    pub arguments: JsonObject,
+    /// Where progress goes, when anyone listens.
+    pub progress: Option<CallProgress>,
+    /// Cancelled when the caller cancels the call (never for a task: a task is stopped by
+    /// dropping its call).
+    pub cancel: CancellationToken,
+}
+
+/// What a tool may change.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Effect {
+    /// Nothing (`readOnlyHint`): listed in read-only mode.
+    ReadOnly,
+    /// Something: hidden in read-only mode.
+    Writes {
+        /// It may destroy what exists.
+        destructive: bool,
+        /// Calling it again with the same arguments changes nothing more.
+        idempotent: bool,
+    },
+}
+
+/// One tool.
+pub(super) struct ToolEntry {
+    /// Its name in `tools/list` and `tools/call`.
+    pub name: &'static str,
+    /// The toolset that lists it.
+    pub toolset: Toolset,
+    /// What it does, for the model choosing tools.
+    pub description: String,
+    /// Its input schema.
+    pub input_schema: fn() -> Arc<JsonObject>,
+    /// What it may change.
+    pub effect: Effect,
+    /// Whether it reaches outside this server (`openWorldHint`).
+    pub open_world: bool,
+    /// Whether its calls go to Vultr (or downstream servers) and so take a place of the
+    /// caller's share and a slot of the shared limit; the others never queue.
+    pub upstream: bool,
+    /// Whether a call may become a task, for clients that accept tasks.
+    pub runs_as_task: bool,
+    /// What the instructions say of it (lines starting `- `).
+    pub guide: String,
+    /// Runs a call.
+    pub handler: Handler,
+}
+
+impl ToolEntry {
+    /// The tool as `tools/list` shows it.
+    fn tool(&self) -> Tool {
+        let annotations = match self.effect {
+            Effect::ReadOnly => ToolAnnotations::new().read_only(true),
+            Effect::Writes {
+                destructive,
+                idempotent,
+            } => ToolAnnotations::new()
+                .read_only(false)
+                .destructive(destructive)
+                .idempotent(idempotent),
+        }
+        .open_world(self.open_world);
+        Tool::new(self.name, self.description.clone(), (self.input_schema)())
+            .with_annotations(annotations)
+    }
+
+    /// Whether the tool changes nothing.
+    fn is_read_only(&self) -> bool {
+        matches!(self.effect, Effect::ReadOnly)
+    }
+}
+
+/// Every tool, in the order they are listed.
+static REGISTRY: LazyLock<Vec<ToolEntry>> = LazyLock::new(|| {
+    vec![
+        super::models::list_models(),
+        super::chat::chat_completion(),
+        super::conversations::delete_conversation(),
+        super::subscriptions::list_subscriptions(),
+        super::subscriptions::get_subscription(),
+        super::delegate::delegate(),
+    ]
+});
+
+/// The tools of one selection: what `tools/list` shows and what calls can reach.
+pub(super) struct Tools {
+    toolsets: BTreeSet<Toolset>,
+    entries: Vec<&'static ToolEntry>,
+    listed: Vec<Tool>,
+    instructions: String,
+}
+
+/// Built once per selection and process (a process normally has one).
+static SELECTIONS: LazyLock<Mutex<HashMap<ToolSelection, Arc<Tools>>>> =
+    LazyLock::new(Mutex::default);
+
+impl Tools {
+    /// The tools `selection` lists.
+    pub(super) fn of(selection: &ToolSelection) -> Arc<Tools> {
+        let mut built = SELECTIONS.lock().unwrap_or_else(|e| e.into_inner());
+        built
+            .entry(selection.clone())
+            .or_insert_with(|| Arc::new(Tools::build(selection)))
+            .clone()
+    }
+
+    fn build(selection: &ToolSelection) -> Tools {
+        let entries: Vec<&'static ToolEntry> = REGISTRY
+            .iter()
+            .filter(|entry| selection.toolsets.contains(&entry.toolset))
+            .filter(|entry| !selection.read_only || entry.is_read_only())
+            .collect();
+        Tools {
+            toolsets: selection.toolsets.clone(),
+            listed: entries.iter().map(|entry| entry.tool()).collect(),
+            instructions: instructions(&entries),
+            entries,
+        }
+    }
+
+    /// The tool named `name`, if it is listed.
+    pub(super) fn get(&self, name: &str) -> Option<&'static ToolEntry> {
+        self.entries
+            .iter()
+            .copied()
+            .find(|entry| entry.name == name)
+    }
+
+    /// Why the registered tool `name` is not listed here, when it is registered at all.
+    pub(super) fn why_not_listed(&self, name: &str) -> Option<String> {
+        let entry = REGISTRY.iter().find(|entry| entry.name == name)?;
+        Some(if !self.toolsets.contains(&entry.toolset) {
+            format!(
+                "the tool {name} belongs to the toolset `{}`, which this server does not list ({} is {}); add it there to use {name}",
+                entry.toolset,
+                setting::TOOLSETS,
+                self.toolsets
+                    .iter()
+                    .map(|t| t.name())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            )
+        } else {
+            format!(
+                "the tool {name} changes things and this server lists only read-only tools ({} is on)",
+                setting::READ_ONLY
+            )
+        })
+    }
+
+    /// The tools as `tools/list` shows them.
+    pub(super) fn listed(&self) -> &[Tool] {
+        &self.listed
+    }
+
+    /// The names of the tools listed, sorted (for a message naming them).
+    pub(super) fn names(&self) -> String {
+        let mut names: Vec<&str> = self.entries.iter().map(|entry| entry.name).collect();
+        names.sort_unstable();
+        names.join(", ")
+    }
+
+    /// What an agent reads once, at `initialize`: the guide of each tool listed.
+    pub(super) fn instructions(&self) -> &str {
+        &self.instructions
+    }
+}
+
+/// The instructions for `entries`.
+fn instructions(entries: &[&ToolEntry]) -> String {
+    let mut text = String::from("Delegate work to models hosted on Vultr Serverless Inference.\n");
+    for entry in entries {
+        text.push_str(&entry.guide);
+    }
+    if entries.is_empty() {
+        text.push_str(
+            "No tools are listed: the server's toolsets and read-only mode leave none.\n",
+        );
+    }
+    text.push_str("Errors come back as tool results with isError and say what to change.");
+    text
+}
+
+/// The result of a call stopped before it finished: the one place it is written.
+pub(super) fn cancelled() -> CallToolResult {
+    CallToolResult::error(vec![ContentBlock::text("cancelled")])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(toolsets: &[Toolset], read_only: bool) -> Vec<&'static str> {
+        let tools = Tools::build(&ToolSelection {
+            toolsets: toolsets.iter().copied().collect::<BTreeSet<_>>(),
+            read_only,
+        });
+        tools.entries.iter().map(|entry| entry.name).collect()
+    }
+
+    #[test]
+    fn each_toolset_lists_its_tools_in_registry_order() {
+        let core = [
+            "list_models",
+            "chat_completion",
+            "delete_conversation",
+            "list_subscriptions",
+            "get_subscription",
+        ];
+        assert_eq!(names(&[Toolset::Core], false), core);
+        assert_eq!(names(&[Toolset::Delegate], false), ["delegate"]);
+        let mut all = core.to_vec();
+        all.push("delegate");
+        assert_eq!(names(&Toolset::ALL, false), all);
+    }
+
+    #[test]
+    fn read_only_lists_only_tools_that_change_nothing() {
+        assert_eq!(
+            names(&Toolset::ALL, true),
+            ["list_models", "list_subscriptions", "get_subscription"]
+        );
+    }
+
+    #[test]
+    fn names_are_unique_and_every_toolset_has_a_tool() {
+        let mut seen = BTreeSet::new();
+        for entry in REGISTRY.iter() {
+            assert!(
+                seen.insert(entry.name),
+                "{} is registered twice",
+                entry.name
+            );
+        }
+        for toolset in Toolset::ALL {
+            assert!(
+                REGISTRY.iter().any(|entry| entry.toolset == toolset),
+                "the toolset {toolset} has no tool"
+            );
+        }
+    }
+
+    #[test]
+    fn the_instructions_name_exactly_the_tools_listed() {
+        let read_only = Tools::build(&ToolSelection {
+            toolsets: BTreeSet::from([Toolset::Core]),
+            read_only: true,
+        });
+        let text = read_only.instructions();
+        assert!(text.contains("- list_models:"), "{text}");
+        assert!(!text.contains("chat_completion"), "{text}");
+        assert!(!text.contains("delegate:"), "{text}");
+        let everything = Tools::build(&ToolSelection {
+            toolsets: Toolset::ALL.into_iter().collect(),
+            read_only: false,
+        });
+        for entry in &everything.entries {
+            assert!(
+                everything
+                    .instructions()
+                    .contains(&format!("- {}", entry.name)),
+                "the instructions lack {}",
+                entry.name
+            );
+        }
+    }
+}
