@@ -235,7 +235,7 @@ mod tests {
         let subs = [sub("a", "main"), sub("b", "staging")];
         let err = select(&subs, None).unwrap_err().to_string();
         assert!(err.contains("main (a), staging (b)"), "{err}");
-        assert!(err.contains("VULTR_INFERENCE_SUBSCRIPTION"), "{err}");
+        assert!(err.contains(setting::INFERENCE_SUBSCRIPTION), "{err}");
         assert_eq!(select(&subs, Some("b")).unwrap().label, "staging");
         assert_eq!(select(&subs, Some("Staging")).unwrap().id, "b");
     }

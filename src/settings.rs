@@ -432,7 +432,10 @@ mod tests {
         let error = "core,images".parse::<Toolsets>().unwrap_err();
         assert_eq!(
             error.to_string(),
-            "unknown toolset `images` in VULTR_MCP_TOOLSETS; the toolsets are: core, delegate, or all"
+            format!(
+                "unknown toolset `images` in {}; the toolsets are: core, delegate, or all",
+                setting::TOOLSETS
+            )
         );
     }
 
@@ -447,7 +450,7 @@ mod tests {
         let delegate_only = Toolsets::Only(BTreeSet::from([Toolset::Delegate]));
         let refused = delegate_only.resolve(false).unwrap_err();
         assert!(
-            refused.to_string().contains("VULTR_MCP_DELEGATE_SERVERS"),
+            refused.to_string().contains(setting::DELEGATE_SERVERS),
             "{refused}"
         );
         assert_eq!(

@@ -282,7 +282,7 @@ mod tests {
         };
         let text = err.to_string();
         assert!(text.contains("HTTP 401: Invalid API token."), "{text}");
-        assert!(text.contains("VULTR_API_KEY"), "{text}");
+        assert!(text.contains(crate::setting::API_KEY), "{text}");
     }
 
     #[test]

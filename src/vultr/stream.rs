@@ -572,7 +572,7 @@ mod tests {
         .await
         .unwrap_err();
         assert_eq!(started.elapsed(), Duration::from_secs(5));
-        assert_no_output_error(&error, 5, "VULTR_MCP_FIRST_TOKEN_TIMEOUT");
+        assert_no_output_error(&error, 5, crate::setting::FIRST_TOKEN_TIMEOUT);
     }
 
     #[tokio::test(start_paused = true)]
@@ -588,7 +588,7 @@ mod tests {
         .await
         .unwrap_err();
         assert_eq!(started.elapsed(), Duration::from_secs(3));
-        assert_no_output_error(&error, 3, "VULTR_MCP_CHAT_TIMEOUT");
+        assert_no_output_error(&error, 3, crate::setting::CHAT_TIMEOUT);
         assert!(
             error
                 .to_string()
@@ -611,7 +611,7 @@ mod tests {
         .await
         .unwrap_err();
         assert_eq!(started.elapsed(), Duration::from_secs(5));
-        assert_no_output_error(&error, 5, "VULTR_MCP_FIRST_TOKEN_TIMEOUT");
+        assert_no_output_error(&error, 5, crate::setting::FIRST_TOKEN_TIMEOUT);
     }
 
     #[tokio::test(start_paused = true)]
