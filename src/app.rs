@@ -126,18 +126,18 @@ impl App {
             vultr.inference_subscription.clone(),
         ));
         let catalog = Arc::new(ModelCatalog::new(inference.clone(), CATALOG_TTL));
-        let chat = Arc::new(ChatService::new(
-            keys.clone(),
+        let chat = Arc::new(ChatService {
+            keys: keys.clone(),
             inference,
-            catalog.clone(),
-            known_keys.clone(),
-            vultr.default_model,
-            StreamDeadlines {
+            catalog: catalog.clone(),
+            known_keys: known_keys.clone(),
+            default_model: vultr.default_model,
+            deadlines: StreamDeadlines {
                 first_chunk: limits.first_token_timeout,
                 stall: limits.stall_timeout,
                 total: limits.chat_timeout,
             },
-        ));
+        });
         let conversations = Conversations::new(stores.conversations, known_keys.clone());
         Ok(Arc::new(App {
             turns: ChatTurns::new(chat.clone(), conversations.clone()),

@@ -19,38 +19,24 @@ use crate::vultr::inference::InferenceClient;
 use crate::vultr::models::Model;
 use crate::vultr::stream::{CutOff, StreamDeadlines};
 
-/// Runs chat completions: built once per process, shared by the chat tool, tasks and
-/// delegation.
+/// Runs chat completions: built once per process (by `App`), shared by the chat turns,
+/// tasks and delegation.
 pub struct ChatService {
-    keys: Arc<InferenceKeys>,
-    inference: InferenceClient,
-    catalog: Arc<ModelCatalog>,
-    known_keys: Arc<KnownKeys>,
-    default_model: Option<String>,
-    deadlines: StreamDeadlines,
+    /// Which inference key to use.
+    pub(crate) keys: Arc<InferenceKeys>,
+    /// The inference API.
+    pub(crate) inference: InferenceClient,
+    /// The catalog requests are checked against.
+    pub(crate) catalog: Arc<ModelCatalog>,
+    /// Keys to redact from messages compared and errors logged.
+    pub(crate) known_keys: Arc<KnownKeys>,
+    /// The model of a call that names none.
+    pub(crate) default_model: Option<String>,
+    /// How long a stream may take to start, stall, and last.
+    pub(crate) deadlines: StreamDeadlines,
 }
 
 impl ChatService {
-    /// The chat service over the shared keys, client and catalog; `default_model` serves a
-    /// call that names no model.
-    pub fn new(
-        keys: Arc<InferenceKeys>,
-        inference: InferenceClient,
-        catalog: Arc<ModelCatalog>,
-        known_keys: Arc<KnownKeys>,
-        default_model: Option<String>,
-        deadlines: StreamDeadlines,
-    ) -> Self {
-        Self {
-            keys,
-            inference,
-            catalog,
-            known_keys,
-            default_model,
-            deadlines,
-        }
-    }
-
     /// Checks `input`, sends it after its history, and returns the reply with what it
     /// cost and how long it took; a streamed reply reports its progress to `progress`.
     pub async fn complete<S: ProgressSink>(

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::VultrServer;
 use super::args::{decode, input_schema};
 use super::error::ToolError;
-use super::registry::{Call, Effect, ToolEntry, cancelled};
+use super::registry::{Behaviour, Call, ToolEntry, cancelled};
 use crate::chat::{ChatInput, ChatOutcome, Progress};
 use crate::conversations::{Turn, TurnRequest};
 use crate::setting;
@@ -121,13 +121,7 @@ pub(super) fn chat_completion() -> ToolEntry {
         toolset: Toolset::Core,
         description: "Run a chat completion on a Vultr-hosted model, with optional tool calling. Give `prompt` or `messages`; pass the result's conversation_id to continue without resending history. When the result has tool_calls, run them and call again with one role \"tool\" message (tool_call_id, content) per call, plus conversation_id (or your messages + assistant_message).".to_owned(),
         input_schema: input_schema::<ChatCompletionArgs>,
-        effect: Effect::Writes {
-            destructive: false,
-            idempotent: false,
-        },
-        open_world: true,
-        upstream: true,
-        runs_as_task: true,
+        behaviour: Behaviour::MODEL_RUN,
         guide: "\
 - chat_completion: run a model. Simple use: `prompt` (+ optional `system`). Multi-turn or tool calling: `messages` in OpenAI format.
 - Tool calling round trip: pass `tools` (OpenAI function tools) and optionally `tool_choice`. If the result has `tool_calls`, run each yourself, then call chat_completion again with the same `tools`, the result's `conversation_id`, and `messages` = one {\"role\":\"tool\",\"tool_call_id\":<id>,\"content\":<result text>} per call (without conversation_id, send your previous messages + the result's `assistant_message` + the tool messages). Repeat until `finish_reason` is not tool_calls.

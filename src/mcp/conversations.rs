@@ -16,7 +16,7 @@ use super::VultrServer;
 use super::args::decode;
 use super::args::input_schema;
 use super::error::ToolError;
-use super::registry::{Call, Effect, ToolEntry};
+use super::registry::{Behaviour, Call, ToolEntry};
 use crate::principal::Principal;
 use crate::settings::Toolset;
 use crate::store::{Conversation, ConversationSummary, StoreError};
@@ -45,13 +45,7 @@ pub(super) fn delete_conversation() -> ToolEntry {
             "Delete a stored conversation (its messages and transcript) by conversation_id."
                 .to_owned(),
         input_schema: input_schema::<DeleteConversationArgs>,
-        effect: Effect::Writes {
-            destructive: true,
-            idempotent: true,
-        },
-        open_world: false,
-        upstream: false,
-        runs_as_task: false,
+        behaviour: Behaviour::LOCAL_DELETE,
         guide: "- delete_conversation: delete a stored conversation by conversation_id.\n"
             .to_owned(),
         handler: |server, call| Box::pin(server.delete_conversation(call)),

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::VultrServer;
 use super::args::{decode, input_schema};
 use super::error::ToolError;
-use super::registry::{Call, Effect, ToolEntry};
+use super::registry::{Behaviour, Call, ToolEntry};
 use crate::delegate::{DEFAULT_MAX_TURNS, DelegateRequest, Delegation, Stopped};
 use crate::settings::Toolset;
 
@@ -66,13 +66,7 @@ pub(super) fn delegate() -> ToolEntry {
         toolset: Toolset::Delegate,
         description: "Hand a multi-step task to a Vultr model that runs the tool loop itself over the MCP servers configured for delegation (tools named <server>__<tool>), within max_turns and budget_usd. Returns the answer and one line per tool call.".to_owned(),
         input_schema: input_schema::<DelegateArgs>,
-        effect: Effect::Writes {
-            destructive: false,
-            idempotent: false,
-        },
-        open_world: true,
-        upstream: true,
-        runs_as_task: true,
+        behaviour: Behaviour::MODEL_RUN,
         guide: "- delegate: hand a multi-step task to a Vultr model that calls the tools of the MCP servers configured for delegation itself, within max_turns and budget_usd; you get the answer and one line per tool call.\n".to_owned(),
         handler: |server, call| Box::pin(server.delegate(call)),
     }

@@ -104,7 +104,7 @@ impl ServerHandler for VultrServer {
             return Ok(self.failure(ToolError::RateLimited(over)).into());
         }
         // A principal's share bounds its calls that take (or wait for) upstream slots.
-        let share = if tool.upstream {
+        let share = if tool.behaviour.upstream {
             match self.app.shares.enter(&caller) {
                 Ok(ticket) => Some(ticket),
                 Err(over) => return Ok(self.failure(ToolError::OverShare(over)).into()),
@@ -113,14 +113,14 @@ impl ServerHandler for VultrServer {
             None
         };
         let arguments = request.arguments.unwrap_or_default();
-        if tool.runs_as_task && tasks::accepts_tasks(&context) {
+        if tool.behaviour.runs_as_task && tasks::accepts_tasks(&context) {
             return Ok(self.call_as_task(tool, arguments, context, share).await);
         }
         let cancel = context.ct.clone();
         let shutdown = self.shutdown.clone();
         // Only calls that go to Vultr wait for a slot; the others never queue behind them.
         let _share = share;
-        let _permit = if tool.upstream {
+        let _permit = if tool.behaviour.upstream {
             Some(tokio::select! {
                 permit = self.app.calls.acquire() => permit.map_err(|e| ErrorData::internal_error(e.to_string(), None))?,
                 () = cancel.cancelled() => return Ok(cancelled().into()),

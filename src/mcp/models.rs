@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::VultrServer;
 use super::args::{decode, input_schema};
 use super::error::ToolError;
-use super::registry::{Call, Effect, ToolEntry};
+use super::registry::{Behaviour, Call, ToolEntry};
 use crate::models::{Capability, ModelQuery};
 use crate::settings::Toolset;
 use crate::vultr::models::Model;
@@ -37,10 +37,7 @@ pub(super) fn list_models() -> ToolEntry {
         toolset: Toolset::Core,
         description: "The live Vultr model catalog: id, outputs, context window, max output tokens, tool support, streaming, reasoning efforts, USD per 1M prompt/completion tokens. No key needed.".to_owned(),
         input_schema: input_schema::<ListModelsArgs>,
-        effect: Effect::ReadOnly,
-        open_world: true,
-        upstream: false,
-        runs_as_task: false,
+        behaviour: Behaviour::CATALOG_READ,
         guide: "- list_models: the live catalog (ids, context window, max output, tool support, prices). Use it to pick a `model`; filter with `capability` (chat, tools, ...) or `query`.\n".to_owned(),
         handler: |server, call| Box::pin(server.list_models(call)),
     }

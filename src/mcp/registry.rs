@@ -50,6 +50,57 @@ pub(super) enum Effect {
     },
 }
 
+/// How a tool behaves: what it may change and where its calls go.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Behaviour {
+    /// What it may change.
+    pub effect: Effect,
+    /// Whether it reaches outside this server (`openWorldHint`).
+    pub open_world: bool,
+    /// Whether its calls go to Vultr (or downstream servers) and so take a place of the
+    /// caller's share and a slot of the shared limit; the others never queue.
+    pub upstream: bool,
+    /// Whether a call may become a task, for clients that accept tasks.
+    pub runs_as_task: bool,
+}
+
+impl Behaviour {
+    /// Runs models upstream: long, may become a task, adds to what is stored.
+    pub const MODEL_RUN: Behaviour = Behaviour {
+        effect: Effect::Writes {
+            destructive: false,
+            idempotent: false,
+        },
+        open_world: true,
+        upstream: true,
+        runs_as_task: true,
+    };
+    /// Reads the Vultr account: goes upstream, changes nothing.
+    pub const ACCOUNT_READ: Behaviour = Behaviour {
+        effect: Effect::ReadOnly,
+        open_world: true,
+        upstream: true,
+        runs_as_task: false,
+    };
+    /// Reads the cached catalog (one shared fetch when it is stale): takes no slot.
+    pub const CATALOG_READ: Behaviour = Behaviour {
+        effect: Effect::ReadOnly,
+        open_world: true,
+        upstream: false,
+        runs_as_task: false,
+    };
+    /// Deletes from this server's store.
+    pub const LOCAL_DELETE: Behaviour = Behaviour {
+        effect: Effect::Writes {
+            destructive: true,
+            idempotent: true,
+        },
+        open_world: false,
+        upstream: false,
+        runs_as_task: false,
+    };
+}
+
 /// One tool.
 pub(super) struct ToolEntry {
     /// Its name in `tools/list` and `tools/call`.
@@ -60,15 +111,8 @@ pub(super) struct ToolEntry {
     pub description: String,
     /// Its input schema.
     pub input_schema: fn() -> Arc<JsonObject>,
-    /// What it may change.
-    pub effect: Effect,
-    /// Whether it reaches outside this server (`openWorldHint`).
-    pub open_world: bool,
-    /// Whether its calls go to Vultr (or downstream servers) and so take a place of the
-    /// caller's share and a slot of the shared limit; the others never queue.
-    pub upstream: bool,
-    /// Whether a call may become a task, for clients that accept tasks.
-    pub runs_as_task: bool,
+    /// What it may change and where its calls go.
+    pub behaviour: Behaviour,
     /// What the instructions say of it (lines starting `- `).
     pub guide: String,
     /// Runs a call.
@@ -78,7 +122,7 @@ pub(super) struct ToolEntry {
 impl ToolEntry {
     /// The tool as `tools/list` shows it.
     fn tool(&self) -> Tool {
-        let annotations = match self.effect {
+        let annotations = match self.behaviour.effect {
             Effect::ReadOnly => ToolAnnotations::new().read_only(true),
             Effect::Writes {
                 destructive,
@@ -88,14 +132,14 @@ impl ToolEntry {
                 .destructive(destructive)
                 .idempotent(idempotent),
         }
-        .open_world(self.open_world);
+        .open_world(self.behaviour.open_world);
         Tool::new(self.name, self.description.clone(), (self.input_schema)())
             .with_annotations(annotations)
     }
 
     /// Whether the tool changes nothing.
     fn is_read_only(&self) -> bool {
-        matches!(self.effect, Effect::ReadOnly)
+        matches!(self.behaviour.effect, Effect::ReadOnly)
     }
 }
 

@@ -11,7 +11,7 @@ use serde_json::{Map, Number, Value};
 use super::VultrServer;
 use super::args::{decode, input_schema};
 use super::error::ToolError;
-use super::registry::{Call, Effect, ToolEntry};
+use super::registry::{Behaviour, Call, ToolEntry};
 use crate::setting;
 use crate::settings::Toolset;
 use crate::subscriptions::SubscriptionDetail;
@@ -162,10 +162,7 @@ pub(super) fn list_subscriptions() -> ToolEntry {
             setting::API_KEY
         ),
         input_schema: no_arguments,
-        effect: Effect::ReadOnly,
-        open_world: true,
-        upstream: true,
-        runs_as_task: false,
+        behaviour: Behaviour::ACCOUNT_READ,
         guide: format!(
             "- list_subscriptions: the account's inference subscriptions (needs {}). Keys are never shown, only their last 4 characters.\n",
             setting::API_KEY
@@ -184,10 +181,7 @@ pub(super) fn get_subscription() -> ToolEntry {
             setting::API_KEY
         ),
         input_schema: input_schema::<GetSubscriptionArgs>,
-        effect: Effect::ReadOnly,
-        open_world: true,
-        upstream: true,
-        runs_as_task: false,
+        behaviour: Behaviour::ACCOUNT_READ,
         guide: "- get_subscription: one subscription and its usage this and last month.\n"
             .to_owned(),
         handler: |server, call| Box::pin(server.get_subscription(call)),
