@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 
+use crate::support::assertions::assert_contains;
 use crate::support::mcp::{BINARY, Home};
 
 /// The repository's root.
@@ -100,8 +101,7 @@ async fn hash_token_refuses_a_token_under_16_characters_and_says_how_to_make_one
         let (ok, stdout, stderr) = hash_token("alice", &format!("{short}\n")).await;
         assert!(!ok, "a {}-character token was accepted", short.len());
         assert!(stdout.is_empty(), "{stdout}");
-        assert!(stderr.contains("at least 16"), "{stderr}");
-        assert!(stderr.contains("openssl rand -hex 32"), "{stderr}");
+        assert_contains(&stderr, &["at least 16", "openssl rand -hex 32"]);
         assert!(!stderr.contains(short), "the token is echoed: {stderr}");
     }
     let (ok, stdout, stderr) = hash_token("alice", "sixteen-chars-xx\n").await;

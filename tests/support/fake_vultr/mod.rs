@@ -696,13 +696,19 @@ impl FakeVultr {
         format!("{}/v1", self.server.uri())
     }
 
-    /// The settings that point a server at this fake: both base URLs and the account key.
-    pub fn settings(&self) -> Vec<(&'static str, String)> {
+    /// The settings that point a server at this fake without any key: both base URLs.
+    pub fn base_urls(&self) -> Vec<(&'static str, String)> {
         vec![
             ("VULTR_API_BASE_URL", self.account_base_url()),
             ("VULTR_INFERENCE_BASE_URL", self.inference_base_url()),
-            ("VULTR_API_KEY", ACCOUNT_KEY.to_owned()),
         ]
+    }
+
+    /// The settings that point a server at this fake: both base URLs and the account key.
+    pub fn settings(&self) -> Vec<(&'static str, String)> {
+        let mut settings = self.base_urls();
+        settings.push(("VULTR_API_KEY", ACCOUNT_KEY.to_owned()));
+        settings
     }
 
     /// The subscriptions as configured at start (keys as they were before any [`Self::rotate_key`]).
