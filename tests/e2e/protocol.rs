@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use crate::support::fake_vultr::FakeVultr;
 use crate::support::mcp::Server;
 use crate::support::raw::{PROMPTLY, RawServer};
-use crate::support::session::ok;
+use crate::support::session::{CORE_TOOLS, ok};
 
 #[tokio::test]
 async fn the_server_introduces_itself_with_its_own_name_and_version() {
@@ -35,16 +35,7 @@ async fn tools_list_matches_the_snapshot() {
     let server = Server::start(&[]).await;
     let tools = server.client.list_all_tools().await.expect("tools/list");
     let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
-    assert_eq!(
-        names,
-        [
-            "chat_completion",
-            "delete_conversation",
-            "get_subscription",
-            "list_models",
-            "list_subscriptions"
-        ]
-    );
+    assert_eq!(names, CORE_TOOLS);
     let listing = serde_json::to_value(&tools).unwrap();
     insta::assert_json_snapshot!("tools_list", listing);
     server.stop().await;

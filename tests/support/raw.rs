@@ -271,6 +271,15 @@ impl RawServer {
     }
 }
 
+/// The per-request `_meta` of a 2026-07-28 client named `client` with `capabilities`.
+pub fn stateless_meta(client: &str, capabilities: Value) -> Value {
+    json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": capabilities,
+        "io.modelcontextprotocol/clientInfo": {"name": client, "version": "1"}
+    })
+}
+
 /// A raw `tools/call` of chat_completion (`kimi-k2-instruct`, prompt "hi") as request `id`.
 pub fn chat_request(id: i64) -> Value {
     json!({

@@ -7,6 +7,15 @@ use rmcp::model::{CallToolRequestParams, CallToolResult};
 use rmcp::service::RunningService;
 use serde_json::{Value, json};
 
+/// The tools every server lists (the `core` toolset), in name order.
+pub const CORE_TOOLS: [&str; 5] = [
+    "chat_completion",
+    "delete_conversation",
+    "get_subscription",
+    "list_models",
+    "list_subscriptions",
+];
+
 /// An MCP client session with a server under test.
 pub struct Session {
     /// The MCP client session.
