@@ -189,7 +189,7 @@ async fn a_required_scope_is_read_from_scope_or_scp() {
         "{challenge}"
     );
     assert_contains(
-        &challenge,
+        challenge,
         &["error=\"insufficient_scope\"", "scope=\"mcp:tools\""],
     );
 }

@@ -471,7 +471,7 @@ async fn usage_that_cannot_be_read_still_shows_the_subscription_and_says_why() {
     assert_eq!(detail["subscription"]["id"], MAIN_ID);
     assert!(detail.get("usage").is_none(), "{detail}");
     let usage_error = detail["usage_error"].as_str().expect("usage_error is text");
-    assert_contains(&usage_error, &["HTTP 500", "Internal error."]);
+    assert_contains(usage_error, &["HTTP 500", "Internal error."]);
     let text = text(&result);
     assert_contains(&text, &["Usage could not be read", "HTTP 500"]);
     server.stop().await;
