@@ -24,7 +24,7 @@ use serde_json::json;
 
 use crate::support::assertions::assert_contains;
 use crate::support::fake_vultr::faults::{Fault, FaultServer};
-use crate::support::fake_vultr::{CHAT_PATH, FakeVultr, SUBSCRIPTIONS_PATH};
+use crate::support::fake_vultr::{CHAT_PATH, CONFIGURED_KEY, FakeVultr, SUBSCRIPTIONS_PATH};
 use crate::support::in_process::Server;
 use crate::support::session::{err, ok, text};
 
@@ -210,7 +210,6 @@ async fn statuses_a_retry_cannot_fix_are_sent_once() {
 
 #[tokio::test]
 async fn a_401_to_a_configured_inference_key_is_sent_once() {
-    const CONFIGURED_KEY: &str = "CONFIGURED-INFERENCE-KEY-9999";
     let fake = FakeVultr::builder()
         .extra_inference_key(CONFIGURED_KEY)
         .start()

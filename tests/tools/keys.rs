@@ -15,9 +15,8 @@ use crate::support::{fake_vultr::*, session::*};
 
 const MAIN_ID: &str = DEFAULT_SUBSCRIPTION_ID;
 const MAIN_KEY: &str = DEFAULT_SUBSCRIPTION_KEY;
-const STAGING_ID: &str = "5b9f0d3e-2222-4a4a-8b8b-222222222222";
-const STAGING_KEY: &str = "INFKEY-TWO-DDDD-EEEE-FFFF-2222";
-const CONFIGURED_KEY: &str = "CONFIGURED-INFERENCE-KEY-9999";
+const STAGING_ID: &str = STAGING_SUBSCRIPTION_ID;
+const STAGING_KEY: &str = STAGING_SUBSCRIPTION_KEY;
 const ROTATED_KEY: &str = "INFKEY-ROTATED-XXXX-YYYY-7777";
 
 fn two_subscriptions() -> Vec<Subscription> {

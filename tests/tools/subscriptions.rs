@@ -11,8 +11,8 @@ use crate::support::{fake_vultr::*, session::*};
 
 const MAIN_ID: &str = DEFAULT_SUBSCRIPTION_ID;
 const MAIN_KEY: &str = DEFAULT_SUBSCRIPTION_KEY;
-const STAGING_ID: &str = "5b9f0d3e-2222-4a4a-8b8b-222222222222";
-const STAGING_KEY: &str = "INFKEY-TWO-DDDD-EEEE-FFFF-2222";
+const STAGING_ID: &str = STAGING_SUBSCRIPTION_ID;
+const STAGING_KEY: &str = STAGING_SUBSCRIPTION_KEY;
 const LAB_ID: &str = "9d7c6b5a-3333-4c4c-9c9c-333333333333";
 const LAB_KEY: &str = "INFKEY-THREE-GGGG-HHHH-3333";
 

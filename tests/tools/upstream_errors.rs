@@ -11,7 +11,6 @@ use crate::support::in_process::Server;
 use crate::support::{fake_vultr::*, session::*};
 
 const MAIN_KEY: &str = DEFAULT_SUBSCRIPTION_KEY;
-const CONFIGURED_KEY: &str = "CONFIGURED-INFERENCE-KEY-9999";
 
 /// The error text of the next chat call, after checking it shows no key.
 async fn chat_error(server: &Server) -> String {

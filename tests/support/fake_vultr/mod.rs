@@ -54,6 +54,13 @@ pub const DEFAULT_SUBSCRIPTION_ID: &str = "0c2e1a52-7a0e-4c8e-9a3e-111111111111"
 pub const DEFAULT_SUBSCRIPTION_LABEL: &str = "main";
 /// Inference API key of the default subscription.
 pub const DEFAULT_SUBSCRIPTION_KEY: &str = "INFKEY-ONE-AAAA-BBBB-CCCC-1111";
+/// Id of the second subscription (labelled `staging`) of the tests that add one.
+pub const STAGING_SUBSCRIPTION_ID: &str = "5b9f0d3e-2222-4a4a-8b8b-222222222222";
+/// Inference API key of the `staging` subscription.
+pub const STAGING_SUBSCRIPTION_KEY: &str = "INFKEY-TWO-DDDD-EEEE-FFFF-2222";
+/// An inference key tests configure with `VULTR_INFERENCE_API_KEY` (the fake accepts it
+/// when built with `extra_inference_key`).
+pub const CONFIGURED_KEY: &str = "CONFIGURED-INFERENCE-KEY-9999";
 
 /// `created` timestamp of every fake chat completion.
 const COMPLETION_CREATED: u64 = 1_788_472_794;
