@@ -2,13 +2,12 @@
 //! names another issuer, plain HTTP off loopback, and an issuer that is down.
 
 use http::StatusCode;
-use vultr_inference_mcp::http::auth::{
-    AuthFailure, AuthSettings, AuthSetupError, Authenticator, OAuthSettings,
-};
+use vultr_inference_mcp::http::auth::{AuthFailure, AuthSetupError, Authenticator};
 use vultr_inference_mcp::principal::Principal;
 
+use crate::support::assertions::assert_contains;
 use crate::support::oauth_issuer::{Discovery, OAuthIssuer};
-use crate::{AUDIENCE, bearer, oauth_only, oauth_settings};
+use crate::{AUDIENCE, bearer, oauth_at, oauth_only, oauth_settings};
 
 /// Whether a token from `issuer` is accepted by an authenticator set up for it.
 async fn accepts_its_tokens(issuer: &OAuthIssuer) {
@@ -21,6 +20,17 @@ async fn accepts_its_tokens(issuer: &OAuthIssuer) {
         issuer.issuer()
     );
     assert_eq!(issuer.metadata_fetches(), 1);
+}
+
+/// How `auth` failed `token` for being unable to check it just now, and why; fails the
+/// test on any other outcome.
+async fn unavailable(auth: &Authenticator, token: &str) -> (AuthFailure, String) {
+    let failure = auth.authenticate(&bearer(token)).await.unwrap_err();
+    let AuthFailure::Unavailable { reason, .. } = &failure else {
+        panic!("expected unavailable, got {failure:?}");
+    };
+    let reason = reason.to_string();
+    (failure, reason)
 }
 
 #[tokio::test]
@@ -50,24 +60,12 @@ async fn a_document_naming_another_issuer_is_not_used() {
     let issuer = OAuthIssuer::start(Discovery::OAuthAuthorizationServer).await;
     // Same server, named differently: its document says `http://127.0.0.1:PORT`.
     let aliased = issuer.issuer().replace("127.0.0.1", "localhost");
-    let settings = OAuthSettings {
-        issuer: aliased,
-        audience: AUDIENCE.to_owned(),
-        scope: None,
-    };
-    let auth = Authenticator::new(AuthSettings {
-        tokens_file: None,
-        oauth: Some(settings),
-    })
-    .await
-    .expect("a discovery failure is not a start-up error");
+    let auth = oauth_at(&aliased)
+        .await
+        .expect("a discovery failure is not a start-up error");
     let token = issuer.token(&issuer.claims("alice", AUDIENCE));
-    let failure = auth.authenticate(&bearer(&token)).await.unwrap_err();
-    let AuthFailure::Unavailable { reason, .. } = &failure else {
-        panic!("expected unavailable, got {failure:?}");
-    };
-    assert!(reason.contains("names the issuer"), "{reason}");
-    assert!(reason.contains(issuer.issuer()), "{reason}");
+    let (failure, reason) = unavailable(&auth, &token).await;
+    assert_contains(&reason, &["names the issuer", issuer.issuer()]);
     assert_eq!(issuer.jwks_fetches(), 0);
     assert_eq!(
         failure.into_response(None).status(),
@@ -77,17 +75,9 @@ async fn a_document_naming_another_issuer_is_not_used() {
 
 #[tokio::test]
 async fn plain_http_issuers_are_refused_off_loopback() {
-    let settings = OAuthSettings {
-        issuer: "http://id.example.com".to_owned(),
-        audience: AUDIENCE.to_owned(),
-        scope: None,
+    let Err(error) = oauth_at("http://id.example.com").await else {
+        panic!("a plain HTTP issuer off loopback was accepted");
     };
-    let error = Authenticator::new(AuthSettings {
-        tokens_file: None,
-        oauth: Some(settings),
-    })
-    .await
-    .unwrap_err();
     assert!(matches!(error, AuthSetupError::OAuth(_)), "{error:?}");
     let message = error.to_string();
     assert!(message.contains("must use https"), "{message}");
@@ -115,12 +105,8 @@ async fn while_the_issuer_is_down_requests_fail_clearly_and_do_not_hammer_it() {
     let fetches_at_start = issuer.metadata_fetches();
     let token = issuer.token(&issuer.claims("alice", AUDIENCE));
     for _ in 0..3 {
-        let failure = auth.authenticate(&bearer(&token)).await.unwrap_err();
-        let AuthFailure::Unavailable { reason, .. } = &failure else {
-            panic!("expected unavailable, got {failure:?}");
-        };
-        assert!(reason.contains("503"), "{reason}");
-        assert!(reason.contains("retry"), "{reason}");
+        let (_, reason) = unavailable(&auth, &token).await;
+        assert_contains(&reason, &["503", "retry"]);
     }
     assert_eq!(fetches_at_start, 1);
     assert_eq!(
@@ -147,24 +133,13 @@ async fn an_unreachable_issuer_is_reported_after_one_attempt_not_one_per_url() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().port()
     };
-    let settings = OAuthSettings {
-        issuer: format!("http://127.0.0.1:{port}/realms/team"),
-        audience: AUDIENCE.to_owned(),
-        scope: None,
-    };
-    let auth = Authenticator::new(AuthSettings {
-        tokens_file: None,
-        oauth: Some(settings),
-    })
-    .await
-    .expect("an unreachable issuer is not a start-up error");
+    let auth = oauth_at(&format!("http://127.0.0.1:{port}/realms/team"))
+        .await
+        .expect("an unreachable issuer is not a start-up error");
     // A well-signed token from another issuer: checking it needs the unreachable one's keys.
     let other = OAuthIssuer::start(Discovery::OAuthAuthorizationServer).await;
     let token = other.token(&other.claims("alice", AUDIENCE));
-    let failure = auth.authenticate(&bearer(&token)).await.unwrap_err();
-    let AuthFailure::Unavailable { reason, .. } = failure else {
-        panic!("expected unavailable, got {failure:?}");
-    };
+    let (_, reason) = unavailable(&auth, &token).await;
     assert_eq!(reason.matches("cannot connect").count(), 1, "{reason}");
     assert!(
         reason.contains("oauth-authorization-server/realms/team"),

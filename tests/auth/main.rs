@@ -11,18 +11,33 @@ mod static_tokens;
 
 use http::{HeaderMap, HeaderValue, header};
 use support::oauth_issuer::OAuthIssuer;
-use vultr_inference_mcp::http::auth::{AuthSettings, Authenticator, OAuthSettings};
+use vultr_inference_mcp::http::auth::{AuthSettings, AuthSetupError, Authenticator, OAuthSettings};
 
 /// The audience the server under test expects (its public URL).
 const AUDIENCE: &str = "https://mcp.example.com/mcp";
 
 /// OAuth settings for tokens from `issuer`, requiring `scope` if given.
 fn oauth_settings(issuer: &OAuthIssuer, scope: Option<&str>) -> OAuthSettings {
+    settings_for(issuer.issuer(), scope)
+}
+
+/// OAuth settings for the issuer at `issuer_url` and [`AUDIENCE`].
+fn settings_for(issuer_url: &str, scope: Option<&str>) -> OAuthSettings {
     OAuthSettings {
-        issuer: issuer.issuer().to_owned(),
+        issuer: issuer_url.to_owned(),
         audience: AUDIENCE.to_owned(),
         scope: scope.map(str::to_owned),
     }
+}
+
+/// An authenticator for OAuth tokens from the issuer at `issuer_url` only, or its set-up
+/// error.
+async fn oauth_at(issuer_url: &str) -> Result<Authenticator, AuthSetupError> {
+    Authenticator::new(AuthSettings {
+        tokens_file: None,
+        oauth: Some(settings_for(issuer_url, None)),
+    })
+    .await
 }
 
 /// An authenticator accepting OAuth tokens from `issuer` only.

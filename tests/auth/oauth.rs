@@ -5,6 +5,7 @@ use serde_json::json;
 use vultr_inference_mcp::http::auth::{AuthFailure, Authenticator};
 use vultr_inference_mcp::principal::Principal;
 
+use crate::support::assertions::assert_contains;
 use crate::support::oauth_issuer::{Discovery, OAuthIssuer, unix_now};
 use crate::{AUDIENCE, bearer, oauth_only};
 
@@ -109,8 +110,7 @@ async fn a_token_for_another_audience_is_refused() {
     let (issuer, auth) = issuer_and_auth(None).await;
     let claims = issuer.claims("alice", "https://other.example.com/mcp");
     let reason = invalid_because(&auth, &issuer.token(&claims)).await;
-    assert!(reason.contains("not for this server"), "{reason}");
-    assert!(reason.contains(AUDIENCE), "{reason}");
+    assert_contains(&reason, &["not for this server", AUDIENCE]);
 }
 
 #[tokio::test]
@@ -188,11 +188,10 @@ async fn a_required_scope_is_read_from_scope_or_scp() {
         challenge.starts_with("Bearer realm=\"vultr-inference-mcp\""),
         "{challenge}"
     );
-    assert!(
-        challenge.contains("error=\"insufficient_scope\""),
-        "{challenge}"
+    assert_contains(
+        challenge,
+        &["error=\"insufficient_scope\"", "scope=\"mcp:tools\""],
     );
-    assert!(challenge.contains("scope=\"mcp:tools\""), "{challenge}");
 }
 
 #[tokio::test]
@@ -209,10 +208,12 @@ async fn an_invalid_token_gets_401_with_the_resource_metadata_and_no_token_in_it
         .to_str()
         .unwrap()
         .to_owned();
-    assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
-    assert!(
-        challenge.contains(&format!("resource_metadata=\"{metadata}\"")),
-        "{challenge}"
+    assert_contains(
+        &challenge,
+        &[
+            "error=\"invalid_token\"",
+            &format!("resource_metadata=\"{metadata}\""),
+        ],
     );
     let signature = token.rsplit('.').next().unwrap();
     assert!(!challenge.contains(signature), "{challenge}");

@@ -7,6 +7,7 @@ use vultr_inference_mcp::http::auth::{
 };
 use vultr_inference_mcp::principal::Principal;
 
+use crate::support::assertions::assert_contains;
 use crate::support::oauth_issuer::{Discovery, OAuthIssuer};
 use crate::{AUDIENCE, bearer, oauth_settings};
 
@@ -72,9 +73,10 @@ async fn a_bad_line_stops_start_up_naming_file_and_line_but_not_its_text() {
     let error = with_tokens(path.clone()).await.unwrap_err();
     assert!(matches!(error, AuthSetupError::TokensFile(_)), "{error:?}");
     let message = error.to_string();
-    assert!(message.contains(&path.display().to_string()), "{message}");
-    assert!(message.contains("line 3"), "{message}");
-    assert!(message.contains("hash-token NAME"), "{message}");
+    assert_contains(
+        &message,
+        &[&path.display().to_string(), "line 3", "hash-token NAME"],
+    );
     assert!(!message.contains("raw-secret"), "{message}");
 }
 

@@ -4,6 +4,7 @@
 
 use serde_json::{Value, json};
 
+use crate::support::assertions::assert_contains;
 use crate::support::downstream::Downstreams;
 use crate::support::fake_vultr::FakeVultr;
 use crate::support::fake_vultr::script::{answer, tool_calls, tool_result};
@@ -115,9 +116,14 @@ async fn a_bad_servers_file_stops_start_up_naming_the_file_and_the_entry() {
     assert!(!output.status.success());
     assert!(output.stdout.is_empty(), "nothing on stdout");
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains(&downstreams.setting()), "{stderr}");
-    assert!(stderr.contains("entry \"calc\""), "{stderr}");
-    assert!(stderr.contains("unknown field `tool`"), "{stderr}");
+    assert_contains(
+        &stderr,
+        &[
+            &downstreams.setting(),
+            "entry \"calc\"",
+            "unknown field `tool`",
+        ],
+    );
 }
 
 /// The binary over raw stdio, delegating to the servers of `downstreams` with a model that

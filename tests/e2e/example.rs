@@ -4,6 +4,7 @@
 use std::process::Output;
 use std::time::Duration;
 
+use crate::support::assertions::assert_contains;
 use crate::support::fake_vultr::{ACCOUNT_KEY, FakeVultr, TOOL_CALL_ID, roles};
 use crate::support::mcp::{BINARY, Home};
 
@@ -51,21 +52,15 @@ async fn the_scripted_example_runs_a_chat_and_a_tool_round_trip() {
     );
     // The first tool-capable chat model of the catalog, the fake's echo, its tool call, and
     // the answer built from the tool result.
-    assert!(
-        stdout.contains("connected to vultr-inference-mcp"),
-        "{stdout}"
-    );
-    assert!(stdout.contains("model: glm-5.2"), "{stdout}");
-    assert!(stdout.contains("chat: echo: In one sentence"), "{stdout}");
-    assert!(
-        stdout.contains(&format!(
-            r#"tool call "{TOOL_CALL_ID}" "get_weather"({{"city":"Paris"}})"#
-        )),
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains(r#"answer after 2 round(s): Tool result received: {"city":"Paris","#),
-        "{stdout}"
+    assert_contains(
+        &stdout,
+        &[
+            "connected to vultr-inference-mcp",
+            "model: glm-5.2",
+            "chat: echo: In one sentence",
+            &format!(r#"tool call "{TOOL_CALL_ID}" "get_weather"({{"city":"Paris"}})"#),
+            r#"answer after 2 round(s): Tool result received: {"city":"Paris","#,
+        ],
     );
     let sent = fake.chat_requests().await;
     assert_eq!(sent.len(), 3);

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use crate::support::assertions::assert_contains;
 use crate::support::fake_vultr::faults::{Fault, FaultServer, INFERENCE_KEY, refused_base_url};
 use crate::support::mcp::Server;
 use crate::support::raw::{RawServer, chat_request};
@@ -44,9 +45,10 @@ async fn a_refused_connection_is_reported_at_once_naming_the_base_url() {
     let message = err(&server.chat_hi().await);
     let elapsed = started.elapsed();
 
-    assert!(message.contains("could not reach"), "{message}");
-    assert!(message.contains(&refused), "{message}");
-    assert!(message.contains("VULTR_INFERENCE_BASE_URL"), "{message}");
+    assert_contains(
+        &message,
+        &["could not reach", &refused, "VULTR_INFERENCE_BASE_URL"],
+    );
     // Two retries with backoff would take at least 750 ms per request (catalog, chat).
     assert!(
         elapsed < Duration::from_secs(1),

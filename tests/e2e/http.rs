@@ -12,8 +12,9 @@ use serde_json::{Value, json};
 
 use crate::support::fake_vultr::faults::{Fault, FaultServer, StreamEnd, content_chunks};
 use crate::support::fake_vultr::{DEFAULT_SUBSCRIPTION_ID, FakeVultr};
-use crate::support::http::{Generation, HttpServer};
-use crate::support::session::{err, ok, overridden};
+use crate::support::http::{Generation, HttpServer, post_initialize};
+use crate::support::raw::stateless_meta;
+use crate::support::session::{CORE_TOOLS, err, ok, overridden};
 
 /// Long enough for anything that is going to happen on loopback.
 const PROMPTLY: Duration = Duration::from_secs(10);
@@ -40,17 +41,7 @@ async fn every_tool_and_resource_answers_over_http_in_both_protocol_generations(
         let tools = session.client.list_all_tools().await.expect("tools/list");
         let mut names: Vec<_> = tools.iter().map(|tool| tool.name.to_string()).collect();
         names.sort();
-        assert_eq!(
-            names,
-            [
-                "chat_completion",
-                "delete_conversation",
-                "get_subscription",
-                "list_models",
-                "list_subscriptions"
-            ],
-            "{generation:?}"
-        );
+        assert_eq!(names, CORE_TOOLS, "{generation:?}");
 
         ok(&session.call("list_models", json!({})).await);
         ok(&session.call("list_subscriptions", json!({})).await);
@@ -110,24 +101,6 @@ async fn every_tool_and_resource_answers_over_http_in_both_protocol_generations(
     }
     let (status, _) = server.terminate().await;
     assert!(status.success(), "exit status {status}");
-}
-
-/// A raw POST of an `initialize` request to `url` with `headers`.
-async fn post_initialize(url: &str, headers: &[(&str, &str)]) -> reqwest::Response {
-    let mut request = reqwest::Client::new()
-        .post(url)
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .body(
-            json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-                "protocolVersion": "2025-11-25", "capabilities": {},
-                "clientInfo": {"name": "raw", "version": "1"}}})
-            .to_string(),
-        );
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    request.send().await.expect("the server answers")
 }
 
 #[tokio::test]
@@ -299,27 +272,13 @@ async fn a_slow_stream_sends_progress_on_the_requests_own_sse_stream() {
     .await;
     let settings = faults.settings();
     let server = HttpServer::start(&overridden(&settings, &[])).await;
-    let meta = json!({
-        "progressToken": "p-1",
-        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-        "io.modelcontextprotocol/clientCapabilities": {},
-        "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "1"}
-    });
-    let body = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {
+    let mut meta = stateless_meta("raw", json!({}));
+    meta["progressToken"] = json!("p-1");
+    let params = json!({
         "name": "chat_completion",
         "arguments": {"model": "glm-5.2", "prompt": "count"},
-        "_meta": meta}});
-    let response = reqwest::Client::new()
-        .post(server.url())
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2026-07-28")
-        .header("mcp-method", "tools/call")
-        .header("mcp-name", "chat_completion")
-        .body(body.to_string())
-        .send()
-        .await
-        .expect("an answer");
+        "_meta": meta});
+    let response = server.post_stateless(7, "tools/call", params).await;
     assert_eq!(response.status(), 200);
     let events = response.text().await.expect("the stream");
     let messages: Vec<Value> = events

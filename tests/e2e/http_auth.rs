@@ -2,14 +2,10 @@
 //! made with `hash-token`), OAuth access tokens from a test issuer on loopback, and each
 //! principal's conversations and sessions kept apart.
 
-use std::process::Stdio;
-
 use serde_json::json;
-use tokio::io::AsyncWriteExt;
 
 use crate::support::fake_vultr::FakeVultr;
-use crate::support::http::{Generation, HttpServer};
-use crate::support::mcp::{Home, server_command};
+use crate::support::http::{Generation, HttpServer, post_initialize, tokens_file};
 use crate::support::oauth_issuer::{Discovery, OAuthIssuer};
 use crate::support::session::{err, ok, overridden};
 
@@ -17,44 +13,13 @@ const ALICE_TOKEN: &str = "alice-token-5d1f0c7e9b2a";
 const BOB_TOKEN: &str = "bob-token-8e3a61c4f7d9";
 const AUDIENCE: &str = "https://mcp.example.test/mcp";
 
-/// The tokens-file line for `name`, made by the binary's own `hash-token` command.
-async fn hash_token(name: &str, token: &str) -> String {
-    let home = Home::new();
-    let mut command = server_command(&home);
-    let mut child = command
-        .args(["hash-token", name])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("hash-token starts");
-    let mut stdin = child.stdin.take().unwrap();
-    stdin
-        .write_all(format!("{token}\n").as_bytes())
-        .await
-        .unwrap();
-    drop(stdin);
-    let output = child.wait_with_output().await.expect("hash-token ends");
-    assert!(output.status.success(), "{output:?}");
-    let line = String::from_utf8(output.stdout).unwrap();
-    assert!(!line.contains(token), "the line holds the token itself");
-    line
-}
-
 /// A server that accepts alice's and bob's static tokens, and its tokens file (removed
 /// when dropped).
 async fn server_with_tokens(
     fake: &FakeVultr,
     extra: &[(&str, &str)],
 ) -> (HttpServer, tempfile::TempPath) {
-    let lines = format!(
-        "# test principals\n{}{}",
-        hash_token("alice", ALICE_TOKEN).await,
-        hash_token("bob", BOB_TOKEN).await
-    );
-    let file = tempfile::NamedTempFile::new().expect("a tokens file");
-    std::fs::write(file.path(), lines).unwrap();
-    let file = file.into_temp_path();
+    let file = tokens_file(&[("alice", ALICE_TOKEN), ("bob", BOB_TOKEN)]).await;
     let path = file.to_str().unwrap().to_owned();
     let settings = fake.settings();
     let mut env = overridden(&settings, extra);
@@ -62,22 +27,50 @@ async fn server_with_tokens(
     (HttpServer::start(&env).await, file)
 }
 
+/// A fake, an issuer found by `discovery`, and a server pointed at the fake that accepts
+/// the issuer's access tokens for [`AUDIENCE`], with `extra` settings.
+async fn oauth_server(
+    discovery: Discovery,
+    extra: &[(&str, &str)],
+) -> (FakeVultr, OAuthIssuer, HttpServer) {
+    let fake = FakeVultr::start().await;
+    let issuer = OAuthIssuer::start(discovery).await;
+    let settings = fake.settings();
+    let mut env = overridden(
+        &settings,
+        &[
+            ("VULTR_MCP_OAUTH_ISSUER", issuer.issuer()),
+            ("VULTR_MCP_OAUTH_AUDIENCE", AUDIENCE),
+        ],
+    );
+    env.extend_from_slice(extra);
+    let server = HttpServer::start(&env).await;
+    (fake, issuer, server)
+}
+
+/// The `WWW-Authenticate` challenge of a request without a token, after checking it is
+/// refused with 401.
+async fn challenge_without_token(server: &HttpServer) -> String {
+    let missing = post(server.url(), None).await;
+    assert_eq!(missing.status(), 401);
+    missing.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// A raw MCP POST to `server` with `token` as its bearer token.
+async fn post_bearer(server: &HttpServer, token: &str) -> reqwest::Response {
+    post(server.url(), Some(&format!("Bearer {token}"))).await
+}
+
 /// A raw MCP POST to `url` with `authorization`, if any.
 async fn post(url: &str, authorization: Option<&str>) -> reqwest::Response {
-    let mut request = reqwest::Client::new()
-        .post(url)
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .body(
-            json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-                "protocolVersion": "2025-11-25", "capabilities": {},
-                "clientInfo": {"name": "raw", "version": "1"}}})
-            .to_string(),
-        );
-    if let Some(authorization) = authorization {
-        request = request.header("authorization", authorization);
-    }
-    request.send().await.expect("an answer")
+    let headers: Vec<(&str, &str)> = authorization
+        .map(|value| ("authorization", value))
+        .into_iter()
+        .collect();
+    post_initialize(url, &headers).await
 }
 
 #[tokio::test]
@@ -85,12 +78,7 @@ async fn static_tokens_let_in_only_their_holders_and_never_reach_the_logs() {
     let fake = FakeVultr::start().await;
     let (server, _tokens) = server_with_tokens(&fake, &[("RUST_LOG", "debug")]).await;
 
-    let missing = post(server.url(), None).await;
-    assert_eq!(missing.status(), 401);
-    let challenge = missing.headers()["www-authenticate"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let challenge = challenge_without_token(&server).await;
     assert!(challenge.starts_with("Bearer "), "{challenge}");
     assert!(
         !challenge.contains("resource_metadata"),
@@ -220,25 +208,13 @@ async fn a_session_opened_by_one_principal_is_unknown_to_another() {
 
 #[tokio::test]
 async fn oauth_access_tokens_from_the_issuer_are_accepted_and_the_metadata_points_to_it() {
-    let fake = FakeVultr::start().await;
-    let issuer = OAuthIssuer::start(Discovery::OAuthAuthorizationServer).await;
-    let settings = fake.settings();
-    let server = HttpServer::start(&overridden(
-        &settings,
-        &[
-            ("VULTR_MCP_OAUTH_ISSUER", issuer.issuer()),
-            ("VULTR_MCP_OAUTH_AUDIENCE", AUDIENCE),
-            ("VULTR_MCP_OAUTH_SCOPE", "mcp:use"),
-        ],
-    ))
+    let (_fake, issuer, server) = oauth_server(
+        Discovery::OAuthAuthorizationServer,
+        &[("VULTR_MCP_OAUTH_SCOPE", "mcp:use")],
+    )
     .await;
 
-    let missing = post(server.url(), None).await;
-    assert_eq!(missing.status(), 401);
-    let challenge = missing.headers()["www-authenticate"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let challenge = challenge_without_token(&server).await;
     let metadata_url = server.at("/.well-known/oauth-protected-resource/mcp");
     assert!(
         challenge.contains(&format!("resource_metadata=\"{metadata_url}\"")),
@@ -271,11 +247,7 @@ async fn oauth_access_tokens_from_the_issuer_are_accepted_and_the_metadata_point
 
     let mut unscoped = issuer.claims("carol@example.test", AUDIENCE);
     unscoped["scope"] = json!("openid");
-    let refused = post(
-        server.url(),
-        Some(&format!("Bearer {}", issuer.token(&unscoped))),
-    )
-    .await;
+    let refused = post_bearer(&server, &issuer.token(&unscoped)).await;
     assert_eq!(refused.status(), 403);
     let challenge = refused.headers()["www-authenticate"].to_str().unwrap();
     assert!(
@@ -285,48 +257,22 @@ async fn oauth_access_tokens_from_the_issuer_are_accepted_and_the_metadata_point
 
     let mut elsewhere = issuer.claims("carol@example.test", "https://other.example.test/mcp");
     elsewhere["scope"] = json!("mcp:use");
-    let refused = post(
-        server.url(),
-        Some(&format!("Bearer {}", issuer.token(&elsewhere))),
-    )
-    .await;
+    let refused = post_bearer(&server, &issuer.token(&elsewhere)).await;
     assert_eq!(refused.status(), 401, "a token for another audience");
-    let refused = post(
-        server.url(),
-        Some(&format!("Bearer {}", issuer.token_alg_none(&claims))),
-    )
-    .await;
+    let refused = post_bearer(&server, &issuer.token_alg_none(&claims)).await;
     assert_eq!(refused.status(), 401, "alg none");
     server.terminate().await;
 }
 
 #[tokio::test]
 async fn a_key_rotated_right_after_an_unknown_kid_probe_gets_503_with_retry_after_not_401() {
-    let fake = FakeVultr::start().await;
-    let issuer = OAuthIssuer::start(Discovery::OpenIdConfiguration).await;
-    let settings = fake.settings();
-    let server = HttpServer::start(&overridden(
-        &settings,
-        &[
-            ("VULTR_MCP_OAUTH_ISSUER", issuer.issuer()),
-            ("VULTR_MCP_OAUTH_AUDIENCE", AUDIENCE),
-        ],
-    ))
-    .await;
+    let (_fake, issuer, server) = oauth_server(Discovery::OpenIdConfiguration, &[]).await;
     let claims = issuer.claims("carol@example.test", AUDIENCE);
-    let probe = post(
-        server.url(),
-        Some(&format!("Bearer {}", issuer.token_unknown_kid(&claims))),
-    )
-    .await;
+    let probe = post_bearer(&server, &issuer.token_unknown_kid(&claims)).await;
     assert_eq!(probe.status(), 401, "the probe's kid is not published");
 
     issuer.rotate();
-    let rotated = post(
-        server.url(),
-        Some(&format!("Bearer {}", issuer.token(&claims))),
-    )
-    .await;
+    let rotated = post_bearer(&server, &issuer.token(&claims)).await;
     assert_eq!(
         rotated.status(),
         503,

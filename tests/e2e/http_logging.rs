@@ -9,6 +9,7 @@ use serde_json::json;
 use crate::support::fake_vultr::FakeVultr;
 use crate::support::http::{Generation, HttpServer};
 use crate::support::postgres::PgServer;
+use crate::support::raw::stateless_meta;
 use crate::support::session::{ok, overridden};
 
 /// How long log lines may take to reach the capture.
@@ -34,24 +35,10 @@ async fn stderr_with_access_lines(server: &HttpServer, count: usize) -> String {
 
 /// One self-contained (2026-07-28) `tools/call` of `list_models` over a raw POST.
 async fn list_models_once(server: &HttpServer, id: u64) {
-    let meta = json!({
-        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-        "io.modelcontextprotocol/clientCapabilities": {},
-        "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "1"}
-    });
-    let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
-        "name": "list_models", "arguments": {}, "_meta": meta}});
-    let response = reqwest::Client::new()
-        .post(server.url())
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2026-07-28")
-        .header("mcp-method", "tools/call")
-        .header("mcp-name", "list_models")
-        .body(body.to_string())
-        .send()
-        .await
-        .expect("an answer");
+    let params = json!({
+        "name": "list_models", "arguments": {}, "_meta": stateless_meta("raw", json!({}))});
+    let id = i64::try_from(id).expect("a small id");
+    let response = server.post_stateless(id, "tools/call", params).await;
     assert_eq!(response.status(), 200);
     let text = response.text().await.unwrap();
     assert!(text.contains("kimi-k2-instruct"), "{text}");

@@ -7,9 +7,11 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
 
+use crate::support::assertions::assert_contains;
+use crate::support::http::run_hash_token;
 use crate::support::mcp::{BINARY, Home};
 
 /// The repository's root.
@@ -66,27 +68,13 @@ fn shell_blocks(readme: &str) -> Vec<String> {
         .collect()
 }
 
-/// Runs `hash-token NAME` with `stdin`; its exit success, stdout and stderr.
+/// Runs `hash-token NAME` with `stdin`, as a user's shell would (no setting cleared);
+/// its exit success, stdout and stderr.
 async fn hash_token(name: &str, stdin: &str) -> (bool, String, String) {
     let home = Home::new();
     let mut command = tokio::process::Command::new(BINARY);
     home.apply(&mut command);
-    let mut child = command
-        .args(["hash-token", name])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("hash-token starts");
-    let mut input = child.stdin.take().expect("piped stdin");
-    input.write_all(stdin.as_bytes()).await.expect("write");
-    drop(input);
-    let output = child.wait_with_output().await.expect("hash-token ends");
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    run_hash_token(command, name, stdin).await
 }
 
 #[tokio::test]
@@ -95,8 +83,7 @@ async fn hash_token_refuses_a_token_under_16_characters_and_says_how_to_make_one
         let (ok, stdout, stderr) = hash_token("alice", &format!("{short}\n")).await;
         assert!(!ok, "a {}-character token was accepted", short.len());
         assert!(stdout.is_empty(), "{stdout}");
-        assert!(stderr.contains("at least 16"), "{stderr}");
-        assert!(stderr.contains("openssl rand -hex 32"), "{stderr}");
+        assert_contains(&stderr, &["at least 16", "openssl rand -hex 32"]);
         assert!(!stderr.contains(short), "the token is echoed: {stderr}");
     }
     let (ok, stdout, stderr) = hash_token("alice", "sixteen-chars-xx\n").await;

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use crate::support::fake_vultr::FakeVultr;
 use crate::support::mcp::Server;
 use crate::support::raw::{PROMPTLY, RawServer};
-use crate::support::session::ok;
+use crate::support::session::{CORE_TOOLS, ok};
 
 #[tokio::test]
 async fn the_server_introduces_itself_with_its_own_name_and_version() {
@@ -36,14 +36,7 @@ async fn tools_list_matches_the_snapshot() {
     let tools = server.client.list_all_tools().await.expect("tools/list");
     let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
     assert_eq!(
-        names,
-        [
-            "list_models",
-            "chat_completion",
-            "delete_conversation",
-            "list_subscriptions",
-            "get_subscription"
-        ],
+        names, CORE_TOOLS,
         "the core tools in registry order (src/mcp/registry.rs)"
     );
     let listing = serde_json::to_value(&tools).unwrap();

@@ -5,17 +5,15 @@
 //! 2025-era client's session opened on one replica works on the other for its principal
 //! only.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tokio::io::AsyncWriteExt;
 
 use crate::support::fake_vultr::FakeVultr;
 use crate::support::fake_vultr::faults::{Fault, FaultServer};
-use crate::support::http::HttpServer;
-use crate::support::mcp::{Home, server_command};
+use crate::support::http::{HttpServer, tokens_file};
 use crate::support::postgres::PgServer;
+use crate::support::raw::stateless_meta;
 use crate::support::session::overridden;
 
 /// Time allowed for what should happen at once (a request to reach the upstream, a
@@ -32,13 +30,10 @@ const BOB_TOKEN: &str = "bob-token-9a4d2e6b8c10";
 
 /// The per-request `_meta` of a 2026-07-28 client declaring the tasks extension.
 fn tasks_meta() -> Value {
-    json!({
-        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-        "io.modelcontextprotocol/clientCapabilities": {
-            "extensions": {"io.modelcontextprotocol/tasks": {}}
-        },
-        "io.modelcontextprotocol/clientInfo": {"name": "replicas", "version": "1"}
-    })
+    stateless_meta(
+        "replicas",
+        json!({"extensions": {"io.modelcontextprotocol/tasks": {}}}),
+    )
 }
 
 /// A chat that becomes a task at once (with `VULTR_MCP_TASK_AFTER=0`).
@@ -50,33 +45,7 @@ fn chat() -> Value {
 /// returns its result, whether it came as JSON or on an event stream.
 async fn post(server: &HttpServer, id: i64, method: &str, mut params: Value) -> Value {
     params["_meta"] = tasks_meta();
-    let mut request = reqwest::Client::new()
-        .post(server.url())
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2026-07-28")
-        .header("mcp-method", method);
-    if let Some(name) = params["name"].as_str().or(params["taskId"].as_str()) {
-        request = request.header("mcp-name", name);
-    }
-    let body = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
-    let text = request
-        .body(body.to_string())
-        .send()
-        .await
-        .expect("an answer")
-        .text()
-        .await
-        .expect("a body");
-    let answer = std::iter::once(text.as_str())
-        .chain(text.lines().filter_map(|line| line.strip_prefix("data:")))
-        .filter_map(|data| serde_json::from_str::<Value>(data.trim()).ok())
-        .find(|message| message["id"] == id)
-        .unwrap_or_else(|| panic!("no answer to {method} in {text}"));
-    answer
-        .get("result")
-        .cloned()
-        .unwrap_or_else(|| panic!("{method} failed: {answer}"))
+    server.stateless_result(id, method, params).await
 }
 
 /// Polls task `id` on `server` every half second until it is no longer working, for up
@@ -209,27 +178,6 @@ async fn a_task_whose_replica_was_killed_reads_failed_on_the_other_after_the_lea
     other.terminate().await;
 }
 
-/// The tokens-file line for `name`, made by the binary's own `hash-token` command.
-async fn hash_token(name: &str, token: &str) -> String {
-    let home = Home::new();
-    let mut child = server_command(&home)
-        .args(["hash-token", name])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("hash-token starts");
-    let mut stdin = child.stdin.take().unwrap();
-    stdin
-        .write_all(format!("{token}\n").as_bytes())
-        .await
-        .unwrap();
-    drop(stdin);
-    let output = child.wait_with_output().await.expect("hash-token ends");
-    assert!(output.status.success(), "{output:?}");
-    String::from_utf8(output.stdout).unwrap()
-}
-
 /// A 2025-era POST of `message` to `server` for `token`, in `session` when given.
 async fn legacy_post(
     server: &HttpServer,
@@ -254,18 +202,9 @@ async fn legacy_post(
 #[tokio::test]
 async fn a_legacy_session_opened_on_one_replica_works_on_the_other_for_its_principal_only() {
     let fake = FakeVultr::start().await;
-    let tokens = tempfile::NamedTempFile::new().expect("a tokens file");
-    let lines = format!(
-        "{}{}",
-        hash_token("alice", ALICE_TOKEN).await,
-        hash_token("bob", BOB_TOKEN).await
-    );
-    std::fs::write(tokens.path(), lines).unwrap();
+    let tokens = tokens_file(&[("alice", ALICE_TOKEN), ("bob", BOB_TOKEN)]).await;
     let mut settings = fake.settings();
-    settings.push((
-        "VULTR_MCP_AUTH_TOKENS",
-        tokens.path().to_str().unwrap().to_owned(),
-    ));
+    settings.push(("VULTR_MCP_AUTH_TOKENS", tokens.to_str().unwrap().to_owned()));
     let (a, b) = replicas(&settings).await;
 
     let opened = legacy_post(

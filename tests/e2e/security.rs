@@ -7,8 +7,8 @@ use rmcp::model::CallToolResult;
 use serde_json::{Value, json};
 
 use crate::support::fake_vultr::{
-    ACCOUNT_KEY, CHAT_PATH, DEFAULT_SUBSCRIPTION_KEY, FakeVultr, MODELS_PATH, SUBSCRIPTIONS_PATH,
-    Subscription, TOOL_CALL_ID, weather_tool,
+    ACCOUNT_KEY, CHAT_PATH, CONFIGURED_KEY, DEFAULT_SUBSCRIPTION_KEY, FakeVultr, MODELS_PATH,
+    SUBSCRIPTIONS_PATH, Subscription, TOOL_CALL_ID, weather_tool,
 };
 use crate::support::mcp::{Home, Server, server_command};
 use crate::support::session::{err, ok, text};
@@ -474,7 +474,7 @@ async fn no_error_text_ever_contains_the_inference_key_or_the_account_key() {
     for (status, body) in failures {
         fake.fail("POST", CHAT_PATH, status, body, 1).await;
         let message = err(&server.call("chat_completion", chat.clone()).await);
-        for secret in [MAIN_KEY, "CONFIGURED-INFERENCE-KEY-9999", ACCOUNT_KEY] {
+        for secret in [MAIN_KEY, CONFIGURED_KEY, ACCOUNT_KEY] {
             assert!(!message.contains(secret), "a key leaked: {message}");
         }
         assert!(

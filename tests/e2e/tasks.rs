@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::support::fake_vultr::faults::{Fault, FaultServer};
 #[cfg(unix)]
 use crate::support::http::HttpServer;
-use crate::support::raw::RawServer;
+use crate::support::raw::{RawServer, stateless_meta};
 #[cfg(unix)]
 use crate::support::session::overridden;
 
@@ -29,11 +29,7 @@ fn meta(tasks: bool) -> Value {
     } else {
         json!({})
     };
-    json!({
-        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-        "io.modelcontextprotocol/clientCapabilities": {"extensions": extensions},
-        "io.modelcontextprotocol/clientInfo": {"name": "raw-tasks", "version": "1"}
-    })
+    stateless_meta("raw-tasks", json!({"extensions": extensions}))
 }
 
 /// Sends request `id` and returns its result (fails the test on a JSON-RPC error).
@@ -113,32 +109,7 @@ async fn over_stdio_a_client_declaring_tasks_gets_a_handle_and_polls_the_result(
 #[cfg(unix)]
 async fn post(server: &HttpServer, id: i64, method: &str, mut params: Value) -> Value {
     params["_meta"] = meta(true);
-    let mut request = reqwest::Client::new()
-        .post(server.url())
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2026-07-28")
-        .header("mcp-method", method);
-    // The name a request acts on: the tool, or the task.
-    if let Some(name) = params["name"].as_str().or(params["taskId"].as_str()) {
-        request = request.header("mcp-name", name);
-    }
-    let body = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
-    let response = request
-        .body(body.to_string())
-        .send()
-        .await
-        .expect("an answer");
-    let text = response.text().await.expect("a body");
-    let answer = std::iter::once(text.as_str())
-        .chain(text.lines().filter_map(|line| line.strip_prefix("data:")))
-        .filter_map(|data| serde_json::from_str::<Value>(data.trim()).ok())
-        .find(|message| message["id"] == id)
-        .unwrap_or_else(|| panic!("no answer to {method} in {text}"));
-    answer
-        .get("result")
-        .cloned()
-        .unwrap_or_else(|| panic!("{method} failed: {answer}"))
+    server.stateless_result(id, method, params).await
 }
 
 #[cfg(unix)]

@@ -52,23 +52,16 @@ impl Downstreams {
     /// A file with one stdio entry per name, each the test server logging to its own
     /// file; `extra` is merged into every entry (e.g. `{"tools": [...]}`).
     pub fn new(names: &[&str], extra: Value) -> Downstreams {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let downstreams = Downstreams { dir };
-        let servers: serde_json::Map<String, Value> = names
-            .iter()
-            .map(|name| {
-                let mut entry = json!({
-                    "command": server_path(),
-                    "args": ["--log", downstreams.log_path(name)],
-                    "env": {"DOWNSTREAM_MARK": "set-by-config"},
-                });
-                if let (Some(entry), Some(extra)) = (entry.as_object_mut(), extra.as_object()) {
-                    entry.extend(extra.clone());
-                }
-                ((*name).to_owned(), entry)
+        let downstreams = Downstreams {
+            dir: tempfile::tempdir().expect("a temporary directory"),
+        };
+        downstreams.write_entries(names, &extra, |name| {
+            json!({
+                "command": server_path(),
+                "args": ["--log", downstreams.log_path(name)],
+                "env": {"DOWNSTREAM_MARK": "set-by-config"},
             })
-            .collect();
-        downstreams.write(&json!({ "mcpServers": servers }).to_string());
+        });
         downstreams
     }
 
@@ -76,25 +69,32 @@ impl Downstreams {
     /// (e.g. `--ignore-eof`, `--start-delay-ms N`; see `examples/downstream_server.rs`).
     pub fn with_flags(names: &[&str], flags: &[&str], extra: Value) -> Downstreams {
         let downstreams = Downstreams::new(&[], json!({}));
+        downstreams.write_entries(names, &extra, |name| {
+            let mut args = vec![
+                json!("--log"),
+                json!(downstreams.log_path(name)),
+                json!("--starts"),
+                json!(downstreams.starts_path(name)),
+            ];
+            args.extend(flags.iter().map(|flag| json!(flag)));
+            json!({"command": server_path(), "args": args})
+        });
+        downstreams
+    }
+
+    /// Writes the file with the entry `entry` makes for each of `names`, `extra` merged in.
+    fn write_entries(&self, names: &[&str], extra: &Value, entry: impl Fn(&str) -> Value) {
         let servers: serde_json::Map<String, Value> = names
             .iter()
             .map(|name| {
-                let mut args = vec![
-                    json!("--log"),
-                    json!(downstreams.log_path(name)),
-                    json!("--starts"),
-                    json!(downstreams.starts_path(name)),
-                ];
-                args.extend(flags.iter().map(|flag| json!(flag)));
-                let mut entry = json!({"command": server_path(), "args": args});
+                let mut entry = entry(name);
                 if let (Some(entry), Some(extra)) = (entry.as_object_mut(), extra.as_object()) {
                     entry.extend(extra.clone());
                 }
                 ((*name).to_owned(), entry)
             })
             .collect();
-        downstreams.write(&json!({ "mcpServers": servers }).to_string());
-        downstreams
+        self.write(&json!({ "mcpServers": servers }).to_string());
     }
 
     fn starts_path(&self, name: &str) -> PathBuf {
@@ -103,11 +103,9 @@ impl Downstreams {
 
     /// The process ids of the starts of server `name` so far (made [`Downstreams::with_flags`]).
     pub fn starts(&self, name: &str) -> Vec<u32> {
-        std::fs::read_to_string(self.starts_path(name))
-            .unwrap_or_default()
-            .lines()
-            .map(|line| line.parse().expect("a process id"))
-            .collect()
+        lines_of(&self.starts_path(name), |line| {
+            line.parse().expect("a process id")
+        })
     }
 
     /// Replaces the file's text.
@@ -131,11 +129,9 @@ impl Downstreams {
 
     /// The calls server `name` received so far, one JSON object each, in order.
     pub fn calls(&self, name: &str) -> Vec<Value> {
-        std::fs::read_to_string(self.log_path(name))
-            .unwrap_or_default()
-            .lines()
-            .map(|line| serde_json::from_str(line).expect("a JSON log line"))
-            .collect()
+        lines_of(&self.log_path(name), |line| {
+            serde_json::from_str(line).expect("a JSON log line")
+        })
     }
 
     /// Waits (up to 10 s) until server `name` has logged `event`; true when it has.
@@ -148,6 +144,15 @@ impl Downstreams {
         }
         false
     }
+}
+
+/// Each line of the file at `path` (none while it does not exist), read by `read`.
+fn lines_of<T>(path: &Path, read: impl Fn(&str) -> T) -> Vec<T> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(read)
+        .collect()
 }
 
 /// The downstream test server serving streamable HTTP on loopback; stopped when dropped.

@@ -10,7 +10,8 @@ use rmcp::service::ClientInitializeError;
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::{ClientLifecycleMode, ClientServiceExt, ServiceExt};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::watch;
 
 use super::mcp::{Home, server_command};
@@ -191,6 +192,43 @@ impl HttpServer {
         Ok(Session { client })
     }
 
+    /// A raw 2026-07-28 POST of request `id` (its `params` carrying their `_meta`), with
+    /// the `Mcp-Method` header and the `Mcp-Name` of the tool or task it acts on; the
+    /// response as it came.
+    pub async fn post_stateless(&self, id: i64, method: &str, params: Value) -> reqwest::Response {
+        let mut request = reqwest::Client::new()
+            .post(self.url())
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", method);
+        if let Some(name) = params["name"].as_str().or(params["taskId"].as_str()) {
+            request = request.header("mcp-name", name);
+        }
+        let body = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        request
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("an answer")
+    }
+
+    /// [`HttpServer::post_stateless`], returning the request's result, whether it came as
+    /// JSON or on an event stream; fails the test on a JSON-RPC error.
+    pub async fn stateless_result(&self, id: i64, method: &str, params: Value) -> Value {
+        let response = self.post_stateless(id, method, params).await;
+        let text = response.text().await.expect("a body");
+        let answer = std::iter::once(text.as_str())
+            .chain(text.lines().filter_map(|line| line.strip_prefix("data:")))
+            .filter_map(|data| serde_json::from_str::<Value>(data.trim()).ok())
+            .find(|message| message["id"] == id)
+            .unwrap_or_else(|| panic!("no answer to {method} in {text}"));
+        answer
+            .get("result")
+            .cloned()
+            .unwrap_or_else(|| panic!("{method} failed: {answer}"))
+    }
+
     /// Sends SIGTERM and waits for the process to exit; its status and stderr.
     pub async fn terminate(mut self) -> (ExitStatus, String) {
         let pid = i32::try_from(self.pid()).expect("a pid");
@@ -204,4 +242,70 @@ impl HttpServer {
         let stderr = self.stderr();
         (status, stderr)
     }
+}
+
+/// A raw POST of a 2025-11-25 `initialize` request to `url` with `headers`.
+pub async fn post_initialize(url: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+    let mut request = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(
+            json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                "protocolVersion": "2025-11-25", "capabilities": {},
+                "clientInfo": {"name": "raw", "version": "1"}}})
+            .to_string(),
+        );
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.send().await.expect("the server answers")
+}
+
+/// The tokens-file line for `name` and `token`, made by the binary's own `hash-token`
+/// command; checks that the line does not hold the token itself.
+pub async fn hash_token(name: &str, token: &str) -> String {
+    let home = Home::new();
+    let (success, line, stderr) =
+        run_hash_token(server_command(&home), name, &format!("{token}\n")).await;
+    assert!(success, "hash-token {name} failed: {stderr}");
+    assert!(!line.contains(token), "the line holds the token itself");
+    line
+}
+
+/// Runs `command` (the binary) as `hash-token NAME` with `stdin`; its exit success,
+/// stdout and stderr.
+pub async fn run_hash_token(
+    mut command: tokio::process::Command,
+    name: &str,
+    stdin: &str,
+) -> (bool, String, String) {
+    let mut child = command
+        .args(["hash-token", name])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("hash-token starts");
+    let mut input = child.stdin.take().expect("piped stdin");
+    input.write_all(stdin.as_bytes()).await.expect("write");
+    drop(input);
+    let output = child.wait_with_output().await.expect("hash-token ends");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// A tokens file (removed when dropped) holding a line for each `(name, token)`, made by
+/// [`hash_token`].
+pub async fn tokens_file(principals: &[(&str, &str)]) -> tempfile::TempPath {
+    let mut lines = String::from("# test principals\n");
+    for (name, token) in principals {
+        lines.push_str(&hash_token(name, token).await);
+    }
+    let file = tempfile::NamedTempFile::new().expect("a tokens file");
+    std::fs::write(file.path(), lines).expect("write the tokens file");
+    file.into_temp_path()
 }

@@ -4,6 +4,7 @@
 //! so unused helpers must not warn.
 #![allow(dead_code)]
 
+pub mod assertions;
 pub mod downstream;
 pub mod fake_vultr;
 #[cfg(unix)]

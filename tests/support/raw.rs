@@ -184,17 +184,7 @@ impl RawServer {
 
     /// Everything written before the response to request `id`, and that response.
     pub async fn until_response(&mut self, id: i64) -> (Vec<Line>, Line) {
-        let mut before = Vec::new();
-        loop {
-            let line = self
-                .next_line(PROMPTLY)
-                .await
-                .unwrap_or_else(|| panic!("no response to request {id}"));
-            if line.value.get("id") == Some(&json!(id)) && line.value.get("method").is_none() {
-                return (before, line);
-            }
-            before.push(line);
-        }
+        read_until_response(id, async || self.next_line(PROMPTLY).await).await
     }
 
     /// Sends a ping and checks that the next message is its answer.
@@ -269,6 +259,34 @@ impl RawServer {
         let (status, stderr) = self.exit().await;
         assert!(status.success(), "exit status {status}; stderr: {stderr}");
     }
+}
+
+/// Reads lines with `next` until the response to request `id`: everything written before
+/// it, and the response; fails the test when `next` gives nothing first. Every raw
+/// session's `until_response`.
+pub async fn read_until_response(
+    id: i64,
+    mut next: impl AsyncFnMut() -> Option<Line>,
+) -> (Vec<Line>, Line) {
+    let mut before = Vec::new();
+    loop {
+        let line = next()
+            .await
+            .unwrap_or_else(|| panic!("no response to request {id}"));
+        if line.value.get("id") == Some(&json!(id)) && line.value.get("method").is_none() {
+            return (before, line);
+        }
+        before.push(line);
+    }
+}
+
+/// The per-request `_meta` of a 2026-07-28 client named `client` with `capabilities`.
+pub fn stateless_meta(client: &str, capabilities: Value) -> Value {
+    json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": capabilities,
+        "io.modelcontextprotocol/clientInfo": {"name": client, "version": "1"}
+    })
 }
 
 /// A raw `tools/call` of chat_completion (`kimi-k2-instruct`, prompt "hi") as request `id`.

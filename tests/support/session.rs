@@ -7,6 +7,15 @@ use rmcp::model::{CallToolRequestParams, CallToolResult};
 use rmcp::service::RunningService;
 use serde_json::{Value, json};
 
+/// The tools every server lists (the `core` toolset), in the order `tools/list` gives them.
+pub const CORE_TOOLS: [&str; 5] = [
+    "list_models",
+    "chat_completion",
+    "delete_conversation",
+    "list_subscriptions",
+    "get_subscription",
+];
+
 /// An MCP client session with a server under test.
 pub struct Session {
     /// The MCP client session.

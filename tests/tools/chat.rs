@@ -40,6 +40,22 @@ async fn a_prompt_gets_the_models_reply_as_text_and_structured_content() {
 #[tokio::test]
 async fn only_the_parameters_the_caller_gave_are_sent_upstream() {
     let fake = FakeVultr::start().await;
+    // Every optional parameter, each sent upstream as given.
+    let every_parameter = json!({
+        "model": "glm-5.2",
+        "messages": [{"role": "user", "content": "hi"}],
+        "max_tokens": 100,
+        "temperature": 0.2,
+        "top_p": 0.9,
+        "stop": ["END"],
+        "seed": 7,
+        "frequency_penalty": 0.5,
+        "presence_penalty": -0.5,
+        "reasoning_effort": "low",
+        "response_format": {"type": "json_object"},
+        "tools": [weather_tool()],
+        "tool_choice": "none"
+    });
     let server = Server::with_fake(&fake, &[]).await;
     ok(&server
         .call(
@@ -48,24 +64,7 @@ async fn only_the_parameters_the_caller_gave_are_sent_upstream() {
         )
         .await);
     ok(&server
-        .call(
-            "chat_completion",
-            json!({
-                "model": "glm-5.2",
-                "messages": [{"role": "user", "content": "hi"}],
-                "max_tokens": 100,
-                "temperature": 0.2,
-                "top_p": 0.9,
-                "stop": ["END"],
-                "seed": 7,
-                "frequency_penalty": 0.5,
-                "presence_penalty": -0.5,
-                "reasoning_effort": "low",
-                "response_format": {"type": "json_object"},
-                "tools": [weather_tool()],
-                "tool_choice": "none"
-            }),
-        )
+        .call("chat_completion", every_parameter.clone())
         .await);
     // glm-5.2 streams, so the server adds exactly the two streaming fields it needs.
     let mut sent = fake.chat_requests().await;
@@ -84,24 +83,7 @@ async fn only_the_parameters_the_caller_gave_are_sent_upstream() {
             "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}]
         })
     );
-    assert_eq!(
-        sent[1],
-        json!({
-            "model": "glm-5.2",
-            "messages": [{"role": "user", "content": "hi"}],
-            "max_tokens": 100,
-            "temperature": 0.2,
-            "top_p": 0.9,
-            "stop": ["END"],
-            "seed": 7,
-            "frequency_penalty": 0.5,
-            "presence_penalty": -0.5,
-            "reasoning_effort": "low",
-            "response_format": {"type": "json_object"},
-            "tools": [weather_tool()],
-            "tool_choice": "none"
-        })
-    );
+    assert_eq!(sent[1], every_parameter);
     server.stop().await;
 }
 

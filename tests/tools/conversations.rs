@@ -11,6 +11,7 @@ use rmcp::ServiceError;
 use rmcp::model::{ErrorCode, ReadResourceRequestParams, ResourceContents};
 use serde_json::{Value, json};
 
+use crate::support::assertions::assert_contains;
 use crate::support::fake_vultr::{FakeVultr, TOOL_CALL_ID, weather_tool};
 use crate::support::in_process::Server;
 use crate::support::session::{err, ok, text};
@@ -244,15 +245,12 @@ async fn a_tool_round_trip_continues_by_conversation_id_with_only_the_tool_resul
 
     // The transcript shows the call and its result.
     let (transcript, _) = read_text(&server, &format!("{LIST_URI}/{id}")).await;
-    assert!(
-        transcript.contains(&format!(
-            "\n- tool call `{TOOL_CALL_ID}`: get_weather({{\"city\":\"Paris\"}})\n"
-        )),
-        "{transcript}"
-    );
-    assert!(
-        transcript.contains(&format!("\n## tool (result of {TOOL_CALL_ID})\n\n18C\n")),
-        "{transcript}"
+    assert_contains(
+        &transcript,
+        &[
+            &format!("\n- tool call `{TOOL_CALL_ID}`: get_weather({{\"city\":\"Paris\"}})\n"),
+            &format!("\n## tool (result of {TOOL_CALL_ID})\n\n18C\n"),
+        ],
     );
     server.stop().await;
 }

@@ -2,8 +2,10 @@
 //! server (`examples/downstream_server.rs`, started over stdio); every assertion is on
 //! what the downstream server logged and the fake received.
 
+use rmcp::model::CallToolResult;
 use serde_json::{Value, json};
 
+use crate::support::assertions::assert_contains;
 use crate::support::downstream::Downstreams;
 use crate::support::fake_vultr::FakeVultr;
 use crate::support::fake_vultr::script::{answer, tool_calls, tool_result};
@@ -26,6 +28,21 @@ async fn delegation(
     let server =
         Server::with_fake(&fake, &[("VULTR_MCP_DELEGATE_SERVERS", setting.as_str())]).await;
     (fake, downstreams, server)
+}
+
+/// A model that asks for `calc__add` on every turn, never answering.
+async fn endless_adding() -> (FakeVultr, Downstreams, Server) {
+    delegation(&["calc"], json!({}), |_| {
+        tool_calls(&[("again", "calc__add", r#"{"a": 1, "b": 1}"#)])
+    })
+    .await
+}
+
+/// Delegates `task` to [`MODEL`].
+async fn delegate(server: &Server, task: &str) -> CallToolResult {
+    server
+        .call("delegate", json!({"task": task, "model": MODEL}))
+        .await
 }
 
 /// The names of the tools the model was offered in chat request `n`.
@@ -143,9 +160,7 @@ async fn the_calls_of_one_turn_run_concurrently() {
         }
     })
     .await;
-    let delegation = ok(&server
-        .call("delegate", json!({"task": "sleep twice", "model": MODEL}))
-        .await);
+    let delegation = ok(&delegate(&server, "sleep twice").await);
     assert_eq!(delegation["stopped"], "done");
     let events: Vec<Value> = downstreams
         .calls("calc")
@@ -174,9 +189,7 @@ async fn failures_unknown_tools_and_bad_arguments_go_back_to_the_model() {
         }
     })
     .await;
-    let delegation = ok(&server
-        .call("delegate", json!({"task": "try", "model": MODEL}))
-        .await);
+    let delegation = ok(&delegate(&server, "try").await);
     assert_eq!(delegation["answer"], "recovered");
     assert_eq!(delegation["stopped"], "done");
     assert_eq!(downstreams.calls("calc"), [json!({"tool": "fail"})]);
@@ -198,10 +211,7 @@ async fn failures_unknown_tools_and_bad_arguments_go_back_to_the_model() {
 
 #[tokio::test]
 async fn max_turns_stops_after_running_the_last_turns_calls() {
-    let (fake, downstreams, server) = delegation(&["calc"], json!({}), |_| {
-        tool_calls(&[("again", "calc__add", r#"{"a": 1, "b": 1}"#)])
-    })
-    .await;
+    let (fake, downstreams, server) = endless_adding().await;
     let delegation = ok(&server
         .call(
             "delegate",
@@ -230,10 +240,7 @@ async fn max_turns_stops_after_running_the_last_turns_calls() {
 
 #[tokio::test]
 async fn the_budget_stops_the_loop_before_the_next_turn() {
-    let (fake, downstreams, server) = delegation(&["calc"], json!({}), |_| {
-        tool_calls(&[("again", "calc__add", r#"{"a": 1, "b": 1}"#)])
-    })
-    .await;
+    let (fake, downstreams, server) = endless_adding().await;
     let delegation = ok(&server
         .call(
             "delegate",
@@ -261,9 +268,7 @@ async fn the_allowlist_offers_exactly_its_tools_destructive_ones_included() {
             }
         })
         .await;
-    ok(&server
-        .call("delegate", json!({"task": "wipe", "model": MODEL}))
-        .await);
+    ok(&delegate(&server, "wipe").await);
     let mut tools = offered(&fake.chat_requests().await[0]);
     tools.sort();
     assert_eq!(tools, ["calc__add", "calc__wipe"]);
@@ -329,9 +334,7 @@ async fn a_downstream_server_that_died_is_started_again_on_the_next_use() {
         let delegation = ok(result);
         (delegation["steps"][0]["is_error"] == false).then(|| delegation["answer"].clone())
     };
-    let first = server
-        .call("delegate", json!({"task": "pid", "model": MODEL}))
-        .await;
+    let first = delegate(&server, "pid").await;
     let first = pid_of(&first).expect("the first call ran");
     let killed = std::process::Command::new("kill")
         .args(["-KILL", first.as_str().unwrap()])
@@ -341,9 +344,7 @@ async fn a_downstream_server_that_died_is_started_again_on_the_next_use() {
     // The bridge notices the closed pipe; until then a call may fail (and is reported).
     let mut second = None;
     for _ in 0..50 {
-        let result = server
-            .call("delegate", json!({"task": "pid", "model": MODEL}))
-            .await;
+        let result = delegate(&server, "pid").await;
         if let Some(pid) = pid_of(&result) {
             second = Some(pid);
             break;
@@ -372,12 +373,9 @@ async fn a_server_that_cannot_start_is_named_with_the_cause() {
     let setting = downstreams.setting();
     let server =
         Server::with_fake(&fake, &[("VULTR_MCP_DELEGATE_SERVERS", setting.as_str())]).await;
-    let result = server
-        .call("delegate", json!({"task": "t", "model": MODEL}))
-        .await;
+    let result = delegate(&server, "t").await;
     let message = err(&result);
-    assert!(message.contains("\"ghost\""), "{message}");
-    assert!(message.contains("/nonexistent/server"), "{message}");
+    assert_contains(&message, &["\"ghost\"", "/nonexistent/server"]);
     assert!(fake.chat_requests().await.is_empty());
     server.stop().await;
 }
@@ -447,9 +445,7 @@ async fn an_http_server_is_reached_with_its_configured_headers() {
     let setting = downstreams.setting();
     let server =
         Server::with_fake(&fake, &[("VULTR_MCP_DELEGATE_SERVERS", setting.as_str())]).await;
-    let delegation = ok(&server
-        .call("delegate", json!({"task": "add", "model": MODEL}))
-        .await);
+    let delegation = ok(&delegate(&server, "add").await);
     assert_eq!(delegation["answer"], "42");
     assert_eq!(
         downstreams.calls("notes"),
@@ -466,12 +462,9 @@ async fn an_http_server_that_refuses_the_bridge_is_named_without_its_headers() {
     let setting = downstreams.setting();
     let server =
         Server::with_fake(&fake, &[("VULTR_MCP_DELEGATE_SERVERS", setting.as_str())]).await;
-    let result = server
-        .call("delegate", json!({"task": "t", "model": MODEL}))
-        .await;
+    let result = delegate(&server, "t").await;
     let message = err(&result);
-    assert!(message.contains("\"notes\""), "{message}");
-    assert!(message.contains(&http.url), "{message}");
+    assert_contains(&message, &["\"notes\"", &http.url]);
     assert!(!message.contains("wrong-one"), "{message}");
     assert!(fake.chat_requests().await.is_empty());
     server.stop().await;
@@ -495,9 +488,7 @@ async fn large_results_are_cut_for_the_model_and_in_the_steps() {
         ],
     )
     .await;
-    let delegation = ok(&server
-        .call("delegate", json!({"task": "read", "model": MODEL}))
-        .await);
+    let delegation = ok(&delegate(&server, "read").await);
     assert_eq!(
         delegation["steps"][0]["result"].as_str().unwrap().len(),
         2_000
@@ -578,26 +569,21 @@ async fn a_failed_start_is_remembered_for_a_few_seconds_then_tried_again() {
     let failed_at = std::time::Instant::now();
 
     // Within the back-off: the same failure at once, no new attempt.
-    let again = server
-        .call("delegate", json!({"task": "t", "model": MODEL}))
-        .await;
+    let again = delegate(&server, "t").await;
     let message = err(&again);
-    assert!(
-        message.contains("did not complete the MCP handshake"),
-        "{message}"
-    );
-    assert!(
-        message.contains("tried again 3s after a failure"),
-        "{message}"
+    assert_contains(
+        &message,
+        &[
+            "did not complete the MCP handshake",
+            "tried again 3s after a failure",
+        ],
     );
     assert_eq!(downstreams.starts("broken").len(), 1, "no new attempt");
 
     // After it: a new attempt.
     tokio::time::sleep(std::time::Duration::from_millis(3_500).saturating_sub(failed_at.elapsed()))
         .await;
-    let later = server
-        .call("delegate", json!({"task": "t", "model": MODEL}))
-        .await;
+    let later = delegate(&server, "t").await;
     let message = err(&later);
     assert!(
         !message.contains("tried again"),
@@ -620,9 +606,7 @@ async fn a_working_directory_removed_after_start_up_is_named_as_missing() {
     let server =
         Server::with_fake(&fake, &[("VULTR_MCP_DELEGATE_SERVERS", setting.as_str())]).await;
     std::fs::remove_dir(&cwd).unwrap();
-    let result = server
-        .call("delegate", json!({"task": "t", "model": MODEL}))
-        .await;
+    let result = delegate(&server, "t").await;
     let message = err(&result);
     assert!(
         message.contains(&format!(

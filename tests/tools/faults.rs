@@ -22,8 +22,9 @@ use rmcp::model::{CallToolRequestParams, ClientRequest, JsonObject, Request, Ser
 use rmcp::service::{PeerRequestOptions, RequestHandle};
 use serde_json::json;
 
+use crate::support::assertions::assert_contains;
 use crate::support::fake_vultr::faults::{Fault, FaultServer};
-use crate::support::fake_vultr::{CHAT_PATH, FakeVultr, SUBSCRIPTIONS_PATH};
+use crate::support::fake_vultr::{CHAT_PATH, CONFIGURED_KEY, FakeVultr, SUBSCRIPTIONS_PATH};
 use crate::support::in_process::Server;
 use crate::support::session::{err, ok, text};
 
@@ -97,6 +98,45 @@ fn inference_error_body(status: u16, message: &str) -> String {
     json!({"error": {"message": message, "code": status, "type": "test_error"}}).to_string()
 }
 
+/// Makes the next `times` chat requests fail with `status` and `message`.
+async fn fail_chat(fake: &FakeVultr, status: u16, message: &str, times: u64) {
+    fake.fail(
+        "POST",
+        CHAT_PATH,
+        status,
+        &inference_error_body(status, message),
+        times,
+    )
+    .await;
+}
+
+/// Makes the next `times` chat requests fail with 429 and `Retry-After: retry_after`.
+async fn rate_limit_chat(fake: &FakeVultr, times: u64, retry_after: &str) {
+    fake.fail_with_retry_after(
+        "POST",
+        CHAT_PATH,
+        429,
+        &inference_error_body(429, "Too many requests"),
+        times,
+        retry_after,
+    )
+    .await;
+}
+
+/// A server with one call slot for everyone and a share of 2 for the one principal: a
+/// second call is within its share and waits for the only slot (over its share it would
+/// be refused, tests/tools/fairness.rs).
+async fn one_slot_server(faults: &FaultServer) -> Server {
+    Server::with_faults(
+        faults,
+        &[
+            ("VULTR_MCP_MAX_CONCURRENT_CALLS", "1"),
+            ("VULTR_MCP_MAX_CALLS_PER_PRINCIPAL", "2"),
+        ],
+    )
+    .await
+}
+
 // ---------------------------------------------------------------------------
 // 1. Retries
 // ---------------------------------------------------------------------------
@@ -105,20 +145,12 @@ fn inference_error_body(status: u16, message: &str) -> String {
 /// error names the status; the next call (the failures used up) succeeds.
 async fn assert_retried_twice_then_reported(status: u16) {
     let fake = FakeVultr::start().await;
-    fake.fail(
-        "POST",
-        CHAT_PATH,
-        status,
-        &inference_error_body(status, "transient trouble"),
-        3,
-    )
-    .await;
+    fail_chat(&fake, status, "transient trouble", 3).await;
     let server = Server::with_fake(&fake, &[]).await;
 
     let message = chat_error(&server).await;
 
-    assert!(message.contains(&format!("HTTP {status}")), "{message}");
-    assert!(message.contains("transient trouble"), "{message}");
+    assert_contains(&message, &[&format!("HTTP {status}"), "transient trouble"]);
     assert_eq!(
         fake.count("POST", CHAT_PATH).await,
         3,
@@ -151,14 +183,7 @@ async fn a_503_is_retried_twice_then_reported() {
 #[tokio::test]
 async fn a_failure_that_clears_before_the_last_retry_is_not_seen_by_the_client() {
     let fake = FakeVultr::start().await;
-    fake.fail(
-        "POST",
-        CHAT_PATH,
-        503,
-        &inference_error_body(503, "warming up"),
-        2,
-    )
-    .await;
+    fail_chat(&fake, 503, "warming up", 2).await;
     let server = Server::with_fake(&fake, &[]).await;
 
     assert_still_serving_fake(&server).await;
@@ -172,14 +197,7 @@ async fn statuses_a_retry_cannot_fix_are_sent_once() {
     for status in [400, 404, 422] {
         let fake = FakeVultr::start().await;
         // Enough failures scripted that a retry would fail too, and be counted.
-        fake.fail(
-            "POST",
-            CHAT_PATH,
-            status,
-            &inference_error_body(status, "final answer"),
-            3,
-        )
-        .await;
+        fail_chat(&fake, status, "final answer", 3).await;
         let server = Server::with_fake(&fake, &[]).await;
 
         let message = chat_error(&server).await;
@@ -192,25 +210,16 @@ async fn statuses_a_retry_cannot_fix_are_sent_once() {
 
 #[tokio::test]
 async fn a_401_to_a_configured_inference_key_is_sent_once() {
-    const CONFIGURED_KEY: &str = "CONFIGURED-INFERENCE-KEY-9999";
     let fake = FakeVultr::builder()
         .extra_inference_key(CONFIGURED_KEY)
         .start()
         .await;
-    fake.fail(
-        "POST",
-        CHAT_PATH,
-        401,
-        &inference_error_body(401, "Invalid API key"),
-        3,
-    )
-    .await;
+    fail_chat(&fake, 401, "Invalid API key", 3).await;
     let server = Server::with_fake(&fake, &[("VULTR_INFERENCE_API_KEY", CONFIGURED_KEY)]).await;
 
     let message = chat_error(&server).await;
 
-    assert!(message.contains("HTTP 401"), "{message}");
-    assert!(message.contains("VULTR_INFERENCE_API_KEY"), "{message}");
+    assert_contains(&message, &["HTTP 401", "VULTR_INFERENCE_API_KEY"]);
     assert_eq!(fake.count("POST", CHAT_PATH).await, 1);
     server.stop().await;
 }
@@ -218,14 +227,7 @@ async fn a_401_to_a_configured_inference_key_is_sent_once() {
 #[tokio::test]
 async fn vultr_mcp_max_retries_0_turns_retries_off() {
     let fake = FakeVultr::start().await;
-    fake.fail(
-        "POST",
-        CHAT_PATH,
-        503,
-        &inference_error_body(503, "down"),
-        3,
-    )
-    .await;
+    fail_chat(&fake, 503, "down", 3).await;
     let server = Server::with_fake(&fake, &[("VULTR_MCP_MAX_RETRIES", "0")]).await;
 
     let message = chat_error(&server).await;
@@ -238,15 +240,7 @@ async fn vultr_mcp_max_retries_0_turns_retries_off() {
 #[tokio::test]
 async fn a_retry_after_is_waited_for_before_the_retry() {
     let fake = FakeVultr::start().await;
-    fake.fail_with_retry_after(
-        "POST",
-        CHAT_PATH,
-        429,
-        &inference_error_body(429, "Too many requests"),
-        1,
-        "1",
-    )
-    .await;
+    rate_limit_chat(&fake, 1, "1").await;
     let server = Server::with_fake(&fake, &[]).await;
     // Key discovery and the catalog first, so that the timed call is the chat alone.
     ok(&server.call("list_models", json!({})).await);
@@ -266,23 +260,14 @@ async fn a_retry_after_is_waited_for_before_the_retry() {
 #[tokio::test]
 async fn a_retry_after_above_the_cap_is_reported_instead_of_waited_for() {
     let fake = FakeVultr::start().await;
-    fake.fail_with_retry_after(
-        "POST",
-        CHAT_PATH,
-        429,
-        &inference_error_body(429, "Too many requests"),
-        3,
-        "30",
-    )
-    .await;
+    rate_limit_chat(&fake, 3, "30").await;
     let server = Server::with_fake(&fake, &[("VULTR_MCP_RETRY_AFTER_CAP", "2s")]).await;
 
     let started = Instant::now();
     let message = chat_error(&server).await;
     let elapsed = started.elapsed();
 
-    assert!(message.contains("HTTP 429"), "{message}");
-    assert!(message.contains("wait 30s"), "{message}");
+    assert_contains(&message, &["HTTP 429", "wait 30s"]);
     assert_eq!(fake.count("POST", CHAT_PATH).await, 1);
     assert!(elapsed < PROMPTLY, "the call took {elapsed:?}");
     server.stop().await;
@@ -373,8 +358,7 @@ async fn a_truncated_body_is_an_error_saying_it_was_cut_off() {
 
     let message = chat_error(&server).await;
 
-    assert!(message.contains("Vultr inference API"), "{message}");
-    assert!(message.contains("cut off"), "{message}");
+    assert_contains(&message, &["Vultr inference API", "cut off"]);
     assert_eq!(faults.chat_requests(), 1);
     assert_still_serving(&server, &faults).await;
     server.stop().await;
@@ -392,8 +376,7 @@ async fn a_200_with_malformed_json_shows_the_status_and_how_the_body_began() {
 
     let message = chat_error(&server).await;
 
-    assert!(message.contains("HTTP 200"), "{message}");
-    assert!(message.contains("{not json"), "{message}");
+    assert_contains(&message, &["HTTP 200", "{not json"]);
     assert_still_serving(&server, &faults).await;
     server.stop().await;
 }
@@ -407,11 +390,7 @@ async fn a_body_above_vultr_mcp_max_response_bytes_is_refused_naming_the_limit()
 
     let message = chat_error(&server).await;
 
-    assert!(message.contains(&limit), "{message}");
-    assert!(
-        message.contains("VULTR_MCP_MAX_RESPONSE_BYTES"),
-        "{message}"
-    );
+    assert_contains(&message, &[&limit, "VULTR_MCP_MAX_RESPONSE_BYTES"]);
     assert_still_serving(&server, &faults).await;
     server.stop().await;
 }
@@ -517,16 +496,7 @@ async fn slow_calls_do_not_hold_up_each_other() {
 #[tokio::test(start_paused = true)]
 async fn vultr_mcp_max_concurrent_calls_makes_further_calls_wait_their_turn() {
     let faults = FaultServer::start(vec![Fault::Stall]).await;
-    // A share of 2 for the one principal: the second call is within its share and waits
-    // for the only slot (over its share it would be refused, tests/tools/fairness.rs).
-    let server = Server::with_faults(
-        &faults,
-        &[
-            ("VULTR_MCP_MAX_CONCURRENT_CALLS", "1"),
-            ("VULTR_MCP_MAX_CALLS_PER_PRINCIPAL", "2"),
-        ],
-    )
-    .await;
+    let server = one_slot_server(&faults).await;
     let first = send_cancellable_chat(&server).await;
     assert!(faults.wait_chat_requests(1, PROMPTLY).await);
 
@@ -556,16 +526,7 @@ async fn vultr_mcp_max_concurrent_calls_makes_further_calls_wait_their_turn() {
 #[tokio::test(start_paused = true)]
 async fn a_call_cancelled_while_waiting_for_a_slot_never_goes_upstream() {
     let faults = FaultServer::start(vec![Fault::Stall]).await;
-    // A share of 2 for the one principal: the second call is within its share and waits
-    // for the only slot (over its share it would be refused, tests/tools/fairness.rs).
-    let server = Server::with_faults(
-        &faults,
-        &[
-            ("VULTR_MCP_MAX_CONCURRENT_CALLS", "1"),
-            ("VULTR_MCP_MAX_CALLS_PER_PRINCIPAL", "2"),
-        ],
-    )
-    .await;
+    let server = one_slot_server(&faults).await;
     let first = send_cancellable_chat(&server).await;
     assert!(faults.wait_chat_requests(1, PROMPTLY).await);
 

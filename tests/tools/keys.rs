@@ -9,14 +9,14 @@
 use rmcp::model::CallToolResult;
 use serde_json::json;
 
+use crate::support::assertions::assert_contains;
 use crate::support::in_process::Server;
 use crate::support::{fake_vultr::*, session::*};
 
 const MAIN_ID: &str = DEFAULT_SUBSCRIPTION_ID;
 const MAIN_KEY: &str = DEFAULT_SUBSCRIPTION_KEY;
-const STAGING_ID: &str = "5b9f0d3e-2222-4a4a-8b8b-222222222222";
-const STAGING_KEY: &str = "INFKEY-TWO-DDDD-EEEE-FFFF-2222";
-const CONFIGURED_KEY: &str = "CONFIGURED-INFERENCE-KEY-9999";
+const STAGING_ID: &str = STAGING_SUBSCRIPTION_ID;
+const STAGING_KEY: &str = STAGING_SUBSCRIPTION_KEY;
 const ROTATED_KEY: &str = "INFKEY-ROTATED-XXXX-YYYY-7777";
 
 fn two_subscriptions() -> Vec<Subscription> {
@@ -26,19 +26,58 @@ fn two_subscriptions() -> Vec<Subscription> {
     ]
 }
 
-async fn fake_with_two() -> FakeVultr {
-    FakeVultr::builder()
+/// The fake with [`two_subscriptions`] and a server pointed at it with `extra` settings.
+async fn two(extra: &[(&str, &str)]) -> (FakeVultr, Server) {
+    let fake = FakeVultr::builder()
         .subscriptions(two_subscriptions())
+        .start()
+        .await;
+    let server = Server::with_fake(&fake, extra).await;
+    (fake, server)
+}
+
+/// A fake that also accepts [`CONFIGURED_KEY`] for inference.
+async fn fake_accepting_configured_key() -> FakeVultr {
+    FakeVultr::builder()
+        .extra_inference_key(CONFIGURED_KEY)
         .start()
         .await
 }
 
-/// The default chat call of this file.
-async fn chat(server: &Server) -> CallToolResult {
+/// Asserts that `VULTR_INFERENCE_SUBSCRIPTION=choice`, on an account of two, makes the chat
+/// use staging's key.
+async fn assert_the_setting_chooses_staging(choice: &str) {
+    let (fake, server) = two(&[("VULTR_INFERENCE_SUBSCRIPTION", choice)]).await;
+
+    assert_answered(&server.chat_hi().await);
+
+    assert_eq!(
+        chat_authorizations(&fake).await,
+        vec![bearer(STAGING_KEY)],
+        "VULTR_INFERENCE_SUBSCRIPTION={choice}"
+    );
+    server.stop().await;
+}
+
+/// Makes the inference API refuse the main subscription's key, as after a revocation.
+async fn refuse_the_main_key(fake: &FakeVultr) {
+    fake.fail_for_key(
+        "POST",
+        CHAT_PATH,
+        MAIN_KEY,
+        401,
+        r#"{"error":{"message":"Invalid API key","code":401,"type":"authentication_error"}}"#,
+        10,
+    )
+    .await;
+}
+
+/// The default chat call with the `subscription` argument.
+async fn chat_in(server: &Server, subscription: &str) -> CallToolResult {
     server
         .call(
             "chat_completion",
-            json!({"model": "kimi-k2-instruct", "prompt": "hi"}),
+            json!({"model": "kimi-k2-instruct", "prompt": "hi", "subscription": subscription}),
         )
         .await
 }
@@ -67,7 +106,7 @@ async fn the_only_subscriptions_key_is_used() {
     let fake = FakeVultr::start().await;
     let server = Server::with_fake(&fake, &[]).await;
 
-    assert_answered(&chat(&server).await);
+    assert_answered(&server.chat_hi().await);
 
     assert_eq!(chat_authorizations(&fake).await, vec![bearer(MAIN_KEY)]);
     assert_eq!(fake.count("GET", SUBSCRIPTIONS_PATH).await, 1);
@@ -76,74 +115,52 @@ async fn the_only_subscriptions_key_is_used() {
 
 #[tokio::test]
 async fn vultr_inference_subscription_chooses_a_subscription_by_label() {
-    let fake = fake_with_two().await;
-    let server = Server::with_fake(&fake, &[("VULTR_INFERENCE_SUBSCRIPTION", "staging")]).await;
-
-    assert_answered(&chat(&server).await);
-
-    assert_eq!(chat_authorizations(&fake).await, vec![bearer(STAGING_KEY)]);
-    server.stop().await;
+    assert_the_setting_chooses_staging("staging").await;
 }
 
 #[tokio::test]
 async fn vultr_inference_subscription_chooses_a_subscription_by_id() {
-    let fake = fake_with_two().await;
-    let server = Server::with_fake(&fake, &[("VULTR_INFERENCE_SUBSCRIPTION", STAGING_ID)]).await;
-
-    assert_answered(&chat(&server).await);
-
-    assert_eq!(chat_authorizations(&fake).await, vec![bearer(STAGING_KEY)]);
-    server.stop().await;
+    assert_the_setting_chooses_staging(STAGING_ID).await;
 }
 
 #[tokio::test]
 async fn vultr_inference_subscription_matches_a_label_regardless_of_case() {
-    let fake = fake_with_two().await;
-    let server = Server::with_fake(&fake, &[("VULTR_INFERENCE_SUBSCRIPTION", "Staging")]).await;
-
-    assert_answered(&chat(&server).await);
-
-    assert_eq!(chat_authorizations(&fake).await, vec![bearer(STAGING_KEY)]);
-    server.stop().await;
+    assert_the_setting_chooses_staging("Staging").await;
 }
 
 #[tokio::test]
 async fn several_subscriptions_without_a_choice_is_an_error_listing_their_labels() {
-    let fake = fake_with_two().await;
-    let server = Server::with_fake(&fake, &[]).await;
+    let (fake, server) = two(&[]).await;
 
-    let message = err(&chat(&server).await);
+    let message = err(&server.chat_hi().await);
 
-    assert!(
-        message.contains(&format!(
-            "this account has 2 inference subscriptions: main ({MAIN_ID}), staging ({STAGING_ID})"
-        )),
-        "{message}"
+    assert_contains(
+        &message,
+        &[
+            &format!(
+                "this account has 2 inference subscriptions: main ({MAIN_ID}), staging ({STAGING_ID})"
+            ),
+            "VULTR_INFERENCE_SUBSCRIPTION",
+            "`subscription` argument",
+        ],
     );
-    assert!(
-        message.contains("VULTR_INFERENCE_SUBSCRIPTION"),
-        "{message}"
-    );
-    assert!(message.contains("`subscription` argument"), "{message}");
     assert!(chat_authorizations(&fake).await.is_empty());
     server.stop().await;
 }
 
 #[tokio::test]
 async fn an_unknown_vultr_inference_subscription_is_an_error_naming_what_exists() {
-    let fake = fake_with_two().await;
-    let server = Server::with_fake(&fake, &[("VULTR_INFERENCE_SUBSCRIPTION", "prod")]).await;
+    let (fake, server) = two(&[("VULTR_INFERENCE_SUBSCRIPTION", "prod")]).await;
 
-    let message = err(&chat(&server).await);
+    let message = err(&server.chat_hi().await);
 
-    assert!(message.contains("`prod`"), "{message}");
-    assert!(
-        message.contains(&format!("main ({MAIN_ID}), staging ({STAGING_ID})")),
-        "{message}"
-    );
-    assert!(
-        message.contains("VULTR_INFERENCE_SUBSCRIPTION"),
-        "{message}"
+    assert_contains(
+        &message,
+        &[
+            "`prod`",
+            &format!("main ({MAIN_ID}), staging ({STAGING_ID})"),
+            "VULTR_INFERENCE_SUBSCRIPTION",
+        ],
     );
     assert!(chat_authorizations(&fake).await.is_empty());
     server.stop().await;
@@ -154,16 +171,15 @@ async fn an_account_without_subscriptions_is_an_error_saying_to_create_one() {
     let fake = FakeVultr::builder().subscriptions(vec![]).start().await;
     let server = Server::with_fake(&fake, &[]).await;
 
-    let message = err(&chat(&server).await);
+    let message = err(&server.chat_hi().await);
 
-    assert!(
-        message.contains("no Serverless Inference subscription"),
-        "{message}"
-    );
-    assert!(message.contains("Create one"), "{message}");
-    assert!(
-        message.contains("Products > Serverless Inference"),
-        "{message}"
+    assert_contains(
+        &message,
+        &[
+            "no Serverless Inference subscription",
+            "Create one",
+            "Products > Serverless Inference",
+        ],
     );
     assert!(chat_authorizations(&fake).await.is_empty());
     server.stop().await;
@@ -171,16 +187,10 @@ async fn an_account_without_subscriptions_is_an_error_saying_to_create_one() {
 
 #[tokio::test]
 async fn the_subscription_argument_overrides_vultr_inference_subscription() {
-    let fake = fake_with_two().await;
-    let server = Server::with_fake(&fake, &[("VULTR_INFERENCE_SUBSCRIPTION", "main")]).await;
+    let (fake, server) = two(&[("VULTR_INFERENCE_SUBSCRIPTION", "main")]).await;
 
-    let chosen = server
-        .call(
-            "chat_completion",
-            json!({"model": "kimi-k2-instruct", "prompt": "hi", "subscription": "staging"}),
-        )
-        .await;
-    let default = chat(&server).await;
+    let chosen = chat_in(&server, "staging").await;
+    let default = server.chat_hi().await;
 
     assert_answered(&chosen);
     assert_answered(&default);
@@ -193,15 +203,9 @@ async fn the_subscription_argument_overrides_vultr_inference_subscription() {
 
 #[tokio::test]
 async fn the_subscription_argument_resolves_an_ambiguous_account() {
-    let fake = fake_with_two().await;
-    let server = Server::with_fake(&fake, &[]).await;
+    let (fake, server) = two(&[]).await;
 
-    let result = server
-        .call(
-            "chat_completion",
-            json!({"model": "kimi-k2-instruct", "prompt": "hi", "subscription": STAGING_ID}),
-        )
-        .await;
+    let result = chat_in(&server, STAGING_ID).await;
 
     assert_answered(&result);
     assert_eq!(chat_authorizations(&fake).await, vec![bearer(STAGING_KEY)]);
@@ -217,12 +221,7 @@ async fn the_subscription_argument_overrides_a_configured_inference_key() {
         .await;
     let server = Server::with_fake(&fake, &[("VULTR_INFERENCE_API_KEY", CONFIGURED_KEY)]).await;
 
-    let result = server
-        .call(
-            "chat_completion",
-            json!({"model": "kimi-k2-instruct", "prompt": "hi", "subscription": "staging"}),
-        )
-        .await;
+    let result = chat_in(&server, "staging").await;
 
     assert_answered(&result);
     assert_eq!(chat_authorizations(&fake).await, vec![bearer(STAGING_KEY)]);
@@ -232,10 +231,7 @@ async fn the_subscription_argument_overrides_a_configured_inference_key() {
 
 #[tokio::test]
 async fn the_subscription_argument_without_vultr_api_key_is_an_error_naming_it() {
-    let fake = FakeVultr::builder()
-        .extra_inference_key(CONFIGURED_KEY)
-        .start()
-        .await;
+    let fake = fake_accepting_configured_key().await;
     let inference = fake.inference_base_url();
     let server = Server::start(&[
         ("VULTR_INFERENCE_BASE_URL", inference.as_str()),
@@ -243,30 +239,21 @@ async fn the_subscription_argument_without_vultr_api_key_is_an_error_naming_it()
     ])
     .await;
 
-    let result = server
-        .call(
-            "chat_completion",
-            json!({"model": "kimi-k2-instruct", "prompt": "hi", "subscription": "staging"}),
-        )
-        .await;
+    let result = chat_in(&server, "staging").await;
 
     let message = err(&result);
-    assert!(message.contains("`staging`"), "{message}");
-    assert!(message.contains("VULTR_API_KEY"), "{message}");
+    assert_contains(&message, &["`staging`", "VULTR_API_KEY"]);
     assert!(chat_authorizations(&fake).await.is_empty());
     server.stop().await;
 }
 
 #[tokio::test]
 async fn a_configured_inference_key_is_used_without_touching_the_account_api() {
-    let fake = FakeVultr::builder()
-        .extra_inference_key(CONFIGURED_KEY)
-        .start()
-        .await;
+    let fake = fake_accepting_configured_key().await;
     let server = Server::with_fake(&fake, &[("VULTR_INFERENCE_API_KEY", CONFIGURED_KEY)]).await;
 
-    assert_answered(&chat(&server).await);
-    assert_answered(&chat(&server).await);
+    assert_answered(&server.chat_hi().await);
+    assert_answered(&server.chat_hi().await);
 
     assert_eq!(
         chat_authorizations(&fake).await,
@@ -285,19 +272,12 @@ async fn a_configured_inference_key_is_used_without_touching_the_account_api() {
 #[tokio::test]
 async fn without_any_key_chat_is_an_error_naming_both_variables_while_list_models_works() {
     let fake = FakeVultr::start().await;
-    let account = fake.account_base_url();
-    let inference = fake.inference_base_url();
-    let server = Server::start(&[
-        ("VULTR_API_BASE_URL", account.as_str()),
-        ("VULTR_INFERENCE_BASE_URL", inference.as_str()),
-    ])
-    .await;
+    let server = Server::start(&overridden(&fake.base_urls(), &[])).await;
 
-    let message = err(&chat(&server).await);
+    let message = err(&server.chat_hi().await);
     let models = server.call("list_models", json!({})).await;
 
-    assert!(message.contains("VULTR_INFERENCE_API_KEY"), "{message}");
-    assert!(message.contains("VULTR_API_KEY"), "{message}");
+    assert_contains(&message, &["VULTR_INFERENCE_API_KEY", "VULTR_API_KEY"]);
     assert_eq!(ok(&models)["total_in_catalog"], 6);
     assert!(chat_authorizations(&fake).await.is_empty());
     assert_eq!(fake.count("GET", SUBSCRIPTIONS_PATH).await, 0);
@@ -319,7 +299,7 @@ async fn keys_are_discovered_lazily_not_at_startup_or_on_tools_list() {
     assert_eq!(fake.count("GET", SUBSCRIPTIONS_PATH).await, 0);
     assert!(fake.requests().await.is_empty());
 
-    assert_answered(&chat(&server).await);
+    assert_answered(&server.chat_hi().await);
     assert_eq!(fake.count("GET", SUBSCRIPTIONS_PATH).await, 1);
     server.stop().await;
 }
@@ -329,9 +309,9 @@ async fn a_discovered_key_is_cached_across_calls() {
     let fake = FakeVultr::start().await;
     let server = Server::with_fake(&fake, &[]).await;
 
-    assert_answered(&chat(&server).await);
-    assert_answered(&chat(&server).await);
-    assert_answered(&chat(&server).await);
+    assert_answered(&server.chat_hi().await);
+    assert_answered(&server.chat_hi().await);
+    assert_answered(&server.chat_hi().await);
 
     assert_eq!(fake.count("GET", SUBSCRIPTIONS_PATH).await, 1);
     assert_eq!(
@@ -345,11 +325,11 @@ async fn a_discovered_key_is_cached_across_calls() {
 async fn a_discovered_key_that_is_refused_is_read_again_once_and_the_call_succeeds() {
     let fake = FakeVultr::start().await;
     let server = Server::with_fake(&fake, &[]).await;
-    assert_answered(&chat(&server).await);
+    assert_answered(&server.chat_hi().await);
 
     // The key is rotated in the portal: the old one now gets 401 from the inference API.
     fake.rotate_key(MAIN_ID, ROTATED_KEY).await;
-    let result = chat(&server).await;
+    let result = server.chat_hi().await;
 
     assert_answered(&result);
     assert_eq!(fake.count("GET", SUBSCRIPTIONS_PATH).await, 2);
@@ -358,7 +338,7 @@ async fn a_discovered_key_that_is_refused_is_read_again_once_and_the_call_succee
         vec![bearer(MAIN_KEY), bearer(MAIN_KEY), bearer(ROTATED_KEY)]
     );
     // The fresh key is cached in turn.
-    assert_answered(&chat(&server).await);
+    assert_answered(&server.chat_hi().await);
     assert_eq!(fake.count("GET", SUBSCRIPTIONS_PATH).await, 2);
     assert_eq!(
         chat_authorizations(&fake).await.last(),
@@ -382,7 +362,7 @@ async fn a_refused_key_read_before_any_chat_is_replaced_within_the_same_call() {
     assert_eq!(fake.count("GET", SUBSCRIPTIONS_PATH).await, 1);
 
     fake.rotate_key(MAIN_ID, ROTATED_KEY).await;
-    assert_answered(&chat(&server).await);
+    assert_answered(&server.chat_hi().await);
 
     assert_eq!(fake.count("GET", SUBSCRIPTIONS_PATH).await, 2);
     assert_eq!(fake.count("POST", CHAT_PATH).await, 2);
@@ -396,21 +376,12 @@ async fn a_refused_key_read_before_any_chat_is_replaced_within_the_same_call() {
 #[tokio::test]
 async fn a_discovered_key_refused_again_after_the_fresh_read_is_an_error_without_more_retries() {
     let fake = FakeVultr::start().await;
-    fake.fail_for_key(
-        "POST",
-        CHAT_PATH,
-        MAIN_KEY,
-        401,
-        r#"{"error":{"message":"Invalid API key","code":401,"type":"authentication_error"}}"#,
-        10,
-    )
-    .await;
+    refuse_the_main_key(&fake).await;
     let server = Server::with_fake(&fake, &[]).await;
 
-    let message = err(&chat(&server).await);
+    let message = err(&server.chat_hi().await);
 
-    assert!(message.contains("HTTP 401"), "{message}");
-    assert!(message.contains("Invalid API key"), "{message}");
+    assert_contains(&message, &["HTTP 401", "Invalid API key"]);
     assert!(!message.contains(MAIN_KEY), "{message}");
     assert_eq!(fake.count("GET", SUBSCRIPTIONS_PATH).await, 2);
     assert_eq!(fake.count("POST", CHAT_PATH).await, 2);
@@ -420,18 +391,10 @@ async fn a_discovered_key_refused_again_after_the_fresh_read_is_an_error_without
 #[tokio::test]
 async fn a_refused_discovered_key_is_not_blamed_on_an_unset_vultr_inference_api_key() {
     let fake = FakeVultr::start().await;
-    fake.fail_for_key(
-        "POST",
-        CHAT_PATH,
-        MAIN_KEY,
-        401,
-        r#"{"error":{"message":"Invalid API key","code":401,"type":"authentication_error"}}"#,
-        10,
-    )
-    .await;
+    refuse_the_main_key(&fake).await;
     let server = Server::with_fake(&fake, &[]).await;
 
-    let message = err(&chat(&server).await);
+    let message = err(&server.chat_hi().await);
 
     assert!(message.contains("HTTP 401"), "{message}");
     assert!(!message.contains("VULTR_INFERENCE_API_KEY"), "{message}");
@@ -443,11 +406,12 @@ async fn a_refused_configured_inference_key_is_an_error_naming_it_and_is_not_ret
     let fake = FakeVultr::start().await;
     let server = Server::with_fake(&fake, &[("VULTR_INFERENCE_API_KEY", CONFIGURED_KEY)]).await;
 
-    let message = err(&chat(&server).await);
+    let message = err(&server.chat_hi().await);
 
-    assert!(message.contains("HTTP 401"), "{message}");
-    assert!(message.contains("Invalid API key"), "{message}");
-    assert!(message.contains("VULTR_INFERENCE_API_KEY"), "{message}");
+    assert_contains(
+        &message,
+        &["HTTP 401", "Invalid API key", "VULTR_INFERENCE_API_KEY"],
+    );
     assert!(!message.contains(CONFIGURED_KEY), "{message}");
     assert_eq!(fake.count("POST", CHAT_PATH).await, 1);
     assert_eq!(fake.count("GET", SUBSCRIPTIONS_PATH).await, 0);
@@ -466,7 +430,7 @@ async fn a_blank_vultr_inference_api_key_counts_as_unset() {
     )
     .await;
 
-    assert_answered(&chat(&server).await);
+    assert_answered(&server.chat_hi().await);
 
     assert_eq!(chat_authorizations(&fake).await, vec![bearer(MAIN_KEY)]);
     server.stop().await;
@@ -477,7 +441,7 @@ async fn the_catalog_is_read_with_the_discovered_key() {
     let fake = FakeVultr::start().await;
     let server = Server::with_fake(&fake, &[]).await;
 
-    assert_answered(&chat(&server).await);
+    assert_answered(&server.chat_hi().await);
 
     let catalog: Vec<Option<String>> = fake
         .requests()

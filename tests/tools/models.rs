@@ -5,6 +5,7 @@
 use rmcp::model::CallToolResult;
 use serde_json::{Value, json};
 
+use crate::support::assertions::assert_contains;
 use crate::support::in_process::Server;
 use crate::support::{fake_vultr::*, session::*};
 
@@ -20,13 +21,7 @@ const FIXTURE_IDS: [&str; 6] = [
 
 /// Starts a server that has only the two base URLs: no key of any kind.
 async fn keyless_server(fake: &FakeVultr) -> Server {
-    let account = fake.account_base_url();
-    let inference = fake.inference_base_url();
-    Server::start(&[
-        ("VULTR_API_BASE_URL", account.as_str()),
-        ("VULTR_INFERENCE_BASE_URL", inference.as_str()),
-    ])
-    .await
+    Server::start(&overridden(&fake.base_urls(), &[])).await
 }
 
 async fn list_models(server: &Server, arguments: Value) -> CallToolResult {
@@ -322,8 +317,7 @@ async fn an_invalid_capability_is_an_error_naming_the_field_and_the_choices() {
 
     let message = err(&list_models(&server, json!({"capability": "telepathy"})).await);
 
-    assert!(message.contains("`capability`"), "{message}");
-    assert!(message.contains("telepathy"), "{message}");
+    assert_contains(&message, &["`capability`", "telepathy"]);
     assert!(
         message.contains("`chat`") && message.contains("`embeddings`"),
         "{message}"
@@ -370,8 +364,13 @@ async fn the_older_openai_list_catalog_gives_ids_as_chat_models() {
     );
     assert_eq!(ids(&chat), ["llama-3.3-70b-instruct", "kimi-k2-instruct"]);
     let text = text(&result);
-    assert!(text.contains("- llama-3.3-70b-instruct: text\n"), "{text}");
-    assert!(text.contains("- kimi-k2-instruct: text\n"), "{text}");
+    assert_contains(
+        &text,
+        &[
+            "- llama-3.3-70b-instruct: text\n",
+            "- kimi-k2-instruct: text\n",
+        ],
+    );
     server.stop().await;
 }
 
@@ -448,12 +447,14 @@ async fn a_failing_catalog_is_an_error_with_the_status_and_the_next_call_works()
 
     let failed = list_models(&server, json!({})).await;
     let message = err(&failed);
-    assert!(message.contains("HTTP 503"), "{message}");
-    assert!(
-        message.contains("Service temporarily unavailable"),
-        "{message}"
+    assert_contains(
+        &message,
+        &[
+            "HTTP 503",
+            "Service temporarily unavailable",
+            "inference API",
+        ],
     );
-    assert!(message.contains("inference API"), "{message}");
 
     // The failure is not cached: the next call fetches the catalog again.
     let result = list_models(&server, json!({})).await;
@@ -472,8 +473,6 @@ async fn a_catalog_of_an_unknown_shape_is_an_error_that_says_so() {
 
     let message = err(&list_models(&server, json!({})).await);
 
-    assert!(message.contains("HTTP 200"), "{message}");
-    assert!(message.contains("unknown shape"), "{message}");
-    assert!(message.contains("no `data` array"), "{message}");
+    assert_contains(&message, &["HTTP 200", "unknown shape", "no `data` array"]);
     server.stop().await;
 }

@@ -40,13 +40,53 @@ const SLOW_INTERVAL: Duration = Duration::from_millis(200);
 // Helpers
 // ---------------------------------------------------------------------------
 
+/// A stream of `pieces` (with a finish chunk when `finish`), `interval` apart, then `then`.
+fn stream(pieces: &[&str], finish: bool, interval: Duration, then: StreamEnd) -> Fault {
+    Fault::Stream {
+        chunks: content_chunks(STREAMING_MODEL, pieces, finish),
+        interval,
+        then,
+    }
+}
+
+/// A whole answer of `pieces`, sent at once.
+fn quick_answer(pieces: &[&str]) -> Fault {
+    stream(pieces, true, Duration::ZERO, StreamEnd::Done)
+}
+
+/// Fails if `session` writes anything within [`QUIET_AFTER`].
+async fn assert_nothing_more(session: &mut RawSession) {
+    let late = session.next_line(QUIET_AFTER).await;
+    assert!(
+        late.is_none(),
+        "a line after the result: {:?}",
+        late.map(|l| l.value)
+    );
+}
+
+/// Sends `chat_completion` on the streaming model with `prompt` as request 1, with
+/// `_meta` when given; returns when it was sent, what came before the response, and the
+/// response.
+async fn raw_chat(
+    session: &mut RawSession,
+    prompt: &str,
+    meta: Option<Value>,
+) -> (Instant, Vec<Line>, Line) {
+    let sent = session
+        .call_tool(
+            1,
+            "chat_completion",
+            json!({"model": STREAMING_MODEL, "prompt": prompt}),
+            meta,
+        )
+        .await;
+    let (before, response) = session.until_response(1).await;
+    (sent, before, response)
+}
+
 /// The slow stream: [`SLOW_PIECES`] 200 ms apart, a finish chunk, then `[DONE]`.
 fn slow_stream() -> Fault {
-    Fault::Stream {
-        chunks: content_chunks(STREAMING_MODEL, &SLOW_PIECES, true),
-        interval: SLOW_INTERVAL,
-        then: StreamEnd::Done,
-    }
+    stream(&SLOW_PIECES, true, SLOW_INTERVAL, StreamEnd::Done)
 }
 
 /// The whole text of the slow stream.
@@ -217,15 +257,12 @@ async fn a_slow_stream_reports_progress_with_the_callers_token_and_never_after_t
     let faults = FaultServer::start(vec![slow_stream()]).await;
     let mut session = RawSession::with_faults(&faults).await;
     let token = "stream-progress-7";
-    let sent = session
-        .call_tool(
-            1,
-            "chat_completion",
-            json!({"model": STREAMING_MODEL, "prompt": "count to twelve"}),
-            Some(json!({"progressToken": token})),
-        )
-        .await;
-    let (before, response) = session.until_response(1).await;
+    let (sent, before, response) = raw_chat(
+        &mut session,
+        "count to twelve",
+        Some(json!({"progressToken": token})),
+    )
+    .await;
     let elapsed = response.at.duration_since(sent);
 
     // The result is the whole stream.
@@ -279,12 +316,7 @@ async fn a_slow_stream_reports_progress_with_the_callers_token_and_never_after_t
     }
 
     // Nothing arrives after the result.
-    let late = session.next_line(QUIET_AFTER).await;
-    assert!(
-        late.is_none(),
-        "a line after the result: {:?}",
-        late.map(|l| l.value)
-    );
+    assert_nothing_more(&mut session).await;
     session.stop().await;
 }
 
@@ -292,15 +324,7 @@ async fn a_slow_stream_reports_progress_with_the_callers_token_and_never_after_t
 async fn a_slow_stream_sends_no_progress_when_the_request_has_no_progress_token() {
     let faults = FaultServer::start(vec![slow_stream()]).await;
     let mut session = RawSession::with_faults(&faults).await;
-    let sent = session
-        .call_tool(
-            1,
-            "chat_completion",
-            json!({"model": STREAMING_MODEL, "prompt": "count to twelve"}),
-            None,
-        )
-        .await;
-    let (before, response) = session.until_response(1).await;
+    let (sent, before, response) = raw_chat(&mut session, "count to twelve", None).await;
     assert!(
         response.at.duration_since(sent) >= Duration::from_secs(2),
         "the stream was slow enough for progress"
@@ -311,12 +335,7 @@ async fn a_slow_stream_sends_no_progress_when_the_request_has_no_progress_token(
     );
     let lines: Vec<&Value> = before.iter().map(|l| &l.value).collect();
     assert!(lines.is_empty(), "nothing but the result: {lines:?}");
-    let late = session.next_line(QUIET_AFTER).await;
-    assert!(
-        late.is_none(),
-        "a line after the result: {:?}",
-        late.map(|l| l.value)
-    );
+    assert_nothing_more(&mut session).await;
     session.stop().await;
 }
 
@@ -324,15 +343,8 @@ async fn a_slow_stream_sends_no_progress_when_the_request_has_no_progress_token(
 async fn a_fast_stream_sends_no_progress_even_with_a_progress_token() {
     let fake = FakeVultr::start().await;
     let mut session = RawSession::with_fake(&fake).await;
-    session
-        .call_tool(
-            1,
-            "chat_completion",
-            json!({"model": STREAMING_MODEL, "prompt": "hi"}),
-            Some(json!({"progressToken": 42})),
-        )
-        .await;
-    let (before, response) = session.until_response(1).await;
+    let (_, before, response) =
+        raw_chat(&mut session, "hi", Some(json!({"progressToken": 42}))).await;
     assert_eq!(
         response.value["result"]["structuredContent"]["content"],
         "echo: hi"
@@ -340,12 +352,7 @@ async fn a_fast_stream_sends_no_progress_even_with_a_progress_token() {
     assert!(asked_to_stream(&fake.chat_requests().await[0]));
     let lines: Vec<&Value> = before.iter().map(|l| &l.value).collect();
     assert!(lines.is_empty(), "nothing but the result: {lines:?}");
-    let late = session.next_line(QUIET_AFTER).await;
-    assert!(
-        late.is_none(),
-        "a line after the result: {:?}",
-        late.map(|l| l.value)
-    );
+    assert_nothing_more(&mut session).await;
     session.stop().await;
 }
 
@@ -355,11 +362,12 @@ async fn a_fast_stream_sends_no_progress_even_with_a_progress_token() {
 
 #[tokio::test(start_paused = true)]
 async fn a_stream_that_stalls_returns_the_partial_answer_cut_off_stalled() {
-    let faults = FaultServer::start(vec![Fault::Stream {
-        chunks: content_chunks(STREAMING_MODEL, &["The answer ", "is forty"], false),
-        interval: Duration::from_millis(50),
-        then: StreamEnd::Stall,
-    }])
+    let faults = FaultServer::start(vec![stream(
+        &["The answer ", "is forty"],
+        false,
+        Duration::from_millis(50),
+        StreamEnd::Stall,
+    )])
     .await;
     let server = Server::with_faults(&faults, &[("VULTR_MCP_STALL_TIMEOUT", "500ms")]).await;
     let (result, took) = timed_chat(&server, "What is the answer?").await;
@@ -392,11 +400,7 @@ async fn a_stream_that_stalls_returns_the_partial_answer_cut_off_stalled() {
     assert_eq!(faults.chat_requests(), 1);
 
     // The partial answer is what the conversation keeps, marked as cut off.
-    faults.push(Fault::Stream {
-        chunks: content_chunks(STREAMING_MODEL, &["two."], true),
-        interval: Duration::ZERO,
-        then: StreamEnd::Done,
-    });
+    faults.push(quick_answer(&["two."]));
     let next = server
         .call(
             "chat_completion",
@@ -478,11 +482,7 @@ async fn nothing_before_the_first_token_deadline_is_an_error() {
     }
     assert_eq!(faults.chat_requests(), 2, "no retry after a timeout");
     // The next call works.
-    faults.push(Fault::Stream {
-        chunks: content_chunks(STREAMING_MODEL, &["fine"], true),
-        interval: Duration::ZERO,
-        then: StreamEnd::Done,
-    });
+    faults.push(quick_answer(&["fine"]));
     let (result, _) = timed_chat(&server, "hi").await;
     assert_eq!(ok(&result)["content"], "fine");
     server.stop().await;
@@ -500,18 +500,28 @@ fn empty_deltas_after(before: &[&str]) -> Fault {
     }
 }
 
+/// Chats through [`empty_deltas_after`] `before` with a server of `settings`; returns the
+/// fault server, the server, the result and how long the call took.
+async fn chat_over_empty_deltas(
+    before: &[&str],
+    settings: &[(&str, &str)],
+) -> (FaultServer, Server, CallToolResult, Duration) {
+    let faults = FaultServer::start(vec![empty_deltas_after(before)]).await;
+    let server = Server::with_faults(&faults, settings).await;
+    let (result, took) = timed_chat(&server, "hi").await;
+    (faults, server, result, took)
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_stream_of_empty_deltas_ends_at_the_first_token_deadline_and_names_it() {
-    let faults = FaultServer::start(vec![empty_deltas_after(&[])]).await;
-    let server = Server::with_faults(
-        &faults,
+    let (faults, server, result, took) = chat_over_empty_deltas(
+        &[],
         &[
             ("VULTR_MCP_FIRST_TOKEN_TIMEOUT", "500ms"),
             ("VULTR_MCP_CHAT_TIMEOUT", "3s"),
         ],
     )
     .await;
-    let (result, took) = timed_chat(&server, "hi").await;
     let message = err(&result);
     assert!(
         message.contains("no part of the answer within 500ms (VULTR_MCP_FIRST_TOKEN_TIMEOUT)"),
@@ -530,16 +540,14 @@ async fn a_stream_of_empty_deltas_ends_at_the_first_token_deadline_and_names_it(
 
 #[tokio::test(start_paused = true)]
 async fn a_stream_of_empty_deltas_that_reaches_the_chat_timeout_names_the_chat_timeout() {
-    let faults = FaultServer::start(vec![empty_deltas_after(&[])]).await;
-    let server = Server::with_faults(
-        &faults,
+    let (_faults, server, result, _) = chat_over_empty_deltas(
+        &[],
         &[
             ("VULTR_MCP_FIRST_TOKEN_TIMEOUT", "5s"),
             ("VULTR_MCP_CHAT_TIMEOUT", "1s"),
         ],
     )
     .await;
-    let (result, _) = timed_chat(&server, "hi").await;
     let message = err(&result);
     assert!(
         message.contains("no part of the answer within 1s (VULTR_MCP_CHAT_TIMEOUT)"),
@@ -551,16 +559,14 @@ async fn a_stream_of_empty_deltas_that_reaches_the_chat_timeout_names_the_chat_t
 
 #[tokio::test(start_paused = true)]
 async fn empty_deltas_after_some_text_are_a_stall() {
-    let faults = FaultServer::start(vec![empty_deltas_after(&["partial"])]).await;
-    let server = Server::with_faults(
-        &faults,
+    let (_faults, server, result, took) = chat_over_empty_deltas(
+        &["partial"],
         &[
             ("VULTR_MCP_STALL_TIMEOUT", "500ms"),
             ("VULTR_MCP_CHAT_TIMEOUT", "3s"),
         ],
     )
     .await;
-    let (result, took) = timed_chat(&server, "hi").await;
     let reply = ok(&result);
     assert_eq!(reply["content"], "partial");
     assert_eq!(reply["finish_reason"], "cut_off_stalled");
@@ -579,12 +585,8 @@ async fn empty_deltas_after_some_text_are_a_stall() {
 /// Streams `pieces` then ends with `end`; the call must fail with a message containing
 /// each of `expected`, and the next call must work.
 async fn assert_broken_stream_is_an_error(pieces: &[&str], end: StreamEnd, expected: &[&str]) {
-    let faults = FaultServer::start(vec![Fault::Stream {
-        chunks: content_chunks(STREAMING_MODEL, pieces, false),
-        interval: Duration::from_millis(10),
-        then: end,
-    }])
-    .await;
+    let faults =
+        FaultServer::start(vec![stream(pieces, false, Duration::from_millis(10), end)]).await;
     let server = Server::with_faults(&faults, &[]).await;
     let (result, _) = timed_chat(&server, "hi").await;
     let message = err(&result);
@@ -592,11 +594,7 @@ async fn assert_broken_stream_is_an_error(pieces: &[&str], end: StreamEnd, expec
         assert!(message.contains(part), "{end:?}: {part:?} in {message}");
     }
     assert_eq!(faults.chat_requests(), 1, "{end:?}: not retried");
-    faults.push(Fault::Stream {
-        chunks: content_chunks(STREAMING_MODEL, &["back ", "again"], true),
-        interval: Duration::ZERO,
-        then: StreamEnd::Done,
-    });
+    faults.push(quick_answer(&["back ", "again"]));
     let (result, _) = timed_chat(&server, "hi").await;
     assert_eq!(ok(&result)["content"], "back again", "{end:?}");
     server.stop().await;
@@ -713,11 +711,12 @@ async fn cost_comes_from_the_catalog_prices_and_the_reported_usage_and_latency_i
 #[tokio::test(start_paused = true)]
 async fn the_cost_of_a_raw_stream_uses_the_usage_of_its_final_chunk_and_latency_covers_the_stream()
 {
-    let faults = FaultServer::start(vec![Fault::Stream {
-        chunks: content_chunks(STREAMING_MODEL, &["a", "b", "c", "d"], true),
-        interval: Duration::from_millis(100),
-        then: StreamEnd::Done,
-    }])
+    let faults = FaultServer::start(vec![stream(
+        &["a", "b", "c", "d"],
+        true,
+        Duration::from_millis(100),
+        StreamEnd::Done,
+    )])
     .await;
     let server = Server::with_faults(&faults, &[]).await;
     let (result, took) = timed_chat(&server, "hi").await;

@@ -27,6 +27,7 @@ use vultr_inference_mcp::principal::Principal;
 use vultr_inference_mcp::store::StoreLocation;
 use vultr_inference_mcp::tasks::{TaskRecord, WallClock};
 
+use crate::support::assertions::assert_contains;
 use crate::support::fake_vultr::faults::{Fault, FaultServer, StreamEnd, content_chunks};
 use crate::support::in_process::settings;
 use crate::support::session::{ok, overridden, text};
@@ -76,6 +77,14 @@ impl Client {
             )
             .await
             .expect("tools/call answers")
+    }
+
+    /// A chat call that must be answered at once: its result (`why` it must, on failure).
+    async fn chat_result(&self, why: &str) -> CallToolResult {
+        match self.chat().await {
+            CallToolResponse::Complete(result) => result,
+            other => panic!("{why}: got {other:?}"),
+        }
     }
 
     /// A chat call that must become a task: its handle.
@@ -133,6 +142,12 @@ fn app(faults: &FaultServer, extra: &[(&str, &str)]) -> Arc<App> {
     App::new(settings(&overridden(&faults.settings(), extra)))
 }
 
+/// A client of its own `App` talking to `faults` with `extra` settings, acting for
+/// `local`, declaring the tasks extension when `tasks` is true.
+async fn local_client(faults: &FaultServer, extra: &[(&str, &str)], tasks: bool) -> Client {
+    Client::connect(&app(faults, extra), Principal::local(), tasks).await
+}
+
 /// A completed task's result as the tool result it is.
 fn completed(task: &rmcp::model::DetailedTask) -> CallToolResult {
     match &task.payload {
@@ -180,9 +195,9 @@ async fn a_slow_call_becomes_a_task_whose_result_is_exactly_the_calls_own() {
     );
 
     let ended = tasks.until_ended(&handle).await;
-    let CallToolResponse::Complete(plain_result) = plain.chat().await else {
-        panic!("a client without the extension gets the result");
-    };
+    let plain_result = plain
+        .chat_result("a client without the extension gets the result")
+        .await;
 
     assert_eq!(ended.status(), TaskStatus::Completed);
     assert_eq!(
@@ -196,11 +211,11 @@ async fn a_slow_call_becomes_a_task_whose_result_is_exactly_the_calls_own() {
 #[tokio::test(start_paused = true)]
 async fn a_call_that_ends_within_task_after_is_answered_at_once() {
     let faults = FaultServer::start(vec![Fault::Delay(Duration::from_secs(1))]).await;
-    let client = Client::connect(&app(&faults, &[]), Principal::local(), true).await;
+    let client = local_client(&faults, &[], true).await;
 
-    let CallToolResponse::Complete(result) = client.chat().await else {
-        panic!("a call within VULTR_MCP_TASK_AFTER is not a task");
-    };
+    let result = client
+        .chat_result("a call within VULTR_MCP_TASK_AFTER is not a task")
+        .await;
 
     ok(&result);
     client.stop().await;
@@ -209,16 +224,11 @@ async fn a_call_that_ends_within_task_after_is_answered_at_once() {
 #[tokio::test(start_paused = true)]
 async fn a_client_that_did_not_declare_tasks_never_gets_one() {
     let faults = FaultServer::start(vec![Fault::Delay(SLOW)]).await;
-    let client = Client::connect(
-        &app(&faults, &[("VULTR_MCP_TASK_AFTER", "0")]),
-        Principal::local(),
-        false,
-    )
-    .await;
+    let client = local_client(&faults, &[("VULTR_MCP_TASK_AFTER", "0")], false).await;
 
-    let CallToolResponse::Complete(result) = client.chat().await else {
-        panic!("a client that did not declare the extension gets no task handle");
-    };
+    let result = client
+        .chat_result("a client that did not declare the extension gets no task handle")
+        .await;
 
     ok(&result);
     client.stop().await;
@@ -227,12 +237,7 @@ async fn a_client_that_did_not_declare_tasks_never_gets_one() {
 #[tokio::test(start_paused = true)]
 async fn with_task_after_0_every_call_of_a_declaring_client_is_a_task() {
     let faults = FaultServer::start(vec![Fault::Normal]).await;
-    let client = Client::connect(
-        &app(&faults, &[("VULTR_MCP_TASK_AFTER", "0")]),
-        Principal::local(),
-        true,
-    )
-    .await;
+    let client = local_client(&faults, &[("VULTR_MCP_TASK_AFTER", "0")], true).await;
 
     let handle = client.chat_task().await;
     let ended = client.until_ended(&handle).await;
@@ -244,12 +249,7 @@ async fn with_task_after_0_every_call_of_a_declaring_client_is_a_task() {
 #[tokio::test]
 async fn cancelling_a_task_stops_its_upstream_request_and_it_ends_cancelled() {
     let faults = FaultServer::start(vec![Fault::Stall]).await;
-    let client = Client::connect(
-        &app(&faults, &[("VULTR_MCP_TASK_AFTER", "0")]),
-        Principal::local(),
-        true,
-    )
-    .await;
+    let client = local_client(&faults, &[("VULTR_MCP_TASK_AFTER", "0")], true).await;
     let handle = client.chat_task().await;
     assert!(faults.wait_chat_requests(1, PROMPTLY).await);
 
@@ -278,8 +278,8 @@ async fn a_cancel_through_another_server_sharing_the_store_stops_the_call_within
         ("VULTR_MCP_CONVERSATIONS", store.to_str().unwrap()),
     ];
     let faults = FaultServer::start(vec![Fault::Stall]).await;
-    let running = Client::connect(&app(&faults, &settings), Principal::local(), true).await;
-    let other = Client::connect(&app(&faults, &settings), Principal::local(), true).await;
+    let running = local_client(&faults, &settings, true).await;
+    let other = local_client(&faults, &settings, true).await;
     let handle = running.chat_task().await;
     assert!(faults.wait_chat_requests(1, PROMPTLY).await);
 
@@ -400,8 +400,7 @@ async fn a_task_and_its_result_are_gone_after_task_ttl() {
         .get(&handle.task.task_id)
         .await
         .expect_err("the task expired");
-    assert!(gone.contains("unknown task"), "{gone}");
-    assert!(gone.contains("VULTR_MCP_TASK_TTL"), "{gone}");
+    assert_contains(&gone, &["unknown task", "VULTR_MCP_TASK_TTL"]);
     client.stop().await;
 }
 
@@ -425,9 +424,9 @@ async fn when_no_task_can_be_recorded_the_call_answers_as_a_plain_call() {
     )
     .await;
 
-    let CallToolResponse::Complete(result) = client.chat().await else {
-        panic!("without a durable record there is no task handle");
-    };
+    let result = client
+        .chat_result("without a durable record there is no task handle")
+        .await;
 
     assert!(
         text(&result).contains("this turn was not saved"),
@@ -451,9 +450,9 @@ async fn a_task_whose_call_fails_holds_the_error_result_the_call_would_have_retu
 
     let handle = tasks.chat_task().await;
     let ended = tasks.until_ended(&handle).await;
-    let CallToolResponse::Complete(plain_result) = plain.chat().await else {
-        panic!("a client without the extension gets the result");
-    };
+    let plain_result = plain
+        .chat_result("a client without the extension gets the result")
+        .await;
 
     assert_eq!(
         ended.status(),
@@ -479,12 +478,7 @@ async fn a_working_tasks_status_message_counts_the_tokens_so_far() {
         then: StreamEnd::Stall,
     }])
     .await;
-    let client = Client::connect(
-        &app(&faults, &[("VULTR_MCP_TASK_AFTER", "0")]),
-        Principal::local(),
-        true,
-    )
-    .await;
+    let client = local_client(&faults, &[("VULTR_MCP_TASK_AFTER", "0")], true).await;
     let arguments = json!({"model": "glm-5.2", "prompt": "count"});
     let CallToolResponse::Task(handle) = client
         .client
@@ -646,17 +640,19 @@ async fn over_its_task_cap_a_principals_call_is_refused_at_once_and_another_prin
     alice.chat_task().await;
     assert!(faults.wait_chat_requests(2, PROMPTLY).await);
 
-    let CallToolResponse::Complete(refused) = alice.chat().await else {
-        panic!("a call over the cap is refused, not made a task");
-    };
+    let refused = alice
+        .chat_result("a call over the cap is refused, not made a task")
+        .await;
 
     assert_eq!(refused.is_error, Some(true));
     let message = text(&refused);
-    assert!(
-        message.contains("VULTR_MCP_MAX_TASKS_PER_PRINCIPAL=2"),
-        "{message}"
+    assert_contains(
+        &message,
+        &[
+            "VULTR_MCP_MAX_TASKS_PER_PRINCIPAL=2",
+            "you have 2 calls working",
+        ],
     );
-    assert!(message.contains("you have 2 calls working"), "{message}");
     assert_eq!(faults.chat_requests(), 2, "the refused call went upstream");
     let handle = bob.chat_task().await;
     ok(&completed(&bob.until_ended(&handle).await));
@@ -685,8 +681,8 @@ async fn a_task_cancelled_through_another_server_while_queued_never_reaches_vult
         ("VULTR_MCP_CONVERSATIONS", store.to_str().unwrap()),
     ];
     let faults = FaultServer::start(vec![Fault::Stall; 8]).await;
-    let running = Client::connect(&app(&faults, &settings), Principal::local(), true).await;
-    let other = Client::connect(&app(&faults, &settings), Principal::local(), true).await;
+    let running = local_client(&faults, &settings, true).await;
+    let other = local_client(&faults, &settings, true).await;
     let holding = running.chat_task().await;
     assert!(faults.wait_chat_requests(1, PROMPTLY).await);
     let mut queued = Vec::new();

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 
 use crate::support::in_process::Server;
+use crate::support::session::CORE_TOOLS as CORE;
 
 /// A delegate servers file naming one server (never started: listing needs no server).
 struct ServersFile {
@@ -38,14 +39,6 @@ async fn listed(server: &Server) -> (Vec<String>, Value) {
         serde_json::to_value(&tools).expect("tools serialize"),
     )
 }
-
-const CORE: [&str; 5] = [
-    "list_models",
-    "chat_completion",
-    "delete_conversation",
-    "list_subscriptions",
-    "get_subscription",
-];
 
 #[tokio::test]
 async fn each_toolset_setting_lists_exactly_its_tools() {

@@ -4,27 +4,17 @@
 
 use std::net::TcpListener;
 
-use rmcp::model::CallToolResult;
 use serde_json::json;
 
+use crate::support::assertions::assert_contains;
 use crate::support::in_process::Server;
 use crate::support::{fake_vultr::*, session::*};
 
 const MAIN_KEY: &str = DEFAULT_SUBSCRIPTION_KEY;
-const CONFIGURED_KEY: &str = "CONFIGURED-INFERENCE-KEY-9999";
-
-async fn chat(server: &Server) -> CallToolResult {
-    server
-        .call(
-            "chat_completion",
-            json!({"model": "kimi-k2-instruct", "prompt": "hi"}),
-        )
-        .await
-}
 
 /// The error text of the next chat call, after checking it shows no key.
 async fn chat_error(server: &Server) -> String {
-    let message = err(&chat(server).await);
+    let message = err(&server.chat_hi().await);
     for secret in [MAIN_KEY, CONFIGURED_KEY, ACCOUNT_KEY] {
         assert!(!message.contains(secret), "a key leaked: {message}");
     }
@@ -33,7 +23,7 @@ async fn chat_error(server: &Server) -> String {
 
 /// The server still answers: a plain chat call succeeds.
 async fn assert_still_serving(server: &Server) {
-    let result = chat(server).await;
+    let result = server.chat_hi().await;
     assert_eq!(ok(&result)["content"], "echo: hi", "{}", text(&result));
 }
 
@@ -58,13 +48,15 @@ async fn a_400_shows_vultrs_message_and_says_to_fix_the_request() {
     )
     .await;
 
-    assert!(message.contains("HTTP 400"), "{message}");
-    assert!(
-        message.contains("context_length_exceeded: too long"),
-        "{message}"
+    assert_contains(
+        &message,
+        &[
+            "HTTP 400",
+            "context_length_exceeded: too long",
+            "invalid_request_error",
+            "Vultr rejected the request",
+        ],
     );
-    assert!(message.contains("invalid_request_error"), "{message}");
-    assert!(message.contains("Vultr rejected the request"), "{message}");
     // A 400 is not retried.
     assert_eq!(fake.count("POST", CHAT_PATH).await, 1);
     assert_still_serving(&server).await;
@@ -79,10 +71,9 @@ async fn a_422_shows_vultrs_message() {
     )
     .await;
 
-    assert!(message.contains("HTTP 422"), "{message}");
-    assert!(
-        message.contains("reasoning_effort 'ultra' is not supported"),
-        "{message}"
+    assert_contains(
+        &message,
+        &["HTTP 422", "reasoning_effort 'ultra' is not supported"],
     );
     assert_eq!(fake.count("POST", CHAT_PATH).await, 1);
     assert_still_serving(&server).await;
@@ -97,8 +88,7 @@ async fn a_429_says_the_call_was_rate_limited() {
     )
     .await;
 
-    assert!(message.contains("HTTP 429"), "{message}");
-    assert!(message.contains("Too many requests"), "{message}");
+    assert_contains(&message, &["HTTP 429", "Too many requests"]);
     assert!(message.to_lowercase().contains("rate limited"), "{message}");
     assert_still_serving(&server).await;
     server.stop().await;
@@ -120,8 +110,7 @@ async fn a_429_with_retry_after_says_how_long_to_wait() {
 
     let message = chat_error(&server).await;
 
-    assert!(message.contains("HTTP 429"), "{message}");
-    assert!(message.contains("wait 7s"), "{message}");
+    assert_contains(&message, &["HTTP 429", "wait 7s"]);
     assert_still_serving(&server).await;
     server.stop().await;
 }
@@ -134,9 +123,10 @@ async fn a_500_is_reported_as_an_internal_error_on_vultrs_side() {
     )
     .await;
 
-    assert!(message.contains("HTTP 500"), "{message}");
-    assert!(message.contains("Internal server error"), "{message}");
-    assert!(message.contains("try again"), "{message}");
+    assert_contains(
+        &message,
+        &["HTTP 500", "Internal server error", "try again"],
+    );
     assert_still_serving(&server).await;
     server.stop().await;
 }
@@ -149,11 +139,13 @@ async fn a_502_says_the_model_or_service_is_unavailable() {
     )
     .await;
 
-    assert!(message.contains("HTTP 502"), "{message}");
-    assert!(message.contains("Upstream model unavailable"), "{message}");
-    assert!(
-        message.contains("The model or service is unavailable"),
-        "{message}"
+    assert_contains(
+        &message,
+        &[
+            "HTTP 502",
+            "Upstream model unavailable",
+            "The model or service is unavailable",
+        ],
     );
     assert_still_serving(&server).await;
     server.stop().await;
@@ -173,8 +165,7 @@ async fn a_200_with_a_body_that_is_not_json_gives_the_status_and_how_the_body_be
     let (_fake, server, message) =
         error_for(200, "upstream proxy says hello, this is not JSON at all").await;
 
-    assert!(message.contains("HTTP 200"), "{message}");
-    assert!(message.contains("upstream proxy says hello"), "{message}");
+    assert_contains(&message, &["HTTP 200", "upstream proxy says hello"]);
     assert_still_serving(&server).await;
     server.stop().await;
 }
@@ -184,9 +175,7 @@ async fn a_200_json_body_without_choices_says_what_is_missing() {
     let (_fake, server, message) =
         error_for(200, r#"{"id":"chatcmpl-x","object":"chat.completion"}"#).await;
 
-    assert!(message.contains("HTTP 200"), "{message}");
-    assert!(message.contains("`choices`"), "{message}");
-    assert!(message.contains("chatcmpl-x"), "{message}");
+    assert_contains(&message, &["HTTP 200", "`choices`", "chatcmpl-x"]);
     assert_still_serving(&server).await;
     server.stop().await;
 }
@@ -210,9 +199,10 @@ async fn a_top_level_message_body_is_shown() {
 
     let message = chat_error(&server).await;
 
-    assert!(message.contains("HTTP 401"), "{message}");
-    assert!(message.contains("No API key provided"), "{message}");
-    assert!(message.contains("VULTR_INFERENCE_API_KEY"), "{message}");
+    assert_contains(
+        &message,
+        &["HTTP 401", "No API key provided", "VULTR_INFERENCE_API_KEY"],
+    );
     assert_eq!(fake.count("POST", CHAT_PATH).await, 1);
     assert_still_serving(&server).await;
     server.stop().await;
@@ -222,8 +212,7 @@ async fn a_top_level_message_body_is_shown() {
 async fn a_top_level_message_body_on_another_status_is_shown_too() {
     let (_fake, server, message) = error_for(403, r#"{"message":"No API key provided"}"#).await;
 
-    assert!(message.contains("HTTP 403"), "{message}");
-    assert!(message.contains("No API key provided"), "{message}");
+    assert_contains(&message, &["HTTP 403", "No API key provided"]);
     assert_still_serving(&server).await;
     server.stop().await;
 }
@@ -237,12 +226,14 @@ async fn a_model_the_inference_api_does_not_know_is_reported_with_its_message() 
     )
     .await;
 
-    assert!(message.contains("HTTP 404"), "{message}");
-    assert!(
-        message.contains("The model `kimi-k2-instruct` does not exist"),
-        "{message}"
+    assert_contains(
+        &message,
+        &[
+            "HTTP 404",
+            "The model `kimi-k2-instruct` does not exist",
+            "model_not_found",
+        ],
     );
-    assert!(message.contains("model_not_found"), "{message}");
     assert_still_serving(&server).await;
     server.stop().await;
 }
@@ -259,9 +250,10 @@ async fn an_unreachable_inference_api_is_an_error_naming_the_url_and_the_variabl
 
     let message = chat_error(&server).await;
 
-    assert!(message.contains(&dead), "{message}");
-    assert!(message.contains("VULTR_INFERENCE_BASE_URL"), "{message}");
-    assert!(message.contains("could not reach"), "{message}");
+    assert_contains(
+        &message,
+        &[&dead, "VULTR_INFERENCE_BASE_URL", "could not reach"],
+    );
     // The account API (same fake, other base URL) is unaffected, and the server still answers.
     let listed = server.call("list_subscriptions", json!({})).await;
     assert_eq!(ok(&listed)["subscriptions"][0]["label"], "main");
@@ -282,9 +274,7 @@ async fn an_unreachable_account_api_during_key_discovery_names_vultr_api_base_ur
 
     let message = chat_error(&server).await;
 
-    assert!(message.contains(&dead), "{message}");
-    assert!(message.contains("VULTR_API_BASE_URL"), "{message}");
-    assert!(message.contains("subscriptions"), "{message}");
+    assert_contains(&message, &[&dead, "VULTR_API_BASE_URL", "subscriptions"]);
     assert_eq!(fake.count("POST", CHAT_PATH).await, 0);
     server.stop().await;
 }

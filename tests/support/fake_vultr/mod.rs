@@ -54,6 +54,13 @@ pub const DEFAULT_SUBSCRIPTION_ID: &str = "0c2e1a52-7a0e-4c8e-9a3e-111111111111"
 pub const DEFAULT_SUBSCRIPTION_LABEL: &str = "main";
 /// Inference API key of the default subscription.
 pub const DEFAULT_SUBSCRIPTION_KEY: &str = "INFKEY-ONE-AAAA-BBBB-CCCC-1111";
+/// Id of the second subscription (labelled `staging`) of the tests that add one.
+pub const STAGING_SUBSCRIPTION_ID: &str = "5b9f0d3e-2222-4a4a-8b8b-222222222222";
+/// Inference API key of the `staging` subscription.
+pub const STAGING_SUBSCRIPTION_KEY: &str = "INFKEY-TWO-DDDD-EEEE-FFFF-2222";
+/// An inference key tests configure with `VULTR_INFERENCE_API_KEY` (the fake accepts it
+/// when built with `extra_inference_key`).
+pub const CONFIGURED_KEY: &str = "CONFIGURED-INFERENCE-KEY-9999";
 
 /// `created` timestamp of every fake chat completion.
 const COMPLETION_CREATED: u64 = 1_788_472_794;
@@ -696,13 +703,19 @@ impl FakeVultr {
         format!("{}/v1", self.server.uri())
     }
 
-    /// The settings that point a server at this fake: both base URLs and the account key.
-    pub fn settings(&self) -> Vec<(&'static str, String)> {
+    /// The settings that point a server at this fake without any key: both base URLs.
+    pub fn base_urls(&self) -> Vec<(&'static str, String)> {
         vec![
             ("VULTR_API_BASE_URL", self.account_base_url()),
             ("VULTR_INFERENCE_BASE_URL", self.inference_base_url()),
-            ("VULTR_API_KEY", ACCOUNT_KEY.to_owned()),
         ]
+    }
+
+    /// The settings that point a server at this fake: both base URLs and the account key.
+    pub fn settings(&self) -> Vec<(&'static str, String)> {
+        let mut settings = self.base_urls();
+        settings.push(("VULTR_API_KEY", ACCOUNT_KEY.to_owned()));
+        settings
     }
 
     /// The subscriptions as configured at start (keys as they were before any [`Self::rotate_key`]).
