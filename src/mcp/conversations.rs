@@ -17,7 +17,7 @@ use super::VultrServer;
 use super::args::{InvalidArguments, Parameters};
 use super::error::ToolError;
 use crate::principal::Principal;
-use crate::store::{Conversation, ConversationId, ConversationSummary, StoreError};
+use crate::store::{Conversation, ConversationId, ConversationSummary, StoreError, Turn};
 use crate::vultr::chat::{ChatReply, Content, Message, Role};
 use crate::vultr::stream::CutOff;
 
@@ -97,12 +97,14 @@ impl VultrServer {
         let model = self.app.known_keys.redact(model);
         let cut_off = cut_off.map(cut_off_reason);
         let store = &self.app.conversations;
+        let turn = Turn {
+            model: &model,
+            messages: &turn,
+            cut_off,
+        };
         let saved = match continuing {
-            Some(id) => store
-                .append(owner, &id, &model, &turn, cut_off)
-                .await
-                .map(|()| id),
-            None => store.create(owner, &model, &turn, cut_off).await,
+            Some(id) => store.append(owner, &id, &turn).await.map(|()| id),
+            None => store.create(owner, &turn).await,
         };
         saved.map_err(|error| {
             tracing::warn!(%error, "conversation not saved");

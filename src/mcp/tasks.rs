@@ -11,7 +11,7 @@ use rmcp::model::{
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::VultrServer;
@@ -77,7 +77,7 @@ impl VultrServer {
             let permit = server.app.calls.acquire().await;
             // Cancelled while queued (through any replica): stops here, never upstream.
             cancel_check.go_ahead().await;
-            let result = match permit {
+            match permit {
                 // A task is stopped by dropping its call, so the loop needs no token of its own.
                 Ok(_permit) if delegation => {
                     server
@@ -96,10 +96,7 @@ impl VultrServer {
                 Err(closed) => CallToolResult::error(vec![ContentBlock::text(format!(
                     "the server is stopping ({closed}); try again"
                 ))]),
-            };
-            serde_json::to_value(result).unwrap_or_else(|error| {
-                json!({"content": [{"type": "text", "text": format!("the result could not be encoded ({error})")}], "isError": true})
-            })
+            }
         };
         let started = self
             .app
@@ -113,16 +110,15 @@ impl VultrServer {
             )
             .await;
         Ok(match started {
-            Started::Finished(result) => serde_json::from_value::<CallToolResult>(result)
-                .map_err(|e| {
-                    ErrorData::internal_error(format!("a result did not decode: {e}"), None)
-                })?
-                .into(),
+            Started::Finished(result) => result.into(),
             Started::Task(record) => {
                 forward.store(false, Ordering::Relaxed);
                 CallToolResponse::Task(CreateTaskResult::new(task_of(&record)))
             }
             Started::Stopped => CallToolResult::error(vec![ContentBlock::text("cancelled")]).into(),
+            Started::Failed(message) => {
+                CallToolResult::error(vec![ContentBlock::text(message)]).into()
+            }
         })
     }
 

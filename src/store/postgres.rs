@@ -20,16 +20,16 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use futures_util::future::BoxFuture;
 use tokio_postgres::NoTls;
 use tokio_postgres::types::ToSql;
 
-use super::conversation::{mark_cut_off, title_of};
+use super::conversation::{stored_message, title_of};
 use super::{
-    Conversation, ConversationId, ConversationStore, ConversationSummary, OpenOnce, Retention,
-    StoreError,
+    Conversation, ConversationId, ConversationStore, ConversationSummary, Lazy, Retention,
+    StoreError, Turn,
 };
 use crate::principal::Principal;
-use crate::vultr::chat::Message;
 
 use url::Identifying;
 pub use url::PostgresUrl;
@@ -47,8 +47,6 @@ macro_rules! now {
 
 mod sessions;
 mod tasks;
-
-pub use sessions::{SESSION_IDLE, SharedSessions, StoredSession};
 
 // Statements are prepared once per connection (deadpool's statement cache): each use is
 // then one round trip.
@@ -238,6 +236,43 @@ impl PostgresStore {
         failure(&self.location, &self.identifying, action, source)
     }
 
+    /// The one flag a statement returns; `None` when no row matched.
+    async fn flag(
+        &self,
+        action: &'static str,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<bool>, StoreError> {
+        let db = |e| self.db(action, e);
+        let client = self.client(action).await?;
+        let statement = client.prepare_cached(sql).await.map_err(db)?;
+        let row = client.query_opt(&statement, params).await.map_err(db)?;
+        Ok(row.map(|row| row.get(0)))
+    }
+
+    /// Runs a write; true when it changed a row.
+    async fn write(
+        &self,
+        action: &'static str,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<bool, StoreError> {
+        Ok(self.write_count(action, sql, params).await? > 0)
+    }
+
+    /// Runs a write; how many rows it changed.
+    async fn write_count(
+        &self,
+        action: &'static str,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, StoreError> {
+        let db = |e| self.db(action, e);
+        let client = self.client(action).await?;
+        let statement = client.prepare_cached(sql).await.map_err(db)?;
+        client.execute(&statement, params).await.map_err(db)
+    }
+
     /// Drops `owner`'s conversations past their newest `max_conversations`, sparing `keep`.
     async fn drop_excess(
         &self,
@@ -262,22 +297,23 @@ impl ConversationStore for PostgresStore {
     async fn create(
         &self,
         owner: &Principal,
-        model: &str,
-        messages: &[Message],
-        cut_off: Option<&str>,
+        turn: &Turn<'_>,
     ) -> Result<ConversationId, StoreError> {
         const ACTION: &str = "saving a new conversation";
-        let bodies = encode(messages)?;
-        let title = title_of(messages);
+        let bodies = turn.bodies()?;
+        let title = title_of(turn.messages);
         let id = ConversationId::generate();
         let db = |e| self.db(ACTION, e);
         let mut client = self.client(ACTION).await?;
         let tx = client.transaction().await.map_err(db)?;
         let insert = tx.prepare_cached(INSERT_CONVERSATION).await.map_err(db)?;
-        tx.execute(&insert, &[&id.as_ref(), &owner.as_str(), &title, &model])
-            .await
-            .map_err(db)?;
-        insert_messages(&tx, &id, 0, &bodies, cut_off)
+        tx.execute(
+            &insert,
+            &[&id.as_ref(), &owner.as_str(), &title, &turn.model],
+        )
+        .await
+        .map_err(db)?;
+        insert_messages(&tx, &id, 0, &bodies, turn)
             .await
             .map_err(db)?;
         let drop_expired = tx.prepare_cached(DROP_EXPIRED).await.map_err(db)?;
@@ -293,12 +329,10 @@ impl ConversationStore for PostgresStore {
         &self,
         owner: &Principal,
         id: &ConversationId,
-        model: &str,
-        messages: &[Message],
-        cut_off: Option<&str>,
+        turn: &Turn<'_>,
     ) -> Result<(), StoreError> {
         const ACTION: &str = "adding messages to a conversation";
-        let bodies = encode(messages)?;
+        let bodies = turn.bodies()?;
         let db = |e| self.db(ACTION, e);
         let mut client = self.client(ACTION).await?;
         let tx = client.transaction().await.map_err(db)?;
@@ -318,11 +352,11 @@ impl ConversationStore for PostgresStore {
             .await
             .map_err(db)?
             .get(0);
-        insert_messages(&tx, id, next, &bodies, cut_off)
+        insert_messages(&tx, id, next, &bodies, turn)
             .await
             .map_err(db)?;
         let count_turn = tx.prepare_cached(COUNT_TURN).await.map_err(db)?;
-        tx.execute(&count_turn, &[&id.as_ref(), &model])
+        tx.execute(&count_turn, &[&id.as_ref(), &turn.model])
             .await
             .map_err(db)?;
         tx.commit().await.map_err(db)
@@ -359,20 +393,7 @@ impl ConversationStore for PostgresStore {
         tx.commit().await.map_err(db)?;
         let messages = rows
             .iter()
-            .map(|row| {
-                let seq: i64 = row.get(0);
-                let mut message: Message = serde_json::from_str(row.get(1)).map_err(|source| {
-                    StoreError::CorruptMessage {
-                        id: id.clone(),
-                        seq,
-                        source,
-                    }
-                })?;
-                if let Some(reason) = row.get::<_, Option<&str>>(2) {
-                    mark_cut_off(&mut message, reason);
-                }
-                Ok(message)
-            })
+            .map(|row| stored_message(id, row.get(0), row.get(1), row.get(2)))
             .collect::<Result<_, StoreError>>()?;
         Ok(Conversation { summary, messages })
     }
@@ -429,30 +450,19 @@ impl ConversationStore for PostgresStore {
     }
 }
 
-/// Serialises each message to JSON text.
-fn encode(messages: &[Message]) -> Result<Vec<String>, StoreError> {
-    messages
-        .iter()
-        .map(|m| serde_json::to_string(m).map_err(|source| StoreError::Encode { source }))
-        .collect()
-}
-
-/// Inserts a turn's messages at positions `first`, `first + 1`, ... in one statement; the
-/// last one marked cut off when `cut_off` says why.
+/// Inserts a turn's messages (`bodies`, its messages as JSON text) at positions `first`,
+/// `first + 1`, ... in one statement; the last one marked cut off when the turn says why.
 async fn insert_messages(
     tx: &deadpool_postgres::Transaction<'_>,
     id: &ConversationId,
     first: i64,
     bodies: &[String],
-    cut_off: Option<&str>,
+    turn: &Turn<'_>,
 ) -> Result<(), tokio_postgres::Error> {
     if bodies.is_empty() {
         return Ok(());
     }
-    let last = bodies.len() - 1;
-    let cut_offs: Vec<Option<&str>> = (0..bodies.len())
-        .map(|i| if i == last { cut_off } else { None })
-        .collect();
+    let cut_offs = turn.cut_offs();
     let params: [&(dyn ToSql + Sync); 4] = [&id.as_ref(), &first, &bodies, &cut_offs];
     let insert = tx.prepare_cached(INSERT_MESSAGES).await?;
     tx.execute(&insert, &params).await.map(drop)
@@ -566,31 +576,32 @@ impl std::error::Error for DatabaseError {
 }
 
 /// One Postgres store opened on first use and shared by the conversations, the tasks and
-/// the legacy HTTP sessions of a process, so all three use one pool. Concurrent first uses
-/// share one open; a failed one is remembered for a few seconds, then tried again.
-pub struct SharedPostgres {
-    opened: OpenOnce<Arc<PostgresStore>>,
+/// the legacy HTTP sessions of a process, so all three use one pool.
+pub(super) type SharedPostgres = Lazy<Arc<PostgresStore>>;
+
+/// The database at `url`, keeping conversations per `retention`, through up to `pool_size`
+/// connections, opened on first use; nothing is opened yet.
+pub(super) fn shared(url: PostgresUrl, retention: Retention, pool_size: usize) -> SharedPostgres {
+    Lazy::new(move || {
+        let url = url.clone();
+        async move {
+            PostgresStore::open(&url, retention, pool_size)
+                .await
+                .map(Arc::new)
+        }
+    })
 }
 
-impl SharedPostgres {
-    /// The database at `url`, keeping conversations per `retention`, through up to
-    /// `pool_size` connections; nothing is opened yet.
-    pub fn new(url: PostgresUrl, retention: Retention, pool_size: usize) -> Self {
-        Self {
-            opened: OpenOnce::new(move || {
-                let url = url.clone();
-                async move {
-                    PostgresStore::open(&url, retention, pool_size)
-                        .await
-                        .map(Arc::new)
-                }
-            }),
-        }
-    }
-
-    /// The opened store (opening it now if it is not yet); a failure is `Unavailable`.
-    pub(crate) async fn store(&self) -> Result<Arc<PostgresStore>, StoreError> {
-        self.opened.get().await
+/// Opens `shared` (or joins its open) and hands it out as a store of kind `S` (`view`
+/// turns it into one): the opener of each lazy store of a Postgres location.
+pub(super) fn opener<S: ?Sized + Send + Sync + 'static>(
+    shared: &Arc<SharedPostgres>,
+    view: fn(Arc<PostgresStore>) -> Arc<S>,
+) -> impl Fn() -> BoxFuture<'static, Result<Arc<S>, StoreError>> + Send + Sync + 'static {
+    let shared = Arc::clone(shared);
+    move || {
+        let shared = Arc::clone(&shared);
+        Box::pin(async move { shared.opened().await.map(view) })
     }
 }
 

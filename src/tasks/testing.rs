@@ -2,17 +2,20 @@
 //! and calls that never end but say when they are dropped (their upstream request closed).
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde_json::Value;
+use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use super::{Beat, Started, StatusLine, TaskKey, TaskRecord, TaskState, TaskStore, Tasks};
+use super::{Admission, Started, StatusLine, Tasks};
 use crate::principal::Principal;
-use crate::store::{StoreError, StoreLocation, open_task_store};
+use crate::store::{
+    Beat, StoreError, StoreLocation, TaskEnd, TaskKey, TaskRecord, TaskStore, open_task_store,
+};
 
 /// A memory task store counting the calls of each method; its batched read and write
 /// take `read_delay` and `write_delay` (tokio time).
@@ -97,19 +100,9 @@ impl TaskStore for Counting {
         self.inner.request_cancel(owner, id, now).await
     }
 
-    async fn finish(
-        &self,
-        owner: &Principal,
-        id: &str,
-        state: &TaskState,
-        status_message: &str,
-        now: i64,
-        heartbeat_before: Option<i64>,
-    ) -> Result<bool, StoreError> {
+    async fn finish(&self, owner: &Principal, end: &TaskEnd) -> Result<bool, StoreError> {
         self.count("finish");
-        self.inner
-            .finish(owner, id, state, status_message, now, heartbeat_before)
-            .await
+        self.inner.finish(owner, end).await
     }
 
     async fn cancel_flags(&self, tasks: &[TaskKey]) -> Result<HashMap<String, bool>, StoreError> {
@@ -144,6 +137,33 @@ impl Drop for Closed {
     }
 }
 
+/// Starts `call`, admitted by `admission`, for a caller that stays and a server that
+/// does not stop.
+pub(crate) async fn start<T: Serialize + Send + 'static>(
+    tasks: &Arc<Tasks>,
+    admission: Admission,
+    call: impl Future<Output = T> + Send + 'static,
+    status: StatusLine,
+) -> Started<T> {
+    let (caller_gone, shutdown) = (CancellationToken::new(), CancellationToken::new());
+    tasks
+        .start(admission, call, status, caller_gone, shutdown)
+        .await
+}
+
+/// Starts a call that must become a task (it never ends); its record.
+pub(crate) async fn start_task(
+    tasks: &Arc<Tasks>,
+    admission: Admission,
+    call: impl Future<Output = ()> + Send + 'static,
+    status: StatusLine,
+) -> TaskRecord {
+    let Started::Task(record) = start(tasks, admission, call, status).await else {
+        panic!("expected a task");
+    };
+    record
+}
+
 /// Starts, for `owner`, a call that never ends and must become a task; its record, and
 /// the flag set once its call is dropped.
 pub(crate) async fn start_endless(
@@ -155,20 +175,8 @@ pub(crate) async fn start_endless(
     let guard = Closed(Arc::clone(&closed));
     let call = async move {
         let _guard = guard;
-        std::future::pending::<Value>().await
+        std::future::pending::<()>().await;
     };
     let admission = tasks.admit(owner).expect("under the cap");
-    let started = tasks
-        .start(
-            admission,
-            call,
-            status,
-            CancellationToken::new(),
-            CancellationToken::new(),
-        )
-        .await;
-    let Started::Task(record) = started else {
-        panic!("expected a task");
-    };
-    (record, closed)
+    (start_task(tasks, admission, call, status).await, closed)
 }

@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use tokio::time::{Instant, MissedTickBehavior};
 
-use super::record::{Beat, TaskKey};
 use super::runner::Tasks;
+use crate::store::{Beat, TaskKey};
 
 /// How often the cancel flags of the running tasks are read.
 pub(super) const LOOK: Duration = Duration::from_millis(500);
@@ -151,13 +151,10 @@ mod tests {
     use std::sync::atomic::Ordering;
 
     use super::*;
-    use crate::principal::Principal;
+    use crate::store::contract::alice;
+    use crate::store::{TaskEnd, TaskState};
     use crate::tasks::StatusLine;
     use crate::tasks::testing::{Counting, start_endless, tasks_over};
-
-    fn alice() -> Principal {
-        Principal::new("alice").unwrap()
-    }
 
     /// The store calls of 20 s with `n` endless tasks running, by method.
     async fn calls_with(n: usize) -> [usize; 4] {
@@ -264,15 +261,12 @@ mod tests {
         let tasks = tasks_over(store.clone(), Duration::ZERO);
         let (task, closed) = start_endless(&tasks, &alice(), StatusLine::default()).await;
 
-        let failed = crate::tasks::TaskState::Failed {
+        let failed = TaskState::Failed {
             error: serde_json::json!({"code": -32603, "message": "taken for dead"}),
         };
-        let now = tasks.clock.now_ms();
+        let end = TaskEnd::new(&task.id, failed, "taken for dead", tasks.clock.now_ms());
         let other_process = &store.inner;
-        other_process
-            .finish(&alice(), &task.id, &failed, "taken for dead", now, None)
-            .await
-            .unwrap();
+        other_process.finish(&alice(), &end).await.unwrap();
         tokio::time::sleep(LOOK * 2).await;
 
         assert!(closed.load(Ordering::SeqCst), "the call goes on");

@@ -8,10 +8,9 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use tokio_postgres::types::ToSql;
 
-use super::PostgresStore;
+use super::{DatabaseError, PostgresStore};
 use crate::principal::Principal;
-use crate::store::StoreError;
-use crate::tasks::{Beat, TaskKey, TaskRecord, TaskState, TaskStore};
+use crate::store::{Beat, StoreError, TaskEnd, TaskKey, TaskRecord, TaskState, TaskStore};
 
 /// Deletes the tasks expired at $1.
 const DROP_EXPIRED: &str = "DELETE FROM tasks WHERE expires_at <= $1";
@@ -70,7 +69,7 @@ const FINISH: &str = "
 impl TaskStore for PostgresStore {
     async fn create(&self, owner: &Principal, task: &TaskRecord) -> Result<(), StoreError> {
         const ACTION: &str = "saving a new task";
-        let outcome = encode(&task.state)?;
+        let outcome = task.state.stored_outcome()?;
         let db = |e| self.db(ACTION, e);
         let mut client = self.client(ACTION).await?;
         let tx = client.transaction().await.map_err(db)?;
@@ -165,27 +164,19 @@ impl TaskStore for PostgresStore {
         .await
     }
 
-    async fn finish(
-        &self,
-        owner: &Principal,
-        id: &str,
-        state: &TaskState,
-        status_message: &str,
-        now: i64,
-        heartbeat_before: Option<i64>,
-    ) -> Result<bool, StoreError> {
-        let outcome = encode(state)?;
+    async fn finish(&self, owner: &Principal, end: &TaskEnd) -> Result<bool, StoreError> {
+        let outcome = end.state.stored_outcome()?;
         self.write(
             "recording how a task ended",
             FINISH,
             &[
-                &id,
+                &end.id,
                 &owner.as_str(),
-                &state.status(),
+                &end.state.status(),
                 &outcome,
-                &status_message,
-                &now,
-                &heartbeat_before,
+                &end.status_message,
+                &end.at,
+                &end.heartbeat_before,
             ],
         )
         .await
@@ -240,43 +231,6 @@ impl TaskStore for PostgresStore {
 }
 
 impl PostgresStore {
-    /// The one flag a statement on one task returns; `None` when no row matched.
-    async fn flag(
-        &self,
-        action: &'static str,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Option<bool>, StoreError> {
-        let db = |e| self.db(action, e);
-        let client = self.client(action).await?;
-        let statement = client.prepare_cached(sql).await.map_err(db)?;
-        let row = client.query_opt(&statement, params).await.map_err(db)?;
-        Ok(row.map(|row| row.get(0)))
-    }
-
-    /// Runs a write on one task; true when it changed a row.
-    async fn write(
-        &self,
-        action: &'static str,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<bool, StoreError> {
-        Ok(self.write_count(action, sql, params).await? > 0)
-    }
-
-    /// Runs a write; how many rows it changed.
-    async fn write_count(
-        &self,
-        action: &'static str,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<u64, StoreError> {
-        let db = |e| self.db(action, e);
-        let client = self.client(action).await?;
-        let statement = client.prepare_cached(sql).await.map_err(db)?;
-        client.execute(&statement, params).await.map_err(db)
-    }
-
     /// `record` with its state decoded from the stored status and JSON outcome.
     fn decode(
         &self,
@@ -284,27 +238,10 @@ impl PostgresStore {
         status: &str,
         outcome: Option<&str>,
     ) -> Result<TaskRecord, StoreError> {
-        let corrupt = |what: String| {
-            self.failed(
-                "reading a task",
-                super::DatabaseError::Message(format!("task `{}` {what}", record.id)),
-            )
-        };
-        let outcome = outcome
-            .map(serde_json::from_str)
-            .transpose()
-            .map_err(|e| corrupt(format!("has an outcome that is not JSON ({e})")))?;
-        record.state = TaskState::from_stored(status, outcome)
-            .ok_or_else(|| corrupt(format!("has an unknown status {status:?}")))?;
+        record.state = TaskState::from_stored(status, outcome).map_err(|what| {
+            let message = format!("task `{}` {what}", record.id);
+            self.failed("reading a task", DatabaseError::Message(message))
+        })?;
         Ok(record)
     }
-}
-
-/// The outcome of `state` as JSON text, when it has one.
-fn encode(state: &TaskState) -> Result<Option<String>, StoreError> {
-    state
-        .outcome()
-        .map(serde_json::to_string)
-        .transpose()
-        .map_err(|source| StoreError::Encode { source })
 }

@@ -1,13 +1,13 @@
-//! A task's record and the store that keeps records: what `tasks/get` reports from any
-//! process sharing the store.
+//! Tasks, whatever the store: a task's record and the [`TaskStore`] trait that keeps
+//! records, what `tasks/get` reports from any process sharing the store.
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
 use serde_json::Value;
 
+use super::StoreError;
 use crate::principal::Principal;
-use crate::store::StoreError;
 
 /// Where a task is: still working, or how it ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,19 +48,32 @@ impl TaskState {
         }
     }
 
-    /// The state for a stored `status` and `outcome`; `None` for a status this build does not know.
-    pub fn from_stored(status: &str, outcome: Option<Value>) -> Option<TaskState> {
-        Some(match (status, outcome) {
+    /// The state for a stored `status` and `outcome` (JSON text); what is wrong with them
+    /// otherwise, to follow "task `id`" in an error.
+    pub(super) fn from_stored(status: &str, outcome: Option<&str>) -> Result<TaskState, String> {
+        let outcome = outcome
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(|e| format!("has an outcome that is not JSON ({e})"))?;
+        Ok(match (status, outcome) {
             ("working", _) => TaskState::Working,
             ("cancelled", _) => TaskState::Cancelled,
             ("completed", Some(result)) => TaskState::Completed { result },
             ("failed", Some(error)) => TaskState::Failed { error },
-            _ => return None,
+            _ => return Err(format!("has an unknown status {status:?}")),
         })
+    }
+
+    /// The outcome as the store keeps it (JSON text), when there is one.
+    pub(super) fn stored_outcome(&self) -> Result<Option<String>, StoreError> {
+        self.outcome()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|source| StoreError::Encode { source })
     }
 }
 
-/// One task as stored. Times are unix milliseconds ([`super::WallClock`]).
+/// One task as stored. Times are unix milliseconds (the task service's clock).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskRecord {
     /// The id the client polls with.
@@ -93,6 +106,35 @@ impl TaskRecord {
             heartbeat_at: now,
             expires_at: now.saturating_add(ttl_ms),
             cancel_requested: false,
+        }
+    }
+}
+
+/// How a working task ends, as [`TaskStore::finish`] records it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskEnd {
+    /// The task's id.
+    pub id: String,
+    /// How it ended (a terminal state).
+    pub state: TaskState,
+    /// The line saying how it ended.
+    pub status_message: String,
+    /// When it ended, in unix milliseconds.
+    pub at: i64,
+    /// When given, it ends only if its heartbeat is older than this (another process
+    /// taking a task whose process stopped for failed).
+    pub heartbeat_before: Option<i64>,
+}
+
+impl TaskEnd {
+    /// The end of task `id` in `state` at `at`, whatever its heartbeat.
+    pub fn new(id: &str, state: TaskState, status_message: &str, at: i64) -> Self {
+        Self {
+            id: id.to_owned(),
+            state,
+            status_message: status_message.to_owned(),
+            at,
+            heartbeat_before: None,
         }
     }
 }
@@ -165,18 +207,10 @@ pub trait TaskStore: Send + Sync {
         now: i64,
     ) -> Result<bool, StoreError>;
 
-    /// Ends a working task in `state` (terminal) with `status_message`; with
-    /// `heartbeat_before`, only when its heartbeat is older than that. False when it had
-    /// already ended, is gone, or its heartbeat is fresh: the first end wins.
-    async fn finish(
-        &self,
-        owner: &Principal,
-        id: &str,
-        state: &TaskState,
-        status_message: &str,
-        now: i64,
-        heartbeat_before: Option<i64>,
-    ) -> Result<bool, StoreError>;
+    /// Ends `owner`'s working task as `end` says (with its `heartbeat_before`, only when
+    /// the heartbeat is older than that). False when it had already ended, is gone, or its
+    /// heartbeat is fresh: the first end wins.
+    async fn finish(&self, owner: &Principal, end: &TaskEnd) -> Result<bool, StoreError>;
 
     /// The cancel flags of many running tasks in one read: for each of `tasks` still
     /// working (and owned by the owner named with it), its id and whether cancelling was
