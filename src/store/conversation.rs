@@ -8,7 +8,7 @@ use std::str::FromStr;
 use async_trait::async_trait;
 use serde::Serialize;
 
-use super::StoreError;
+use super::{StoreError, StoreResult};
 use crate::principal::Principal;
 use crate::vultr::chat::{Content, Message, Role};
 
@@ -22,11 +22,7 @@ use crate::vultr::chat::{Content, Message, Role};
 pub trait ConversationStore: Send + Sync {
     /// Starts a conversation of `owner` with `turn` (turn 1) and applies retention, never
     /// dropping the new one; returns its new id.
-    async fn create(
-        &self,
-        owner: &Principal,
-        turn: &Turn<'_>,
-    ) -> Result<ConversationId, StoreError>;
+    async fn create(&self, owner: &Principal, turn: &Turn<'_>) -> StoreResult<ConversationId>;
 
     /// Adds `turn` to the end of `owner`'s conversation and records its model;
     /// [`StoreError::NotFound`] when `owner` has no such conversation.
@@ -35,31 +31,26 @@ pub trait ConversationStore: Send + Sync {
         owner: &Principal,
         id: &ConversationId,
         turn: &Turn<'_>,
-    ) -> Result<(), StoreError>;
+    ) -> StoreResult<()>;
 
     /// `owner`'s conversation: its summary and messages, oldest first; a reply stored as
     /// cut off ends with a note saying so. [`StoreError::NotFound`] when `owner` has no
     /// such conversation.
-    async fn get(&self, owner: &Principal, id: &ConversationId)
-    -> Result<Conversation, StoreError>;
+    async fn get(&self, owner: &Principal, id: &ConversationId) -> StoreResult<Conversation>;
 
     /// Up to `limit` of `owner`'s conversations, most recently used (created or continued)
     /// first.
-    async fn list(
-        &self,
-        owner: &Principal,
-        limit: usize,
-    ) -> Result<Vec<ConversationSummary>, StoreError>;
+    async fn list(&self, owner: &Principal, limit: usize) -> StoreResult<Vec<ConversationSummary>>;
 
     /// Deletes `owner`'s conversation and its messages; true when `owner` had it.
-    async fn delete(&self, owner: &Principal, id: &ConversationId) -> Result<bool, StoreError>;
+    async fn delete(&self, owner: &Principal, id: &ConversationId) -> StoreResult<bool>;
 
     /// Drops conversations per [`Retention`](super::Retention), whoever owns them; returns how many went.
-    async fn prune(&self) -> Result<usize, StoreError>;
+    async fn prune(&self) -> StoreResult<usize>;
 
     /// Opens the store now if it opens on first use (migrating and pruning it); a store
     /// that is open from the start has nothing to do.
-    async fn open(&self) -> Result<(), StoreError> {
+    async fn open(&self) -> StoreResult<()> {
         Ok(())
     }
 }
@@ -87,7 +78,7 @@ impl<'a> Turn<'a> {
     }
 
     /// Each message as JSON text, for a store that keeps them so.
-    pub(super) fn bodies(&self) -> Result<Vec<String>, StoreError> {
+    pub(super) fn bodies(&self) -> StoreResult<Vec<String>> {
         self.messages
             .iter()
             .map(|m| serde_json::to_string(m).map_err(|source| StoreError::Encode { source }))
@@ -126,7 +117,7 @@ impl ConversationId {
     }
 
     /// Checks an id from a client: 1 to 100 characters of `A-Z a-z 0-9 _ -`.
-    pub fn parse(text: &str) -> Result<Self, StoreError> {
+    pub fn parse(text: &str) -> StoreResult<Self> {
         let well_formed = !text.is_empty()
             && text.len() <= ID_MAX_LEN
             && text
@@ -240,7 +231,7 @@ pub(super) fn stored_message(
     seq: i64,
     body: &str,
     cut_off: Option<&str>,
-) -> Result<Message, StoreError> {
+) -> StoreResult<Message> {
     let mut message: Message =
         serde_json::from_str(body).map_err(|source| StoreError::CorruptMessage {
             id: id.clone(),

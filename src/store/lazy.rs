@@ -22,12 +22,13 @@ use super::{
     StoreError, StoredSession, TaskEnd, TaskKey, TaskRecord, TaskStore, Turn,
 };
 use crate::principal::Principal;
+use crate::store::StoreResult;
 
 /// How long a failed open is answered from memory before the next call tries again.
 pub const REMEMBER_FAILURE: Duration = Duration::from_secs(5);
 
 /// How a [`Lazy`] opens its value.
-type Opener<T> = Box<dyn Fn() -> BoxFuture<'static, Result<T, StoreError>> + Send + Sync>;
+type Opener<T> = Box<dyn Fn() -> BoxFuture<'static, StoreResult<T>> + Send + Sync>;
 
 /// One open attempt, awaited by every call that arrives while it runs.
 type Attempt<T> = Shared<BoxFuture<'static, Result<T, Arc<StoreError>>>>;
@@ -59,7 +60,7 @@ impl<T: Clone + Send + Sync + 'static> Lazy<T> {
     pub fn new<F, Fut>(open: F) -> Self
     where
         F: Fn() -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<T, StoreError>> + Send + 'static,
+        Fut: Future<Output = StoreResult<T>> + Send + 'static,
     {
         Self {
             open: Box::new(move || Box::pin(open())),
@@ -69,7 +70,7 @@ impl<T: Clone + Send + Sync + 'static> Lazy<T> {
 
     /// The opened value, opening it now (or joining the open under way) if need be. A
     /// failure is [`StoreError::Unavailable`].
-    pub async fn opened(&self) -> Result<T, StoreError> {
+    pub async fn opened(&self) -> StoreResult<T> {
         let attempt = {
             let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
             match &*state {
@@ -115,7 +116,7 @@ fn unavailable(error: &Arc<StoreError>) -> StoreError {
 pub fn lazy_conversations<F, Fut>(open: F) -> Arc<dyn ConversationStore>
 where
     F: Fn() -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<Arc<dyn ConversationStore>, StoreError>> + Send + 'static,
+    Fut: Future<Output = StoreResult<Arc<dyn ConversationStore>>> + Send + 'static,
 {
     Arc::new(Lazy::new(move || {
         let opening = open();
@@ -131,11 +132,7 @@ where
 
 #[async_trait]
 impl ConversationStore for Lazy<Arc<dyn ConversationStore>> {
-    async fn create(
-        &self,
-        owner: &Principal,
-        turn: &Turn<'_>,
-    ) -> Result<ConversationId, StoreError> {
+    async fn create(&self, owner: &Principal, turn: &Turn<'_>) -> StoreResult<ConversationId> {
         self.opened().await?.create(owner, turn).await
     }
 
@@ -144,116 +141,81 @@ impl ConversationStore for Lazy<Arc<dyn ConversationStore>> {
         owner: &Principal,
         id: &ConversationId,
         turn: &Turn<'_>,
-    ) -> Result<(), StoreError> {
+    ) -> StoreResult<()> {
         self.opened().await?.append(owner, id, turn).await
     }
 
-    async fn get(
-        &self,
-        owner: &Principal,
-        id: &ConversationId,
-    ) -> Result<Conversation, StoreError> {
+    async fn get(&self, owner: &Principal, id: &ConversationId) -> StoreResult<Conversation> {
         self.opened().await?.get(owner, id).await
     }
 
-    async fn list(
-        &self,
-        owner: &Principal,
-        limit: usize,
-    ) -> Result<Vec<ConversationSummary>, StoreError> {
+    async fn list(&self, owner: &Principal, limit: usize) -> StoreResult<Vec<ConversationSummary>> {
         self.opened().await?.list(owner, limit).await
     }
 
-    async fn delete(&self, owner: &Principal, id: &ConversationId) -> Result<bool, StoreError> {
+    async fn delete(&self, owner: &Principal, id: &ConversationId) -> StoreResult<bool> {
         self.opened().await?.delete(owner, id).await
     }
 
-    async fn prune(&self) -> Result<usize, StoreError> {
+    async fn prune(&self) -> StoreResult<usize> {
         self.opened().await?.prune().await
     }
 
-    async fn open(&self) -> Result<(), StoreError> {
+    async fn open(&self) -> StoreResult<()> {
         self.opened().await.map(drop)
     }
 }
 
 #[async_trait]
 impl TaskStore for Lazy<Arc<dyn TaskStore>> {
-    async fn create(&self, owner: &Principal, task: &TaskRecord) -> Result<(), StoreError> {
+    async fn create(&self, owner: &Principal, task: &TaskRecord) -> StoreResult<()> {
         self.opened().await?.create(owner, task).await
     }
 
-    async fn get(
-        &self,
-        owner: &Principal,
-        id: &str,
-        now: i64,
-    ) -> Result<Option<TaskRecord>, StoreError> {
+    async fn get(&self, owner: &Principal, id: &str, now: i64) -> StoreResult<Option<TaskRecord>> {
         self.opened().await?.get(owner, id, now).await
     }
 
-    async fn beat(
-        &self,
-        owner: &Principal,
-        id: &str,
-        now: i64,
-        status_message: Option<&str>,
-    ) -> Result<Option<bool>, StoreError> {
-        self.opened()
-            .await?
-            .beat(owner, id, now, status_message)
-            .await
-    }
-
-    async fn cancel_requested(
-        &self,
-        owner: &Principal,
-        id: &str,
-    ) -> Result<Option<bool>, StoreError> {
+    async fn cancel_requested(&self, owner: &Principal, id: &str) -> StoreResult<Option<bool>> {
         self.opened().await?.cancel_requested(owner, id).await
     }
 
-    async fn request_cancel(
-        &self,
-        owner: &Principal,
-        id: &str,
-        now: i64,
-    ) -> Result<bool, StoreError> {
+    async fn request_cancel(&self, owner: &Principal, id: &str, now: i64) -> StoreResult<bool> {
         self.opened().await?.request_cancel(owner, id, now).await
     }
 
-    async fn finish(&self, owner: &Principal, end: &TaskEnd) -> Result<bool, StoreError> {
+    async fn finish(&self, owner: &Principal, end: &TaskEnd) -> StoreResult<bool> {
         self.opened().await?.finish(owner, end).await
     }
 
-    async fn cancel_flags(&self, tasks: &[TaskKey]) -> Result<HashMap<String, bool>, StoreError> {
+    async fn cancel_flags(&self, tasks: &[TaskKey]) -> StoreResult<HashMap<String, bool>> {
         self.opened().await?.cancel_flags(tasks).await
     }
 
-    async fn beat_many(&self, beats: &[Beat], now: i64) -> Result<(), StoreError> {
+    async fn beat_many(&self, beats: &[Beat], now: i64) -> StoreResult<()> {
         self.opened().await?.beat_many(beats, now).await
     }
 
-    async fn prune(&self, now: i64) -> Result<usize, StoreError> {
+    async fn prune(&self, now: i64) -> StoreResult<usize> {
         self.opened().await?.prune(now).await
     }
 }
 
 #[async_trait]
 impl LegacySessionStore for Lazy<Arc<dyn LegacySessionStore>> {
-    async fn save_state(&self, id: &str, state: &str) -> Result<(), StoreError> {
+    async fn save_state(&self, id: &str, state: &str) -> StoreResult<()> {
         self.opened().await?.save_state(id, state).await
     }
 
-    async fn save_owner(&self, id: &str, owner: &Principal) -> Result<(), StoreError> {
+    async fn save_owner(&self, id: &str, owner: &Principal) -> StoreResult<()> {
         self.opened().await?.save_owner(id, owner).await
     }
 
-    async fn use_session(&self, id: &str) -> Result<Option<StoredSession>, StoreError> {
+    async fn use_session(&self, id: &str) -> StoreResult<Option<StoredSession>> {
         self.opened().await?.use_session(id).await
     }
 
-    async fn delete(&self, id: &str) -> Result<(), StoreError> {
+    async fn delete(&self, id: &str) -> StoreResult<()> {
         self.opened().await?.delete(id).await
     }
 }

@@ -26,7 +26,7 @@ use std::sync::Arc;
 pub use conversation::{
     Conversation, ConversationId, ConversationStore, ConversationSummary, Turn,
 };
-pub use error::StoreError;
+pub use error::{StoreError, StoreResult};
 pub use lazy::{Lazy, REMEMBER_FAILURE};
 pub use location::{PostgresUrl, Retention, StoreLocation};
 pub use session::{LegacySessionStore, SESSION_IDLE, SharedSessions, StoredSession};

@@ -30,6 +30,7 @@ use super::{
     StoreError, Turn,
 };
 use crate::principal::Principal;
+use crate::store::StoreResult;
 
 use url::Identifying;
 pub use url::PostgresUrl;
@@ -151,7 +152,7 @@ impl PostgresStore {
         url: &PostgresUrl,
         retention: Retention,
         pool_size: usize,
-    ) -> Result<Self, StoreError> {
+    ) -> StoreResult<Self> {
         let location = url.to_string();
         let (config, tls) = url.config().map_err(|e| {
             failure(
@@ -199,7 +200,7 @@ impl PostgresStore {
     }
 
     /// Applies the migrations this build knows, or refuses a newer schema.
-    async fn migrate(&self) -> Result<(), StoreError> {
+    async fn migrate(&self) -> StoreResult<()> {
         const ACTION: &str = "setting up its tables";
         let mut client = self.client("connecting to it").await?;
         match schema::migrate(&mut client)
@@ -219,7 +220,7 @@ impl PostgresStore {
     }
 
     /// A connection from the pool.
-    async fn client(&self, action: &'static str) -> Result<Object, StoreError> {
+    async fn client(&self, action: &'static str) -> StoreResult<Object> {
         self.pool
             .get()
             .await
@@ -242,7 +243,7 @@ impl PostgresStore {
         action: &'static str,
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Option<bool>, StoreError> {
+    ) -> StoreResult<Option<bool>> {
         let db = |e| self.db(action, e);
         let client = self.client(action).await?;
         let statement = client.prepare_cached(sql).await.map_err(db)?;
@@ -256,7 +257,7 @@ impl PostgresStore {
         action: &'static str,
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
-    ) -> Result<bool, StoreError> {
+    ) -> StoreResult<bool> {
         Ok(self.write_count(action, sql, params).await? > 0)
     }
 
@@ -266,7 +267,7 @@ impl PostgresStore {
         action: &'static str,
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
-    ) -> Result<u64, StoreError> {
+    ) -> StoreResult<u64> {
         let db = |e| self.db(action, e);
         let client = self.client(action).await?;
         let statement = client.prepare_cached(sql).await.map_err(db)?;
@@ -294,11 +295,7 @@ impl PostgresStore {
 
 #[async_trait]
 impl ConversationStore for PostgresStore {
-    async fn create(
-        &self,
-        owner: &Principal,
-        turn: &Turn<'_>,
-    ) -> Result<ConversationId, StoreError> {
+    async fn create(&self, owner: &Principal, turn: &Turn<'_>) -> StoreResult<ConversationId> {
         const ACTION: &str = "saving a new conversation";
         let bodies = turn.bodies()?;
         let title = title_of(turn.messages);
@@ -330,7 +327,7 @@ impl ConversationStore for PostgresStore {
         owner: &Principal,
         id: &ConversationId,
         turn: &Turn<'_>,
-    ) -> Result<(), StoreError> {
+    ) -> StoreResult<()> {
         const ACTION: &str = "adding messages to a conversation";
         let bodies = turn.bodies()?;
         let db = |e| self.db(ACTION, e);
@@ -362,11 +359,7 @@ impl ConversationStore for PostgresStore {
         tx.commit().await.map_err(db)
     }
 
-    async fn get(
-        &self,
-        owner: &Principal,
-        id: &ConversationId,
-    ) -> Result<Conversation, StoreError> {
+    async fn get(&self, owner: &Principal, id: &ConversationId) -> StoreResult<Conversation> {
         const ACTION: &str = "reading a conversation";
         let db = |e| self.db(ACTION, e);
         let mut client = self.client(ACTION).await?;
@@ -394,15 +387,11 @@ impl ConversationStore for PostgresStore {
         let messages = rows
             .iter()
             .map(|row| stored_message(id, row.get(0), row.get(1), row.get(2)))
-            .collect::<Result<_, StoreError>>()?;
+            .collect::<StoreResult<_>>()?;
         Ok(Conversation { summary, messages })
     }
 
-    async fn list(
-        &self,
-        owner: &Principal,
-        limit: usize,
-    ) -> Result<Vec<ConversationSummary>, StoreError> {
+    async fn list(&self, owner: &Principal, limit: usize) -> StoreResult<Vec<ConversationSummary>> {
         const ACTION: &str = "listing conversations";
         let client = self.client(ACTION).await?;
         let statement = client
@@ -416,7 +405,7 @@ impl ConversationStore for PostgresStore {
         Ok(rows.iter().map(summary_from_row).collect())
     }
 
-    async fn delete(&self, owner: &Principal, id: &ConversationId) -> Result<bool, StoreError> {
+    async fn delete(&self, owner: &Principal, id: &ConversationId) -> StoreResult<bool> {
         const ACTION: &str = "deleting a conversation";
         let db = |e| self.db(ACTION, e);
         let client = self.client(ACTION).await?;
@@ -428,7 +417,7 @@ impl ConversationStore for PostgresStore {
         Ok(deleted > 0)
     }
 
-    async fn prune(&self) -> Result<usize, StoreError> {
+    async fn prune(&self) -> StoreResult<usize> {
         const ACTION: &str = "pruning old conversations";
         let db = |e| self.db(ACTION, e);
         let mut client = self.client(ACTION).await?;
@@ -597,7 +586,7 @@ pub(super) fn shared(url: PostgresUrl, retention: Retention, pool_size: usize) -
 pub(super) fn opener<S: ?Sized + Send + Sync + 'static>(
     shared: &Arc<SharedPostgres>,
     view: fn(Arc<PostgresStore>) -> Arc<S>,
-) -> impl Fn() -> BoxFuture<'static, Result<Arc<S>, StoreError>> + Send + Sync + 'static {
+) -> impl Fn() -> BoxFuture<'static, StoreResult<Arc<S>>> + Send + Sync + 'static {
     let shared = Arc::clone(shared);
     move || {
         let shared = Arc::clone(&shared);

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::StoreError;
+use super::StoreResult;
 use crate::principal::Principal;
 
 /// How long an unused session is kept.
@@ -26,16 +26,16 @@ pub struct StoredSession {
 #[async_trait]
 pub trait LegacySessionStore: Send + Sync {
     /// Saves session `id`'s state (JSON text) and deletes sessions long unused.
-    async fn save_state(&self, id: &str, state: &str) -> Result<(), StoreError>;
+    async fn save_state(&self, id: &str, state: &str) -> StoreResult<()>;
 
     /// Records that `owner` opened session `id`.
-    async fn save_owner(&self, id: &str, owner: &Principal) -> Result<(), StoreError>;
+    async fn save_owner(&self, id: &str, owner: &Principal) -> StoreResult<()>;
 
     /// Session `id`, marked used now; `None` when unknown or long unused.
-    async fn use_session(&self, id: &str) -> Result<Option<StoredSession>, StoreError>;
+    async fn use_session(&self, id: &str) -> StoreResult<Option<StoredSession>>;
 
     /// Deletes session `id`.
-    async fn delete(&self, id: &str) -> Result<(), StoreError>;
+    async fn delete(&self, id: &str) -> StoreResult<()>;
 }
 
 /// The legacy sessions every replica of a shared store sees.

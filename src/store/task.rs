@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use serde_json::Value;
 
-use super::StoreError;
+use super::{StoreError, StoreResult};
 use crate::principal::Principal;
 
 /// Where a task is: still working, or how it ended.
@@ -65,7 +65,7 @@ impl TaskState {
     }
 
     /// The outcome as the store keeps it (JSON text), when there is one.
-    pub(super) fn stored_outcome(&self) -> Result<Option<String>, StoreError> {
+    pub(super) fn stored_outcome(&self) -> StoreResult<Option<String>> {
         self.outcome()
             .map(serde_json::to_string)
             .transpose()
@@ -170,58 +170,33 @@ fn new_task_id() -> String {
 pub trait TaskStore: Send + Sync {
     /// Stores `task` for `owner` (durably, before the caller hands out its id) and deletes
     /// expired tasks.
-    async fn create(&self, owner: &Principal, task: &TaskRecord) -> Result<(), StoreError>;
+    async fn create(&self, owner: &Principal, task: &TaskRecord) -> StoreResult<()>;
 
     /// `owner`'s task `id` as of `now`; `None` when there is none or it expired.
-    async fn get(
-        &self,
-        owner: &Principal,
-        id: &str,
-        now: i64,
-    ) -> Result<Option<TaskRecord>, StoreError>;
-
-    /// The running process's heartbeat: a working task's `heartbeat_at` becomes `now`, and
-    /// its status message `status_message` when given. Returns whether cancelling was
-    /// asked, or `None` when the task is gone or no longer working.
-    async fn beat(
-        &self,
-        owner: &Principal,
-        id: &str,
-        now: i64,
-        status_message: Option<&str>,
-    ) -> Result<Option<bool>, StoreError>;
+    async fn get(&self, owner: &Principal, id: &str, now: i64) -> StoreResult<Option<TaskRecord>>;
 
     /// Whether cancelling a working task was asked; `None` when it is gone or ended.
-    async fn cancel_requested(
-        &self,
-        owner: &Principal,
-        id: &str,
-    ) -> Result<Option<bool>, StoreError>;
+    async fn cancel_requested(&self, owner: &Principal, id: &str) -> StoreResult<Option<bool>>;
 
     /// Asks to cancel `owner`'s task (the process running it notices); false when
     /// `owner` has no such task. A task that already ended stays as it ended.
-    async fn request_cancel(
-        &self,
-        owner: &Principal,
-        id: &str,
-        now: i64,
-    ) -> Result<bool, StoreError>;
+    async fn request_cancel(&self, owner: &Principal, id: &str, now: i64) -> StoreResult<bool>;
 
     /// Ends `owner`'s working task as `end` says (with its `heartbeat_before`, only when
     /// the heartbeat is older than that). False when it had already ended, is gone, or its
     /// heartbeat is fresh: the first end wins.
-    async fn finish(&self, owner: &Principal, end: &TaskEnd) -> Result<bool, StoreError>;
+    async fn finish(&self, owner: &Principal, end: &TaskEnd) -> StoreResult<bool>;
 
     /// The cancel flags of many running tasks in one read: for each of `tasks` still
     /// working (and owned by the owner named with it), its id and whether cancelling was
     /// asked. A task gone, ended or of another owner is absent.
-    async fn cancel_flags(&self, tasks: &[TaskKey]) -> Result<HashMap<String, bool>, StoreError>;
+    async fn cancel_flags(&self, tasks: &[TaskKey]) -> StoreResult<HashMap<String, bool>>;
 
     /// Many heartbeats in one write: each working task of `beats` (of the owner named with
-    /// it) gets `heartbeat_at = now` and, when given, its new status message, as
-    /// [`TaskStore::beat`] does for one.
-    async fn beat_many(&self, beats: &[Beat], now: i64) -> Result<(), StoreError>;
+    /// it) gets `heartbeat_at = now` and, when given, its new status message (and then
+    /// `updated_at = now`).
+    async fn beat_many(&self, beats: &[Beat], now: i64) -> StoreResult<()>;
 
     /// Deletes every task past its expiry at `now`, whoever owns it; returns how many.
-    async fn prune(&self, now: i64) -> Result<usize, StoreError>;
+    async fn prune(&self, now: i64) -> StoreResult<usize>;
 }

@@ -541,13 +541,7 @@ mod tests {
         let task = start_queued(&tasks, &alice(), &slots, &upstream).await;
 
         // Another process cancels it, and the slot frees before this one's watcher looks.
-        let other_process = &store.inner;
-        assert!(
-            other_process
-                .request_cancel(&alice(), &task.id, tasks.clock.now_ms())
-                .await
-                .unwrap()
-        );
+        store.cancel_elsewhere(&tasks, &task.id).await;
         slots.add_permits(1);
         for _ in 0..20 {
             tokio::task::yield_now().await;

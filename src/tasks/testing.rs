@@ -13,9 +13,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Admission, Started, StatusLine, Tasks};
 use crate::principal::Principal;
-use crate::store::{
-    Beat, StoreError, StoreLocation, TaskEnd, TaskKey, TaskRecord, TaskStore, open_task_store,
-};
+use crate::store::StoreResult;
+use crate::store::contract::alice;
+use crate::store::{Beat, StoreLocation, TaskEnd, TaskKey, TaskRecord, TaskStore, open_task_store};
 
 /// A memory task store counting the calls of each method; its batched read and write
 /// take `read_delay` and `write_delay` (tokio time).
@@ -48,6 +48,13 @@ impl Counting {
         self.calls.lock().unwrap().clear();
     }
 
+    /// Asks, as another process sharing the store would, to cancel alice's task `id`.
+    pub(crate) async fn cancel_elsewhere(&self, tasks: &Tasks, id: &str) {
+        let now = tasks.clock.now_ms();
+        let asked = self.inner.request_cancel(&alice(), id, now).await;
+        assert!(asked.unwrap(), "the task is known");
+    }
+
     fn count(&self, method: &'static str) {
         *self.calls.lock().unwrap().entry(method).or_insert(0) += 1;
     }
@@ -55,69 +62,44 @@ impl Counting {
 
 #[async_trait]
 impl TaskStore for Counting {
-    async fn create(&self, owner: &Principal, task: &TaskRecord) -> Result<(), StoreError> {
+    async fn create(&self, owner: &Principal, task: &TaskRecord) -> StoreResult<()> {
         self.count("create");
         self.inner.create(owner, task).await
     }
 
-    async fn get(
-        &self,
-        owner: &Principal,
-        id: &str,
-        now: i64,
-    ) -> Result<Option<TaskRecord>, StoreError> {
+    async fn get(&self, owner: &Principal, id: &str, now: i64) -> StoreResult<Option<TaskRecord>> {
         self.count("get");
         self.inner.get(owner, id, now).await
     }
 
-    async fn beat(
-        &self,
-        owner: &Principal,
-        id: &str,
-        now: i64,
-        status_message: Option<&str>,
-    ) -> Result<Option<bool>, StoreError> {
-        self.count("beat");
-        self.inner.beat(owner, id, now, status_message).await
-    }
-
-    async fn cancel_requested(
-        &self,
-        owner: &Principal,
-        id: &str,
-    ) -> Result<Option<bool>, StoreError> {
+    async fn cancel_requested(&self, owner: &Principal, id: &str) -> StoreResult<Option<bool>> {
         self.count("cancel_requested");
         self.inner.cancel_requested(owner, id).await
     }
 
-    async fn request_cancel(
-        &self,
-        owner: &Principal,
-        id: &str,
-        now: i64,
-    ) -> Result<bool, StoreError> {
+    async fn request_cancel(&self, owner: &Principal, id: &str, now: i64) -> StoreResult<bool> {
         self.count("request_cancel");
         self.inner.request_cancel(owner, id, now).await
     }
 
-    async fn finish(&self, owner: &Principal, end: &TaskEnd) -> Result<bool, StoreError> {
+    async fn finish(&self, owner: &Principal, end: &TaskEnd) -> StoreResult<bool> {
         self.count("finish");
         self.inner.finish(owner, end).await
     }
 
-    async fn cancel_flags(&self, tasks: &[TaskKey]) -> Result<HashMap<String, bool>, StoreError> {
+    async fn cancel_flags(&self, tasks: &[TaskKey]) -> StoreResult<HashMap<String, bool>> {
         self.count("cancel_flags");
         tokio::time::sleep(self.read_delay).await;
         self.inner.cancel_flags(tasks).await
     }
 
-    async fn beat_many(&self, beats: &[Beat], now: i64) -> Result<(), StoreError> {
+    async fn beat_many(&self, beats: &[Beat], now: i64) -> StoreResult<()> {
         self.count("beat_many");
         tokio::time::sleep(self.write_delay).await;
         self.inner.beat_many(beats, now).await
     }
 
-    async fn prune(&self, now: i64) -> Result<usize, StoreError> {
+    async fn prune(&self, now: i64) -> StoreResult<usize> {
         self.count("prune");
         self.inner.prune(now).await
     }

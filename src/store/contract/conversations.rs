@@ -69,13 +69,6 @@ pub(crate) async fn add(
         .unwrap();
 }
 
-/// Boxes a check of the table below.
-macro_rules! check {
-    ($name:ident) => {
-        (stringify!($name), |store| Box::pin($name(store)))
-    };
-}
-
 /// The checks, in order.
 const CHECKS: &[Check<dyn ConversationStore>] = &[
     check!(new_ids_are_conv_and_32_hex_digits_and_differ),

@@ -2,6 +2,13 @@
 //! [`check_contract`] for conversations, [`check_task_contract`] for task records. Each is
 //! a table of named checks; a failing one is reported by its name.
 
+/// A named entry of a table of checks: the check function and its name.
+macro_rules! check {
+    ($name:ident) => {
+        (stringify!($name), |store| Box::pin($name(store)))
+    };
+}
+
 mod conversations;
 mod tasks;
 

@@ -11,13 +11,6 @@ use crate::store::{Beat, TaskEnd, TaskKey, TaskRecord, TaskState, TaskStore};
 /// An hour in milliseconds.
 const HOUR: i64 = 3_600_000;
 
-/// Boxes a check of the table below.
-macro_rules! check {
-    ($name:ident) => {
-        (stringify!($name), |store| Box::pin($name(store)))
-    };
-}
-
 /// The checks, in order.
 const CHECKS: &[Check<dyn TaskStore>] = &[
     check!(a_task_is_read_back_by_its_owner_only),
@@ -144,9 +137,15 @@ async fn a_task_is_read_back_by_its_owner_only(store: &dyn TaskStore) {
     );
     assert_eq!(store.get(&bob(), &task.id, 2_000).await.unwrap(), None);
     assert!(!store.request_cancel(&bob(), &task.id, 2_000).await.unwrap());
+    let hijack = Beat {
+        task: key(bob(), &task),
+        status_message: Some("hijacked".to_owned()),
+    };
+    store.beat_many(&[hijack], 2_000).await.unwrap();
     assert_eq!(
-        store.beat(&bob(), &task.id, 2_000, None).await.unwrap(),
-        None
+        store.get(&alice(), &task.id, 2_000).await.unwrap(),
+        Some(task.clone()),
+        "untouched by another owner"
     );
     let done = TaskEnd::new(&task.id, TaskState::Cancelled, "x", 2_000);
     assert!(!finish(store, &bob(), done).await);
@@ -169,7 +168,7 @@ async fn the_first_end_wins_and_keeps_its_outcome(store: &dyn TaskStore) {
     assert_eq!(read.updated_at, 3_000);
 }
 
-/// A cancel request reaches the running process through the record (and its heartbeat).
+/// A cancel request reaches the running process through the record, and heartbeats keep it.
 async fn a_cancel_request_reaches_the_running_process_through_the_record(store: &dyn TaskStore) {
     let task = working(store, &alice(), 1_000, HOUR).await;
     assert_eq!(
@@ -188,12 +187,15 @@ async fn a_cancel_request_reaches_the_running_process_through_the_record(store: 
         store.cancel_requested(&alice(), &task.id).await.unwrap(),
         Some(true)
     );
+    let beat = Beat {
+        task: key(alice(), &task),
+        status_message: Some("5 tokens".to_owned()),
+    };
+    store.beat_many(&[beat], 3_000).await.unwrap();
     assert_eq!(
-        store
-            .beat(&alice(), &task.id, 3_000, Some("5 tokens"))
-            .await
-            .unwrap(),
-        Some(true)
+        store.cancel_requested(&alice(), &task.id).await.unwrap(),
+        Some(true),
+        "a heartbeat leaves the request"
     );
     let (heartbeat, _, message) = times(store, &alice(), &task.id, 3_000).await;
     assert_eq!((heartbeat, message.as_deref()), (3_000, Some("5 tokens")));

@@ -8,7 +8,8 @@ use async_trait::async_trait;
 
 use super::PostgresStore;
 use crate::principal::Principal;
-use crate::store::{LegacySessionStore, SESSION_IDLE, StoreError, StoredSession};
+use crate::store::StoreResult;
+use crate::store::{LegacySessionStore, SESSION_IDLE, StoredSession};
 
 /// Sets the state of session $1 to $2, marking it used.
 const SAVE_STATE: &str = concat!(
@@ -45,7 +46,7 @@ const DROP_IDLE: &str = concat!(
 
 #[async_trait]
 impl LegacySessionStore for PostgresStore {
-    async fn save_state(&self, id: &str, state: &str) -> Result<(), StoreError> {
+    async fn save_state(&self, id: &str, state: &str) -> StoreResult<()> {
         const ACTION: &str = "saving an HTTP session";
         let db = |e| self.db(ACTION, e);
         let client = self.client(ACTION).await?;
@@ -59,14 +60,14 @@ impl LegacySessionStore for PostgresStore {
         Ok(())
     }
 
-    async fn save_owner(&self, id: &str, owner: &Principal) -> Result<(), StoreError> {
+    async fn save_owner(&self, id: &str, owner: &Principal) -> StoreResult<()> {
         let action = "saving an HTTP session's owner";
         self.write(action, SAVE_OWNER, &[&id, &owner.as_str()])
             .await
             .map(drop)
     }
 
-    async fn use_session(&self, id: &str) -> Result<Option<StoredSession>, StoreError> {
+    async fn use_session(&self, id: &str) -> StoreResult<Option<StoredSession>> {
         const ACTION: &str = "reading an HTTP session";
         let db = |e| self.db(ACTION, e);
         let client = self.client(ACTION).await?;
@@ -83,7 +84,7 @@ impl LegacySessionStore for PostgresStore {
         }))
     }
 
-    async fn delete(&self, id: &str) -> Result<(), StoreError> {
+    async fn delete(&self, id: &str) -> StoreResult<()> {
         self.write("deleting an HTTP session", DELETE, &[&id])
             .await
             .map(drop)

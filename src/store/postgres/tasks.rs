@@ -10,7 +10,8 @@ use tokio_postgres::types::ToSql;
 
 use super::{DatabaseError, PostgresStore};
 use crate::principal::Principal;
-use crate::store::{Beat, StoreError, TaskEnd, TaskKey, TaskRecord, TaskState, TaskStore};
+use crate::store::StoreResult;
+use crate::store::{Beat, TaskEnd, TaskKey, TaskRecord, TaskState, TaskStore};
 
 /// Deletes the tasks expired at $1.
 const DROP_EXPIRED: &str = "DELETE FROM tasks WHERE expires_at <= $1";
@@ -26,14 +27,6 @@ const SELECT: &str = "
     SELECT id, status, outcome, status_message, created_at, updated_at, heartbeat_at,
         expires_at, cancel_requested
     FROM tasks WHERE id = $1 AND owner = $2 AND expires_at > $3";
-
-/// The heartbeat of working task $1 of owner $2 at $3, with status message $4 if not NULL.
-const BEAT: &str = "
-    UPDATE tasks SET heartbeat_at = $3,
-        status_message = COALESCE($4, status_message),
-        updated_at = CASE WHEN $4::text IS NULL THEN updated_at ELSE $3 END
-    WHERE id = $1 AND owner = $2 AND status = 'working'
-    RETURNING cancel_requested";
 
 /// Whether cancelling working task $1 of owner $2 was asked.
 const CANCEL_REQUESTED: &str = "
@@ -67,7 +60,7 @@ const FINISH: &str = "
 
 #[async_trait]
 impl TaskStore for PostgresStore {
-    async fn create(&self, owner: &Principal, task: &TaskRecord) -> Result<(), StoreError> {
+    async fn create(&self, owner: &Principal, task: &TaskRecord) -> StoreResult<()> {
         const ACTION: &str = "saving a new task";
         let outcome = task.state.stored_outcome()?;
         let db = |e| self.db(ACTION, e);
@@ -94,12 +87,7 @@ impl TaskStore for PostgresStore {
         tx.commit().await.map_err(db)
     }
 
-    async fn get(
-        &self,
-        owner: &Principal,
-        id: &str,
-        now: i64,
-    ) -> Result<Option<TaskRecord>, StoreError> {
+    async fn get(&self, owner: &Principal, id: &str, now: i64) -> StoreResult<Option<TaskRecord>> {
         const ACTION: &str = "reading a task";
         let db = |e| self.db(ACTION, e);
         let client = self.client(ACTION).await?;
@@ -126,36 +114,12 @@ impl TaskStore for PostgresStore {
         self.decode(record, status, outcome).map(Some)
     }
 
-    async fn beat(
-        &self,
-        owner: &Principal,
-        id: &str,
-        now: i64,
-        status_message: Option<&str>,
-    ) -> Result<Option<bool>, StoreError> {
-        self.flag(
-            "recording a task's heartbeat",
-            BEAT,
-            &[&id, &owner.as_str(), &now, &status_message],
-        )
-        .await
-    }
-
-    async fn cancel_requested(
-        &self,
-        owner: &Principal,
-        id: &str,
-    ) -> Result<Option<bool>, StoreError> {
+    async fn cancel_requested(&self, owner: &Principal, id: &str) -> StoreResult<Option<bool>> {
         self.flag("reading a task", CANCEL_REQUESTED, &[&id, &owner.as_str()])
             .await
     }
 
-    async fn request_cancel(
-        &self,
-        owner: &Principal,
-        id: &str,
-        now: i64,
-    ) -> Result<bool, StoreError> {
+    async fn request_cancel(&self, owner: &Principal, id: &str, now: i64) -> StoreResult<bool> {
         self.write(
             "cancelling a task",
             REQUEST_CANCEL,
@@ -164,7 +128,7 @@ impl TaskStore for PostgresStore {
         .await
     }
 
-    async fn finish(&self, owner: &Principal, end: &TaskEnd) -> Result<bool, StoreError> {
+    async fn finish(&self, owner: &Principal, end: &TaskEnd) -> StoreResult<bool> {
         let outcome = end.state.stored_outcome()?;
         self.write(
             "recording how a task ended",
@@ -182,7 +146,7 @@ impl TaskStore for PostgresStore {
         .await
     }
 
-    async fn cancel_flags(&self, tasks: &[TaskKey]) -> Result<HashMap<String, bool>, StoreError> {
+    async fn cancel_flags(&self, tasks: &[TaskKey]) -> StoreResult<HashMap<String, bool>> {
         const ACTION: &str = "reading running tasks";
         if tasks.is_empty() {
             return Ok(HashMap::new());
@@ -203,7 +167,7 @@ impl TaskStore for PostgresStore {
             .collect())
     }
 
-    async fn beat_many(&self, beats: &[Beat], now: i64) -> Result<(), StoreError> {
+    async fn beat_many(&self, beats: &[Beat], now: i64) -> StoreResult<()> {
         if beats.is_empty() {
             return Ok(());
         }
@@ -222,7 +186,7 @@ impl TaskStore for PostgresStore {
         .map(|_| ())
     }
 
-    async fn prune(&self, now: i64) -> Result<usize, StoreError> {
+    async fn prune(&self, now: i64) -> StoreResult<usize> {
         let deleted = self
             .write_count("deleting expired tasks", DROP_EXPIRED, &[&now])
             .await?;
@@ -237,7 +201,7 @@ impl PostgresStore {
         mut record: TaskRecord,
         status: &str,
         outcome: Option<&str>,
-    ) -> Result<TaskRecord, StoreError> {
+    ) -> StoreResult<TaskRecord> {
         record.state = TaskState::from_stored(status, outcome).map_err(|what| {
             let message = format!("task `{}` {what}", record.id);
             self.failed("reading a task", DatabaseError::Message(message))

@@ -42,6 +42,20 @@ async fn connect(database: &str) -> tokio_postgres::Client {
     client
 }
 
+/// How many connections this crate holds to `database`.
+async fn connections_to(database: &str) -> i64 {
+    let name = database.rsplit('/').next().unwrap().to_owned();
+    connect(database)
+        .await
+        .query_one(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = $1 AND application_name = $2",
+            &[&name, &env!("CARGO_PKG_NAME")],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
 /// The versions recorded in `schema_migrations`.
 async fn recorded_versions(database: &str) -> Vec<i32> {
     connect(database)
@@ -180,16 +194,7 @@ async fn the_store_keeps_at_most_its_pool_size_of_connections() {
     for listed in futures_util::future::join_all(calls).await {
         listed.unwrap().unwrap();
     }
-    let name = database.rsplit('/').next().unwrap().to_owned();
-    let connections: i64 = connect(&database)
-        .await
-        .query_one(
-            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = $1 AND application_name = $2",
-            &[&name, &env!("CARGO_PKG_NAME")],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let connections = connections_to(&database).await;
     assert!((1..=2).contains(&connections), "{connections} connections");
 }
 
@@ -390,16 +395,7 @@ async fn the_stores_of_a_postgres_location_share_one_pool() {
     created.unwrap();
     saved.unwrap();
     listed.unwrap();
-    let name = database.rsplit('/').next().unwrap().to_owned();
-    let connections: i64 = connect(&database)
-        .await
-        .query_one(
-            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = $1 AND application_name = $2",
-            &[&name, &env!("CARGO_PKG_NAME")],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let connections = connections_to(&database).await;
     assert_eq!(connections, 1);
 }
 

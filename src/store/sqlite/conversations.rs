@@ -8,6 +8,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::failure::{Failed, out_of_space};
 use super::{Database, SqliteStore, sql_count, write_transaction};
 use crate::principal::Principal;
+use crate::store::StoreResult;
 use crate::store::conversation::{stored_message, title_of};
 use crate::store::{
     Conversation, ConversationId, ConversationStore, ConversationSummary, StoreError, Turn,
@@ -38,11 +39,7 @@ pub(super) const LIST_OWNED: &str = "
 
 #[async_trait]
 impl ConversationStore for SqliteStore {
-    async fn create(
-        &self,
-        owner: &Principal,
-        turn: &Turn<'_>,
-    ) -> Result<ConversationId, StoreError> {
+    async fn create(&self, owner: &Principal, turn: &Turn<'_>) -> StoreResult<ConversationId> {
         let (title, turn) = (title_of(turn.messages), Encoded::of(turn)?);
         let owner = owner.clone();
         self.run(move |db| db.create(&owner, &title, &turn)).await
@@ -53,36 +50,28 @@ impl ConversationStore for SqliteStore {
         owner: &Principal,
         id: &ConversationId,
         turn: &Turn<'_>,
-    ) -> Result<(), StoreError> {
+    ) -> StoreResult<()> {
         let turn = Encoded::of(turn)?;
         let (owner, id) = (owner.clone(), id.clone());
         self.run(move |db| db.append(&owner, &id, &turn)).await
     }
 
-    async fn get(
-        &self,
-        owner: &Principal,
-        id: &ConversationId,
-    ) -> Result<Conversation, StoreError> {
+    async fn get(&self, owner: &Principal, id: &ConversationId) -> StoreResult<Conversation> {
         let (owner, id) = (owner.clone(), id.clone());
         self.run(move |db| db.get(&owner, &id)).await
     }
 
-    async fn list(
-        &self,
-        owner: &Principal,
-        limit: usize,
-    ) -> Result<Vec<ConversationSummary>, StoreError> {
+    async fn list(&self, owner: &Principal, limit: usize) -> StoreResult<Vec<ConversationSummary>> {
         let owner = owner.clone();
         self.run(move |db| db.list(&owner, limit)).await
     }
 
-    async fn delete(&self, owner: &Principal, id: &ConversationId) -> Result<bool, StoreError> {
+    async fn delete(&self, owner: &Principal, id: &ConversationId) -> StoreResult<bool> {
         let (owner, id) = (owner.clone(), id.clone());
         self.run(move |db| db.delete(&owner, &id)).await
     }
 
-    async fn prune(&self) -> Result<usize, StoreError> {
+    async fn prune(&self) -> StoreResult<usize> {
         self.run(Database::prune).await
     }
 }
@@ -97,7 +86,7 @@ struct Encoded {
 
 impl Encoded {
     /// Serialises each message of `turn` to JSON text.
-    fn of(turn: &Turn<'_>) -> Result<Self, StoreError> {
+    fn of(turn: &Turn<'_>) -> StoreResult<Self> {
         Ok(Self {
             model: turn.model.to_owned(),
             bodies: turn.bodies()?,
@@ -117,7 +106,7 @@ impl Database {
         owner: &Principal,
         title: &str,
         turn: &Encoded,
-    ) -> Result<ConversationId, StoreError> {
+    ) -> StoreResult<ConversationId> {
         let id = ConversationId::generate();
         let now = (self.now)();
         self.with("saving a new conversation", |conn| {
@@ -139,12 +128,7 @@ impl Database {
     }
 
     /// Adds a turn to the end of `owner`'s conversation `id`.
-    fn append(
-        &self,
-        owner: &Principal,
-        id: &ConversationId,
-        turn: &Encoded,
-    ) -> Result<(), StoreError> {
+    fn append(&self, owner: &Principal, id: &ConversationId, turn: &Encoded) -> StoreResult<()> {
         let now = (self.now)();
         self.with("adding messages to a conversation", |conn| {
             let tx = write_transaction(conn)?;
@@ -164,7 +148,7 @@ impl Database {
     }
 
     /// `owner`'s conversation `id`: its summary and messages, a cut-off reply marked as such.
-    fn get(&self, owner: &Principal, id: &ConversationId) -> Result<Conversation, StoreError> {
+    fn get(&self, owner: &Principal, id: &ConversationId) -> StoreResult<Conversation> {
         let (summary, rows) = self.with("reading a conversation", |conn| {
             // One read transaction, so a concurrent delete cannot split summary from messages.
             let tx = conn.transaction()?;
@@ -200,11 +184,7 @@ impl Database {
     }
 
     /// Up to `limit` of `owner`'s summaries, most recently used first.
-    fn list(
-        &self,
-        owner: &Principal,
-        limit: usize,
-    ) -> Result<Vec<ConversationSummary>, StoreError> {
+    fn list(&self, owner: &Principal, limit: usize) -> StoreResult<Vec<ConversationSummary>> {
         self.with("listing conversations", |conn| {
             let mut stmt = conn.prepare_cached(LIST_OWNED)?;
             let summaries =
@@ -215,7 +195,7 @@ impl Database {
 
     /// Deletes `owner`'s conversation `id` and its messages; true when it existed. Works
     /// on a full disk too, so that deleting is how a user makes room.
-    fn delete(&self, owner: &Principal, id: &ConversationId) -> Result<bool, StoreError> {
+    fn delete(&self, owner: &Principal, id: &ConversationId) -> StoreResult<bool> {
         self.with("deleting a conversation", |conn| {
             let delete = || {
                 conn.prepare_cached("DELETE FROM conversations WHERE id = ?1 AND owner = ?2")

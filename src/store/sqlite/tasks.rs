@@ -11,6 +11,7 @@ use rusqlite::{OptionalExtension, params};
 
 use super::{Database, SqliteStore, write_transaction};
 use crate::principal::Principal;
+use crate::store::StoreResult;
 use crate::store::{
     Beat, Retention, StoreError, StoreLocation, TaskEnd, TaskKey, TaskRecord, TaskState, TaskStore,
 };
@@ -25,7 +26,7 @@ const COLUMNS: &str = "id, status, outcome, status_message, created_at, updated_
 /// the conversations when it is a file; its own when it is `memory`.
 pub(in crate::store) async fn open_task_store(
     location: &StoreLocation,
-) -> Result<Arc<dyn TaskStore>, StoreError> {
+) -> StoreResult<Arc<dyn TaskStore>> {
     // Conversations are never written through this handle, so their retention is moot.
     let retention = Retention {
         max_conversations: usize::MAX,
@@ -37,51 +38,19 @@ pub(in crate::store) async fn open_task_store(
 
 #[async_trait]
 impl TaskStore for SqliteStore {
-    async fn create(&self, owner: &Principal, task: &TaskRecord) -> Result<(), StoreError> {
+    async fn create(&self, owner: &Principal, task: &TaskRecord) -> StoreResult<()> {
         let outcome = task.state.stored_outcome()?;
         let (owner, task) = (owner.clone(), task.clone());
         self.run(move |db| db.create_task(&owner, &task, outcome.as_deref()))
             .await
     }
 
-    async fn get(
-        &self,
-        owner: &Principal,
-        id: &str,
-        now: i64,
-    ) -> Result<Option<TaskRecord>, StoreError> {
+    async fn get(&self, owner: &Principal, id: &str, now: i64) -> StoreResult<Option<TaskRecord>> {
         let (owner, id) = (owner.clone(), id.to_owned());
         self.run(move |db| db.get_task(&owner, &id, now)).await
     }
 
-    async fn beat(
-        &self,
-        owner: &Principal,
-        id: &str,
-        now: i64,
-        status_message: Option<&str>,
-    ) -> Result<Option<bool>, StoreError> {
-        let (owner, id) = (owner.clone(), id.to_owned());
-        let message = status_message.map(str::to_owned);
-        self.run(move |db| {
-            db.task_query(
-                "recording a task's heartbeat",
-                "UPDATE tasks SET heartbeat_at = ?3,
-                     status_message = COALESCE(?4, status_message),
-                     updated_at = CASE WHEN ?4 IS NULL THEN updated_at ELSE ?3 END
-                 WHERE id = ?1 AND owner = ?2 AND status = 'working'
-                 RETURNING cancel_requested",
-                params![id, owner.as_str(), now, message],
-            )
-        })
-        .await
-    }
-
-    async fn cancel_requested(
-        &self,
-        owner: &Principal,
-        id: &str,
-    ) -> Result<Option<bool>, StoreError> {
+    async fn cancel_requested(&self, owner: &Principal, id: &str) -> StoreResult<Option<bool>> {
         let (owner, id) = (owner.clone(), id.to_owned());
         self.run(move |db| {
             db.task_query(
@@ -94,12 +63,7 @@ impl TaskStore for SqliteStore {
         .await
     }
 
-    async fn request_cancel(
-        &self,
-        owner: &Principal,
-        id: &str,
-        now: i64,
-    ) -> Result<bool, StoreError> {
+    async fn request_cancel(&self, owner: &Principal, id: &str, now: i64) -> StoreResult<bool> {
         let (owner, id) = (owner.clone(), id.to_owned());
         self.run(move |db| {
             db.task_write(
@@ -113,7 +77,7 @@ impl TaskStore for SqliteStore {
         .await
     }
 
-    async fn finish(&self, owner: &Principal, end: &TaskEnd) -> Result<bool, StoreError> {
+    async fn finish(&self, owner: &Principal, end: &TaskEnd) -> StoreResult<bool> {
         let outcome = end.state.stored_outcome()?;
         let (owner, end) = (owner.clone(), end.clone());
         self.run(move |db| {
@@ -136,7 +100,7 @@ impl TaskStore for SqliteStore {
         .await
     }
 
-    async fn cancel_flags(&self, tasks: &[TaskKey]) -> Result<HashMap<String, bool>, StoreError> {
+    async fn cancel_flags(&self, tasks: &[TaskKey]) -> StoreResult<HashMap<String, bool>> {
         if tasks.is_empty() {
             return Ok(HashMap::new());
         }
@@ -148,7 +112,7 @@ impl TaskStore for SqliteStore {
         self.run(move |db| db.cancel_flags(&ids, &owners)).await
     }
 
-    async fn beat_many(&self, beats: &[Beat], now: i64) -> Result<(), StoreError> {
+    async fn beat_many(&self, beats: &[Beat], now: i64) -> StoreResult<()> {
         if beats.is_empty() {
             return Ok(());
         }
@@ -156,7 +120,7 @@ impl TaskStore for SqliteStore {
         self.run(move |db| db.beat_many(&beats, now)).await
     }
 
-    async fn prune(&self, now: i64) -> Result<usize, StoreError> {
+    async fn prune(&self, now: i64) -> StoreResult<usize> {
         self.run(move |db| {
             db.with("deleting expired tasks", |conn| {
                 Ok(conn.prepare_cached(DROP_EXPIRED)?.execute([now])?)
@@ -173,7 +137,7 @@ impl Database {
         owner: &Principal,
         task: &TaskRecord,
         outcome: Option<&str>,
-    ) -> Result<(), StoreError> {
+    ) -> StoreResult<()> {
         self.with("saving a new task", |conn| {
             let tx = write_transaction(conn)?;
             tx.prepare_cached(DROP_EXPIRED)?
@@ -200,12 +164,7 @@ impl Database {
     }
 
     /// `owner`'s unexpired task `id`.
-    fn get_task(
-        &self,
-        owner: &Principal,
-        id: &str,
-        now: i64,
-    ) -> Result<Option<TaskRecord>, StoreError> {
+    fn get_task(&self, owner: &Principal, id: &str, now: i64) -> StoreResult<Option<TaskRecord>> {
         let row = self.with("reading a task", |conn| {
             Ok(conn
                 .prepare_cached(&format!(
@@ -223,7 +182,7 @@ impl Database {
         &self,
         ids: &str,
         owners: &HashMap<String, String>,
-    ) -> Result<HashMap<String, bool>, StoreError> {
+    ) -> StoreResult<HashMap<String, bool>> {
         self.with("reading running tasks", |conn| {
             let mut select = conn.prepare_cached(
                 "SELECT id, owner, cancel_requested FROM tasks
@@ -248,7 +207,7 @@ impl Database {
     }
 
     /// Every heartbeat of `beats` at `now`, in one transaction.
-    fn beat_many(&self, beats: &[Beat], now: i64) -> Result<(), StoreError> {
+    fn beat_many(&self, beats: &[Beat], now: i64) -> StoreResult<()> {
         self.with("recording heartbeats of running tasks", |conn| {
             let tx = conn.transaction()?;
             {
@@ -277,7 +236,7 @@ impl Database {
         action: &'static str,
         sql: &str,
         params: impl rusqlite::Params,
-    ) -> Result<Option<bool>, StoreError> {
+    ) -> StoreResult<Option<bool>> {
         self.with(action, |conn| {
             Ok(conn
                 .prepare_cached(sql)?
@@ -292,7 +251,7 @@ impl Database {
         action: &'static str,
         sql: &str,
         params: impl rusqlite::Params,
-    ) -> Result<bool, StoreError> {
+    ) -> StoreResult<bool> {
         self.with(action, |conn| {
             Ok(conn.prepare_cached(sql)?.execute(params)? > 0)
         })
@@ -308,7 +267,7 @@ struct Row {
 
 impl Row {
     /// The record, its state decoded from the stored status and JSON.
-    fn decode(mut self, location: &str) -> Result<TaskRecord, StoreError> {
+    fn decode(mut self, location: &str) -> StoreResult<TaskRecord> {
         self.record.state =
             TaskState::from_stored(&self.status, self.outcome.as_deref()).map_err(|what| {
                 StoreError::Database {
