@@ -9,8 +9,8 @@ use serde_json::json;
 use super::*;
 use crate::store::contract::{self, alice, as_json, msg, start, user};
 use crate::store::{
-    LegacySessionStore, SESSION_IDLE, SharedSessions, StoreLocation, StoredSession, Turn,
-    open_stores,
+    ConversationStore, LegacySessionStore, SESSION_IDLE, SharedSessions, StoreLocation,
+    StoredSession, Turn, open_stores,
 };
 
 #[allow(dead_code)]
