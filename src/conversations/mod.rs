@@ -6,12 +6,12 @@ mod turns;
 
 use std::sync::Arc;
 
-pub use turns::{ChatTurns, Turn, TurnError, TurnRequest};
+pub use turns::{ChatTurns, CompletedTurn, TurnError, TurnRequest};
 
 use crate::principal::Principal;
 use crate::secret::KnownKeys;
 use crate::store::{
-    Conversation, ConversationId, ConversationStore, ConversationSummary, StoreError,
+    Conversation, ConversationId, ConversationStore, ConversationSummary, StoreError, Turn,
 };
 use crate::vultr::chat::{ChatReply, Message};
 use crate::vultr::stream::CutOff;
@@ -76,13 +76,14 @@ impl Conversations {
         }
         let model = self.known_keys.redact(model);
         let cut_off = cut_off.map(cut_off_reason);
+        let turn = Turn {
+            model: &model,
+            messages: &messages,
+            cut_off,
+        };
         let saved = match continuing {
-            Some(id) => self
-                .store
-                .append(owner, &id, &model, &messages, cut_off)
-                .await
-                .map(|()| id),
-            None => self.store.create(owner, &model, &messages, cut_off).await,
+            Some(id) => self.store.append(owner, &id, &turn).await.map(|()| id),
+            None => self.store.create(owner, &turn).await,
         };
         saved.map_err(|error| {
             tracing::warn!(%error, "conversation not saved");

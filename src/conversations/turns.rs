@@ -24,7 +24,7 @@ pub struct TurnRequest {
 }
 
 /// A turn that ran: the reply, and where it was saved (or why it was not).
-pub struct Turn {
+pub struct CompletedTurn {
     /// The reply, its cost and latency.
     pub outcome: ChatOutcome,
     /// The conversation the turn is stored in, or why saving failed.
@@ -58,7 +58,7 @@ impl ChatTurns {
         owner: &Principal,
         request: TurnRequest,
         progress: &mut Progress<S>,
-    ) -> Result<Turn, TurnError> {
+    ) -> Result<CompletedTurn, TurnError> {
         let TurnRequest {
             mut input,
             conversation_id,
@@ -87,6 +87,6 @@ impl ChatTurns {
                 },
             )
             .await;
-        Ok(Turn { outcome, saved })
+        Ok(CompletedTurn { outcome, saved })
     }
 }

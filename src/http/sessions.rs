@@ -1,10 +1,10 @@
 //! Which principal opened each legacy MCP session (2025-era clients): a session id is
 //! only good for the principal that opened it; to anyone else it does not exist.
 //!
-//! With a Postgres store, sessions are shared by every replica on it: the owner is written
-//! to the database too ([`SharedSessions`]), a replica that does not know a session asks
-//! the database, and [`SharedSessionStore`] keeps rmcp's session state there, so any
-//! replica can restore a session another one opened.
+//! With a shared store (Postgres), sessions are shared by every replica on it: the owner
+//! is written to the store too (a [`crate::store::LegacySessionStore`]), a replica that does not know a
+//! session asks the store, and [`SharedSessionStore`] keeps rmcp's session state there, so
+//! any replica can restore a session another one opened.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};

@@ -12,7 +12,7 @@ use super::args::{decode, input_schema};
 use super::error::ToolError;
 use super::registry::{Behaviour, Call, ToolEntry, cancelled};
 use crate::chat::{ChatInput, ChatOutcome, Progress};
-use crate::conversations::{Turn, TurnRequest};
+use crate::conversations::{CompletedTurn, TurnRequest};
 use crate::setting;
 use crate::settings::Toolset;
 use crate::store::ConversationId;
@@ -154,8 +154,8 @@ impl VultrServer {
     }
 
     /// A turn as the tool's result.
-    fn render_turn(&self, turn: Turn) -> CallToolResult {
-        let Turn { mut outcome, saved } = turn;
+    fn render_turn(&self, turn: CompletedTurn) -> CallToolResult {
+        let CompletedTurn { mut outcome, saved } = turn;
         outcome.truncate(
             self.app
                 .max_result_chars

@@ -20,6 +20,9 @@ pub enum ToolError {
     /// The arguments did not decode.
     #[error(transparent)]
     Arguments(#[from] InvalidArguments),
+    /// The call failed inside the server; the text says what happened.
+    #[error("{0}")]
+    Internal(String),
     /// The arguments decoded but make no sense together; the text names the field.
     #[error("invalid arguments: {0}")]
     Invalid(String),

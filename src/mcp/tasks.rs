@@ -65,15 +65,12 @@ impl VultrServer {
             let permit = server.app.calls.acquire().await;
             // Cancelled while queued (through any replica): stops here, never upstream.
             cancel_check.go_ahead().await;
-            let result = match permit {
+            match permit {
                 Ok(_permit) => (tool.handler)(&server, call).await,
                 Err(closed) => CallToolResult::error(vec![ContentBlock::text(format!(
                     "the server is stopping ({closed}); try again"
                 ))]),
-            };
-            serde_json::to_value(result).unwrap_or_else(|error| {
-                serde_json::json!({"content": [{"type": "text", "text": format!("the result could not be encoded ({error})")}], "isError": true})
-            })
+            }
         };
         let started = self
             .app
@@ -87,18 +84,13 @@ impl VultrServer {
             )
             .await;
         match started {
-            Started::Finished(result) => serde_json::from_value::<CallToolResult>(result)
-                .unwrap_or_else(|error| {
-                    CallToolResult::error(vec![ContentBlock::text(format!(
-                        "a result did not decode: {error}"
-                    ))])
-                })
-                .into(),
+            Started::Finished(result) => result.into(),
             Started::Task(record) => {
                 progress.stop_forwarding();
                 CallToolResponse::Task(CreateTaskResult::new(task_of(&record)))
             }
             Started::Stopped => cancelled().into(),
+            Started::Failed(message) => self.failure(ToolError::Internal(message)).into(),
         }
     }
 

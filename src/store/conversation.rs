@@ -1,13 +1,98 @@
-//! What a store keeps, whatever its kind: ids, summaries, conversations, and the rules
-//! every store applies the same way (a conversation's title, the note on a cut-off reply).
+//! Conversations, whatever the store: the [`ConversationStore`] trait, what it keeps (ids,
+//! summaries, conversations, the [`Turn`] it is given) and the rules every store applies
+//! the same way (a conversation's title, the note on a cut-off reply).
 
 use std::fmt;
 use std::str::FromStr;
 
+use async_trait::async_trait;
 use serde::Serialize;
 
-use super::StoreError;
+use super::{StoreError, StoreResult};
+use crate::principal::Principal;
 use crate::vultr::chat::{Content, Message, Role};
+
+/// Keeps conversations: each is a list of messages grown one turn at a time, found by id,
+/// listed most recently used first, and dropped per [`Retention`](super::Retention). Each belongs to the
+/// principal that created it (its owner), and every call but [`ConversationStore::prune`]
+/// sees only the given owner's: another owner's id is [`StoreError::NotFound`] (or not
+/// deleted) exactly as an id that never existed. Implementations do their own waiting (a
+/// store that blocks moves off the async threads itself), so callers just await.
+#[async_trait]
+pub trait ConversationStore: Send + Sync {
+    /// Starts a conversation of `owner` with `turn` (turn 1) and applies retention, never
+    /// dropping the new one; returns its new id.
+    async fn create(&self, owner: &Principal, turn: &Turn<'_>) -> StoreResult<ConversationId>;
+
+    /// Adds `turn` to the end of `owner`'s conversation and records its model;
+    /// [`StoreError::NotFound`] when `owner` has no such conversation.
+    async fn append(
+        &self,
+        owner: &Principal,
+        id: &ConversationId,
+        turn: &Turn<'_>,
+    ) -> StoreResult<()>;
+
+    /// `owner`'s conversation: its summary and messages, oldest first; a reply stored as
+    /// cut off ends with a note saying so. [`StoreError::NotFound`] when `owner` has no
+    /// such conversation.
+    async fn get(&self, owner: &Principal, id: &ConversationId) -> StoreResult<Conversation>;
+
+    /// Up to `limit` of `owner`'s conversations, most recently used (created or continued)
+    /// first.
+    async fn list(&self, owner: &Principal, limit: usize) -> StoreResult<Vec<ConversationSummary>>;
+
+    /// Deletes `owner`'s conversation and its messages; true when `owner` had it.
+    async fn delete(&self, owner: &Principal, id: &ConversationId) -> StoreResult<bool>;
+
+    /// Drops conversations per [`Retention`](super::Retention), whoever owns them; returns how many went.
+    async fn prune(&self) -> StoreResult<usize>;
+
+    /// Opens the store now if it opens on first use (migrating and pruning it); a store
+    /// that is open from the start has nothing to do.
+    async fn open(&self) -> StoreResult<()> {
+        Ok(())
+    }
+}
+
+/// One turn to store: the model that answered, the turn's messages (the reply last) and
+/// why the reply was cut short, if it was.
+#[derive(Clone, Copy, Debug)]
+pub struct Turn<'a> {
+    /// The model of the turn.
+    pub model: &'a str,
+    /// The new messages, oldest first.
+    pub messages: &'a [Message],
+    /// Why the last message (the reply) was cut short, if it was.
+    pub cut_off: Option<&'a str>,
+}
+
+impl<'a> Turn<'a> {
+    /// A turn of `messages` on `model`, not cut off.
+    pub fn new(model: &'a str, messages: &'a [Message]) -> Self {
+        Self {
+            model,
+            messages,
+            cut_off: None,
+        }
+    }
+
+    /// Each message as JSON text, for a store that keeps them so.
+    pub(super) fn bodies(&self) -> StoreResult<Vec<String>> {
+        self.messages
+            .iter()
+            .map(|m| serde_json::to_string(m).map_err(|source| StoreError::Encode { source }))
+            .collect()
+    }
+
+    /// The cut-off reason of each message: the reply's on the last, none on the others.
+    pub(super) fn cut_offs(&self) -> Vec<Option<&'a str>> {
+        let last = self.messages.len().saturating_sub(1);
+        (0..self.messages.len())
+            .map(|i| if i == last { self.cut_off } else { None })
+            .collect()
+    }
+}
 
 /// The longest id [`ConversationId::parse`] accepts.
 pub(super) const ID_MAX_LEN: usize = 100;
@@ -32,7 +117,7 @@ impl ConversationId {
     }
 
     /// Checks an id from a client: 1 to 100 characters of `A-Z a-z 0-9 _ -`.
-    pub fn parse(text: &str) -> Result<Self, StoreError> {
+    pub fn parse(text: &str) -> StoreResult<Self> {
         let well_formed = !text.is_empty()
             && text.len() <= ID_MAX_LEN
             && text
@@ -139,10 +224,30 @@ fn content_text(content: &Content) -> String {
     }
 }
 
+/// Message `seq` of conversation `id` read back from its JSON text `body`, marked cut off
+/// when it was stored so.
+pub(super) fn stored_message(
+    id: &ConversationId,
+    seq: i64,
+    body: &str,
+    cut_off: Option<&str>,
+) -> StoreResult<Message> {
+    let mut message: Message =
+        serde_json::from_str(body).map_err(|source| StoreError::CorruptMessage {
+            id: id.clone(),
+            seq,
+            source,
+        })?;
+    if let Some(reason) = cut_off {
+        mark_cut_off(&mut message, reason);
+    }
+    Ok(message)
+}
+
 /// Ends `message` with the note that it was cut short, e.g. `[cut off: stalled; this
 /// answer is incomplete]`, so a transcript shows it and a continuation tells the model its
 /// answer was incomplete.
-pub(super) fn mark_cut_off(message: &mut Message, reason: &str) {
+fn mark_cut_off(message: &mut Message, reason: &str) {
     let note = format!("[cut off: {reason}; this answer is incomplete]");
     match &mut message.content {
         Some(Content::Text(text)) if !text.trim().is_empty() => {

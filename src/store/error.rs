@@ -9,6 +9,9 @@ use super::ConversationId;
 use super::conversation::ID_MAX_LEN;
 use super::location::LOCATION_SETTING;
 
+/// What a store call returns: its answer, or why it failed.
+pub type StoreResult<T> = Result<T, StoreError>;
+
 /// A failure reported by a store's database, already phrased for a reader.
 pub type DatabaseFailure = Box<dyn std::error::Error + Send + Sync>;
 

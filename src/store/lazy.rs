@@ -1,11 +1,13 @@
-//! Stores opened on first use. [`OpenOnce`] is the one cell every lazy store uses (the
-//! conversations, the tasks, the shared Postgres pool): calls arriving while an open is under
-//! way share it and all get its result; a failed open is remembered for
-//! [`REMEMBER_FAILURE`] (calls then get that failure at once instead of each waiting for an
-//! open of their own), and then tried again (the lock, the full disk, the bad path or the
-//! stopped server may be gone by then). Any kind of store gets this by handing
-//! [`LazyStore::new`] its opening function.
+//! Stores opened on first use. [`Lazy`] is the one cell every lazy store uses (the
+//! conversations, the tasks, the legacy sessions, the shared Postgres pool): calls arriving
+//! while an open is under way share it and all get its result; a failed open is remembered
+//! for [`REMEMBER_FAILURE`] (calls then get that failure at once instead of each waiting
+//! for an open of their own), and then tried again (the lock, the full disk, the bad path
+//! or the stopped server may be gone by then). A `Lazy<Arc<dyn S>>` is itself an `S` for
+//! each store trait `S`, so any kind of store gets this by handing [`Lazy::new`] its
+//! opening function.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -15,27 +17,30 @@ use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
 use tokio::time::Instant;
 
-use super::{Conversation, ConversationId, ConversationStore, ConversationSummary, StoreError};
+use super::{
+    Beat, Conversation, ConversationId, ConversationStore, ConversationSummary, LegacySessionStore,
+    StoreError, StoredSession, TaskEnd, TaskKey, TaskRecord, TaskStore, Turn,
+};
 use crate::principal::Principal;
-use crate::vultr::chat::Message;
+use crate::store::StoreResult;
 
 /// How long a failed open is answered from memory before the next call tries again.
 pub const REMEMBER_FAILURE: Duration = Duration::from_secs(5);
 
-/// How an [`OpenOnce`] opens its value.
-type Opener<T> = Box<dyn Fn() -> BoxFuture<'static, Result<T, StoreError>> + Send + Sync>;
+/// How a [`Lazy`] opens its value.
+type Opener<T> = Box<dyn Fn() -> BoxFuture<'static, StoreResult<T>> + Send + Sync>;
 
 /// One open attempt, awaited by every call that arrives while it runs.
 type Attempt<T> = Shared<BoxFuture<'static, Result<T, Arc<StoreError>>>>;
 
 /// A value (a store) opened on first use and then kept. Concurrent first uses share one open
 /// attempt; a failure is remembered for [`REMEMBER_FAILURE`], then the next call opens again.
-pub struct OpenOnce<T> {
+pub struct Lazy<T> {
     open: Opener<T>,
     state: Mutex<State<T>>,
 }
 
-/// Where an [`OpenOnce`] is.
+/// Where a [`Lazy`] is.
 enum State<T> {
     /// Not opened, or the last failure is old enough to try again.
     Closed,
@@ -50,12 +55,12 @@ enum State<T> {
     },
 }
 
-impl<T: Clone + Send + Sync + 'static> OpenOnce<T> {
+impl<T: Clone + Send + Sync + 'static> Lazy<T> {
     /// A cell that calls `open` on first use, and again after a remembered failure expires.
     pub fn new<F, Fut>(open: F) -> Self
     where
         F: Fn() -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<T, StoreError>> + Send + 'static,
+        Fut: Future<Output = StoreResult<T>> + Send + 'static,
     {
         Self {
             open: Box::new(move || Box::pin(open())),
@@ -65,7 +70,7 @@ impl<T: Clone + Send + Sync + 'static> OpenOnce<T> {
 
     /// The opened value, opening it now (or joining the open under way) if need be. A
     /// failure is [`StoreError::Unavailable`].
-    pub async fn get(&self) -> Result<T, StoreError> {
+    pub async fn opened(&self) -> StoreResult<T> {
         let attempt = {
             let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
             match &*state {
@@ -106,93 +111,112 @@ fn unavailable(error: &Arc<StoreError>) -> StoreError {
     }
 }
 
-/// A store that opens (and prunes) the real one on first use and then keeps it.
-pub struct LazyStore {
-    opened: OpenOnce<Arc<dyn ConversationStore>>,
-}
-
-impl LazyStore {
-    /// A store that calls `open` on first use, and again after a remembered failure expires.
-    pub fn new<F, Fut>(open: F) -> Self
-    where
-        F: Fn() -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<Arc<dyn ConversationStore>, StoreError>> + Send + 'static,
-    {
-        Self {
-            opened: OpenOnce::new(move || {
-                let opening = open();
-                async move {
-                    let store = opening.await?;
-                    if let Err(error) = store.prune().await {
-                        tracing::warn!(%error, "could not prune old conversations");
-                    }
-                    Ok(store)
-                }
-            }),
+/// A conversation store that `open` opens on first use (pruning it once opened), and again
+/// after a remembered failure expires.
+pub fn lazy_conversations<F, Fut>(open: F) -> Arc<dyn ConversationStore>
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = StoreResult<Arc<dyn ConversationStore>>> + Send + 'static,
+{
+    Arc::new(Lazy::new(move || {
+        let opening = open();
+        async move {
+            let store = opening.await?;
+            if let Err(error) = store.prune().await {
+                tracing::warn!(%error, "could not prune old conversations");
+            }
+            Ok(store)
         }
-    }
-
-    /// The opened store; a failure is `Unavailable`.
-    async fn store(&self) -> Result<Arc<dyn ConversationStore>, StoreError> {
-        self.opened.get().await
-    }
+    }))
 }
 
 #[async_trait]
-impl ConversationStore for LazyStore {
-    async fn create(
-        &self,
-        owner: &Principal,
-        model: &str,
-        messages: &[Message],
-        cut_off: Option<&str>,
-    ) -> Result<ConversationId, StoreError> {
-        self.store()
-            .await?
-            .create(owner, model, messages, cut_off)
-            .await
+impl ConversationStore for Lazy<Arc<dyn ConversationStore>> {
+    async fn create(&self, owner: &Principal, turn: &Turn<'_>) -> StoreResult<ConversationId> {
+        self.opened().await?.create(owner, turn).await
     }
 
     async fn append(
         &self,
         owner: &Principal,
         id: &ConversationId,
-        model: &str,
-        messages: &[Message],
-        cut_off: Option<&str>,
-    ) -> Result<(), StoreError> {
-        self.store()
-            .await?
-            .append(owner, id, model, messages, cut_off)
-            .await
+        turn: &Turn<'_>,
+    ) -> StoreResult<()> {
+        self.opened().await?.append(owner, id, turn).await
     }
 
-    async fn get(
-        &self,
-        owner: &Principal,
-        id: &ConversationId,
-    ) -> Result<Conversation, StoreError> {
-        self.store().await?.get(owner, id).await
+    async fn get(&self, owner: &Principal, id: &ConversationId) -> StoreResult<Conversation> {
+        self.opened().await?.get(owner, id).await
     }
 
-    async fn list(
-        &self,
-        owner: &Principal,
-        limit: usize,
-    ) -> Result<Vec<ConversationSummary>, StoreError> {
-        self.store().await?.list(owner, limit).await
+    async fn list(&self, owner: &Principal, limit: usize) -> StoreResult<Vec<ConversationSummary>> {
+        self.opened().await?.list(owner, limit).await
     }
 
-    async fn delete(&self, owner: &Principal, id: &ConversationId) -> Result<bool, StoreError> {
-        self.store().await?.delete(owner, id).await
+    async fn delete(&self, owner: &Principal, id: &ConversationId) -> StoreResult<bool> {
+        self.opened().await?.delete(owner, id).await
     }
 
-    async fn prune(&self) -> Result<usize, StoreError> {
-        self.store().await?.prune().await
+    async fn prune(&self) -> StoreResult<usize> {
+        self.opened().await?.prune().await
     }
 
-    async fn open(&self) -> Result<(), StoreError> {
-        self.store().await.map(|_| ())
+    async fn open(&self) -> StoreResult<()> {
+        self.opened().await.map(drop)
+    }
+}
+
+#[async_trait]
+impl TaskStore for Lazy<Arc<dyn TaskStore>> {
+    async fn create(&self, owner: &Principal, task: &TaskRecord) -> StoreResult<()> {
+        self.opened().await?.create(owner, task).await
+    }
+
+    async fn get(&self, owner: &Principal, id: &str, now: i64) -> StoreResult<Option<TaskRecord>> {
+        self.opened().await?.get(owner, id, now).await
+    }
+
+    async fn cancel_requested(&self, owner: &Principal, id: &str) -> StoreResult<Option<bool>> {
+        self.opened().await?.cancel_requested(owner, id).await
+    }
+
+    async fn request_cancel(&self, owner: &Principal, id: &str, now: i64) -> StoreResult<bool> {
+        self.opened().await?.request_cancel(owner, id, now).await
+    }
+
+    async fn finish(&self, owner: &Principal, end: &TaskEnd) -> StoreResult<bool> {
+        self.opened().await?.finish(owner, end).await
+    }
+
+    async fn cancel_flags(&self, tasks: &[TaskKey]) -> StoreResult<HashMap<String, bool>> {
+        self.opened().await?.cancel_flags(tasks).await
+    }
+
+    async fn beat_many(&self, beats: &[Beat], now: i64) -> StoreResult<()> {
+        self.opened().await?.beat_many(beats, now).await
+    }
+
+    async fn prune(&self, now: i64) -> StoreResult<usize> {
+        self.opened().await?.prune(now).await
+    }
+}
+
+#[async_trait]
+impl LegacySessionStore for Lazy<Arc<dyn LegacySessionStore>> {
+    async fn save_state(&self, id: &str, state: &str) -> StoreResult<()> {
+        self.opened().await?.save_state(id, state).await
+    }
+
+    async fn save_owner(&self, id: &str, owner: &Principal) -> StoreResult<()> {
+        self.opened().await?.save_owner(id, owner).await
+    }
+
+    async fn use_session(&self, id: &str) -> StoreResult<Option<StoredSession>> {
+        self.opened().await?.use_session(id).await
+    }
+
+    async fn delete(&self, id: &str) -> StoreResult<()> {
+        self.opened().await?.delete(id).await
     }
 }
 
@@ -201,15 +225,18 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
-    use crate::store::contract::{self, alice, user};
+    use crate::store::contract::{self, alice, start, user};
     use crate::store::{SqliteStore, StoreLocation};
 
     /// A lazy memory store whose first `failures` opens fail after `taking`; also returns
     /// the open count.
-    fn failing_then_memory(failures: usize, taking: Duration) -> (LazyStore, Arc<AtomicUsize>) {
+    fn failing_then_memory(
+        failures: usize,
+        taking: Duration,
+    ) -> (Arc<dyn ConversationStore>, Arc<AtomicUsize>) {
         let opens = Arc::new(AtomicUsize::new(0));
         let counted = Arc::clone(&opens);
-        let store = LazyStore::new(move || {
+        let store = lazy_conversations(move || {
             let attempt = counted.fetch_add(1, Ordering::SeqCst);
             async move {
                 // Let other calls arrive while this open is under way.
@@ -237,17 +264,14 @@ mod tests {
     #[tokio::test]
     async fn a_lazy_store_keeps_the_contract() {
         let (store, _opens) = failing_then_memory(0, Duration::ZERO);
-        contract::check_contract(&store).await;
+        contract::check_contract(store.as_ref()).await;
     }
 
     #[tokio::test]
     async fn nothing_is_opened_until_the_first_call_and_a_success_is_kept() {
         let (store, opens) = failing_then_memory(0, Duration::ZERO);
         assert_eq!(opens.load(Ordering::SeqCst), 0);
-        let id = store
-            .create(&alice(), "m", &[user("hi")], None)
-            .await
-            .unwrap();
+        let id = start(store.as_ref(), &alice(), &[user("hi")]).await;
         store.get(&alice(), &id).await.unwrap();
         store.list(&alice(), 10).await.unwrap();
         assert_eq!(opens.load(Ordering::SeqCst), 1);
@@ -274,10 +298,7 @@ mod tests {
         assert_eq!(opens.load(Ordering::SeqCst), 2, "tried again");
 
         tokio::time::advance(REMEMBER_FAILURE).await;
-        let id = store
-            .create(&alice(), "m", &[user("now")], None)
-            .await
-            .unwrap();
+        let id = start(store.as_ref(), &alice(), &[user("now")]).await;
         assert_eq!(store.list(&alice(), 10).await.unwrap()[0].id, id);
         assert_eq!(opens.load(Ordering::SeqCst), 3);
     }

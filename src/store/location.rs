@@ -1,7 +1,7 @@
 //! Where conversations are kept, as the setting names it, and for how long.
 
 pub use super::postgres::PostgresUrl;
-use crate::config::setting;
+use crate::setting;
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;

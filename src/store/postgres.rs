@@ -1,14 +1,12 @@
-//! The Postgres store, shared by every replica configured with the same URL: one row per
-//! conversation (its owner, title, model, turn count, times) and one row per message (the
-//! message as JSON, with its position), exactly the SQLite store's rules. Every statement
-//! but pruning names the owner, so no call reaches another owner's rows.
+//! The Postgres store, shared by every replica configured with the same URL: conversations
+//! (`conversations.rs`), task records (`tasks.rs`) and the legacy HTTP sessions
+//! (`sessions.rs`) through one pool; its schema in `schema.rs`, its URL and TLS in
+//! `url.rs` and `tls.rs`, its failures as clients see them in `failure.rs`. Every
+//! statement but pruning names the owner, so no call reaches another owner's rows.
 //!
 //! A pool (deadpool-postgres) holds the connections; none waits longer than a few seconds
 //! to connect or for a free connection, and a connection the server dropped is replaced
-//! on its next use, so the store recovers by itself once Postgres is back. Appends to one
-//! conversation lock its row first, so concurrent continuations (from any replica) are
-//! stored one after the other, none lost. Times come from the database's clock, so
-//! replicas agree on them.
+//! on its next use, so the store recovers by itself once Postgres is back.
 
 mod schema;
 mod tls;
@@ -18,19 +16,14 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use futures_util::future::BoxFuture;
 use tokio_postgres::NoTls;
 use tokio_postgres::types::ToSql;
 
-use super::conversation::{mark_cut_off, title_of};
-use super::{
-    Conversation, ConversationId, ConversationStore, ConversationSummary, OpenOnce, Retention,
-    StoreError,
-};
-use crate::principal::Principal;
-use crate::vultr::chat::Message;
+use super::{Lazy, Retention, StoreError, StoreResult};
 
+use failure::{DatabaseError, failure};
 use url::Identifying;
 pub use url::PostgresUrl;
 
@@ -45,81 +38,10 @@ macro_rules! now {
     };
 }
 
+mod conversations;
+mod failure;
 mod sessions;
 mod tasks;
-
-pub use sessions::{SESSION_IDLE, SharedSessions, StoredSession};
-
-// Statements are prepared once per connection (deadpool's statement cache): each use is
-// then one round trip.
-
-/// Saves a new conversation: id $1, owner $2, title $3, model $4.
-const INSERT_CONVERSATION: &str = concat!(
-    "INSERT INTO conversations (id, owner, title, model, turns, created_at, updated_at)
-     VALUES ($1, $2, $3, $4, 1, ",
-    now!(),
-    ", ",
-    now!(),
-    ")"
-);
-
-/// Finds conversation $1 of owner $2 and locks it until the transaction ends.
-const LOCK_OWNED: &str = "SELECT 1 FROM conversations WHERE id = $1 AND owner = $2 FOR UPDATE";
-
-/// The position after the last message of conversation $1.
-const NEXT_SEQ: &str = "SELECT COALESCE(MAX(seq) + 1, 0) FROM messages WHERE conversation_id = $1";
-
-/// Inserts messages of conversation $1 from position $2: bodies $3, cut-off reasons $4.
-const INSERT_MESSAGES: &str = "
-    INSERT INTO messages (conversation_id, seq, body, cut_off)
-    SELECT $1, $2 + ordinality - 1, body, cut_off
-    FROM unnest($3::text[], $4::text[]) WITH ORDINALITY AS turn (body, cut_off, ordinality)";
-
-/// Counts one more turn of conversation $1 on model $2, and marks it the most recently used.
-const COUNT_TURN: &str = concat!(
-    "UPDATE conversations SET turns = turns + 1, model = $2, updated_at = ",
-    now!(),
-    ", touched = nextval('conversation_uses') WHERE id = $1"
-);
-
-/// The summary of conversation $1 of owner $2.
-const SUMMARY_OWNED: &str = "
-    SELECT id, title, model, turns, created_at, updated_at
-    FROM conversations WHERE id = $1 AND owner = $2";
-
-/// The messages of conversation $1, in order, with why each was cut off.
-const MESSAGES: &str =
-    "SELECT seq, body, cut_off FROM messages WHERE conversation_id = $1 ORDER BY seq";
-
-/// Deletes conversation $1 of owner $2 (its messages go with it).
-const DELETE_OWNED: &str = "DELETE FROM conversations WHERE id = $1 AND owner = $2";
-
-/// Up to $2 summaries of owner $1, most recently used first.
-const LIST_OWNED: &str = "
-    SELECT id, title, model, turns, created_at, updated_at
-    FROM conversations WHERE owner = $1 ORDER BY touched DESC LIMIT $2";
-
-/// Drops conversations not updated for $1 seconds, sparing $2 (may be NULL); returns
-/// how many went.
-const DROP_EXPIRED: &str = concat!(
-    "DELETE FROM conversations WHERE updated_at < ",
-    now!(),
-    " - $1 AND id IS DISTINCT FROM $2"
-);
-
-/// Drops all but owner $3's newest $1 conversations, sparing $2.
-const DROP_PAST_NEWEST: &str = "
-    DELETE FROM conversations WHERE owner = $3 AND id <> $2 AND touched <=
-        (SELECT touched FROM conversations WHERE owner = $3
-         ORDER BY touched DESC OFFSET $1 LIMIT 1)";
-
-/// Drops all but each owner's newest $1 conversations.
-const DROP_EVERY_EXCESS: &str = "
-    DELETE FROM conversations WHERE id IN (
-        SELECT id FROM (
-            SELECT id, ROW_NUMBER() OVER (PARTITION BY owner ORDER BY touched DESC) AS position
-            FROM conversations) ranked
-        WHERE position > $1)";
 
 /// What a Postgres store's errors call it: clients learn the kind of store, never which
 /// database (the log has that).
@@ -153,7 +75,7 @@ impl PostgresStore {
         url: &PostgresUrl,
         retention: Retention,
         pool_size: usize,
-    ) -> Result<Self, StoreError> {
+    ) -> StoreResult<Self> {
         let location = url.to_string();
         let (config, tls) = url.config().map_err(|e| {
             failure(
@@ -201,7 +123,7 @@ impl PostgresStore {
     }
 
     /// Applies the migrations this build knows, or refuses a newer schema.
-    async fn migrate(&self) -> Result<(), StoreError> {
+    async fn migrate(&self) -> StoreResult<()> {
         const ACTION: &str = "setting up its tables";
         let mut client = self.client("connecting to it").await?;
         match schema::migrate(&mut client)
@@ -221,7 +143,7 @@ impl PostgresStore {
     }
 
     /// A connection from the pool.
-    async fn client(&self, action: &'static str) -> Result<Object, StoreError> {
+    async fn client(&self, action: &'static str) -> StoreResult<Object> {
         self.pool
             .get()
             .await
@@ -238,359 +160,71 @@ impl PostgresStore {
         failure(&self.location, &self.identifying, action, source)
     }
 
-    /// Drops `owner`'s conversations past their newest `max_conversations`, sparing `keep`.
-    async fn drop_excess(
+    /// The one flag a statement returns; `None` when no row matched.
+    async fn flag(
         &self,
-        tx: &deadpool_postgres::Transaction<'_>,
-        owner: &Principal,
-        keep: &ConversationId,
-    ) -> Result<u64, tokio_postgres::Error> {
-        let max = sql_count(self.retention.max_conversations);
-        let drop_past_newest = tx.prepare_cached(DROP_PAST_NEWEST).await?;
-        tx.execute(&drop_past_newest, &[&max, &keep.as_ref(), &owner.as_str()])
-            .await
+        action: &'static str,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> StoreResult<Option<bool>> {
+        let db = |e| self.db(action, e);
+        let client = self.client(action).await?;
+        let statement = client.prepare_cached(sql).await.map_err(db)?;
+        let row = client.query_opt(&statement, params).await.map_err(db)?;
+        Ok(row.map(|row| row.get(0)))
     }
 
-    /// Seconds since an update after which a conversation is dropped.
-    fn max_age(&self) -> i64 {
-        i64::try_from(self.retention.max_age.as_secs()).unwrap_or(i64::MAX)
-    }
-}
-
-#[async_trait]
-impl ConversationStore for PostgresStore {
-    async fn create(
+    /// Runs a write; true when it changed a row.
+    async fn write(
         &self,
-        owner: &Principal,
-        model: &str,
-        messages: &[Message],
-        cut_off: Option<&str>,
-    ) -> Result<ConversationId, StoreError> {
-        const ACTION: &str = "saving a new conversation";
-        let bodies = encode(messages)?;
-        let title = title_of(messages);
-        let id = ConversationId::generate();
-        let db = |e| self.db(ACTION, e);
-        let mut client = self.client(ACTION).await?;
-        let tx = client.transaction().await.map_err(db)?;
-        let insert = tx.prepare_cached(INSERT_CONVERSATION).await.map_err(db)?;
-        tx.execute(&insert, &[&id.as_ref(), &owner.as_str(), &title, &model])
-            .await
-            .map_err(db)?;
-        insert_messages(&tx, &id, 0, &bodies, cut_off)
-            .await
-            .map_err(db)?;
-        let drop_expired = tx.prepare_cached(DROP_EXPIRED).await.map_err(db)?;
-        tx.execute(&drop_expired, &[&self.max_age(), &Some(id.as_ref())])
-            .await
-            .map_err(db)?;
-        self.drop_excess(&tx, owner, &id).await.map_err(db)?;
-        tx.commit().await.map_err(db)?;
-        Ok(id)
+        action: &'static str,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> StoreResult<bool> {
+        Ok(self.write_count(action, sql, params).await? > 0)
     }
 
-    async fn append(
+    /// Runs a write; how many rows it changed.
+    async fn write_count(
         &self,
-        owner: &Principal,
-        id: &ConversationId,
-        model: &str,
-        messages: &[Message],
-        cut_off: Option<&str>,
-    ) -> Result<(), StoreError> {
-        const ACTION: &str = "adding messages to a conversation";
-        let bodies = encode(messages)?;
-        let db = |e| self.db(ACTION, e);
-        let mut client = self.client(ACTION).await?;
-        let tx = client.transaction().await.map_err(db)?;
-        // The row lock makes concurrent appends to this conversation wait for each other,
-        // so each reads the end the previous one left.
-        let lock = tx.prepare_cached(LOCK_OWNED).await.map_err(db)?;
-        let found = tx
-            .query_opt(&lock, &[&id.as_ref(), &owner.as_str()])
-            .await
-            .map_err(db)?;
-        if found.is_none() {
-            return Err(not_found(id));
-        }
-        let next_seq = tx.prepare_cached(NEXT_SEQ).await.map_err(db)?;
-        let next: i64 = tx
-            .query_one(&next_seq, &[&id.as_ref()])
-            .await
-            .map_err(db)?
-            .get(0);
-        insert_messages(&tx, id, next, &bodies, cut_off)
-            .await
-            .map_err(db)?;
-        let count_turn = tx.prepare_cached(COUNT_TURN).await.map_err(db)?;
-        tx.execute(&count_turn, &[&id.as_ref(), &model])
-            .await
-            .map_err(db)?;
-        tx.commit().await.map_err(db)
-    }
-
-    async fn get(
-        &self,
-        owner: &Principal,
-        id: &ConversationId,
-    ) -> Result<Conversation, StoreError> {
-        const ACTION: &str = "reading a conversation";
-        let db = |e| self.db(ACTION, e);
-        let mut client = self.client(ACTION).await?;
-        // One snapshot, so a concurrent delete or append cannot split summary from messages.
-        let tx = client
-            .build_transaction()
-            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await
-            .map_err(db)?;
-        let select_summary = tx.prepare_cached(SUMMARY_OWNED).await.map_err(db)?;
-        let summary = tx
-            .query_opt(&select_summary, &[&id.as_ref(), &owner.as_str()])
-            .await
-            .map_err(db)?
-            .ok_or_else(|| not_found(id))?;
-        let summary = summary_from_row(&summary);
-        let select_messages = tx.prepare_cached(MESSAGES).await.map_err(db)?;
-        let rows = tx
-            .query(&select_messages, &[&id.as_ref()])
-            .await
-            .map_err(db)?;
-        tx.commit().await.map_err(db)?;
-        let messages = rows
-            .iter()
-            .map(|row| {
-                let seq: i64 = row.get(0);
-                let mut message: Message = serde_json::from_str(row.get(1)).map_err(|source| {
-                    StoreError::CorruptMessage {
-                        id: id.clone(),
-                        seq,
-                        source,
-                    }
-                })?;
-                if let Some(reason) = row.get::<_, Option<&str>>(2) {
-                    mark_cut_off(&mut message, reason);
-                }
-                Ok(message)
-            })
-            .collect::<Result<_, StoreError>>()?;
-        Ok(Conversation { summary, messages })
-    }
-
-    async fn list(
-        &self,
-        owner: &Principal,
-        limit: usize,
-    ) -> Result<Vec<ConversationSummary>, StoreError> {
-        const ACTION: &str = "listing conversations";
-        let client = self.client(ACTION).await?;
-        let statement = client
-            .prepare_cached(LIST_OWNED)
-            .await
-            .map_err(|e| self.db(ACTION, e))?;
-        let rows = client
-            .query(&statement, &[&owner.as_str(), &sql_count(limit)])
-            .await
-            .map_err(|e| self.db(ACTION, e))?;
-        Ok(rows.iter().map(summary_from_row).collect())
-    }
-
-    async fn delete(&self, owner: &Principal, id: &ConversationId) -> Result<bool, StoreError> {
-        const ACTION: &str = "deleting a conversation";
-        let db = |e| self.db(ACTION, e);
-        let client = self.client(ACTION).await?;
-        let delete = client.prepare_cached(DELETE_OWNED).await.map_err(db)?;
-        let deleted = client
-            .execute(&delete, &[&id.as_ref(), &owner.as_str()])
-            .await
-            .map_err(db)?;
-        Ok(deleted > 0)
-    }
-
-    async fn prune(&self) -> Result<usize, StoreError> {
-        const ACTION: &str = "pruning old conversations";
-        let db = |e| self.db(ACTION, e);
-        let mut client = self.client(ACTION).await?;
-        let tx = client.transaction().await.map_err(db)?;
-        let no_id: Option<&str> = None;
-        let expired = tx
-            .execute(DROP_EXPIRED, &[&self.max_age(), &no_id])
-            .await
-            .map_err(db)?;
-        let excess = tx
-            .execute(
-                DROP_EVERY_EXCESS,
-                &[&sql_count(self.retention.max_conversations)],
-            )
-            .await
-            .map_err(db)?;
-        tx.commit().await.map_err(db)?;
-        Ok(usize::try_from(expired + excess).unwrap_or(usize::MAX))
-    }
-}
-
-/// Serialises each message to JSON text.
-fn encode(messages: &[Message]) -> Result<Vec<String>, StoreError> {
-    messages
-        .iter()
-        .map(|m| serde_json::to_string(m).map_err(|source| StoreError::Encode { source }))
-        .collect()
-}
-
-/// Inserts a turn's messages at positions `first`, `first + 1`, ... in one statement; the
-/// last one marked cut off when `cut_off` says why.
-async fn insert_messages(
-    tx: &deadpool_postgres::Transaction<'_>,
-    id: &ConversationId,
-    first: i64,
-    bodies: &[String],
-    cut_off: Option<&str>,
-) -> Result<(), tokio_postgres::Error> {
-    if bodies.is_empty() {
-        return Ok(());
-    }
-    let last = bodies.len() - 1;
-    let cut_offs: Vec<Option<&str>> = (0..bodies.len())
-        .map(|i| if i == last { cut_off } else { None })
-        .collect();
-    let params: [&(dyn ToSql + Sync); 4] = [&id.as_ref(), &first, &bodies, &cut_offs];
-    let insert = tx.prepare_cached(INSERT_MESSAGES).await?;
-    tx.execute(&insert, &params).await.map(drop)
-}
-
-/// A count as an SQL bigint, saturating.
-fn sql_count(n: usize) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
-/// Reads a summary from `id, title, model, turns, created_at, updated_at`.
-fn summary_from_row(row: &tokio_postgres::Row) -> ConversationSummary {
-    ConversationSummary {
-        id: ConversationId::stored(row.get(0)),
-        title: row.get(1),
-        model: row.get(2),
-        turns: u32::try_from(row.get::<_, i64>(3)).unwrap_or(u32::MAX),
-        created_at: row.get(4),
-        updated_at: row.get(5),
-    }
-}
-
-/// The error for an id that is not in the store.
-fn not_found(id: &ConversationId) -> StoreError {
-    StoreError::NotFound { id: id.clone() }
-}
-
-/// The store error a client is shown for a failure while doing `action`: the kind of store and
-/// what went wrong, without what names the database (user, host, port, database name). The
-/// log gets all of it, as a warning.
-fn failure(
-    location: &str,
-    identifying: &Identifying,
-    action: &'static str,
-    source: DatabaseError,
-) -> StoreError {
-    let said = source.to_string();
-    tracing::warn!(store = %location, "the Postgres store failed while {action}: {said}");
-    StoreError::Postgres {
-        action,
-        source: Box::new(DatabaseError::Message(identifying.hide(&said))),
-    }
-}
-
-/// What the driver, the pool or TLS set-up reported, shown in one line.
-#[derive(Debug)]
-enum DatabaseError {
-    /// The driver's error.
-    Driver(tokio_postgres::Error),
-    /// Anything else, already phrased.
-    Message(String),
-}
-
-impl From<tokio_postgres::Error> for DatabaseError {
-    /// The driver's error as it is.
-    fn from(error: tokio_postgres::Error) -> Self {
-        DatabaseError::Driver(error)
-    }
-}
-
-impl From<deadpool_postgres::PoolError> for DatabaseError {
-    /// The pool's error: a timeout says what it waited for; a failed connection is the
-    /// driver's error.
-    fn from(error: deadpool_postgres::PoolError) -> Self {
-        use deadpool_postgres::{PoolError, TimeoutType};
-        match error {
-            PoolError::Backend(error) => DatabaseError::Driver(error),
-            PoolError::Timeout(TimeoutType::Wait) => DatabaseError::Message(format!(
-                "no free connection within {}s (every connection of the pool is busy; {} raises the pool size)",
-                POOL_TIMEOUT.as_secs(),
-                crate::config::setting::DB_POOL
-            )),
-            PoolError::Timeout(_) => {
-                DatabaseError::Message("connecting took too long (no answer in time)".to_owned())
-            }
-            other => DatabaseError::Message(other.to_string()),
-        }
-    }
-}
-
-impl fmt::Display for DatabaseError {
-    /// The message, with the server's own detail or the underlying cause.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DatabaseError::Driver(error) => match error.as_db_error() {
-                Some(db) => write!(f, "{}: {}", db.severity(), db.message()),
-                None => {
-                    let shown = error.to_string();
-                    f.write_str(&shown)?;
-                    match std::error::Error::source(error) {
-                        Some(cause) if !shown.contains(&cause.to_string()) => {
-                            write!(f, " ({cause})")
-                        }
-                        _ => Ok(()),
-                    }
-                }
-            },
-            DatabaseError::Message(message) => f.write_str(message),
-        }
-    }
-}
-
-impl std::error::Error for DatabaseError {
-    /// The driver's error, when it is one.
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            DatabaseError::Driver(error) => Some(error),
-            DatabaseError::Message(_) => None,
-        }
+        action: &'static str,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> StoreResult<u64> {
+        let db = |e| self.db(action, e);
+        let client = self.client(action).await?;
+        let statement = client.prepare_cached(sql).await.map_err(db)?;
+        client.execute(&statement, params).await.map_err(db)
     }
 }
 
 /// One Postgres store opened on first use and shared by the conversations, the tasks and
-/// the legacy HTTP sessions of a process, so all three use one pool. Concurrent first uses
-/// share one open; a failed one is remembered for a few seconds, then tried again.
-pub struct SharedPostgres {
-    opened: OpenOnce<Arc<PostgresStore>>,
+/// the legacy HTTP sessions of a process, so all three use one pool.
+pub(super) type SharedPostgres = Lazy<Arc<PostgresStore>>;
+
+/// The database at `url`, keeping conversations per `retention`, through up to `pool_size`
+/// connections, opened on first use; nothing is opened yet.
+pub(super) fn shared(url: PostgresUrl, retention: Retention, pool_size: usize) -> SharedPostgres {
+    Lazy::new(move || {
+        let url = url.clone();
+        async move {
+            PostgresStore::open(&url, retention, pool_size)
+                .await
+                .map(Arc::new)
+        }
+    })
 }
 
-impl SharedPostgres {
-    /// The database at `url`, keeping conversations per `retention`, through up to
-    /// `pool_size` connections; nothing is opened yet.
-    pub fn new(url: PostgresUrl, retention: Retention, pool_size: usize) -> Self {
-        Self {
-            opened: OpenOnce::new(move || {
-                let url = url.clone();
-                async move {
-                    PostgresStore::open(&url, retention, pool_size)
-                        .await
-                        .map(Arc::new)
-                }
-            }),
-        }
-    }
-
-    /// The opened store (opening it now if it is not yet); a failure is `Unavailable`.
-    pub(crate) async fn store(&self) -> Result<Arc<PostgresStore>, StoreError> {
-        self.opened.get().await
+/// Opens `shared` (or joins its open) and hands it out as a store of kind `S` (`view`
+/// turns it into one): the opener of each lazy store of a Postgres location.
+pub(super) fn opener<S: ?Sized + Send + Sync + 'static>(
+    shared: &Arc<SharedPostgres>,
+    view: fn(Arc<PostgresStore>) -> Arc<S>,
+) -> impl Fn() -> BoxFuture<'static, StoreResult<Arc<S>>> + Send + Sync + 'static {
+    let shared = Arc::clone(shared);
+    move || {
+        let shared = Arc::clone(&shared);
+        Box::pin(async move { shared.opened().await.map(view) })
     }
 }
 

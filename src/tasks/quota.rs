@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::config::setting;
 use crate::principal::Principal;
+use crate::setting;
 
 /// A principal already has as many pending tasks as allowed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -120,7 +120,7 @@ mod tests {
         );
         let message = refused.to_string();
         assert!(
-            message.contains("VULTR_MCP_MAX_TASKS_PER_PRINCIPAL=2"),
+            message.contains(&format!("{}=2", setting::MAX_TASKS_PER_PRINCIPAL)),
             "{message}"
         );
         assert!(message.contains("you have 2 calls working"), "{message}");

@@ -9,16 +9,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::json;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::clock::WallClock;
 use super::quota::{Place, Quota, TooManyTasks};
-use super::record::{TaskRecord, TaskState, TaskStore};
-use crate::config::setting;
 use crate::principal::Principal;
-use crate::store::StoreError;
+use crate::setting;
+use crate::store::{StoreError, TaskEnd, TaskRecord, TaskState, TaskStore};
 
 /// A working task whose heartbeat is older than this is taken for dead: its process stopped.
 const LEASE: Duration = Duration::from_secs(60);
@@ -54,14 +54,17 @@ impl StatusLine {
     }
 }
 
-/// How a call that may become a task started.
-pub enum Started {
+/// How a call that may become a task started; `T` is what the call returns.
+pub enum Started<T> {
     /// It ended within the wait: its result, to return as usual.
-    Finished(Value),
+    Finished(T),
     /// It goes on as this task; its outcome goes into the record.
     Task(TaskRecord),
     /// The caller went away (or the server is stopping) before either: it was stopped.
     Stopped,
+    /// It failed inside the server (it panicked) while the caller waited: this says so,
+    /// for an error result.
+    Failed(String),
 }
 
 /// What went wrong with a task request, phrased for the client.
@@ -203,22 +206,22 @@ impl Tasks {
         i64::try_from(self.ttl.as_millis()).unwrap_or(i64::MAX)
     }
 
-    /// Runs `call`, admitted by `admission`. If it ends within the wait, its result; else
-    /// a durable task record (written before this returns) while the call goes on, its
-    /// progress (`status`) and outcome going into the record. `caller_gone` stops the call
+    /// Runs `call`, admitted by `admission`. If it ends within the wait, its result as it
+    /// is; else a durable task record (written before this returns) while the call goes on,
+    /// its progress (`status`) and outcome (as JSON) going into the record. `caller_gone` stops the call
     /// while the caller still waits; `shutdown` (the server stopping) stops it any time.
     /// After [`Tasks::stop_creating`], or when no record can be written, the caller waits
     /// for the result instead.
-    pub async fn start<F>(
+    pub async fn start<T>(
         self: &Arc<Self>,
         admission: Admission,
-        call: F,
+        call: impl Future<Output = T> + Send + 'static,
         status: StatusLine,
         caller_gone: CancellationToken,
         shutdown: CancellationToken,
-    ) -> Started
+    ) -> Started<T>
     where
-        F: Future<Output = Value> + Send + 'static,
+        T: Serialize + Send + 'static,
     {
         let Admission {
             owner,
@@ -294,12 +297,11 @@ impl Tasks {
             "failed: the server running this task stopped (no heartbeat for {}s); call the tool again",
             LEASE.as_secs()
         );
-        let state = TaskState::Failed {
-            error: json!({"code": INTERNAL_ERROR, "message": message}),
+        let end = TaskEnd {
+            heartbeat_before: Some(stale_before),
+            ..failed(id, message, now)
         };
-        self.store
-            .finish(owner, id, &state, &message, now, Some(stale_before))
-            .await?;
+        self.store.finish(owner, &end).await?;
         self.store
             .get(owner, id, now)
             .await?
@@ -387,10 +389,10 @@ impl CancelCheck {
 
 /// Runs `call` on its own tokio task until it ends (`Some`) or `stop` fires (`None`,
 /// dropping the call and so its upstream request).
-fn spawn_stoppable<F>(call: F, stop: CancellationToken) -> JoinHandle<Option<Value>>
-where
-    F: Future<Output = Value> + Send + 'static,
-{
+fn spawn_stoppable<T: Send + 'static>(
+    call: impl Future<Output = T> + Send + 'static,
+    stop: CancellationToken,
+) -> JoinHandle<Option<T>> {
     tokio::spawn(async move {
         tokio::select! {
             biased;
@@ -411,11 +413,11 @@ struct Waiting<'a> {
 impl Waiting<'_> {
     /// Waits for `job` up to `limit` (`None`: until it ends): how the call ended, or
     /// `None` when the limit came first. A caller gone or a server stopping stops the call.
-    async fn wait(
+    async fn wait<T>(
         &self,
-        job: &mut JoinHandle<Option<Value>>,
+        job: &mut JoinHandle<Option<T>>,
         limit: Option<Duration>,
-    ) -> Option<Started> {
+    ) -> Option<Started<T>> {
         let limit = async {
             match limit {
                 Some(limit) => tokio::time::sleep(limit).await,
@@ -432,15 +434,20 @@ impl Waiting<'_> {
 }
 
 /// A job that ended while its caller waited.
-fn finished(outcome: Result<Option<Value>, tokio::task::JoinError>) -> Started {
+fn finished<T>(outcome: Result<Option<T>, tokio::task::JoinError>) -> Started<T> {
     match outcome {
         Ok(Some(result)) => Started::Finished(result),
         Ok(None) => Started::Stopped,
-        Err(error) => Started::Finished(json!({
-            "content": [{"type": "text", "text": format!("the call failed inside the server ({error}); try again")}],
-            "isError": true,
-        })),
+        Err(error) => Started::Failed(format!(
+            "the call failed inside the server ({error}); try again"
+        )),
     }
+}
+
+/// Task `id` ended failed at `now`, `message` saying why (also as its JSON-RPC error).
+fn failed(id: &str, message: String, now: i64) -> TaskEnd {
+    let error = json!({"code": INTERNAL_ERROR, "message": message});
+    TaskEnd::new(id, TaskState::Failed { error }, &message, now)
 }
 
 /// Waits for one task's call to end (stopping it when the server stops) and records its
@@ -456,9 +463,8 @@ struct Supervisor {
 }
 
 impl Supervisor {
-    async fn run(self, mut job: JoinHandle<Option<Value>>) {
-        let store = &self.tasks.store;
-        let clock = self.tasks.clock;
+    /// Waits for `job`, then records how it ended (its result as JSON).
+    async fn run<T: Serialize>(self, mut job: JoinHandle<Option<T>>) {
         let mut stopping = false;
         let outcome = loop {
             tokio::select! {
@@ -469,32 +475,27 @@ impl Supervisor {
                 }
             }
         };
-        let (state, message) = match outcome {
-            Ok(Some(result)) => (TaskState::Completed { result }, "completed".to_owned()),
+        let now = self.tasks.clock.now_ms();
+        let end = match outcome.map(|result| result.map(|result| serde_json::to_value(&result))) {
+            Ok(Some(Ok(result))) => {
+                TaskEnd::new(&self.id, TaskState::Completed { result }, "completed", now)
+            }
+            Ok(Some(Err(error))) => {
+                let message = format!("failed: the result could not be encoded ({error})");
+                failed(&self.id, message, now)
+            }
             Ok(None) if stopping => {
                 let message =
                     "failed: the server running this task stopped; call the tool again".to_owned();
-                let error = json!({"code": INTERNAL_ERROR, "message": message});
-                (TaskState::Failed { error }, message)
+                failed(&self.id, message, now)
             }
-            Ok(None) => (TaskState::Cancelled, "cancelled".to_owned()),
+            Ok(None) => TaskEnd::new(&self.id, TaskState::Cancelled, "cancelled", now),
             Err(error) => {
                 let message = format!("failed inside the server ({error}); try again");
-                let error = json!({"code": INTERNAL_ERROR, "message": message});
-                (TaskState::Failed { error }, message)
+                failed(&self.id, message, now)
             }
         };
-        if let Err(error) = store
-            .finish(
-                &self.owner,
-                &self.id,
-                &state,
-                &message,
-                clock.now_ms(),
-                None,
-            )
-            .await
-        {
+        if let Err(error) = self.tasks.store.finish(&self.owner, &end).await {
             tracing::warn!(%error, task = %self.id, "could not record how a task ended");
         }
         self.tasks.lock_running().remove(&self.id);
@@ -508,11 +509,8 @@ mod tests {
     use tokio::sync::Semaphore;
 
     use super::*;
-    use crate::tasks::testing::{Counting, start_endless, tasks_over};
-
-    fn alice() -> Principal {
-        Principal::new("alice").unwrap()
-    }
+    use crate::store::contract::alice;
+    use crate::tasks::testing::{Counting, start, start_endless, start_task, tasks_over};
 
     /// Starts a call of `owner` that waits for a permit of `slots`, then goes "upstream"
     /// (sets `upstream`) and never ends.
@@ -529,21 +527,9 @@ mod tests {
             let _permit = slots.acquire().await;
             check.go_ahead().await;
             upstream.store(true, Ordering::SeqCst);
-            std::future::pending::<Value>().await
+            std::future::pending::<()>().await;
         };
-        let started = tasks
-            .start(
-                admission,
-                call,
-                StatusLine::default(),
-                CancellationToken::new(),
-                CancellationToken::new(),
-            )
-            .await;
-        let Started::Task(record) = started else {
-            panic!("expected a task");
-        };
-        record
+        start_task(tasks, admission, call, StatusLine::default()).await
     }
 
     #[tokio::test(start_paused = true)]
@@ -555,13 +541,7 @@ mod tests {
         let task = start_queued(&tasks, &alice(), &slots, &upstream).await;
 
         // Another process cancels it, and the slot frees before this one's watcher looks.
-        let other_process = &store.inner;
-        assert!(
-            other_process
-                .request_cancel(&alice(), &task.id, tasks.clock.now_ms())
-                .await
-                .unwrap()
-        );
+        store.cancel_elsewhere(&tasks, &task.id).await;
         slots.add_permits(1);
         for _ in 0..20 {
             tokio::task::yield_now().await;
@@ -601,26 +581,14 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(3)).await;
             json!({"content": [], "isError": false})
         };
-        let start = |call| {
-            let admission = tasks.admit(&alice()).unwrap();
-            let tasks = Arc::clone(&tasks);
-            async move {
-                tasks
-                    .start(
-                        admission,
-                        call,
-                        StatusLine::default(),
-                        CancellationToken::new(),
-                        CancellationToken::new(),
-                    )
-                    .await
-            }
-        };
-        assert!(matches!(start(slow()).await, Started::Task(_)));
+        let admitted = || tasks.admit(&alice()).unwrap();
+        let first = start(&tasks, admitted(), slow(), StatusLine::default()).await;
+        assert!(matches!(first, Started::Task(_)));
 
         tasks.stop_creating();
 
-        let Started::Finished(result) = start(slow()).await else {
+        let second = start(&tasks, admitted(), slow(), StatusLine::default()).await;
+        let Started::Finished(result) = second else {
             panic!("a call crossing the wait while draining became a task");
         };
         assert_eq!(result["isError"], false);

@@ -2,17 +2,20 @@
 //! and calls that never end but say when they are dropped (their upstream request closed).
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde_json::Value;
+use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use super::{Beat, Started, StatusLine, TaskKey, TaskRecord, TaskState, TaskStore, Tasks};
+use super::{Admission, Started, StatusLine, Tasks};
 use crate::principal::Principal;
-use crate::store::{StoreError, StoreLocation, open_task_store};
+use crate::store::StoreResult;
+use crate::store::contract::alice;
+use crate::store::{Beat, StoreLocation, TaskEnd, TaskKey, TaskRecord, TaskStore, open_task_store};
 
 /// A memory task store counting the calls of each method; its batched read and write
 /// take `read_delay` and `write_delay` (tokio time).
@@ -45,6 +48,13 @@ impl Counting {
         self.calls.lock().unwrap().clear();
     }
 
+    /// Asks, as another process sharing the store would, to cancel alice's task `id`.
+    pub(crate) async fn cancel_elsewhere(&self, tasks: &Tasks, id: &str) {
+        let now = tasks.clock.now_ms();
+        let asked = self.inner.request_cancel(&alice(), id, now).await;
+        assert!(asked.unwrap(), "the task is known");
+    }
+
     fn count(&self, method: &'static str) {
         *self.calls.lock().unwrap().entry(method).or_insert(0) += 1;
     }
@@ -52,79 +62,44 @@ impl Counting {
 
 #[async_trait]
 impl TaskStore for Counting {
-    async fn create(&self, owner: &Principal, task: &TaskRecord) -> Result<(), StoreError> {
+    async fn create(&self, owner: &Principal, task: &TaskRecord) -> StoreResult<()> {
         self.count("create");
         self.inner.create(owner, task).await
     }
 
-    async fn get(
-        &self,
-        owner: &Principal,
-        id: &str,
-        now: i64,
-    ) -> Result<Option<TaskRecord>, StoreError> {
+    async fn get(&self, owner: &Principal, id: &str, now: i64) -> StoreResult<Option<TaskRecord>> {
         self.count("get");
         self.inner.get(owner, id, now).await
     }
 
-    async fn beat(
-        &self,
-        owner: &Principal,
-        id: &str,
-        now: i64,
-        status_message: Option<&str>,
-    ) -> Result<Option<bool>, StoreError> {
-        self.count("beat");
-        self.inner.beat(owner, id, now, status_message).await
-    }
-
-    async fn cancel_requested(
-        &self,
-        owner: &Principal,
-        id: &str,
-    ) -> Result<Option<bool>, StoreError> {
+    async fn cancel_requested(&self, owner: &Principal, id: &str) -> StoreResult<Option<bool>> {
         self.count("cancel_requested");
         self.inner.cancel_requested(owner, id).await
     }
 
-    async fn request_cancel(
-        &self,
-        owner: &Principal,
-        id: &str,
-        now: i64,
-    ) -> Result<bool, StoreError> {
+    async fn request_cancel(&self, owner: &Principal, id: &str, now: i64) -> StoreResult<bool> {
         self.count("request_cancel");
         self.inner.request_cancel(owner, id, now).await
     }
 
-    async fn finish(
-        &self,
-        owner: &Principal,
-        id: &str,
-        state: &TaskState,
-        status_message: &str,
-        now: i64,
-        heartbeat_before: Option<i64>,
-    ) -> Result<bool, StoreError> {
+    async fn finish(&self, owner: &Principal, end: &TaskEnd) -> StoreResult<bool> {
         self.count("finish");
-        self.inner
-            .finish(owner, id, state, status_message, now, heartbeat_before)
-            .await
+        self.inner.finish(owner, end).await
     }
 
-    async fn cancel_flags(&self, tasks: &[TaskKey]) -> Result<HashMap<String, bool>, StoreError> {
+    async fn cancel_flags(&self, tasks: &[TaskKey]) -> StoreResult<HashMap<String, bool>> {
         self.count("cancel_flags");
         tokio::time::sleep(self.read_delay).await;
         self.inner.cancel_flags(tasks).await
     }
 
-    async fn beat_many(&self, beats: &[Beat], now: i64) -> Result<(), StoreError> {
+    async fn beat_many(&self, beats: &[Beat], now: i64) -> StoreResult<()> {
         self.count("beat_many");
         tokio::time::sleep(self.write_delay).await;
         self.inner.beat_many(beats, now).await
     }
 
-    async fn prune(&self, now: i64) -> Result<usize, StoreError> {
+    async fn prune(&self, now: i64) -> StoreResult<usize> {
         self.count("prune");
         self.inner.prune(now).await
     }
@@ -144,6 +119,33 @@ impl Drop for Closed {
     }
 }
 
+/// Starts `call`, admitted by `admission`, for a caller that stays and a server that
+/// does not stop.
+pub(crate) async fn start<T: Serialize + Send + 'static>(
+    tasks: &Arc<Tasks>,
+    admission: Admission,
+    call: impl Future<Output = T> + Send + 'static,
+    status: StatusLine,
+) -> Started<T> {
+    let (caller_gone, shutdown) = (CancellationToken::new(), CancellationToken::new());
+    tasks
+        .start(admission, call, status, caller_gone, shutdown)
+        .await
+}
+
+/// Starts a call that must become a task (it never ends); its record.
+pub(crate) async fn start_task(
+    tasks: &Arc<Tasks>,
+    admission: Admission,
+    call: impl Future<Output = ()> + Send + 'static,
+    status: StatusLine,
+) -> TaskRecord {
+    let Started::Task(record) = start(tasks, admission, call, status).await else {
+        panic!("expected a task");
+    };
+    record
+}
+
 /// Starts, for `owner`, a call that never ends and must become a task; its record, and
 /// the flag set once its call is dropped.
 pub(crate) async fn start_endless(
@@ -155,20 +157,8 @@ pub(crate) async fn start_endless(
     let guard = Closed(Arc::clone(&closed));
     let call = async move {
         let _guard = guard;
-        std::future::pending::<Value>().await
+        std::future::pending::<()>().await;
     };
     let admission = tasks.admit(owner).expect("under the cap");
-    let started = tasks
-        .start(
-            admission,
-            call,
-            status,
-            CancellationToken::new(),
-            CancellationToken::new(),
-        )
-        .await;
-    let Started::Task(record) = started else {
-        panic!("expected a task");
-    };
-    (record, closed)
+    (start_task(tasks, admission, call, status).await, closed)
 }

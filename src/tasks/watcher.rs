@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use tokio::time::{Instant, MissedTickBehavior};
 
-use super::record::{Beat, TaskKey};
 use super::runner::Tasks;
+use crate::store::{Beat, TaskKey};
 
 /// How often the cancel flags of the running tasks are read.
 pub(super) const LOOK: Duration = Duration::from_millis(500);
@@ -151,16 +151,13 @@ mod tests {
     use std::sync::atomic::Ordering;
 
     use super::*;
-    use crate::principal::Principal;
+    use crate::store::contract::alice;
+    use crate::store::{TaskEnd, TaskState};
     use crate::tasks::StatusLine;
     use crate::tasks::testing::{Counting, start_endless, tasks_over};
 
-    fn alice() -> Principal {
-        Principal::new("alice").unwrap()
-    }
-
     /// The store calls of 20 s with `n` endless tasks running, by method.
-    async fn calls_with(n: usize) -> [usize; 4] {
+    async fn calls_with(n: usize) -> [usize; 3] {
         let store = Counting::new(Duration::ZERO, Duration::ZERO).await;
         let tasks = tasks_over(store.clone(), Duration::ZERO);
         for _ in 0..n {
@@ -170,7 +167,7 @@ mod tests {
 
         tokio::time::sleep(Duration::from_secs(20)).await;
 
-        ["cancel_flags", "beat_many", "cancel_requested", "beat"].map(|m| store.calls(m))
+        ["cancel_flags", "beat_many", "cancel_requested"].map(|m| store.calls(m))
     }
 
     #[tokio::test(start_paused = true)]
@@ -182,13 +179,16 @@ mod tests {
             one, many,
             "store calls (reads, writes, per-task calls) with 1 and 200 tasks"
         );
-        let [reads, writes, per_task_reads, per_task_beats] = many;
+        let [reads, writes, per_task_reads] = many;
         assert!(
             (39..=41).contains(&reads),
             "{reads} reads in 20 s, one per {LOOK:?}"
         );
         assert_eq!(writes, 1, "one heartbeat write (at 15 s) for all tasks");
-        assert_eq!((per_task_reads, per_task_beats), (0, 0));
+        assert_eq!(
+            per_task_reads, 0,
+            "no per-task reads (the store has no per-task heartbeat)"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -239,13 +239,7 @@ mod tests {
             status.set(format!("running: {round} tokens so far"));
 
             let asked = tokio::time::Instant::now();
-            let other_process = &store.inner;
-            assert!(
-                other_process
-                    .request_cancel(&alice(), &task.id, tasks.clock.now_ms())
-                    .await
-                    .unwrap()
-            );
+            store.cancel_elsewhere(&tasks, &task.id).await;
             while !closed.load(Ordering::SeqCst) && asked.elapsed() < Duration::from_secs(10) {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
@@ -264,15 +258,12 @@ mod tests {
         let tasks = tasks_over(store.clone(), Duration::ZERO);
         let (task, closed) = start_endless(&tasks, &alice(), StatusLine::default()).await;
 
-        let failed = crate::tasks::TaskState::Failed {
+        let failed = TaskState::Failed {
             error: serde_json::json!({"code": -32603, "message": "taken for dead"}),
         };
-        let now = tasks.clock.now_ms();
+        let end = TaskEnd::new(&task.id, failed, "taken for dead", tasks.clock.now_ms());
         let other_process = &store.inner;
-        other_process
-            .finish(&alice(), &task.id, &failed, "taken for dead", now, None)
-            .await
-            .unwrap();
+        other_process.finish(&alice(), &end).await.unwrap();
         tokio::time::sleep(LOOK * 2).await;
 
         assert!(closed.load(Ordering::SeqCst), "the call goes on");

@@ -353,7 +353,9 @@ async fn a_task_whose_server_stopped_heartbeating_ends_failed_after_60_seconds()
     .await;
     // What a server that was then killed leaves behind: a working task it no longer beats for.
     let orphan = TaskRecord::working(WallClock::new().now_ms(), 3_600_000, "running");
-    vultr_inference_mcp::tasks::open_lazily(StoreLocation::File(store))
+    vultr_inference_mcp::store::open_task_store(&StoreLocation::File(store))
+        .await
+        .unwrap()
         .create(&Principal::local(), &orphan)
         .await
         .unwrap();

@@ -4,15 +4,12 @@
 //! clock, unix seconds). A session unused for [`SESSION_IDLE`] is gone: reads skip it and
 //! saving any session deletes it.
 
-use std::sync::Arc;
-use std::time::Duration;
+use async_trait::async_trait;
 
-use super::SharedPostgres;
+use super::PostgresStore;
 use crate::principal::Principal;
-use crate::store::StoreError;
-
-/// How long an unused session is kept.
-pub const SESSION_IDLE: Duration = Duration::from_secs(60 * 60);
+use crate::store::StoreResult;
+use crate::store::{LegacySessionStore, SESSION_IDLE, StoredSession};
 
 /// Sets the state of session $1 to $2, marking it used.
 const SAVE_STATE: &str = concat!(
@@ -47,32 +44,12 @@ const DROP_IDLE: &str = concat!(
     " - $1"
 );
 
-/// The legacy sessions of a Postgres database, through the process's shared store.
-pub struct SharedSessions {
-    shared: Arc<SharedPostgres>,
-}
-
-/// A session as stored: what rmcp restores it from, and who opened it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredSession {
-    /// rmcp's session state as JSON text, once rmcp saved it.
-    pub state: Option<String>,
-    /// The principal that opened it, once known.
-    pub owner: Option<Principal>,
-}
-
-impl SharedSessions {
-    /// The sessions of the database of `shared`.
-    pub fn new(shared: Arc<SharedPostgres>) -> Self {
-        Self { shared }
-    }
-
-    /// Saves session `id`'s state (JSON text) and deletes sessions long unused.
-    pub async fn save_state(&self, id: &str, state: &str) -> Result<(), StoreError> {
+#[async_trait]
+impl LegacySessionStore for PostgresStore {
+    async fn save_state(&self, id: &str, state: &str) -> StoreResult<()> {
         const ACTION: &str = "saving an HTTP session";
-        let store = self.shared.store().await?;
-        let db = |e| store.db(ACTION, e);
-        let client = store.client(ACTION).await?;
+        let db = |e| self.db(ACTION, e);
+        let client = self.client(ACTION).await?;
         let drop_idle = client.prepare_cached(DROP_IDLE).await.map_err(db)?;
         client
             .execute(&drop_idle, &[&idle_seconds()])
@@ -83,23 +60,17 @@ impl SharedSessions {
         Ok(())
     }
 
-    /// Records that `owner` opened session `id`.
-    pub async fn save_owner(&self, id: &str, owner: &Principal) -> Result<(), StoreError> {
-        self.execute(
-            "saving an HTTP session's owner",
-            SAVE_OWNER,
-            id,
-            Some(owner),
-        )
-        .await
+    async fn save_owner(&self, id: &str, owner: &Principal) -> StoreResult<()> {
+        let action = "saving an HTTP session's owner";
+        self.write(action, SAVE_OWNER, &[&id, &owner.as_str()])
+            .await
+            .map(drop)
     }
 
-    /// Session `id`, marked used now; `None` when unknown or long unused.
-    pub async fn use_session(&self, id: &str) -> Result<Option<StoredSession>, StoreError> {
+    async fn use_session(&self, id: &str) -> StoreResult<Option<StoredSession>> {
         const ACTION: &str = "reading an HTTP session";
-        let store = self.shared.store().await?;
-        let db = |e| store.db(ACTION, e);
-        let client = store.client(ACTION).await?;
+        let db = |e| self.db(ACTION, e);
+        let client = self.client(ACTION).await?;
         let statement = client.prepare_cached(USE).await.map_err(db)?;
         let row = client
             .query_opt(&statement, &[&id, &idle_seconds()])
@@ -113,30 +84,10 @@ impl SharedSessions {
         }))
     }
 
-    /// Deletes session `id`.
-    pub async fn delete(&self, id: &str) -> Result<(), StoreError> {
-        self.execute("deleting an HTTP session", DELETE, id, None)
+    async fn delete(&self, id: &str) -> StoreResult<()> {
+        self.write("deleting an HTTP session", DELETE, &[&id])
             .await
-    }
-
-    /// Runs `sql` on session `id` (and `owner`, when given).
-    async fn execute(
-        &self,
-        action: &'static str,
-        sql: &str,
-        id: &str,
-        owner: Option<&Principal>,
-    ) -> Result<(), StoreError> {
-        let store = self.shared.store().await?;
-        let db = |e| store.db(action, e);
-        let client = store.client(action).await?;
-        let statement = client.prepare_cached(sql).await.map_err(db)?;
-        match owner {
-            Some(owner) => client.execute(&statement, &[&id, &owner.as_str()]).await,
-            None => client.execute(&statement, &[&id]).await,
-        }
-        .map_err(db)?;
-        Ok(())
+            .map(drop)
     }
 }
 

@@ -8,10 +8,10 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use tokio_postgres::types::ToSql;
 
-use super::PostgresStore;
+use super::{DatabaseError, PostgresStore};
 use crate::principal::Principal;
-use crate::store::StoreError;
-use crate::tasks::{Beat, TaskKey, TaskRecord, TaskState, TaskStore};
+use crate::store::StoreResult;
+use crate::store::{Beat, TaskEnd, TaskKey, TaskRecord, TaskState, TaskStore};
 
 /// Deletes the tasks expired at $1.
 const DROP_EXPIRED: &str = "DELETE FROM tasks WHERE expires_at <= $1";
@@ -27,14 +27,6 @@ const SELECT: &str = "
     SELECT id, status, outcome, status_message, created_at, updated_at, heartbeat_at,
         expires_at, cancel_requested
     FROM tasks WHERE id = $1 AND owner = $2 AND expires_at > $3";
-
-/// The heartbeat of working task $1 of owner $2 at $3, with status message $4 if not NULL.
-const BEAT: &str = "
-    UPDATE tasks SET heartbeat_at = $3,
-        status_message = COALESCE($4, status_message),
-        updated_at = CASE WHEN $4::text IS NULL THEN updated_at ELSE $3 END
-    WHERE id = $1 AND owner = $2 AND status = 'working'
-    RETURNING cancel_requested";
 
 /// Whether cancelling working task $1 of owner $2 was asked.
 const CANCEL_REQUESTED: &str = "
@@ -68,9 +60,9 @@ const FINISH: &str = "
 
 #[async_trait]
 impl TaskStore for PostgresStore {
-    async fn create(&self, owner: &Principal, task: &TaskRecord) -> Result<(), StoreError> {
+    async fn create(&self, owner: &Principal, task: &TaskRecord) -> StoreResult<()> {
         const ACTION: &str = "saving a new task";
-        let outcome = encode(&task.state)?;
+        let outcome = task.state.stored_outcome()?;
         let db = |e| self.db(ACTION, e);
         let mut client = self.client(ACTION).await?;
         let tx = client.transaction().await.map_err(db)?;
@@ -95,12 +87,7 @@ impl TaskStore for PostgresStore {
         tx.commit().await.map_err(db)
     }
 
-    async fn get(
-        &self,
-        owner: &Principal,
-        id: &str,
-        now: i64,
-    ) -> Result<Option<TaskRecord>, StoreError> {
+    async fn get(&self, owner: &Principal, id: &str, now: i64) -> StoreResult<Option<TaskRecord>> {
         const ACTION: &str = "reading a task";
         let db = |e| self.db(ACTION, e);
         let client = self.client(ACTION).await?;
@@ -127,36 +114,12 @@ impl TaskStore for PostgresStore {
         self.decode(record, status, outcome).map(Some)
     }
 
-    async fn beat(
-        &self,
-        owner: &Principal,
-        id: &str,
-        now: i64,
-        status_message: Option<&str>,
-    ) -> Result<Option<bool>, StoreError> {
-        self.flag(
-            "recording a task's heartbeat",
-            BEAT,
-            &[&id, &owner.as_str(), &now, &status_message],
-        )
-        .await
-    }
-
-    async fn cancel_requested(
-        &self,
-        owner: &Principal,
-        id: &str,
-    ) -> Result<Option<bool>, StoreError> {
+    async fn cancel_requested(&self, owner: &Principal, id: &str) -> StoreResult<Option<bool>> {
         self.flag("reading a task", CANCEL_REQUESTED, &[&id, &owner.as_str()])
             .await
     }
 
-    async fn request_cancel(
-        &self,
-        owner: &Principal,
-        id: &str,
-        now: i64,
-    ) -> Result<bool, StoreError> {
+    async fn request_cancel(&self, owner: &Principal, id: &str, now: i64) -> StoreResult<bool> {
         self.write(
             "cancelling a task",
             REQUEST_CANCEL,
@@ -165,33 +128,25 @@ impl TaskStore for PostgresStore {
         .await
     }
 
-    async fn finish(
-        &self,
-        owner: &Principal,
-        id: &str,
-        state: &TaskState,
-        status_message: &str,
-        now: i64,
-        heartbeat_before: Option<i64>,
-    ) -> Result<bool, StoreError> {
-        let outcome = encode(state)?;
+    async fn finish(&self, owner: &Principal, end: &TaskEnd) -> StoreResult<bool> {
+        let outcome = end.state.stored_outcome()?;
         self.write(
             "recording how a task ended",
             FINISH,
             &[
-                &id,
+                &end.id,
                 &owner.as_str(),
-                &state.status(),
+                &end.state.status(),
                 &outcome,
-                &status_message,
-                &now,
-                &heartbeat_before,
+                &end.status_message,
+                &end.at,
+                &end.heartbeat_before,
             ],
         )
         .await
     }
 
-    async fn cancel_flags(&self, tasks: &[TaskKey]) -> Result<HashMap<String, bool>, StoreError> {
+    async fn cancel_flags(&self, tasks: &[TaskKey]) -> StoreResult<HashMap<String, bool>> {
         const ACTION: &str = "reading running tasks";
         if tasks.is_empty() {
             return Ok(HashMap::new());
@@ -212,7 +167,7 @@ impl TaskStore for PostgresStore {
             .collect())
     }
 
-    async fn beat_many(&self, beats: &[Beat], now: i64) -> Result<(), StoreError> {
+    async fn beat_many(&self, beats: &[Beat], now: i64) -> StoreResult<()> {
         if beats.is_empty() {
             return Ok(());
         }
@@ -231,7 +186,7 @@ impl TaskStore for PostgresStore {
         .map(|_| ())
     }
 
-    async fn prune(&self, now: i64) -> Result<usize, StoreError> {
+    async fn prune(&self, now: i64) -> StoreResult<usize> {
         let deleted = self
             .write_count("deleting expired tasks", DROP_EXPIRED, &[&now])
             .await?;
@@ -240,71 +195,17 @@ impl TaskStore for PostgresStore {
 }
 
 impl PostgresStore {
-    /// The one flag a statement on one task returns; `None` when no row matched.
-    async fn flag(
-        &self,
-        action: &'static str,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Option<bool>, StoreError> {
-        let db = |e| self.db(action, e);
-        let client = self.client(action).await?;
-        let statement = client.prepare_cached(sql).await.map_err(db)?;
-        let row = client.query_opt(&statement, params).await.map_err(db)?;
-        Ok(row.map(|row| row.get(0)))
-    }
-
-    /// Runs a write on one task; true when it changed a row.
-    async fn write(
-        &self,
-        action: &'static str,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<bool, StoreError> {
-        Ok(self.write_count(action, sql, params).await? > 0)
-    }
-
-    /// Runs a write; how many rows it changed.
-    async fn write_count(
-        &self,
-        action: &'static str,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<u64, StoreError> {
-        let db = |e| self.db(action, e);
-        let client = self.client(action).await?;
-        let statement = client.prepare_cached(sql).await.map_err(db)?;
-        client.execute(&statement, params).await.map_err(db)
-    }
-
     /// `record` with its state decoded from the stored status and JSON outcome.
     fn decode(
         &self,
         mut record: TaskRecord,
         status: &str,
         outcome: Option<&str>,
-    ) -> Result<TaskRecord, StoreError> {
-        let corrupt = |what: String| {
-            self.failed(
-                "reading a task",
-                super::DatabaseError::Message(format!("task `{}` {what}", record.id)),
-            )
-        };
-        let outcome = outcome
-            .map(serde_json::from_str)
-            .transpose()
-            .map_err(|e| corrupt(format!("has an outcome that is not JSON ({e})")))?;
-        record.state = TaskState::from_stored(status, outcome)
-            .ok_or_else(|| corrupt(format!("has an unknown status {status:?}")))?;
+    ) -> StoreResult<TaskRecord> {
+        record.state = TaskState::from_stored(status, outcome).map_err(|what| {
+            let message = format!("task `{}` {what}", record.id);
+            self.failed("reading a task", DatabaseError::Message(message))
+        })?;
         Ok(record)
     }
-}
-
-/// The outcome of `state` as JSON text, when it has one.
-fn encode(state: &TaskState) -> Result<Option<String>, StoreError> {
-    state
-        .outcome()
-        .map(serde_json::to_string)
-        .transpose()
-        .map_err(|source| StoreError::Encode { source })
 }

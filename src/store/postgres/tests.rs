@@ -7,8 +7,11 @@ use std::sync::Arc;
 use serde_json::json;
 
 use super::*;
-use crate::store::contract::{self, alice, as_json, msg, user};
-use crate::store::{StoreLocation, open_stores};
+use crate::store::contract::{self, alice, as_json, msg, start, user};
+use crate::store::{
+    ConversationStore, LegacySessionStore, SESSION_IDLE, SharedSessions, StoreLocation,
+    StoredSession, Turn, open_stores,
+};
 
 #[allow(dead_code)]
 #[path = "../../../tests/support/postgres.rs"]
@@ -37,6 +40,20 @@ async fn connect(database: &str) -> tokio_postgres::Client {
     let (client, connection) = tokio_postgres::connect(database, NoTls).await.unwrap();
     tokio::spawn(connection);
     client
+}
+
+/// How many connections this crate holds to `database`.
+async fn connections_to(database: &str) -> i64 {
+    let name = database.rsplit('/').next().unwrap().to_owned();
+    connect(database)
+        .await
+        .query_one(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = $1 AND application_name = $2",
+            &[&name, &env!("CARGO_PKG_NAME")],
+        )
+        .await
+        .unwrap()
+        .get(0)
 }
 
 /// The versions recorded in `schema_migrations`.
@@ -75,10 +92,7 @@ async fn stores_opening_one_fresh_database_at_once_all_succeed_and_apply_the_sch
     let expected: Vec<i32> = (1..=schema::SCHEMA_VERSION).collect();
     assert_eq!(recorded_versions(&database).await, expected);
     // Each of them works on the one schema.
-    let id = stores[0]
-        .create(&alice(), "m", &[user("hi")], None)
-        .await
-        .unwrap();
+    let id = start(&stores[0], &alice(), &[user("hi")]).await;
     assert_eq!(stores[7].get(&alice(), &id).await.unwrap().summary.id, id);
     // Opening again later changes nothing.
     PostgresStore::open(&url(&database), contract::RETENTION, 1)
@@ -120,10 +134,7 @@ async fn concurrent_appends_to_one_conversation_from_two_stores_are_all_kept_eac
         .await
         .unwrap();
     let replicas = [Arc::new(first), Arc::new(second)];
-    let id = replicas[0]
-        .create(&alice(), "m", &[user("start")], None)
-        .await
-        .unwrap();
+    let id = start(replicas[0].as_ref(), &alice(), &[user("start")]).await;
     let appends = (0..20).map(|i| {
         let store = Arc::clone(&replicas[i % 2]);
         let id = id.clone();
@@ -132,7 +143,7 @@ async fn concurrent_appends_to_one_conversation_from_two_stores_are_all_kept_eac
                 user(&format!("question {i}")),
                 msg(json!({"role": "assistant", "content": format!("answer {i}")})),
             ];
-            store.append(&alice(), &id, "m", &turn, None).await
+            store.append(&alice(), &id, &Turn::new("m", &turn)).await
         })
     });
     for appended in futures_util::future::join_all(appends).await {
@@ -183,16 +194,7 @@ async fn the_store_keeps_at_most_its_pool_size_of_connections() {
     for listed in futures_util::future::join_all(calls).await {
         listed.unwrap().unwrap();
     }
-    let name = database.rsplit('/').next().unwrap().to_owned();
-    let connections: i64 = connect(&database)
-        .await
-        .query_one(
-            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = $1 AND application_name = $2",
-            &[&name, &env!("CARGO_PKG_NAME")],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let connections = connections_to(&database).await;
     assert!((1..=2).contains(&connections), "{connections} connections");
 }
 
@@ -300,10 +302,7 @@ async fn calls_fail_clearly_while_postgres_is_down_and_work_again_once_it_is_bac
     );
     server.start_again();
     tokio::time::sleep(crate::store::REMEMBER_FAILURE).await;
-    let id = store
-        .create(&alice(), "m", &[user("hello")], None)
-        .await
-        .unwrap();
+    let id = start(store.as_ref(), &alice(), &[user("hello")]).await;
 
     // Down while in use: calls fail naming the kind of store, then the pool reconnects by itself.
     server.stop();
@@ -365,33 +364,27 @@ async fn tls_is_used_as_the_urls_sslmode_asks_and_checks_the_certificate_when_to
         .await
         .unwrap();
     assert!(encrypted(&verified).await, "verify-full: encrypted");
-    let id = verified
-        .create(&alice(), "m", &[user("over TLS")], None)
-        .await
-        .unwrap();
+    let id = start(&verified, &alice(), &[user("over TLS")]).await;
     assert_eq!(required.get(&alice(), &id).await.unwrap().summary.id, id);
 }
 
 #[tokio::test]
 async fn the_postgres_task_store_keeps_the_task_contract() {
     let (store, _) = fresh_store().await;
-    crate::tasks::contract::check_task_contract(&store).await;
+    contract::check_task_contract(&store).await;
 }
 
 /// The legacy sessions of `database`, as one replica sees them.
-fn sessions_of(database: &str) -> SharedSessions {
-    SharedSessions::new(Arc::new(SharedPostgres::new(
-        url(database),
-        contract::RETENTION,
-        2,
-    )))
+fn sessions_of(database: &str) -> Lazy<Arc<SharedSessions>> {
+    let shared = Arc::new(shared(url(database), contract::RETENTION, 2));
+    Lazy::new(opener(&shared, |store| store as Arc<SharedSessions>))
 }
 
 #[tokio::test]
 async fn the_stores_of_a_postgres_location_share_one_pool() {
     let database = PgServer::shared().create_database();
     let stores = crate::store::open_stores(StoreLocation::parse(&database), contract::RETENTION, 1);
-    let task = crate::tasks::TaskRecord::working(1_000, 3_600_000, "running");
+    let task = crate::store::TaskRecord::working(1_000, 3_600_000, "running");
     let sessions = stores.sessions.expect("Postgres shares legacy sessions");
     let alice = alice();
     let (created, saved, listed) = tokio::join!(
@@ -402,16 +395,7 @@ async fn the_stores_of_a_postgres_location_share_one_pool() {
     created.unwrap();
     saved.unwrap();
     listed.unwrap();
-    let name = database.rsplit('/').next().unwrap().to_owned();
-    let connections: i64 = connect(&database)
-        .await
-        .query_one(
-            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = $1 AND application_name = $2",
-            &[&name, &env!("CARGO_PKG_NAME")],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let connections = connections_to(&database).await;
     assert_eq!(connections, 1);
 }
 

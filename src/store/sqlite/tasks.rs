@@ -9,10 +9,15 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, params};
 
-use super::{Database, SqliteStore};
+use super::{Database, SqliteStore, write_transaction};
 use crate::principal::Principal;
-use crate::store::{Retention, StoreError, StoreLocation};
-use crate::tasks::{Beat, TaskKey, TaskRecord, TaskState, TaskStore};
+use crate::store::StoreResult;
+use crate::store::{
+    Beat, Retention, StoreError, StoreLocation, TaskEnd, TaskKey, TaskRecord, TaskState, TaskStore,
+};
+
+/// Deletes the tasks expired at ?1.
+const DROP_EXPIRED: &str = "DELETE FROM tasks WHERE expires_at <= ?1";
 
 /// The columns a [`TaskRecord`] is read from, in [`record_from_row`]'s order.
 const COLUMNS: &str = "id, status, outcome, status_message, created_at, updated_at, heartbeat_at, expires_at, cancel_requested";
@@ -21,7 +26,7 @@ const COLUMNS: &str = "id, status, outcome, status_message, created_at, updated_
 /// the conversations when it is a file; its own when it is `memory`.
 pub(in crate::store) async fn open_task_store(
     location: &StoreLocation,
-) -> Result<Arc<dyn TaskStore>, StoreError> {
+) -> StoreResult<Arc<dyn TaskStore>> {
     // Conversations are never written through this handle, so their retention is moot.
     let retention = Retention {
         max_conversations: usize::MAX,
@@ -33,51 +38,19 @@ pub(in crate::store) async fn open_task_store(
 
 #[async_trait]
 impl TaskStore for SqliteStore {
-    async fn create(&self, owner: &Principal, task: &TaskRecord) -> Result<(), StoreError> {
-        let outcome = encode(&task.state)?;
+    async fn create(&self, owner: &Principal, task: &TaskRecord) -> StoreResult<()> {
+        let outcome = task.state.stored_outcome()?;
         let (owner, task) = (owner.clone(), task.clone());
         self.run(move |db| db.create_task(&owner, &task, outcome.as_deref()))
             .await
     }
 
-    async fn get(
-        &self,
-        owner: &Principal,
-        id: &str,
-        now: i64,
-    ) -> Result<Option<TaskRecord>, StoreError> {
+    async fn get(&self, owner: &Principal, id: &str, now: i64) -> StoreResult<Option<TaskRecord>> {
         let (owner, id) = (owner.clone(), id.to_owned());
         self.run(move |db| db.get_task(&owner, &id, now)).await
     }
 
-    async fn beat(
-        &self,
-        owner: &Principal,
-        id: &str,
-        now: i64,
-        status_message: Option<&str>,
-    ) -> Result<Option<bool>, StoreError> {
-        let (owner, id) = (owner.clone(), id.to_owned());
-        let message = status_message.map(str::to_owned);
-        self.run(move |db| {
-            db.task_query(
-                "recording a task's heartbeat",
-                "UPDATE tasks SET heartbeat_at = ?3,
-                     status_message = COALESCE(?4, status_message),
-                     updated_at = CASE WHEN ?4 IS NULL THEN updated_at ELSE ?3 END
-                 WHERE id = ?1 AND owner = ?2 AND status = 'working'
-                 RETURNING cancel_requested",
-                params![id, owner.as_str(), now, message],
-            )
-        })
-        .await
-    }
-
-    async fn cancel_requested(
-        &self,
-        owner: &Principal,
-        id: &str,
-    ) -> Result<Option<bool>, StoreError> {
+    async fn cancel_requested(&self, owner: &Principal, id: &str) -> StoreResult<Option<bool>> {
         let (owner, id) = (owner.clone(), id.to_owned());
         self.run(move |db| {
             db.task_query(
@@ -90,12 +63,7 @@ impl TaskStore for SqliteStore {
         .await
     }
 
-    async fn request_cancel(
-        &self,
-        owner: &Principal,
-        id: &str,
-        now: i64,
-    ) -> Result<bool, StoreError> {
+    async fn request_cancel(&self, owner: &Principal, id: &str, now: i64) -> StoreResult<bool> {
         let (owner, id) = (owner.clone(), id.to_owned());
         self.run(move |db| {
             db.task_write(
@@ -109,18 +77,9 @@ impl TaskStore for SqliteStore {
         .await
     }
 
-    async fn finish(
-        &self,
-        owner: &Principal,
-        id: &str,
-        state: &TaskState,
-        status_message: &str,
-        now: i64,
-        heartbeat_before: Option<i64>,
-    ) -> Result<bool, StoreError> {
-        let outcome = encode(state)?;
-        let status = state.status();
-        let (owner, id, message) = (owner.clone(), id.to_owned(), status_message.to_owned());
+    async fn finish(&self, owner: &Principal, end: &TaskEnd) -> StoreResult<bool> {
+        let outcome = end.state.stored_outcome()?;
+        let (owner, end) = (owner.clone(), end.clone());
         self.run(move |db| {
             db.task_write(
                 "recording how a task ended",
@@ -128,20 +87,20 @@ impl TaskStore for SqliteStore {
                  WHERE id = ?1 AND owner = ?2 AND status = 'working'
                    AND (?7 IS NULL OR heartbeat_at < ?7)",
                 params![
-                    id,
+                    end.id,
                     owner.as_str(),
-                    status,
+                    end.state.status(),
                     outcome,
-                    message,
-                    now,
-                    heartbeat_before
+                    end.status_message,
+                    end.at,
+                    end.heartbeat_before
                 ],
             )
         })
         .await
     }
 
-    async fn cancel_flags(&self, tasks: &[TaskKey]) -> Result<HashMap<String, bool>, StoreError> {
+    async fn cancel_flags(&self, tasks: &[TaskKey]) -> StoreResult<HashMap<String, bool>> {
         if tasks.is_empty() {
             return Ok(HashMap::new());
         }
@@ -153,7 +112,7 @@ impl TaskStore for SqliteStore {
         self.run(move |db| db.cancel_flags(&ids, &owners)).await
     }
 
-    async fn beat_many(&self, beats: &[Beat], now: i64) -> Result<(), StoreError> {
+    async fn beat_many(&self, beats: &[Beat], now: i64) -> StoreResult<()> {
         if beats.is_empty() {
             return Ok(());
         }
@@ -161,12 +120,11 @@ impl TaskStore for SqliteStore {
         self.run(move |db| db.beat_many(&beats, now)).await
     }
 
-    async fn prune(&self, now: i64) -> Result<usize, StoreError> {
+    async fn prune(&self, now: i64) -> StoreResult<usize> {
         self.run(move |db| {
-            let conn = db.lock();
-            conn.prepare_cached("DELETE FROM tasks WHERE expires_at <= ?1")
-                .and_then(|mut delete| delete.execute([now]))
-                .map_err(|e| db.db("deleting expired tasks", e))
+            db.with("deleting expired tasks", |conn| {
+                Ok(conn.prepare_cached(DROP_EXPIRED)?.execute([now])?)
+            })
         })
         .await
     }
@@ -179,22 +137,17 @@ impl Database {
         owner: &Principal,
         task: &TaskRecord,
         outcome: Option<&str>,
-    ) -> Result<(), StoreError> {
-        const ACTION: &str = "saving a new task";
-        let mut conn = self.lock();
-        let tx = conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(|e| self.db(ACTION, e))?;
-        tx.prepare_cached("DELETE FROM tasks WHERE expires_at <= ?1")
-            .and_then(|mut delete| delete.execute([task.created_at]))
-            .map_err(|e| self.db(ACTION, e))?;
-        tx.prepare_cached(
-            "INSERT INTO tasks (id, owner, status, status_message, outcome, cancel_requested,
-                 created_at, updated_at, heartbeat_at, expires_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        )
-        .and_then(|mut insert| {
-            insert.execute(params![
+    ) -> StoreResult<()> {
+        self.with("saving a new task", |conn| {
+            let tx = write_transaction(conn)?;
+            tx.prepare_cached(DROP_EXPIRED)?
+                .execute([task.created_at])?;
+            tx.prepare_cached(
+                "INSERT INTO tasks (id, owner, status, status_message, outcome, cancel_requested,
+                     created_at, updated_at, heartbeat_at, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?
+            .execute(params![
                 task.id,
                 owner.as_str(),
                 task.state.status(),
@@ -205,31 +158,21 @@ impl Database {
                 task.updated_at,
                 task.heartbeat_at,
                 task.expires_at,
-            ])
+            ])?;
+            Ok(tx.commit()?)
         })
-        .map_err(|e| self.db(ACTION, e))?;
-        tx.commit().map_err(|e| self.db(ACTION, e))
     }
 
     /// `owner`'s unexpired task `id`.
-    fn get_task(
-        &self,
-        owner: &Principal,
-        id: &str,
-        now: i64,
-    ) -> Result<Option<TaskRecord>, StoreError> {
-        const ACTION: &str = "reading a task";
-        let conn = self.lock();
-        let row = conn
-            .prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM tasks WHERE id = ?1 AND owner = ?2 AND expires_at > ?3"
-            ))
-            .and_then(|mut select| {
-                select
-                    .query_row(params![id, owner.as_str(), now], record_from_row)
-                    .optional()
-            })
-            .map_err(|e| self.db(ACTION, e))?;
+    fn get_task(&self, owner: &Principal, id: &str, now: i64) -> StoreResult<Option<TaskRecord>> {
+        let row = self.with("reading a task", |conn| {
+            Ok(conn
+                .prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM tasks WHERE id = ?1 AND owner = ?2 AND expires_at > ?3"
+                ))?
+                .query_row(params![id, owner.as_str(), now], record_from_row)
+                .optional()?)
+        })?;
         row.map(|row| row.decode(&self.location)).transpose()
     }
 
@@ -239,60 +182,52 @@ impl Database {
         &self,
         ids: &str,
         owners: &HashMap<String, String>,
-    ) -> Result<HashMap<String, bool>, StoreError> {
-        const ACTION: &str = "reading running tasks";
-        let conn = self.lock();
-        let mut select = conn
-            .prepare_cached(
+    ) -> StoreResult<HashMap<String, bool>> {
+        self.with("reading running tasks", |conn| {
+            let mut select = conn.prepare_cached(
                 "SELECT id, owner, cancel_requested FROM tasks
                  WHERE id IN (SELECT value FROM json_each(?1)) AND status = 'working'",
-            )
-            .map_err(|e| self.db(ACTION, e))?;
-        let rows = select
-            .query_map([ids], |row| {
+            )?;
+            let rows = select.query_map([ids], |row| {
                 Ok((
                     row.get::<_, String>(0)?,
                     row.get::<_, String>(1)?,
                     row.get::<_, bool>(2)?,
                 ))
-            })
-            .map_err(|e| self.db(ACTION, e))?;
-        let mut flags = HashMap::new();
-        for row in rows {
-            let (id, owner, cancel) = row.map_err(|e| self.db(ACTION, e))?;
-            if owners.get(&id) == Some(&owner) {
-                flags.insert(id, cancel);
+            })?;
+            let mut flags = HashMap::new();
+            for row in rows {
+                let (id, owner, cancel) = row?;
+                if owners.get(&id) == Some(&owner) {
+                    flags.insert(id, cancel);
+                }
             }
-        }
-        Ok(flags)
+            Ok(flags)
+        })
     }
 
     /// Every heartbeat of `beats` at `now`, in one transaction.
-    fn beat_many(&self, beats: &[Beat], now: i64) -> Result<(), StoreError> {
-        const ACTION: &str = "recording heartbeats of running tasks";
-        let mut conn = self.lock();
-        let tx = conn.transaction().map_err(|e| self.db(ACTION, e))?;
-        {
-            let mut update = tx
-                .prepare_cached(
+    fn beat_many(&self, beats: &[Beat], now: i64) -> StoreResult<()> {
+        self.with("recording heartbeats of running tasks", |conn| {
+            let tx = conn.transaction()?;
+            {
+                let mut update = tx.prepare_cached(
                     "UPDATE tasks SET heartbeat_at = ?3,
                          status_message = COALESCE(?4, status_message),
                          updated_at = CASE WHEN ?4 IS NULL THEN updated_at ELSE ?3 END
                      WHERE id = ?1 AND owner = ?2 AND status = 'working'",
-                )
-                .map_err(|e| self.db(ACTION, e))?;
-            for beat in beats {
-                update
-                    .execute(params![
+                )?;
+                for beat in beats {
+                    update.execute(params![
                         beat.task.id,
                         beat.task.owner.as_str(),
                         now,
                         beat.status_message
-                    ])
-                    .map_err(|e| self.db(ACTION, e))?;
+                    ])?;
+                }
             }
-        }
-        tx.commit().map_err(|e| self.db(ACTION, e))
+            Ok(tx.commit()?)
+        })
     }
 
     /// One flag from a statement on one task; `None` when no row matched.
@@ -301,11 +236,13 @@ impl Database {
         action: &'static str,
         sql: &str,
         params: impl rusqlite::Params,
-    ) -> Result<Option<bool>, StoreError> {
-        let conn = self.lock();
-        conn.prepare_cached(sql)
-            .and_then(|mut stmt| stmt.query_row(params, |row| row.get(0)).optional())
-            .map_err(|e| self.db(action, e))
+    ) -> StoreResult<Option<bool>> {
+        self.with(action, |conn| {
+            Ok(conn
+                .prepare_cached(sql)?
+                .query_row(params, |row| row.get(0))
+                .optional()?)
+        })
     }
 
     /// Runs a write on one task; true when it changed a row.
@@ -314,12 +251,10 @@ impl Database {
         action: &'static str,
         sql: &str,
         params: impl rusqlite::Params,
-    ) -> Result<bool, StoreError> {
-        let conn = self.lock();
-        conn.prepare_cached(sql)
-            .and_then(|mut stmt| stmt.execute(params))
-            .map(|changed| changed > 0)
-            .map_err(|e| self.db(action, e))
+    ) -> StoreResult<bool> {
+        self.with(action, |conn| {
+            Ok(conn.prepare_cached(sql)?.execute(params)? > 0)
+        })
     }
 }
 
@@ -332,20 +267,15 @@ struct Row {
 
 impl Row {
     /// The record, its state decoded from the stored status and JSON.
-    fn decode(mut self, location: &str) -> Result<TaskRecord, StoreError> {
-        let corrupt = |what: String| StoreError::Database {
-            location: location.to_owned(),
-            action: "reading a task",
-            source: format!("task `{}` {what}", self.record.id).into(),
-        };
-        let outcome = self
-            .outcome
-            .as_deref()
-            .map(serde_json::from_str)
-            .transpose()
-            .map_err(|e| corrupt(format!("has an outcome that is not JSON ({e})")))?;
-        self.record.state = TaskState::from_stored(&self.status, outcome)
-            .ok_or_else(|| corrupt(format!("has an unknown status {:?}", self.status)))?;
+    fn decode(mut self, location: &str) -> StoreResult<TaskRecord> {
+        self.record.state =
+            TaskState::from_stored(&self.status, self.outcome.as_deref()).map_err(|what| {
+                StoreError::Database {
+                    location: location.to_owned(),
+                    action: "reading a task",
+                    source: format!("task `{}` {what}", self.record.id).into(),
+                }
+            })?;
         Ok(self.record)
     }
 }
@@ -368,19 +298,10 @@ fn record_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
     })
 }
 
-/// The outcome of `state` as JSON text, when it has one.
-fn encode(state: &TaskState) -> Result<Option<String>, StoreError> {
-    state
-        .outcome()
-        .map(serde_json::to_string)
-        .transpose()
-        .map_err(|source| StoreError::Encode { source })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tasks::contract::check_task_contract;
+    use crate::store::contract::check_task_contract;
 
     #[tokio::test]
     async fn the_memory_task_store_keeps_the_task_contract() {

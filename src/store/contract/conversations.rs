@@ -7,55 +7,86 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::{ConversationId, ConversationStore, Retention, StoreError};
+use super::{Check, run_checks};
 use crate::principal::Principal;
+use crate::store::{ConversationId, ConversationStore, Retention, StoreError, Turn};
 use crate::vultr::chat::Message;
 
 /// The retention a store under [`check_contract`] is opened with: room for three
 /// conversations, none old enough to drop.
-pub(super) const RETENTION: Retention = Retention {
+pub(crate) const RETENTION: Retention = Retention {
     max_conversations: 3,
     max_age: Duration::from_secs(365 * 24 * 60 * 60),
 };
 
 /// The owner most checks act for.
-pub(super) fn alice() -> Principal {
+pub(crate) fn alice() -> Principal {
     Principal::new("alice").unwrap()
 }
 
 /// Another owner, who must not reach alice's conversations.
-pub(super) fn bob() -> Principal {
+pub(crate) fn bob() -> Principal {
     Principal::new("bob").unwrap()
 }
 
 /// A message from its JSON form.
-pub(super) fn msg(value: Value) -> Message {
+pub(crate) fn msg(value: Value) -> Message {
     serde_json::from_value(value).unwrap()
 }
 
 /// A user message with this text.
-pub(super) fn user(text: &str) -> Message {
+pub(crate) fn user(text: &str) -> Message {
     msg(json!({"role": "user", "content": text}))
 }
 
 /// Messages as JSON, to compare them.
-pub(super) fn as_json(messages: &[Message]) -> Value {
+pub(crate) fn as_json(messages: &[Message]) -> Value {
     serde_json::to_value(messages).unwrap()
 }
 
+/// Starts `owner`'s conversation on model `m` with `messages`.
+pub(crate) async fn start(
+    store: &dyn ConversationStore,
+    owner: &Principal,
+    messages: &[Message],
+) -> ConversationId {
+    store
+        .create(owner, &Turn::new("m", messages))
+        .await
+        .unwrap()
+}
+
+/// Adds `messages` as a turn on model `m` to `owner`'s conversation `id`.
+pub(crate) async fn add(
+    store: &dyn ConversationStore,
+    owner: &Principal,
+    id: &ConversationId,
+    messages: &[Message],
+) {
+    store
+        .append(owner, id, &Turn::new("m", messages))
+        .await
+        .unwrap();
+}
+
+/// The checks, in order.
+const CHECKS: &[Check<dyn ConversationStore>] = &[
+    check!(new_ids_are_conv_and_32_hex_digits_and_differ),
+    check!(created_messages_come_back_in_order_and_appends_follow_them),
+    check!(appending_nothing_still_counts_a_turn),
+    check!(a_reply_stored_as_cut_off_comes_back_ending_with_a_note_saying_so),
+    check!(an_unknown_id_is_not_found_with_advice_to_start_over),
+    check!(the_list_shows_the_most_recently_used_first),
+    check!(retention_keeps_only_the_most_recently_used),
+    check!(deleting_removes_only_that_conversation),
+    check!(another_owners_conversation_is_not_found_as_if_it_never_existed),
+    check!(each_owner_lists_only_their_own),
+    check!(retention_counts_each_owners_conversations_apart),
+];
+
 /// Checks the contract on `store`, which must be empty and opened with [`RETENTION`].
-pub(super) async fn check_contract(store: &dyn ConversationStore) {
-    new_ids_are_conv_and_32_hex_digits_and_differ(store).await;
-    created_messages_come_back_in_order_and_appends_follow_them(store).await;
-    appending_nothing_still_counts_a_turn(store).await;
-    a_reply_stored_as_cut_off_comes_back_ending_with_a_note_saying_so(store).await;
-    an_unknown_id_is_not_found_with_advice_to_start_over(store).await;
-    the_list_shows_the_most_recently_used_first(store).await;
-    retention_keeps_only_the_most_recently_used(store).await;
-    deleting_removes_only_that_conversation(store).await;
-    another_owners_conversation_is_not_found_as_if_it_never_existed(store).await;
-    each_owner_lists_only_their_own(store).await;
-    retention_counts_each_owners_conversations_apart(store).await;
+pub(crate) async fn check_contract(store: &(dyn ConversationStore + 'static)) {
+    run_checks("conversation store", store, CHECKS).await;
 }
 
 /// Deletes every conversation of alice and bob, so each check starts from an empty store.
@@ -68,12 +99,15 @@ async fn clear(store: &dyn ConversationStore) {
 }
 
 /// The ids `store` lists for alice, most recently used first.
-async fn listed(store: &dyn ConversationStore) -> Vec<ConversationId> {
+pub(crate) async fn listed(store: &dyn ConversationStore) -> Vec<ConversationId> {
     listed_for(store, &alice()).await
 }
 
 /// The ids `store` lists for `owner`, most recently used first.
-async fn listed_for(store: &dyn ConversationStore, owner: &Principal) -> Vec<ConversationId> {
+pub(crate) async fn listed_for(
+    store: &dyn ConversationStore,
+    owner: &Principal,
+) -> Vec<ConversationId> {
     let summaries = store.list(owner, usize::MAX).await.unwrap();
     summaries.into_iter().map(|s| s.id).collect()
 }
@@ -91,14 +125,8 @@ async fn texts(store: &dyn ConversationStore, id: &ConversationId) -> Vec<Value>
 
 async fn new_ids_are_conv_and_32_hex_digits_and_differ(store: &dyn ConversationStore) {
     clear(store).await;
-    let a = store
-        .create(&alice(), "m", &[user("a")], None)
-        .await
-        .unwrap();
-    let b = store
-        .create(&alice(), "m", &[user("b")], None)
-        .await
-        .unwrap();
+    let a = start(store, &alice(), &[user("a")]).await;
+    let b = start(store, &alice(), &[user("b")]).await;
     assert_ne!(a, b);
     for id in [&a, &b] {
         let hex = id.as_ref().strip_prefix("conv_").unwrap();
@@ -133,7 +161,7 @@ async fn created_messages_come_back_in_order_and_appends_follow_them(
         msg(json!({"role": "assistant", "content": "18°C and clear."})),
     ];
     let id = store
-        .create(&alice(), "model-a", &first, None)
+        .create(&alice(), &Turn::new("model-a", &first))
         .await
         .unwrap();
     let created = store.get(&alice(), &id).await.unwrap();
@@ -150,7 +178,7 @@ async fn created_messages_come_back_in_order_and_appends_follow_them(
         msg(json!({"role": "assistant", "content": "Rain."})),
     ];
     store
-        .append(&alice(), &id, "model-b", &second, None)
+        .append(&alice(), &id, &Turn::new("model-b", &second))
         .await
         .unwrap();
 
@@ -171,8 +199,8 @@ async fn created_messages_come_back_in_order_and_appends_follow_them(
 
 async fn appending_nothing_still_counts_a_turn(store: &dyn ConversationStore) {
     clear(store).await;
-    let id = store.create(&alice(), "m", &[], None).await.unwrap();
-    store.append(&alice(), &id, "m", &[], None).await.unwrap();
+    let id = start(store, &alice(), &[]).await;
+    add(store, &alice(), &id, &[]).await;
     let conversation = store.get(&alice(), &id).await.unwrap();
     assert!(conversation.messages.is_empty());
     assert_eq!(conversation.summary.turns, 2);
@@ -187,16 +215,15 @@ async fn a_reply_stored_as_cut_off_comes_back_ending_with_a_note_saying_so(
     let id = store
         .create(
             &alice(),
-            "m",
-            &[user("What is it?"), answer.clone()],
-            Some("stalled"),
+            &Turn {
+                model: "m",
+                messages: &[user("What is it?"), answer.clone()],
+                cut_off: Some("stalled"),
+            },
         )
         .await
         .unwrap();
-    store
-        .append(&alice(), &id, "m", &[user("Go on"), answer], None)
-        .await
-        .unwrap();
+    add(store, &alice(), &id, &[user("Go on"), answer]).await;
     assert_eq!(
         texts(store, &id).await,
         [
@@ -215,7 +242,14 @@ async fn a_reply_stored_as_cut_off_comes_back_ending_with_a_note_saying_so(
         }]}),
     );
     let id = store
-        .create(&alice(), "m", &[call], Some("out of time"))
+        .create(
+            &alice(),
+            &Turn {
+                model: "m",
+                messages: &[call],
+                cut_off: Some("out of time"),
+            },
+        )
         .await
         .unwrap();
     let message = as_json(&store.get(&alice(), &id).await.unwrap().messages)[0].clone();
@@ -237,7 +271,7 @@ async fn an_unknown_id_is_not_found_with_advice_to_start_over(store: &dyn Conver
     );
     assert!(matches!(
         store
-            .append(&alice(), &id, "m", &[user("hello?")], None)
+            .append(&alice(), &id, &Turn::new("m", &[user("hello?")]))
             .await,
         Err(StoreError::NotFound { .. })
     ));
@@ -247,19 +281,10 @@ async fn an_unknown_id_is_not_found_with_advice_to_start_over(store: &dyn Conver
 
 async fn the_list_shows_the_most_recently_used_first(store: &dyn ConversationStore) {
     clear(store).await;
-    let a = store
-        .create(&alice(), "m", &[user("a")], None)
-        .await
-        .unwrap();
-    let b = store
-        .create(&alice(), "m", &[user("b")], None)
-        .await
-        .unwrap();
+    let a = start(store, &alice(), &[user("a")]).await;
+    let b = start(store, &alice(), &[user("b")]).await;
     assert_eq!(listed(store).await, [b.clone(), a.clone()]);
-    store
-        .append(&alice(), &a, "m", &[user("again")], None)
-        .await
-        .unwrap();
+    add(store, &alice(), &a, &[user("again")]).await;
     assert_eq!(listed(store).await, [a.clone(), b.clone()]);
     let ids = |limit| async move {
         let summaries = store.list(&alice(), limit).await.unwrap();
@@ -271,27 +296,12 @@ async fn the_list_shows_the_most_recently_used_first(store: &dyn ConversationSto
 
 async fn retention_keeps_only_the_most_recently_used(store: &dyn ConversationStore) {
     clear(store).await;
-    let first = store
-        .create(&alice(), "m", &[user("1")], None)
-        .await
-        .unwrap();
-    let second = store
-        .create(&alice(), "m", &[user("2")], None)
-        .await
-        .unwrap();
-    let third = store
-        .create(&alice(), "m", &[user("3")], None)
-        .await
-        .unwrap();
-    store
-        .append(&alice(), &first, "m", &[user("1 again")], None)
-        .await
-        .unwrap();
+    let first = start(store, &alice(), &[user("1")]).await;
+    let second = start(store, &alice(), &[user("2")]).await;
+    let third = start(store, &alice(), &[user("3")]).await;
+    add(store, &alice(), &first, &[user("1 again")]).await;
     // Creating a fourth drops the least recently used one: `second`.
-    let fourth = store
-        .create(&alice(), "m", &[user("4")], None)
-        .await
-        .unwrap();
+    let fourth = start(store, &alice(), &[user("4")]).await;
     assert_eq!(listed(store).await, [fourth, first, third]);
     assert!(matches!(
         store.get(&alice(), &second).await,
@@ -302,14 +312,8 @@ async fn retention_keeps_only_the_most_recently_used(store: &dyn ConversationSto
 
 async fn deleting_removes_only_that_conversation(store: &dyn ConversationStore) {
     clear(store).await;
-    let gone = store
-        .create(&alice(), "m", &[user("a"), user("b")], None)
-        .await
-        .unwrap();
-    let kept = store
-        .create(&alice(), "m", &[user("c")], None)
-        .await
-        .unwrap();
+    let gone = start(store, &alice(), &[user("a"), user("b")]).await;
+    let kept = start(store, &alice(), &[user("c")]).await;
     assert!(store.delete(&alice(), &gone).await.unwrap());
     assert!(
         !store.delete(&alice(), &gone).await.unwrap(),
@@ -327,10 +331,7 @@ async fn another_owners_conversation_is_not_found_as_if_it_never_existed(
     store: &dyn ConversationStore,
 ) {
     clear(store).await;
-    let hers = store
-        .create(&alice(), "m", &[user("alice's secret")], None)
-        .await
-        .unwrap();
+    let hers = start(store, &alice(), &[user("alice's secret")]).await;
     let never = ConversationId::parse("conv_never").unwrap();
     for id in [&hers, &never] {
         let unknown = StoreError::NotFound { id: id.clone() }.to_string();
@@ -338,7 +339,7 @@ async fn another_owners_conversation_is_not_found_as_if_it_never_existed(
         assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
         assert_eq!(err.to_string(), unknown);
         let err = store
-            .append(&bob(), id, "m", &[user("bob was here")], None)
+            .append(&bob(), id, &Turn::new("m", &[user("bob was here")]))
             .await
             .unwrap_err();
         assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
@@ -360,26 +361,14 @@ async fn another_owners_conversation_is_not_found_as_if_it_never_existed(
 
 async fn each_owner_lists_only_their_own(store: &dyn ConversationStore) {
     clear(store).await;
-    let first = store
-        .create(&alice(), "m", &[user("a1")], None)
-        .await
-        .unwrap();
-    let bobs = store
-        .create(&bob(), "m", &[user("b1")], None)
-        .await
-        .unwrap();
-    let second = store
-        .create(&alice(), "m", &[user("a2")], None)
-        .await
-        .unwrap();
+    let first = start(store, &alice(), &[user("a1")]).await;
+    let bobs = start(store, &bob(), &[user("b1")]).await;
+    let second = start(store, &alice(), &[user("a2")]).await;
     assert_eq!(listed(store).await, [second.clone(), first.clone()]);
     assert_eq!(listed_for(store, &bob()).await, std::slice::from_ref(&bobs));
     assert!(listed_for(store, &Principal::local()).await.is_empty());
     // Continuing bob's conversation does not reorder alice's.
-    store
-        .append(&bob(), &bobs, "m", &[user("b2")], None)
-        .await
-        .unwrap();
+    add(store, &bob(), &bobs, &[user("b2")]).await;
     assert_eq!(listed(store).await, [second, first]);
 }
 
@@ -387,22 +376,12 @@ async fn retention_counts_each_owners_conversations_apart(store: &dyn Conversati
     clear(store).await;
     let mut hers = Vec::new();
     for i in 0..3 {
-        hers.push(
-            store
-                .create(&alice(), "m", &[user(&i.to_string())], None)
-                .await
-                .unwrap(),
-        );
+        hers.push(start(store, &alice(), &[user(&i.to_string())]).await);
     }
     // Bob filling his own room, and more, never drops one of alice's.
     let mut his = Vec::new();
     for i in 0..4 {
-        his.push(
-            store
-                .create(&bob(), "m", &[user(&i.to_string())], None)
-                .await
-                .unwrap(),
-        );
+        his.push(start(store, &bob(), &[user(&i.to_string())]).await);
     }
     hers.reverse();
     assert_eq!(listed(store).await, hers, "alice keeps all three");

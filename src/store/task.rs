@@ -1,13 +1,13 @@
-//! A task's record and the store that keeps records: what `tasks/get` reports from any
-//! process sharing the store.
+//! Tasks, whatever the store: a task's record and the [`TaskStore`] trait that keeps
+//! records, what `tasks/get` reports from any process sharing the store.
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
 use serde_json::Value;
 
+use super::{StoreError, StoreResult};
 use crate::principal::Principal;
-use crate::store::StoreError;
 
 /// Where a task is: still working, or how it ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,19 +48,32 @@ impl TaskState {
         }
     }
 
-    /// The state for a stored `status` and `outcome`; `None` for a status this build does not know.
-    pub fn from_stored(status: &str, outcome: Option<Value>) -> Option<TaskState> {
-        Some(match (status, outcome) {
+    /// The state for a stored `status` and `outcome` (JSON text); what is wrong with them
+    /// otherwise, to follow "task `id`" in an error.
+    pub(super) fn from_stored(status: &str, outcome: Option<&str>) -> Result<TaskState, String> {
+        let outcome = outcome
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(|e| format!("has an outcome that is not JSON ({e})"))?;
+        Ok(match (status, outcome) {
             ("working", _) => TaskState::Working,
             ("cancelled", _) => TaskState::Cancelled,
             ("completed", Some(result)) => TaskState::Completed { result },
             ("failed", Some(error)) => TaskState::Failed { error },
-            _ => return None,
+            _ => return Err(format!("has an unknown status {status:?}")),
         })
+    }
+
+    /// The outcome as the store keeps it (JSON text), when there is one.
+    pub(super) fn stored_outcome(&self) -> StoreResult<Option<String>> {
+        self.outcome()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|source| StoreError::Encode { source })
     }
 }
 
-/// One task as stored. Times are unix milliseconds ([`super::WallClock`]).
+/// One task as stored. Times are unix milliseconds (the task service's clock).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskRecord {
     /// The id the client polls with.
@@ -97,6 +110,35 @@ impl TaskRecord {
     }
 }
 
+/// How a working task ends, as [`TaskStore::finish`] records it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskEnd {
+    /// The task's id.
+    pub id: String,
+    /// How it ended (a terminal state).
+    pub state: TaskState,
+    /// The line saying how it ended.
+    pub status_message: String,
+    /// When it ended, in unix milliseconds.
+    pub at: i64,
+    /// When given, it ends only if its heartbeat is older than this (another process
+    /// taking a task whose process stopped for failed).
+    pub heartbeat_before: Option<i64>,
+}
+
+impl TaskEnd {
+    /// The end of task `id` in `state` at `at`, whatever its heartbeat.
+    pub fn new(id: &str, state: TaskState, status_message: &str, at: i64) -> Self {
+        Self {
+            id: id.to_owned(),
+            state,
+            status_message: status_message.to_owned(),
+            at,
+            heartbeat_before: None,
+        }
+    }
+}
+
 /// A task as the process running it names it in a batch: its owner and id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskKey {
@@ -128,66 +170,33 @@ fn new_task_id() -> String {
 pub trait TaskStore: Send + Sync {
     /// Stores `task` for `owner` (durably, before the caller hands out its id) and deletes
     /// expired tasks.
-    async fn create(&self, owner: &Principal, task: &TaskRecord) -> Result<(), StoreError>;
+    async fn create(&self, owner: &Principal, task: &TaskRecord) -> StoreResult<()>;
 
     /// `owner`'s task `id` as of `now`; `None` when there is none or it expired.
-    async fn get(
-        &self,
-        owner: &Principal,
-        id: &str,
-        now: i64,
-    ) -> Result<Option<TaskRecord>, StoreError>;
-
-    /// The running process's heartbeat: a working task's `heartbeat_at` becomes `now`, and
-    /// its status message `status_message` when given. Returns whether cancelling was
-    /// asked, or `None` when the task is gone or no longer working.
-    async fn beat(
-        &self,
-        owner: &Principal,
-        id: &str,
-        now: i64,
-        status_message: Option<&str>,
-    ) -> Result<Option<bool>, StoreError>;
+    async fn get(&self, owner: &Principal, id: &str, now: i64) -> StoreResult<Option<TaskRecord>>;
 
     /// Whether cancelling a working task was asked; `None` when it is gone or ended.
-    async fn cancel_requested(
-        &self,
-        owner: &Principal,
-        id: &str,
-    ) -> Result<Option<bool>, StoreError>;
+    async fn cancel_requested(&self, owner: &Principal, id: &str) -> StoreResult<Option<bool>>;
 
     /// Asks to cancel `owner`'s task (the process running it notices); false when
     /// `owner` has no such task. A task that already ended stays as it ended.
-    async fn request_cancel(
-        &self,
-        owner: &Principal,
-        id: &str,
-        now: i64,
-    ) -> Result<bool, StoreError>;
+    async fn request_cancel(&self, owner: &Principal, id: &str, now: i64) -> StoreResult<bool>;
 
-    /// Ends a working task in `state` (terminal) with `status_message`; with
-    /// `heartbeat_before`, only when its heartbeat is older than that. False when it had
-    /// already ended, is gone, or its heartbeat is fresh: the first end wins.
-    async fn finish(
-        &self,
-        owner: &Principal,
-        id: &str,
-        state: &TaskState,
-        status_message: &str,
-        now: i64,
-        heartbeat_before: Option<i64>,
-    ) -> Result<bool, StoreError>;
+    /// Ends `owner`'s working task as `end` says (with its `heartbeat_before`, only when
+    /// the heartbeat is older than that). False when it had already ended, is gone, or its
+    /// heartbeat is fresh: the first end wins.
+    async fn finish(&self, owner: &Principal, end: &TaskEnd) -> StoreResult<bool>;
 
     /// The cancel flags of many running tasks in one read: for each of `tasks` still
     /// working (and owned by the owner named with it), its id and whether cancelling was
     /// asked. A task gone, ended or of another owner is absent.
-    async fn cancel_flags(&self, tasks: &[TaskKey]) -> Result<HashMap<String, bool>, StoreError>;
+    async fn cancel_flags(&self, tasks: &[TaskKey]) -> StoreResult<HashMap<String, bool>>;
 
     /// Many heartbeats in one write: each working task of `beats` (of the owner named with
-    /// it) gets `heartbeat_at = now` and, when given, its new status message, as
-    /// [`TaskStore::beat`] does for one.
-    async fn beat_many(&self, beats: &[Beat], now: i64) -> Result<(), StoreError>;
+    /// it) gets `heartbeat_at = now` and, when given, its new status message (and then
+    /// `updated_at = now`).
+    async fn beat_many(&self, beats: &[Beat], now: i64) -> StoreResult<()>;
 
     /// Deletes every task past its expiry at `now`, whoever owns it; returns how many.
-    async fn prune(&self, now: i64) -> Result<usize, StoreError>;
+    async fn prune(&self, now: i64) -> StoreResult<usize>;
 }
