@@ -26,12 +26,7 @@ pub trait ConversationStore: Send + Sync {
 
     /// Adds `turn` to the end of `owner`'s conversation and records its model;
     /// [`StoreError::NotFound`] when `owner` has no such conversation.
-    async fn append(
-        &self,
-        owner: &Principal,
-        id: &ConversationId,
-        turn: &Turn<'_>,
-    ) -> StoreResult<()>;
+    async fn append(&self, owner: &Principal, id: &ConversationId, turn: &Turn) -> StoreResult<()>;
 
     /// `owner`'s conversation: its summary and messages, oldest first; a reply stored as
     /// cut off ends with a note saying so. [`StoreError::NotFound`] when `owner` has no

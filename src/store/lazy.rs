@@ -136,12 +136,7 @@ impl ConversationStore for Lazy<Arc<dyn ConversationStore>> {
         self.opened().await?.create(owner, turn).await
     }
 
-    async fn append(
-        &self,
-        owner: &Principal,
-        id: &ConversationId,
-        turn: &Turn<'_>,
-    ) -> StoreResult<()> {
+    async fn append(&self, owner: &Principal, id: &ConversationId, turn: &Turn) -> StoreResult<()> {
         self.opened().await?.append(owner, id, turn).await
     }
 

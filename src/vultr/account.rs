@@ -7,7 +7,7 @@ use serde_json::{Number, Value};
 
 use super::BaseUrl;
 use super::error::{Api, VultrError};
-use super::http::VultrHttp;
+use super::http::{Endpoint, VultrHttp};
 use std::sync::Arc;
 
 use crate::secret::{ApiKey, KnownKeys};
@@ -182,7 +182,14 @@ impl AccountClient {
             .get(self.base.join(path))
             .bearer_auth(self.key.expose());
         self.http
-            .send_json(Api::Account, self.base.as_str(), self.timeout, request)
+            .send_json(
+                Endpoint {
+                    api: Api::Account,
+                    base_url: self.base.as_str(),
+                    timeout: self.timeout,
+                },
+                request,
+            )
             .await
     }
 

@@ -81,6 +81,17 @@ pub struct HttpLimits {
     pub max_response_bytes: usize,
 }
 
+/// Where a request goes: its API, the base URL errors name, and how long it may take.
+#[derive(Debug, Clone, Copy)]
+pub struct Endpoint<'a> {
+    /// Which Vultr API.
+    pub api: Api,
+    /// Its base URL.
+    pub base_url: &'a str,
+    /// How long the whole answer may take.
+    pub timeout: Duration,
+}
+
 /// The HTTP client shared by both Vultr APIs, with its limits.
 #[derive(Clone)]
 pub struct VultrHttp {
@@ -139,47 +150,51 @@ impl VultrHttp {
     /// Sends a request, retrying what is worth retrying, and decodes a JSON success body.
     pub async fn send_json<T: DeserializeOwned>(
         &self,
-        api: Api,
-        base_url: &str,
-        timeout: Duration,
+        to: Endpoint<'_>,
         request: RequestBuilder,
     ) -> Result<T, VultrError> {
         let attempt = || async {
-            let request = self
-                .prepare(api, &request)?
-                .header(header::ACCEPT, "application/json");
-            let response = self.response_once(api, base_url, timeout, request).await?;
-            self.read_json(api, base_url, timeout, response).await
+            let response = self.accepting(to, &request, "application/json").await?;
+            self.read_json(to, response).await
         };
-        self.with_retries(api, attempt).await
+        self.with_retries(to.api, attempt).await
     }
 
     /// Sends a request whose answer is read as it arrives (a stream), retrying failures
-    /// that come before it starts. `timeout` bounds the whole answer.
+    /// that come before it starts. `to.timeout` bounds the whole answer.
     pub async fn send_streaming(
         &self,
-        api: Api,
-        base_url: &str,
-        timeout: Duration,
+        to: Endpoint<'_>,
         request: RequestBuilder,
     ) -> Result<reqwest::Response, VultrError> {
-        let attempt = || async {
-            let request = self
-                .prepare(api, &request)?
-                .header(header::ACCEPT, "text/event-stream");
-            self.response_once(api, base_url, timeout, request).await
-        };
-        self.with_retries(api, attempt).await
+        let attempt = || self.accepting(to, &request, "text/event-stream");
+        self.with_retries(to.api, attempt).await
+    }
+
+    /// One attempt of `request`, accepting `accept`.
+    async fn accepting(
+        &self,
+        to: Endpoint<'_>,
+        request: &RequestBuilder,
+        accept: &'static str,
+    ) -> Result<reqwest::Response, VultrError> {
+        let request = self
+            .prepare(to.api, request)?
+            .header(header::ACCEPT, accept);
+        self.response_once(to, request).await
     }
 
     /// Reads a whole body, refusing one over the size cap.
     pub async fn read_body(
         &self,
-        api: Api,
-        base_url: &str,
-        timeout: Duration,
+        to: Endpoint<'_>,
         mut response: reqwest::Response,
     ) -> Result<String, VultrError> {
+        let Endpoint {
+            api,
+            base_url,
+            timeout,
+        } = to;
         let too_large = || VultrError::TooLarge {
             api,
             limit: self.max_response_bytes,
@@ -207,13 +222,12 @@ impl VultrHttp {
     /// Reads a success body as JSON; an empty body or a 204 reads as `null`.
     pub async fn read_json<T: DeserializeOwned>(
         &self,
-        api: Api,
-        base_url: &str,
-        timeout: Duration,
+        to: Endpoint<'_>,
         response: reqwest::Response,
     ) -> Result<T, VultrError> {
+        let api = to.api;
         let status = response.status();
-        let body = self.read_body(api, base_url, timeout, response).await?;
+        let body = self.read_body(to, response).await?;
         let body = if status == StatusCode::NO_CONTENT || body.trim().is_empty() {
             "null"
         } else {
@@ -250,11 +264,14 @@ impl VultrHttp {
     /// One attempt: a success response (body unread), or the error a failure stands for.
     async fn response_once(
         &self,
-        api: Api,
-        base_url: &str,
-        timeout: Duration,
+        to: Endpoint<'_>,
         request: RequestBuilder,
     ) -> Result<reqwest::Response, VultrError> {
+        let Endpoint {
+            api,
+            base_url,
+            timeout,
+        } = to;
         let response = send(timeout, request)
             .await
             .map_err(|e| transport_error(api, base_url, timeout, &e))?;
@@ -263,7 +280,7 @@ impl VultrHttp {
             return Ok(response);
         }
         let retry_after = retry_after(response.headers());
-        let body = self.read_body(api, base_url, timeout, response).await?;
+        let body = self.read_body(to, response).await?;
         Err(VultrError::Status {
             api,
             status: status.as_u16(),

@@ -11,7 +11,7 @@ use reqwest::header;
 use super::BaseUrl;
 use super::chat::{ChatReply, ChatRequest};
 use super::error::{Api, VultrError, snippet};
-use super::http::VultrHttp;
+use super::http::{Endpoint, VultrHttp};
 use super::models::{Model, parse_catalog};
 use super::stream::{CutOff, StreamAssembler, StreamDeadlines, read_stream};
 use crate::secret::ApiKey;
@@ -27,6 +27,15 @@ pub struct InferenceClient {
 }
 
 impl InferenceClient {
+    /// The inference API within `timeout`.
+    fn endpoint(&self, timeout: Duration) -> Endpoint<'_> {
+        Endpoint {
+            api: Api::Inference,
+            base_url: self.base.as_str(),
+            timeout,
+        }
+    }
+
     /// A client for the inference API at `base` with the time limits for catalog reads
     /// and chat completions.
     pub fn new(
@@ -51,12 +60,7 @@ impl InferenceClient {
         }
         let body: Value = self
             .http
-            .send_json(
-                Api::Inference,
-                self.base.as_str(),
-                self.catalog_timeout,
-                request,
-            )
+            .send_json(self.endpoint(self.catalog_timeout), request)
             .await?;
         parse_catalog(&body).map_err(|e| unexpected_shape(&body, e))
     }
@@ -71,12 +75,7 @@ impl InferenceClient {
             .json(request);
         let body: Value = self
             .http
-            .send_json(
-                Api::Inference,
-                self.base.as_str(),
-                self.chat_timeout,
-                http_request,
-            )
+            .send_json(self.endpoint(self.chat_timeout), http_request)
             .await?;
         ChatReply::from_response(&body, &request.model).map_err(|e| unexpected_shape(&body, e))
     }
@@ -113,12 +112,8 @@ impl InferenceClient {
         let started = tokio::time::Instant::now();
         let opened = tokio::time::timeout_at(
             started + deadlines.first_chunk.min(deadlines.total),
-            self.http.send_streaming(
-                Api::Inference,
-                self.base.as_str(),
-                transport_limit,
-                http_request,
-            ),
+            self.http
+                .send_streaming(self.endpoint(transport_limit), http_request),
         )
         .await;
         let response = opened.map_err(|_| deadlines.no_first_chunk())??;
@@ -131,12 +126,7 @@ impl InferenceClient {
             // Vultr answered in one piece after all: read it as a plain completion.
             let body: Value = self
                 .http
-                .read_json(
-                    Api::Inference,
-                    self.base.as_str(),
-                    transport_limit,
-                    response,
-                )
+                .read_json(self.endpoint(transport_limit), response)
                 .await?;
             let reply = ChatReply::from_response(&body, &request.model)
                 .map_err(|e| unexpected_shape(&body, e))?;

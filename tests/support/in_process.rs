@@ -35,7 +35,9 @@ use vultr_inference_mcp::vultr::BaseUrl;
 
 use super::fake_vultr::FakeVultr;
 use super::fake_vultr::faults::FaultServer;
-use super::raw::{Line, PROMPTLY, initialize_request, initialized_notification};
+use super::raw::{
+    Line, PROMPTLY, initialize_request, initialized_notification, read_until_response,
+};
 use super::session::{Session, overridden};
 
 /// Size of the in-memory pipe between client and server, each way.
@@ -290,17 +292,7 @@ impl RawSession {
 
     /// Everything written before the response to request `id`, and that response.
     pub async fn until_response(&mut self, id: i64) -> (Vec<Line>, Line) {
-        let mut before = Vec::new();
-        loop {
-            let line = self
-                .next_line(PROMPTLY)
-                .await
-                .unwrap_or_else(|| panic!("no response to request {id}"));
-            if line.value.get("id") == Some(&json!(id)) && line.value.get("method").is_none() {
-                return (before, line);
-            }
-            before.push(line);
-        }
+        read_until_response(id, async || self.next_line(PROMPTLY).await).await
     }
 
     /// Closes the client's end and checks the session ends.

@@ -135,12 +135,7 @@ impl ConversationStore for PostgresStore {
         Ok(id)
     }
 
-    async fn append(
-        &self,
-        owner: &Principal,
-        id: &ConversationId,
-        turn: &Turn<'_>,
-    ) -> StoreResult<()> {
+    async fn append(&self, owner: &Principal, id: &ConversationId, turn: &Turn) -> StoreResult<()> {
         const ACTION: &str = "adding messages to a conversation";
         let bodies = turn.bodies()?;
         let db = |e| self.db(ACTION, e);

@@ -45,12 +45,7 @@ impl ConversationStore for SqliteStore {
         self.run(move |db| db.create(&owner, &title, &turn)).await
     }
 
-    async fn append(
-        &self,
-        owner: &Principal,
-        id: &ConversationId,
-        turn: &Turn<'_>,
-    ) -> StoreResult<()> {
+    async fn append(&self, owner: &Principal, id: &ConversationId, turn: &Turn) -> StoreResult<()> {
         let turn = Encoded::of(turn)?;
         let (owner, id) = (owner.clone(), id.clone());
         self.run(move |db| db.append(&owner, &id, &turn)).await
