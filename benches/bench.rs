@@ -5,7 +5,7 @@
 //! BENCHMARKS.md has the figures and what they mean). Settings, for investigations:
 //! - `BENCH_SERVER_BINARY=/path/to/vultr-inference-mcp` measures that build instead of
 //!   this checkout's (before/after comparisons);
-//! - `BENCH_PHASES=startup,latency,concurrency,streaming,stores,replicas,sessions,bodies,tasks,connections`
+//! - `BENCH_PHASES=startup,latency,http,concurrency,streaming,stores,replicas,sessions,bodies,tasks,connections`
 //!   (any subset)
 //!   runs only those phases, e.g. under `perf record`. `stores` and `replicas` start a
 //!   private Postgres (tests/support/postgres.rs) and use this checkout's binary.
@@ -18,6 +18,10 @@ mod support;
 #[cfg(unix)]
 #[path = "bench/stress.rs"]
 mod stress;
+
+#[cfg(target_os = "linux")]
+#[path = "bench/http_calls.rs"]
+mod http_calls;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -366,6 +370,10 @@ async fn run(binary: &Path) -> Report {
     if wanted("latency") {
         added_latency(binary, &fake, &mut report).await;
     }
+    #[cfg(target_os = "linux")]
+    if wanted("http") {
+        http_calls::calls(binary, &fake, &mut report).await;
+    }
     if wanted("concurrency") {
         concurrency_and_memory(binary, &fake, &mut report).await;
     }
@@ -498,17 +506,13 @@ async fn added_latency(binary: &Path, fake: &FaultServer, report: &mut Report) {
         through.push(t.elapsed());
     }
     let cpu_per_call = cpu_time(server.pid).saturating_sub(cpu_before) / SEQUENTIAL_CALLS as u32;
-    let (s50, s99) = (
-        percentile(&mut through, 50.0),
-        percentile(&mut through, 99.0),
-    );
-    let (d50, d99) = (
-        percentile(&mut straight, 50.0),
-        percentile(&mut straight, 99.0),
-    );
+    let [s50, s90, s99] = [50.0, 90.0, 99.0].map(|p| percentile(&mut through, p));
+    let [d50, d90, d99] = [50.0, 90.0, 99.0].map(|p| percentile(&mut straight, p));
     report.info("chat_completion through the server, p50", ms(s50));
+    report.info("chat_completion through the server, p90", ms(s90));
     report.info("chat_completion through the server, p99", ms(s99));
     report.info("same HTTP request straight to the fake, p50", ms(d50));
+    report.info("same HTTP request straight to the fake, p90", ms(d90));
     report.info("same HTTP request straight to the fake, p99", ms(d99));
     let added50 = s50.saturating_sub(d50);
     report.check(
@@ -516,6 +520,10 @@ async fn added_latency(binary: &Path, fake: &FaultServer, report: &mut Report) {
         ms(added50),
         "≤ 0.3 ms",
         added50 <= Duration::from_micros(300),
+    );
+    report.info(
+        "added latency, p90 (server p90 − direct p90)",
+        ms(s90.saturating_sub(d90)),
     );
     report.info(
         "added latency, p99 (server p99 − direct p99)",

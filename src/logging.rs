@@ -123,6 +123,14 @@ impl<S> Filter<S> for QuietClientMistakes {
         true
     }
 
+    /// Lets everything through, so the level `RUST_LOG` allows stays the process's
+    /// maximum: without a hint, the pair with `EnvFilter` has none, and every disabled
+    /// `debug!`/`trace!` in the libraries (several per HTTP request) is looked up at run
+    /// time instead of skipped by one comparison.
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        Some(LevelFilter::TRACE)
+    }
+
     fn event_enabled(&self, event: &Event<'_>, _context: &Context<'_, S>) -> bool {
         !(self.quiet && is_client_mistake(event))
     }
@@ -207,6 +215,16 @@ mod tests {
             level,
             LevelFilter::WARN,
             "an unreadable RUST_LOG counts as unset"
+        );
+    }
+
+    #[test]
+    fn the_quiet_filter_keeps_rust_logs_level_as_the_maximum() {
+        let (filter, _) = filter_for(Some("warn"), false);
+        let combined = filter.and(QuietClientMistakes { quiet: true });
+        assert_eq!(
+            Filter::<tracing_subscriber::Registry>::max_level_hint(&combined),
+            Some(LevelFilter::WARN)
         );
     }
 

@@ -32,7 +32,7 @@ const SLOW_CONNECTIONS: usize = 2_000;
 
 /// The release binary serving HTTP against `fake` with `extra` settings, optionally under
 /// an open-files limit.
-async fn start(
+pub async fn start(
     binary: &Path,
     fake: &FaultServer,
     extra: &[(&str, &str)],

@@ -106,7 +106,9 @@ async fn admit_and_run(
         let held = shared.body_budget.start(&principal);
         match read_capped(body, content_length(&parts.headers), held).await {
             Ok((bytes, held)) => {
-                call = peek(&bytes);
+                if needs_peek(&bytes, session.is_some()) {
+                    call = peek(&bytes);
+                }
                 body_memory = Some(held);
                 Body::from(bytes)
             }
@@ -283,6 +285,20 @@ async fn read_capped(
     Ok((Bytes::from(bytes), held))
 }
 
+/// Whether the method and tool of a request are needed: for the access line (written at
+/// `info`), or because a request outside any session may be `initialize`, which takes a
+/// session slot. Most requests need neither, and parsing costs more than this look.
+fn needs_peek(body: &[u8], in_session: bool) -> bool {
+    tracing::enabled!(tracing::Level::INFO) || (!in_session && may_be_initialize(body))
+}
+
+/// Whether `body` may be an `initialize` request: it spells the word, or holds an escape
+/// (which could spell it another way).
+fn may_be_initialize(body: &[u8]) -> bool {
+    const WORD: &[u8] = b"initialize";
+    body.contains(&b'\\') || body.windows(WORD.len()).any(|window| window == WORD)
+}
+
 /// The method and tool name of a JSON-RPC request body, when it has them.
 fn peek(body: &[u8]) -> Call {
     #[derive(serde::Deserialize)]
@@ -320,6 +336,23 @@ fn refuse(status: StatusCode, text: &str) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_body_that_may_be_initialize_is_read_when_nothing_is_logged() {
+        let call = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_models","arguments":{}}}"#;
+        assert!(!may_be_initialize(call));
+        assert!(may_be_initialize(
+            br#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}"#
+        ));
+        assert!(
+            may_be_initialize(br#"{"jsonrpc":"2.0","id":1,"method":"\u0069nitialize"}"#),
+            "an escape could spell it"
+        );
+        // No subscriber here: nothing is logged, so a session's request is not read.
+        assert!(!needs_peek(call, true));
+        assert!(!needs_peek(call, false));
+        assert!(needs_peek(br#"{"method":"initialize"}"#, false));
+    }
 
     #[test]
     fn the_log_names_the_method_and_for_a_tool_call_the_tool() {
