@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::secret::KeyArg;
+use crate::setting;
 use crate::settings::{
     CallLimits, DelegateSettings, HttpSettings, Limits, Settings, StoreSettings, TaskSettings,
     ToolSettings, Toolsets, VultrSettings,
@@ -16,8 +17,6 @@ use crate::settings::{
 pub use crate::settings::{DEFAULT_ACCOUNT_BASE_URL, DEFAULT_INFERENCE_BASE_URL};
 use crate::store::StoreLocation;
 pub use crate::vultr::BaseUrl;
-
-pub use crate::setting;
 
 /// The server's settings. Environment variables are the usual way to set them, since an
 /// MCP client passes `env` to the process it starts; flags override them.

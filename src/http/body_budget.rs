@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::config::setting;
 use crate::principal::Principal;
+use crate::setting;
 
 /// Why a body does not fit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

@@ -30,7 +30,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::{Instant, Sleep};
 
-use crate::config::setting;
+use crate::setting;
 
 /// Connections open at once when the setting does not say.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;

@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 use http::HeaderMap;
 use reqwest::Url;
 
+use crate::setting;
+
 /// The `Host` values and browser `Origin`s the server accepts.
 #[derive(Debug, Clone)]
 pub struct Guard {
@@ -25,12 +27,14 @@ struct AllowedHost {
 pub enum Refusal {
     /// The `Host` header is missing or not on the list.
     #[error(
-        "Host header not allowed: this server answers only to its configured names (VULTR_MCP_ALLOWED_HOSTS)"
+        "Host header not allowed: this server answers only to its configured names ({})",
+        setting::ALLOWED_HOSTS
     )]
     Host,
     /// The `Origin` header is present and not on the list.
     #[error(
-        "Origin not allowed: browser pages from this origin may not call this server (VULTR_MCP_ALLOWED_ORIGINS)"
+        "Origin not allowed: browser pages from this origin may not call this server ({})",
+        setting::ALLOWED_ORIGINS
     )]
     Origin,
 }

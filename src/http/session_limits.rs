@@ -19,8 +19,8 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use rmcp::transport::streamable_http_server::session::store::SessionStore;
 use tokio::time::Instant;
 
-use crate::config::setting;
 use crate::principal::Principal;
+use crate::setting;
 
 /// How often sessions are checked for the init timeout and for having ended in rmcp.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);

@@ -8,7 +8,7 @@
 //! get_subscription.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 
 use futures_util::future::BoxFuture;
 use rmcp::model::{CallToolResult, ContentBlock, JsonObject, Tool, ToolAnnotations};
@@ -163,14 +163,22 @@ pub(super) struct Tools {
     instructions: String,
 }
 
-/// Built once per selection and process (a process normally has one).
-static SELECTIONS: LazyLock<Mutex<HashMap<ToolSelection, Arc<Tools>>>> =
-    LazyLock::new(Mutex::default);
+/// The tools of the first selection asked for: a process normally has only that one, and
+/// finds it here without a lock (a session is made per request over HTTP).
+static FIRST: OnceLock<(ToolSelection, Arc<Tools>)> = OnceLock::new();
+
+/// The tools of any other selection (tests build apps with several), built once each.
+static OTHERS: LazyLock<Mutex<HashMap<ToolSelection, Arc<Tools>>>> = LazyLock::new(Mutex::default);
 
 impl Tools {
     /// The tools `selection` lists.
     pub(super) fn of(selection: &ToolSelection) -> Arc<Tools> {
-        let mut built = SELECTIONS.lock().unwrap_or_else(|e| e.into_inner());
+        let (first, tools) =
+            FIRST.get_or_init(|| (selection.clone(), Arc::new(Tools::build(selection))));
+        if first == selection {
+            return tools.clone();
+        }
+        let mut built = OTHERS.lock().unwrap_or_else(|e| e.into_inner());
         built
             .entry(selection.clone())
             .or_insert_with(|| Arc::new(Tools::build(selection)))

@@ -592,7 +592,7 @@ mod tests {
         assert!(
             error
                 .to_string()
-                .contains("within 3s (VULTR_MCP_CHAT_TIMEOUT)"),
+                .contains(&format!("within 3s ({})", crate::setting::CHAT_TIMEOUT)),
             "{error}"
         );
     }

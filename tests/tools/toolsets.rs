@@ -30,6 +30,9 @@ impl ServersFile {
     }
 }
 
+/// A case: its name, the settings, and the tools they must list in order.
+type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, Vec<&'a str>);
+
 /// The names `tools/list` gives, in order, and the listing itself.
 async fn listed(server: &Server) -> (Vec<String>, Value) {
     let tools = server.client.list_all_tools().await.expect("tools/list");
@@ -46,7 +49,7 @@ async fn each_toolset_setting_lists_exactly_its_tools() {
     let with_servers = ("VULTR_MCP_DELEGATE_SERVERS", servers.setting());
     let mut core_and_delegate = CORE.to_vec();
     core_and_delegate.push("delegate");
-    let cases: Vec<(&str, Vec<(&str, &str)>, Vec<&str>)> = vec![
+    let cases: Vec<Case> = vec![
         ("default", vec![], CORE.to_vec()),
         (
             "default_with_delegate_servers",
