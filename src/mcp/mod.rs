@@ -1,5 +1,6 @@
-//! The MCP server: its tools, its identity and its instructions. It knows nothing of
-//! stdio; `main.rs` picks the transport.
+//! The MCP server: its identity, its tools (one registry, `registry.rs`, from which
+//! `tools/list`, dispatch, tasks and the instructions derive) and its resources. It knows
+//! nothing of the transport; `main.rs` picks it.
 
 pub(crate) mod args;
 mod chat;

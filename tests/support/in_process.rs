@@ -1,4 +1,4 @@
-//! The server run inside the test's own runtime: `App::new(config)` and
+//! The server run inside the test's own runtime: `App::new(settings)` and
 //! `VultrServer::new(app, token)` served by rmcp over `tokio::io::duplex`, with rmcp's
 //! client (or raw JSON-RPC lines) on the other end. No process starts, so tool behaviour
 //! is tested quickly, and timing-dependent tests can run on tokio's paused clock. A
