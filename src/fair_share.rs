@@ -7,10 +7,86 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::principal::Principal;
 
+/// Places each principal holds of something bounded per principal, at most `limit` each.
+/// A principal's entry goes when it holds none, so the map never outgrows the places held.
+#[derive(Debug)]
+pub struct PerPrincipal {
+    limit: usize,
+    held: Mutex<HashMap<Principal, usize>>,
+}
+
+/// One place held; dropping it gives it back.
+#[derive(Debug)]
+pub struct Held {
+    places: Arc<PerPrincipal>,
+    owner: Principal,
+}
+
+/// A principal already holds its limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AtLimit {
+    /// How many places it holds.
+    pub held: usize,
+    /// The most it may hold.
+    pub limit: usize,
+}
+
+impl PerPrincipal {
+    /// At most `limit` places per principal (at least 1).
+    pub fn new(limit: usize) -> Arc<Self> {
+        Arc::new(Self {
+            limit: limit.max(1),
+            held: Mutex::default(),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Principal, usize>> {
+        self.held.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// One more place for `owner`, or the refusal when it holds its limit.
+    pub fn take(self: &Arc<Self>, owner: &Principal) -> Result<Held, AtLimit> {
+        let mut held = self.lock();
+        let count = held.entry(owner.clone()).or_default();
+        if *count >= self.limit {
+            return Err(AtLimit {
+                held: *count,
+                limit: self.limit,
+            });
+        }
+        *count += 1;
+        Ok(Held {
+            places: Arc::clone(self),
+            owner: owner.clone(),
+        })
+    }
+
+    /// How many places `owner` holds.
+    pub fn held(&self, owner: &Principal) -> usize {
+        self.lock().get(owner).copied().unwrap_or(0)
+    }
+
+    /// How many principals hold a place.
+    pub fn principals(&self) -> usize {
+        self.lock().len()
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let mut held = self.places.lock();
+        if let Some(count) = held.get_mut(&self.owner) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                held.remove(&self.owner);
+            }
+        }
+    }
+}
+
 /// How many tool calls each principal has in flight, each bounded by the same share.
 pub struct CallShares {
-    per_principal: usize,
-    in_flight: Mutex<HashMap<Principal, usize>>,
+    places: Arc<PerPrincipal>,
 }
 
 /// A principal already has its share of calls in flight.
@@ -23,16 +99,14 @@ pub struct OverShare {
 /// One call in flight; its place is given back when it drops (a call that becomes a
 /// task carries it into the task).
 pub struct CallTicket {
-    shares: Arc<CallShares>,
-    owner: Principal,
+    _place: Held,
 }
 
 impl CallShares {
     /// At most `per_principal` calls in flight for each principal (at least 1).
     pub fn new(per_principal: usize) -> Arc<Self> {
         Arc::new(Self {
-            per_principal: per_principal.max(1),
-            in_flight: Mutex::default(),
+            places: PerPrincipal::new(per_principal),
         })
     }
 
@@ -46,43 +120,19 @@ impl CallShares {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Principal, usize>> {
-        self.in_flight
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
-
     /// A place for one more call of `owner`, or the refusal when it has its share.
-    pub fn enter(self: &Arc<Self>, owner: &Principal) -> Result<CallTicket, OverShare> {
-        let mut in_flight = self.lock();
-        let count = in_flight.entry(owner.clone()).or_default();
-        if *count >= self.per_principal {
-            return Err(OverShare {
-                per_principal: self.per_principal,
-            });
-        }
-        *count += 1;
-        Ok(CallTicket {
-            shares: Arc::clone(self),
-            owner: owner.clone(),
-        })
+    pub fn enter(&self, owner: &Principal) -> Result<CallTicket, OverShare> {
+        self.places
+            .take(owner)
+            .map(|place| CallTicket { _place: place })
+            .map_err(|at| OverShare {
+                per_principal: at.limit,
+            })
     }
 
     /// How many principals have calls in flight (principals at zero are forgotten).
     pub fn principals(&self) -> usize {
-        self.lock().len()
-    }
-}
-
-impl Drop for CallTicket {
-    fn drop(&mut self) {
-        let mut in_flight = self.shares.lock();
-        if let Some(count) = in_flight.get_mut(&self.owner) {
-            *count = count.saturating_sub(1);
-            if *count == 0 {
-                in_flight.remove(&self.owner);
-            }
-        }
+        self.places.principals()
     }
 }
 

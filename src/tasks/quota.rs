@@ -2,9 +2,9 @@
 //! a call that may become a task holds a place from its start until it, or its task,
 //! ends. A replica-local bound, like the other limits; an owner's entry goes at zero.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
+use crate::fair_share::{Held, PerPrincipal};
 use crate::principal::Principal;
 use crate::setting;
 
@@ -24,74 +24,40 @@ pub struct TooManyTasks {
 /// How many calls each principal has that are (or may become) tasks.
 #[derive(Debug)]
 pub(super) struct Quota {
-    limit: u32,
-    counts: Mutex<HashMap<Principal, u32>>,
+    places: Arc<PerPrincipal>,
 }
+
+/// One held place; dropping it gives it back.
+pub(super) type Place = Held;
 
 impl Quota {
     /// At most `limit` per principal.
     pub(super) fn new(limit: u32) -> Arc<Self> {
         Arc::new(Self {
-            limit,
-            counts: Mutex::new(HashMap::new()),
+            places: PerPrincipal::new(limit as usize),
         })
     }
 
     /// A place for one more of `owner`'s calls, held until the [`Place`] drops; refused
     /// when `owner` already holds the limit.
-    pub(super) fn take(self: &Arc<Self>, owner: &Principal) -> Result<Place, TooManyTasks> {
-        let mut counts = self.lock();
-        let count = counts.entry(owner.clone()).or_insert(0);
-        if *count >= self.limit {
-            let working = *count;
-            if working == 0 {
-                counts.remove(owner);
-            }
-            return Err(TooManyTasks {
-                working,
-                limit: self.limit,
-            });
-        }
-        *count += 1;
-        Ok(Place {
-            quota: Arc::clone(self),
-            owner: owner.clone(),
+    pub(super) fn take(&self, owner: &Principal) -> Result<Place, TooManyTasks> {
+        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        self.places.take(owner).map_err(|at| TooManyTasks {
+            working: count(at.held),
+            limit: count(at.limit),
         })
     }
 
     /// How many places `owner` holds.
     #[cfg(test)]
     pub(super) fn held(&self, owner: &Principal) -> u32 {
-        self.lock().get(owner).copied().unwrap_or(0)
+        self.places.held(owner) as u32
     }
 
     /// How many principals hold a place.
     #[cfg(test)]
     pub(super) fn owners(&self) -> usize {
-        self.lock().len()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Principal, u32>> {
-        self.counts.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-/// One held place; dropping it gives it back.
-#[derive(Debug)]
-pub(super) struct Place {
-    quota: Arc<Quota>,
-    owner: Principal,
-}
-
-impl Drop for Place {
-    fn drop(&mut self) {
-        let mut counts = self.quota.lock();
-        if let Some(count) = counts.get_mut(&self.owner) {
-            *count = count.saturating_sub(1);
-            if *count == 0 {
-                counts.remove(&self.owner);
-            }
-        }
+        self.places.principals()
     }
 }
 
