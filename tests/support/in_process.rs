@@ -63,6 +63,7 @@ fn apply(settings: &mut Settings, name: &str, value: &str) -> Result<(), String>
     let url = || value.parse::<BaseUrl>().map_err(|e| e.to_string());
     let key = || ApiKey::new(value);
     let text = || Some(value.to_owned()).filter(|v| !v.trim().is_empty());
+    let on = matches!(value.trim(), "1" | "true" | "yes" | "on");
     let (vultr, limits) = (&mut settings.vultr, &mut settings.limits);
     match name {
         setting::API_KEY => vultr.api_key = key(),
@@ -71,7 +72,7 @@ fn apply(settings: &mut Settings, name: &str, value: &str) -> Result<(), String>
         setting::API_BASE_URL => vultr.api_base_url = url()?,
         setting::INFERENCE_BASE_URL => vultr.inference_base_url = url()?,
         setting::DEFAULT_MODEL => vultr.default_model = text(),
-        setting::REVEAL_KEYS => vultr.reveal_keys = matches!(value, "1" | "true" | "yes" | "on"),
+        setting::REVEAL_KEYS => vultr.reveal_keys = on,
         setting::CONNECT_TIMEOUT => limits.connect_timeout = duration()?,
         setting::ACCOUNT_TIMEOUT => limits.account_timeout = duration()?,
         setting::CHAT_TIMEOUT => limits.chat_timeout = duration()?,
@@ -103,9 +104,7 @@ fn apply(settings: &mut Settings, name: &str, value: &str) -> Result<(), String>
         }
         setting::DELEGATE_TOOL_TIMEOUT => settings.delegate.tool_timeout = duration()?,
         setting::TOOLSETS => settings.tools.toolsets = value.parse().map_err(|e| format!("{e}"))?,
-        setting::READ_ONLY => {
-            settings.tools.read_only = matches!(value, "1" | "true" | "yes" | "on")
-        }
+        setting::READ_ONLY => settings.tools.read_only = on,
         other => {
             return Err(format!(
                 "{other} is not a setting an in-process server takes (add it here, or test it with the binary)"
