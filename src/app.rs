@@ -82,6 +82,7 @@ impl App {
             tasks,
             delegate,
             tools,
+            media: _media,
             http: serving_http,
         } = settings;
         let downstream = match &delegate.servers_file {

@@ -11,8 +11,8 @@ use clap::Parser;
 use crate::secret::KeyArg;
 use crate::setting;
 use crate::settings::{
-    CallLimits, DelegateSettings, HttpSettings, Limits, Settings, StoreSettings, TaskSettings,
-    ToolSettings, Toolsets, VultrSettings,
+    CallLimits, DelegateSettings, HttpSettings, Limits, MediaSettings, Settings, StoreSettings,
+    TaskSettings, ToolSettings, Toolsets, VultrSettings,
 };
 pub use crate::settings::{DEFAULT_ACCOUNT_BASE_URL, DEFAULT_INFERENCE_BASE_URL};
 use crate::store::StoreLocation;
@@ -135,8 +135,10 @@ pub struct Config {
     pub rate_limit: Option<RateLimit>,
 
     /// Which groups of tools to list, as a comma list: `core` (subscriptions, models, chat,
-    /// conversations), `delegate` (needs a delegate servers file), or `all` [default: core,
-    /// plus delegate when delegate servers are set].
+    /// conversations), `delegate` (needs a delegate servers file), `rag` (collections,
+    /// search, RAG chat), `retrieval` (rerank, embeddings), `audio` (speech,
+    /// transcription), `images`, or `all` [default: core, plus delegate when delegate
+    /// servers are set].
     #[arg(long, env = setting::TOOLSETS, hide_env_values = true, value_name = "NAMES", value_parser = parse_toolsets, default_value = "")]
     pub toolsets: Toolsets,
 
@@ -144,6 +146,19 @@ pub struct Config {
     /// reviewers and shared bridges.
     #[arg(long, env = setting::READ_ONLY, hide_env_values = true)]
     pub read_only: bool,
+
+    /// How long generated speech and images are kept for `resources/read`.
+    #[arg(long, env = setting::MEDIA_TTL, hide_env_values = true, hide_short_help = true, value_name = "DURATION", default_value = "24h", value_parser = parse_duration)]
+    pub media_ttl: Duration,
+
+    /// Largest speech or image returned inline in a tool result, in bytes; larger ones are
+    /// returned only as a `vultr://media/{id}` link.
+    #[arg(long, env = setting::MEDIA_INLINE_MAX, hide_env_values = true, hide_short_help = true, value_name = "BYTES", default_value_t = 2 * 1024 * 1024)]
+    pub media_inline_max: usize,
+
+    /// Media bytes one principal may keep at once; beyond it the oldest are deleted.
+    #[arg(long, env = setting::MEDIA_MAX_PER_PRINCIPAL, hide_env_values = true, hide_short_help = true, value_name = "BYTES", default_value_t = 256 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    pub media_max_per_principal: u64,
 
     /// Remote MCP over streamable HTTP.
     #[command(flatten)]
@@ -403,6 +418,12 @@ impl Config {
             tools: ToolSettings {
                 toolsets: self.toolsets,
                 read_only: self.read_only,
+            },
+            media: MediaSettings {
+                ttl: self.media_ttl,
+                inline_max: self.media_inline_max,
+                max_per_principal: usize::try_from(self.media_max_per_principal)
+                    .unwrap_or(usize::MAX),
             },
             http: http.addr.map(|addr| HttpSettings {
                 addr,

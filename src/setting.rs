@@ -96,3 +96,9 @@ pub const MAX_BODY_MEMORY: &str = "VULTR_MCP_MAX_BODY_MEMORY";
 pub const TOOLSETS: &str = "VULTR_MCP_TOOLSETS";
 /// List only the tools that change nothing.
 pub const READ_ONLY: &str = "VULTR_MCP_READ_ONLY";
+/// How long generated media (speech, images) are kept for `resources/read`.
+pub const MEDIA_TTL: &str = "VULTR_MCP_MEDIA_TTL";
+/// Largest media returned inline in a tool result, in bytes; larger ones only as a link.
+pub const MEDIA_INLINE_MAX: &str = "VULTR_MCP_MEDIA_INLINE_MAX";
+/// Media bytes one principal may keep at once; the oldest go first beyond it.
+pub const MEDIA_MAX_PER_PRINCIPAL: &str = "VULTR_MCP_MEDIA_MAX_PER_PRINCIPAL";

@@ -38,6 +38,8 @@ pub struct Settings {
     pub delegate: DelegateSettings,
     /// Which tools are listed.
     pub tools: ToolSettings,
+    /// Generated media (speech, images): how long they are kept and how they are returned.
+    pub media: MediaSettings,
     /// Streamable HTTP, when the server serves it instead of stdio.
     pub http: Option<HttpSettings>,
 }
@@ -211,6 +213,28 @@ impl Default for DelegateSettings {
     }
 }
 
+/// Generated media (speech, images) kept for `vultr://media/{id}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MediaSettings {
+    /// How long a media item is kept after it was made.
+    pub ttl: Duration,
+    /// Largest media returned inline (base64) in a tool result, in bytes; larger ones
+    /// come only as a resource link.
+    pub inline_max: usize,
+    /// Media bytes one principal may keep at once; beyond it the oldest are deleted.
+    pub max_per_principal: usize,
+}
+
+impl Default for MediaSettings {
+    fn default() -> Self {
+        Self {
+            ttl: Duration::from_secs(24 * 3600),
+            inline_max: 2 * 1024 * 1024,
+            max_per_principal: 256 * 1024 * 1024,
+        }
+    }
+}
+
 /// Which tools are listed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ToolSettings {
@@ -246,17 +270,36 @@ pub enum Toolset {
     Core,
     /// The `delegate` tool (needs a delegate servers file).
     Delegate,
+    /// Vector-store collections, their search, and RAG chat over them.
+    Rag,
+    /// Rerank and embeddings.
+    Retrieval,
+    /// Text to speech, its voices, and transcription.
+    Audio,
+    /// Image generation.
+    Images,
 }
 
 impl Toolset {
     /// Every toolset, in the order their tools are listed.
-    pub const ALL: [Toolset; 2] = [Toolset::Core, Toolset::Delegate];
+    pub const ALL: [Toolset; 6] = [
+        Toolset::Core,
+        Toolset::Delegate,
+        Toolset::Rag,
+        Toolset::Retrieval,
+        Toolset::Audio,
+        Toolset::Images,
+    ];
 
     /// The toolset's name in `VULTR_MCP_TOOLSETS`.
     pub fn name(self) -> &'static str {
         match self {
             Toolset::Core => "core",
             Toolset::Delegate => "delegate",
+            Toolset::Rag => "rag",
+            Toolset::Retrieval => "retrieval",
+            Toolset::Audio => "audio",
+            Toolset::Images => "images",
         }
     }
 }
@@ -270,7 +313,8 @@ impl fmt::Display for Toolset {
 /// The toolsets asked for.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Toolsets {
-    /// `core`, plus `delegate` when delegate servers are configured.
+    /// `core`, plus `delegate` when delegate servers are configured; the model-kind
+    /// toolsets (`rag`, `retrieval`, `audio`, `images`) only when asked for.
     #[default]
     Default,
     /// Every toolset this server can serve (`delegate` only with delegate servers).
@@ -328,9 +372,11 @@ impl Toolsets {
     pub fn resolve(&self, delegating: bool) -> Result<BTreeSet<Toolset>, ToolsetUnavailable> {
         let available = |toolset: &Toolset| *toolset != Toolset::Delegate || delegating;
         match self {
-            Toolsets::Default | Toolsets::All => {
-                Ok(Toolset::ALL.into_iter().filter(available).collect())
-            }
+            Toolsets::Default => Ok([Toolset::Core, Toolset::Delegate]
+                .into_iter()
+                .filter(available)
+                .collect()),
+            Toolsets::All => Ok(Toolset::ALL.into_iter().filter(available).collect()),
             Toolsets::Only(asked) => match asked.iter().find(|toolset| !available(toolset)) {
                 Some(&toolset) => Err(ToolsetUnavailable { toolset }),
                 None => Ok(asked.clone()),
@@ -429,24 +475,34 @@ mod tests {
 
     #[test]
     fn an_unknown_toolset_is_refused_naming_the_known_ones() {
-        let error = "core,images".parse::<Toolsets>().unwrap_err();
+        let error = "core,video".parse::<Toolsets>().unwrap_err();
         assert_eq!(
             error.to_string(),
             format!(
-                "unknown toolset `images` in {}; the toolsets are: core, delegate, or all",
+                "unknown toolset `video` in {}; the toolsets are: core, delegate, rag, retrieval, audio, images, or all",
                 setting::TOOLSETS
             )
         );
     }
 
     #[test]
-    fn delegate_is_served_only_with_delegate_servers() {
+    fn the_model_kind_toolsets_are_listed_only_when_asked_for_and_delegate_only_with_servers() {
         let core = BTreeSet::from([Toolset::Core]);
         let both = BTreeSet::from([Toolset::Core, Toolset::Delegate]);
         assert_eq!(Toolsets::Default.resolve(false), Ok(core.clone()));
         assert_eq!(Toolsets::Default.resolve(true), Ok(both.clone()));
-        assert_eq!(Toolsets::All.resolve(false), Ok(core.clone()));
-        assert_eq!(Toolsets::All.resolve(true), Ok(both));
+        let kinds = [
+            Toolset::Rag,
+            Toolset::Retrieval,
+            Toolset::Audio,
+            Toolset::Images,
+        ];
+        let all_but_delegate: BTreeSet<Toolset> =
+            kinds.into_iter().chain([Toolset::Core]).collect();
+        assert_eq!(Toolsets::All.resolve(false), Ok(all_but_delegate.clone()));
+        let mut everything = all_but_delegate;
+        everything.insert(Toolset::Delegate);
+        assert_eq!(Toolsets::All.resolve(true), Ok(everything));
         let delegate_only = Toolsets::Only(BTreeSet::from([Toolset::Delegate]));
         let refused = delegate_only.resolve(false).unwrap_err();
         assert!(

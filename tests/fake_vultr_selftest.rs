@@ -147,7 +147,9 @@ async fn models_catalogs_are_public() {
             "plain-chat-7b",
             "qwen3-embedding-4b",
             "qwen3-tts-12hz-1.7b",
-            "z-image-turbo"
+            "z-image-turbo",
+            "whisper-large-v3-turbo",
+            "bge-reranker-v2-m3"
         ]
     );
     let glm = &body["data"][0];

@@ -113,6 +113,7 @@ mod tests {
             prompt_usd_per_1m: None,
             completion_usd_per_1m: None,
             ready: true,
+            spec: Default::default(),
         }
     }
 

@@ -30,6 +30,7 @@ mod tests {
             prompt_usd_per_1m: prompt,
             completion_usd_per_1m: completion,
             ready: true,
+            spec: Default::default(),
         }
     }
 

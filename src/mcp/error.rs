@@ -7,6 +7,7 @@ use crate::conversations::TurnError;
 use crate::delegate::DelegateError;
 use crate::fair_share::OverShare;
 use crate::keys::KeyError;
+use crate::models::PickError;
 use crate::rate_limit::OverLimit;
 use crate::setting;
 use crate::store::{ConversationId, StoreError};
@@ -55,6 +56,9 @@ pub enum ToolError {
     /// A chat completion failed.
     #[error(transparent)]
     Chat(#[from] ChatError),
+    /// No model of the kind a tool needs could be chosen.
+    #[error(transparent)]
+    Model(#[from] PickError),
     /// The caller made more tool calls this minute than the server allows.
     #[error(
         "rate limit: at most {} tool calls per minute are allowed for each user ({}); this call was not run. Try again in {} seconds.",

@@ -3,9 +3,9 @@
 //! line it adds to the instructions, its handler). `tools/list`, call dispatch, task
 //! dispatch and the server's instructions are all derived from it.
 //!
-//! Tools are listed in registry order: toolset by toolset (`core`, then `delegate`), and
-//! within `core`: list_models, chat_completion, delete_conversation, list_subscriptions,
-//! get_subscription.
+//! Tools are listed in registry order: toolset by toolset (`core`, `delegate`, then the
+//! model-kind toolsets `rag`, `retrieval`, `audio`, `images`), and within `core`:
+//! list_models, chat_completion, delete_conversation, list_subscriptions, get_subscription.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, LazyLock, Mutex, OnceLock};

@@ -160,6 +160,41 @@ impl VultrHttp {
         self.with_retries(to.api, attempt).await
     }
 
+    /// Like [`VultrHttp::send_json`] for a request that cannot be cloned (a multipart
+    /// upload): `make` builds it afresh for each attempt.
+    pub async fn send_json_built<T: DeserializeOwned>(
+        &self,
+        to: Endpoint<'_>,
+        make: impl Fn() -> RequestBuilder,
+    ) -> Result<T, VultrError> {
+        let attempt = || async {
+            let request = make().header(header::ACCEPT, "application/json");
+            let response = self.response_once(to, request).await?;
+            self.read_json(to, response).await
+        };
+        self.with_retries(to.api, attempt).await
+    }
+
+    /// Sends a request, retrying what is worth retrying, and reads the success body as
+    /// raw bytes with its `Content-Type`.
+    pub async fn send_bytes(
+        &self,
+        to: Endpoint<'_>,
+        request: RequestBuilder,
+    ) -> Result<super::inference::Bytes, VultrError> {
+        let attempt = || async {
+            let response = self.accepting(to, &request, "*/*").await?;
+            let content_type = response
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let body = self.read_bytes(to, response).await?;
+            Ok(super::inference::Bytes { body, content_type })
+        };
+        self.with_retries(to.api, attempt).await
+    }
+
     /// Sends a request whose answer is read as it arrives (a stream), retrying failures
     /// that come before it starts. `to.timeout` bounds the whole answer.
     pub async fn send_streaming(
@@ -188,8 +223,18 @@ impl VultrHttp {
     pub async fn read_body(
         &self,
         to: Endpoint<'_>,
-        mut response: reqwest::Response,
+        response: reqwest::Response,
     ) -> Result<String, VultrError> {
+        let body = self.read_bytes(to, response).await?;
+        Ok(String::from_utf8_lossy(&body).into_owned())
+    }
+
+    /// Reads a whole body as bytes, refusing one over the size cap.
+    pub async fn read_bytes(
+        &self,
+        to: Endpoint<'_>,
+        mut response: reqwest::Response,
+    ) -> Result<Vec<u8>, VultrError> {
         let Endpoint {
             api,
             base_url,
@@ -216,7 +261,7 @@ impl VultrHttp {
             }
             body.extend_from_slice(&chunk);
         }
-        Ok(String::from_utf8_lossy(&body).into_owned())
+        Ok(body)
     }
 
     /// Reads a success body as JSON; an empty body or a 204 reads as `null`.

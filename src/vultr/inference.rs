@@ -154,6 +154,141 @@ impl InferenceClient {
     }
 }
 
+/// How long a request of the other inference endpoints may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Patience {
+    /// A read or small write (collections, voices): the catalog's time limit.
+    Quick,
+    /// A model run or an upload (speech, images, transcription, RAG chat): the chat
+    /// completion's time limit.
+    Long,
+}
+
+/// A response read as raw bytes (speech): the body and its `Content-Type`, if any.
+#[derive(Debug, Clone)]
+pub struct Bytes {
+    /// The body.
+    pub body: Vec<u8>,
+    /// The `Content-Type` header as sent.
+    pub content_type: Option<String>,
+}
+
+/// The building blocks of every inference endpoint beyond the catalog and chat: each sends
+/// through the one HTTP client (retries, size cap, timeouts, errors), with the key given.
+/// Paths are relative to the inference base URL (`/vector_store`, `/audio/speech`, ...);
+/// put ids into them with [`path_segment`].
+impl InferenceClient {
+    fn timeout(&self, patience: Patience) -> Duration {
+        match patience {
+            Patience::Quick => self.catalog_timeout,
+            Patience::Long => self.chat_timeout,
+        }
+    }
+
+    /// `GET path?query` read as JSON (a 204 or empty body reads as `null`).
+    pub async fn get_json(
+        &self,
+        key: &ApiKey,
+        path: &str,
+        query: &[(&str, &str)],
+        patience: Patience,
+    ) -> Result<Value, VultrError> {
+        let mut url = self.base.join(path);
+        for (i, (name, value)) in query.iter().enumerate() {
+            url.push(if i == 0 { '?' } else { '&' });
+            url.push_str(&path_segment(name));
+            url.push('=');
+            url.push_str(&path_segment(value));
+        }
+        let request = self.http.client().get(url).bearer_auth(key.expose());
+        self.http
+            .send_json(self.endpoint(self.timeout(patience)), request)
+            .await
+    }
+
+    /// `POST path` with a JSON body, read as JSON.
+    pub async fn post_json(
+        &self,
+        key: &ApiKey,
+        path: &str,
+        body: &(impl Serialize + ?Sized),
+        patience: Patience,
+    ) -> Result<Value, VultrError> {
+        let request = self
+            .http
+            .client()
+            .post(self.base.join(path))
+            .bearer_auth(key.expose())
+            .json(body);
+        self.http
+            .send_json(self.endpoint(self.timeout(patience)), request)
+            .await
+    }
+
+    /// `DELETE path`, its answer read as JSON (a 204 reads as `null`).
+    pub async fn delete(
+        &self,
+        key: &ApiKey,
+        path: &str,
+        patience: Patience,
+    ) -> Result<Value, VultrError> {
+        let request = self
+            .http
+            .client()
+            .delete(self.base.join(path))
+            .bearer_auth(key.expose());
+        self.http
+            .send_json(self.endpoint(self.timeout(patience)), request)
+            .await
+    }
+
+    /// `POST path` with the multipart form `form` makes (called once per attempt, since a
+    /// form is consumed by sending it), read as JSON.
+    pub async fn post_multipart(
+        &self,
+        key: &ApiKey,
+        path: &str,
+        form: impl Fn() -> reqwest::multipart::Form,
+        patience: Patience,
+    ) -> Result<Value, VultrError> {
+        let url = self.base.join(path);
+        let request = || {
+            self.http
+                .client()
+                .post(&url)
+                .bearer_auth(key.expose())
+                .multipart(form())
+        };
+        self.http
+            .send_json_built(self.endpoint(self.timeout(patience)), request)
+            .await
+    }
+
+    /// `POST path` with a JSON body, the answer read as raw bytes (within the size cap).
+    pub async fn post_for_bytes(
+        &self,
+        key: &ApiKey,
+        path: &str,
+        body: &(impl Serialize + ?Sized),
+        patience: Patience,
+    ) -> Result<Bytes, VultrError> {
+        let request = self
+            .http
+            .client()
+            .post(self.base.join(path))
+            .bearer_auth(key.expose())
+            .json(body);
+        self.http
+            .send_bytes(self.endpoint(self.timeout(patience)), request)
+            .await
+    }
+}
+
+/// `id` as one path segment: percent-encoded, so an id can never reach another path.
+pub fn path_segment(id: &str) -> String {
+    percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
 /// The body of a streamed `POST /chat/completions`: the request, asking for a stream
 /// that ends with the token counts.
 #[derive(Serialize)]

@@ -1,6 +1,8 @@
 //! The model catalog (`GET /v1/models`), read from the current "Model Document 2.4"
 //! shape and from the older OpenAI list shape.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -39,6 +41,83 @@ pub struct Model {
     /// False when Vultr marks the model as not ready.
     #[serde(skip_serializing_if = "is_true")]
     pub ready: bool,
+    /// What the model's outputs accept and cost, as the catalog states it: read by the
+    /// tools of other model kinds (speech, images, ...), not shown by `list_models`.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub spec: KindSpec,
+}
+
+/// The parameters, limits and prices the catalog states for a model, whatever its kind.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct KindSpec {
+    /// The `supported_parameters` of its outputs, by name (the first output naming one wins).
+    pub parameters: BTreeMap<String, Parameter>,
+    /// Every `{value, unit}` limit of its inputs (`supported_inputs`) and outputs
+    /// (`max_length`), in catalog order.
+    pub limits: Vec<Limit>,
+    /// Every price without a time window, of inputs and outputs.
+    pub prices: Vec<Price>,
+    /// MIME types its non-text inputs accept (`supported_inputs.formats`), e.g. `audio/wav`.
+    pub input_formats: Vec<String>,
+}
+
+/// One supported parameter: its allowed values or range, and its default.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Parameter {
+    /// The values of an `enum` parameter.
+    pub values: Vec<String>,
+    /// The least value of a numeric parameter.
+    pub min: Option<f64>,
+    /// The greatest value of a numeric parameter.
+    pub max: Option<f64>,
+    /// The default, when the catalog names one.
+    pub default: Option<Value>,
+}
+
+/// A limit such as `{"value": 6000, "unit": "character"}`, under the name the catalog gave it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limit {
+    /// The catalog's key, e.g. `max_prompt_length` or `max_context_length`.
+    pub name: String,
+    /// The value.
+    pub value: f64,
+    /// The unit: `token`, `character`, `second`, `byte`, ...
+    pub unit: String,
+}
+
+/// A price: USD per unit of a prompt (input) or completion (output).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Price {
+    /// `prompt` or `completion`.
+    pub kind: String,
+    /// `token`, `second`, `megapixel`, `character`, ...
+    pub unit: String,
+    /// USD per one unit.
+    pub usd_per_unit: f64,
+}
+
+impl KindSpec {
+    /// The first limit stated in `unit` (`second`, `byte`, `character`, `token`); `None`
+    /// when the catalog states none, which means "no limit known", never a made-up one.
+    pub fn limit_in(&self, unit: &str) -> Option<f64> {
+        self.limits
+            .iter()
+            .find(|limit| limit.unit.eq_ignore_ascii_case(unit))
+            .map(|limit| limit.value)
+    }
+
+    /// The first price per `unit`, of either kind.
+    pub fn price_per(&self, unit: &str) -> Option<&Price> {
+        self.prices
+            .iter()
+            .find(|price| price.unit.eq_ignore_ascii_case(unit))
+    }
+
+    /// The parameter `name`, when the catalog lists it.
+    pub fn parameter(&self, name: &str) -> Option<&Parameter> {
+        self.parameters.get(name)
+    }
 }
 
 fn is_true(b: &bool) -> bool {
@@ -58,6 +137,11 @@ impl Model {
     /// Whether the model is known to accept `tools`, or not known to refuse them.
     pub fn may_use_tools(&self) -> bool {
         self.tools != Some(false)
+    }
+
+    /// Whether one of the model's outputs is `kind` (`speech`, `image`, ...).
+    pub fn outputs(&self, kind: &str) -> bool {
+        self.outputs.iter().any(|o| o == kind)
     }
 }
 
@@ -163,6 +247,123 @@ fn parse_document(
         completion_usd_per_1m: text_out.and_then(|o| base_price(o.get("pricing"), "completion")),
         outputs: kinds,
         ready: true,
+        spec: parse_spec(entry, outputs),
+    }
+}
+
+/// Everything [`KindSpec`] holds, read leniently: entries of an unknown shape are skipped.
+fn parse_spec(entry: &Map<String, Value>, outputs: &[Value]) -> KindSpec {
+    let inputs = entry
+        .get("input_modalities")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let mut spec = KindSpec::default();
+    for output in outputs {
+        let declared = output
+            .get("supported_parameters")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten();
+        for (name, declared) in declared {
+            spec.parameters
+                .entry(name.clone())
+                .or_insert_with(|| parse_parameter(declared));
+        }
+    }
+    for input in inputs {
+        let supported = input.get("supported_inputs").and_then(Value::as_object);
+        for (name, value) in supported.into_iter().flatten() {
+            if let Some(limit) = parse_limit(name, value) {
+                spec.limits.push(limit);
+            }
+        }
+        if let Some(formats) = supported.and_then(|s| s.get("formats")) {
+            spec.input_formats.extend(parse_parameter(formats).values);
+        }
+    }
+    for output in outputs {
+        if let Some(limit) = output
+            .get("max_length")
+            .and_then(|v| parse_limit("max_length", v))
+        {
+            spec.limits.push(limit);
+        }
+    }
+    for modality in inputs.iter().chain(outputs) {
+        spec.prices.extend(parse_prices(modality.get("pricing")));
+    }
+    spec
+}
+
+/// A `{"type": "enum"|"integer"|"range", "values", "min", "max", "default"}` parameter.
+fn parse_parameter(declared: &Value) -> Parameter {
+    let values = declared
+        .get("values")
+        .and_then(Value::as_array)
+        .map(|values| {
+            values
+                .iter()
+                .filter_map(|v| match v {
+                    Value::String(s) => Some(s.clone()),
+                    Value::Number(n) => Some(n.to_string()),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Parameter {
+        values,
+        min: declared.get("min").and_then(Value::as_f64),
+        max: declared.get("max").and_then(Value::as_f64),
+        default: declared.get("default").filter(|d| !d.is_null()).cloned(),
+    }
+}
+
+/// A `{"value": N, "unit": "..."}` limit named `name`; other shapes are not limits.
+fn parse_limit(name: &str, value: &Value) -> Option<Limit> {
+    Some(Limit {
+        name: name.to_owned(),
+        value: value.get("value")?.as_f64()?,
+        unit: value.get("unit")?.as_str()?.to_owned(),
+    })
+}
+
+/// The prices of a `pricing` array without a time window.
+fn parse_prices(pricing: Option<&Value>) -> Vec<Price> {
+    let Some(entries) = pricing.and_then(Value::as_array) else {
+        return Vec::new();
+    };
+    entries
+        .iter()
+        .filter(|e| !is_windowed(e))
+        .filter_map(|e| {
+            Some(Price {
+                kind: e.get("type")?.as_str()?.to_owned(),
+                unit: e
+                    .get("unit")
+                    .and_then(Value::as_str)
+                    .unwrap_or("token")
+                    .to_owned(),
+                usd_per_unit: cost_usd(e.get("cost_usd")?)?,
+            })
+        })
+        .collect()
+}
+
+/// Whether a price holds only at some hours or days.
+fn is_windowed(entry: &Value) -> bool {
+    ["utc_start", "utc_end", "utc_days"]
+        .iter()
+        .any(|k| entry.get(*k).is_some_and(|v| !v.is_null()))
+}
+
+/// A `cost_usd`, given as a decimal string or a number.
+fn cost_usd(value: &Value) -> Option<f64> {
+    match value {
+        Value::String(s) => s.trim().parse::<f64>().ok().filter(|f| f.is_finite()),
+        Value::Number(n) => n.as_f64(),
+        _ => None,
     }
 }
 
@@ -195,6 +396,7 @@ fn parse_openai_entry(id: &str, name: Option<String>, entry: &Map<String, Value>
         prompt_usd_per_1m: None,
         completion_usd_per_1m: None,
         ready: true,
+        spec: KindSpec::default(),
     }
 }
 
@@ -225,22 +427,10 @@ fn as_u64(value: &Value) -> Option<u64> {
 
 /// The base per-token price of `kind` in USD per 1M tokens: the entry without a time window.
 fn base_price(pricing: Option<&Value>, kind: &str) -> Option<f64> {
-    let entries = pricing?.as_array()?;
-    let is_windowed = |e: &Value| {
-        ["utc_start", "utc_end", "utc_days"]
-            .iter()
-            .any(|k| e.get(*k).is_some_and(|v| !v.is_null()))
-    };
-    let entry = entries.iter().find(|e| {
-        e.get("type").and_then(Value::as_str) == Some(kind)
-            && e.get("unit").and_then(Value::as_str).unwrap_or("token") == "token"
-            && !is_windowed(e)
-    })?;
-    let per_token = match entry.get("cost_usd")? {
-        Value::String(s) => s.trim().parse::<f64>().ok()?,
-        Value::Number(n) => n.as_f64()?,
-        _ => return None,
-    };
+    let per_token = parse_prices(pricing)
+        .into_iter()
+        .find(|price| price.kind == kind && price.unit == "token")?
+        .usd_per_unit;
     Some(round_to(per_token * 1_000_000.0, 6))
 }
 
@@ -284,7 +474,30 @@ mod tests {
                 prompt_usd_per_1m: Some(0.75),
                 completion_usd_per_1m: Some(3.0),
                 ready: true,
+                spec: models[0].spec.clone(),
             }]
+        );
+        let spec = &models[0].spec;
+        assert_eq!(spec.limit_in("token"), Some(1_048_576.0));
+        assert_eq!(
+            spec.parameter("max_tokens").and_then(|p| p.max),
+            Some(131_072.0)
+        );
+        assert_eq!(
+            spec.prices,
+            vec![
+                Price {
+                    kind: "prompt".into(),
+                    unit: "token".into(),
+                    usd_per_unit: 0.00000075
+                },
+                Price {
+                    kind: "completion".into(),
+                    unit: "token".into(),
+                    usd_per_unit: 0.000003
+                },
+            ],
+            "the windowed price is left out"
         );
     }
 
@@ -348,6 +561,45 @@ mod tests {
             let _ = parse_catalog(&body);
             let _ = parse_catalog(&json!({ "data": [body] }));
         }
+    }
+
+    #[test]
+    fn reads_the_parameters_limits_and_prices_of_other_model_kinds() {
+        let tts = json!({"id":"qwen3-tts","input_modalities":[{"type":"text",
+            "supported_inputs":{"max_prompt_length":{"value":6000,"unit":"character"}}}],
+            "output_modalities":[{"type":"speech","supported_parameters":{
+                "voice":{"type":"enum","values":["ryan","vivian"]},
+                "response_format":{"type":"enum","values":["mp3","wav"],"default":"mp3"},
+                "speed":{"type":"range","min":0.25,"max":4}},
+              "pricing":[{"type":"completion","unit":"second","cost_usd":"0.00028"}]}]});
+        let whisper = json!({"id":"whisper","input_modalities":[{"type":"audio","supported_inputs":{
+                "sources":{"type":"enum","values":["base64"]},
+                "formats":{"type":"enum","values":["audio/wav","audio/mpeg"]},
+                "max_duration":{"value":14400,"unit":"second"},
+                "max_file_size":{"value":26214400,"unit":"byte"}},
+              "pricing":[{"type":"prompt","unit":"second","cost_usd":0.00001111}]}],
+            "output_modalities":[{"type":"transcription"}]});
+        let models = parse_catalog(&json!([tts, whisper])).unwrap();
+        let tts = &models[0].spec;
+        assert_eq!(tts.limit_in("character"), Some(6000.0));
+        assert_eq!(
+            tts.limit_in("second"),
+            None,
+            "no limit known is not a limit"
+        );
+        assert_eq!(tts.parameter("voice").unwrap().values, ["ryan", "vivian"]);
+        assert_eq!(
+            tts.parameter("response_format").unwrap().default,
+            Some(json!("mp3"))
+        );
+        assert_eq!(tts.parameter("speed").unwrap().max, Some(4.0));
+        assert_eq!(tts.price_per("second").unwrap().usd_per_unit, 0.00028);
+        let whisper = &models[1].spec;
+        assert_eq!(whisper.limit_in("second"), Some(14400.0));
+        assert_eq!(whisper.limit_in("byte"), Some(26_214_400.0));
+        assert_eq!(whisper.input_formats, ["audio/wav", "audio/mpeg"]);
+        assert_eq!(whisper.price_per("second").unwrap().kind, "prompt");
+        assert!(models[1].outputs("transcription"));
     }
 
     #[test]

@@ -105,6 +105,9 @@ fn apply(settings: &mut Settings, name: &str, value: &str) -> Result<(), String>
         setting::DELEGATE_TOOL_TIMEOUT => settings.delegate.tool_timeout = duration()?,
         setting::TOOLSETS => settings.tools.toolsets = value.parse().map_err(|e| format!("{e}"))?,
         setting::READ_ONLY => settings.tools.read_only = on,
+        setting::MEDIA_TTL => settings.media.ttl = duration()?,
+        setting::MEDIA_INLINE_MAX => settings.media.inline_max = number()?,
+        setting::MEDIA_MAX_PER_PRINCIPAL => settings.media.max_per_principal = number()?,
         other => {
             return Err(format!(
                 "{other} is not a setting an in-process server takes (add it here, or test it with the binary)"

@@ -278,7 +278,7 @@ async fn without_any_key_chat_is_an_error_naming_both_variables_while_list_model
     let models = server.call("list_models", json!({})).await;
 
     assert_contains(&message, &["VULTR_INFERENCE_API_KEY", "VULTR_API_KEY"]);
-    assert_eq!(ok(&models)["total_in_catalog"], 6);
+    assert_eq!(ok(&models)["total_in_catalog"], 8);
     assert!(chat_authorizations(&fake).await.is_empty());
     assert_eq!(fake.count("GET", SUBSCRIPTIONS_PATH).await, 0);
     server.stop().await;

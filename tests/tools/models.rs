@@ -10,13 +10,15 @@ use crate::support::in_process::Server;
 use crate::support::{fake_vultr::*, session::*};
 
 /// Every model id of the 2.4 fixture, in catalog order.
-const FIXTURE_IDS: [&str; 6] = [
+const FIXTURE_IDS: [&str; 8] = [
     "glm-5.2",
     "kimi-k2-instruct",
     "plain-chat-7b",
     "qwen3-embedding-4b",
     "qwen3-tts-12hz-1.7b",
     "z-image-turbo",
+    "whisper-large-v3-turbo",
+    "bge-reranker-v2-m3",
 ];
 
 /// Starts a server that has only the two base URLs: no key of any kind.
@@ -57,9 +59,9 @@ async fn every_model_of_the_catalog_is_listed_in_catalog_order() {
     let result = list_models(&server, json!({})).await;
 
     assert_eq!(ids(&result), FIXTURE_IDS);
-    assert_eq!(ok(&result)["total_in_catalog"], 6);
+    assert_eq!(ok(&result)["total_in_catalog"], 8);
     let text = text(&result);
-    assert!(text.starts_with("6 of 6 models:"), "{text}");
+    assert!(text.starts_with("8 of 8 models:"), "{text}");
     for id in FIXTURE_IDS {
         assert!(
             text.contains(&format!("- {id} (")),
@@ -196,9 +198,9 @@ async fn capability_chat_keeps_the_models_that_output_text() {
         ids(&result),
         ["glm-5.2", "kimi-k2-instruct", "plain-chat-7b"]
     );
-    assert_eq!(ok(&result)["total_in_catalog"], 6);
+    assert_eq!(ok(&result)["total_in_catalog"], 8);
     assert!(
-        text(&result).starts_with("3 of 6 models:"),
+        text(&result).starts_with("3 of 8 models:"),
         "{}",
         text(&result)
     );
@@ -217,7 +219,7 @@ async fn capability_tools_keeps_the_chat_models_that_accept_tools() {
 }
 
 #[tokio::test]
-async fn capability_embeddings_speech_and_image_each_keep_their_one_model() {
+async fn capability_embeddings_speech_image_transcription_and_rerank_each_keep_their_one_model() {
     let fake = FakeVultr::start().await;
     let server = Server::with_fake(&fake, &[]).await;
 
@@ -225,6 +227,8 @@ async fn capability_embeddings_speech_and_image_each_keep_their_one_model() {
         ("embeddings", "qwen3-embedding-4b"),
         ("speech", "qwen3-tts-12hz-1.7b"),
         ("image", "z-image-turbo"),
+        ("transcription", "whisper-large-v3-turbo"),
+        ("rerank", "bge-reranker-v2-m3"),
     ] {
         let result = list_models(&server, json!({"capability": capability})).await;
         assert_eq!(ids(&result), [expected], "capability {capability}");
@@ -252,10 +256,10 @@ async fn a_capability_no_model_has_gives_an_empty_list_that_says_so() {
 
     let result = list_models(&server, json!({"capability": "video"})).await;
 
-    assert_eq!(ok(&result), json!({"models": [], "total_in_catalog": 6}));
+    assert_eq!(ok(&result), json!({"models": [], "total_in_catalog": 8}));
     assert_eq!(
         text(&result),
-        "No model matches (6 models in the catalog). Try without `query` or `capability`."
+        "No model matches (8 models in the catalog). Try without `query` or `capability`."
     );
     server.stop().await;
 }
@@ -268,7 +272,7 @@ async fn query_is_a_case_insensitive_substring_of_the_id() {
     let result = list_models(&server, json!({"query": "QWEN3"})).await;
 
     assert_eq!(ids(&result), ["qwen3-embedding-4b", "qwen3-tts-12hz-1.7b"]);
-    assert_eq!(ok(&result)["total_in_catalog"], 6);
+    assert_eq!(ok(&result)["total_in_catalog"], 8);
     server.stop().await;
 }
 
@@ -399,7 +403,7 @@ async fn the_catalog_is_fetched_once_and_cached() {
     let first = list_models(&server, json!({})).await;
     let filtered = list_models(&server, json!({"capability": "tools"})).await;
 
-    assert_eq!(ids(&first).len(), 6);
+    assert_eq!(ids(&first).len(), 8);
     assert_eq!(ids(&filtered).len(), 2);
     assert_eq!(fake.count("GET", MODELS_PATH).await, 1);
     server.stop().await;

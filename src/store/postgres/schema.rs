@@ -6,7 +6,7 @@ use tokio_postgres::Client;
 
 /// The migrations this build knows, version 1 first; a database's version is its highest
 /// recorded one.
-const MIGRATIONS: [&str; 2] = [V1, V2];
+const MIGRATIONS: [&str; 3] = [V1, V2, V3];
 
 /// The newest schema version this build knows.
 pub(super) const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
@@ -66,6 +66,31 @@ CREATE TABLE legacy_sessions (
     used_at bigint NOT NULL
 );
 CREATE INDEX legacy_sessions_by_use ON legacy_sessions (used_at);
+";
+
+/// Version 3: media (speech, images) made for a principal, kept until `expires_at` (unix
+/// milliseconds), the total per owner bounded by evicting the oldest; and the Vultr
+/// vector-store collections each principal created (a collection id belongs to one owner).
+const V3: &str = "
+CREATE TABLE media (
+    id         text   PRIMARY KEY,
+    owner      text   NOT NULL,
+    mime       text   NOT NULL,
+    name       text   NOT NULL,
+    size       bigint NOT NULL,
+    bytes      bytea  NOT NULL,
+    created_at bigint NOT NULL,
+    expires_at bigint NOT NULL
+);
+CREATE INDEX media_by_owner ON media (owner, created_at);
+CREATE INDEX media_by_expiry ON media (expires_at);
+CREATE TABLE collections (
+    id         text   PRIMARY KEY,
+    owner      text   NOT NULL,
+    name       text   NOT NULL,
+    created_at bigint NOT NULL
+);
+CREATE INDEX collections_by_owner ON collections (owner, created_at);
 ";
 
 /// What migrating found.

@@ -6,10 +6,10 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::{StoreError, open_error};
 
 /// The schema version this build writes, kept in `PRAGMA user_version`.
-pub(super) const SCHEMA_VERSION: i64 = 4;
+pub(super) const SCHEMA_VERSION: i64 = 5;
 
 /// The tables a conversation store holds.
-const OUR_TABLES: [&str; 3] = ["conversations", "messages", "tasks"];
+const OUR_TABLES: [&str; 5] = ["collections", "conversations", "media", "messages", "tasks"];
 
 /// How many table names a refusal shows.
 const SHOWN_TABLES: usize = 5;
@@ -69,6 +69,32 @@ CREATE TABLE IF NOT EXISTS tasks (
     expires_at       INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS tasks_by_expiry ON tasks (expires_at);
+";
+
+/// Version 5: media (speech, images) made for a principal, kept until `expires_at` (unix
+/// milliseconds), with the total per owner bounded by evicting the oldest; and the Vultr
+/// vector-store collections each principal created, so one never reaches another's (a
+/// collection id belongs to one owner).
+const MIGRATION_V5: &str = "
+CREATE TABLE IF NOT EXISTS media (
+    id         TEXT    PRIMARY KEY NOT NULL,
+    owner      TEXT    NOT NULL,
+    mime       TEXT    NOT NULL,
+    name       TEXT    NOT NULL,
+    size       INTEGER NOT NULL,
+    bytes      BLOB    NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS media_by_owner ON media (owner, created_at);
+CREATE INDEX IF NOT EXISTS media_by_expiry ON media (expires_at);
+CREATE TABLE IF NOT EXISTS collections (
+    id         TEXT    PRIMARY KEY NOT NULL,
+    owner      TEXT    NOT NULL,
+    name       TEXT    NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS collections_by_owner ON collections (owner, created_at);
 ";
 
 /// Refuses, without changing anything, a file that is not a conversation store or that a
@@ -150,6 +176,9 @@ pub(super) fn migrate(conn: &mut Connection, label: &str) -> Result<(), StoreErr
     }
     if found < 4 {
         tx.execute_batch(MIGRATION_V4).map_err(open_err)?;
+    }
+    if found < 5 {
+        tx.execute_batch(MIGRATION_V5).map_err(open_err)?;
     }
     if found < SCHEMA_VERSION {
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)
