@@ -9,6 +9,7 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
+use crate::audio::Audio;
 use crate::catalog::{CATALOG_TTL, ModelCatalog};
 use crate::chat::ChatService;
 use crate::conversations::{ChatTurns, Conversations};
@@ -38,6 +39,8 @@ pub struct App {
     pub(crate) models: Models,
     /// The account's subscriptions.
     pub(crate) subscriptions: Subscriptions,
+    /// Speech, voices and transcription.
+    pub(crate) audio: Audio,
     /// The delegation loop, when delegate servers are configured.
     pub(crate) delegator: Option<Delegator>,
     /// Long calls of clients that accept tasks, kept where conversations are.
@@ -127,6 +130,8 @@ impl App {
             vultr.inference_subscription.clone(),
         ));
         let catalog = Arc::new(ModelCatalog::new(inference.clone(), CATALOG_TTL));
+        // Local files are the user's own only over stdio, where the one user runs the server.
+        let audio = Audio::new(keys.clone(), inference.clone(), serving_http.is_none());
         let chat = Arc::new(ChatService {
             keys: keys.clone(),
             inference,
@@ -145,6 +150,7 @@ impl App {
             conversations,
             models: Models::new(keys, catalog),
             subscriptions: Subscriptions::new(account, vultr.reveal_keys),
+            audio,
             delegator: downstream
                 .map(|servers| Delegator::new(chat, servers, limits.max_result_chars)),
             tasks: Arc::new(

@@ -2,6 +2,7 @@
 //! Inference (subscriptions, the live model catalog, chat completions with tool calling).
 
 pub mod app;
+pub mod audio;
 pub mod catalog;
 pub mod chat;
 pub mod config;

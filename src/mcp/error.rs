@@ -2,6 +2,7 @@
 //! wrong and what to do.
 
 use super::args::InvalidArguments;
+use crate::audio::AudioError;
 use crate::chat::ChatError;
 use crate::conversations::TurnError;
 use crate::delegate::DelegateError;
@@ -56,6 +57,9 @@ pub enum ToolError {
     /// A chat completion failed.
     #[error(transparent)]
     Chat(#[from] ChatError),
+    /// A speech or transcription call could not run.
+    #[error(transparent)]
+    Audio(#[from] AudioError),
     /// No model of the kind a tool needs could be chosen.
     #[error(transparent)]
     Model(#[from] PickError),

@@ -3,6 +3,7 @@
 //! nothing of the transport; `main.rs` picks it.
 
 pub(crate) mod args;
+mod audio;
 mod chat;
 mod conversations;
 mod delegate;

@@ -152,6 +152,9 @@ static REGISTRY: LazyLock<Vec<ToolEntry>> = LazyLock::new(|| {
         super::subscriptions::list_subscriptions(),
         super::subscriptions::get_subscription(),
         super::delegate::delegate(),
+        super::audio::speak(),
+        super::audio::list_voices(),
+        super::audio::transcribe(),
     ]
 });
 

@@ -195,6 +195,27 @@ impl VultrHttp {
         self.with_retries(to.api, attempt).await
     }
 
+    /// Like [`VultrHttp::send_bytes`] for a request that cannot be cloned (a multipart
+    /// upload): `make` builds it afresh for each attempt.
+    pub async fn send_bytes_built(
+        &self,
+        to: Endpoint<'_>,
+        make: impl Fn() -> RequestBuilder,
+    ) -> Result<super::inference::Bytes, VultrError> {
+        let attempt = || async {
+            let request = make().header(header::ACCEPT, "application/json, text/plain;q=0.9");
+            let response = self.response_once(to, request).await?;
+            let content_type = response
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let body = self.read_bytes(to, response).await?;
+            Ok(super::inference::Bytes { body, content_type })
+        };
+        self.with_retries(to.api, attempt).await
+    }
+
     /// Sends a request whose answer is read as it arrives (a stream), retrying failures
     /// that come before it starts. `to.timeout` bounds the whole answer.
     pub async fn send_streaming(

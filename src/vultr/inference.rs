@@ -264,6 +264,28 @@ impl InferenceClient {
             .await
     }
 
+    /// `POST path` with the multipart form `form` makes (once per attempt), the answer read
+    /// as raw bytes (within the size cap): for answers that may not be JSON (transcriptions).
+    pub async fn post_multipart_for_bytes(
+        &self,
+        key: &ApiKey,
+        path: &str,
+        form: impl Fn() -> reqwest::multipart::Form,
+        patience: Patience,
+    ) -> Result<Bytes, VultrError> {
+        let url = self.base.join(path);
+        let request = || {
+            self.http
+                .client()
+                .post(&url)
+                .bearer_auth(key.expose())
+                .multipart(form())
+        };
+        self.http
+            .send_bytes_built(self.endpoint(self.timeout(patience)), request)
+            .await
+    }
+
     /// `POST path` with a JSON body, the answer read as raw bytes (within the size cap).
     pub async fn post_for_bytes(
         &self,

@@ -1,6 +1,7 @@
 //! Clients of the two Vultr APIs, their wire types and their one error enum.
 
 pub mod account;
+pub mod audio;
 pub mod base_url;
 pub mod chat;
 pub mod error;
