@@ -2,8 +2,8 @@
 //! length this server knows without decoding.
 
 /// Seconds of audio in `bytes` when they are a RIFF/WAVE file with a `fmt ` chunk before
-/// its `data` chunk; `None` for anything else. A `data` size past the end (a streamed
-/// WAV writes `0xFFFFFFFF`) counts the bytes actually present.
+/// its `data` chunk; `None` for anything else. The header's size is believed (it is what
+/// a cap must judge), except the 0 or `0xFFFFFFFF` of a streamed WAV: then the bytes present count.
 pub fn duration_seconds(bytes: &[u8]) -> Option<f64> {
     if bytes.len() < 12 || &bytes[0..4] != b"RIFF" || &bytes[8..12] != b"WAVE" {
         return None;
@@ -21,8 +21,11 @@ pub fn duration_seconds(bytes: &[u8]) -> Option<f64> {
             }
             b"data" => {
                 let rate = f64::from(byte_rate.filter(|r| *r > 0)?);
-                let present = bytes.len() - body;
-                return Some(size.min(present) as f64 / rate);
+                let size = match size as u32 {
+                    0 | u32::MAX => bytes.len() - body,
+                    _ => size,
+                };
+                return Some(size as f64 / rate);
             }
             _ => {}
         }

@@ -6,6 +6,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod audio;
 mod chat;
 mod continuation;
 mod conversations;

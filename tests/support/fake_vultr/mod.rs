@@ -26,6 +26,7 @@
 //!
 //! Every request, whichever mock answered it, is visible through [`FakeVultr::requests`].
 
+pub mod audio;
 pub mod faults;
 pub mod script;
 
@@ -197,6 +198,8 @@ struct State {
     completions: u64,
     /// Whether the fake model answers in text even when it must call a tool.
     ignores_tools: bool,
+    /// Every transcription request, as parsed.
+    transcriptions: Vec<audio::TranscriptionSeen>,
 }
 
 /// Handle to the shared state.
@@ -618,6 +621,7 @@ impl FakeVultrBuilder {
             model_ids: catalog_model_ids(&catalog),
             completions: 0,
             ignores_tools: self.ignores_tools,
+            transcriptions: Vec::new(),
         }));
         let server = MockServer::start().await;
 
@@ -656,6 +660,8 @@ impl FakeVultrBuilder {
             .named("inference chat completions")
             .mount(&server)
             .await;
+
+        audio::mount(&server, &state).await;
 
         Mock::given(any())
             .respond_with(account_error(404, "Not found"))
@@ -747,6 +753,11 @@ impl FakeVultr {
             .filter(|r| r.method == "POST" && r.path == CHAT_PATH)
             .filter_map(|r| r.body)
             .collect()
+    }
+
+    /// Every `POST /v1/audio/transcriptions` received so far, as parsed, in order.
+    pub fn transcriptions(&self) -> Vec<audio::TranscriptionSeen> {
+        lock(&self.state).transcriptions.clone()
     }
 
     /// Number of requests received with this method (case-insensitive) and exact path (no query).

@@ -1,0 +1,463 @@
+//! The `audio` toolset: `speak`, `list_voices` and `transcribe` against the fake's audio
+//! routes (tests/support/fake_vultr/audio.rs): catalog checks before anything is sent,
+//! audio content and its MIME type, cost, local files over stdio only, uploads.
+
+use base64::Engine as _;
+use rmcp::model::CallToolResult;
+use serde_json::{Value, json};
+
+use crate::support::assertions::assert_contains;
+use crate::support::fake_vultr::audio::{
+    SECONDS_PER_CHARACTER, SPEECH_PATH, TRANSCRIPTION_MODEL, TRANSCRIPTIONS_PATH, VOICES_PATH, wav,
+};
+use crate::support::in_process::Server;
+use crate::support::{fake_vultr::*, session::*};
+
+const AUDIO: (&str, &str) = ("VULTR_MCP_TOOLSETS", "core,audio");
+
+async fn audio_server(fake: &FakeVultr, extra: &[(&str, &str)]) -> Server {
+    let mut env = vec![AUDIO];
+    env.extend_from_slice(extra);
+    Server::with_fake(fake, &env).await
+}
+
+/// The audio blocks of a result: (MIME type, decoded bytes).
+fn audio_blocks(result: &CallToolResult) -> Vec<(String, Vec<u8>)> {
+    result
+        .content
+        .iter()
+        .filter_map(|block| block.as_audio())
+        .map(|audio| {
+            (
+                audio.mime_type.clone(),
+                base64::engine::general_purpose::STANDARD
+                    .decode(&audio.data)
+                    .expect("audio content is base64"),
+            )
+        })
+        .collect()
+}
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+#[tokio::test]
+async fn speak_returns_audio_of_the_format_asked_with_its_mime_type() {
+    let fake = FakeVultr::start().await;
+    let server = audio_server(&fake, &[]).await;
+    for (format, mime, magic) in [
+        ("wav", "audio/wav", b"RIFF".as_slice()),
+        ("mp3", "audio/mpeg", b"ID3"),
+        ("flac", "audio/flac", b"fLaC"),
+        ("opus", "audio/ogg", b"OggS"),
+    ] {
+        let result = server
+            .call("speak", json!({"text": "Hello there.", "format": format}))
+            .await;
+        let structured = ok(&result);
+        assert_eq!(structured["mime_type"], mime, "{format}");
+        assert_eq!(structured["format"], format);
+        let blocks = audio_blocks(&result);
+        assert_eq!(blocks.len(), 1, "{format}: {}", text(&result));
+        assert_eq!(blocks[0].0, mime);
+        assert!(blocks[0].1.starts_with(magic), "{format}");
+        assert_eq!(structured["bytes"], blocks[0].1.len());
+    }
+    let sent: Vec<Value> = fake
+        .requests()
+        .await
+        .into_iter()
+        .filter(|r| r.path == SPEECH_PATH)
+        .filter_map(|r| r.body)
+        .collect();
+    assert_eq!(sent.len(), 4);
+    assert_eq!(
+        sent[0],
+        json!({"model": "qwen3-tts-12hz-1.7b", "input": "Hello there.", "response_format": "wav"}),
+        "only model, input and response_format are always sent"
+    );
+}
+
+#[tokio::test]
+async fn a_wav_has_its_duration_and_the_cost_is_per_character_as_the_catalog_prices() {
+    let fake = FakeVultr::start().await;
+    let server = audio_server(&fake, &[]).await;
+    let spoken = "Twenty characters!!!";
+    let result = server
+        .call(
+            "speak",
+            json!({"text": spoken, "format": "wav", "voice": "ryan", "speed": 2, "instructions": "calm", "language": "English"}),
+        )
+        .await;
+    let structured = ok(&result);
+    let seconds = 20.0 * SECONDS_PER_CHARACTER / 2.0;
+    assert!(
+        (structured["duration_seconds"].as_f64().unwrap() - seconds).abs() < 1e-6,
+        "{structured}"
+    );
+    // The fixture prices qwen3-tts at $0.000015 per character.
+    let cost = structured["cost_usd"].as_f64().unwrap();
+    assert!((cost - 20.0 * 0.000015).abs() < 1e-12, "{structured}");
+    assert_contains(&text(&result), &["$0.000300"]);
+    assert_contains(&text(&result), &["per character"]);
+    let sent = fake
+        .requests()
+        .await
+        .into_iter()
+        .find(|r| r.path == SPEECH_PATH)
+        .and_then(|r| r.body)
+        .unwrap();
+    assert_eq!(
+        sent,
+        json!({"model": "qwen3-tts-12hz-1.7b", "input": spoken, "response_format": "wav",
+               "voice": "ryan", "speed": 2.0, "instructions": "calm", "language": "English"})
+    );
+}
+
+#[tokio::test]
+async fn text_over_the_catalog_limit_and_bad_options_are_refused_before_anything_is_sent() {
+    let fake = FakeVultr::start().await;
+    let server = audio_server(&fake, &[]).await;
+    let too_long = "a".repeat(6001);
+    let error = err(&server.call("speak", json!({"text": too_long})).await);
+    assert_contains(&error, &["6001 characters"]);
+    assert_contains(&error, &["at most 6000"]);
+    // Exactly at the limit is fine: the limit is the catalog's, read by unit.
+    ok(&server
+        .call("speak", json!({"text": "é".repeat(6000)}))
+        .await);
+    assert_eq!(fake.count("POST", SPEECH_PATH).await, 1);
+
+    let error = err(&server
+        .call("speak", json!({"text": "hi", "format": "pcm"}))
+        .await);
+    assert_contains(&error, &["use one of mp3, opus, flac, wav"]);
+    let error = err(&server
+        .call("speak", json!({"text": "hi", "speed": 5}))
+        .await);
+    assert_contains(&error, &["range 0.25 to 4"]);
+    let error = err(&server.call("speak", json!({"text": "  "})).await);
+    assert_contains(&error, &["`text` is empty"]);
+    let error = err(&server
+        .call("speak", json!({"text": "hi", "model": "kimi-k2-instruct"}))
+        .await);
+    assert_contains(&error, &["is not a text-to-speech model"]);
+    assert_eq!(
+        fake.count("POST", SPEECH_PATH).await,
+        1,
+        "none of these was sent"
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_voice_is_refused_with_the_models_voices_read_once() {
+    let fake = FakeVultr::start().await;
+    let server = audio_server(&fake, &[]).await;
+    // `vivian` is in the catalog's enum but not among the voices Vultr lists.
+    let error = err(&server
+        .call("speak", json!({"text": "hi", "voice": "vivian"}))
+        .await);
+    assert_contains(
+        &error,
+        &["`voice` \"vivian\" is not a voice of qwen3-tts-12hz-1.7b"],
+    );
+    assert_contains(&error, &["ryan, design"]);
+    assert_eq!(fake.count("POST", SPEECH_PATH).await, 0);
+    ok(&server
+        .call("speak", json!({"text": "hi", "voice": "design"}))
+        .await);
+    assert_eq!(
+        fake.count("GET", VOICES_PATH).await,
+        1,
+        "the voices are kept for a while"
+    );
+}
+
+#[tokio::test]
+async fn list_voices_shows_each_voice_of_the_model() {
+    let fake = FakeVultr::start().await;
+    let server = audio_server(&fake, &[]).await;
+    let result = server.call("list_voices", json!({})).await;
+    let structured = ok(&result);
+    assert_eq!(structured["model"], "qwen3-tts-12hz-1.7b");
+    assert_eq!(structured["voices"][0]["id"], "ryan");
+    assert_eq!(structured["voices"][0]["native_language"], "English");
+    assert_eq!(structured["voices"][1]["mode"], "voice_design");
+    let shown = text(&result);
+    assert_contains(
+        &shown,
+        &["- ryan (Ryan): Dynamic male voice. [custom_voice, English]"],
+    );
+    let recorded = fake.requests().await;
+    let asked = recorded.iter().find(|r| r.path == VOICES_PATH).unwrap();
+    assert_eq!(asked.method, "GET");
+
+    let error = err(&server
+        .call("list_voices", json!({"model": "whisper-large-v3-turbo"}))
+        .await);
+    assert_contains(&error, &["is not a text-to-speech model"]);
+}
+
+#[tokio::test]
+async fn voices_in_another_shape_are_read_too() {
+    let fake = FakeVultr::start().await;
+    wiremock::Mock::given(wiremock::matchers::path(VOICES_PATH))
+        .respond_with(
+            wiremock::ResponseTemplate::new(200)
+                .set_body_json(json!({"voices": ["ryan", "serena"]})),
+        )
+        .with_priority(1)
+        .mount(fake.mock_server())
+        .await;
+    let server = audio_server(&fake, &[]).await;
+    let structured = ok(&server.call("list_voices", json!({})).await);
+    assert_eq!(
+        structured["voices"],
+        json!([{"id": "ryan"}, {"id": "serena"}])
+    );
+}
+
+#[tokio::test]
+async fn save_to_writes_a_private_file_over_stdio() {
+    let fake = FakeVultr::start().await;
+    let server = audio_server(&fake, &[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hello.wav");
+    let result = server
+        .call(
+            "speak",
+            json!({"text": "Saved speech.", "format": "wav", "save_to": path.to_str().unwrap()}),
+        )
+        .await;
+    let structured = ok(&result);
+    let written = std::fs::read(&path).unwrap();
+    assert_eq!(written, audio_blocks(&result)[0].1);
+    assert_eq!(structured["saved_to"], path.to_str().unwrap());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    // A file that cannot be written does not lose the audio: the call still succeeds.
+    let nowhere = dir.path().join("missing-dir/x.wav");
+    let result = server
+        .call(
+            "speak",
+            json!({"text": "Saved speech.", "save_to": nowhere.to_str().unwrap()}),
+        )
+        .await;
+    assert!(ok(&result).get("saved_to").is_none());
+    assert_contains(
+        &text(&result),
+        &["Not saved: could not write the file given as `save_to`: no such file"],
+    );
+}
+
+#[tokio::test]
+async fn transcribe_sends_the_file_with_its_name_and_returns_the_text() {
+    let fake = FakeVultr::start().await;
+    let server = audio_server(&fake, &[]).await;
+    let audio = wav("The quick brown fox.", 1.0);
+    let result = server
+        .call(
+            "transcribe",
+            json!({"data": b64(&audio), "filename": "fox.wav", "language": "en", "prompt": "fox"}),
+        )
+        .await;
+    let structured = ok(&result);
+    assert_eq!(structured["text"], "The quick brown fox.");
+    assert_eq!(structured["model"], TRANSCRIPTION_MODEL);
+    let seconds = 20.0 * SECONDS_PER_CHARACTER;
+    assert!((structured["duration_seconds"].as_f64().unwrap() - seconds).abs() < 1e-6);
+    // whisper is priced per second of audio: $0.00001111.
+    let cost = structured["cost_usd"].as_f64().unwrap();
+    assert!((cost - seconds * 0.00001111).abs() < 1e-12, "{structured}");
+    assert!(text(&result).starts_with("The quick brown fox."));
+    let seen = fake.transcriptions();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].filename.as_deref(), Some("fox.wav"));
+    assert_eq!(seen[0].content_type.as_deref(), Some("audio/wav"));
+    assert_eq!(seen[0].bytes, audio.len());
+    assert_eq!(seen[0].model.as_deref(), Some(TRANSCRIPTION_MODEL));
+    assert_eq!(seen[0].language.as_deref(), Some("en"));
+    assert_eq!(seen[0].prompt.as_deref(), Some("fox"));
+
+    // An mp3 has no duration this server can read: not priced, and said so.
+    let result = server
+        .call(
+            "transcribe",
+            json!({"data": b64(b"ID3\x04junk"), "filename": "a.mp3"}),
+        )
+        .await;
+    let structured = ok(&result);
+    assert!(structured.get("cost_usd").is_none());
+    assert_contains(&text(&result), &["not priced: duration unknown"]);
+}
+
+#[tokio::test]
+async fn speech_spoken_by_speak_transcribes_back_to_its_text() {
+    let fake = FakeVultr::start().await;
+    let server = audio_server(&fake, &[]).await;
+    let spoken = server
+        .call(
+            "speak",
+            json!({"text": "Round trip works.", "format": "mp3"}),
+        )
+        .await;
+    let (_, bytes) = audio_blocks(&spoken).remove(0);
+    let heard = server
+        .call(
+            "transcribe",
+            json!({"data": b64(&bytes), "filename": "speech.mp3"}),
+        )
+        .await;
+    assert_eq!(ok(&heard)["text"], "Round trip works.");
+}
+
+#[tokio::test]
+async fn audio_the_model_cannot_take_is_refused_before_upload() {
+    let fake = FakeVultr::start().await;
+    let server = audio_server(&fake, &[]).await;
+    // whisper's catalog entry accepts audio/wav and audio/mpeg only.
+    let error = err(&server
+        .call(
+            "transcribe",
+            json!({"data": b64(b"fLaC...."), "filename": "a.flac"}),
+        )
+        .await);
+    assert_contains(
+        &error,
+        &["does not accept audio/flac audio; it accepts audio/wav, audio/mpeg"],
+    );
+    let error = err(&server
+        .call(
+            "transcribe",
+            json!({"data": b64(b"RIFF"), "filename": "notes.txt"}),
+        )
+        .await);
+    assert_contains(&error, &["no audio extension"]);
+    let error = err(&server
+        .call("transcribe", json!({"data": b64(b"RIFF")}))
+        .await);
+    assert_contains(&error, &["needs a `filename`"]);
+    let error = err(&server
+        .call("transcribe", json!({"data": "%%%", "filename": "a.wav"}))
+        .await);
+    assert_contains(&error, &["not valid base64"]);
+    // Over the catalog's duration cap (14400 s): a WAV header saying 4 hours and 1 second.
+    let mut long = wav("x", 1.0);
+    let data_at = long.len() - 800 - 4;
+    long[data_at..data_at + 4].copy_from_slice(&(14_401u32 * 16_000).to_le_bytes());
+    let error = err(&server
+        .call(
+            "transcribe",
+            json!({"data": b64(&long), "filename": "long.wav"}),
+        )
+        .await);
+    assert_contains(&error, &["lasts 14401 s"]);
+    assert_contains(&error, &["at most 14400 s"]);
+    assert_eq!(fake.count("POST", TRANSCRIPTIONS_PATH).await, 0);
+}
+
+/// The 2.4 catalog with the transcription model's size cap lowered to `max_bytes`.
+fn catalog_with_size_cap(max_bytes: u64) -> Catalog {
+    let mut catalog: Value = serde_json::from_str(CATALOG_DOCUMENT_24).unwrap();
+    let whisper = catalog["data"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|m| m["id"] == TRANSCRIPTION_MODEL)
+        .unwrap();
+    whisper["input_modalities"][0]["supported_inputs"]["max_file_size"]["value"] = json!(max_bytes);
+    Catalog::Raw(catalog)
+}
+
+#[tokio::test]
+async fn audio_over_the_catalogs_size_cap_is_refused_before_upload() {
+    let fake = FakeVultr::builder()
+        .catalog(catalog_with_size_cap(1000))
+        .start()
+        .await;
+    let server = audio_server(&fake, &[]).await;
+    let error = err(&server
+        .call(
+            "transcribe",
+            json!({"data": b64(&[0u8; 1001]), "filename": "big.mp3"}),
+        )
+        .await);
+    assert_contains(&error, &["1001 bytes", "at most 1000 bytes"]);
+    // A local file is measured before it is read.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.mp3");
+    std::fs::write(&path, [0u8; 1001]).unwrap();
+    let error = err(&server
+        .call("transcribe", json!({"path": path.to_str().unwrap()}))
+        .await);
+    assert_contains(&error, &["at most 1000 bytes"]);
+    assert_eq!(fake.count("POST", TRANSCRIPTIONS_PATH).await, 0);
+    // At the cap exactly, it goes.
+    ok(&server
+        .call(
+            "transcribe",
+            json!({"data": b64(&[0u8; 1000]), "filename": "ok.mp3"}),
+        )
+        .await);
+    assert_eq!(fake.count("POST", TRANSCRIPTIONS_PATH).await, 1);
+}
+
+#[tokio::test]
+async fn a_local_file_is_transcribed_over_stdio_without_its_path_in_any_message() {
+    let fake = FakeVultr::start().await;
+    let server = audio_server(&fake, &[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("memo.wav");
+    std::fs::write(&path, wav("From a file.", 1.0)).unwrap();
+    let result = server
+        .call("transcribe", json!({"path": path.to_str().unwrap()}))
+        .await;
+    assert_eq!(ok(&result)["text"], "From a file.");
+    assert_eq!(
+        fake.transcriptions()[0].filename.as_deref(),
+        Some("memo.wav")
+    );
+    let missing = dir.path().join("secret-folder/gone.wav");
+    let error = err(&server
+        .call("transcribe", json!({"path": missing.to_str().unwrap()}))
+        .await);
+    assert_contains(
+        &error,
+        &["could not read the file given as `path`: no such file"],
+    );
+    assert!(!error.contains("secret-folder"), "{error}");
+}
+
+#[tokio::test]
+async fn urls_and_foreign_uris_are_refused_and_nothing_is_fetched() {
+    let fake = FakeVultr::start().await;
+    let server = audio_server(&fake, &[]).await;
+    let url = format!("{}/v1/audio/speech", fake.inference_base_url());
+    for uri in [url.as_str(), "https://example.com/a.wav"] {
+        let error = err(&server.call("transcribe", json!({"uri": uri})).await);
+        assert_contains(&error, &["this server never fetches URLs"]);
+    }
+    let error = err(&server
+        .call("transcribe", json!({"uri": "file:///etc/passwd"}))
+        .await);
+    assert_contains(&error, &["must be vultr://media/{id}"]);
+    let error = err(&server.call("transcribe", json!({})).await);
+    assert_contains(&error, &["exactly one of `data`"]);
+    let error = err(&server
+        .call(
+            "transcribe",
+            json!({"data": "UklGRg==", "filename": "a.wav", "uri": "vultr://media/x"}),
+        )
+        .await);
+    assert_contains(&error, &["exactly one of `data`"]);
+    assert_eq!(
+        fake.requests().await.len(),
+        0,
+        "not even the catalog was read"
+    );
+}
