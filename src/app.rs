@@ -15,6 +15,7 @@ use crate::conversations::{ChatTurns, Conversations};
 use crate::delegate::{self, Delegator, Downstream, ServersFileError};
 use crate::fair_share::CallShares;
 use crate::keys::InferenceKeys;
+use crate::media::Media;
 use crate::models::Models;
 use crate::rate_limit::CallRateLimit;
 use crate::secret::KnownKeys;
@@ -38,6 +39,8 @@ pub struct App {
     pub(crate) models: Models,
     /// The account's subscriptions.
     pub(crate) subscriptions: Subscriptions,
+    /// Media (speech, images) the tools made, for `vultr://media/{id}`.
+    pub(crate) media: Media,
     /// The delegation loop, when delegate servers are configured.
     pub(crate) delegator: Option<Delegator>,
     /// Long calls of clients that accept tasks, kept where conversations are.
@@ -82,7 +85,7 @@ impl App {
             tasks,
             delegate,
             tools,
-            media: _media,
+            media,
             http: serving_http,
         } = settings;
         let downstream = match &delegate.servers_file {
@@ -145,6 +148,7 @@ impl App {
             conversations,
             models: Models::new(keys, catalog),
             subscriptions: Subscriptions::new(account, vultr.reveal_keys),
+            media: Media::new(stores.media, media),
             delegator: downstream
                 .map(|servers| Delegator::new(chat, servers, limits.max_result_chars)),
             tasks: Arc::new(

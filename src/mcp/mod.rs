@@ -7,6 +7,7 @@ mod chat;
 mod conversations;
 mod delegate;
 mod error;
+mod media;
 mod models;
 mod progress;
 mod registry;
@@ -174,7 +175,11 @@ impl ServerHandler for VultrServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
-        Ok(self.conversation_templates())
+        let mut templates = self.conversation_templates();
+        if self.tools.makes_media() {
+            templates.resource_templates.push(Self::media_template());
+        }
+        Ok(templates)
     }
 
     async fn read_resource(
@@ -183,6 +188,9 @@ impl ServerHandler for VultrServer {
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
         let owner = self.principal(&context);
+        if request.uri.starts_with(crate::media::URI_PREFIX) {
+            return Ok(self.read_media_resource(&owner, &request.uri).await?.into());
+        }
         Ok(self
             .read_conversation_resource(&owner, &request.uri)
             .await?

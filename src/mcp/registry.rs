@@ -185,6 +185,12 @@ impl Tools {
             .clone()
     }
 
+    /// Whether a listed toolset makes media (speech, images), so `vultr://media/{id}` is
+    /// worth a resource template.
+    pub(super) fn makes_media(&self) -> bool {
+        self.toolsets.contains(&Toolset::Audio) || self.toolsets.contains(&Toolset::Images)
+    }
+
     fn build(selection: &ToolSelection) -> Tools {
         let entries: Vec<&'static ToolEntry> = REGISTRY
             .iter()
