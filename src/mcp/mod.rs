@@ -136,6 +136,7 @@ impl ServerHandler for VultrServer {
             arguments,
             progress: CallProgress::of(&context),
             cancel,
+            local_files: over_stdio(&context),
         };
         Ok(tokio::select! {
             result = (tool.handler)(self, call) => result,
@@ -272,6 +273,11 @@ impl VultrServer {
         let text = self.app.known_keys.redact(&error.to_string());
         CallToolResult::error(vec![ContentBlock::text(text)])
     }
+}
+
+/// Whether `context`'s request came over stdio: requests over HTTP carry their HTTP parts.
+fn over_stdio(context: &RequestContext<RoleServer>) -> bool {
+    context.extensions.get::<http::request::Parts>().is_none()
 }
 
 /// Cuts `text` to `max` characters, ending with a notice of what was left out.
