@@ -1,13 +1,17 @@
 //! Media the tools make (speech, images) as a service: kept in the store for their owner
 //! for a while, readable as `vultr://media/{id}`, each owner's total bounded.
 
-use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::principal::Principal;
 use crate::setting;
 use crate::settings::MediaSettings;
 use crate::store::{MediaItem, MediaRecord, MediaStore, StoreError};
+
+/// How often expired media are deleted, from the first item kept on.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
 /// The URI prefix of a media item: `vultr://media/{id}`.
 pub const URI_PREFIX: &str = "vultr://media/";
@@ -66,12 +70,18 @@ pub enum MediaError {
 pub struct Media {
     store: Arc<dyn MediaStore>,
     settings: MediaSettings,
+    /// Whether the pruning loop runs.
+    pruning: AtomicBool,
 }
 
 impl Media {
     /// Media kept in `store` as `settings` say.
     pub fn new(store: Arc<dyn MediaStore>, settings: MediaSettings) -> Self {
-        Self { store, settings }
+        Self {
+            store,
+            settings,
+            pruning: AtomicBool::new(false),
+        }
     }
 
     /// Keeps `media` for `owner` until the media TTL passes; the owner's oldest media go
@@ -96,6 +106,7 @@ impl Media {
             .store
             .put(owner, &item, u64::try_from(max).unwrap_or(u64::MAX))
             .await?;
+        self.keep_pruning();
         if !evicted.is_empty() {
             tracing::info!(
                 evicted = evicted.len(),
@@ -121,13 +132,31 @@ impl Media {
         Ok(self.store.get(owner, id, now_ms()).await?)
     }
 
+    /// From the first item kept on, deletes expired media every [`PRUNE_EVERY`] while the
+    /// store lives, so their memory (or disk) comes back even when no one keeps more.
+    fn keep_pruning(&self) {
+        if self.pruning.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let store: Weak<dyn MediaStore> = Arc::downgrade(&self.store);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(PRUNE_EVERY).await;
+                let Some(store) = store.upgrade() else { break };
+                if let Err(error) = store.prune(now_ms()).await {
+                    tracing::debug!(%error, "could not delete expired media; trying again later");
+                }
+            }
+        });
+    }
+
     /// The largest media returned inline in a result, in bytes.
     pub fn inline_max(&self) -> usize {
         self.settings.inline_max
     }
 
     /// How long media are kept.
-    pub fn ttl(&self) -> std::time::Duration {
+    pub fn ttl(&self) -> Duration {
         self.settings.ttl
     }
 }
@@ -150,7 +179,6 @@ fn now_ms() -> i64 {
 mod tests {
     use super::*;
     use crate::store::{Retention, StoreLocation, open_stores};
-    use std::time::Duration;
 
     fn media(settings: MediaSettings) -> Media {
         let stores = open_stores(
