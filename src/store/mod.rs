@@ -9,6 +9,7 @@
 //! for a location (for Postgres, all three through one pool) and opens them on first use
 //! through one cell ([`Lazy`]), so a store that failed to open is tried again later.
 
+mod collection;
 mod conversation;
 mod error;
 mod lazy;
@@ -23,6 +24,7 @@ pub(crate) mod contract;
 
 use std::sync::Arc;
 
+pub use collection::{Claim, CollectionStore, OwnedCollection};
 pub use conversation::{
     Conversation, ConversationId, ConversationStore, ConversationSummary, Turn,
 };
@@ -51,6 +53,8 @@ pub struct Stores {
     pub tasks: Arc<dyn TaskStore>,
     /// The legacy HTTP sessions, when the store is shared (Postgres).
     pub sessions: Option<Arc<SharedSessions>>,
+    /// Which principal owns which vector-store collection.
+    pub collections: Arc<dyn CollectionStore>,
 }
 
 /// The stores at `location`, keeping conversations per `retention`; for Postgres, all
@@ -58,6 +62,7 @@ pub struct Stores {
 pub fn open_stores(location: StoreLocation, retention: Retention, pool_size: usize) -> Stores {
     let StoreLocation::Postgres(url) = &location else {
         let for_tasks = location.clone();
+        let for_collections = location.clone();
         return Stores {
             conversations: lazy_conversations(move || {
                 let location = location.clone();
@@ -71,15 +76,21 @@ pub fn open_stores(location: StoreLocation, retention: Retention, pool_size: usi
                 async move { open_task_store(&location).await }
             })),
             sessions: None,
+            collections: Arc::new(Lazy::new(move || {
+                let location = for_collections.clone();
+                async move { sqlite::open_collection_store(&location).await }
+            })),
         };
     };
     let shared = Arc::new(postgres::shared(url.clone(), retention, pool_size));
     let conversations = postgres::opener(&shared, |store| store as Arc<dyn ConversationStore>);
     let tasks = postgres::opener(&shared, |store| store as Arc<dyn TaskStore>);
     let sessions = postgres::opener(&shared, |store| store as Arc<SharedSessions>);
+    let collections = postgres::opener(&shared, |store| store as Arc<dyn CollectionStore>);
     Stores {
         conversations: lazy_conversations(conversations),
         tasks: Arc::new(Lazy::new(tasks)),
         sessions: Some(Arc::new(Lazy::new(sessions))),
+        collections: Arc::new(Lazy::new(collections)),
     }
 }

@@ -12,6 +12,7 @@
 //! another process, so its work runs inline (the hop to a blocking thread costs more than
 //! the work).
 
+mod collections;
 mod conversations;
 mod failure;
 mod file;
@@ -31,6 +32,7 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 use super::{Retention, StoreError, StoreLocation};
 use failure::{Failed, open_error};
 
+pub(super) use collections::open_collection_store;
 pub(super) use tasks::open_task_store;
 
 /// How long a write waits for another process's lock before giving up.

@@ -9,6 +9,7 @@ macro_rules! check {
     };
 }
 
+mod collections;
 mod conversations;
 mod tasks;
 
@@ -21,6 +22,7 @@ use futures_util::FutureExt;
 pub(crate) use conversations::{
     RETENTION, add, alice, as_json, bob, check_contract, listed, listed_for, msg, start, user,
 };
+pub(crate) use collections::check_collection_contract;
 pub(crate) use tasks::check_task_contract;
 
 /// One check of a contract, by name, on a store of kind `S`.
