@@ -4,6 +4,7 @@
 
 pub(crate) mod args;
 mod chat;
+mod collections;
 mod conversations;
 mod delegate;
 mod error;
@@ -135,6 +136,7 @@ impl ServerHandler for VultrServer {
             arguments,
             progress: CallProgress::of(&context),
             cancel,
+            over_http: over_http(&context),
         };
         Ok(tokio::select! {
             result = (tool.handler)(self, call) => result,
@@ -264,6 +266,15 @@ impl VultrServer {
         let text = self.app.known_keys.redact(&error.to_string());
         CallToolResult::error(vec![ContentBlock::text(text)])
     }
+}
+
+/// Whether `context`'s request came over HTTP (the HTTP transport puts its request parts
+/// in the extensions; stdio has none).
+pub(crate) fn over_http(context: &RequestContext<RoleServer>) -> bool {
+    context
+        .extensions
+        .get::<http::request::Parts>()
+        .is_some()
 }
 
 /// Cuts `text` to `max` characters, ending with a notice of what was left out.
