@@ -151,9 +151,12 @@ impl ToolEntry {
     }
 }
 
+/// How a tool's schema grows: the schema with the arguments added.
+type Widen = fn(&JsonObject) -> Arc<JsonObject>;
+
 /// Arguments a toolset adds to another toolset's tool when both are on: the tool, the
 /// toolset, and how its schema grows (the handler refuses the argument otherwise).
-const WIDENED: [(&str, Toolset, fn(&JsonObject) -> Arc<JsonObject>); 1] = [(
+const WIDENED: [(&str, Toolset, Widen); 1] = [(
     "chat_completion",
     Toolset::Rag,
     super::collections::chat_schema_with_collection,
