@@ -16,6 +16,7 @@ use crate::conversations::{ChatTurns, Conversations};
 use crate::delegate::{self, Delegator, Downstream, ServersFileError};
 use crate::fair_share::CallShares;
 use crate::keys::InferenceKeys;
+use crate::media::Media;
 use crate::models::Models;
 use crate::rate_limit::CallRateLimit;
 use crate::secret::KnownKeys;
@@ -41,6 +42,8 @@ pub struct App {
     pub(crate) subscriptions: Subscriptions,
     /// Each principal's vector-store collections.
     pub(crate) collections: Collections,
+    /// Media (speech, images) the tools made, for `vultr://media/{id}`.
+    pub(crate) media: Media,
     /// The delegation loop, when delegate servers are configured.
     pub(crate) delegator: Option<Delegator>,
     /// Long calls of clients that accept tasks, kept where conversations are.
@@ -85,7 +88,7 @@ impl App {
             tasks,
             delegate,
             tools,
-            media: _media,
+            media,
             http: serving_http,
         } = settings;
         let downstream = match &delegate.servers_file {
@@ -150,6 +153,7 @@ impl App {
             models: Models::new(keys, catalog),
             subscriptions: Subscriptions::new(account, vultr.reveal_keys),
             collections,
+            media: Media::new(stores.media, media),
             delegator: downstream
                 .map(|servers| Delegator::new(chat, servers, limits.max_result_chars)),
             tasks: Arc::new(

@@ -12,6 +12,7 @@ pub mod fair_share;
 pub mod http;
 pub mod keys;
 pub mod mcp;
+pub mod media;
 pub mod models;
 pub mod principal;
 pub mod rate_limit;

@@ -328,7 +328,7 @@ impl VultrServer {
     }
 
     async fn add_to_collection(&self, call: Call) -> CallToolResult {
-        let over_http = call.over_http;
+        let local_files = call.local_files;
         self.collection_call(&call.cancel, async {
             let args = decode::<AddToCollectionArgs>(call.arguments)?;
             let collections = &self.app.collections;
@@ -362,7 +362,7 @@ impl VultrServer {
                     json!({"collection": args.collection, "items": added, "cost": NOT_PRICED}),
                 ));
             }
-            let document = document(args.path, args.data, args.filename, over_http).await?;
+            let document = document(args.path, args.data, args.filename, local_files).await?;
             let upload = collections
                 .add_document(&call.owner, &args.collection, &document.filename, &document.bytes)
                 .await?;
@@ -500,12 +500,13 @@ fn item_line(item: &Item) -> String {
     line
 }
 
-/// The document a caller gave: `data` + `filename`, or a local `path` (stdio only).
+/// The document a caller gave: `data` + `filename`, or a local `path` (only when the call
+/// may name local files: stdio).
 async fn document(
     path: Option<String>,
     data: Option<String>,
     filename: Option<String>,
-    over_http: bool,
+    local_files: bool,
 ) -> Result<Document, ToolError> {
     let invalid = |text: &str| ToolError::Invalid(text.to_owned());
     let named = |name: &str| {
@@ -520,7 +521,7 @@ async fn document(
         (None, None) => Err(invalid(
             "give `items`, or a document as `data` (base64) + `filename`, or (stdio only) `path`",
         )),
-        (Some(_), None) if over_http => Err(invalid(
+        (Some(_), None) if !local_files => Err(invalid(
             "`path` names a file on the server's machine, which only a local (stdio) client may do; send the document as `data` (base64) + `filename` instead",
         )),
         (Some(path), None) => {

@@ -56,7 +56,7 @@ impl VultrServer {
             progress: Some(progress.clone()),
             // A task is stopped by dropping its call, so it needs no token of its own.
             cancel: CancellationToken::new(),
-            over_http: super::over_http(&context),
+            local_files: super::over_stdio(&context),
         };
         let server = self.clone();
         let in_flight = self.app.calls_in_flight.token();
