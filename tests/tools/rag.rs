@@ -8,7 +8,9 @@ use serde_json::{Value, json};
 use vultr_inference_mcp::principal::Principal;
 
 use crate::support::fake_vultr::vector_store::{RAG_PATH, VECTOR_STORE_PATH};
-use crate::support::fake_vultr::{CHAT_PATH, FakeVultr};
+use crate::support::fake_vultr::{
+    CHAT_PATH, DEFAULT_SUBSCRIPTION_ID, FakeVultr, SUBSCRIPTIONS_PATH,
+};
 use crate::support::in_process::Server;
 use crate::support::session::{err, ok, text};
 
@@ -507,5 +509,50 @@ async fn a_vultr_failure_is_an_actionable_error() {
             .as_array()
             .unwrap()
             .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn a_rotated_subscription_key_is_read_again_once() {
+    let fake = FakeVultr::start().await;
+    let server = rag_server(&fake).await;
+    let id = create(&server, "keys").await;
+    assert_eq!(fake.count("GET", SUBSCRIPTIONS_PATH).await, 1);
+    fake.rotate_key(DEFAULT_SUBSCRIPTION_ID, "INFKEY-ROTATED-0000-1111")
+        .await;
+    let items = ok(&server
+        .call("list_collection_items", json!({"collection": id}))
+        .await);
+    assert_eq!(items["items"], json!([]));
+    assert_eq!(
+        fake.count("GET", SUBSCRIPTIONS_PATH).await,
+        2,
+        "the refused key was read again, once"
+    );
+}
+
+#[tokio::test]
+async fn a_collection_vultr_no_longer_has_is_forgotten_when_deleted() {
+    let fake = FakeVultr::start().await;
+    let server = rag_server(&fake).await;
+    let id = create(&server, "gone").await;
+    let path = format!("{VECTOR_STORE_PATH}/{id}");
+    let missing =
+        r#"{"error":{"message":"Collection not found","code":404,"type":"not_found_error"}}"#;
+    fake.fail("GET", VECTOR_STORE_PATH, 200, r#"{"collections":[]}"#, 1)
+        .await;
+    let listed = ok(&server.call("list_collections", json!({})).await);
+    assert_eq!(listed["missing"], json!([id.as_str()]));
+    fake.fail("DELETE", &path, 404, missing, 1).await;
+    let deleted = ok(&server
+        .call("delete_collection", json!({"collection": id}))
+        .await);
+    assert_eq!(deleted["existed"], false);
+    let refused = err(&server
+        .call("list_collection_items", json!({"collection": id}))
+        .await);
+    assert!(
+        refused.contains("no collection `gone` of yours"),
+        "{refused}"
     );
 }
