@@ -11,6 +11,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::catalog::{CATALOG_TTL, ModelCatalog};
 use crate::chat::ChatService;
+use crate::collections::Collections;
 use crate::conversations::{ChatTurns, Conversations};
 use crate::delegate::{self, Delegator, Downstream, ServersFileError};
 use crate::fair_share::CallShares;
@@ -39,6 +40,8 @@ pub struct App {
     pub(crate) models: Models,
     /// The account's subscriptions.
     pub(crate) subscriptions: Subscriptions,
+    /// Each principal's vector-store collections.
+    pub(crate) collections: Collections,
     /// Media (speech, images) the tools made, for `vultr://media/{id}`.
     pub(crate) media: Media,
     /// The delegation loop, when delegate servers are configured.
@@ -130,6 +133,7 @@ impl App {
             vultr.inference_subscription.clone(),
         ));
         let catalog = Arc::new(ModelCatalog::new(inference.clone(), CATALOG_TTL));
+        let collections = Collections::new(inference.clone(), keys.clone(), stores.collections);
         let chat = Arc::new(ChatService {
             keys: keys.clone(),
             inference,
@@ -148,6 +152,7 @@ impl App {
             conversations,
             models: Models::new(keys, catalog),
             subscriptions: Subscriptions::new(account, vultr.reveal_keys),
+            collections,
             media: Media::new(stores.media, media),
             delegator: downstream
                 .map(|servers| Delegator::new(chat, servers, limits.max_result_chars)),

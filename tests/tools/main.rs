@@ -15,6 +15,7 @@ mod faults;
 mod isolation;
 mod keys;
 mod models;
+mod rag;
 mod streaming;
 mod subscriptions;
 mod tasks;
