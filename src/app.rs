@@ -12,10 +12,12 @@ use tokio_util::task::TaskTracker;
 use crate::audio::Audio;
 use crate::catalog::{CATALOG_TTL, ModelCatalog};
 use crate::chat::ChatService;
+use crate::collections::Collections;
 use crate::conversations::{ChatTurns, Conversations};
 use crate::delegate::{self, Delegator, Downstream, ServersFileError};
 use crate::fair_share::CallShares;
 use crate::keys::InferenceKeys;
+use crate::media::Media;
 use crate::models::Models;
 use crate::rate_limit::CallRateLimit;
 use crate::secret::KnownKeys;
@@ -41,6 +43,10 @@ pub struct App {
     pub(crate) subscriptions: Subscriptions,
     /// Speech, voices and transcription.
     pub(crate) audio: Audio,
+    /// Each principal's vector-store collections.
+    pub(crate) collections: Collections,
+    /// Media (speech, images) the tools made, for `vultr://media/{id}`.
+    pub(crate) media: Media,
     /// The delegation loop, when delegate servers are configured.
     pub(crate) delegator: Option<Delegator>,
     /// Long calls of clients that accept tasks, kept where conversations are.
@@ -85,7 +91,7 @@ impl App {
             tasks,
             delegate,
             tools,
-            media: _media,
+            media,
             http: serving_http,
         } = settings;
         let downstream = match &delegate.servers_file {
@@ -130,8 +136,8 @@ impl App {
             vultr.inference_subscription.clone(),
         ));
         let catalog = Arc::new(ModelCatalog::new(inference.clone(), CATALOG_TTL));
-        // Local files are the user's own only over stdio, where the one user runs the server.
-        let audio = Audio::new(keys.clone(), inference.clone(), serving_http.is_none());
+        let audio = Audio::new(keys.clone(), inference.clone());
+        let collections = Collections::new(inference.clone(), keys.clone(), stores.collections);
         let chat = Arc::new(ChatService {
             keys: keys.clone(),
             inference,
@@ -151,6 +157,8 @@ impl App {
             models: Models::new(keys, catalog),
             subscriptions: Subscriptions::new(account, vultr.reveal_keys),
             audio,
+            collections,
+            media: Media::new(stores.media, media),
             delegator: downstream
                 .map(|servers| Delegator::new(chat, servers, limits.max_result_chars)),
             tasks: Arc::new(

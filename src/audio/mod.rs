@@ -27,8 +27,6 @@ use crate::vultr::models::Model;
 const VOICES_TTL: Duration = Duration::from_secs(300);
 /// Speaking rate assumed to estimate a duration from text (about 150 words a minute).
 const CHARACTERS_PER_SECOND: f64 = 15.0;
-/// The scheme of this server's own media.
-const MEDIA_SCHEME: &str = "vultr://media/";
 
 /// Why an audio call could not run; each message says what to change.
 #[derive(Debug, thiserror::Error)]
@@ -286,18 +284,15 @@ pub struct Audio {
     keys: Arc<InferenceKeys>,
     inference: InferenceClient,
     voices: Mutex<VoiceCache>,
-    local_files: bool,
 }
 
 impl Audio {
-    /// The service, calling Vultr with `keys`; `local_files` when the one user runs the
-    /// server (stdio), so local paths may be read and written.
-    pub fn new(keys: Arc<InferenceKeys>, inference: InferenceClient, local_files: bool) -> Self {
+    /// The service, calling Vultr with `keys`.
+    pub fn new(keys: Arc<InferenceKeys>, inference: InferenceClient) -> Self {
         Self {
             keys,
             inference,
             voices: Mutex::new(HashMap::new()),
-            local_files,
         }
     }
 
@@ -471,14 +466,14 @@ impl Audio {
         })
     }
 
-    /// The local file at `path` (stdio only), refused before it is read when it is over
-    /// `model`'s size limit.
+    /// The local file at `path`, when the caller may name local files (stdio only),
+    /// refused before it is read when it is over `model`'s size limit.
     pub async fn upload_from_path(
-        &self,
         model: &Model,
         path: &str,
+        local_files: bool,
     ) -> Result<AudioUpload, AudioError> {
-        if !self.local_files {
+        if !local_files {
             return Err(AudioError::LocalFilesOnly("path"));
         }
         let path = Path::new(path);
@@ -504,19 +499,15 @@ impl Audio {
         })
     }
 
-    /// Writes speech to the local file `path` (stdio only), readable by its owner alone.
-    pub async fn save(&self, path: &str, bytes: &[u8]) -> Result<(), AudioError> {
-        if !self.local_files {
+    /// Writes speech to the local file `path`, when the caller may name local files (stdio
+    /// only), readable by its owner alone.
+    pub async fn save(path: &str, bytes: &[u8], local_files: bool) -> Result<(), AudioError> {
+        if !local_files {
             return Err(AudioError::LocalFilesOnly("save_to"));
         }
         write_private(Path::new(path), bytes)
             .await
             .map_err(|e| AudioError::Write(io_reason(&e)))
-    }
-
-    /// Whether local paths may be read and written (stdio).
-    pub fn local_files(&self) -> bool {
-        self.local_files
     }
 
     fn cache(&self) -> std::sync::MutexGuard<'_, VoiceCache> {
@@ -527,7 +518,7 @@ impl Audio {
 /// The id of a `vultr://media/{id}` uri; a web address or another scheme is refused.
 pub fn media_id(uri: &str) -> Result<&str, AudioError> {
     let uri = uri.trim();
-    if let Some(id) = uri.strip_prefix(MEDIA_SCHEME).filter(|id| !id.is_empty()) {
+    if let Some(id) = crate::media::id_of(uri) {
         return Ok(id);
     }
     let scheme = uri

@@ -4,8 +4,7 @@
 
 use std::fmt::Write as _;
 
-use base64::Engine as _;
-use rmcp::model::{CallToolResult, ContentBlock};
+use rmcp::model::CallToolResult;
 use serde::{Deserialize, Serialize};
 
 use super::VultrServer;
@@ -13,6 +12,7 @@ use super::args::{decode, input_schema};
 use super::error::ToolError;
 use super::registry::{Behaviour, Call, Effect, ToolEntry, cancelled};
 use crate::audio::{self, Audio, AudioError, Cost, Speech, SpeechInput, Transcript};
+use crate::media::{Kept, NewMedia};
 use crate::models::ModelKind;
 use crate::settings::Toolset;
 use crate::vultr::audio::{TranscriptionOptions, Voice};
@@ -187,12 +187,16 @@ struct TranscribeResult<'a> {
 impl VultrServer {
     async fn speak(&self, call: Call) -> CallToolResult {
         let Call {
-            arguments, cancel, ..
+            owner,
+            arguments,
+            cancel,
+            local_files,
+            ..
         } = call;
         let work = async {
             let args = decode::<SpeakArgs>(arguments)?;
             // Refused before anything is sent, not after the audio is paid for.
-            if args.save_to.is_some() && !self.app.audio.local_files() {
+            if args.save_to.is_some() && !local_files {
                 return Err(AudioError::LocalFilesOnly("save_to").into());
             }
             let model = self
@@ -209,18 +213,28 @@ impl VultrServer {
                 language: args.language,
             };
             let speech = self.app.audio.speak(&model, input).await?;
+            let kept = self
+                .app
+                .media
+                .keep(
+                    &owner,
+                    NewMedia {
+                        mime: speech.format.mime().to_owned(),
+                        name: format!("speech.{}", speech.format.extension()),
+                        bytes: speech.bytes.clone(),
+                    },
+                )
+                .await?;
             let saved = match args.save_to.as_deref() {
                 Some(path) => Some(
-                    self.app
-                        .audio
-                        .save(path, &speech.bytes)
+                    Audio::save(path, &speech.bytes, local_files)
                         .await
                         .map(|()| path.to_owned())
                         .map_err(|e| e.to_string()),
                 ),
                 None => None,
             };
-            Ok::<_, ToolError>(self.render_speech(&speech, saved))
+            Ok::<_, ToolError>(self.render_speech(&speech, &kept, saved))
         };
         tokio::select! {
             outcome = work => self.respond(outcome),
@@ -228,17 +242,17 @@ impl VultrServer {
         }
     }
 
-    /// Speech as the tool's result: the text, then the audio and its link.
+    /// Speech as the tool's result: the text, then the audio (within the inline cap) and
+    /// always its link.
     fn render_speech(
         &self,
         speech: &Speech,
+        kept: &Kept,
         saved: Option<Result<String, String>>,
     ) -> CallToolResult {
-        let blocks = vec![ContentBlock::audio(
-            base64::engine::general_purpose::STANDARD.encode(&speech.bytes),
-            speech.format.mime(),
-        )];
-        let (uri, inline) = (None::<&str>, true);
+        let blocks = self.media_blocks(kept, &speech.bytes);
+        let inline = blocks.len() > 1;
+        let uri = Some(kept.uri.as_str());
         let mut text = format!(
             "Spoke {} characters with {}",
             speech.characters, speech.model
@@ -257,7 +271,13 @@ impl VultrServer {
         }
         text.push('.');
         if let Some(uri) = uri {
-            let _ = write!(text, " Resource: {uri}.");
+            let _ = write!(text, " Resource: {uri}");
+            if !inline {
+                text.push_str(
+                    " (too large to include here; read it with resources/read or pass it to transcribe)",
+                );
+            }
+            text.push('.');
         }
         match &saved {
             Some(Ok(path)) => {
@@ -327,7 +347,11 @@ impl VultrServer {
 
     async fn transcribe(&self, call: Call) -> CallToolResult {
         let Call {
-            arguments, cancel, ..
+            owner,
+            arguments,
+            cancel,
+            local_files,
+            ..
         } = call;
         let work = async {
             let args = decode::<TranscribeArgs>(arguments)?;
@@ -347,8 +371,16 @@ impl VultrServer {
                 .await?;
             let upload = match (&args.data, media, &args.path) {
                 (Some(data), _, _) => Audio::upload_from_data(data, args.filename.as_deref())?,
-                (_, Some(id), _) => return Err(AudioError::MediaNotFound(id.to_owned()).into()),
-                (_, _, Some(path)) => self.app.audio.upload_from_path(&model, path).await?,
+                (_, Some(id), _) => {
+                    let stored = self
+                        .app
+                        .media
+                        .read(&owner, id)
+                        .await?
+                        .ok_or_else(|| AudioError::MediaNotFound(id.to_owned()))?;
+                    audio::upload_from_media(id, &stored.mime, Some(&stored.name), stored.bytes)
+                }
+                (_, _, Some(path)) => Audio::upload_from_path(&model, path, local_files).await?,
                 _ => return Err(AudioError::Source.into()),
             };
             let options = TranscriptionOptions {

@@ -4,10 +4,12 @@
 use super::args::InvalidArguments;
 use crate::audio::AudioError;
 use crate::chat::ChatError;
+use crate::collections::CollectionError;
 use crate::conversations::TurnError;
 use crate::delegate::DelegateError;
 use crate::fair_share::OverShare;
 use crate::keys::KeyError;
+use crate::media::MediaError;
 use crate::models::PickError;
 use crate::rate_limit::OverLimit;
 use crate::setting;
@@ -54,12 +56,18 @@ pub enum ToolError {
         /// The id that was asked for.
         id: ConversationId,
     },
+    /// A vector-store collection call failed.
+    #[error(transparent)]
+    Collection(#[from] CollectionError),
     /// A chat completion failed.
     #[error(transparent)]
     Chat(#[from] ChatError),
     /// A speech or transcription call could not run.
     #[error(transparent)]
     Audio(#[from] AudioError),
+    /// Media could not be kept or read.
+    #[error(transparent)]
+    Media(#[from] MediaError),
     /// No model of the kind a tool needs could be chosen.
     #[error(transparent)]
     Model(#[from] PickError),

@@ -34,6 +34,10 @@ pub(super) struct Call {
     /// Cancelled when the caller cancels the call (never for a task: a task is stopped by
     /// dropping its call).
     pub cancel: CancellationToken,
+    /// Whether the caller may name files on this machine (`path`, `save_to`): only over
+    /// stdio, where the server runs as the user who started it; never over HTTP, even on
+    /// loopback without auth.
+    pub local_files: bool,
 }
 
 /// What a tool may change.
@@ -120,8 +124,9 @@ pub(super) struct ToolEntry {
 }
 
 impl ToolEntry {
-    /// The tool as `tools/list` shows it.
-    fn tool(&self) -> Tool {
+    /// The tool as `tools/list` shows it with `toolsets` on (a toolset may add arguments
+    /// to another's tool: see [`WIDENED`]).
+    fn tool(&self, toolsets: &BTreeSet<Toolset>) -> Tool {
         let annotations = match self.behaviour.effect {
             Effect::ReadOnly => ToolAnnotations::new().read_only(true),
             Effect::Writes {
@@ -133,8 +138,13 @@ impl ToolEntry {
                 .idempotent(idempotent),
         }
         .open_world(self.behaviour.open_world);
-        Tool::new(self.name, self.description.clone(), (self.input_schema)())
-            .with_annotations(annotations)
+        let mut schema = (self.input_schema)();
+        for (name, toolset, widen) in WIDENED {
+            if name == self.name && toolsets.contains(&toolset) {
+                schema = widen(&schema);
+            }
+        }
+        Tool::new(self.name, self.description.clone(), schema).with_annotations(annotations)
     }
 
     /// Whether the tool changes nothing.
@@ -142,6 +152,17 @@ impl ToolEntry {
         matches!(self.behaviour.effect, Effect::ReadOnly)
     }
 }
+
+/// How a tool's schema grows: the schema with the arguments added.
+type Widen = fn(&JsonObject) -> Arc<JsonObject>;
+
+/// Arguments a toolset adds to another toolset's tool when both are on: the tool, the
+/// toolset, and how its schema grows (the handler refuses the argument otherwise).
+const WIDENED: [(&str, Toolset, Widen); 1] = [(
+    "chat_completion",
+    Toolset::Rag,
+    super::collections::chat_schema_with_collection,
+)];
 
 /// Every tool, in the order they are listed.
 static REGISTRY: LazyLock<Vec<ToolEntry>> = LazyLock::new(|| {
@@ -155,6 +176,13 @@ static REGISTRY: LazyLock<Vec<ToolEntry>> = LazyLock::new(|| {
         super::audio::speak(),
         super::audio::list_voices(),
         super::audio::transcribe(),
+        super::collections::list_collections(),
+        super::collections::create_collection(),
+        super::collections::delete_collection(),
+        super::collections::add_to_collection(),
+        super::collections::list_collection_items(),
+        super::collections::delete_collection_item(),
+        super::collections::search_collection(),
     ]
 });
 
@@ -188,6 +216,12 @@ impl Tools {
             .clone()
     }
 
+    /// Whether a listed toolset makes media (speech, images), so `vultr://media/{id}` is
+    /// worth a resource template.
+    pub(super) fn makes_media(&self) -> bool {
+        self.toolsets.contains(&Toolset::Audio) || self.toolsets.contains(&Toolset::Images)
+    }
+
     fn build(selection: &ToolSelection) -> Tools {
         let entries: Vec<&'static ToolEntry> = REGISTRY
             .iter()
@@ -196,7 +230,10 @@ impl Tools {
             .collect();
         Tools {
             toolsets: selection.toolsets.clone(),
-            listed: entries.iter().map(|entry| entry.tool()).collect(),
+            listed: entries
+                .iter()
+                .map(|entry| entry.tool(&selection.toolsets))
+                .collect(),
             instructions: instructions(&entries),
             entries,
         }
@@ -293,8 +330,19 @@ mod tests {
         ];
         assert_eq!(names(&[Toolset::Core], false), core);
         assert_eq!(names(&[Toolset::Delegate], false), ["delegate"]);
+        let rag = [
+            "list_collections",
+            "create_collection",
+            "delete_collection",
+            "add_to_collection",
+            "list_collection_items",
+            "delete_collection_item",
+            "search_collection",
+        ];
+        assert_eq!(names(&[Toolset::Rag], false), rag);
         let mut all = core.to_vec();
         all.push("delegate");
+        all.extend(rag);
         assert_eq!(names(&Toolset::ALL, false), all);
     }
 
@@ -302,8 +350,41 @@ mod tests {
     fn read_only_lists_only_tools_that_change_nothing() {
         assert_eq!(
             names(&Toolset::ALL, true),
-            ["list_models", "list_subscriptions", "get_subscription"]
+            [
+                "list_models",
+                "list_subscriptions",
+                "get_subscription",
+                "list_collections",
+                "list_collection_items",
+                "search_collection"
+            ]
         );
+    }
+
+    #[test]
+    fn chat_completion_takes_a_collection_only_with_the_rag_toolset() {
+        let chat_schema = |toolsets: &[Toolset]| {
+            let tools = Tools::build(&ToolSelection {
+                toolsets: toolsets.iter().copied().collect(),
+                read_only: false,
+            });
+            let tool = tools
+                .listed()
+                .iter()
+                .find(|t| t.name == "chat_completion")
+                .unwrap();
+            serde_json::Value::Object((*tool.input_schema).clone())
+        };
+        let core = chat_schema(&[Toolset::Core]);
+        assert!(core["properties"].get("collection").is_none(), "{core}");
+        let rag = chat_schema(&[Toolset::Core, Toolset::Rag]);
+        assert_eq!(rag["properties"]["collection"]["type"], "string");
+        let mut without = rag.clone();
+        without["properties"]
+            .as_object_mut()
+            .unwrap()
+            .remove("collection");
+        assert_eq!(without, core, "nothing else changes");
     }
 
     #[test]

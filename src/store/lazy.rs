@@ -18,7 +18,8 @@ use futures_util::future::{BoxFuture, Shared};
 use tokio::time::Instant;
 
 use super::{
-    Beat, Conversation, ConversationId, ConversationStore, ConversationSummary, LegacySessionStore,
+    Beat, Claim, CollectionStore, Conversation, ConversationId, ConversationStore,
+    ConversationSummary, LegacySessionStore, MediaItem, MediaRecord, MediaStore, OwnedCollection,
     StoreError, StoredSession, TaskEnd, TaskKey, TaskRecord, TaskStore, Turn,
 };
 use crate::principal::Principal;
@@ -197,6 +198,26 @@ impl TaskStore for Lazy<Arc<dyn TaskStore>> {
 }
 
 #[async_trait]
+impl MediaStore for Lazy<Arc<dyn MediaStore>> {
+    async fn put(
+        &self,
+        owner: &Principal,
+        item: &MediaItem,
+        max_total: u64,
+    ) -> StoreResult<Vec<String>> {
+        self.opened().await?.put(owner, item, max_total).await
+    }
+
+    async fn get(&self, owner: &Principal, id: &str, now: i64) -> StoreResult<Option<MediaRecord>> {
+        self.opened().await?.get(owner, id, now).await
+    }
+
+    async fn prune(&self, now: i64) -> StoreResult<usize> {
+        self.opened().await?.prune(now).await
+    }
+}
+
+#[async_trait]
 impl LegacySessionStore for Lazy<Arc<dyn LegacySessionStore>> {
     async fn save_state(&self, id: &str, state: &str) -> StoreResult<()> {
         self.opened().await?.save_state(id, state).await
@@ -212,6 +233,25 @@ impl LegacySessionStore for Lazy<Arc<dyn LegacySessionStore>> {
 
     async fn delete(&self, id: &str) -> StoreResult<()> {
         self.opened().await?.delete(id).await
+    }
+}
+
+#[async_trait]
+impl CollectionStore for Lazy<Arc<dyn CollectionStore>> {
+    async fn claim(&self, owner: &Principal, id: &str, name: &str) -> StoreResult<Claim> {
+        self.opened().await?.claim(owner, id, name).await
+    }
+
+    async fn owned_by(&self, owner: &Principal, id: &str) -> StoreResult<Option<bool>> {
+        self.opened().await?.owned_by(owner, id).await
+    }
+
+    async fn list(&self, owner: &Principal) -> StoreResult<Vec<OwnedCollection>> {
+        self.opened().await?.list(owner).await
+    }
+
+    async fn release(&self, owner: &Principal, id: &str) -> StoreResult<bool> {
+        self.opened().await?.release(owner, id).await
     }
 }
 

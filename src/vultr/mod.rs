@@ -9,5 +9,6 @@ pub mod http;
 pub mod inference;
 pub mod models;
 pub mod stream;
+pub mod vector_store;
 
 pub use base_url::BaseUrl;

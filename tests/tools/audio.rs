@@ -461,3 +461,89 @@ async fn urls_and_foreign_uris_are_refused_and_nothing_is_fetched() {
         "not even the catalog was read"
     );
 }
+
+/// The `resource_link` blocks of a result: (uri, MIME type, size).
+fn links(result: &CallToolResult) -> Vec<(String, Option<String>, Option<u64>)> {
+    result
+        .content
+        .iter()
+        .filter_map(|block| block.as_resource_link())
+        .map(|link| (link.uri.clone(), link.mime_type.clone(), link.size))
+        .collect()
+}
+
+#[tokio::test]
+async fn speech_within_the_inline_cap_comes_inline_and_always_as_a_link_to_read_back() {
+    let fake = FakeVultr::start().await;
+    // The fake's WAV of 12 characters is 44 + 12 + 8 + 9600 bytes or so; mp3 a few hundred.
+    let server = audio_server(&fake, &[("VULTR_MCP_MEDIA_INLINE_MAX", "2000")]).await;
+    let small = server
+        .call("speak", json!({"text": "Hello there.", "format": "mp3"}))
+        .await;
+    let structured = ok(&small);
+    assert_eq!(structured["inline"], true);
+    let (mime, bytes) = audio_blocks(&small).remove(0);
+    let uri = structured["uri"].as_str().unwrap().to_owned();
+    assert!(uri.starts_with("vultr://media/"), "{uri}");
+    assert_eq!(
+        links(&small),
+        [(uri.clone(), Some(mime), Some(bytes.len() as u64))]
+    );
+    let read = server
+        .client
+        .read_resource(rmcp::model::ReadResourceRequestParams::new(uri.clone()))
+        .await
+        .unwrap();
+    let json = serde_json::to_value(&read.contents[0]).unwrap();
+    assert_eq!(json["mimeType"], "audio/mpeg");
+    assert_eq!(json["blob"], b64(&bytes));
+
+    let large = server
+        .call("speak", json!({"text": "Hello there.", "format": "wav"}))
+        .await;
+    let structured = ok(&large);
+    assert_eq!(structured["inline"], false);
+    assert!(structured["bytes"].as_u64().unwrap() > 2000);
+    assert!(audio_blocks(&large).is_empty(), "over the cap: link only");
+    let linked = links(&large);
+    assert_eq!(linked.len(), 1);
+    assert_eq!(linked[0].1.as_deref(), Some("audio/wav"));
+    assert_contains(&text(&large), &["too large to include here"]);
+}
+
+#[tokio::test]
+async fn a_media_uri_is_transcribed_for_its_owner_and_is_not_found_for_anyone_else() {
+    let fake = FakeVultr::start().await;
+    let server = audio_server(&fake, &[]).await;
+    let alice = server
+        .client_acting_for(vultr_inference_mcp::principal::Principal::new("alice").unwrap())
+        .await;
+    let bob = server
+        .client_acting_for(vultr_inference_mcp::principal::Principal::new("bob").unwrap())
+        .await;
+    let spoken = alice
+        .call("speak", json!({"text": "Only for Alice.", "format": "wav"}))
+        .await;
+    let uri = ok(&spoken)["uri"].as_str().unwrap().to_owned();
+    let heard = alice.call("transcribe", json!({"uri": uri})).await;
+    let structured = ok(&heard);
+    assert_eq!(structured["text"], "Only for Alice.");
+    assert!(structured["duration_seconds"].as_f64().unwrap() > 0.0);
+    assert_eq!(
+        fake.transcriptions()[0].filename.as_deref(),
+        Some("speech.wav"),
+        "the name keeps the extension the engine needs"
+    );
+
+    let not_found = err(&bob.call("transcribe", json!({"uri": uri})).await);
+    let made_up = err(&bob
+        .call("transcribe", json!({"uri": "vultr://media/no-such-id"}))
+        .await);
+    assert_contains(&not_found, &["no media", "is stored for you"]);
+    assert_eq!(
+        not_found.replace(uri.trim_start_matches("vultr://media/"), "ID"),
+        made_up.replace("no-such-id", "ID"),
+        "another's media reads exactly as a made-up id"
+    );
+    assert_eq!(fake.transcriptions().len(), 1);
+}

@@ -49,6 +49,19 @@ async fn each_toolset_setting_lists_exactly_its_tools() {
     let with_servers = ("VULTR_MCP_DELEGATE_SERVERS", servers.setting());
     let mut core_and_delegate = CORE.to_vec();
     core_and_delegate.push("delegate");
+    let rag = vec![
+        "list_collections",
+        "create_collection",
+        "delete_collection",
+        "add_to_collection",
+        "list_collection_items",
+        "delete_collection_item",
+        "search_collection",
+    ];
+    let mut all = core_and_delegate.clone();
+    all.extend(&rag);
+    let mut all_without_delegate = CORE.to_vec();
+    all_without_delegate.extend(&rag);
     let cases: Vec<Case> = vec![
         ("default", vec![], CORE.to_vec()),
         (
@@ -67,15 +80,16 @@ async fn each_toolset_setting_lists_exactly_its_tools() {
             vec![("VULTR_MCP_TOOLSETS", "delegate"), with_servers],
             vec!["delegate"],
         ),
+        ("rag", vec![("VULTR_MCP_TOOLSETS", "rag")], rag),
         (
             "all",
             vec![("VULTR_MCP_TOOLSETS", "all"), with_servers],
-            core_and_delegate,
+            all,
         ),
         (
             "all_without_delegate_servers",
             vec![("VULTR_MCP_TOOLSETS", "all")],
-            CORE.to_vec(),
+            all_without_delegate,
         ),
         (
             "read_only",
@@ -87,7 +101,7 @@ async fn each_toolset_setting_lists_exactly_its_tools() {
         let server = Server::start(&settings).await;
         let (names, listing) = listed(&server).await;
         assert_eq!(names, expected, "case {case}: the tools listed");
-        if matches!(case, "core" | "delegate" | "all" | "read_only") {
+        if matches!(case, "core" | "delegate" | "rag" | "all" | "read_only") {
             insta::assert_json_snapshot!(format!("toolset_{case}"), listing);
         }
         let info = server.client.peer_info().expect("the server's info");

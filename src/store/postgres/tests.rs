@@ -78,6 +78,12 @@ async fn the_postgres_store_keeps_the_contract() {
 }
 
 #[tokio::test]
+async fn the_postgres_store_keeps_the_collection_contract() {
+    let (store, _) = fresh_store().await;
+    contract::check_collection_contract(&store).await;
+}
+
+#[tokio::test]
 async fn stores_opening_one_fresh_database_at_once_all_succeed_and_apply_the_schema_once() {
     let database = PgServer::shared().create_database();
     let opens = (0..8).map(|_| {
@@ -372,6 +378,12 @@ async fn tls_is_used_as_the_urls_sslmode_asks_and_checks_the_certificate_when_to
 async fn the_postgres_task_store_keeps_the_task_contract() {
     let (store, _) = fresh_store().await;
     contract::check_task_contract(&store).await;
+}
+
+#[tokio::test]
+async fn the_postgres_media_store_keeps_the_media_contract() {
+    let (store, _) = fresh_store().await;
+    contract::check_media_contract(&store).await;
 }
 
 /// The legacy sessions of `database`, as one replica sees them.

@@ -29,6 +29,7 @@
 pub mod audio;
 pub mod faults;
 pub mod script;
+pub mod vector_store;
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -569,6 +570,8 @@ pub struct FakeVultrBuilder {
     /// Extra keys the inference API accepts.
     extra_inference_keys: Vec<String>,
     ignores_tools: bool,
+    /// The shapes the vector store answers with.
+    vector_store: vector_store::Variant,
 }
 
 impl Default for FakeVultrBuilder {
@@ -582,6 +585,7 @@ impl Default for FakeVultrBuilder {
             catalog: Catalog::Document24,
             extra_inference_keys: Vec::new(),
             ignores_tools: false,
+            vector_store: vector_store::Variant::default(),
         }
     }
 }
@@ -609,6 +613,13 @@ impl FakeVultrBuilder {
     /// as a model with broken tool calling would.
     pub fn ignoring_tools(mut self) -> Self {
         self.ignores_tools = true;
+        self
+    }
+
+    /// Makes the vector store answer with the other shapes a client must accept (201,
+    /// bare objects, `data` lists) instead of the reported ones.
+    pub fn lenient_vector_store(mut self) -> Self {
+        self.vector_store = vector_store::Variant::Lenient;
         self
     }
 
@@ -662,6 +673,7 @@ impl FakeVultrBuilder {
             .await;
 
         audio::mount(&server, &state).await;
+        let vector_store = vector_store::mount(&server, &state, self.vector_store).await;
 
         Mock::given(any())
             .respond_with(account_error(404, "Not found"))
@@ -674,6 +686,7 @@ impl FakeVultrBuilder {
             server,
             state,
             subscriptions: self.subscriptions,
+            vector_store,
         }
     }
 }
@@ -686,6 +699,8 @@ pub struct FakeVultr {
     state: Shared,
     /// The subscriptions as configured at start.
     subscriptions: Vec<Subscription>,
+    /// The vector store's collections.
+    vector_store: vector_store::SharedStore,
 }
 
 impl FakeVultr {
@@ -758,6 +773,15 @@ impl FakeVultr {
     /// Every `POST /v1/audio/transcriptions` received so far, as parsed, in order.
     pub fn transcriptions(&self) -> Vec<audio::TranscriptionSeen> {
         lock(&self.state).transcriptions.clone()
+    }
+
+    /// The vector store's collections as they are now.
+    pub fn collections(&self) -> Vec<vector_store::FakeCollection> {
+        self.vector_store
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .collections
+            .clone()
     }
 
     /// Number of requests received with this method (case-insensitive) and exact path (no query).
