@@ -101,7 +101,10 @@ fn compact(value: &mut Value) {
     match value {
         Value::Array(items) => items.iter_mut().for_each(compact),
         Value::Object(map) => {
-            map.remove("format");
+            // The `format` keyword is a string; an object is a property named `format`.
+            if map.get("format").is_some_and(Value::is_string) {
+                map.remove("format");
+            }
             single_type(map);
             if map.get("default") == Some(&Value::Null) {
                 map.remove("default");

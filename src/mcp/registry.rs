@@ -173,9 +173,6 @@ static REGISTRY: LazyLock<Vec<ToolEntry>> = LazyLock::new(|| {
         super::subscriptions::list_subscriptions(),
         super::subscriptions::get_subscription(),
         super::delegate::delegate(),
-        super::audio::speak(),
-        super::audio::list_voices(),
-        super::audio::transcribe(),
         super::collections::list_collections(),
         super::collections::create_collection(),
         super::collections::delete_collection(),
@@ -183,6 +180,9 @@ static REGISTRY: LazyLock<Vec<ToolEntry>> = LazyLock::new(|| {
         super::collections::list_collection_items(),
         super::collections::delete_collection_item(),
         super::collections::search_collection(),
+        super::audio::speak(),
+        super::audio::list_voices(),
+        super::audio::transcribe(),
     ]
 });
 
@@ -340,9 +340,12 @@ mod tests {
             "search_collection",
         ];
         assert_eq!(names(&[Toolset::Rag], false), rag);
+        let audio = ["speak", "list_voices", "transcribe"];
+        assert_eq!(names(&[Toolset::Audio], false), audio);
         let mut all = core.to_vec();
         all.push("delegate");
         all.extend(rag);
+        all.extend(audio);
         assert_eq!(names(&Toolset::ALL, false), all);
     }
 
@@ -356,7 +359,9 @@ mod tests {
                 "get_subscription",
                 "list_collections",
                 "list_collection_items",
-                "search_collection"
+                "search_collection",
+                "list_voices",
+                "transcribe"
             ]
         );
     }

@@ -58,10 +58,13 @@ async fn each_toolset_setting_lists_exactly_its_tools() {
         "delete_collection_item",
         "search_collection",
     ];
+    let audio = vec!["speak", "list_voices", "transcribe"];
     let mut all = core_and_delegate.clone();
     all.extend(&rag);
+    all.extend(&audio);
     let mut all_without_delegate = CORE.to_vec();
     all_without_delegate.extend(&rag);
+    all_without_delegate.extend(&audio);
     let cases: Vec<Case> = vec![
         ("default", vec![], CORE.to_vec()),
         (
@@ -81,6 +84,7 @@ async fn each_toolset_setting_lists_exactly_its_tools() {
             vec!["delegate"],
         ),
         ("rag", vec![("VULTR_MCP_TOOLSETS", "rag")], rag),
+        ("audio", vec![("VULTR_MCP_TOOLSETS", "audio")], audio),
         (
             "all",
             vec![("VULTR_MCP_TOOLSETS", "all"), with_servers],
@@ -101,7 +105,10 @@ async fn each_toolset_setting_lists_exactly_its_tools() {
         let server = Server::start(&settings).await;
         let (names, listing) = listed(&server).await;
         assert_eq!(names, expected, "case {case}: the tools listed");
-        if matches!(case, "core" | "delegate" | "rag" | "all" | "read_only") {
+        if matches!(
+            case,
+            "core" | "delegate" | "rag" | "audio" | "all" | "read_only"
+        ) {
             insta::assert_json_snapshot!(format!("toolset_{case}"), listing);
         }
         let info = server.client.peer_info().expect("the server's info");
