@@ -4,6 +4,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod audio;
 #[cfg(unix)]
 mod bounds;
 mod conversations;
