@@ -13,6 +13,8 @@ VULTR_MCP_BIN and FAKE_VULTR_BIN.
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import logging
 import os
@@ -21,6 +23,7 @@ import signal
 import subprocess
 import threading
 import time
+import wave
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -312,6 +315,29 @@ async def test_get_subscription(fake: FakeVultr, tmp_path: Path, era: str) -> No
         assert "45678" in everything or "45,678" in everything  # tts characters
         assert fake.inference_key not in everything
     assert fake.count("GET", f"/v2/inference/{fake.subscription_id}/usage") >= 2
+
+
+@pytest.mark.anyio
+async def test_speak_wav_is_audio_content_that_decodes_as_wav(fake: FakeVultr, tmp_path: Path, era: str) -> None:
+    spoken = "Hello from the Python SDK."
+    async with connect(fake, tmp_path, era, VULTR_MCP_TOOLSETS="core,audio") as session:
+        result = ok(await call(session, "speak", {"text": spoken, "format": "wav"}))
+    audio = [block for block in result.content if isinstance(block, types.AudioContent)]
+    assert len(audio) == 1, result.content
+    assert audio[0].mime_type == "audio/wav"
+    raw = base64.b64decode(audio[0].data)
+    with wave.open(io.BytesIO(raw), "rb") as decoded:
+        assert decoded.getnchannels() == 1
+        assert decoded.getsampwidth() == 2
+        seconds = decoded.getnframes() / decoded.getframerate()
+    # The fake speaks 0.05 s per character.
+    assert abs(seconds - len(spoken) * 0.05) < 0.01, seconds
+    assert result.structured_content is not None
+    assert abs(result.structured_content["duration_seconds"] - seconds) < 0.01
+    links = [block for block in result.content if isinstance(block, types.ResourceLink)]
+    assert len(links) == 1 and str(links[0].uri).startswith("vultr://media/")
+    assert links[0].mime_type == "audio/wav" and links[0].size == len(raw)
+    assert fake.count("POST", "/v1/audio/speech") == 1
 
 
 @pytest.mark.anyio
