@@ -10,8 +10,10 @@ use serde::{Deserialize, Serialize};
 use super::VultrServer;
 use super::args::{decode, input_schema};
 use super::error::ToolError;
+use super::progress::CallProgress;
 use super::registry::{Behaviour, Call, Effect, ToolEntry, cancelled};
 use crate::audio::{self, Audio, AudioError, Cost, Speech, SpeechInput, Transcript};
+use crate::chat::{ProgressSink, ProgressUpdate};
 use crate::media::{Kept, NewMedia};
 use crate::models::ModelKind;
 use crate::settings::Toolset;
@@ -191,7 +193,7 @@ impl VultrServer {
             arguments,
             cancel,
             local_files,
-            ..
+            progress,
         } = call;
         let work = async {
             let args = decode::<SpeakArgs>(arguments)?;
@@ -212,6 +214,12 @@ impl VultrServer {
                 instructions: args.instructions,
                 language: args.language,
             };
+            let characters = input.text.chars().count();
+            notify(
+                &progress,
+                format!("speaking {characters} characters with {}", model.id),
+            )
+            .await;
             let speech = self.app.audio.speak(&model, input).await?;
             let kept = self
                 .app
@@ -351,7 +359,7 @@ impl VultrServer {
             arguments,
             cancel,
             local_files,
-            ..
+            progress,
         } = call;
         let work = async {
             let args = decode::<TranscribeArgs>(arguments)?;
@@ -387,6 +395,12 @@ impl VultrServer {
                 language: args.language,
                 prompt: args.prompt,
             };
+            let bytes = upload.bytes.len();
+            notify(
+                &progress,
+                format!("uploading {bytes} bytes to {}", model.id),
+            )
+            .await;
             let transcript = self.app.audio.transcribe(&model, upload, options).await?;
             Ok::<_, ToolError>(self.render_transcript(&transcript))
         };
@@ -423,6 +437,14 @@ impl VultrServer {
                 latency_ms: transcript.latency_ms,
             },
         )
+    }
+}
+
+/// Tells a caller who asked for progress what the call is waiting on (Vultr sends
+/// nothing until the audio or the text is ready).
+async fn notify(progress: &Option<CallProgress>, message: String) {
+    if let Some(progress) = progress.clone() {
+        progress.send(ProgressUpdate { tokens: 0, message }).await;
     }
 }
 

@@ -10,7 +10,7 @@ use crate::support::assertions::assert_contains;
 use crate::support::fake_vultr::audio::{
     SECONDS_PER_CHARACTER, SPEECH_PATH, TRANSCRIPTION_MODEL, TRANSCRIPTIONS_PATH, VOICES_PATH, wav,
 };
-use crate::support::in_process::Server;
+use crate::support::in_process::{RawSession, Server};
 use crate::support::{fake_vultr::*, session::*};
 
 const AUDIO: (&str, &str) = ("VULTR_MCP_TOOLSETS", "core,audio");
@@ -546,4 +546,160 @@ async fn a_media_uri_is_transcribed_for_its_owner_and_is_not_found_for_anyone_el
         "another's media reads exactly as a made-up id"
     );
     assert_eq!(fake.transcriptions().len(), 1);
+}
+
+#[tokio::test]
+async fn a_caller_who_asks_for_progress_hears_what_the_call_waits_on() {
+    let fake = FakeVultr::start().await;
+    let settings = fake.settings();
+    let env = overridden(&settings, &[AUDIO]);
+    let mut session = RawSession::start(&env).await;
+    session
+        .call_tool(
+            1,
+            "speak",
+            json!({"text": "Four words to say."}),
+            Some(json!({"progressToken": "s-1"})),
+        )
+        .await;
+    let (before, response) = session.until_response(1).await;
+    assert_eq!(
+        response.value["result"]["isError"], false,
+        "{}",
+        response.value
+    );
+    session
+        .call_tool(
+            2,
+            "transcribe",
+            json!({"data": b64(&wav("hi", 1.0)), "filename": "hi.wav"}),
+            Some(json!({"progressToken": "t-1"})),
+        )
+        .await;
+    let (during, response) = session.until_response(2).await;
+    assert_eq!(
+        response.value["result"]["isError"], false,
+        "{}",
+        response.value
+    );
+    let notices: Vec<(String, String)> = before
+        .iter()
+        .chain(&during)
+        .filter(|l| l.value["method"] == "notifications/progress")
+        .map(|l| {
+            (
+                l.value["params"]["progressToken"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+                l.value["params"]["message"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let size = wav("hi", 1.0).len();
+    assert_eq!(
+        notices,
+        [
+            (
+                "s-1".to_owned(),
+                "speaking 18 characters with qwen3-tts-12hz-1.7b".to_owned()
+            ),
+            (
+                "t-1".to_owned(),
+                format!("uploading {size} bytes to {TRANSCRIPTION_MODEL}")
+            ),
+        ]
+    );
+    session.stop().await;
+}
+
+/// A raw inference API on loopback that serves the catalog and holds every speech request
+/// open until its client closes the connection; the counts of speech requests received
+/// and of those whose client hung up.
+async fn stalling_speech() -> (
+    String,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/v1", listener.local_addr().unwrap());
+    let (received, closed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (r, c) = (received.clone(), closed.clone());
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let (r, c) = (r.clone(), c.clone());
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buffer = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buffer).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buffer[..n]),
+                    }
+                }
+                if head.starts_with(b"GET /v1/models") {
+                    let body = CATALOG_DOCUMENT_24.as_bytes();
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = stream.write_all(answer.as_bytes()).await;
+                    let _ = stream.write_all(body).await;
+                    return;
+                }
+                r.fetch_add(1, Ordering::SeqCst);
+                while matches!(stream.read(&mut buffer).await, Ok(n) if n > 0) {}
+                c.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+    });
+    (base, received, closed)
+}
+
+#[tokio::test]
+async fn a_cancelled_speak_closes_its_upstream_request() {
+    use rmcp::model::{CallToolRequestParams, ClientRequest, Request};
+    use rmcp::service::PeerRequestOptions;
+    use std::sync::atomic::Ordering;
+    let (base, received, closed) = stalling_speech().await;
+    let server = Server::start(&[
+        AUDIO,
+        ("VULTR_INFERENCE_BASE_URL", &base),
+        ("VULTR_INFERENCE_API_KEY", CONFIGURED_KEY),
+    ])
+    .await;
+    let arguments = json!({"text": "Never finished."});
+    let call = server
+        .client
+        .send_cancellable_request(
+            ClientRequest::CallToolRequest(Request::new(
+                CallToolRequestParams::new("speak")
+                    .with_arguments(arguments.as_object().unwrap().clone()),
+            )),
+            PeerRequestOptions::no_options(),
+        )
+        .await
+        .unwrap();
+    let waited = tokio::time::Instant::now();
+    while received.load(Ordering::SeqCst) == 0 {
+        assert!(
+            waited.elapsed() < std::time::Duration::from_secs(10),
+            "speech was never asked for"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(closed.load(Ordering::SeqCst), 0, "the request is held open");
+    call.cancel(Some("stop".to_owned())).await.unwrap();
+    let waited = tokio::time::Instant::now();
+    while closed.load(Ordering::SeqCst) == 0 {
+        assert!(
+            waited.elapsed() < std::time::Duration::from_secs(10),
+            "the upstream request was not dropped on cancellation"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    server.stop().await;
 }
