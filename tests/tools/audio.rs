@@ -703,3 +703,34 @@ async fn a_cancelled_speak_closes_its_upstream_request() {
     }
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_rotated_key_refused_by_an_audio_route_is_read_again_once() {
+    let fake = FakeVultr::start().await;
+    let server = audio_server(&fake, &[]).await;
+    ok(&server.call("speak", json!({"text": "first"})).await);
+    fake.rotate_key(DEFAULT_SUBSCRIPTION_ID, "INFKEY-ROTATED-0000-1111")
+        .await;
+    ok(&server
+        .call(
+            "transcribe",
+            json!({"data": b64(&wav("second", 1.0)), "filename": "a.wav"}),
+        )
+        .await);
+    assert_eq!(fake.count("GET", SUBSCRIPTIONS_PATH).await, 2);
+    let keys: Vec<Option<String>> = fake
+        .requests()
+        .await
+        .into_iter()
+        .filter(|r| r.path == SPEECH_PATH || r.path == TRANSCRIPTIONS_PATH)
+        .map(|r| r.authorization)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            Some(format!("Bearer {DEFAULT_SUBSCRIPTION_KEY}")),
+            Some(format!("Bearer {DEFAULT_SUBSCRIPTION_KEY}")),
+            Some("Bearer INFKEY-ROTATED-0000-1111".to_owned()),
+        ]
+    );
+}
