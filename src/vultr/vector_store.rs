@@ -419,7 +419,7 @@ mod tests {
     fn ids_are_one_path_segment() {
         assert_eq!(
             collection_path("a/../b", "/items"),
-            "/vector_store/a%2F%2E%2E%2Fb/items"
+            "/vector_store/a%2F..%2Fb/items"
         );
     }
 

@@ -24,7 +24,8 @@ async fn an_unknown_toolset_stops_start_up_naming_the_known_ones() {
     let (ok, stderr) = start_with(&[("VULTR_MCP_TOOLSETS", "core,imagez")]).await;
     assert!(!ok, "the server must not start: {stderr}");
     assert!(
-        stderr.contains("unknown toolset `imagez`") && stderr.contains("core, delegate, or all"),
+        stderr.contains("unknown toolset `imagez`")
+            && stderr.contains("core, delegate, rag, retrieval, audio, images, or all"),
         "{stderr}"
     );
 }
