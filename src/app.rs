@@ -14,9 +14,11 @@ use crate::chat::ChatService;
 use crate::conversations::{ChatTurns, Conversations};
 use crate::delegate::{self, Delegator, Downstream, ServersFileError};
 use crate::fair_share::CallShares;
+use crate::images::Images;
 use crate::keys::InferenceKeys;
 use crate::models::Models;
 use crate::rate_limit::CallRateLimit;
+use crate::retrieval::Retrieval;
 use crate::secret::KnownKeys;
 use crate::settings::{Settings, ToolSelection, ToolsetUnavailable};
 use crate::store::{self, Retention, SharedSessions, StoreLocation};
@@ -38,6 +40,10 @@ pub struct App {
     pub(crate) models: Models,
     /// The account's subscriptions.
     pub(crate) subscriptions: Subscriptions,
+    /// Rerank and embeddings.
+    pub(crate) retrieval: Retrieval,
+    /// Image generation.
+    pub(crate) images: Images,
     /// The delegation loop, when delegate servers are configured.
     pub(crate) delegator: Option<Delegator>,
     /// Long calls of clients that accept tasks, kept where conversations are.
@@ -127,6 +133,16 @@ impl App {
             vultr.inference_subscription.clone(),
         ));
         let catalog = Arc::new(ModelCatalog::new(inference.clone(), CATALOG_TTL));
+        let retrieval = Retrieval::new(
+            Models::new(keys.clone(), catalog.clone()),
+            keys.clone(),
+            inference.clone(),
+        );
+        let images = Images::new(
+            Models::new(keys.clone(), catalog.clone()),
+            keys.clone(),
+            inference.clone(),
+        );
         let chat = Arc::new(ChatService {
             keys: keys.clone(),
             inference,
@@ -145,6 +161,8 @@ impl App {
             conversations,
             models: Models::new(keys, catalog),
             subscriptions: Subscriptions::new(account, vultr.reveal_keys),
+            retrieval,
+            images,
             delegator: downstream
                 .map(|servers| Delegator::new(chat, servers, limits.max_result_chars)),
             tasks: Arc::new(

@@ -7,9 +7,11 @@ mod chat;
 mod conversations;
 mod delegate;
 mod error;
+mod images;
 mod models;
 mod progress;
 mod registry;
+mod retrieval;
 mod subscriptions;
 mod tasks;
 

@@ -152,6 +152,9 @@ static REGISTRY: LazyLock<Vec<ToolEntry>> = LazyLock::new(|| {
         super::subscriptions::list_subscriptions(),
         super::subscriptions::get_subscription(),
         super::delegate::delegate(),
+        super::retrieval::rerank(),
+        super::retrieval::embed(),
+        super::images::generate_image(),
     ]
 });
 

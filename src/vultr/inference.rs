@@ -284,6 +284,35 @@ impl InferenceClient {
     }
 }
 
+impl InferenceClient {
+    /// Whether `url` is on the inference API's own origin (scheme, host and port), the
+    /// only place a URL an answer names may be fetched from, with the key.
+    pub fn is_own_origin(&self, url: &str) -> bool {
+        let origin = |u: &str| reqwest::Url::parse(u).ok().map(|u| u.origin());
+        matches!((origin(url), origin(self.base.as_str())), (Some(a), Some(b)) if a == b && a.is_tuple())
+    }
+
+    /// `GET url` (a URL an answer named) read as raw bytes; refused without a request
+    /// unless it is on the inference API's own origin, so the key never goes elsewhere.
+    pub async fn get_own_bytes(
+        &self,
+        key: &ApiKey,
+        url: &str,
+        patience: Patience,
+    ) -> Result<Bytes, VultrError> {
+        if !self.is_own_origin(url) {
+            return Err(VultrError::Transport {
+                api: Api::Inference,
+                detail: "a URL off the inference API's host is never fetched".to_owned(),
+            });
+        }
+        let request = self.http.client().get(url).bearer_auth(key.expose());
+        self.http
+            .send_bytes(self.endpoint(self.timeout(patience)), request)
+            .await
+    }
+}
+
 /// `id` as one path segment: percent-encoded, so an id can never reach another path.
 pub fn path_segment(id: &str) -> String {
     percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC).to_string()
