@@ -27,6 +27,8 @@
 //! Every request, whichever mock answered it, is visible through [`FakeVultr::requests`].
 
 pub mod faults;
+pub mod images;
+pub mod retrieval;
 pub mod script;
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -656,6 +658,9 @@ impl FakeVultrBuilder {
             .named("inference chat completions")
             .mount(&server)
             .await;
+
+        retrieval::mount(&server, &state, PRIORITY_NORMAL).await;
+        images::mount(&server, &state, PRIORITY_NORMAL).await;
 
         Mock::given(any())
             .respond_with(account_error(404, "Not found"))

@@ -1,0 +1,209 @@
+//! The `images` toolset: `generate_image` against the fake's image generation
+//! (`fake_vultr/images.rs`): real PNGs as MCP image content, the size and cost per
+//! megapixel, arguments checked against the catalog before anything is sent, images given
+//! as URLs fetched only from the inference host.
+
+use base64::Engine as _;
+use rmcp::model::CallToolResult;
+use serde_json::json;
+
+use crate::support::fake_vultr::FakeVultr;
+use crate::support::fake_vultr::images::{
+    FOREIGN_IMAGE_HOST, IMAGE_FILES_PATH, IMAGES_PATH, PNG_SIDE,
+};
+use crate::support::in_process::Server;
+use crate::support::session::{err, ok, text};
+
+const IMAGE_MODEL: &str = "z-image-turbo";
+
+async fn images() -> (FakeVultr, Server) {
+    let fake = FakeVultr::start().await;
+    let server = Server::with_fake(&fake, &[("VULTR_MCP_TOOLSETS", "images")]).await;
+    (fake, server)
+}
+
+/// The images of a result: MIME type and decoded bytes.
+fn images_of(result: &CallToolResult) -> Vec<(String, Vec<u8>)> {
+    result
+        .content
+        .iter()
+        .filter_map(|c| c.as_image())
+        .map(|image| {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(&image.data)
+                .expect("image data is base64");
+            (image.mime_type.clone(), bytes)
+        })
+        .collect()
+}
+
+/// Width and height from a PNG's signature and IHDR chunk; fails the test on anything else.
+fn png_size(bytes: &[u8]) -> (u32, u32) {
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "PNG signature");
+    assert_eq!(&bytes[12..16], b"IHDR", "the first chunk is IHDR");
+    let word = |at: usize| u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap());
+    assert_eq!(word(8), 13, "IHDR is 13 bytes");
+    if (word(16), word(20)) == (4, 4) && bytes[24..29] == [8, 2, 0, 0, 0] {
+        // zlib.crc32 of this IHDR, computed apart from the fake's own CRC code.
+        assert_eq!(word(29), 0x2693_0929, "the IHDR checksum");
+    }
+    assert_eq!(&bytes[bytes.len() - 8..bytes.len() - 4], b"IEND");
+    (word(16), word(20))
+}
+
+#[tokio::test]
+async fn an_image_comes_back_as_png_content_with_its_size_and_cost() {
+    let (fake, server) = images().await;
+    let result = server
+        .call("generate_image", json!({"prompt": "a lighthouse at dusk"}))
+        .await;
+    let body = ok(&result);
+    let made = images_of(&result);
+    assert_eq!(made.len(), 1);
+    assert_eq!(made[0].0, "image/png");
+    assert_eq!(png_size(&made[0].1), (PNG_SIDE, PNG_SIDE));
+    assert_eq!(body["model"], IMAGE_MODEL, "the only image model");
+    assert_eq!(body["size"], "512x512", "the catalog's first size");
+    assert_eq!(body["megapixels"], 0.262144);
+    assert_eq!(body["cost_usd"], 0.000786432, "0.262144 MP at $0.003");
+    assert_eq!(
+        body["images"],
+        json!([{"mime_type": "image/png", "bytes": made[0].1.len()}])
+    );
+    let shown = text(&result);
+    assert!(
+        shown.contains(
+            "1 image (512x512) made by z-image-turbo: 0.262144 megapixels; cost $0.000786432"
+        ),
+        "{shown}"
+    );
+    assert_eq!(
+        fake.posted_bodies(IMAGES_PATH).await,
+        [
+            json!({"model": IMAGE_MODEL, "prompt": "a lighthouse at dusk", "n": 1,
+                "size": "512x512", "response_format": "b64_json"})
+        ]
+    );
+}
+
+#[tokio::test]
+async fn several_images_with_every_option_are_sent_and_priced_together() {
+    let (fake, server) = images().await;
+    let result = server
+        .call(
+            "generate_image",
+            json!({"prompt": "a fox", "model": IMAGE_MODEL, "size": "1024x1024", "n": 3,
+                   "steps": 12, "guidance_scale": 3.5, "seed": 42}),
+        )
+        .await;
+    let body = ok(&result);
+    assert_eq!(images_of(&result).len(), 3);
+    assert_eq!(body["megapixels"], 3.0 * 1.048576);
+    let cost = body["cost_usd"].as_f64().unwrap();
+    assert!((cost - 3.0 * 1.048576 * 0.003).abs() < 1e-9, "{body}");
+    assert_eq!(
+        fake.posted_bodies(IMAGES_PATH).await[0],
+        json!({"model": IMAGE_MODEL, "prompt": "a fox", "n": 3, "size": "1024x1024",
+               "response_format": "b64_json", "steps": 12, "guidance_scale": 3.5, "seed": 42})
+    );
+}
+
+#[tokio::test]
+async fn out_of_range_arguments_and_other_kinds_of_model_are_refused_before_sending() {
+    let (fake, server) = images().await;
+    let cases = [
+        (
+            json!({"prompt": "x", "size": "640x480"}),
+            "`size` \"640x480\" is not offered by z-image-turbo: the catalog lists 512x512, 768x768, 1024x1024",
+        ),
+        (
+            json!({"prompt": "x", "n": 5}),
+            "`n` 5 is out of range: ask for 1 to 4 images",
+        ),
+        (json!({"prompt": "x", "n": 0}), "`n` 0 is out of range"),
+        (
+            json!({"prompt": "x", "steps": 51}),
+            "`steps` 51 is out of range for z-image-turbo: the catalog allows from 1 to 50",
+        ),
+        (
+            json!({"prompt": "x", "guidance_scale": 20.5}),
+            "`guidance_scale` 20.5 is out of range",
+        ),
+        (json!({"prompt": "  "}), "`prompt` is empty"),
+        (
+            json!({"prompt": "x", "model": "bge-reranker-v2-m3"}),
+            "`bge-reranker-v2-m3` is not a image generation model (it outputs rerank); the catalog's image generation models are z-image-turbo",
+        ),
+    ];
+    for (arguments, expected) in cases {
+        let message = err(&server.call("generate_image", arguments.clone()).await);
+        assert!(message.contains(expected), "{arguments}: {message}");
+    }
+    assert_eq!(fake.count("POST", IMAGES_PATH).await, 0, "nothing was sent");
+}
+
+#[tokio::test]
+async fn images_given_as_urls_on_the_inference_host_are_fetched() {
+    let (fake, server) = images().await;
+    fake.answer_images_with_urls().await;
+    let result = server
+        .call("generate_image", json!({"prompt": "two moons", "n": 2}))
+        .await;
+    ok(&result);
+    let made = images_of(&result);
+    assert_eq!(made.len(), 2);
+    for (mime, bytes) in &made {
+        assert_eq!(mime, "image/png");
+        assert_eq!(png_size(bytes), (PNG_SIDE, PNG_SIDE));
+    }
+    let fetched: Vec<_> = fake
+        .requests()
+        .await
+        .into_iter()
+        .filter(|r| r.method == "GET" && r.path.starts_with(IMAGE_FILES_PATH))
+        .collect();
+    assert_eq!(fetched.len(), 2);
+    assert!(
+        fetched.iter().all(|r| r.authorization.is_some()),
+        "fetched with the key, on the inference host"
+    );
+}
+
+#[tokio::test]
+async fn images_given_as_urls_on_another_host_are_refused_unfetched() {
+    let (fake, server) = images().await;
+    fake.answer_images_with_foreign_urls().await;
+    let message = err(&server
+        .call("generate_image", json!({"prompt": "a tree"}))
+        .await);
+    assert!(
+        message.contains(FOREIGN_IMAGE_HOST) && message.contains("Nothing was fetched"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("sig="),
+        "the URL itself is not shown: {message}"
+    );
+}
+
+#[tokio::test]
+async fn generate_image_is_listed_only_with_its_toolset_and_writes_without_destroying() {
+    let fake = FakeVultr::start().await;
+    let server = Server::with_fake(&fake, &[("VULTR_MCP_TOOLSETS", "core,retrieval")]).await;
+    let tools = server.client.list_all_tools().await.unwrap();
+    assert!(!tools.iter().any(|t| t.name == "generate_image"));
+    let refused = server
+        .try_call("generate_image", json!({"prompt": "x"}))
+        .await
+        .expect_err("not listed");
+    assert!(
+        refused.to_string().contains("toolset `images`"),
+        "{refused}"
+    );
+    let (_fake, on) = images().await;
+    let tools = on.client.list_all_tools().await.unwrap();
+    assert_eq!(tools.len(), 1);
+    let annotations = tools[0].annotations.as_ref().unwrap();
+    assert_eq!(annotations.read_only_hint, Some(false));
+    assert_eq!(annotations.destructive_hint, Some(false));
+}
