@@ -136,7 +136,7 @@ impl Retrieval {
         };
         let request = &request;
         let mut reply = with_key::<_, RetrievalError, _, _>(&self.keys, |key| async move {
-            retrieval::rerank(&self.inference, &key, &request).await
+            retrieval::rerank(&self.inference, &key, request).await
         })
         .await?;
         reply.results.truncate(top_n);
@@ -173,7 +173,7 @@ impl Retrieval {
         };
         let request = &request;
         let reply = with_key::<_, RetrievalError, _, _>(&self.keys, |key| async move {
-            retrieval::embeddings(&self.inference, &key, &request).await
+            retrieval::embeddings(&self.inference, &key, request).await
         })
         .await?;
         let similarity = (reply.vectors.len() >= 2).then(|| similarity_matrix(&reply.vectors));
@@ -259,10 +259,10 @@ mod tests {
     fn the_matrix_is_symmetric_with_ones_on_the_diagonal() {
         let vectors = vec![vec![1.0, 2.0], vec![2.0, 1.0], vec![0.5, 0.5]];
         let matrix = similarity_matrix(&vectors);
-        for i in 0..3 {
-            assert!((matrix[i][i] - 1.0).abs() < 1e-9);
-            for j in 0..3 {
-                assert_eq!(matrix[i][j], matrix[j][i]);
+        for (i, row) in matrix.iter().enumerate() {
+            assert!((row[i] - 1.0).abs() < 1e-9);
+            for (j, value) in row.iter().enumerate() {
+                assert_eq!(*value, matrix[j][i]);
             }
         }
     }

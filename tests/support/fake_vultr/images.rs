@@ -79,13 +79,10 @@ fn chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
 /// A valid [`PNG_SIDE`]-square RGB PNG filled with `rgb`.
 pub fn png(rgb: [u8; 3]) -> Vec<u8> {
     let side = PNG_SIDE;
-    let mut raw = Vec::new();
-    for _ in 0..side {
-        raw.push(0); // filter: none
-        for _ in 0..side {
-            raw.extend_from_slice(&rgb);
-        }
-    }
+    let row: Vec<u8> = std::iter::once(0) // filter: none
+        .chain(rgb.iter().copied().cycle().take(3 * side as usize))
+        .collect();
+    let raw = row.repeat(side as usize);
     // zlib: header, one stored (uncompressed) final deflate block, Adler-32.
     let mut zlib = vec![0x78, 0x01, 0x01];
     let len = raw.len() as u16;
@@ -123,7 +120,7 @@ impl Respond for Generate {
     fn respond(&self, request: &Request) -> ResponseTemplate {
         let body = match checked_body(&self.state, request) {
             Ok(body) => body,
-            Err(refusal) => return refusal,
+            Err(refusal) => return *refusal,
         };
         let prompt = body["prompt"].as_str().unwrap_or_default();
         let n = body["n"].as_u64().unwrap_or(1) as usize;

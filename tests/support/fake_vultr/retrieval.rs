@@ -45,31 +45,34 @@ pub(super) fn authorized(state: &Shared, request: &Request) -> bool {
 }
 
 /// The request's JSON body and its `model`, checked: the key, JSON, a known model.
-pub(super) fn checked_body(state: &Shared, request: &Request) -> Result<Value, ResponseTemplate> {
+pub(super) fn checked_body(
+    state: &Shared,
+    request: &Request,
+) -> Result<Value, Box<ResponseTemplate>> {
     if !authorized(state, request) {
-        return Err(inference_error(
+        return Err(Box::new(inference_error(
             401,
             "Invalid API key",
             json!(401),
             "authentication_error",
-        ));
+        )));
     }
     let body: Value = serde_json::from_slice(&request.body).map_err(|_| {
-        inference_error(
+        Box::new(inference_error(
             400,
             "Request body is not valid JSON",
             json!(400),
             "invalid_request_error",
-        )
+        ))
     })?;
     let model = body["model"].as_str().unwrap_or_default();
     if !lock(state).model_ids.iter().any(|id| id == model) {
-        return Err(inference_error(
+        return Err(Box::new(inference_error(
             404,
             &format!("The model `{model}` does not exist"),
             json!("model_not_found"),
             "invalid_request_error",
-        ));
+        )));
     }
     Ok(body)
 }
@@ -127,7 +130,7 @@ impl Respond for Rerank {
     fn respond(&self, request: &Request) -> ResponseTemplate {
         let body = match checked_body(&self.state, request) {
             Ok(body) => body,
-            Err(refusal) => return refusal,
+            Err(refusal) => return *refusal,
         };
         let query = body["query"].as_str().unwrap_or_default();
         let Some(documents) = body["documents"].as_array() else {
@@ -184,7 +187,7 @@ impl Respond for Embeddings {
     fn respond(&self, request: &Request) -> ResponseTemplate {
         let body = match checked_body(&self.state, request) {
             Ok(body) => body,
-            Err(refusal) => return refusal,
+            Err(refusal) => return *refusal,
         };
         let inputs: Vec<&str> = match &body["input"] {
             Value::String(one) => vec![one.as_str()],
