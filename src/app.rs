@@ -16,6 +16,7 @@ use crate::delegate::{self, Delegator, Downstream, ServersFileError};
 use crate::fair_share::CallShares;
 use crate::images::Images;
 use crate::keys::InferenceKeys;
+use crate::media::Media;
 use crate::models::Models;
 use crate::rate_limit::CallRateLimit;
 use crate::retrieval::Retrieval;
@@ -44,6 +45,8 @@ pub struct App {
     pub(crate) retrieval: Retrieval,
     /// Image generation.
     pub(crate) images: Images,
+    /// Media (speech, images) the tools made, for `vultr://media/{id}`.
+    pub(crate) media: Media,
     /// The delegation loop, when delegate servers are configured.
     pub(crate) delegator: Option<Delegator>,
     /// Long calls of clients that accept tasks, kept where conversations are.
@@ -88,7 +91,7 @@ impl App {
             tasks,
             delegate,
             tools,
-            media: _media,
+            media,
             http: serving_http,
         } = settings;
         let downstream = match &delegate.servers_file {
@@ -163,6 +166,7 @@ impl App {
             subscriptions: Subscriptions::new(account, vultr.reveal_keys),
             retrieval,
             images,
+            media: Media::new(stores.media, media),
             delegator: downstream
                 .map(|servers| Delegator::new(chat, servers, limits.max_result_chars)),
             tasks: Arc::new(

@@ -13,6 +13,7 @@ pub mod images;
 pub mod keys;
 pub mod kind_call;
 pub mod mcp;
+pub mod media;
 pub mod models;
 pub mod principal;
 pub mod rate_limit;

@@ -140,6 +140,7 @@ impl VultrServer {
             arguments,
             progress,
             cancel,
+            ..
         } = call;
         let turn = async {
             let request = decode::<ChatCompletionArgs>(arguments)?.into_request();

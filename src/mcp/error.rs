@@ -7,6 +7,7 @@ use crate::conversations::TurnError;
 use crate::delegate::DelegateError;
 use crate::fair_share::OverShare;
 use crate::keys::KeyError;
+use crate::media::MediaError;
 use crate::models::PickError;
 use crate::rate_limit::OverLimit;
 use crate::setting;
@@ -56,6 +57,9 @@ pub enum ToolError {
     /// A chat completion failed.
     #[error(transparent)]
     Chat(#[from] ChatError),
+    /// Media could not be kept or read.
+    #[error(transparent)]
+    Media(#[from] MediaError),
     /// No model of the kind a tool needs could be chosen.
     #[error(transparent)]
     Model(#[from] PickError),

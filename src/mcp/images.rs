@@ -1,7 +1,7 @@
 //! The `images` toolset: `generate_image`, each image as MCP `image` content when it fits
-//! the inline cap, and the size, megapixels and cost in the text.
+//! the inline cap and a `vultr://media/{id}` link to each (kept for their owner), and the
+//! size, megapixels and cost in the text.
 
-use base64::Engine as _;
 use rmcp::model::{CallToolResult, ContentBlock};
 use serde::{Deserialize, Serialize};
 
@@ -9,7 +9,8 @@ use super::VultrServer;
 use super::args::{decode, input_schema};
 use super::error::ToolError;
 use super::registry::{Behaviour, Call, Effect, ToolEntry, cancelled};
-use crate::images::{Generated, ImageError, ImageInput, MAX_IMAGES};
+use crate::images::{Generated, Image, ImageError, ImageInput, MAX_IMAGES};
+use crate::media::{Kept, NewMedia};
 use crate::principal::Principal;
 use crate::settings::Toolset;
 
@@ -55,7 +56,7 @@ pub(super) fn generate_image() -> ToolEntry {
         name: "generate_image",
         toolset: Toolset::Images,
         description: format!(
-            "Generate 1 to {MAX_IMAGES} images from a prompt with a Vultr image model: each image as image content, the size and the cost per megapixel. Sizes, steps and guidance_scale are checked against the model's catalog entry."
+            "Generate 1 to {MAX_IMAGES} images from a prompt with a Vultr image model: each image as image content (within the inline size cap) and a vultr://media link for resources/read, the size and the cost per megapixel. Sizes, steps and guidance_scale are checked against the model's catalog entry."
         ),
         input_schema: input_schema::<GenerateImageArgs>,
         behaviour: MODEL_MAKES_MEDIA,
@@ -79,6 +80,7 @@ impl From<ImageError> for ToolError {
 /// One image as the structured result describes it.
 #[derive(Serialize)]
 struct ImageInfo {
+    uri: String,
     mime_type: String,
     bytes: usize,
 }
@@ -131,47 +133,65 @@ impl VultrServer {
         owner: &Principal,
         generated: Generated,
     ) -> Result<CallToolResult, ToolError> {
-        let count = generated.images.len();
+        let Generated {
+            model,
+            size,
+            images,
+            megapixels,
+            cost,
+        } = generated;
+        let count = images.len();
+        let mut blocks = Vec::with_capacity(2 * count);
+        let mut infos = Vec::with_capacity(count);
+        for (k, image) in images.into_iter().enumerate() {
+            let (kept, image_blocks) = self.image_blocks(owner, &model, k, image).await?;
+            infos.push(ImageInfo {
+                uri: kept.uri,
+                mime_type: kept.mime,
+                bytes: kept.size,
+            });
+            blocks.extend(image_blocks);
+        }
         let text = format!(
-            "{count} image{} ({}) made by {}: {} megapixels; {}",
+            "{count} image{} ({size}) made by {model}: {megapixels} megapixels; {}. Each is also kept as a vultr://media link (resources/read) for a while.",
             if count == 1 { "" } else { "s" },
-            generated.size,
-            generated.model,
-            generated.megapixels,
-            generated.cost.describe()
+            cost.describe()
         );
         let structured = ImagesResult {
-            model: &generated.model,
-            size: &generated.size,
-            images: generated
-                .images
-                .iter()
-                .map(|image| ImageInfo {
-                    mime_type: image.mime.clone(),
-                    bytes: image.bytes.len(),
-                })
-                .collect(),
-            megapixels: generated.megapixels,
-            cost_usd: generated.cost.usd(),
-            cost_note: generated.cost.describe(),
+            model: &model,
+            size: &size,
+            images: infos,
+            megapixels,
+            cost_usd: cost.usd(),
+            cost_note: cost.describe(),
         };
         let mut result = self.success(text, structured);
-        for image in &generated.images {
-            result
-                .content
-                .extend(self.image_blocks(owner, &image.mime, &image.bytes).await?);
-        }
+        result.content.extend(blocks);
         Ok(result)
     }
 
-    /// The content blocks of one image: inline `image` content.
+    /// The content blocks of image `k` of `model`: kept as the owner's media, inline
+    /// `image` content when it fits the inline cap, and always a link to it.
     async fn image_blocks(
         &self,
-        _owner: &Principal,
-        mime: &str,
-        bytes: &[u8],
-    ) -> Result<Vec<ContentBlock>, ToolError> {
-        let data = base64::engine::general_purpose::STANDARD.encode(bytes);
-        Ok(vec![ContentBlock::image(data, mime.to_owned())])
+        owner: &Principal,
+        model: &str,
+        k: usize,
+        image: Image,
+    ) -> Result<(Kept, Vec<ContentBlock>), ToolError> {
+        let extension = image
+            .mime
+            .strip_prefix("image/")
+            .filter(|e| e.chars().all(|c| c.is_ascii_alphanumeric()))
+            .unwrap_or("bin")
+            .to_owned();
+        let new = NewMedia {
+            mime: image.mime,
+            name: format!("{model}-{}.{extension}", k + 1),
+            bytes: image.bytes,
+        };
+        let kept = self.app.media.keep(owner, new.clone()).await?;
+        let blocks = self.media_blocks(&kept, &new.bytes);
+        Ok((kept, blocks))
     }
 }

@@ -8,6 +8,7 @@ mod conversations;
 mod delegate;
 mod error;
 mod images;
+mod media;
 mod models;
 mod progress;
 mod registry;
@@ -137,6 +138,7 @@ impl ServerHandler for VultrServer {
             arguments,
             progress: CallProgress::of(&context),
             cancel,
+            local_files: over_stdio(&context),
         };
         Ok(tokio::select! {
             result = (tool.handler)(self, call) => result,
@@ -176,7 +178,11 @@ impl ServerHandler for VultrServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
-        Ok(self.conversation_templates())
+        let mut templates = self.conversation_templates();
+        if self.tools.makes_media() {
+            templates.resource_templates.push(Self::media_template());
+        }
+        Ok(templates)
     }
 
     async fn read_resource(
@@ -185,6 +191,9 @@ impl ServerHandler for VultrServer {
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
         let owner = self.principal(&context);
+        if request.uri.starts_with(crate::media::URI_PREFIX) {
+            return Ok(self.read_media_resource(&owner, &request.uri).await?.into());
+        }
         Ok(self
             .read_conversation_resource(&owner, &request.uri)
             .await?
@@ -266,6 +275,11 @@ impl VultrServer {
         let text = self.app.known_keys.redact(&error.to_string());
         CallToolResult::error(vec![ContentBlock::text(text)])
     }
+}
+
+/// Whether `context`'s request came over stdio: requests over HTTP carry their HTTP parts.
+fn over_stdio(context: &RequestContext<RoleServer>) -> bool {
+    context.extensions.get::<http::request::Parts>().is_none()
 }
 
 /// Cuts `text` to `max` characters, ending with a notice of what was left out.

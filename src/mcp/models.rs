@@ -107,6 +107,10 @@ fn line(model: &Model) -> String {
         (None, Some(c)) => parts.push(format!("${c} per 1M completion tokens")),
         (None, None) => {}
     }
+    // Models of other kinds are priced per second of audio, per megapixel, per character...
+    for price in model.spec.prices.iter().filter(|p| p.unit != "token") {
+        parts.push(format!("${} per {}", price.usd_per_unit, price.unit));
+    }
     if !model.ready {
         parts.push("not ready".to_owned());
     }

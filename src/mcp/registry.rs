@@ -34,6 +34,10 @@ pub(super) struct Call {
     /// Cancelled when the caller cancels the call (never for a task: a task is stopped by
     /// dropping its call).
     pub cancel: CancellationToken,
+    /// Whether the caller may name files on this machine (`path`, `save_to`): only over
+    /// stdio, where the server runs as the user who started it; never over HTTP, even on
+    /// loopback without auth.
+    pub local_files: bool,
 }
 
 /// What a tool may change.
@@ -186,6 +190,12 @@ impl Tools {
             .entry(selection.clone())
             .or_insert_with(|| Arc::new(Tools::build(selection)))
             .clone()
+    }
+
+    /// Whether a listed toolset makes media (speech, images), so `vultr://media/{id}` is
+    /// worth a resource template.
+    pub(super) fn makes_media(&self) -> bool {
+        self.toolsets.contains(&Toolset::Audio) || self.toolsets.contains(&Toolset::Images)
     }
 
     fn build(selection: &ToolSelection) -> Tools {

@@ -19,7 +19,8 @@ use tokio::time::Instant;
 
 use super::{
     Beat, Conversation, ConversationId, ConversationStore, ConversationSummary, LegacySessionStore,
-    StoreError, StoredSession, TaskEnd, TaskKey, TaskRecord, TaskStore, Turn,
+    MediaItem, MediaRecord, MediaStore, StoreError, StoredSession, TaskEnd, TaskKey, TaskRecord,
+    TaskStore, Turn,
 };
 use crate::principal::Principal;
 use crate::store::StoreResult;
@@ -189,6 +190,26 @@ impl TaskStore for Lazy<Arc<dyn TaskStore>> {
 
     async fn beat_many(&self, beats: &[Beat], now: i64) -> StoreResult<()> {
         self.opened().await?.beat_many(beats, now).await
+    }
+
+    async fn prune(&self, now: i64) -> StoreResult<usize> {
+        self.opened().await?.prune(now).await
+    }
+}
+
+#[async_trait]
+impl MediaStore for Lazy<Arc<dyn MediaStore>> {
+    async fn put(
+        &self,
+        owner: &Principal,
+        item: &MediaItem,
+        max_total: u64,
+    ) -> StoreResult<Vec<String>> {
+        self.opened().await?.put(owner, item, max_total).await
+    }
+
+    async fn get(&self, owner: &Principal, id: &str, now: i64) -> StoreResult<Option<MediaRecord>> {
+        self.opened().await?.get(owner, id, now).await
     }
 
     async fn prune(&self, now: i64) -> StoreResult<usize> {

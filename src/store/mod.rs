@@ -3,7 +3,8 @@
 //! after a restart.
 //!
 //! The traits are the seam: [`ConversationStore`] (`conversation.rs`), [`TaskStore`]
-//! (`task.rs`) and [`LegacySessionStore`] (`session.rs`), each with its record types; the
+//! (`task.rs`), [`LegacySessionStore`] (`session.rs`) and [`MediaStore`] (`media.rs`),
+//! each with its record types; the
 //! layers above use only them. Each kind of store implements them (`sqlite` for a file or
 //! memory, `postgres` for a database shared by replicas). [`open_stores`] picks the stores
 //! for a location (for Postgres, all three through one pool) and opens them on first use
@@ -13,6 +14,7 @@ mod conversation;
 mod error;
 mod lazy;
 mod location;
+mod media;
 mod postgres;
 mod session;
 mod sqlite;
@@ -29,6 +31,7 @@ pub use conversation::{
 pub use error::{StoreError, StoreResult};
 pub use lazy::{Lazy, REMEMBER_FAILURE};
 pub use location::{PostgresUrl, Retention, StoreLocation};
+pub use media::{MediaItem, MediaRecord, MediaStore};
 pub use session::{LegacySessionStore, SESSION_IDLE, SharedSessions, StoredSession};
 pub use task::{Beat, TaskEnd, TaskKey, TaskRecord, TaskState, TaskStore};
 
@@ -51,6 +54,8 @@ pub struct Stores {
     pub tasks: Arc<dyn TaskStore>,
     /// The legacy HTTP sessions, when the store is shared (Postgres).
     pub sessions: Option<Arc<SharedSessions>>,
+    /// Media (speech, images) the tools made.
+    pub media: Arc<dyn MediaStore>,
 }
 
 /// The stores at `location`, keeping conversations per `retention`; for Postgres, all
@@ -58,6 +63,7 @@ pub struct Stores {
 pub fn open_stores(location: StoreLocation, retention: Retention, pool_size: usize) -> Stores {
     let StoreLocation::Postgres(url) = &location else {
         let for_tasks = location.clone();
+        let for_media = location.clone();
         return Stores {
             conversations: lazy_conversations(move || {
                 let location = location.clone();
@@ -71,15 +77,21 @@ pub fn open_stores(location: StoreLocation, retention: Retention, pool_size: usi
                 async move { open_task_store(&location).await }
             })),
             sessions: None,
+            media: Arc::new(Lazy::new(move || {
+                let location = for_media.clone();
+                async move { sqlite::open_media_store(&location).await }
+            })),
         };
     };
     let shared = Arc::new(postgres::shared(url.clone(), retention, pool_size));
     let conversations = postgres::opener(&shared, |store| store as Arc<dyn ConversationStore>);
     let tasks = postgres::opener(&shared, |store| store as Arc<dyn TaskStore>);
     let sessions = postgres::opener(&shared, |store| store as Arc<SharedSessions>);
+    let media = postgres::opener(&shared, |store| store as Arc<dyn MediaStore>);
     Stores {
         conversations: lazy_conversations(conversations),
         tasks: Arc::new(Lazy::new(tasks)),
         sessions: Some(Arc::new(Lazy::new(sessions))),
+        media: Arc::new(Lazy::new(media)),
     }
 }

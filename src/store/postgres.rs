@@ -1,6 +1,6 @@
 //! The Postgres store, shared by every replica configured with the same URL: conversations
-//! (`conversations.rs`), task records (`tasks.rs`) and the legacy HTTP sessions
-//! (`sessions.rs`) through one pool; its schema in `schema.rs`, its URL and TLS in
+//! (`conversations.rs`), task records (`tasks.rs`), the legacy HTTP sessions
+//! (`sessions.rs`) and media (`media.rs`) through one pool; its schema in `schema.rs`, its URL and TLS in
 //! `url.rs` and `tls.rs`, its failures as clients see them in `failure.rs`. Every
 //! statement but pruning names the owner, so no call reaches another owner's rows.
 //!
@@ -40,6 +40,7 @@ macro_rules! now {
 
 mod conversations;
 mod failure;
+mod media;
 mod sessions;
 mod tasks;
 

@@ -15,6 +15,7 @@
 mod conversations;
 mod failure;
 mod file;
+mod media;
 mod retention;
 mod schema;
 mod tasks;
@@ -32,6 +33,19 @@ use super::{Retention, StoreError, StoreLocation};
 use failure::{Failed, open_error};
 
 pub(super) use tasks::open_task_store;
+
+/// Opens (creating when missing) the SQLite media store at `location`: the same database
+/// as the conversations when it is a file; its own when it is `memory`.
+pub(super) async fn open_media_store(
+    location: &StoreLocation,
+) -> Result<Arc<dyn super::MediaStore>, StoreError> {
+    // Conversations are never written through this handle, so their retention is moot.
+    let retention = Retention {
+        max_conversations: usize::MAX,
+        max_age: Duration::MAX,
+    };
+    Ok(Arc::new(SqliteStore::open(location, retention).await?))
+}
 
 /// How long a write waits for another process's lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);

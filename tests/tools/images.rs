@@ -4,8 +4,10 @@
 //! as URLs fetched only from the inference host.
 
 use base64::Engine as _;
-use rmcp::model::CallToolResult;
-use serde_json::json;
+use rmcp::model::{CallToolResult, ReadResourceRequestParams, ResourceContents};
+use serde_json::{Value, json};
+
+use vultr_inference_mcp::principal::Principal;
 
 use crate::support::fake_vultr::FakeVultr;
 use crate::support::fake_vultr::images::{
@@ -17,9 +19,47 @@ use crate::support::session::{err, ok, text};
 const IMAGE_MODEL: &str = "z-image-turbo";
 
 async fn images() -> (FakeVultr, Server) {
+    images_with(&[]).await
+}
+
+async fn images_with(extra: &[(&str, &str)]) -> (FakeVultr, Server) {
     let fake = FakeVultr::start().await;
-    let server = Server::with_fake(&fake, &[("VULTR_MCP_TOOLSETS", "images")]).await;
+    let mut settings = vec![("VULTR_MCP_TOOLSETS", "images")];
+    settings.extend_from_slice(extra);
+    let server = Server::with_fake(&fake, &settings).await;
     (fake, server)
+}
+
+/// The `resource_link`s of a result: uri, MIME type, size.
+fn links_of(result: &CallToolResult) -> Vec<(String, Option<String>, Option<u64>)> {
+    result
+        .content
+        .iter()
+        .filter_map(|c| c.as_resource_link())
+        .map(|link| (link.uri.clone(), link.mime_type.clone(), link.size))
+        .collect()
+}
+
+/// The bytes and MIME type `resources/read` gives for `uri`, or the protocol error.
+async fn read_blob(server: &Server, uri: &str) -> Result<(Vec<u8>, Option<String>), String> {
+    let result = server
+        .client
+        .read_resource(ReadResourceRequestParams::new(uri))
+        .await
+        .map_err(|e| e.to_string())?;
+    match &result.contents[..] {
+        [
+            ResourceContents::BlobResourceContents {
+                blob, mime_type, ..
+            },
+        ] => Ok((
+            base64::engine::general_purpose::STANDARD
+                .decode(blob)
+                .expect("the blob is base64"),
+            mime_type.clone(),
+        )),
+        other => panic!("one blob expected: {other:?}"),
+    }
 }
 
 /// The images of a result: MIME type and decoded bytes.
@@ -66,10 +106,25 @@ async fn an_image_comes_back_as_png_content_with_its_size_and_cost() {
     assert_eq!(body["size"], "512x512", "the catalog's first size");
     assert_eq!(body["megapixels"], 0.262144);
     assert_eq!(body["cost_usd"], 0.000786432, "0.262144 MP at $0.003");
+    let uri = body["images"][0]["uri"].as_str().expect("a media uri");
+    assert!(uri.starts_with("vultr://media/"), "{uri}");
     assert_eq!(
         body["images"],
-        json!([{"mime_type": "image/png", "bytes": made[0].1.len()}])
+        json!([{"uri": uri, "mime_type": "image/png", "bytes": made[0].1.len()}])
     );
+    assert_eq!(
+        links_of(&result),
+        [(
+            uri.to_owned(),
+            Some("image/png".to_owned()),
+            Some(made[0].1.len() as u64)
+        )]
+    );
+    let (read, mime) = read_blob(&server, uri)
+        .await
+        .expect("readable by its owner");
+    assert_eq!(read, made[0].1);
+    assert_eq!(mime.as_deref(), Some("image/png"));
     let shown = text(&result);
     assert!(
         shown.contains(
@@ -106,6 +161,38 @@ async fn several_images_with_every_option_are_sent_and_priced_together() {
         json!({"model": IMAGE_MODEL, "prompt": "a fox", "n": 3, "size": "1024x1024",
                "response_format": "b64_json", "steps": 12, "guidance_scale": 3.5, "seed": 42})
     );
+}
+
+#[tokio::test]
+async fn images_over_the_inline_cap_come_only_as_links() {
+    let (_fake, server) = images_with(&[("VULTR_MCP_MEDIA_INLINE_MAX", "10")]).await;
+    let result = server
+        .call("generate_image", json!({"prompt": "a boat", "n": 2}))
+        .await;
+    let body = ok(&result);
+    assert!(images_of(&result).is_empty(), "nothing inline");
+    let links = links_of(&result);
+    assert_eq!(links.len(), 2);
+    for (i, (uri, _, _)) in links.iter().enumerate() {
+        assert_eq!(body["images"][i]["uri"], Value::from(uri.as_str()));
+        let (bytes, _) = read_blob(&server, uri).await.expect("readable");
+        assert_eq!(png_size(&bytes), (PNG_SIDE, PNG_SIDE));
+    }
+}
+
+#[tokio::test]
+async fn another_principals_images_are_not_found() {
+    let (_fake, server) = images().await;
+    let result = server
+        .call("generate_image", json!({"prompt": "a secret map"}))
+        .await;
+    let uri = ok(&result)["images"][0]["uri"].as_str().unwrap().to_owned();
+    let other = server
+        .client_acting_for(Principal::authenticated("bob").unwrap())
+        .await;
+    let refused = read_blob(&other, &uri).await.expect_err("not bob's");
+    assert!(refused.contains("no such media"), "{refused}");
+    assert!(read_blob(&server, &uri).await.is_ok(), "still the owner's");
 }
 
 #[tokio::test]

@@ -106,6 +106,24 @@ async fn a_model_document_gives_limits_tools_streaming_reasoning_and_base_prices
 }
 
 #[tokio::test]
+async fn models_of_other_kinds_show_their_prices_per_unit_in_the_text() {
+    let fake = FakeVultr::start().await;
+    let server = Server::with_fake(&fake, &[]).await;
+
+    let result = list_models(&server, json!({})).await;
+
+    let text = text(&result);
+    for line in [
+        "- qwen3-tts-12hz-1.7b (Qwen3 TTS 1.7B): speech, $0.000015 per character",
+        "- z-image-turbo (Z-Image Turbo): image, $0.003 per megapixel",
+        "- whisper-large-v3-turbo (Whisper Large v3 Turbo): transcription, $0.00001111 per second",
+    ] {
+        assert!(text.contains(line), "no `{line}` in {text}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn a_tool_calling_model_without_reasoning_has_no_reasoning_efforts() {
     let fake = FakeVultr::start().await;
     let server = Server::with_fake(&fake, &[]).await;

@@ -1,5 +1,6 @@
 //! What every store promises, as checks any implementation runs on itself:
-//! [`check_contract`] for conversations, [`check_task_contract`] for task records. Each is
+//! [`check_contract`] for conversations, [`check_task_contract`] for task records,
+//! [`check_media_contract`] for media. Each is
 //! a table of named checks; a failing one is reported by its name.
 
 /// A named entry of a table of checks: the check function and its name.
@@ -10,6 +11,7 @@ macro_rules! check {
 }
 
 mod conversations;
+mod media;
 mod tasks;
 
 use std::future::Future;
@@ -21,6 +23,7 @@ use futures_util::FutureExt;
 pub(crate) use conversations::{
     RETENTION, add, alice, as_json, bob, check_contract, listed, listed_for, msg, start, user,
 };
+pub(crate) use media::check_media_contract;
 pub(crate) use tasks::check_task_contract;
 
 /// One check of a contract, by name, on a store of kind `S`.

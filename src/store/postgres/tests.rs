@@ -374,6 +374,12 @@ async fn the_postgres_task_store_keeps_the_task_contract() {
     contract::check_task_contract(&store).await;
 }
 
+#[tokio::test]
+async fn the_postgres_media_store_keeps_the_media_contract() {
+    let (store, _) = fresh_store().await;
+    contract::check_media_contract(&store).await;
+}
+
 /// The legacy sessions of `database`, as one replica sees them.
 fn sessions_of(database: &str) -> Lazy<Arc<SharedSessions>> {
     let shared = Arc::new(shared(url(database), contract::RETENTION, 2));

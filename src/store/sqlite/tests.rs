@@ -507,8 +507,11 @@ async fn a_version_2_file_is_migrated_its_conversations_kept_as_locals() {
     assert_eq!(
         indexes(&store),
         [
+            "collections_by_owner",
             "conversations_by_owner",
             "conversations_by_update",
+            "media_by_expiry",
+            "media_by_owner",
             "tasks_by_expiry"
         ]
     );
