@@ -17,6 +17,7 @@ mod http;
 mod http_auth;
 #[cfg(unix)]
 mod http_logging;
+mod images;
 #[cfg(unix)]
 mod newcomer;
 #[cfg(unix)]
@@ -26,6 +27,7 @@ mod protocol;
 mod replicas;
 #[cfg(unix)]
 mod replicas_shared;
+mod retrieval;
 mod security;
 mod stdio;
 #[cfg(unix)]
