@@ -303,8 +303,11 @@ mod tests {
         ];
         assert_eq!(names(&[Toolset::Core], false), core);
         assert_eq!(names(&[Toolset::Delegate], false), ["delegate"]);
+        assert_eq!(names(&[Toolset::Retrieval], false), ["rerank", "embed"]);
+        assert_eq!(names(&[Toolset::Images], false), ["generate_image"]);
         let mut all = core.to_vec();
         all.push("delegate");
+        all.extend(["rerank", "embed", "generate_image"]);
         assert_eq!(names(&Toolset::ALL, false), all);
     }
 
@@ -312,7 +315,13 @@ mod tests {
     fn read_only_lists_only_tools_that_change_nothing() {
         assert_eq!(
             names(&Toolset::ALL, true),
-            ["list_models", "list_subscriptions", "get_subscription"]
+            [
+                "list_models",
+                "list_subscriptions",
+                "get_subscription",
+                "rerank",
+                "embed"
+            ]
         );
     }
 

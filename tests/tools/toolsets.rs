@@ -49,6 +49,12 @@ async fn each_toolset_setting_lists_exactly_its_tools() {
     let with_servers = ("VULTR_MCP_DELEGATE_SERVERS", servers.setting());
     let mut core_and_delegate = CORE.to_vec();
     core_and_delegate.push("delegate");
+    // The tools of the model-kind toolsets, in registry order.
+    let kinds = ["rerank", "embed", "generate_image"];
+    let mut everything = core_and_delegate.clone();
+    everything.extend(kinds);
+    let mut everything_but_delegate = CORE.to_vec();
+    everything_but_delegate.extend(kinds);
     let cases: Vec<Case> = vec![
         ("default", vec![], CORE.to_vec()),
         (
@@ -70,12 +76,22 @@ async fn each_toolset_setting_lists_exactly_its_tools() {
         (
             "all",
             vec![("VULTR_MCP_TOOLSETS", "all"), with_servers],
-            core_and_delegate,
+            everything,
         ),
         (
             "all_without_delegate_servers",
             vec![("VULTR_MCP_TOOLSETS", "all")],
-            CORE.to_vec(),
+            everything_but_delegate,
+        ),
+        (
+            "retrieval",
+            vec![("VULTR_MCP_TOOLSETS", "retrieval")],
+            vec!["rerank", "embed"],
+        ),
+        (
+            "images",
+            vec![("VULTR_MCP_TOOLSETS", "images")],
+            vec!["generate_image"],
         ),
         (
             "read_only",
@@ -87,7 +103,10 @@ async fn each_toolset_setting_lists_exactly_its_tools() {
         let server = Server::start(&settings).await;
         let (names, listing) = listed(&server).await;
         assert_eq!(names, expected, "case {case}: the tools listed");
-        if matches!(case, "core" | "delegate" | "all" | "read_only") {
+        if matches!(
+            case,
+            "core" | "delegate" | "all" | "read_only" | "retrieval" | "images"
+        ) {
             insta::assert_json_snapshot!(format!("toolset_{case}"), listing);
         }
         let info = server.client.peer_info().expect("the server's info");
