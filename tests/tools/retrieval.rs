@@ -335,3 +335,4 @@ async fn the_retrieval_tools_are_listed_only_with_their_toolset() {
         assert_eq!(annotations.read_only_hint, Some(true), "{}", tool.name);
     }
 }
+
