@@ -4,7 +4,11 @@
 //! as URLs fetched only from the inference host.
 
 use base64::Engine as _;
-use rmcp::model::{CallToolResult, ReadResourceRequestParams, ResourceContents};
+use rmcp::model::{
+    CallToolRequestParams, CallToolResult, ClientRequest, ReadResourceRequestParams, Request,
+    ResourceContents, ServerResult,
+};
+use rmcp::service::PeerRequestOptions;
 use serde_json::{Value, json};
 
 use vultr_inference_mcp::principal::Principal;
@@ -293,4 +297,58 @@ async fn generate_image_is_listed_only_with_its_toolset_and_writes_without_destr
     let annotations = tools[0].annotations.as_ref().unwrap();
     assert_eq!(annotations.read_only_hint, Some(false));
     assert_eq!(annotations.destructive_hint, Some(false));
+}
+
+#[tokio::test]
+async fn a_cancelled_call_stops_waiting_for_vultr_and_frees_its_slot() {
+    let (fake, server) = images_with(&[("VULTR_MCP_MAX_CONCURRENT_CALLS", "1")]).await;
+    // The first generation hangs far longer than the test runs.
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .and(wiremock::matchers::path(IMAGES_PATH))
+        .respond_with(
+            wiremock::ResponseTemplate::new(200).set_delay(std::time::Duration::from_secs(60)),
+        )
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(fake.mock_server())
+        .await;
+    let params = CallToolRequestParams::new("generate_image")
+        .with_arguments(json!({"prompt": "slow"}).as_object().unwrap().clone());
+    let mut call = server
+        .client
+        .send_cancellable_request(
+            ClientRequest::CallToolRequest(Request::new(params)),
+            PeerRequestOptions::no_options(),
+        )
+        .await
+        .expect("the request is sent");
+    for _ in 0..100 {
+        if fake.count("POST", IMAGES_PATH).await == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        fake.count("POST", IMAGES_PATH).await,
+        1,
+        "the call went upstream"
+    );
+    let (_keep, placeholder) = tokio::sync::oneshot::channel();
+    let response = std::mem::replace(&mut call.rx, placeholder);
+    call.cancel(None)
+        .await
+        .expect("notifications/cancelled is sent");
+    // The one upstream slot is free again only when the cancelled call was dropped.
+    let next = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        server.call("generate_image", json!({"prompt": "fast"})),
+    )
+    .await
+    .expect("the next call runs at once");
+    ok(&next);
+    let late = tokio::time::timeout(std::time::Duration::from_millis(200), response).await;
+    assert!(
+        !matches!(late, Ok(Ok(Ok(ServerResult::CallToolResult(_))))),
+        "a result came back for a cancelled call: {late:?}"
+    );
 }

@@ -6,9 +6,11 @@
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use crate::support::fake_vultr::FakeVultr;
 use crate::support::fake_vultr::retrieval::{
     DEFAULT_DIMENSIONS, EMBEDDINGS_PATH, RERANK_PATH, fake_embedding,
+};
+use crate::support::fake_vultr::{
+    DEFAULT_SUBSCRIPTION_ID, DEFAULT_SUBSCRIPTION_KEY, FakeVultr, SUBSCRIPTIONS_PATH,
 };
 use crate::support::in_process::Server;
 use crate::support::session::{err, ok, text};
@@ -336,3 +338,29 @@ async fn the_retrieval_tools_are_listed_only_with_their_toolset() {
     }
 }
 
+#[tokio::test]
+async fn a_refused_discovered_key_is_read_again_once_and_the_call_succeeds() {
+    let (fake, server) = retrieval(&[]).await;
+    ok(&server.call("embed", json!({"input": "a"})).await);
+    fake.rotate_key(DEFAULT_SUBSCRIPTION_ID, "INFKEY-ROTATED-0000-1111")
+        .await;
+    ok(&server
+        .call("rerank", json!({"query": "a", "documents": ["a"]}))
+        .await);
+    let keys: Vec<Option<String>> = fake
+        .requests()
+        .await
+        .into_iter()
+        .filter(|r| r.path == RERANK_PATH || r.path == EMBEDDINGS_PATH)
+        .map(|r| r.authorization)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            Some(format!("Bearer {DEFAULT_SUBSCRIPTION_KEY}")),
+            Some(format!("Bearer {DEFAULT_SUBSCRIPTION_KEY}")),
+            Some("Bearer INFKEY-ROTATED-0000-1111".to_owned()),
+        ]
+    );
+    assert_eq!(fake.count("GET", SUBSCRIPTIONS_PATH).await, 2);
+}
