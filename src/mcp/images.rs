@@ -8,22 +8,11 @@ use serde::{Deserialize, Serialize};
 use super::VultrServer;
 use super::args::{decode, input_schema};
 use super::error::ToolError;
-use super::registry::{Behaviour, Call, Effect, ToolEntry, cancelled};
+use super::registry::{Behaviour, Call, ToolEntry, cancelled};
 use crate::images::{Generated, Image, ImageError, ImageInput, MAX_IMAGES};
 use crate::media::{Kept, NewMedia};
 use crate::principal::Principal;
 use crate::settings::Toolset;
-
-/// Runs a model upstream and keeps what it made: writes, destroys nothing.
-const MODEL_MAKES_MEDIA: Behaviour = Behaviour {
-    effect: Effect::Writes {
-        destructive: false,
-        idempotent: false,
-    },
-    open_world: true,
-    upstream: true,
-    runs_as_task: false,
-};
 
 /// Arguments of `generate_image`.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -59,7 +48,8 @@ pub(super) fn generate_image() -> ToolEntry {
             "Generate 1 to {MAX_IMAGES} images from a prompt with a Vultr image model: each image as image content (within the inline size cap) and a vultr://media link for resources/read, the size and the cost per megapixel. Sizes, steps and guidance_scale are checked against the model's catalog entry."
         ),
         input_schema: input_schema::<GenerateImageArgs>,
-        behaviour: MODEL_MAKES_MEDIA,
+        // Long, may become a task, keeps the images: writes, destroys nothing.
+        behaviour: Behaviour::MODEL_RUN,
         guide: "- generate_image: images from `prompt` (`size`, `n` 1-4, `steps`, `guidance_scale`, `seed`); each comes back as image content with its cost.\n".to_owned(),
         handler: |server, call| Box::pin(server.generate_image(call)),
     }

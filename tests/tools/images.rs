@@ -352,3 +352,76 @@ async fn a_cancelled_call_stops_waiting_for_vultr_and_frees_its_slot() {
         "a result came back for a cancelled call: {late:?}"
     );
 }
+
+#[tokio::test]
+async fn a_client_that_takes_tasks_gets_the_images_from_the_task_and_the_media_link_works() {
+    use rmcp::ServiceExt as _;
+    use rmcp::model::{
+        CallToolResponse, ClientCapabilities, ClientConfig, GetTaskParams, Implementation,
+        TaskPayload,
+    };
+    let fake = FakeVultr::start().await;
+    let settings = fake.settings();
+    let env = crate::support::session::overridden(
+        &settings,
+        &[
+            ("VULTR_MCP_TOOLSETS", "images"),
+            ("VULTR_MCP_TASK_AFTER", "0"),
+        ],
+    );
+    let app = vultr_inference_mcp::app::App::new(crate::support::in_process::settings(&env));
+    let (client_end, server_end) = tokio::io::duplex(1 << 20);
+    let handler = vultr_inference_mcp::mcp::VultrServer::new(
+        std::sync::Arc::clone(&app),
+        tokio_util::sync::CancellationToken::new(),
+    );
+    tokio::spawn(async move {
+        if let Ok(running) = handler.serve(server_end).await {
+            let _ = running.waiting().await;
+        }
+    });
+    let client = ClientConfig::new(
+        ClientCapabilities::builder().enable_tasks().build(),
+        Implementation::new("images-tasks-test", "0"),
+    )
+    .serve(client_end)
+    .await
+    .expect("the MCP handshake succeeds");
+    let params = CallToolRequestParams::new("generate_image").with_arguments(
+        json!({"prompt": "a slow sunrise"})
+            .as_object()
+            .unwrap()
+            .clone(),
+    );
+    let CallToolResponse::Task(handle) = client.call_tool_once(params).await.unwrap() else {
+        panic!("with VULTR_MCP_TASK_AFTER=0 the call becomes a task");
+    };
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        loop {
+            let task = client
+                .get_task(GetTaskParams::new(handle.task.task_id.clone()))
+                .await
+                .unwrap()
+                .task;
+            if task.status().is_terminal() {
+                return task;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the task ends");
+    let TaskPayload::Completed { result } = &ended.payload else {
+        panic!("expected a completed task, got {:?}", ended.payload);
+    };
+    let result: CallToolResult = serde_json::from_value(Value::Object(result.clone())).unwrap();
+    let made = images_of(&result);
+    assert_eq!(made.len(), 1);
+    assert_eq!(png_size(&made[0].1), (PNG_SIDE, PNG_SIDE));
+    let (uri, _, _) = links_of(&result).remove(0);
+    let read = client
+        .read_resource(ReadResourceRequestParams::new(&uri))
+        .await
+        .expect("the task's owner reads the image");
+    assert_eq!(read.contents.len(), 1);
+}
