@@ -167,6 +167,28 @@ mod tests {
     }
 
     #[test]
+    fn cost_is_units_at_the_catalog_price_or_says_why_not() {
+        let priced = parse_catalog(&json!([{"id":"r","output_modalities":[{"type":"rerank",
+            "pricing":[{"type":"completion","unit":"token","cost_usd":"0.00000005"}]}]}]))
+        .unwrap()
+        .remove(0);
+        assert_eq!(Cost::of(&priced, "token", Some(20.0)), Cost::Usd(0.000001));
+        assert_eq!(
+            Cost::of(&priced, "token", Some(20.0)).describe(),
+            "cost $0.000001"
+        );
+        let uncounted = Cost::of(&priced, "token", None);
+        assert_eq!(uncounted.usd(), None);
+        assert_eq!(
+            uncounted.describe(),
+            "cost not known: Vultr returned no token count (the catalog price is $0.00000005 per token)"
+        );
+        let free = Cost::of(&image_model(), "megapixel", Some(1.0));
+        assert_eq!(free, Cost::NotPriced);
+        assert!(free.describe().starts_with("not priced"));
+    }
+
+    #[test]
     fn choices_are_checked_against_the_listed_values_only() {
         let model = image_model();
         assert!(check_choice(&model, "size", "512x512").is_ok());

@@ -357,3 +357,40 @@ enum StreamBodyError {
     )]
     TooLarge(usize),
 }
+
+#[cfg(test)]
+mod own_origin_tests {
+    use super::*;
+    use crate::vultr::http::HttpLimits;
+
+    #[test]
+    fn only_urls_on_the_inference_apis_own_scheme_host_and_port_are_its_own() {
+        let base: BaseUrl = "https://api.vultrinference.com/v1".parse().unwrap();
+        let client = InferenceClient::new(
+            VultrHttp::new(HttpLimits {
+                connect_timeout: Duration::from_secs(1),
+                max_retries: 0,
+                retry_after_cap: Duration::from_secs(1),
+                max_response_bytes: 1024,
+            }),
+            base,
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+        );
+        let cases = [
+            ("https://api.vultrinference.com/v1/images/a.png", true),
+            ("https://API.vultrinference.com/files/a.png?x=1", true),
+            ("https://api.vultrinference.com:443/a.png", true),
+            ("http://api.vultrinference.com/a.png", false),
+            ("https://api.vultrinference.com:8443/a.png", false),
+            ("https://cdn.vultrinference.com/a.png", false),
+            ("https://api.vultrinference.com.evil.test/a.png", false),
+            ("https://user@evil.test/api.vultrinference.com/a.png", false),
+            ("/relative/a.png", false),
+            ("data:image/png;base64,AAAA", false),
+        ];
+        for (url, own) in cases {
+            assert_eq!(client.is_own_origin(url), own, "{url}");
+        }
+    }
+}
