@@ -11,6 +11,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::catalog::{CATALOG_TTL, ModelCatalog};
 use crate::chat::ChatService;
+use crate::collections::Collections;
 use crate::conversations::{ChatTurns, Conversations};
 use crate::delegate::{self, Delegator, Downstream, ServersFileError};
 use crate::fair_share::CallShares;
@@ -41,6 +42,8 @@ pub struct App {
     pub(crate) models: Models,
     /// The account's subscriptions.
     pub(crate) subscriptions: Subscriptions,
+    /// Each principal's vector-store collections.
+    pub(crate) collections: Collections,
     /// Rerank and embeddings.
     pub(crate) retrieval: Retrieval,
     /// Image generation.
@@ -136,6 +139,7 @@ impl App {
             vultr.inference_subscription.clone(),
         ));
         let catalog = Arc::new(ModelCatalog::new(inference.clone(), CATALOG_TTL));
+        let collections = Collections::new(inference.clone(), keys.clone(), stores.collections);
         let retrieval = Retrieval::new(
             Models::new(keys.clone(), catalog.clone()),
             keys.clone(),
@@ -164,6 +168,7 @@ impl App {
             conversations,
             models: Models::new(keys, catalog),
             subscriptions: Subscriptions::new(account, vultr.reveal_keys),
+            collections,
             retrieval,
             images,
             media: Media::new(stores.media, media),

@@ -512,7 +512,8 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            error.contains("unknown toolset `nope`") && error.contains("core, delegate, or all"),
+            error.contains("unknown toolset `nope`")
+                && error.contains("core, delegate, rag, retrieval, audio, images, or all"),
             "{error}"
         );
     }

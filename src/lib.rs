@@ -4,6 +4,7 @@
 pub mod app;
 pub mod catalog;
 pub mod chat;
+pub mod collections;
 pub mod config;
 pub mod conversations;
 pub mod delegate;

@@ -38,6 +38,9 @@ pub struct ChatInput {
     pub history: Vec<Message>,
     /// The stored conversation's model.
     pub stored_model: Option<String>,
+    /// The vector-store collection to answer over (RAG chat, never streamed), already
+    /// checked to be the caller's.
+    pub collection: Option<String>,
 }
 
 /// A completed chat: the reply, and what the service knows about it.

@@ -53,6 +53,7 @@ impl ChatService {
             subscription,
             history,
             stored_model,
+            collection,
         } = input;
         let (messages, repeated) = match messages {
             Some(messages) if !history.is_empty() => {
@@ -74,7 +75,8 @@ impl ChatService {
             Some(catalog) => Some(check_model(&model, &options, catalog)?),
             None => None,
         };
-        let streaming = known.is_some_and(|m| m.streaming == Some(true));
+        // RAG chat is not known to stream: it is always asked for in one piece.
+        let streaming = collection.is_none() && known.is_some_and(|m| m.streaming == Some(true));
         let history_len = history.len();
         let mut messages = history;
         messages.extend(turn);
@@ -85,7 +87,16 @@ impl ChatService {
         };
         let started = Instant::now();
         let (reply, cut_off) = self
-            .send(&request, key, subscription.as_deref(), streaming, progress)
+            .send(
+                &request,
+                key,
+                subscription.as_deref(),
+                Route {
+                    streaming,
+                    collection: collection.as_deref(),
+                },
+                progress,
+            )
             .await?;
         let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let cost_usd = known.and_then(|m| cost_usd(m, reply.usage.as_ref()));
@@ -125,28 +136,39 @@ impl ChatService {
         request: &ChatRequest,
         key: InferenceKey,
         subscription: Option<&str>,
-        streaming: bool,
+        route: Route<'_>,
         progress: &mut Progress<S>,
     ) -> Result<(ChatReply, Option<CutOff>), ChatError> {
-        match self.attempt(&key, request, streaming, progress).await {
+        match self.attempt(&key, request, route, progress).await {
             Err(VultrError::Status { status: 401, .. }) if self.keys.forget(&key).await => {
                 tracing::info!("inference key refused; reading the subscription's key again");
                 let fresh = self.keys.get(subscription).await?;
-                let outcome = self.attempt(&fresh, request, streaming, progress).await;
+                let outcome = self.attempt(&fresh, request, route, progress).await;
                 outcome.map_err(|e| upstream_error(e, &fresh))
             }
             outcome => outcome.map_err(|e| upstream_error(e, &key)),
         }
     }
 
-    /// One request to Vultr, streamed when the model can stream.
+    /// One request to Vultr: over a collection (RAG), else streamed when the model can
+    /// stream.
     async fn attempt<S: ProgressSink>(
         &self,
         key: &InferenceKey,
         request: &ChatRequest,
-        streaming: bool,
+        Route {
+            streaming,
+            collection,
+        }: Route<'_>,
         progress: &mut Progress<S>,
     ) -> Result<(ChatReply, Option<CutOff>), VultrError> {
+        if let Some(collection) = collection {
+            return self
+                .inference
+                .rag_chat(&key.key, request, collection)
+                .await
+                .map(|r| (r, None));
+        }
         if !streaming {
             return self
                 .inference
@@ -160,6 +182,13 @@ impl ChatService {
             })
             .await
     }
+}
+
+/// Where a request goes: over a collection (RAG chat), streamed, or in one piece.
+#[derive(Clone, Copy)]
+struct Route<'a> {
+    streaming: bool,
+    collection: Option<&'a str>,
 }
 
 /// A refused key read from a subscription needs other advice than a configured one.

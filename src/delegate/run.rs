@@ -173,6 +173,7 @@ impl Delegator {
                 subscription: None,
                 history: Vec::new(),
                 stored_model: None,
+                collection: None,
             };
             let mut quiet = Progress::<S>::new(None);
             let completed = tokio::select! {

@@ -106,6 +106,7 @@ impl ChatCompletionArgs {
             subscription: self.subscription,
             history: Vec::new(),
             stored_model: None,
+            collection: None,
         };
         TurnRequest {
             input,
@@ -137,25 +138,32 @@ impl VultrServer {
     async fn chat_completion(&self, call: Call) -> CallToolResult {
         let Call {
             owner,
-            arguments,
+            mut arguments,
             progress,
             cancel,
             ..
         } = call;
+        let rag = self.app.tools.toolsets.contains(&Toolset::Rag);
         let turn = async {
-            let request = decode::<ChatCompletionArgs>(arguments)?.into_request();
+            let collection = take_collection(&mut arguments, rag)?;
+            if let Some(collection) = &collection {
+                self.app.collections.check_owned(&owner, collection).await?;
+            }
+            let mut request = decode::<ChatCompletionArgs>(arguments)?.into_request();
+            request.input.collection = collection.clone();
             let mut progress = Progress::new(progress);
-            Ok::<_, ToolError>(self.app.turns.run(&owner, request, &mut progress).await?)
+            let turn = self.app.turns.run(&owner, request, &mut progress).await?;
+            Ok::<_, ToolError>((turn, collection))
         };
         let turn = tokio::select! {
             turn = turn => turn,
             () = cancel.cancelled() => return cancelled(),
         };
-        self.respond(turn.map(|turn| self.render_turn(turn)))
+        self.respond(turn.map(|(turn, collection)| self.render_turn(turn, collection.as_deref())))
     }
 
     /// A turn as the tool's result.
-    fn render_turn(&self, turn: CompletedTurn) -> CallToolResult {
+    fn render_turn(&self, turn: CompletedTurn, collection: Option<&str>) -> CallToolResult {
         let CompletedTurn { mut outcome, saved } = turn;
         outcome.truncate(
             self.app
@@ -173,6 +181,7 @@ impl VultrServer {
                 latency_ms: outcome.latency_ms,
                 conversation_id: saved.ok().map(|id| id.to_string()),
                 repeated_messages_dropped: outcome.repeated,
+                collection,
             },
         )
     }
@@ -199,6 +208,33 @@ struct ChatResult<'a> {
     /// and were not sent again; absent when none did.
     #[serde(skip_serializing_if = "is_zero")]
     repeated_messages_dropped: usize,
+    /// The collection the answer was grounded in (RAG chat), when one was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    collection: Option<&'a str>,
+}
+
+/// Takes `collection` out of the arguments (the arguments type does not have it, so the
+/// core schema stays as it was): refused unless the `rag` toolset is on.
+fn take_collection(
+    arguments: &mut serde_json::Map<String, serde_json::Value>,
+    rag: bool,
+) -> Result<Option<String>, ToolError> {
+    let Some(value) = arguments.remove("collection") else {
+        return Ok(None);
+    };
+    if !rag {
+        return Err(ToolError::Invalid(format!(
+            "`collection` (RAG chat over a vector-store collection) needs the `rag` toolset, which this server does not list; add it to {} (e.g. core,rag), or leave `collection` out",
+            setting::TOOLSETS
+        )));
+    }
+    match value {
+        serde_json::Value::String(id) if !id.trim().is_empty() => Ok(Some(id)),
+        _ => Err(ToolError::Invalid(
+            "`collection` must be the id of one of your collections (list_collections shows them)"
+                .to_owned(),
+        )),
+    }
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -307,6 +343,7 @@ mod tests {
                 latency_ms: 12,
                 conversation_id,
                 repeated_messages_dropped,
+                collection: None,
             })
             .unwrap()
         };

@@ -3,6 +3,7 @@
 
 use super::args::InvalidArguments;
 use crate::chat::ChatError;
+use crate::collections::CollectionError;
 use crate::conversations::TurnError;
 use crate::delegate::DelegateError;
 use crate::fair_share::OverShare;
@@ -54,6 +55,9 @@ pub enum ToolError {
         /// The id that was asked for.
         id: ConversationId,
     },
+    /// A vector-store collection call failed.
+    #[error(transparent)]
+    Collection(#[from] CollectionError),
     /// A chat completion failed.
     #[error(transparent)]
     Chat(#[from] ChatError),

@@ -4,6 +4,7 @@
 
 pub(crate) mod args;
 mod chat;
+mod collections;
 mod conversations;
 mod delegate;
 mod error;

@@ -124,8 +124,9 @@ pub(super) struct ToolEntry {
 }
 
 impl ToolEntry {
-    /// The tool as `tools/list` shows it.
-    fn tool(&self) -> Tool {
+    /// The tool as `tools/list` shows it with `toolsets` on (a toolset may add arguments
+    /// to another's tool: see [`WIDENED`]).
+    fn tool(&self, toolsets: &BTreeSet<Toolset>) -> Tool {
         let annotations = match self.behaviour.effect {
             Effect::ReadOnly => ToolAnnotations::new().read_only(true),
             Effect::Writes {
@@ -137,8 +138,13 @@ impl ToolEntry {
                 .idempotent(idempotent),
         }
         .open_world(self.behaviour.open_world);
-        Tool::new(self.name, self.description.clone(), (self.input_schema)())
-            .with_annotations(annotations)
+        let mut schema = (self.input_schema)();
+        for (name, toolset, widen) in WIDENED {
+            if name == self.name && toolsets.contains(&toolset) {
+                schema = widen(&schema);
+            }
+        }
+        Tool::new(self.name, self.description.clone(), schema).with_annotations(annotations)
     }
 
     /// Whether the tool changes nothing.
@@ -146,6 +152,17 @@ impl ToolEntry {
         matches!(self.behaviour.effect, Effect::ReadOnly)
     }
 }
+
+/// How a tool's schema grows: the schema with the arguments added.
+type Widen = fn(&JsonObject) -> Arc<JsonObject>;
+
+/// Arguments a toolset adds to another toolset's tool when both are on: the tool, the
+/// toolset, and how its schema grows (the handler refuses the argument otherwise).
+const WIDENED: [(&str, Toolset, Widen); 1] = [(
+    "chat_completion",
+    Toolset::Rag,
+    super::collections::chat_schema_with_collection,
+)];
 
 /// Every tool, in the order they are listed.
 static REGISTRY: LazyLock<Vec<ToolEntry>> = LazyLock::new(|| {
@@ -156,6 +173,13 @@ static REGISTRY: LazyLock<Vec<ToolEntry>> = LazyLock::new(|| {
         super::subscriptions::list_subscriptions(),
         super::subscriptions::get_subscription(),
         super::delegate::delegate(),
+        super::collections::list_collections(),
+        super::collections::create_collection(),
+        super::collections::delete_collection(),
+        super::collections::add_to_collection(),
+        super::collections::list_collection_items(),
+        super::collections::delete_collection_item(),
+        super::collections::search_collection(),
         super::retrieval::rerank(),
         super::retrieval::embed(),
         super::images::generate_image(),
@@ -206,7 +230,10 @@ impl Tools {
             .collect();
         Tools {
             toolsets: selection.toolsets.clone(),
-            listed: entries.iter().map(|entry| entry.tool()).collect(),
+            listed: entries
+                .iter()
+                .map(|entry| entry.tool(&selection.toolsets))
+                .collect(),
             instructions: instructions(&entries),
             entries,
         }
@@ -303,10 +330,21 @@ mod tests {
         ];
         assert_eq!(names(&[Toolset::Core], false), core);
         assert_eq!(names(&[Toolset::Delegate], false), ["delegate"]);
+        let rag = [
+            "list_collections",
+            "create_collection",
+            "delete_collection",
+            "add_to_collection",
+            "list_collection_items",
+            "delete_collection_item",
+            "search_collection",
+        ];
+        assert_eq!(names(&[Toolset::Rag], false), rag);
         assert_eq!(names(&[Toolset::Retrieval], false), ["rerank", "embed"]);
         assert_eq!(names(&[Toolset::Images], false), ["generate_image"]);
         let mut all = core.to_vec();
         all.push("delegate");
+        all.extend(rag);
         all.extend(["rerank", "embed", "generate_image"]);
         assert_eq!(names(&Toolset::ALL, false), all);
     }
@@ -319,10 +357,39 @@ mod tests {
                 "list_models",
                 "list_subscriptions",
                 "get_subscription",
+                "list_collections",
+                "list_collection_items",
+                "search_collection",
                 "rerank",
                 "embed"
             ]
         );
+    }
+
+    #[test]
+    fn chat_completion_takes_a_collection_only_with_the_rag_toolset() {
+        let chat_schema = |toolsets: &[Toolset]| {
+            let tools = Tools::build(&ToolSelection {
+                toolsets: toolsets.iter().copied().collect(),
+                read_only: false,
+            });
+            let tool = tools
+                .listed()
+                .iter()
+                .find(|t| t.name == "chat_completion")
+                .unwrap();
+            serde_json::Value::Object((*tool.input_schema).clone())
+        };
+        let core = chat_schema(&[Toolset::Core]);
+        assert!(core["properties"].get("collection").is_none(), "{core}");
+        let rag = chat_schema(&[Toolset::Core, Toolset::Rag]);
+        assert_eq!(rag["properties"]["collection"]["type"], "string");
+        let mut without = rag.clone();
+        without["properties"]
+            .as_object_mut()
+            .unwrap()
+            .remove("collection");
+        assert_eq!(without, core, "nothing else changes");
     }
 
     #[test]

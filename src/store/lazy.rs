@@ -18,9 +18,9 @@ use futures_util::future::{BoxFuture, Shared};
 use tokio::time::Instant;
 
 use super::{
-    Beat, Conversation, ConversationId, ConversationStore, ConversationSummary, LegacySessionStore,
-    MediaItem, MediaRecord, MediaStore, StoreError, StoredSession, TaskEnd, TaskKey, TaskRecord,
-    TaskStore, Turn,
+    Beat, Claim, CollectionStore, Conversation, ConversationId, ConversationStore,
+    ConversationSummary, LegacySessionStore, MediaItem, MediaRecord, MediaStore, OwnedCollection,
+    StoreError, StoredSession, TaskEnd, TaskKey, TaskRecord, TaskStore, Turn,
 };
 use crate::principal::Principal;
 use crate::store::StoreResult;
@@ -233,6 +233,25 @@ impl LegacySessionStore for Lazy<Arc<dyn LegacySessionStore>> {
 
     async fn delete(&self, id: &str) -> StoreResult<()> {
         self.opened().await?.delete(id).await
+    }
+}
+
+#[async_trait]
+impl CollectionStore for Lazy<Arc<dyn CollectionStore>> {
+    async fn claim(&self, owner: &Principal, id: &str, name: &str) -> StoreResult<Claim> {
+        self.opened().await?.claim(owner, id, name).await
+    }
+
+    async fn owned_by(&self, owner: &Principal, id: &str) -> StoreResult<Option<bool>> {
+        self.opened().await?.owned_by(owner, id).await
+    }
+
+    async fn list(&self, owner: &Principal) -> StoreResult<Vec<OwnedCollection>> {
+        self.opened().await?.list(owner).await
+    }
+
+    async fn release(&self, owner: &Principal, id: &str) -> StoreResult<bool> {
+        self.opened().await?.release(owner, id).await
     }
 }
 

@@ -10,6 +10,7 @@
 //! for a location (for Postgres, all three through one pool) and opens them on first use
 //! through one cell ([`Lazy`]), so a store that failed to open is tried again later.
 
+mod collection;
 mod conversation;
 mod error;
 mod lazy;
@@ -25,6 +26,7 @@ pub(crate) mod contract;
 
 use std::sync::Arc;
 
+pub use collection::{Claim, CollectionStore, OwnedCollection};
 pub use conversation::{
     Conversation, ConversationId, ConversationStore, ConversationSummary, Turn,
 };
@@ -54,6 +56,8 @@ pub struct Stores {
     pub tasks: Arc<dyn TaskStore>,
     /// The legacy HTTP sessions, when the store is shared (Postgres).
     pub sessions: Option<Arc<SharedSessions>>,
+    /// Which principal owns which vector-store collection.
+    pub collections: Arc<dyn CollectionStore>,
     /// Media (speech, images) the tools made.
     pub media: Arc<dyn MediaStore>,
 }
@@ -63,6 +67,7 @@ pub struct Stores {
 pub fn open_stores(location: StoreLocation, retention: Retention, pool_size: usize) -> Stores {
     let StoreLocation::Postgres(url) = &location else {
         let for_tasks = location.clone();
+        let for_collections = location.clone();
         let for_media = location.clone();
         return Stores {
             conversations: lazy_conversations(move || {
@@ -77,6 +82,10 @@ pub fn open_stores(location: StoreLocation, retention: Retention, pool_size: usi
                 async move { open_task_store(&location).await }
             })),
             sessions: None,
+            collections: Arc::new(Lazy::new(move || {
+                let location = for_collections.clone();
+                async move { sqlite::open_collection_store(&location).await }
+            })),
             media: Arc::new(Lazy::new(move || {
                 let location = for_media.clone();
                 async move { sqlite::open_media_store(&location).await }
@@ -87,11 +96,13 @@ pub fn open_stores(location: StoreLocation, retention: Retention, pool_size: usi
     let conversations = postgres::opener(&shared, |store| store as Arc<dyn ConversationStore>);
     let tasks = postgres::opener(&shared, |store| store as Arc<dyn TaskStore>);
     let sessions = postgres::opener(&shared, |store| store as Arc<SharedSessions>);
+    let collections = postgres::opener(&shared, |store| store as Arc<dyn CollectionStore>);
     let media = postgres::opener(&shared, |store| store as Arc<dyn MediaStore>);
     Stores {
         conversations: lazy_conversations(conversations),
         tasks: Arc::new(Lazy::new(tasks)),
         sessions: Some(Arc::new(Lazy::new(sessions))),
+        collections: Arc::new(Lazy::new(collections)),
         media: Arc::new(Lazy::new(media)),
     }
 }

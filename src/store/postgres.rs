@@ -38,6 +38,7 @@ macro_rules! now {
     };
 }
 
+mod collections;
 mod conversations;
 mod failure;
 mod media;

@@ -12,6 +12,7 @@
 //! another process, so its work runs inline (the hop to a blocking thread costs more than
 //! the work).
 
+mod collections;
 mod conversations;
 mod failure;
 mod file;
@@ -32,6 +33,7 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 use super::{Retention, StoreError, StoreLocation};
 use failure::{Failed, open_error};
 
+pub(super) use collections::open_collection_store;
 pub(super) use tasks::open_task_store;
 
 /// Opens (creating when missing) the SQLite media store at `location`: the same database

@@ -313,9 +313,35 @@ impl InferenceClient {
     }
 }
 
-/// `id` as one path segment: percent-encoded, so an id can never reach another path.
+/// What [`path_segment`] encodes: everything but RFC 3986's unreserved characters
+/// (letters, digits, `-`, `.`, `_`, `~`), so ids such as `my-docs_1` are sent as they are.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// `id` as one path segment (or query value): percent-encoded, so an id can never reach
+/// another path; `.` and `..` alone are encoded too.
 pub fn path_segment(id: &str) -> String {
-    percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC).to_string()
+    match id {
+        "." => "%2E".to_owned(),
+        ".." => "%2E%2E".to_owned(),
+        _ => percent_encoding::utf8_percent_encode(id, SEGMENT).to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::path_segment;
+
+    #[test]
+    fn ids_keep_their_unreserved_characters_and_cannot_leave_their_segment() {
+        assert_eq!(path_segment("my-docs_1.v2~x"), "my-docs_1.v2~x");
+        assert_eq!(path_segment("a/../b"), "a%2F..%2Fb");
+        assert_eq!(path_segment(".."), "%2E%2E");
+        assert_eq!(path_segment("a b?c#d"), "a%20b%3Fc%23d");
+    }
 }
 
 /// The body of a streamed `POST /chat/completions`: the request, asking for a stream

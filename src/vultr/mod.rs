@@ -10,5 +10,6 @@ pub mod inference;
 pub mod models;
 pub mod retrieval;
 pub mod stream;
+pub mod vector_store;
 
 pub use base_url::BaseUrl;

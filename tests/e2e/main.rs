@@ -23,6 +23,7 @@ mod newcomer;
 #[cfg(unix)]
 mod postgres;
 mod protocol;
+mod rag;
 #[cfg(unix)]
 mod replicas;
 #[cfg(unix)]

@@ -16,6 +16,7 @@ mod faults;
 mod isolation;
 mod keys;
 mod models;
+mod rag;
 mod retrieval;
 mod streaming;
 mod subscriptions;

@@ -49,12 +49,22 @@ async fn each_toolset_setting_lists_exactly_its_tools() {
     let with_servers = ("VULTR_MCP_DELEGATE_SERVERS", servers.setting());
     let mut core_and_delegate = CORE.to_vec();
     core_and_delegate.push("delegate");
-    // The tools of the model-kind toolsets, in registry order.
-    let kinds = ["rerank", "embed", "generate_image"];
-    let mut everything = core_and_delegate.clone();
-    everything.extend(kinds);
-    let mut everything_but_delegate = CORE.to_vec();
-    everything_but_delegate.extend(kinds);
+    let rag = vec![
+        "list_collections",
+        "create_collection",
+        "delete_collection",
+        "add_to_collection",
+        "list_collection_items",
+        "delete_collection_item",
+        "search_collection",
+    ];
+    let retrieval_and_images = ["rerank", "embed", "generate_image"];
+    let mut all = core_and_delegate.clone();
+    all.extend(&rag);
+    all.extend(retrieval_and_images);
+    let mut all_without_delegate = CORE.to_vec();
+    all_without_delegate.extend(&rag);
+    all_without_delegate.extend(retrieval_and_images);
     let cases: Vec<Case> = vec![
         ("default", vec![], CORE.to_vec()),
         (
@@ -73,15 +83,16 @@ async fn each_toolset_setting_lists_exactly_its_tools() {
             vec![("VULTR_MCP_TOOLSETS", "delegate"), with_servers],
             vec!["delegate"],
         ),
+        ("rag", vec![("VULTR_MCP_TOOLSETS", "rag")], rag),
         (
             "all",
             vec![("VULTR_MCP_TOOLSETS", "all"), with_servers],
-            everything,
+            all,
         ),
         (
             "all_without_delegate_servers",
             vec![("VULTR_MCP_TOOLSETS", "all")],
-            everything_but_delegate,
+            all_without_delegate,
         ),
         (
             "retrieval",
@@ -105,7 +116,7 @@ async fn each_toolset_setting_lists_exactly_its_tools() {
         assert_eq!(names, expected, "case {case}: the tools listed");
         if matches!(
             case,
-            "core" | "delegate" | "all" | "read_only" | "retrieval" | "images"
+            "core" | "delegate" | "rag" | "all" | "read_only" | "retrieval" | "images"
         ) {
             insta::assert_json_snapshot!(format!("toolset_{case}"), listing);
         }

@@ -10,6 +10,7 @@ macro_rules! check {
     };
 }
 
+mod collections;
 mod conversations;
 mod media;
 mod tasks;
@@ -20,6 +21,7 @@ use std::pin::Pin;
 
 use futures_util::FutureExt;
 
+pub(crate) use collections::check_collection_contract;
 pub(crate) use conversations::{
     RETENTION, add, alice, as_json, bob, check_contract, listed, listed_for, msg, start, user,
 };

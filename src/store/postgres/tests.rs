@@ -78,6 +78,12 @@ async fn the_postgres_store_keeps_the_contract() {
 }
 
 #[tokio::test]
+async fn the_postgres_store_keeps_the_collection_contract() {
+    let (store, _) = fresh_store().await;
+    contract::check_collection_contract(&store).await;
+}
+
+#[tokio::test]
 async fn stores_opening_one_fresh_database_at_once_all_succeed_and_apply_the_schema_once() {
     let database = PgServer::shared().create_database();
     let opens = (0..8).map(|_| {

@@ -30,6 +30,7 @@ pub mod faults;
 pub mod images;
 pub mod retrieval;
 pub mod script;
+pub mod vector_store;
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -568,6 +569,8 @@ pub struct FakeVultrBuilder {
     /// Extra keys the inference API accepts.
     extra_inference_keys: Vec<String>,
     ignores_tools: bool,
+    /// The shapes the vector store answers with.
+    vector_store: vector_store::Variant,
 }
 
 impl Default for FakeVultrBuilder {
@@ -581,6 +584,7 @@ impl Default for FakeVultrBuilder {
             catalog: Catalog::Document24,
             extra_inference_keys: Vec::new(),
             ignores_tools: false,
+            vector_store: vector_store::Variant::default(),
         }
     }
 }
@@ -608,6 +612,13 @@ impl FakeVultrBuilder {
     /// as a model with broken tool calling would.
     pub fn ignoring_tools(mut self) -> Self {
         self.ignores_tools = true;
+        self
+    }
+
+    /// Makes the vector store answer with the other shapes a client must accept (201,
+    /// bare objects, `data` lists) instead of the reported ones.
+    pub fn lenient_vector_store(mut self) -> Self {
+        self.vector_store = vector_store::Variant::Lenient;
         self
     }
 
@@ -659,6 +670,7 @@ impl FakeVultrBuilder {
             .mount(&server)
             .await;
 
+        let vector_store = vector_store::mount(&server, &state, self.vector_store).await;
         retrieval::mount(&server, &state, PRIORITY_NORMAL).await;
         images::mount(&server, &state, PRIORITY_NORMAL).await;
 
@@ -673,6 +685,7 @@ impl FakeVultrBuilder {
             server,
             state,
             subscriptions: self.subscriptions,
+            vector_store,
         }
     }
 }
@@ -685,6 +698,8 @@ pub struct FakeVultr {
     state: Shared,
     /// The subscriptions as configured at start.
     subscriptions: Vec<Subscription>,
+    /// The vector store's collections.
+    vector_store: vector_store::SharedStore,
 }
 
 impl FakeVultr {
@@ -752,6 +767,15 @@ impl FakeVultr {
             .filter(|r| r.method == "POST" && r.path == CHAT_PATH)
             .filter_map(|r| r.body)
             .collect()
+    }
+
+    /// The vector store's collections as they are now.
+    pub fn collections(&self) -> Vec<vector_store::FakeCollection> {
+        self.vector_store
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .collections
+            .clone()
     }
 
     /// Number of requests received with this method (case-insensitive) and exact path (no query).
