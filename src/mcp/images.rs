@@ -5,10 +5,17 @@
 use rmcp::model::{CallToolResult, ContentBlock};
 use serde::{Deserialize, Serialize};
 
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
 use super::VultrServer;
 use super::args::{decode, input_schema};
 use super::error::ToolError;
+use super::progress::CallProgress;
 use super::registry::{Behaviour, Call, ToolEntry, cancelled};
+use crate::chat::{ProgressSink, ProgressUpdate};
 use crate::images::{Generated, Image, ImageError, ImageInput, MAX_IMAGES};
 use crate::media::{Kept, NewMedia};
 use crate::principal::Principal;
@@ -92,6 +99,7 @@ impl VultrServer {
             owner,
             arguments,
             cancel,
+            progress,
             ..
         } = call;
         let args = match decode::<GenerateImageArgs>(arguments) {
@@ -107,8 +115,14 @@ impl VultrServer {
             guidance_scale: args.guidance_scale,
             seed: args.seed,
         };
+        let n = input.n.unwrap_or(1);
+        let waiting = format!(
+            "waiting for Vultr to make {n} image{}",
+            if n == 1 { "" } else { "s" }
+        );
+        let generate = with_waiting_progress(progress, waiting, self.app.images.generate(input));
         let generated = tokio::select! {
-            generated = self.app.images.generate(input) => generated,
+            generated = generate => generated,
             () = cancel.cancelled() => return cancelled(),
         };
         let rendered = match generated {
@@ -183,5 +197,41 @@ impl VultrServer {
         let kept = self.app.media.keep(owner, new.clone()).await?;
         let blocks = self.media_blocks(&kept, &new.bytes);
         Ok((kept, blocks))
+    }
+}
+
+/// Quiet for calls that end within this.
+const PROGRESS_GRACE: Duration = Duration::from_secs(1);
+/// Time between two updates while waiting.
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+
+/// Runs `work`, telling `progress` (when the caller asked for it) every second after the
+/// first that it still waits: the seconds so far as the progress value. No update follows
+/// the end of `work`.
+async fn with_waiting_progress<F: Future>(
+    progress: Option<CallProgress>,
+    waiting: String,
+    work: F,
+) -> F::Output {
+    let Some(progress) = progress else {
+        return work.await;
+    };
+    let started = Instant::now();
+    let ticker = async {
+        let mut every = tokio::time::interval_at(started + PROGRESS_GRACE, PROGRESS_EVERY);
+        loop {
+            every.tick().await;
+            let seconds = started.elapsed().as_secs();
+            let update = ProgressUpdate {
+                tokens: seconds,
+                message: format!("{waiting}: {seconds} s"),
+            };
+            progress.clone().send(update).await;
+        }
+    };
+    tokio::select! {
+        biased;
+        output = work => output,
+        never = ticker => never,
     }
 }

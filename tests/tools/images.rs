@@ -1,7 +1,8 @@
 //! The `images` toolset: `generate_image` against the fake's image generation
 //! (`fake_vultr/images.rs`): real PNGs as MCP image content, the size and cost per
 //! megapixel, arguments checked against the catalog before anything is sent, images given
-//! as URLs fetched only from the inference host.
+//! as URLs fetched only from the inference host, media links apart per principal, waiting
+//! progress, cancellation, and the call as a task.
 
 use base64::Engine as _;
 use rmcp::model::{
@@ -424,4 +425,75 @@ async fn a_client_that_takes_tasks_gets_the_images_from_the_task_and_the_media_l
         .await
         .expect("the task's owner reads the image");
     assert_eq!(read.contents.len(), 1);
+}
+
+#[tokio::test]
+async fn a_slow_generation_reports_waiting_progress_with_the_callers_token_and_never_after_the_result()
+ {
+    let fake = FakeVultr::start().await;
+    // The first generation takes 2.5 s: updates after 1 s and 2 s fit in it.
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .and(wiremock::matchers::path(IMAGES_PATH))
+        .respond_with(
+            wiremock::ResponseTemplate::new(200)
+                .set_body_json(
+                    json!({"data": [{"b64_json": base64::engine::general_purpose::STANDARD
+                    .encode(crate::support::fake_vultr::images::png([1, 2, 3]))}]}),
+                )
+                .set_delay(std::time::Duration::from_millis(2500)),
+        )
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(fake.mock_server())
+        .await;
+    let settings = fake.settings();
+    let env = crate::support::session::overridden(&settings, &[("VULTR_MCP_TOOLSETS", "images")]);
+    let mut session = crate::support::in_process::RawSession::start(&env).await;
+    let token = "image-progress-3";
+    session
+        .call_tool(
+            7,
+            "generate_image",
+            json!({"prompt": "slowly"}),
+            Some(json!({"progressToken": token})),
+        )
+        .await;
+    let (before, response) = session.until_response(7).await;
+    assert_eq!(
+        response.value["result"]["isError"], false,
+        "{}",
+        response.value
+    );
+    let progress: Vec<&Value> = before
+        .iter()
+        .map(|line| {
+            assert_eq!(
+                line.value["method"], "notifications/progress",
+                "{}",
+                line.value
+            );
+            &line.value["params"]
+        })
+        .collect();
+    // At 1 s and 2 s at least; one more if the catalog and key took long on a busy machine.
+    assert!(
+        (2..=4).contains(&progress.len()),
+        "one a second after the first: {progress:?}"
+    );
+    for (i, params) in progress.iter().enumerate() {
+        assert_eq!(params["progressToken"], token);
+        assert_eq!(
+            params["progress"],
+            (i + 1) as f64,
+            "seconds so far: {params}"
+        );
+        assert_eq!(
+            params["message"],
+            format!("waiting for Vultr to make 1 image: {} s", i + 1)
+        );
+    }
+    let after = session
+        .next_line(std::time::Duration::from_millis(1500))
+        .await;
+    assert!(after.is_none(), "nothing after the result: {after:?}");
 }
