@@ -497,3 +497,21 @@ async fn a_slow_generation_reports_waiting_progress_with_the_callers_token_and_n
         .await;
     assert!(after.is_none(), "nothing after the result: {after:?}");
 }
+
+#[tokio::test]
+async fn a_catalog_without_an_image_model_says_which_kind_is_missing() {
+    let fake = FakeVultr::builder()
+        .catalog(crate::support::fake_vultr::Catalog::OpenAiList)
+        .start()
+        .await;
+    let server = Server::with_fake(&fake, &[("VULTR_MCP_TOOLSETS", "images")]).await;
+    let message = err(&server
+        .call("generate_image", json!({"prompt": "anything"}))
+        .await);
+    assert!(
+        message.contains("offers no image generation model")
+            && message.contains("capability `image`"),
+        "{message}"
+    );
+    assert_eq!(fake.count("POST", IMAGES_PATH).await, 0);
+}
