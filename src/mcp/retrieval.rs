@@ -269,17 +269,38 @@ impl VultrServer {
             embedded.model,
             embedded.cost.describe()
         );
-        if let Some(matrix) = &embedded.similarity {
-            text.push_str("Cosine similarity (row i, column j = texts i and j):\n");
-            text.push_str(&matrix_text(matrix));
+        let limit = self.app.max_result_chars;
+        // The matrix goes into the structured content when it takes at most half of it.
+        let matrix_chars = embedded
+            .similarity
+            .as_ref()
+            .map_or(0, |m| serde_json::to_string(m).map_or(0, |s| s.len()));
+        let matrix_fits = matrix_chars <= limit / 2;
+        let (vectors, mut note) = self.vectors_within_limit(
+            embedded,
+            encoding,
+            if matrix_fits { matrix_chars } else { 0 },
+        );
+        if !matrix_fits {
+            let left_out = format!(
+                "The similarity matrix of {count} texts is too large for the structured content ({}): it is only in this text.",
+                setting::MAX_RESULT_CHARS
+            );
+            note = Some(match note {
+                Some(note) => format!("{note} {left_out}"),
+                None => left_out,
+            });
         }
-        let (vectors, note) = self.vectors_within_limit(embedded, encoding);
         let omitted = count - vectors.len();
         match &note {
             Some(note) => {
                 let _ = writeln!(text, "{note}");
             }
             None => text.push_str("The vectors are in the structured content (`vectors`).\n"),
+        }
+        if let Some(matrix) = &embedded.similarity {
+            text.push_str("Cosine similarity (row i, column j = texts i and j):\n");
+            text.push_str(&matrix_text(matrix));
         }
         self.success(
             text,
@@ -290,7 +311,7 @@ impl VultrServer {
                 vectors,
                 vectors_omitted: omitted,
                 note,
-                similarity: embedded.similarity.as_deref(),
+                similarity: embedded.similarity.as_deref().filter(|_| matrix_fits),
                 tokens: embedded.tokens,
                 cost_usd: embedded.cost.usd(),
                 cost_note: embedded.cost.describe(),
@@ -299,19 +320,16 @@ impl VultrServer {
     }
 
     /// The vectors, in the encoding asked for, from the first as long as they fit the
-    /// result size limit; a note when some are left out.
+    /// result size limit beside `matrix_chars` of similarity; a note when some are left out.
     fn vectors_within_limit(
         &self,
         embedded: &Embedded,
         encoding: Encoding,
+        matrix_chars: usize,
     ) -> (Vec<Value>, Option<String>) {
         let limit = self.app.max_result_chars;
-        // Room for everything but the vectors (the similarity matrix, names, the note).
-        let room_for_rest = embedded
-            .similarity
-            .as_ref()
-            .map_or(0, |m| serde_json::to_string(m).map_or(0, |s| s.len()))
-            + 600;
+        // Room for everything but the vectors: the matrix, names, figures, the note.
+        let room_for_rest = matrix_chars + 800;
         let mut budget = limit.saturating_sub(room_for_rest);
         let mut kept = Vec::new();
         for vector in &embedded.vectors {

@@ -364,3 +364,26 @@ async fn a_refused_discovered_key_is_read_again_once_and_the_call_succeeds() {
     );
     assert_eq!(fake.count("GET", SUBSCRIPTIONS_PATH).await, 2);
 }
+
+#[tokio::test]
+async fn a_similarity_matrix_too_large_for_the_structured_content_is_only_in_the_text() {
+    let (_fake, server) = retrieval(&[("VULTR_MCP_MAX_RESULT_CHARS", "1500")]).await;
+    let texts: Vec<String> = (0..12).map(|i| format!("sentence {i} about tea")).collect();
+    let result = server
+        .call("embed", json!({"input": texts, "dimensions": 32}))
+        .await;
+    let body = ok(&result);
+    assert!(body.get("similarity").is_none(), "{body}");
+    let note = body["note"].as_str().expect("a note");
+    assert!(
+        note.contains("similarity matrix of 12 texts is too large")
+            && note.contains("of 12 are included"),
+        "{note}"
+    );
+    assert!(serde_json::to_string(&body).unwrap().len() <= 1500);
+    let shown = text(&result);
+    assert!(
+        shown.find(note).unwrap() < shown.find("Cosine similarity").unwrap(),
+        "the note comes before the matrix, which the text limit may cut: {shown}"
+    );
+}
