@@ -6,6 +6,8 @@ use rmcp::model::{CallToolResult, ContentBlock};
 use serde::{Deserialize, Serialize};
 
 use std::future::Future;
+
+use base64::Engine as _;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -17,7 +19,7 @@ use super::progress::CallProgress;
 use super::registry::{Behaviour, Call, ToolEntry, cancelled};
 use crate::chat::{ProgressSink, ProgressUpdate};
 use crate::images::{Generated, Image, ImageError, ImageInput, MAX_IMAGES};
-use crate::media::{Kept, NewMedia};
+use crate::media::NewMedia;
 use crate::principal::Principal;
 use crate::settings::Toolset;
 
@@ -77,7 +79,8 @@ impl From<ImageError> for ToolError {
 /// One image as the structured result describes it.
 #[derive(Serialize)]
 struct ImageInfo {
-    uri: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    uri: Option<String>,
     mime_type: String,
     bytes: usize,
 }
@@ -147,20 +150,26 @@ impl VultrServer {
         let count = images.len();
         let mut blocks = Vec::with_capacity(2 * count);
         let mut infos = Vec::with_capacity(count);
+        let mut not_kept = None;
         for (k, image) in images.into_iter().enumerate() {
-            let (kept, image_blocks) = self.image_blocks(owner, &model, k, image).await?;
-            infos.push(ImageInfo {
-                uri: kept.uri,
-                mime_type: kept.mime,
-                bytes: kept.size,
-            });
+            let (info, image_blocks, problem) = self.image_blocks(owner, &model, k, image).await;
+            infos.push(info);
             blocks.extend(image_blocks);
+            not_kept = not_kept.or(problem);
         }
-        let text = format!(
-            "{count} image{} ({size}) made by {model}: {megapixels} megapixels; {}. Each is also kept as a vultr://media link (resources/read) for a while.",
+        let mut text = format!(
+            "{count} image{} ({size}) made by {model}: {megapixels} megapixels; {}.",
             if count == 1 { "" } else { "s" },
             cost.describe()
         );
+        match &not_kept {
+            None => text.push_str(
+                " Each is also kept as a vultr://media link (resources/read) for a while.",
+            ),
+            Some(problem) => text.push_str(&format!(
+                " The images could not be kept as vultr://media links ({problem}); those within the inline cap are below, the others are lost."
+            )),
+        }
         let structured = ImagesResult {
             model: &model,
             size: &size,
@@ -175,14 +184,15 @@ impl VultrServer {
     }
 
     /// The content blocks of image `k` of `model`: kept as the owner's media, inline
-    /// `image` content when it fits the inline cap, and always a link to it.
+    /// `image` content when it fits the inline cap, and a link to it. When it cannot be
+    /// kept (it is paid for already) it comes inline only, if it fits, with the reason.
     async fn image_blocks(
         &self,
         owner: &Principal,
         model: &str,
         k: usize,
         image: Image,
-    ) -> Result<(Kept, Vec<ContentBlock>), ToolError> {
+    ) -> (ImageInfo, Vec<ContentBlock>, Option<String>) {
         let extension = image
             .mime
             .strip_prefix("image/")
@@ -194,9 +204,34 @@ impl VultrServer {
             name: format!("{model}-{}.{extension}", k + 1),
             bytes: image.bytes,
         };
-        let kept = self.app.media.keep(owner, new.clone()).await?;
-        let blocks = self.media_blocks(&kept, &new.bytes);
-        Ok((kept, blocks))
+        match self.app.media.keep(owner, new.clone()).await {
+            Ok(kept) => {
+                let blocks = self.media_blocks(&kept, &new.bytes);
+                let info = ImageInfo {
+                    uri: Some(kept.uri),
+                    mime_type: kept.mime,
+                    bytes: kept.size,
+                };
+                (info, blocks, None)
+            }
+            Err(error) => {
+                let problem = self.app.known_keys.redact(&error.to_string());
+                tracing::warn!(error = %problem, "a generated image could not be kept");
+                let fits = new.bytes.len() <= self.app.media.inline_max();
+                let blocks = if fits && new.mime.starts_with("image/") {
+                    let data = base64::engine::general_purpose::STANDARD.encode(&new.bytes);
+                    vec![ContentBlock::image(data, new.mime.clone())]
+                } else {
+                    Vec::new()
+                };
+                let info = ImageInfo {
+                    uri: None,
+                    mime_type: new.mime,
+                    bytes: new.bytes.len(),
+                };
+                (info, blocks, Some(problem))
+            }
+        }
     }
 }
 

@@ -515,3 +515,23 @@ async fn a_catalog_without_an_image_model_says_which_kind_is_missing() {
     );
     assert_eq!(fake.count("POST", IMAGES_PATH).await, 0);
 }
+
+#[tokio::test]
+async fn an_image_that_cannot_be_kept_still_comes_inline_with_the_reason() {
+    let (_fake, server) = images_with(&[("VULTR_MCP_MEDIA_MAX_PER_PRINCIPAL", "10")]).await;
+    let result = server
+        .call("generate_image", json!({"prompt": "paid for already"}))
+        .await;
+    let body = ok(&result);
+    let made = images_of(&result);
+    assert_eq!(made.len(), 1, "the image is not lost");
+    assert_eq!(png_size(&made[0].1), (PNG_SIDE, PNG_SIDE));
+    assert!(links_of(&result).is_empty());
+    assert!(body["images"][0].get("uri").is_none(), "{body}");
+    let shown = text(&result);
+    assert!(
+        shown.contains("could not be kept as vultr://media links")
+            && shown.contains("VULTR_MCP_MEDIA_MAX_PER_PRINCIPAL"),
+        "{shown}"
+    );
+}
