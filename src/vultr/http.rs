@@ -22,11 +22,15 @@ pub struct RetryPolicy {
     pub min_delay: Duration,
     /// Longest backoff delay.
     pub max_delay: Duration,
+    /// Only statuses that say the request was not carried out (408, 429) are retried: for
+    /// writes that must not happen twice (adding an item, uploading a file), where a 5xx
+    /// may come after the write was made.
+    pub unapplied_only: bool,
 }
 
 impl RetryPolicy {
-    /// Whether `error` is worth another attempt: 408, 409, 429 and 5xx only, and not
-    /// when Vultr asks to wait longer than the cap.
+    /// Whether `error` is worth another attempt: 408, 409, 429 and 5xx only (408 and 429
+    /// only for writes), and not when Vultr asks to wait longer than the cap.
     fn should_retry(&self, error: &VultrError) -> bool {
         match error {
             VultrError::Status {
@@ -34,7 +38,11 @@ impl RetryPolicy {
                 retry_after,
                 ..
             } => {
-                let retryable = matches!(status, 408 | 409 | 429 | 500..=599);
+                let retryable = if self.unapplied_only {
+                    matches!(status, 408 | 429)
+                } else {
+                    matches!(status, 408 | 409 | 429 | 500..=599)
+                };
                 retryable && retry_after.is_none_or(|wait| wait <= self.retry_after_cap)
             }
             _ => false,
@@ -115,6 +123,7 @@ impl VultrHttp {
                 retry_after_cap: limits.retry_after_cap,
                 min_delay: Duration::from_millis(250),
                 max_delay: Duration::from_secs(4),
+                unapplied_only: false,
             },
             max_response_bytes: limits.max_response_bytes,
         };
@@ -160,19 +169,43 @@ impl VultrHttp {
         self.with_retries(to.api, attempt).await
     }
 
+    /// Like [`VultrHttp::send_json`] for a write that must not happen twice: retried only
+    /// after a status saying it was not carried out (408, 429), never after a 5xx.
+    pub async fn send_json_write<T: DeserializeOwned>(
+        &self,
+        to: Endpoint<'_>,
+        request: RequestBuilder,
+    ) -> Result<T, VultrError> {
+        let attempt = || async {
+            let response = self.accepting(to, &request, "application/json").await?;
+            self.read_json(to, response).await
+        };
+        let policy = RetryPolicy {
+            unapplied_only: true,
+            ..self.retry
+        };
+        with_retries(policy, to.api, attempt).await
+    }
+
     /// Like [`VultrHttp::send_json`] for a request that cannot be cloned (a multipart
-    /// upload): `make` builds it afresh for each attempt.
+    /// upload): `make` builds it afresh for each attempt; with `write`, retried as
+    /// [`VultrHttp::send_json_write`] is.
     pub async fn send_json_built<T: DeserializeOwned>(
         &self,
         to: Endpoint<'_>,
         make: impl Fn() -> RequestBuilder,
+        write: bool,
     ) -> Result<T, VultrError> {
         let attempt = || async {
             let request = make().header(header::ACCEPT, "application/json");
             let response = self.response_once(to, request).await?;
             self.read_json(to, response).await
         };
-        self.with_retries(to.api, attempt).await
+        let policy = RetryPolicy {
+            unapplied_only: write,
+            ..self.retry
+        };
+        with_retries(policy, to.api, attempt).await
     }
 
     /// Sends a request, retrying what is worth retrying, and reads the success body as
@@ -562,6 +595,7 @@ mod tests {
             retry_after_cap: Duration::from_secs(20),
             min_delay: Duration::from_millis(250),
             max_delay: Duration::from_secs(4),
+            unapplied_only: false,
         }
     }
 
@@ -645,7 +679,21 @@ mod tests {
             retry_after_cap: Duration::from_secs(20),
             min_delay: Duration::ZERO,
             max_delay: Duration::ZERO,
+            unapplied_only: false,
         };
+        let writes = RetryPolicy {
+            unapplied_only: true,
+            ..policy
+        };
+        for retried in [408, 429] {
+            assert!(writes.should_retry(&status(retried, None)), "{retried}");
+        }
+        for applied_maybe in [409, 500, 502, 503, 504] {
+            assert!(
+                !writes.should_retry(&status(applied_maybe, None)),
+                "a write is not sent again after {applied_maybe}"
+            );
+        }
         for retried in [408, 409, 429, 500, 502, 503, 504] {
             assert!(policy.should_retry(&status(retried, None)), "{retried}");
         }

@@ -225,6 +225,26 @@ impl InferenceClient {
             .await
     }
 
+    /// `POST path` with a JSON body that writes something that must not be written twice
+    /// (an item, a collection): retried only when Vultr says it was not carried out.
+    pub async fn post_write(
+        &self,
+        key: &ApiKey,
+        path: &str,
+        body: &(impl Serialize + ?Sized),
+        patience: Patience,
+    ) -> Result<Value, VultrError> {
+        let request = self
+            .http
+            .client()
+            .post(self.base.join(path))
+            .bearer_auth(key.expose())
+            .json(body);
+        self.http
+            .send_json_write(self.endpoint(self.timeout(patience)), request)
+            .await
+    }
+
     /// `DELETE path`, its answer read as JSON (a 204 reads as `null`).
     pub async fn delete(
         &self,
@@ -243,13 +263,37 @@ impl InferenceClient {
     }
 
     /// `POST path` with the multipart form `form` makes (called once per attempt, since a
-    /// form is consumed by sending it), read as JSON.
+    /// form is consumed by sending it), read as JSON. For a transcription, say; an upload
+    /// that stores something goes through [`InferenceClient::post_multipart_write`].
     pub async fn post_multipart(
         &self,
         key: &ApiKey,
         path: &str,
         form: impl Fn() -> reqwest::multipart::Form,
         patience: Patience,
+    ) -> Result<Value, VultrError> {
+        self.multipart(key, path, form, patience, false).await
+    }
+
+    /// [`InferenceClient::post_multipart`] for an upload that stores something (a document
+    /// in a collection): retried only when Vultr says it was not carried out.
+    pub async fn post_multipart_write(
+        &self,
+        key: &ApiKey,
+        path: &str,
+        form: impl Fn() -> reqwest::multipart::Form,
+        patience: Patience,
+    ) -> Result<Value, VultrError> {
+        self.multipart(key, path, form, patience, true).await
+    }
+
+    async fn multipart(
+        &self,
+        key: &ApiKey,
+        path: &str,
+        form: impl Fn() -> reqwest::multipart::Form,
+        patience: Patience,
+        write: bool,
     ) -> Result<Value, VultrError> {
         let url = self.base.join(path);
         let request = || {
@@ -260,7 +304,7 @@ impl InferenceClient {
                 .multipart(form())
         };
         self.http
-            .send_json_built(self.endpoint(self.timeout(patience)), request)
+            .send_json_built(self.endpoint(self.timeout(patience)), request, write)
             .await
     }
 

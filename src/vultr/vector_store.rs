@@ -105,7 +105,7 @@ impl InferenceClient {
         name: &str,
     ) -> Result<Collection, VultrError> {
         let body = self
-            .post_json(
+            .post_write(
                 key,
                 "/vector_store",
                 &json!({"name": name}),
@@ -144,7 +144,7 @@ impl InferenceClient {
             request["description"] = json!(description);
         }
         let body = self
-            .post_json(
+            .post_write(
                 key,
                 &collection_path(collection, "/items"),
                 &request,
@@ -197,7 +197,7 @@ impl InferenceClient {
             reqwest::multipart::Form::new().part("file", part)
         };
         let body = self
-            .post_multipart(
+            .post_multipart_write(
                 key,
                 &collection_path(collection, "/files"),
                 form,

@@ -556,3 +556,41 @@ async fn a_collection_vultr_no_longer_has_is_forgotten_when_deleted() {
         "{refused}"
     );
 }
+
+#[tokio::test]
+async fn a_write_that_may_have_been_made_is_never_sent_twice() {
+    let fake = FakeVultr::start().await;
+    let server = rag_server(&fake).await;
+    let id = create(&server, "notes").await;
+    let items = format!("{VECTOR_STORE_PATH}/{id}/items");
+    let busy = r#"{"error":{"message":"busy","code":503,"type":"server_error"}}"#;
+
+    fake.fail("POST", &items, 503, busy, 1).await;
+    let refused = err(&server
+        .call(
+            "add_to_collection",
+            json!({"collection": id, "items": [{"content": "once"}]}),
+        )
+        .await);
+    assert!(refused.contains("busy"), "{refused}");
+    assert_eq!(
+        bodies(&fake, "POST", &items).await.len(),
+        1,
+        "a 5xx may come after the item was added: not sent again"
+    );
+
+    fake.fail(
+        "POST",
+        &items,
+        429,
+        r#"{"error":{"message":"slow down"}}"#,
+        1,
+    )
+    .await;
+    add(&server, &id, &["twice"]).await;
+    assert_eq!(
+        bodies(&fake, "POST", &items).await.len(),
+        3,
+        "a 429 says nothing was added: sent again"
+    );
+}
