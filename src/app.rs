@@ -16,10 +16,12 @@ use crate::collections::Collections;
 use crate::conversations::{ChatTurns, Conversations};
 use crate::delegate::{self, Delegator, Downstream, ServersFileError};
 use crate::fair_share::CallShares;
+use crate::images::Images;
 use crate::keys::InferenceKeys;
 use crate::media::Media;
 use crate::models::Models;
 use crate::rate_limit::CallRateLimit;
+use crate::retrieval::Retrieval;
 use crate::secret::KnownKeys;
 use crate::settings::{Settings, ToolSelection, ToolsetUnavailable};
 use crate::store::{self, Retention, SharedSessions, StoreLocation};
@@ -45,6 +47,10 @@ pub struct App {
     pub(crate) audio: Audio,
     /// Each principal's vector-store collections.
     pub(crate) collections: Collections,
+    /// Rerank and embeddings.
+    pub(crate) retrieval: Retrieval,
+    /// Image generation.
+    pub(crate) images: Images,
     /// Media (speech, images) the tools made, for `vultr://media/{id}`.
     pub(crate) media: Media,
     /// The delegation loop, when delegate servers are configured.
@@ -138,6 +144,16 @@ impl App {
         let catalog = Arc::new(ModelCatalog::new(inference.clone(), CATALOG_TTL));
         let audio = Audio::new(keys.clone(), inference.clone());
         let collections = Collections::new(inference.clone(), keys.clone(), stores.collections);
+        let retrieval = Retrieval::new(
+            Models::new(keys.clone(), catalog.clone()),
+            keys.clone(),
+            inference.clone(),
+        );
+        let images = Images::new(
+            Models::new(keys.clone(), catalog.clone()),
+            keys.clone(),
+            inference.clone(),
+        );
         let chat = Arc::new(ChatService {
             keys: keys.clone(),
             inference,
@@ -158,6 +174,8 @@ impl App {
             subscriptions: Subscriptions::new(account, vultr.reveal_keys),
             audio,
             collections,
+            retrieval,
+            images,
             media: Media::new(stores.media, media),
             delegator: downstream
                 .map(|servers| Delegator::new(chat, servers, limits.max_result_chars)),

@@ -378,7 +378,7 @@ async fn chat_streaming_is_sse() {
 async fn catch_all_and_recording() {
     let fake = FakeVultr::start().await;
     let (status, body) = post(
-        &format!("{}/embeddings", fake.inference_base_url()),
+        &format!("{}/no-such-route", fake.inference_base_url()),
         Some(DEFAULT_KEY),
         &json!({ "input": "x" }),
     )
@@ -400,7 +400,7 @@ async fn catch_all_and_recording() {
     let requests = fake.requests().await;
     assert_eq!(requests.len(), 2);
     assert_eq!(requests[0].method, "POST");
-    assert_eq!(requests[0].path, "/v1/embeddings");
+    assert_eq!(requests[0].path, "/v1/no-such-route");
     assert_eq!(
         requests[0].authorization.as_deref(),
         Some(format!("Bearer {DEFAULT_KEY}").as_str())

@@ -9,10 +9,12 @@ mod collections;
 mod conversations;
 mod delegate;
 mod error;
+mod images;
 mod media;
 mod models;
 mod progress;
 mod registry;
+mod retrieval;
 mod subscriptions;
 mod tasks;
 

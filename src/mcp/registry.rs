@@ -180,9 +180,12 @@ static REGISTRY: LazyLock<Vec<ToolEntry>> = LazyLock::new(|| {
         super::collections::list_collection_items(),
         super::collections::delete_collection_item(),
         super::collections::search_collection(),
+        super::retrieval::rerank(),
+        super::retrieval::embed(),
         super::audio::speak(),
         super::audio::list_voices(),
         super::audio::transcribe(),
+        super::images::generate_image(),
     ]
 });
 
@@ -340,12 +343,16 @@ mod tests {
             "search_collection",
         ];
         assert_eq!(names(&[Toolset::Rag], false), rag);
+        assert_eq!(names(&[Toolset::Retrieval], false), ["rerank", "embed"]);
         let audio = ["speak", "list_voices", "transcribe"];
         assert_eq!(names(&[Toolset::Audio], false), audio);
+        assert_eq!(names(&[Toolset::Images], false), ["generate_image"]);
         let mut all = core.to_vec();
         all.push("delegate");
         all.extend(rag);
+        all.extend(["rerank", "embed"]);
         all.extend(audio);
+        all.push("generate_image");
         assert_eq!(names(&Toolset::ALL, false), all);
     }
 
@@ -360,6 +367,8 @@ mod tests {
                 "list_collections",
                 "list_collection_items",
                 "search_collection",
+                "rerank",
+                "embed",
                 "list_voices",
                 "transcribe"
             ]

@@ -350,6 +350,35 @@ impl InferenceClient {
     }
 }
 
+impl InferenceClient {
+    /// Whether `url` is on the inference API's own origin (scheme, host and port), the
+    /// only place a URL an answer names may be fetched from, with the key.
+    pub fn is_own_origin(&self, url: &str) -> bool {
+        let origin = |u: &str| reqwest::Url::parse(u).ok().map(|u| u.origin());
+        matches!((origin(url), origin(self.base.as_str())), (Some(a), Some(b)) if a == b && a.is_tuple())
+    }
+
+    /// `GET url` (a URL an answer named) read as raw bytes; refused without a request
+    /// unless it is on the inference API's own origin, so the key never goes elsewhere.
+    pub async fn get_own_bytes(
+        &self,
+        key: &ApiKey,
+        url: &str,
+        patience: Patience,
+    ) -> Result<Bytes, VultrError> {
+        if !self.is_own_origin(url) {
+            return Err(VultrError::Transport {
+                api: Api::Inference,
+                detail: "a URL off the inference API's host is never fetched".to_owned(),
+            });
+        }
+        let request = self.http.client().get(url).bearer_auth(key.expose());
+        self.http
+            .send_bytes(self.endpoint(self.timeout(patience)), request)
+            .await
+    }
+}
+
 /// What [`path_segment`] encodes: everything but RFC 3986's unreserved characters
 /// (letters, digits, `-`, `.`, `_`, `~`), so ids such as `my-docs_1` are sent as they are.
 const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
@@ -419,4 +448,41 @@ enum StreamBodyError {
         setting = setting::MAX_RESPONSE_BYTES
     )]
     TooLarge(usize),
+}
+
+#[cfg(test)]
+mod own_origin_tests {
+    use super::*;
+    use crate::vultr::http::HttpLimits;
+
+    #[test]
+    fn only_urls_on_the_inference_apis_own_scheme_host_and_port_are_its_own() {
+        let base: BaseUrl = "https://api.vultrinference.com/v1".parse().unwrap();
+        let client = InferenceClient::new(
+            VultrHttp::new(HttpLimits {
+                connect_timeout: Duration::from_secs(1),
+                max_retries: 0,
+                retry_after_cap: Duration::from_secs(1),
+                max_response_bytes: 1024,
+            }),
+            base,
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+        );
+        let cases = [
+            ("https://api.vultrinference.com/v1/images/a.png", true),
+            ("https://API.vultrinference.com/files/a.png?x=1", true),
+            ("https://api.vultrinference.com:443/a.png", true),
+            ("http://api.vultrinference.com/a.png", false),
+            ("https://api.vultrinference.com:8443/a.png", false),
+            ("https://cdn.vultrinference.com/a.png", false),
+            ("https://api.vultrinference.com.evil.test/a.png", false),
+            ("https://user@evil.test/api.vultrinference.com/a.png", false),
+            ("/relative/a.png", false),
+            ("data:image/png;base64,AAAA", false),
+        ];
+        for (url, own) in cases {
+            assert_eq!(client.is_own_origin(url), own, "{url}");
+        }
+    }
 }

@@ -6,8 +6,10 @@ pub mod base_url;
 pub mod chat;
 pub mod error;
 pub mod http;
+pub mod images;
 pub mod inference;
 pub mod models;
+pub mod retrieval;
 pub mod stream;
 pub mod vector_store;
 

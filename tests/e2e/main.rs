@@ -18,6 +18,7 @@ mod http;
 mod http_auth;
 #[cfg(unix)]
 mod http_logging;
+mod images;
 #[cfg(unix)]
 mod newcomer;
 #[cfg(unix)]
@@ -28,6 +29,7 @@ mod rag;
 mod replicas;
 #[cfg(unix)]
 mod replicas_shared;
+mod retrieval;
 mod security;
 mod stdio;
 #[cfg(unix)]

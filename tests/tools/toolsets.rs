@@ -61,10 +61,14 @@ async fn each_toolset_setting_lists_exactly_its_tools() {
     let audio = vec!["speak", "list_voices", "transcribe"];
     let mut all = core_and_delegate.clone();
     all.extend(&rag);
+    all.extend(["rerank", "embed"]);
     all.extend(&audio);
+    all.push("generate_image");
     let mut all_without_delegate = CORE.to_vec();
     all_without_delegate.extend(&rag);
+    all_without_delegate.extend(["rerank", "embed"]);
     all_without_delegate.extend(&audio);
+    all_without_delegate.push("generate_image");
     let cases: Vec<Case> = vec![
         ("default", vec![], CORE.to_vec()),
         (
@@ -96,6 +100,16 @@ async fn each_toolset_setting_lists_exactly_its_tools() {
             all_without_delegate,
         ),
         (
+            "retrieval",
+            vec![("VULTR_MCP_TOOLSETS", "retrieval")],
+            vec!["rerank", "embed"],
+        ),
+        (
+            "images",
+            vec![("VULTR_MCP_TOOLSETS", "images")],
+            vec!["generate_image"],
+        ),
+        (
             "read_only",
             vec![("VULTR_MCP_READ_ONLY", "true"), with_servers],
             vec!["list_models", "list_subscriptions", "get_subscription"],
@@ -107,7 +121,7 @@ async fn each_toolset_setting_lists_exactly_its_tools() {
         assert_eq!(names, expected, "case {case}: the tools listed");
         if matches!(
             case,
-            "core" | "delegate" | "rag" | "audio" | "all" | "read_only"
+            "core" | "delegate" | "rag" | "retrieval" | "audio" | "images" | "all" | "read_only"
         ) {
             insta::assert_json_snapshot!(format!("toolset_{case}"), listing);
         }

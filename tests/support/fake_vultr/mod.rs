@@ -28,6 +28,8 @@
 
 pub mod audio;
 pub mod faults;
+pub mod images;
+pub mod retrieval;
 pub mod script;
 pub mod vector_store;
 
@@ -674,6 +676,8 @@ impl FakeVultrBuilder {
 
         audio::mount(&server, &state).await;
         let vector_store = vector_store::mount(&server, &state, self.vector_store).await;
+        retrieval::mount(&server, &state, PRIORITY_NORMAL).await;
+        images::mount(&server, &state, PRIORITY_NORMAL).await;
 
         Mock::given(any())
             .respond_with(account_error(404, "Not found"))
