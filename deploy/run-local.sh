@@ -75,14 +75,22 @@ free_port() {
 
 mkdir -p "$RUN/pg"
 [[ "$(id -u)" == 0 ]] && chown postgres "$RUN/pg"
-PG_PORT="${PG_PORT:-$(free_port)}"
 PG_PASSWORD="$(head -c 18 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')"
 (umask 077; printf '%s\n' "$PG_PASSWORD" > "$RUN/pg.pw")
 [[ "$(id -u)" == 0 ]] && chown postgres "$RUN/pg.pw"
 as_pg "$PG_BIN/initdb" -D "$RUN/pg" -U mcp --pwfile="$RUN/pg.pw" -A scram-sha-256 >/dev/null
 rm -f "$RUN/pg.pw"
-as_pg "$PG_BIN/pg_ctl" -D "$RUN/pg" -l "$RUN/pg/log" -w \
-  -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $RUN/pg" start >/dev/null
+# A free port may be taken by another program before Postgres binds it: then try another
+# (three times), unless PG_PORT names the one to use.
+for attempt in 1 2 3; do
+  port="${PG_PORT:-$(free_port)}"
+  if as_pg "$PG_BIN/pg_ctl" -D "$RUN/pg" -l "$RUN/pg/log" -w \
+    -o "-c listen_addresses=127.0.0.1 -p $port -k $RUN/pg" start >/dev/null; then
+    PG_PORT="$port"
+    break
+  fi
+  [[ -n "${PG_PORT:-}" || "$attempt" == 3 ]] && { tail -n 5 "$RUN/pg/log" >&2; die "Postgres did not start"; }
+done
 say "postgres on 127.0.0.1:$PG_PORT: pid $(head -n1 "$RUN/pg/postmaster.pid")"
 export VULTR_MCP_CONVERSATIONS="postgres://mcp:$PG_PASSWORD@127.0.0.1:$PG_PORT/postgres"
 export VULTR_MCP_PUBLIC_URL="http://127.0.0.1:$MCP_PORT/mcp"
