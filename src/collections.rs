@@ -9,8 +9,10 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::keys::{InferenceKey, InferenceKeys, KeyError};
+use crate::keys::{InferenceKeys, KeyError};
+use crate::kind_call;
 use crate::principal::Principal;
+use crate::secret::ApiKey;
 use crate::store::{Claim, CollectionStore, StoreError};
 use crate::vultr::error::VultrError;
 use crate::vultr::inference::InferenceClient;
@@ -137,17 +139,10 @@ impl Collections {
     /// again, once.
     async fn with_key<T, F, Fut>(&self, call: F) -> Result<T, CollectionError>
     where
-        F: Fn(InferenceKey) -> Fut,
+        F: Fn(ApiKey) -> Fut,
         Fut: Future<Output = Result<T, VultrError>>,
     {
-        let key = self.keys.get(None).await?;
-        match call(key.clone()).await {
-            Err(VultrError::Status { status: 401, .. }) if self.keys.forget(&key).await => {
-                let fresh = self.keys.get(None).await?;
-                Ok(call(fresh).await?)
-            }
-            outcome => Ok(outcome?),
-        }
+        kind_call::with_key(&self.keys, call).await
     }
 
     /// Ok when `id` is `owner`'s collection, else [`CollectionError::NotFound`].
@@ -177,7 +172,7 @@ impl Collections {
             });
         }
         let collection = self
-            .with_key(|key| async move { self.inference.create_collection(&key.key, name).await })
+            .with_key(|key| async move { self.inference.create_collection(&key, name).await })
             .await?;
         match self.store.claim(owner, &collection.id, name).await? {
             Claim::Claimed => Ok(Created {
@@ -205,7 +200,7 @@ impl Collections {
             });
         }
         let all = self
-            .with_key(|key| async move { self.inference.list_collections(&key.key).await })
+            .with_key(|key| async move { self.inference.list_collections(&key).await })
             .await?;
         let collections: Vec<Collection> = owned
             .iter()
@@ -232,7 +227,7 @@ impl Collections {
     pub async fn delete(&self, owner: &Principal, id: &str) -> Result<bool, CollectionError> {
         self.check_owned(owner, id).await?;
         let deleted = self
-            .with_key(|key| async move { self.inference.delete_collection(&key.key, id).await })
+            .with_key(|key| async move { self.inference.delete_collection(&key, id).await })
             .await;
         let existed = match deleted {
             Ok(()) => true,
@@ -268,7 +263,7 @@ impl Collections {
             added.push(
                 self.with_key(|key| async move {
                     self.inference
-                        .add_item(&key.key, id, content, description)
+                        .add_item(&key, id, content, description)
                         .await
                 })
                 .await?,
@@ -295,16 +290,14 @@ impl Collections {
             )));
         }
         self.check_owned(owner, id).await?;
-        self.with_key(
-            |key| async move { self.inference.add_file(&key.key, id, filename, bytes).await },
-        )
-        .await
+        self.with_key(|key| async move { self.inference.add_file(&key, id, filename, bytes).await })
+            .await
     }
 
     /// The items of `owner`'s collection `id`.
     pub async fn items(&self, owner: &Principal, id: &str) -> Result<Vec<Item>, CollectionError> {
         self.check_owned(owner, id).await?;
-        self.with_key(|key| async move { self.inference.list_items(&key.key, id).await })
+        self.with_key(|key| async move { self.inference.list_items(&key, id).await })
             .await
     }
 
@@ -321,7 +314,7 @@ impl Collections {
             ));
         }
         self.check_owned(owner, id).await?;
-        self.with_key(|key| async move { self.inference.delete_item(&key.key, id, item).await })
+        self.with_key(|key| async move { self.inference.delete_item(&key, id, item).await })
             .await
     }
 
@@ -347,7 +340,7 @@ impl Collections {
         }
         self.check_owned(owner, id).await?;
         let found = self
-            .with_key(|key| async move { self.inference.search(&key.key, id, query).await })
+            .with_key(|key| async move { self.inference.search(&key, id, query).await })
             .await?;
         let returned = found.hits.len();
         let mut hits = found.hits;

@@ -17,7 +17,7 @@ use serde::Serialize;
 pub use format::AudioFormat;
 
 use crate::keys::{InferenceKeys, KeyError};
-use crate::secret::ApiKey;
+use crate::kind_call;
 use crate::vultr::audio::{AudioUpload, SpeechRequest, TranscriptionOptions, Voice};
 use crate::vultr::error::VultrError;
 use crate::vultr::inference::InferenceClient;
@@ -255,27 +255,6 @@ pub struct Transcript {
     pub latency_ms: u64,
 }
 
-/// Runs `$call` (an expression using `$key: &ApiKey`) with the inference key; a
-/// discovered key that is refused is read again, once. (A macro: an async closure here
-/// would not be `Send` for every lifetime, which the tool handlers need.)
-macro_rules! with_key {
-    ($keys:expr, |$key:ident| $call:expr) => {{
-        let found = $keys.get(None).await?;
-        let outcome = {
-            let $key: &ApiKey = &found.key;
-            $call.await
-        };
-        match outcome {
-            Err(VultrError::Status { status: 401, .. }) if $keys.forget(&found).await => {
-                let fresh = $keys.get(None).await?;
-                let $key: &ApiKey = &fresh.key;
-                $call.await?
-            }
-            outcome => outcome?,
-        }
-    }};
-}
-
 /// A model's voices, as last read.
 type VoiceCache = HashMap<String, (Instant, Arc<Vec<Voice>>)>;
 
@@ -331,7 +310,11 @@ impl Audio {
             language: input.language.filter(|s| !s.trim().is_empty()),
         };
         let started = Instant::now();
-        let audio = with_key!(self.keys, |key| self.inference.speech(key, &request));
+        let request = &request;
+        let audio = kind_call::with_key::<_, AudioError, _, _>(&self.keys, |key| async move {
+            self.inference.speech(&key, request).await
+        })
+        .await?;
         let latency_ms = elapsed_ms(started);
         let duration_seconds = match format {
             AudioFormat::Wav => wav::duration_seconds(&audio.body),
@@ -358,9 +341,12 @@ impl Audio {
         {
             return Ok(voices.clone());
         }
-        let voices = Arc::new(with_key!(self.keys, |key| self
-            .inference
-            .voices(key, model)));
+        let voices = Arc::new(
+            kind_call::with_key::<_, AudioError, _, _>(&self.keys, |key| async move {
+                self.inference.voices(&key, model).await
+            })
+            .await?,
+        );
         self.cache()
             .insert(model.to_owned(), (Instant::now(), voices.clone()));
         Ok(voices)
@@ -429,9 +415,13 @@ impl Audio {
             prompt: options.prompt.filter(|s| !s.trim().is_empty()),
         };
         let started = Instant::now();
-        let text = with_key!(self.keys, |key| self
-            .inference
-            .transcribe(key, &model.id, &upload, &options));
+        let (upload, options) = (&upload, &options);
+        let text = kind_call::with_key::<_, AudioError, _, _>(&self.keys, |key| async move {
+            self.inference
+                .transcribe(&key, &model.id, upload, options)
+                .await
+        })
+        .await?;
         let cost = match (spec.price_per("second"), duration_seconds) {
             (Some(price), Some(seconds)) => Cost::per("second", price.usd_per_unit, seconds, false),
             (Some(_), None) => Cost::not_priced("duration unknown (only a WAV's is read)"),
