@@ -217,13 +217,7 @@ impl VultrHttp {
     ) -> Result<super::inference::Bytes, VultrError> {
         let attempt = || async {
             let response = self.accepting(to, &request, "*/*").await?;
-            let content_type = response
-                .headers()
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned);
-            let body = self.read_bytes(to, response).await?;
-            Ok(super::inference::Bytes { body, content_type })
+            self.read_typed(to, response).await
         };
         self.with_retries(to.api, attempt).await
     }
@@ -238,15 +232,24 @@ impl VultrHttp {
         let attempt = || async {
             let request = make().header(header::ACCEPT, "application/json, text/plain;q=0.9");
             let response = self.response_once(to, request).await?;
-            let content_type = response
-                .headers()
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned);
-            let body = self.read_bytes(to, response).await?;
-            Ok(super::inference::Bytes { body, content_type })
+            self.read_typed(to, response).await
         };
         self.with_retries(to.api, attempt).await
+    }
+
+    /// Reads a whole body as bytes with its `Content-Type`, refusing one over the size cap.
+    async fn read_typed(
+        &self,
+        to: Endpoint<'_>,
+        response: reqwest::Response,
+    ) -> Result<super::inference::Bytes, VultrError> {
+        let content_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = self.read_bytes(to, response).await?;
+        Ok(super::inference::Bytes { body, content_type })
     }
 
     /// Sends a request whose answer is read as it arrives (a stream), retrying failures

@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use futures_util::StreamExt;
-use reqwest::header;
+use reqwest::{Method, header};
 
 use super::BaseUrl;
 use super::chat::{ChatReply, ChatRequest};
@@ -178,6 +178,14 @@ pub struct Bytes {
 /// Paths are relative to the inference base URL (`/vector_store`, `/audio/speech`, ...);
 /// put ids into them with [`path_segment`].
 impl InferenceClient {
+    /// A request of `method` to `path` with `key`.
+    fn to(&self, method: Method, key: &ApiKey, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .client()
+            .request(method, self.base.join(path))
+            .bearer_auth(key.expose())
+    }
+
     fn timeout(&self, patience: Patience) -> Duration {
         match patience {
             Patience::Quick => self.catalog_timeout,
@@ -193,14 +201,14 @@ impl InferenceClient {
         query: &[(&str, &str)],
         patience: Patience,
     ) -> Result<Value, VultrError> {
-        let mut url = self.base.join(path);
+        let mut path = path.to_owned();
         for (i, (name, value)) in query.iter().enumerate() {
-            url.push(if i == 0 { '?' } else { '&' });
-            url.push_str(&path_segment(name));
-            url.push('=');
-            url.push_str(&path_segment(value));
+            path.push(if i == 0 { '?' } else { '&' });
+            path.push_str(&path_segment(name));
+            path.push('=');
+            path.push_str(&path_segment(value));
         }
-        let request = self.http.client().get(url).bearer_auth(key.expose());
+        let request = self.to(Method::GET, key, &path);
         self.http
             .send_json(self.endpoint(self.timeout(patience)), request)
             .await
@@ -214,12 +222,7 @@ impl InferenceClient {
         body: &(impl Serialize + ?Sized),
         patience: Patience,
     ) -> Result<Value, VultrError> {
-        let request = self
-            .http
-            .client()
-            .post(self.base.join(path))
-            .bearer_auth(key.expose())
-            .json(body);
+        let request = self.to(Method::POST, key, path).json(body);
         self.http
             .send_json(self.endpoint(self.timeout(patience)), request)
             .await
@@ -234,12 +237,7 @@ impl InferenceClient {
         body: &(impl Serialize + ?Sized),
         patience: Patience,
     ) -> Result<Value, VultrError> {
-        let request = self
-            .http
-            .client()
-            .post(self.base.join(path))
-            .bearer_auth(key.expose())
-            .json(body);
+        let request = self.to(Method::POST, key, path).json(body);
         self.http
             .send_json_write(self.endpoint(self.timeout(patience)), request)
             .await
@@ -252,11 +250,7 @@ impl InferenceClient {
         path: &str,
         patience: Patience,
     ) -> Result<Value, VultrError> {
-        let request = self
-            .http
-            .client()
-            .delete(self.base.join(path))
-            .bearer_auth(key.expose());
+        let request = self.to(Method::DELETE, key, path);
         self.http
             .send_json(self.endpoint(self.timeout(patience)), request)
             .await
@@ -295,14 +289,7 @@ impl InferenceClient {
         patience: Patience,
         write: bool,
     ) -> Result<Value, VultrError> {
-        let url = self.base.join(path);
-        let request = || {
-            self.http
-                .client()
-                .post(&url)
-                .bearer_auth(key.expose())
-                .multipart(form())
-        };
+        let request = || self.to(Method::POST, key, path).multipart(form());
         self.http
             .send_json_built(self.endpoint(self.timeout(patience)), request, write)
             .await
@@ -317,14 +304,7 @@ impl InferenceClient {
         form: impl Fn() -> reqwest::multipart::Form,
         patience: Patience,
     ) -> Result<Bytes, VultrError> {
-        let url = self.base.join(path);
-        let request = || {
-            self.http
-                .client()
-                .post(&url)
-                .bearer_auth(key.expose())
-                .multipart(form())
-        };
+        let request = || self.to(Method::POST, key, path).multipart(form());
         self.http
             .send_bytes_built(self.endpoint(self.timeout(patience)), request)
             .await
@@ -338,12 +318,7 @@ impl InferenceClient {
         body: &(impl Serialize + ?Sized),
         patience: Patience,
     ) -> Result<Bytes, VultrError> {
-        let request = self
-            .http
-            .client()
-            .post(self.base.join(path))
-            .bearer_auth(key.expose())
-            .json(body);
+        let request = self.to(Method::POST, key, path).json(body);
         self.http
             .send_bytes(self.endpoint(self.timeout(patience)), request)
             .await
