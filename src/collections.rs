@@ -68,6 +68,31 @@ pub enum CollectionError {
         /// The id it maps to.
         id: String,
     },
+    /// The name maps to an id of a collection on the account that no user of this server
+    /// owns (made in Vultr's console, by another deployment, or before this server's store
+    /// was reset): never handed to whoever names it first.
+    #[error(
+        "the name `{name}` gives the collection id `{id}` (Vultr derives ids from the first {ID_CHARS} characters of the name), and a collection with that id already exists on the Vultr account without belonging to you here (it was made outside this server, or before its store was reset); nothing of it was touched. Pick a name that differs within its first {ID_CHARS} characters."
+    )]
+    Unowned {
+        /// The name asked for.
+        name: String,
+        /// The id it maps to.
+        id: String,
+    },
+    /// Some items were added before one failed.
+    #[error(
+        "{error} (after {added} of the items were added, with ids {ids}: add only the rest, from `items[{added}]` on)",
+        ids = .ids.join(", ")
+    )]
+    Partly {
+        /// How many were added.
+        added: usize,
+        /// Their ids, in order.
+        ids: Vec<String>,
+        /// Why the next one failed.
+        error: Box<CollectionError>,
+    },
     /// The arguments make no sense; the text names the field.
     #[error("invalid arguments: {0}")]
     Invalid(String),
@@ -163,17 +188,46 @@ impl Collections {
                 "`name` must have 1 to {MAX_NAME_CHARS} characters"
             )));
         }
-        if let Some(id) = predicted_id(name)
-            && self.store.owned_by(owner, &id).await? == Some(false)
+        let predicted = predicted_id(name);
+        if let Some(id) = &predicted
+            && self.store.owned_by(owner, id).await? == Some(false)
         {
             return Err(CollectionError::Taken {
                 name: name.to_owned(),
-                id,
+                id: id.clone(),
+            });
+        }
+        // The ids on the account before: Vultr maps a name onto an existing collection, so
+        // one that no user here owns must not become the caller's by naming it.
+        let existing: Vec<String> = self
+            .with_key(|key| async move { self.inference.list_collections(&key).await })
+            .await?
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+        if let Some(id) = &predicted
+            && self.unowned(owner, &existing, id).await?
+        {
+            return Err(CollectionError::Unowned {
+                name: name.to_owned(),
+                id: id.clone(),
             });
         }
         let collection = self
             .with_key(|key| async move { self.inference.create_collection(&key, name).await })
             .await?;
+        if self.unowned(owner, &existing, &collection.id).await? {
+            return Err(match self.store.owned_by(owner, &collection.id).await? {
+                Some(false) => CollectionError::Taken {
+                    name: name.to_owned(),
+                    id: collection.id,
+                },
+                _ => CollectionError::Unowned {
+                    name: name.to_owned(),
+                    id: collection.id,
+                },
+            });
+        }
         match self.store.claim(owner, &collection.id, name).await? {
             Claim::Claimed => Ok(Created {
                 collection,
@@ -188,6 +242,16 @@ impl Collections {
                 id: collection.id,
             }),
         }
+    }
+
+    /// Whether `id` is among the `existing` ids of the account without being `owner`'s.
+    async fn unowned(
+        &self,
+        owner: &Principal,
+        existing: &[String],
+        id: &str,
+    ) -> Result<bool, CollectionError> {
+        Ok(existing.iter().any(|e| e == id) && self.store.owned_by(owner, id).await? != Some(true))
     }
 
     /// `owner`'s collections: Vultr's list, kept to the ids `owner` owns.
@@ -256,18 +320,28 @@ impl Collections {
             )));
         }
         self.check_owned(owner, id).await?;
-        let mut added = Vec::with_capacity(items.len());
+        let mut added: Vec<Item> = Vec::with_capacity(items.len());
         for item in items {
             let description = item.description.as_deref();
             let content = item.content.as_str();
-            added.push(
-                self.with_key(|key| async move {
+            let outcome = self
+                .with_key(|key| async move {
                     self.inference
                         .add_item(&key, id, content, description)
                         .await
                 })
-                .await?,
-            );
+                .await;
+            match outcome {
+                Ok(item) => added.push(item),
+                Err(error) if added.is_empty() => return Err(error),
+                Err(error) => {
+                    return Err(CollectionError::Partly {
+                        added: added.len(),
+                        ids: added.into_iter().map(|item| item.id).collect(),
+                        error: Box::new(error),
+                    });
+                }
+            }
         }
         Ok(added)
     }

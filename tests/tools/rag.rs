@@ -594,3 +594,80 @@ async fn a_write_that_may_have_been_made_is_never_sent_twice() {
         "a 429 says nothing was added: sent again"
     );
 }
+
+#[tokio::test]
+async fn a_collection_made_outside_this_server_is_never_handed_to_whoever_names_it() {
+    let fake = FakeVultr::start().await;
+    let server = rag_server(&fake).await;
+    // Made in Vultr's console (or by another deployment): on the account, owned by no one here.
+    let made = reqwest::Client::new()
+        .post(format!("{}/vector_store", fake.inference_base_url()))
+        .bearer_auth(crate::support::fake_vultr::DEFAULT_SUBSCRIPTION_KEY)
+        .json(&json!({"name": "payroll"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(made.status().is_success());
+    let creates_before = bodies(&fake, "POST", VECTOR_STORE_PATH).await.len();
+
+    for name in ["payroll", "Payroll"] {
+        let refused = err(&server
+            .call("create_collection", json!({"name": name}))
+            .await);
+        assert!(
+            refused.contains("already exists on the Vultr account without belonging to you"),
+            "{name}: {refused}"
+        );
+    }
+    assert_eq!(
+        bodies(&fake, "POST", VECTOR_STORE_PATH).await.len(),
+        creates_before + 1,
+        "a predictable name is refused before anything is sent; another only once Vultr gave its id"
+    );
+    let refused = err(&server
+        .call("list_collection_items", json!({"collection": "payroll"}))
+        .await);
+    assert!(
+        refused.contains("no collection `payroll` of yours"),
+        "{refused}"
+    );
+}
+
+#[tokio::test]
+async fn items_added_before_one_failed_are_named_so_only_the_rest_is_sent_again() {
+    let fake = FakeVultr::start().await;
+    let server = rag_server(&fake).await;
+    let id = create(&server, "notes").await;
+    let too_long = "x".repeat(crate::support::fake_vultr::vector_store::MAX_ITEM_CHARS + 1);
+    let items = format!("{VECTOR_STORE_PATH}/{id}/items");
+
+    let refused = err(&server
+        .call(
+            "add_to_collection",
+            json!({"collection": id, "items": [
+                {"content": "kept one"}, {"content": "kept two"},
+                {"content": too_long}, {"content": "never sent"}]}),
+        )
+        .await);
+
+    let sent = bodies(&fake, "POST", &items).await;
+    assert_eq!(sent.len(), 3, "nothing after the refused item is sent");
+    let listed = ok(&server
+        .call("list_collection_items", json!({"collection": id}))
+        .await);
+    let ids: Vec<&str> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 2);
+    assert!(refused.contains("too long"), "{refused}");
+    assert!(
+        refused.contains(&format!(
+            "after 2 of the items were added, with ids {}, {}",
+            ids[0], ids[1]
+        )) && refused.contains("from `items[2]` on"),
+        "{refused}"
+    );
+}
