@@ -146,6 +146,7 @@ impl VultrHttp {
                 .connect_timeout(self.connect_timeout)
                 .pool_idle_timeout(POOL_IDLE_TIMEOUT)
                 .connector_layer(pooled::MarkOpened)
+                .redirect(same_origin_redirects())
                 .user_agent(concat!(
                     env!("CARGO_PKG_NAME"),
                     "/",
@@ -390,6 +391,20 @@ impl VultrHttp {
             retry_after,
         })
     }
+}
+
+/// Redirects are followed only within the origin (scheme, host, port) of the request
+/// that got them, at most 5: a request to Vultr (or to a URL one of its answers named, such
+/// as an image) never ends up on another host. The 30x is the answer otherwise.
+fn same_origin_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let first = attempt.previous().first().map(reqwest::Url::origin);
+        if attempt.previous().len() > 5 || first.as_ref() != Some(&attempt.url().origin()) {
+            attempt.stop()
+        } else {
+            attempt.follow()
+        }
+    })
 }
 
 /// Sends `request` within `timeout`. When it went out on a kept-alive connection from the

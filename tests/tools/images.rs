@@ -279,6 +279,41 @@ async fn images_given_as_urls_on_another_host_are_refused_unfetched() {
 }
 
 #[tokio::test]
+async fn an_image_url_redirecting_off_the_inference_host_is_not_followed() {
+    let (fake, server) = images().await;
+    let elsewhere = wiremock::MockServer::start().await;
+    let moved = format!("{IMAGE_FILES_PATH}/moved.png");
+    let answer =
+        json!({"created": 1, "data": [{"url": format!("{}{moved}", fake.mock_server().uri())}]});
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .and(wiremock::matchers::path(IMAGES_PATH))
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(answer))
+        .with_priority(1)
+        .mount(fake.mock_server())
+        .await;
+    wiremock::Mock::given(wiremock::matchers::method("GET"))
+        .and(wiremock::matchers::path(moved.as_str()))
+        .respond_with(
+            wiremock::ResponseTemplate::new(302)
+                .insert_header("location", format!("{}/stolen.png", elsewhere.uri())),
+        )
+        .with_priority(1)
+        .mount(fake.mock_server())
+        .await;
+
+    let message = err(&server
+        .call("generate_image", json!({"prompt": "a tree"}))
+        .await);
+
+    let followed = elsewhere.received_requests().await.unwrap_or_default();
+    assert!(
+        followed.is_empty(),
+        "the redirect was followed: {followed:?}"
+    );
+    assert!(message.contains("302"), "{message}");
+}
+
+#[tokio::test]
 async fn generate_image_is_listed_only_with_its_toolset_and_writes_without_destroying() {
     let fake = FakeVultr::start().await;
     let server = Server::with_fake(&fake, &[("VULTR_MCP_TOOLSETS", "core,retrieval")]).await;
