@@ -73,6 +73,8 @@ pub struct App {
     pub(crate) calls_in_flight: TaskTracker,
     /// Tool calls per principal per minute, when limited.
     pub(crate) rate_limit: Option<CallRateLimit>,
+    /// Whether the process serves HTTP (then no call may name local files).
+    pub(crate) serves_http: bool,
     /// The legacy HTTP sessions every replica shares, when the store is Postgres.
     pub(crate) legacy_sessions: Option<Arc<SharedSessions>>,
 }
@@ -193,6 +195,7 @@ impl App {
             })),
             calls_in_flight: TaskTracker::new(),
             rate_limit: calls.per_minute.map(CallRateLimit::per_minute),
+            serves_http: serving_http.is_some(),
             legacy_sessions: stores.sessions,
         }))
     }

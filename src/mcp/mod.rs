@@ -72,6 +72,13 @@ impl VultrServer {
         self
     }
 
+    /// Whether `context`'s call may name files on this machine: only when the process
+    /// serves no HTTP at all, and the request did not come over HTTP (both must hold, so a
+    /// transport that forgot its HTTP parts still gets no local files).
+    pub(crate) fn local_files(&self, context: &RequestContext<RoleServer>) -> bool {
+        !self.app.serves_http && without_http_parts(context)
+    }
+
     /// Who `context`'s request acts for: the principal the HTTP transport authenticated
     /// (put in the request's extensions), else this session's own.
     pub(crate) fn principal(&self, context: &RequestContext<RoleServer>) -> Principal {
@@ -140,7 +147,7 @@ impl ServerHandler for VultrServer {
             arguments,
             progress: CallProgress::of(&context),
             cancel,
-            local_files: over_stdio(&context),
+            local_files: self.local_files(&context),
         };
         Ok(tokio::select! {
             result = (tool.handler)(self, call) => result,
@@ -279,8 +286,8 @@ impl VultrServer {
     }
 }
 
-/// Whether `context`'s request came over stdio: requests over HTTP carry their HTTP parts.
-fn over_stdio(context: &RequestContext<RoleServer>) -> bool {
+/// Whether `context`'s request carries no HTTP parts (requests over HTTP carry them).
+fn without_http_parts(context: &RequestContext<RoleServer>) -> bool {
     context.extensions.get::<http::request::Parts>().is_none()
 }
 

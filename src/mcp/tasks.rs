@@ -56,7 +56,7 @@ impl VultrServer {
             progress: Some(progress.clone()),
             // A task is stopped by dropping its call, so it needs no token of its own.
             cancel: CancellationToken::new(),
-            local_files: super::over_stdio(&context),
+            local_files: self.local_files(&context),
         };
         let server = self.clone();
         let in_flight = self.app.calls_in_flight.token();
