@@ -76,7 +76,7 @@ pub struct Embedded {
     pub model: String,
     /// One vector per input, in input order.
     pub vectors: Vec<Vec<f32>>,
-    /// The cosine similarity of every pair, for two or more inputs.
+    /// The cosine similarity of every pair, for 2 to [`MAX_MATRIX_TEXTS`] inputs.
     pub similarity: Option<Vec<Vec<f64>>>,
     /// Tokens Vultr counted, when it said.
     pub tokens: Option<u64>,
@@ -176,7 +176,9 @@ impl Retrieval {
             retrieval::embeddings(&self.inference, &key, request).await
         })
         .await?;
-        let similarity = (reply.vectors.len() >= 2).then(|| similarity_matrix(&reply.vectors));
+        let similarity = (2..=MAX_MATRIX_TEXTS)
+            .contains(&reply.vectors.len())
+            .then(|| similarity_matrix(&reply.vectors));
         Ok(Embedded {
             cost: Cost::of(&model, "token", reply.tokens.map(|t| t as f64)),
             model: model.id,
@@ -198,6 +200,12 @@ fn check_texts(field: &str, texts: &[String]) -> Result<(), RetrievalError> {
             "`{field}` is empty: give at least one text"
         )));
     }
+    if texts.len() > MAX_TEXTS {
+        return Err(RetrievalError::Invalid(format!(
+            "`{field}` has {} texts; at most {MAX_TEXTS} go in one call: split them over several calls",
+            texts.len()
+        )));
+    }
     match texts.iter().position(|t| t.trim().is_empty()) {
         Some(i) => Err(RetrievalError::Invalid(format!(
             "`{field}[{i}]` is blank: every text must have content"
@@ -205,6 +213,12 @@ fn check_texts(field: &str, texts: &[String]) -> Result<(), RetrievalError> {
         None => Ok(()),
     }
 }
+
+/// Most texts one rerank or embed call takes.
+pub const MAX_TEXTS: usize = 256;
+
+/// Most texts whose similarity matrix an embed call computes (it grows with the square).
+pub const MAX_MATRIX_TEXTS: usize = 32;
 
 /// The cosine similarity of every pair of `vectors` (1 on the diagonal of non-zero ones).
 pub fn similarity_matrix(vectors: &[Vec<f32>]) -> Vec<Vec<f64>> {

@@ -11,7 +11,9 @@ use super::VultrServer;
 use super::args::{decode, input_schema};
 use super::error::ToolError;
 use super::registry::{Behaviour, Call, Effect, ToolEntry, cancelled};
-use crate::retrieval::{EmbedInput, Embedded, RerankInput, Reranked, RetrievalError};
+use crate::retrieval::{
+    EmbedInput, Embedded, MAX_MATRIX_TEXTS, RerankInput, Reranked, RetrievalError,
+};
 use crate::setting;
 use crate::settings::Toolset;
 use crate::vultr::retrieval::{Encoding, encode_base64_f32};
@@ -298,9 +300,18 @@ impl VultrServer {
             }
             None => text.push_str("The vectors are in the structured content (`vectors`).\n"),
         }
-        if let Some(matrix) = &embedded.similarity {
-            text.push_str("Cosine similarity (row i, column j = texts i and j):\n");
-            text.push_str(&matrix_text(matrix));
+        match &embedded.similarity {
+            Some(matrix) => {
+                text.push_str("Cosine similarity (row i, column j = texts i and j):\n");
+                text.push_str(&matrix_text(matrix));
+            }
+            None if count > MAX_MATRIX_TEXTS => {
+                let _ = writeln!(
+                    text,
+                    "No similarity matrix: it is shown for at most {MAX_MATRIX_TEXTS} texts."
+                );
+            }
+            None => {}
         }
         self.success(
             text,

@@ -387,3 +387,31 @@ async fn a_similarity_matrix_too_large_for_the_structured_content_is_only_in_the
         "the note comes before the matrix, which the text limit may cut: {shown}"
     );
 }
+
+#[tokio::test]
+async fn many_texts_are_bounded_and_a_large_set_gets_no_similarity_matrix() {
+    let fake = FakeVultr::start().await;
+    let server = Server::with_fake(&fake, &[("VULTR_MCP_TOOLSETS", "retrieval")]).await;
+    let texts = |n: usize| (0..n).map(|i| format!("text {i}")).collect::<Vec<_>>();
+
+    let refused = err(&server.call("embed", json!({"input": texts(257)})).await);
+    assert!(refused.contains("at most 256 go in one call"), "{refused}");
+    let refused = err(&server
+        .call("rerank", json!({"query": "q", "documents": texts(257)}))
+        .await);
+    assert!(refused.contains("at most 256 go in one call"), "{refused}");
+
+    let result = server
+        .call("embed", json!({"input": texts(33), "dimensions": 32}))
+        .await;
+    let body = text(&result);
+    assert!(
+        body.contains("No similarity matrix: it is shown for at most 32 texts."),
+        "{body}"
+    );
+    assert!(ok(&result).get("similarity").is_none_or(Value::is_null));
+    let result = server
+        .call("embed", json!({"input": texts(32), "dimensions": 32}))
+        .await;
+    assert!(text(&result).contains("Cosine similarity"));
+}
