@@ -9,6 +9,7 @@ mod audio;
 mod bounds;
 mod conversations;
 mod delegate;
+mod every_kind;
 mod example;
 mod faults;
 mod help;
