@@ -5,7 +5,7 @@
 //! BENCHMARKS.md has the figures and what they mean). Settings, for investigations:
 //! - `BENCH_SERVER_BINARY=/path/to/vultr-inference-mcp` measures that build instead of
 //!   this checkout's (before/after comparisons);
-//! - `BENCH_PHASES=startup,latency,http,concurrency,streaming,stores,replicas,sessions,bodies,tasks,connections`
+//! - `BENCH_PHASES=startup,latency,http,concurrency,streaming,media,stores,replicas,sessions,bodies,tasks,connections`
 //!   (any subset)
 //!   runs only those phases, e.g. under `perf record`. `stores` and `replicas` start a
 //!   private Postgres (tests/support/postgres.rs) and use this checkout's binary.
@@ -22,6 +22,9 @@ mod stress;
 #[cfg(target_os = "linux")]
 #[path = "bench/http_calls.rs"]
 mod http_calls;
+
+#[path = "bench/media.rs"]
+mod media;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -379,6 +382,9 @@ async fn run(binary: &Path) -> Report {
     }
     if wanted("streaming") {
         streaming(binary, &fake, &mut report).await;
+    }
+    if wanted("media") {
+        media::speak(binary, &fake, &mut report).await;
     }
     if wanted("stores") {
         stores(binary, &fake, &mut report).await;
