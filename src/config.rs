@@ -160,6 +160,11 @@ pub struct Config {
     #[arg(long, env = setting::MEDIA_MAX_PER_PRINCIPAL, hide_env_values = true, hide_short_help = true, value_name = "BYTES", default_value_t = 256 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
     pub media_max_per_principal: u64,
 
+    /// Media bytes all principals together may keep; beyond it the oldest of anyone are
+    /// deleted.
+    #[arg(long, env = setting::MEDIA_MAX_TOTAL, hide_env_values = true, hide_short_help = true, value_name = "BYTES", default_value_t = 2 * 1024 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    pub media_max_total: u64,
+
     /// Remote MCP over streamable HTTP.
     #[command(flatten)]
     pub http: HttpArgs,
@@ -424,6 +429,7 @@ impl Config {
                 inline_max: self.media_inline_max,
                 max_per_principal: usize::try_from(self.media_max_per_principal)
                     .unwrap_or(usize::MAX),
+                max_total: usize::try_from(self.media_max_total).unwrap_or(usize::MAX),
             },
             http: http.addr.map(|addr| HttpSettings {
                 addr,

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::principal::Principal;
 use crate::setting;
 use crate::settings::MediaSettings;
-use crate::store::{MediaItem, MediaRecord, MediaStore, StoreError};
+use crate::store::{MediaCaps, MediaItem, MediaRecord, MediaStore, StoreError};
 
 /// How often expired media are deleted, from the first item kept on.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
@@ -52,8 +52,8 @@ pub type StoredMedia = MediaRecord;
 pub enum MediaError {
     /// One item is larger than all one principal may keep.
     #[error(
-        "the result is {size} bytes, more than the {max} bytes of media one user may keep ({setting}); ask for less (a shorter text, a smaller image or fewer of them)",
-        setting = setting::MEDIA_MAX_PER_PRINCIPAL
+        "the result is {size} bytes, more than the {max} bytes of media that may be kept ({per_principal}, {total}); ask for less (a shorter text, a smaller image or fewer of them)",
+        per_principal = setting::MEDIA_MAX_PER_PRINCIPAL, total = setting::MEDIA_MAX_TOTAL
     )]
     TooLarge {
         /// Its size.
@@ -88,7 +88,7 @@ impl Media {
     /// when their total would pass the per-principal cap.
     pub async fn keep(&self, owner: &Principal, media: NewMedia) -> Result<Kept, MediaError> {
         let size = media.bytes.len();
-        let max = self.settings.max_per_principal;
+        let max = self.settings.max_per_principal.min(self.settings.max_total);
         if size > max {
             return Err(MediaError::TooLarge { size, max });
         }
@@ -104,13 +104,20 @@ impl Media {
         };
         let evicted = self
             .store
-            .put(owner, &item, u64::try_from(max).unwrap_or(u64::MAX))
+            .put(
+                owner,
+                &item,
+                MediaCaps {
+                    per_owner: as_u64(self.settings.max_per_principal),
+                    total: as_u64(self.settings.max_total),
+                },
+            )
             .await?;
         self.keep_pruning();
         if !evicted.is_empty() {
             tracing::info!(
                 evicted = evicted.len(),
-                "older media deleted to keep one user's media within the cap"
+                "older media deleted to keep media within their caps"
             );
         }
         Ok(Kept {
@@ -159,6 +166,11 @@ impl Media {
     pub fn ttl(&self) -> Duration {
         self.settings.ttl
     }
+}
+
+/// A byte count as stored.
+fn as_u64(bytes: usize) -> u64 {
+    u64::try_from(bytes).unwrap_or(u64::MAX)
 }
 
 /// The id in a `vultr://media/{id}` URI.
@@ -248,6 +260,24 @@ mod tests {
             error.to_string().contains(setting::MEDIA_MAX_PER_PRINCIPAL),
             "{error}"
         );
+    }
+
+    #[tokio::test]
+    async fn all_principals_together_keep_at_most_the_total_and_the_oldest_of_anyone_go() {
+        let media = media(MediaSettings {
+            max_total: 25,
+            ..MediaSettings::default()
+        });
+        let (alice, bob) = (
+            Principal::new("alice").unwrap(),
+            Principal::new("bob").unwrap(),
+        );
+        let first = media.keep(&alice, clip(10)).await.unwrap();
+        let second = media.keep(&bob, clip(10)).await.unwrap();
+        let third = media.keep(&bob, clip(10)).await.unwrap();
+        assert!(media.read(&alice, &first.id).await.unwrap().is_none());
+        assert!(media.read(&bob, &second.id).await.unwrap().is_some());
+        assert!(media.read(&bob, &third.id).await.unwrap().is_some());
     }
 
     #[tokio::test]

@@ -102,3 +102,5 @@ pub const MEDIA_TTL: &str = "VULTR_MCP_MEDIA_TTL";
 pub const MEDIA_INLINE_MAX: &str = "VULTR_MCP_MEDIA_INLINE_MAX";
 /// Media bytes one principal may keep at once; the oldest go first beyond it.
 pub const MEDIA_MAX_PER_PRINCIPAL: &str = "VULTR_MCP_MEDIA_MAX_PER_PRINCIPAL";
+/// Media bytes all principals together may keep; beyond it the oldest of anyone go.
+pub const MEDIA_MAX_TOTAL: &str = "VULTR_MCP_MEDIA_MAX_TOTAL";

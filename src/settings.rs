@@ -223,6 +223,8 @@ pub struct MediaSettings {
     pub inline_max: usize,
     /// Media bytes one principal may keep at once; beyond it the oldest are deleted.
     pub max_per_principal: usize,
+    /// Media bytes all principals together may keep; beyond it the oldest of anyone go.
+    pub max_total: usize,
 }
 
 impl Default for MediaSettings {
@@ -231,6 +233,7 @@ impl Default for MediaSettings {
             ttl: Duration::from_secs(24 * 3600),
             inline_max: 2 * 1024 * 1024,
             max_per_principal: 256 * 1024 * 1024,
+            max_total: 2 * 1024 * 1024 * 1024,
         }
     }
 }

@@ -19,8 +19,8 @@ use tokio::time::Instant;
 
 use super::{
     Beat, Claim, CollectionStore, Conversation, ConversationId, ConversationStore,
-    ConversationSummary, LegacySessionStore, MediaItem, MediaRecord, MediaStore, OwnedCollection,
-    StoreError, StoredSession, TaskEnd, TaskKey, TaskRecord, TaskStore, Turn,
+    ConversationSummary, LegacySessionStore, MediaCaps, MediaItem, MediaRecord, MediaStore,
+    OwnedCollection, StoreError, StoredSession, TaskEnd, TaskKey, TaskRecord, TaskStore, Turn,
 };
 use crate::principal::Principal;
 use crate::store::StoreResult;
@@ -203,9 +203,9 @@ impl MediaStore for Lazy<Arc<dyn MediaStore>> {
         &self,
         owner: &Principal,
         item: &MediaItem,
-        max_total: u64,
+        caps: MediaCaps,
     ) -> StoreResult<Vec<String>> {
-        self.opened().await?.put(owner, item, max_total).await
+        self.opened().await?.put(owner, item, caps).await
     }
 
     async fn get(&self, owner: &Principal, id: &str, now: i64) -> StoreResult<Option<MediaRecord>> {

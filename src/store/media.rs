@@ -42,17 +42,35 @@ pub struct MediaRecord {
     pub expires_at: i64,
 }
 
+/// How many bytes of media may be kept: per owner, and in all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MediaCaps {
+    /// Bytes one owner may keep; beyond it their oldest go.
+    pub per_owner: u64,
+    /// Bytes all owners together may keep; beyond it the oldest of anyone go.
+    pub total: u64,
+}
+
+impl MediaCaps {
+    /// No cap at all.
+    pub const NONE: MediaCaps = MediaCaps {
+        per_owner: u64::MAX,
+        total: u64::MAX,
+    };
+}
+
 /// Where media are kept.
 #[async_trait]
 pub trait MediaStore: Send + Sync {
     /// Keeps `item` for `owner`. Items of anyone expired by `item.created_at` are deleted
-    /// first; then, while the owner's items total more than `max_total` bytes, their oldest
-    /// (never `item` itself) are deleted. Returns the ids evicted for the total.
+    /// first; then, while the owner's items total more than `caps.per_owner` bytes, their
+    /// oldest, and while everyone's total more than `caps.total`, the oldest of anyone
+    /// (never `item` itself). Returns the ids evicted for the caps.
     async fn put(
         &self,
         owner: &Principal,
         item: &MediaItem,
-        max_total: u64,
+        caps: MediaCaps,
     ) -> StoreResult<Vec<String>>;
 
     /// The owner's item `id`, unless it is expired at `now` (unix milliseconds); another

@@ -33,7 +33,7 @@ pub use conversation::{
 pub use error::{StoreError, StoreResult};
 pub use lazy::{Lazy, REMEMBER_FAILURE};
 pub use location::{PostgresUrl, Retention, StoreLocation};
-pub use media::{MediaItem, MediaRecord, MediaStore};
+pub use media::{MediaCaps, MediaItem, MediaRecord, MediaStore};
 pub use session::{LegacySessionStore, SESSION_IDLE, SharedSessions, StoredSession};
 pub use task::{Beat, TaskEnd, TaskKey, TaskRecord, TaskState, TaskStore};
 

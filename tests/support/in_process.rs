@@ -108,6 +108,7 @@ fn apply(settings: &mut Settings, name: &str, value: &str) -> Result<(), String>
         setting::MEDIA_TTL => settings.media.ttl = duration()?,
         setting::MEDIA_INLINE_MAX => settings.media.inline_max = number()?,
         setting::MEDIA_MAX_PER_PRINCIPAL => settings.media.max_per_principal = number()?,
+        setting::MEDIA_MAX_TOTAL => settings.media.max_total = number()?,
         other => {
             return Err(format!(
                 "{other} is not a setting an in-process server takes (add it here, or test it with the binary)"

@@ -4,7 +4,7 @@
 
 use super::{Check, alice, bob, run_checks};
 use crate::principal::Principal;
-use crate::store::{MediaItem, MediaStore};
+use crate::store::{MediaCaps, MediaItem, MediaStore};
 
 /// An hour in milliseconds.
 const HOUR: i64 = 3_600_000;
@@ -15,7 +15,16 @@ const CHECKS: &[Check<dyn MediaStore>] = &[
     check!(an_expired_item_is_gone_and_pruned),
     check!(keeping_an_item_deletes_expired_ones),
     check!(an_owner_over_the_cap_loses_their_oldest_items_only),
+    check!(over_the_total_the_oldest_of_anyone_go),
 ];
+
+/// Caps of `per_owner` bytes per owner and no total.
+fn per_owner(per_owner: u64) -> MediaCaps {
+    MediaCaps {
+        per_owner,
+        total: u64::MAX,
+    }
+}
 
 /// Runs every check of the contract against `store`, which must start empty.
 pub(crate) async fn check_media_contract(store: &(dyn MediaStore + 'static)) {
@@ -37,7 +46,11 @@ fn item(id: &str, size: usize, now: i64) -> MediaItem {
 /// Keeps `item` for `owner` with room for everything.
 async fn put(store: &dyn MediaStore, owner: &Principal, item: &MediaItem) {
     assert!(
-        store.put(owner, item, u64::MAX).await.unwrap().is_empty(),
+        store
+            .put(owner, item, MediaCaps::NONE)
+            .await
+            .unwrap()
+            .is_empty(),
         "nothing is evicted with room for everything"
     );
 }
@@ -95,7 +108,7 @@ async fn an_owner_over_the_cap_loses_their_oldest_items_only(store: &dyn MediaSt
     put(store, &alice(), &item("m-a2", 10, now + 1)).await;
     put(store, &bob(), &item("m-b1", 10, now + 2)).await;
     let evicted = store
-        .put(&alice(), &item("m-a3", 10, now + 3), 25)
+        .put(&alice(), &item("m-a3", 10, now + 3), per_owner(25))
         .await
         .unwrap();
     assert_eq!(evicted, ["m-a1"]);
@@ -111,7 +124,7 @@ async fn an_owner_over_the_cap_loses_their_oldest_items_only(store: &dyn MediaSt
         "another owner's items never count"
     );
     let evicted = store
-        .put(&alice(), &item("m-a4", 30, now + 5), 25)
+        .put(&alice(), &item("m-a4", 30, now + 5), per_owner(25))
         .await
         .unwrap();
     assert_eq!(evicted, ["m-a3", "m-a2"], "newest first beyond the cap");
@@ -122,5 +135,41 @@ async fn an_owner_over_the_cap_loses_their_oldest_items_only(store: &dyn MediaSt
             .unwrap()
             .is_some(),
         "the item just kept stays even alone over the cap"
+    );
+}
+
+async fn over_the_total_the_oldest_of_anyone_go(store: &dyn MediaStore) {
+    let now = 40 * HOUR;
+    // What earlier checks kept expires first, so only this check's items count.
+    store.prune(now).await.unwrap();
+    for (owner, id, at) in [(bob(), "t-b1", 0), (alice(), "t-a1", 1), (bob(), "t-b2", 2)] {
+        put(store, &owner, &item(id, 10, now + HOUR + at)).await;
+    }
+    let caps = MediaCaps {
+        per_owner: u64::MAX,
+        total: 25,
+    };
+    let evicted = store
+        .put(&alice(), &item("t-a2", 10, now + HOUR + 3), caps)
+        .await
+        .unwrap();
+    assert_eq!(evicted, ["t-a1", "t-b1"], "newest first beyond the total");
+    assert!(
+        store
+            .get(&bob(), "t-b2", now + HOUR + 4)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        store
+            .get(&alice(), "t-a2", now + HOUR + 4)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        store.get(&bob(), "t-b1", now + HOUR + 4).await.unwrap(),
+        None
     );
 }

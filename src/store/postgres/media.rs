@@ -1,7 +1,6 @@
 //! Media in the Postgres store: one row per item in `media` (schema version 3), the
-//! SQLite store's rules. An owner's puts are serialised by a transaction-scoped advisory
-//! lock on the owner, so replicas keeping media for one owner at once still bound their
-//! total.
+//! SQLite store's rules. Puts are serialised by a transaction-scoped advisory lock, so
+//! replicas keeping media at once still bound the totals.
 
 use async_trait::async_trait;
 use tokio_postgres::types::ToSql;
@@ -9,13 +8,18 @@ use tokio_postgres::types::ToSql;
 use super::PostgresStore;
 use crate::principal::Principal;
 use crate::store::media::evictions;
-use crate::store::{MediaItem, MediaRecord, MediaStore, StoreResult};
+use crate::store::{MediaCaps, MediaItem, MediaRecord, MediaStore, StoreResult};
 
 /// Deletes the media expired at $1.
 const DROP_EXPIRED: &str = "DELETE FROM media WHERE expires_at <= $1";
 
-/// Serialises the puts of owner $1 until the transaction ends.
-const LOCK_OWNER: &str = "SELECT pg_advisory_xact_lock(hashtextextended('media:' || $1, 0))";
+/// Serialises every put until the transaction ends, so replicas keeping media at once
+/// still bound the totals (media are few and large: one at a time costs little).
+const LOCK_MEDIA: &str = "SELECT pg_advisory_xact_lock(hashtextextended('vultr-mcp media', 0))";
+
+/// Everyone's items, item $1 first, then newest first.
+const EVERYONE_NEWEST_FIRST: &str = "
+    SELECT id, size FROM media ORDER BY id = $1 DESC, created_at DESC, id DESC";
 
 /// Keeps an item: id $1, owner $2, mime $3, name $4, size $5, bytes $6, times $7 and $8.
 const INSERT: &str = "
@@ -38,15 +42,13 @@ impl MediaStore for PostgresStore {
         &self,
         owner: &Principal,
         item: &MediaItem,
-        max_total: u64,
+        caps: MediaCaps,
     ) -> StoreResult<Vec<String>> {
         const ACTION: &str = "keeping a media item";
         let db = |e| self.db(ACTION, e);
         let mut client = self.client(ACTION).await?;
         let tx = client.transaction().await.map_err(db)?;
-        tx.execute(LOCK_OWNER, &[&owner.as_str()])
-            .await
-            .map_err(db)?;
+        tx.execute(LOCK_MEDIA, &[]).await.map_err(db)?;
         let drop_expired = tx.prepare_cached(DROP_EXPIRED).await.map_err(db)?;
         tx.execute(&drop_expired, &[&item.created_at])
             .await
@@ -70,14 +72,34 @@ impl MediaStore for PostgresStore {
             .await
             .map_err(db)?;
         let sizes: Vec<(String, i64)> = rows.iter().map(|row| (row.get(0), row.get(1))).collect();
-        let evicted = evictions(&sizes, max_total);
-        if !evicted.is_empty() {
-            tx.execute(
-                "DELETE FROM media WHERE owner = $1 AND id = ANY($2)",
-                &[&owner.as_str(), &evicted],
+        let mut evicted = evictions(&sizes, caps.per_owner);
+        let kept: i64 = sizes
+            .iter()
+            .filter(|(id, _)| !evicted.contains(id))
+            .map(|(_, size)| size)
+            .sum();
+        let others: i64 = tx
+            .query_one(
+                "SELECT COALESCE(SUM(size), 0)::bigint FROM media WHERE owner != $1",
+                &[&owner.as_str()],
             )
             .await
-            .map_err(db)?;
+            .map_err(db)?
+            .get(0);
+        if u64::try_from(kept + others).unwrap_or(0) > caps.total {
+            let everyone = tx.prepare_cached(EVERYONE_NEWEST_FIRST).await.map_err(db)?;
+            let rows = tx.query(&everyone, &[&item.id]).await.map_err(db)?;
+            let everyone: Vec<(String, i64)> = rows
+                .iter()
+                .map(|row| (row.get(0), row.get(1)))
+                .filter(|(id, _)| !evicted.contains(id))
+                .collect();
+            evicted.extend(evictions(&everyone, caps.total));
+        }
+        if !evicted.is_empty() {
+            tx.execute("DELETE FROM media WHERE id = ANY($1)", &[&evicted])
+                .await
+                .map_err(db)?;
         }
         tx.commit().await.map_err(db)?;
         Ok(evicted)

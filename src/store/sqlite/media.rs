@@ -8,7 +8,7 @@ use rusqlite::{OptionalExtension, params};
 use super::{SqliteStore, write_transaction};
 use crate::principal::Principal;
 use crate::store::media::evictions;
-use crate::store::{MediaItem, MediaRecord, MediaStore, StoreResult};
+use crate::store::{MediaCaps, MediaItem, MediaRecord, MediaStore, StoreResult};
 
 /// Deletes the media expired at ?1.
 const DROP_EXPIRED: &str = "DELETE FROM media WHERE expires_at <= ?1";
@@ -19,7 +19,7 @@ impl MediaStore for SqliteStore {
         &self,
         owner: &Principal,
         item: &MediaItem,
-        max_total: u64,
+        caps: MediaCaps,
     ) -> StoreResult<Vec<String>> {
         let (owner, item) = (owner.clone(), item.clone());
         self.run(move |db| {
@@ -50,12 +50,34 @@ impl MediaStore for SqliteStore {
                         Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
                     })?
                     .collect::<Result<Vec<_>, _>>()?;
-                let evicted = evictions(&newest_first, max_total);
+                let mut evicted = evictions(&newest_first, caps.per_owner);
+                let kept: i64 = newest_first
+                    .iter()
+                    .filter(|(id, _)| !evicted.contains(id))
+                    .map(|(_, size)| size)
+                    .sum();
+                let others: i64 = tx
+                    .prepare_cached("SELECT COALESCE(SUM(size), 0) FROM media WHERE owner != ?1")?
+                    .query_row([owner.as_str()], |row| row.get(0))?;
+                if u64::try_from(kept + others).unwrap_or(0) > caps.total {
+                    let everyone = tx
+                        .prepare_cached(
+                            "SELECT id, size FROM media
+                             ORDER BY id = ?1 DESC, created_at DESC, rowid DESC",
+                        )?
+                        .query_map(params![item.id], |row| {
+                            Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+                        })?
+                        .collect::<Result<Vec<_>, _>>()?
+                        .into_iter()
+                        .filter(|(id, _)| !evicted.contains(id))
+                        .collect::<Vec<_>>();
+                    evicted.extend(evictions(&everyone, caps.total));
+                }
                 {
-                    let mut delete =
-                        tx.prepare_cached("DELETE FROM media WHERE id = ?1 AND owner = ?2")?;
+                    let mut delete = tx.prepare_cached("DELETE FROM media WHERE id = ?1")?;
                     for id in &evicted {
-                        delete.execute(params![id, owner.as_str()])?;
+                        delete.execute(params![id])?;
                     }
                 }
                 tx.commit()?;
