@@ -4,7 +4,8 @@
 
 use std::fmt::Write as _;
 
-use rmcp::model::CallToolResult;
+use base64::Engine as _;
+use rmcp::model::{CallToolResult, ContentBlock};
 use serde::{Deserialize, Serialize};
 
 use super::VultrServer;
@@ -18,8 +19,6 @@ use crate::media::{Kept, NewMedia};
 use crate::models::ModelKind;
 use crate::settings::Toolset;
 use crate::vultr::audio::{TranscriptionOptions, Voice};
-use base64::Engine as _;
-use rmcp::model::ContentBlock;
 
 /// Arguments of `speak`.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
