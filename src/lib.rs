@@ -14,6 +14,7 @@ pub mod http;
 pub mod images;
 pub mod keys;
 pub mod kind_call;
+pub mod local_file;
 pub mod mcp;
 pub mod media;
 pub mod models;

@@ -18,8 +18,9 @@ pub use format::AudioFormat;
 
 use crate::keys::{InferenceKeys, KeyError};
 use crate::kind_call;
+use crate::local_file::{self, LocalFileError};
 use crate::vultr::audio::{AudioUpload, SpeechRequest, TranscriptionOptions, Voice};
-use crate::vultr::error::VultrError;
+use crate::vultr::error::{Api, VultrError, snippet};
 use crate::vultr::inference::InferenceClient;
 use crate::vultr::models::Model;
 
@@ -27,6 +28,12 @@ use crate::vultr::models::Model;
 const VOICES_TTL: Duration = Duration::from_secs(300);
 /// Speaking rate assumed to estimate a duration from text (about 150 words a minute).
 const CHARACTERS_PER_SECOND: f64 = 15.0;
+/// The most audio sent for one transcription when the catalog states no byte limit for the
+/// model (25 MiB, OpenAI's limit for the same endpoint): `data` is measured against it
+/// before it is decoded and a `path` before it is read, so neither can exhaust memory.
+pub const MAX_AUDIO_BYTES_UNSTATED: u64 = 25 * 1024 * 1024;
+/// The most characters of an unexpected speech body quoted back in an error.
+const SNIPPET_CHARS: usize = 100;
 
 /// Why an audio call could not run; each message says what to change.
 #[derive(Debug, thiserror::Error)]
@@ -125,6 +132,18 @@ pub enum AudioError {
         /// The model.
         model: String,
     },
+    /// Audio over this server's cap, for a model whose catalog entry states no size limit.
+    #[error(
+        "the audio is {bytes} bytes and this server sends at most {max} bytes (25 MiB) to {model}, whose catalog entry states no size limit; send a shorter or more compressed file"
+    )]
+    OverServerCap {
+        /// Its size (at least).
+        bytes: u64,
+        /// [`MAX_AUDIO_BYTES_UNSTATED`].
+        max: u64,
+        /// The model.
+        model: String,
+    },
     /// Audio over the model's duration limit.
     #[error(
         "the audio lasts {seconds:.0} s and {model} takes at most {max:.0} s; cut it into shorter parts"
@@ -161,9 +180,7 @@ pub enum AudioError {
     #[error("could not read the file given as `path`: {0}")]
     Read(String),
     /// The local file could not be written.
-    #[error(
-        "could not write the file given as `save_to`: {0}; the audio is still at its resource link"
-    )]
+    #[error("could not write the file given as `save_to`: {0}")]
     Write(String),
     /// No inference key.
     #[error(transparent)]
@@ -316,6 +333,7 @@ impl Audio {
         })
         .await?;
         let latency_ms = elapsed_ms(started);
+        check_magic(format, &audio.body)?;
         let duration_seconds = match format {
             AudioFormat::Wav => wav::duration_seconds(&audio.body),
             _ => None,
@@ -437,8 +455,13 @@ impl Audio {
         })
     }
 
-    /// Audio sent as base64 `data`, named `filename` (whose extension gives its format).
-    pub fn upload_from_data(data: &str, filename: Option<&str>) -> Result<AudioUpload, AudioError> {
+    /// Audio sent as base64 `data`, named `filename` (whose extension gives its format),
+    /// refused before it is decoded when it would be over `model`'s size cap.
+    pub fn upload_from_data(
+        model: &Model,
+        data: &str,
+        filename: Option<&str>,
+    ) -> Result<AudioUpload, AudioError> {
         let filename = filename
             .map(str::trim)
             .filter(|f| !f.is_empty())
@@ -446,8 +469,10 @@ impl Audio {
         let mime = format::mime_of_filename(filename).ok_or_else(|| AudioError::Extension {
             name: filename.to_owned(),
         })?;
+        let data = data.trim();
+        check_size(model, decoded_len(data))?;
         let bytes = base64::engine::general_purpose::STANDARD
-            .decode(data.trim())
+            .decode(data)
             .map_err(|e| AudioError::Base64(e.to_string()))?;
         Ok(AudioUpload {
             bytes,
@@ -456,8 +481,9 @@ impl Audio {
         })
     }
 
-    /// The local file at `path`, when the caller may name local files (stdio only),
-    /// refused before it is read when it is over `model`'s size limit.
+    /// The local file at `path`, when the caller may name local files (stdio only): a
+    /// regular file outside /proc, /sys and /dev, read through one handle and never past
+    /// `model`'s size cap.
     pub async fn upload_from_path(
         model: &Model,
         path: &str,
@@ -474,14 +500,12 @@ impl Audio {
             .to_owned();
         let mime = format::mime_of_filename(&name)
             .ok_or_else(|| AudioError::Extension { name: name.clone() })?;
-        let size = tokio::fs::metadata(path)
+        let bytes = local_file::read_capped(path, size_cap(model).0)
             .await
-            .map_err(|e| AudioError::Read(io_reason(&e)))?
-            .len();
-        check_size(model, size)?;
-        let bytes = tokio::fs::read(path)
-            .await
-            .map_err(|e| AudioError::Read(io_reason(&e)))?;
+            .map_err(|e| match e {
+                LocalFileError::TooLarge { bytes, .. } => too_large(model, bytes),
+                other => AudioError::Read(other.to_string()),
+            })?;
         Ok(AudioUpload {
             bytes,
             filename: name,
@@ -489,15 +513,16 @@ impl Audio {
         })
     }
 
-    /// Writes speech to the local file `path`, when the caller may name local files (stdio
-    /// only), readable by its owner alone.
+    /// Writes speech to the new local file `path`, when the caller may name local files
+    /// (stdio only), readable by its owner alone; an existing file (or link) is refused
+    /// and left as it was.
     pub async fn save(path: &str, bytes: &[u8], local_files: bool) -> Result<(), AudioError> {
         if !local_files {
             return Err(AudioError::LocalFilesOnly("save_to"));
         }
-        write_private(Path::new(path), bytes)
+        local_file::create_private(Path::new(path), bytes.to_vec())
             .await
-            .map_err(|e| AudioError::Write(io_reason(&e)))
+            .map_err(|e| AudioError::Write(e.to_string()))
     }
 
     fn cache(&self) -> std::sync::MutexGuard<'_, VoiceCache> {
@@ -592,15 +617,76 @@ fn check_speed(model: &Model, speed: f64) -> Result<(), AudioError> {
     })
 }
 
+/// The most bytes of audio `model` takes, and whether its catalog entry says so (else it
+/// is [`MAX_AUDIO_BYTES_UNSTATED`]).
+fn size_cap(model: &Model) -> (u64, bool) {
+    match model.spec.limit_in("byte") {
+        Some(max) => (max as u64, true),
+        None => (MAX_AUDIO_BYTES_UNSTATED, false),
+    }
+}
+
 fn check_size(model: &Model, bytes: u64) -> Result<(), AudioError> {
-    match model.spec.limit_in("byte").map(|m| m as u64) {
-        Some(max) if bytes > max => Err(AudioError::TooLarge {
+    if bytes > size_cap(model).0 {
+        return Err(too_large(model, bytes));
+    }
+    Ok(())
+}
+
+/// `bytes` of audio are over `model`'s cap: the catalog's, or this server's.
+fn too_large(model: &Model, bytes: u64) -> AudioError {
+    let model_id = model.id.clone();
+    match size_cap(model) {
+        (max, true) => AudioError::TooLarge {
             bytes,
             max,
-            model: model.id.clone(),
-        }),
-        _ => Ok(()),
+            model: model_id,
+        },
+        (max, false) => AudioError::OverServerCap {
+            bytes,
+            max,
+            model: model_id,
+        },
     }
+}
+
+/// The length base64 `data` decodes to (exact for valid padded or unpadded base64), worked
+/// out without decoding it.
+fn decoded_len(data: &str) -> u64 {
+    let padding = data
+        .bytes()
+        .rev()
+        .take_while(|b| *b == b'=')
+        .take(2)
+        .count();
+    ((data.len() as u64).saturating_mul(3) / 4).saturating_sub(padding as u64)
+}
+
+/// Refuses speech whose first bytes are not those of `format` (a 200 carrying JSON or
+/// text, say), quoting the start of what came instead.
+fn check_magic(format: AudioFormat, body: &[u8]) -> Result<(), AudioError> {
+    let fits = match format {
+        AudioFormat::Wav => body.len() >= 12 && &body[..4] == b"RIFF" && &body[8..12] == b"WAVE",
+        AudioFormat::Mp3 => {
+            body.starts_with(b"ID3")
+                || (body.len() >= 2 && body[0] == 0xFF && body[1] & 0xE0 == 0xE0)
+        }
+        AudioFormat::Flac => body.starts_with(b"fLaC"),
+        AudioFormat::Opus => body.starts_with(b"OggS"),
+    };
+    if fits {
+        return Ok(());
+    }
+    let head = &body[..body.len().min(4 * SNIPPET_CHARS)];
+    Err(AudioError::Upstream(VultrError::Decode {
+        api: Api::Inference,
+        status: 200,
+        detail: format!(
+            "speech was asked for as {format} but the body is not {format} audio ({} bytes)",
+            body.len()
+        ),
+        snippet: snippet(&String::from_utf8_lossy(head), SNIPPET_CHARS),
+    }))
 }
 
 /// The cost of speech: per character when the catalog prices characters, else per second
@@ -625,32 +711,6 @@ fn speech_cost(model: &Model, characters: usize, seconds: Option<f64>, speed: Op
 /// The last part of a name that may be a path.
 fn base_name(name: &str) -> String {
     name.rsplit(['/', '\\']).next().unwrap_or(name).to_owned()
-}
-
-/// An I/O error without the path it happened at.
-fn io_reason(error: &std::io::Error) -> String {
-    match error.kind() {
-        std::io::ErrorKind::NotFound => "no such file".to_owned(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
-        _ => error.kind().to_string(),
-    }
-}
-
-/// Writes `bytes` to `path`, readable and writable by its owner only (0600 on Unix).
-async fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut options = tokio::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    options.mode(0o600);
-    let mut file = options.open(path).await?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))
-            .await?;
-    }
-    tokio::io::AsyncWriteExt::write_all(&mut file, bytes).await?;
-    tokio::io::AsyncWriteExt::flush(&mut file).await
 }
 
 fn elapsed_ms(started: Instant) -> u64 {
@@ -745,7 +805,8 @@ mod tests {
 
     #[test]
     fn uploads_take_their_format_from_the_name() {
-        let upload = Audio::upload_from_data("UklGRg==", Some("dir/talk.wav")).unwrap();
+        let model = tts(json!([]));
+        let upload = Audio::upload_from_data(&model, "UklGRg==", Some("dir/talk.wav")).unwrap();
         assert_eq!(
             (
                 upload.filename.as_str(),
@@ -755,20 +816,71 @@ mod tests {
             ("talk.wav", "audio/wav", b"RIFF".as_slice())
         );
         assert!(matches!(
-            Audio::upload_from_data("UklGRg==", None),
+            Audio::upload_from_data(&model, "UklGRg==", None),
             Err(AudioError::NoFilename)
         ));
         assert!(matches!(
-            Audio::upload_from_data("UklGRg==", Some("talk")),
+            Audio::upload_from_data(&model, "UklGRg==", Some("talk")),
             Err(AudioError::Extension { .. })
         ));
         assert!(matches!(
-            Audio::upload_from_data("not base64!", Some("a.wav")),
+            Audio::upload_from_data(&model, "not base64!", Some("a.wav")),
             Err(AudioError::Base64(_))
         ));
         let media = upload_from_media("m-1", "audio/mpeg", Some("speech"), vec![1]);
         assert_eq!(media.filename, "m1.mp3");
         let named = upload_from_media("m-1", "audio/wav", Some("hello.wav"), vec![1]);
         assert_eq!(named.filename, "hello.wav");
+    }
+
+    #[test]
+    fn the_decoded_length_of_base64_is_known_before_decoding() {
+        for len in 0..40usize {
+            let bytes = vec![7u8; len];
+            let padded = base64::engine::general_purpose::STANDARD.encode(&bytes);
+            let unpadded = base64::engine::general_purpose::STANDARD_NO_PAD.encode(&bytes);
+            assert_eq!(decoded_len(&padded), len as u64, "{padded}");
+            assert_eq!(decoded_len(&unpadded), len as u64, "{unpadded}");
+        }
+    }
+
+    #[test]
+    fn without_a_catalog_limit_data_over_the_hard_cap_is_refused_before_decoding() {
+        let model = tts(json!([]));
+        assert_eq!(size_cap(&model), (MAX_AUDIO_BYTES_UNSTATED, false));
+        // Not base64 at all: decoding it would fail with Base64, so TooLarge proves the
+        // size was checked first.
+        let mut data = "A".repeat((MAX_AUDIO_BYTES_UNSTATED as usize / 3) * 4 + 4);
+        data.push('!');
+        let error = Audio::upload_from_data(&model, &data, Some("a.wav")).unwrap_err();
+        assert!(matches!(error, AudioError::OverServerCap { .. }), "{error}");
+        assert!(
+            error.to_string().contains("at most 26214400 bytes"),
+            "{error}"
+        );
+        assert!(check_size(&model, MAX_AUDIO_BYTES_UNSTATED).is_ok());
+        assert!(check_size(&model, MAX_AUDIO_BYTES_UNSTATED + 1).is_err());
+    }
+
+    #[test]
+    fn speech_must_begin_as_its_format_does() {
+        let wav = b"RIFF\x24\x00\x00\x00WAVEfmt ";
+        assert!(check_magic(AudioFormat::Wav, wav).is_ok());
+        assert!(check_magic(AudioFormat::Wav, b"RIFF\x24\x00\x00\x00AVI ").is_err());
+        assert!(check_magic(AudioFormat::Mp3, b"ID3\x04").is_ok());
+        assert!(check_magic(AudioFormat::Mp3, &[0xFF, 0xFB, 0x90]).is_ok());
+        assert!(check_magic(AudioFormat::Mp3, &[0xFF, 0x1B]).is_err());
+        assert!(check_magic(AudioFormat::Flac, b"fLaC\x00").is_ok());
+        assert!(check_magic(AudioFormat::Opus, b"OggS\x00").is_ok());
+        assert!(check_magic(AudioFormat::Opus, wav).is_err());
+        assert!(check_magic(AudioFormat::Flac, b"").is_err());
+        let json = format!("{{\"error\": \"{}\"}}", "x".repeat(500));
+        let error = check_magic(AudioFormat::Mp3, json.as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("answered HTTP 200"), "{error}");
+        assert!(error.contains("not mp3 audio"), "{error}");
+        assert!(error.contains("{\\\"error\\\""), "{error}");
+        assert!(error.len() < 400, "the body is quoted short: {error}");
     }
 }

@@ -4,7 +4,8 @@
 
 use std::fmt::Write as _;
 
-use rmcp::model::CallToolResult;
+use base64::Engine as _;
+use rmcp::model::{CallToolResult, ContentBlock};
 use serde::{Deserialize, Serialize};
 
 use super::VultrServer;
@@ -221,6 +222,7 @@ impl VultrServer {
             )
             .await;
             let speech = self.app.audio.speak(&model, input).await?;
+            // The audio is paid for now: a store that fails or is full costs the link only.
             let kept = self
                 .app
                 .media
@@ -232,7 +234,12 @@ impl VultrServer {
                         bytes: speech.bytes.clone(),
                     },
                 )
-                .await?;
+                .await
+                .map_err(|error| {
+                    let problem = self.app.known_keys.redact(&error.to_string());
+                    tracing::warn!(error = %problem, "speech could not be kept");
+                    problem
+                });
             let saved = match args.save_to.as_deref() {
                 Some(path) => Some(
                     Audio::save(path, &speech.bytes, local_files)
@@ -251,16 +258,24 @@ impl VultrServer {
     }
 
     /// Speech as the tool's result: the text, then the audio (within the inline cap) and
-    /// always its link.
+    /// its link. When it could not be kept there is no link: the audio comes inline if it
+    /// fits, and the text says why.
     fn render_speech(
         &self,
         speech: &Speech,
-        kept: &Kept,
+        kept: &Result<Kept, String>,
         saved: Option<Result<String, String>>,
     ) -> CallToolResult {
-        let blocks = self.media_blocks(kept, &speech.bytes);
-        let inline = blocks.len() > 1;
-        let uri = Some(kept.uri.as_str());
+        let blocks = match kept {
+            Ok(kept) => self.media_blocks(kept, &speech.bytes),
+            Err(_) if speech.bytes.len() <= self.app.media.inline_max() => {
+                let data = base64::engine::general_purpose::STANDARD.encode(&speech.bytes);
+                vec![ContentBlock::audio(data, speech.format.mime().to_owned())]
+            }
+            Err(_) => Vec::new(),
+        };
+        let inline = blocks.iter().any(|b| b.as_audio().is_some());
+        let uri = kept.as_ref().ok().map(|k| k.uri.as_str());
         let mut text = format!(
             "Spoke {} characters with {}",
             speech.characters, speech.model
@@ -286,6 +301,17 @@ impl VultrServer {
                 );
             }
             text.push('.');
+        }
+        if let Err(problem) = kept {
+            let _ = write!(
+                text,
+                " It could not be kept as a vultr://media link ({problem}), so there is none; "
+            );
+            text.push_str(match (inline, matches!(saved, Some(Ok(_)))) {
+                (true, _) => "the audio is included here.",
+                (false, true) => "it is too large to include here, and is only in the saved file.",
+                (false, false) => "it is too large to include here, and is lost: speak again with a shorter text or save_to.",
+            });
         }
         match &saved {
             Some(Ok(path)) => {
@@ -363,22 +389,28 @@ impl VultrServer {
         } = call;
         let work = async {
             let args = decode::<TranscribeArgs>(arguments)?;
-            let given = [&args.data, &args.uri, &args.path]
-                .iter()
-                .filter(|s| s.as_deref().is_some_and(|s| !s.trim().is_empty()))
-                .count();
-            if given != 1 {
+            // A blank source is no source, for the count and the choice alike.
+            let given = |s: Option<String>| s.filter(|s| !s.trim().is_empty());
+            let (data, uri, path) = (given(args.data), given(args.uri), given(args.path));
+            if [data.is_some(), uri.is_some(), path.is_some()]
+                .into_iter()
+                .filter(|&g| g)
+                .count()
+                != 1
+            {
                 return Err(AudioError::Source.into());
             }
             // A web address is refused before anything else happens.
-            let media = args.uri.as_deref().map(audio::media_id).transpose()?;
+            let media = uri.as_deref().map(audio::media_id).transpose()?;
             let model = self
                 .app
                 .models
                 .pick(ModelKind::Transcription, args.model.as_deref())
                 .await?;
-            let upload = match (&args.data, media, &args.path) {
-                (Some(data), _, _) => Audio::upload_from_data(data, args.filename.as_deref())?,
+            let upload = match (&data, media, &path) {
+                (Some(data), _, _) => {
+                    Audio::upload_from_data(&model, data, args.filename.as_deref())?
+                }
                 (_, Some(id), _) => {
                     let stored = self
                         .app

@@ -4,6 +4,7 @@
 //! chat_completion's `collection` argument (src/mcp/chat.rs).
 
 use std::fmt::Write as _;
+use std::path::Path;
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -16,6 +17,7 @@ use super::args::{decode, input_schema};
 use super::error::ToolError;
 use super::registry::{Behaviour, Call, Effect, ToolEntry, cancelled};
 use crate::collections::{ID_CHARS, MAX_DOCUMENT_BYTES, MAX_ITEMS_PER_CALL, NewItem};
+use crate::local_file::{self, LocalFileError};
 use crate::settings::Toolset;
 use crate::vultr::vector_store::{Hit, Item};
 
@@ -530,20 +532,16 @@ async fn document(
                 .and_then(named)
                 .or_else(|| named(&path))
                 .ok_or_else(|| invalid("`path` has no file name; give `filename`"))?;
-            let size = tokio::fs::metadata(&path)
+            let bytes = local_file::read_capped(Path::new(&path), MAX_DOCUMENT_BYTES as u64)
                 .await
-                .map_err(|e| {
-                    ToolError::Invalid(format!("the file at `path` cannot be read: {}", e.kind()))
-                })?
-                .len();
-            if size > MAX_DOCUMENT_BYTES as u64 {
-                return Err(ToolError::Invalid(format!(
-                    "the file at `path` has {size} bytes; at most {MAX_DOCUMENT_BYTES} may be uploaded at once"
-                )));
-            }
-            let bytes = tokio::fs::read(&path).await.map_err(|e| {
-                ToolError::Invalid(format!("the file at `path` cannot be read: {}", e.kind()))
-            })?;
+                .map_err(|e| match e {
+                    LocalFileError::TooLarge { bytes, .. } => ToolError::Invalid(format!(
+                        "the file at `path` has {bytes} bytes; at most {MAX_DOCUMENT_BYTES} may be uploaded at once: split it"
+                    )),
+                    other => {
+                        ToolError::Invalid(format!("the file at `path` cannot be read: {other}"))
+                    }
+                })?;
             Ok(Document { filename, bytes })
         }
         (None, Some(data)) => {

@@ -361,8 +361,9 @@ async fn audio_the_model_cannot_take_is_refused_before_upload() {
     assert_eq!(fake.count("POST", TRANSCRIPTIONS_PATH).await, 0);
 }
 
-/// The 2.4 catalog with the transcription model's size cap lowered to `max_bytes`.
-fn catalog_with_size_cap(max_bytes: u64) -> Catalog {
+/// The 2.4 catalog with the transcription model's size cap lowered to `max_bytes`, or
+/// taken out when `None`.
+fn catalog_with_size_cap(max_bytes: impl Into<Option<u64>>) -> Catalog {
     let mut catalog: Value = serde_json::from_str(CATALOG_DOCUMENT_24).unwrap();
     let whisper = catalog["data"]
         .as_array_mut()
@@ -370,7 +371,17 @@ fn catalog_with_size_cap(max_bytes: u64) -> Catalog {
         .iter_mut()
         .find(|m| m["id"] == TRANSCRIPTION_MODEL)
         .unwrap();
-    whisper["input_modalities"][0]["supported_inputs"]["max_file_size"]["value"] = json!(max_bytes);
+    let inputs = &mut whisper["input_modalities"][0]["supported_inputs"];
+    match max_bytes.into() {
+        Some(max) => inputs["max_file_size"]["value"] = json!(max),
+        None => {
+            inputs
+                .as_object_mut()
+                .unwrap()
+                .remove("max_file_size")
+                .unwrap();
+        }
+    }
     Catalog::Raw(catalog)
 }
 
@@ -388,6 +399,16 @@ async fn audio_over_the_catalogs_size_cap_is_refused_before_upload() {
         )
         .await);
     assert_contains(&error, &["1001 bytes", "at most 1000 bytes"]);
+    // Measured before it is decoded: over the cap, not even valid base64 gets that far.
+    let mut oversized = "A".repeat(1400);
+    oversized.push('!');
+    let error = err(&server
+        .call(
+            "transcribe",
+            json!({"data": oversized, "filename": "big.mp3"}),
+        )
+        .await);
+    assert_contains(&error, &["1050 bytes", "at most 1000 bytes"]);
     // A local file is measured before it is read.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("big.mp3");
@@ -733,4 +754,206 @@ async fn a_rotated_key_refused_by_an_audio_route_is_read_again_once() {
             Some("Bearer INFKEY-ROTATED-0000-1111".to_owned()),
         ]
     );
+}
+
+#[tokio::test]
+async fn without_a_catalog_size_limit_audio_is_capped_at_25_mib_before_it_is_read() {
+    let fake = FakeVultr::builder()
+        .catalog(catalog_with_size_cap(None))
+        .start()
+        .await;
+    let server = audio_server(&fake, &[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge.mp3");
+    // Sparse: 25 MiB and a byte on disk costs nothing.
+    let file = std::fs::File::create(&path).unwrap();
+    file.set_len(25 * 1024 * 1024 + 1).unwrap();
+    let error = err(&server
+        .call("transcribe", json!({"path": path.to_str().unwrap()}))
+        .await);
+    assert_contains(
+        &error,
+        &[
+            "26214401 bytes",
+            "at most 26214400 bytes",
+            "states no size limit",
+        ],
+    );
+    file.set_len(25 * 1024 * 1024).unwrap();
+    ok(&server
+        .call("transcribe", json!({"path": path.to_str().unwrap()}))
+        .await);
+    assert_eq!(fake.count("POST", TRANSCRIPTIONS_PATH).await, 1);
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn special_files_are_never_read_as_audio_whatever_they_are_named() {
+    let fake = FakeVultr::start().await;
+    let server = audio_server(&fake, &[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut special = Vec::new();
+    // /dev/zero says 0 bytes and never ends; /proc/self/environ says 0 bytes and holds
+    // the server's keys. Named like audio through links, they pass the extension check.
+    for (name, target) in [
+        ("zero.wav", "/dev/zero"),
+        ("environ.wav", "/proc/self/environ"),
+    ] {
+        if std::path::Path::new(target).exists() {
+            let link = dir.path().join(name);
+            std::os::unix::fs::symlink(target, &link).unwrap();
+            special.push((link, "special files are not read"));
+        }
+    }
+    let fifo = dir.path().join("pipe.wav");
+    let name = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path; mkfifo only makes the node.
+    assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+    special.push((fifo, "not a regular file"));
+    let folder = dir.path().join("folder.wav");
+    std::fs::create_dir(&folder).unwrap();
+    special.push((folder, "not a regular file"));
+    for (path, why) in special {
+        let call = server.call("transcribe", json!({"path": path.to_str().unwrap()}));
+        let result = tokio::time::timeout(std::time::Duration::from_secs(10), call)
+            .await
+            .unwrap_or_else(|_| panic!("{} hung", path.display()));
+        let error = err(&result);
+        assert_contains(&error, &["could not read the file given as `path`", why]);
+        assert!(!error.contains(dir.path().to_str().unwrap()), "{error}");
+    }
+    assert_eq!(fake.count("POST", TRANSCRIPTIONS_PATH).await, 0);
+}
+
+#[tokio::test]
+async fn a_blank_source_is_no_source() {
+    let fake = FakeVultr::start().await;
+    let server = audio_server(&fake, &[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("memo.wav");
+    std::fs::write(&path, wav("Blank data is ignored.", 1.0)).unwrap();
+    let result = server
+        .call(
+            "transcribe",
+            json!({"data": "  ", "uri": "", "path": path.to_str().unwrap()}),
+        )
+        .await;
+    assert_eq!(ok(&result)["text"], "Blank data is ignored.");
+    let error = err(&server
+        .call("transcribe", json!({"data": " ", "path": ""}))
+        .await);
+    assert_contains(&error, &["exactly one of `data`"]);
+}
+
+#[tokio::test]
+async fn save_to_never_overwrites_or_follows_a_link_and_the_audio_is_still_returned() {
+    let fake = FakeVultr::start().await;
+    let server = audio_server(&fake, &[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let existing = dir.path().join("bashrc");
+    std::fs::write(&existing, "alias ls='ls -F'\n").unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&existing, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let mut targets = vec![(existing.clone(), existing.clone())];
+    #[cfg(unix)]
+    {
+        // A link to an existing file, and a dangling one whose target must not appear.
+        let link = dir.path().join("link.mp3");
+        std::os::unix::fs::symlink(&existing, &link).unwrap();
+        targets.push((link, existing.clone()));
+        let dangling = dir.path().join("dangling.mp3");
+        let nowhere = dir.path().join("created-through-link");
+        std::os::unix::fs::symlink(&nowhere, &dangling).unwrap();
+        targets.push((dangling, nowhere));
+    }
+    for (save_to, target) in targets {
+        let result = server
+            .call(
+                "speak",
+                json!({"text": "Not over it.", "format": "mp3", "save_to": save_to.to_str().unwrap()}),
+            )
+            .await;
+        let structured = ok(&result);
+        assert!(structured.get("saved_to").is_none(), "{structured}");
+        assert_contains(
+            &text(&result),
+            &[
+                "Not saved: could not write the file given as `save_to`",
+                "already exists",
+                "choose another name",
+            ],
+        );
+        assert_eq!(audio_blocks(&result).len(), 1, "the audio is still inline");
+        assert_eq!(links(&result).len(), 1, "and linked");
+        if target == existing {
+            assert_eq!(
+                std::fs::read_to_string(&existing).unwrap(),
+                "alias ls='ls -F'\n"
+            );
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = std::fs::metadata(&existing).unwrap().permissions().mode();
+                assert_eq!(mode & 0o777, 0o644, "not chmodded");
+            }
+        } else {
+            assert!(!target.exists(), "the dangling link was followed");
+        }
+    }
+}
+
+#[tokio::test]
+async fn speech_that_cannot_be_kept_still_comes_inline_and_is_saved_with_the_reason() {
+    let fake = FakeVultr::start().await;
+    let server = audio_server(&fake, &[("VULTR_MCP_MEDIA_MAX_PER_PRINCIPAL", "10")]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kept-locally.mp3");
+    let result = server
+        .call(
+            "speak",
+            json!({"text": "Paid for already.", "format": "mp3", "save_to": path.to_str().unwrap()}),
+        )
+        .await;
+    let structured = ok(&result);
+    let blocks = audio_blocks(&result);
+    assert_eq!(blocks.len(), 1, "the audio is not lost: {}", text(&result));
+    assert_eq!(blocks[0].0, "audio/mpeg");
+    assert!(blocks[0].1.starts_with(b"ID3"));
+    assert!(links(&result).is_empty());
+    assert!(structured.get("uri").is_none(), "{structured}");
+    assert_eq!(structured["inline"], true);
+    assert_eq!(structured["saved_to"], path.to_str().unwrap());
+    assert_eq!(std::fs::read(&path).unwrap(), blocks[0].1);
+    let shown = text(&result);
+    assert_contains(
+        &shown,
+        &[
+            "could not be kept as a vultr://media link",
+            "VULTR_MCP_MEDIA_MAX_PER_PRINCIPAL",
+            "included here",
+        ],
+    );
+}
+
+#[tokio::test]
+async fn a_200_that_is_not_audio_of_the_format_asked_is_an_upstream_error() {
+    let fake = FakeVultr::start().await;
+    let server = audio_server(&fake, &[]).await;
+    let body = format!(r#"{{"error": "queued", "padding": "{}"}}"#, "z".repeat(300));
+    fake.fail("POST", SPEECH_PATH, 200, &body, 1).await;
+    let error = err(&server
+        .call("speak", json!({"text": "Hello.", "format": "mp3"}))
+        .await);
+    assert_contains(&error, &["HTTP 200", "not mp3 audio", "queued"]);
+    assert!(
+        !error.contains(&"z".repeat(120)),
+        "a short snippet only: {error}"
+    );
+    // The next answer is audio again, and goes through.
+    ok(&server
+        .call("speak", json!({"text": "Hello.", "format": "mp3"}))
+        .await);
 }

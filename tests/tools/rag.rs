@@ -671,3 +671,58 @@ async fn items_added_before_one_failed_are_named_so_only_the_rest_is_sent_again(
         "{refused}"
     );
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_document_path_reads_only_ordinary_files_within_the_cap_and_never_echoes_the_path() {
+    use vultr_inference_mcp::collections::MAX_DOCUMENT_BYTES;
+    let fake = FakeVultr::start().await;
+    let server = rag_server(&fake).await;
+    let id = create(&server, "local-files").await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut refused = Vec::new();
+    // /proc/self/environ holds the server's own keys and says it is empty; /dev/zero says
+    // empty and never ends. Directly or through a link, neither is read.
+    for (name, target) in [
+        ("environ.txt", "/proc/self/environ"),
+        ("zero.txt", "/dev/zero"),
+    ] {
+        if std::path::Path::new(target).exists() {
+            let link = dir.path().join(name);
+            std::os::unix::fs::symlink(target, &link).unwrap();
+            refused.push((target.to_owned(), "special files are not read"));
+            refused.push((
+                link.to_str().unwrap().to_owned(),
+                "special files are not read",
+            ));
+        }
+    }
+    let fifo = dir.path().join("pipe.txt");
+    let name = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path; mkfifo only makes the node.
+    assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+    refused.push((fifo.to_str().unwrap().to_owned(), "not a regular file"));
+    // Sparse: over the cap on paper, nothing on disk.
+    let big = dir.path().join("big.txt");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(MAX_DOCUMENT_BYTES as u64 + 1)
+        .unwrap();
+    refused.push((big.to_str().unwrap().to_owned(), "may be uploaded at once"));
+    for (path, why) in refused {
+        let call = server.call(
+            "add_to_collection",
+            json!({"collection": id, "path": path, "filename": "doc.txt"}),
+        );
+        let result = tokio::time::timeout(std::time::Duration::from_secs(10), call)
+            .await
+            .unwrap_or_else(|_| panic!("{path} hung"));
+        let error = err(&result);
+        assert!(error.contains(why), "{path}: {error}");
+        assert!(!error.contains(&path), "the path is not echoed: {error}");
+    }
+    assert!(
+        fake.collections()[0].items.is_empty(),
+        "nothing was uploaded"
+    );
+}
