@@ -12,7 +12,7 @@ use super::VultrServer;
 use super::args::{decode, input_schema};
 use super::error::ToolError;
 use super::progress::CallProgress;
-use super::registry::{Behaviour, Call, Effect, ToolEntry, cancelled};
+use super::registry::{Behaviour, Call, ToolEntry, cancelled};
 use crate::audio::{self, Audio, AudioError, Cost, Speech, SpeechInput, Transcript};
 use crate::chat::{ProgressSink, ProgressUpdate};
 use crate::media::{Kept, NewMedia};
@@ -82,25 +82,6 @@ pub struct TranscribeArgs {
     prompt: Option<String>,
 }
 
-/// Speak goes to Vultr and keeps what it makes as media.
-const SPEAKS: Behaviour = Behaviour {
-    effect: Effect::Writes {
-        destructive: false,
-        idempotent: false,
-    },
-    open_world: true,
-    upstream: true,
-    runs_as_task: false,
-};
-
-/// Reads from Vultr, changing nothing.
-const INFERENCE_READ: Behaviour = Behaviour {
-    effect: Effect::ReadOnly,
-    open_world: true,
-    upstream: true,
-    runs_as_task: false,
-};
-
 /// The `speak` entry.
 pub(super) fn speak() -> ToolEntry {
     ToolEntry {
@@ -108,7 +89,7 @@ pub(super) fn speak() -> ToolEntry {
         toolset: Toolset::Audio,
         description: "Text to speech on a Vultr speech model. Returns the audio as MCP audio content (when small enough) and always a vultr://media/{id} resource link; `save_to` also writes a local file (stdio only). Checks the text length, format, speed and voice against the catalog first.".to_owned(),
         input_schema: input_schema::<SpeakArgs>,
-        behaviour: SPEAKS,
+        behaviour: Behaviour::UPSTREAM_ADD,
         guide: "- speak: text to speech (`text`, optional `voice` from list_voices, `format` mp3|opus|flac|wav). The audio comes inline and as a vultr://media/{id} link (read it with resources/read, or pass it to transcribe).\n".to_owned(),
         handler: |server, call| Box::pin(server.speak(call)),
     }
@@ -121,7 +102,7 @@ pub(super) fn list_voices() -> ToolEntry {
         toolset: Toolset::Audio,
         description: "The voices of a Vultr speech model (id, name, description, mode, native language), for speak's `voice`.".to_owned(),
         input_schema: input_schema::<ListVoicesArgs>,
-        behaviour: INFERENCE_READ,
+        behaviour: Behaviour::UPSTREAM_READ,
         guide: "- list_voices: the voices a speech model offers, for speak's `voice`.\n".to_owned(),
         handler: |server, call| Box::pin(server.list_voices(call)),
     }
@@ -134,7 +115,7 @@ pub(super) fn transcribe() -> ToolEntry {
         toolset: Toolset::Audio,
         description: "Speech to text on a Vultr transcription model. The audio is one of: `data` (base64) + `filename`, `uri` vultr://media/{id} (from speak), or `path` of a local file (stdio only). Never fetches web URLs. Size, duration and format are checked against the catalog before upload.".to_owned(),
         input_schema: input_schema::<TranscribeArgs>,
-        behaviour: INFERENCE_READ,
+        behaviour: Behaviour::UPSTREAM_READ,
         guide: "- transcribe: speech to text; give `data` + `filename`, a vultr://media/{id} `uri`, or (stdio) a local `path`.\n".to_owned(),
         handler: |server, call| Box::pin(server.transcribe(call)),
     }

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use super::VultrServer;
 use super::args::{decode, input_schema};
 use super::error::ToolError;
-use super::registry::{Behaviour, Call, Effect, ToolEntry, cancelled};
+use super::registry::{Behaviour, Call, ToolEntry, cancelled};
 use crate::collections::{ID_CHARS, MAX_DOCUMENT_BYTES, MAX_ITEMS_PER_CALL, NewItem};
 use crate::local_file::{self, LocalFileError};
 use crate::settings::Toolset;
@@ -23,36 +23,6 @@ use crate::vultr::vector_store::{Hit, Item};
 
 /// What every result says of cost: Vultr's catalog prices no vector-store call.
 const NOT_PRICED: &str = "not priced";
-
-/// Reads the account's collections on Vultr: changes nothing.
-const READS: Behaviour = Behaviour {
-    effect: Effect::ReadOnly,
-    open_world: true,
-    upstream: true,
-    runs_as_task: false,
-};
-
-/// Adds to the account's collections on Vultr.
-const ADDS: Behaviour = Behaviour {
-    effect: Effect::Writes {
-        destructive: false,
-        idempotent: false,
-    },
-    open_world: true,
-    upstream: true,
-    runs_as_task: false,
-};
-
-/// Deletes from the account's collections on Vultr.
-const DELETES: Behaviour = Behaviour {
-    effect: Effect::Writes {
-        destructive: true,
-        idempotent: true,
-    },
-    open_world: true,
-    upstream: true,
-    runs_as_task: false,
-};
 
 /// Arguments of `list_collections`.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -129,7 +99,7 @@ pub(super) fn list_collections() -> ToolEntry {
         toolset: Toolset::Rag,
         description: "List your Vultr vector-store collections (ids, names).".to_owned(),
         input_schema: input_schema::<ListCollectionsArgs>,
-        behaviour: READS,
+        behaviour: Behaviour::UPSTREAM_READ,
         guide: "- list_collections: your vector-store collections and their ids.\n".to_owned(),
         handler: |server, call| Box::pin(server.list_collections(call)),
     }
@@ -142,7 +112,7 @@ pub(super) fn create_collection() -> ToolEntry {
         toolset: Toolset::Rag,
         description: "Create a Vultr vector-store collection. Vultr derives the id from the first 14 characters of the name: use the id the result gives.".to_owned(),
         input_schema: input_schema::<CreateCollectionArgs>,
-        behaviour: ADDS,
+        behaviour: Behaviour::UPSTREAM_ADD,
         guide: "- create_collection: make a collection (name); use the id it returns (derived from the name's first 14 characters). Then add_to_collection, search_collection, or chat_completion with `collection` for an answer grounded in it.\n".to_owned(),
         handler: |server, call| Box::pin(server.create_collection(call)),
     }
@@ -155,7 +125,7 @@ pub(super) fn delete_collection() -> ToolEntry {
         toolset: Toolset::Rag,
         description: "Delete one of your collections and everything in it.".to_owned(),
         input_schema: input_schema::<CollectionArgs>,
-        behaviour: DELETES,
+        behaviour: Behaviour::UPSTREAM_DELETE,
         guide: "- delete_collection: delete a collection and its items.\n".to_owned(),
         handler: |server, call| Box::pin(server.delete_collection(call)),
     }
@@ -168,7 +138,7 @@ pub(super) fn add_to_collection() -> ToolEntry {
         toolset: Toolset::Rag,
         description: format!("Add to a collection: `items` [{{content, description?}}] (up to {MAX_ITEMS_PER_CALL}), or one document as `data` (base64) + `filename`, or (stdio only) a local file `path`; documents up to {} MiB.", MAX_DOCUMENT_BYTES / (1024 * 1024)),
         input_schema: input_schema::<AddToCollectionArgs>,
-        behaviour: ADDS,
+        behaviour: Behaviour::UPSTREAM_ADD,
         guide: "- add_to_collection: add text `items`, or a document (`data` base64 + `filename`, or a local `path` over stdio).\n".to_owned(),
         handler: |server, call| Box::pin(server.add_to_collection(call)),
     }
@@ -181,7 +151,7 @@ pub(super) fn list_collection_items() -> ToolEntry {
         toolset: Toolset::Rag,
         description: "List the items of one of your collections (ids, descriptions).".to_owned(),
         input_schema: input_schema::<CollectionArgs>,
-        behaviour: READS,
+        behaviour: Behaviour::UPSTREAM_READ,
         guide: "- list_collection_items: the items of a collection, with their ids.\n".to_owned(),
         handler: |server, call| Box::pin(server.list_collection_items(call)),
     }
@@ -194,7 +164,7 @@ pub(super) fn delete_collection_item() -> ToolEntry {
         toolset: Toolset::Rag,
         description: "Delete one item of one of your collections.".to_owned(),
         input_schema: input_schema::<DeleteItemArgs>,
-        behaviour: DELETES,
+        behaviour: Behaviour::UPSTREAM_DELETE,
         guide: "- delete_collection_item: delete one item (item_id) of a collection.\n".to_owned(),
         handler: |server, call| Box::pin(server.delete_collection_item(call)),
     }
@@ -207,7 +177,7 @@ pub(super) fn search_collection() -> ToolEntry {
         toolset: Toolset::Rag,
         description: "Experimental (the search endpoint is not in Vultr's docs): the passages of a collection most relevant to `query`, best first, with item ids; no scores.".to_owned(),
         input_schema: input_schema::<SearchCollectionArgs>,
-        behaviour: READS,
+        behaviour: Behaviour::UPSTREAM_READ,
         guide: "- search_collection (experimental): the passages of a collection matching a query, best first (top_k, default 5), to quote or cite.\n".to_owned(),
         handler: |server, call| Box::pin(server.search_collection(call)),
     }

@@ -79,9 +79,31 @@ impl Behaviour {
         upstream: true,
         runs_as_task: true,
     };
-    /// Reads the Vultr account: goes upstream, changes nothing.
-    pub const ACCOUNT_READ: Behaviour = Behaviour {
+    /// Reads from Vultr (the account, or the inference API): goes upstream, changes
+    /// nothing.
+    pub const UPSTREAM_READ: Behaviour = Behaviour {
         effect: Effect::ReadOnly,
+        open_world: true,
+        upstream: true,
+        runs_as_task: false,
+    };
+    /// Adds something upstream or to this server's media (a collection, an item, speech),
+    /// destroying nothing; short, so never a task.
+    pub const UPSTREAM_ADD: Behaviour = Behaviour {
+        effect: Effect::Writes {
+            destructive: false,
+            idempotent: false,
+        },
+        open_world: true,
+        upstream: true,
+        runs_as_task: false,
+    };
+    /// Deletes something upstream (a collection, an item).
+    pub const UPSTREAM_DELETE: Behaviour = Behaviour {
+        effect: Effect::Writes {
+            destructive: true,
+            idempotent: true,
+        },
         open_world: true,
         upstream: true,
         runs_as_task: false,

@@ -10,21 +10,13 @@ use serde_json::Value;
 use super::VultrServer;
 use super::args::{decode, input_schema};
 use super::error::ToolError;
-use super::registry::{Behaviour, Call, Effect, ToolEntry, cancelled};
+use super::registry::{Behaviour, Call, ToolEntry, cancelled};
 use crate::retrieval::{
     EmbedInput, Embedded, MAX_MATRIX_TEXTS, RerankInput, Reranked, RetrievalError,
 };
 use crate::setting;
 use crate::settings::Toolset;
 use crate::vultr::retrieval::{Encoding, encode_base64_f32};
-
-/// Reads with a model upstream, changing nothing.
-const MODEL_READ: Behaviour = Behaviour {
-    effect: Effect::ReadOnly,
-    open_world: true,
-    upstream: true,
-    runs_as_task: false,
-};
 
 /// Characters of each document shown in the ranking text.
 const DOCUMENT_EXCERPT: usize = 160;
@@ -90,7 +82,7 @@ pub(super) fn rerank() -> ToolEntry {
         toolset: Toolset::Retrieval,
         description: "Rank documents (plain strings) by relevance to a query with a Vultr rerank model: the documents best first, each with its index in your list and its score, and the cost.".to_owned(),
         input_schema: input_schema::<RerankArgs>,
-        behaviour: MODEL_READ,
+        behaviour: Behaviour::UPSTREAM_READ,
         guide: "- rerank: order `documents` by relevance to `query` (best first, with index and score); `top_n` keeps the best few.\n".to_owned(),
         handler: |server, call| Box::pin(server.rerank(call)),
     }
@@ -103,7 +95,7 @@ pub(super) fn embed() -> ToolEntry {
         toolset: Toolset::Retrieval,
         description: "Embed one or more texts with a Vultr embeddings model: the vector dimensions and, for two or more texts, their cosine similarity matrix; the vectors are in the structured content (cut to the result size limit, with a note).".to_owned(),
         input_schema: input_schema::<EmbedArgs>,
-        behaviour: MODEL_READ,
+        behaviour: Behaviour::UPSTREAM_READ,
         guide: "- embed: vectors of `input` (one text or a list); for several texts the text shows their cosine similarity matrix, the vectors are in the structured content.\n".to_owned(),
         handler: |server, call| Box::pin(server.embed(call)),
     }

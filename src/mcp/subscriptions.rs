@@ -162,7 +162,7 @@ pub(super) fn list_subscriptions() -> ToolEntry {
             setting::API_KEY
         ),
         input_schema: no_arguments,
-        behaviour: Behaviour::ACCOUNT_READ,
+        behaviour: Behaviour::UPSTREAM_READ,
         guide: format!(
             "- list_subscriptions: the account's inference subscriptions (needs {}). Keys are never shown, only their last 4 characters.\n",
             setting::API_KEY
@@ -181,7 +181,7 @@ pub(super) fn get_subscription() -> ToolEntry {
             setting::API_KEY
         ),
         input_schema: input_schema::<GetSubscriptionArgs>,
-        behaviour: Behaviour::ACCOUNT_READ,
+        behaviour: Behaviour::UPSTREAM_READ,
         guide: "- get_subscription: one subscription and its usage this and last month.\n"
             .to_owned(),
         handler: |server, call| Box::pin(server.get_subscription(call)),
