@@ -163,11 +163,7 @@ impl VultrHttp {
         to: Endpoint<'_>,
         request: RequestBuilder,
     ) -> Result<T, VultrError> {
-        let attempt = || async {
-            let response = self.accepting(to, &request, "application/json").await?;
-            self.read_json(to, response).await
-        };
-        self.with_retries(to.api, attempt).await
+        self.send_json_retried(to, request, false).await
     }
 
     /// Like [`VultrHttp::send_json`] for a write that must not happen twice: retried only
@@ -177,15 +173,21 @@ impl VultrHttp {
         to: Endpoint<'_>,
         request: RequestBuilder,
     ) -> Result<T, VultrError> {
+        self.send_json_retried(to, request, true).await
+    }
+
+    /// [`VultrHttp::send_json`], retried as a write when `write`.
+    async fn send_json_retried<T: DeserializeOwned>(
+        &self,
+        to: Endpoint<'_>,
+        request: RequestBuilder,
+        write: bool,
+    ) -> Result<T, VultrError> {
         let attempt = || async {
             let response = self.accepting(to, &request, "application/json").await?;
             self.read_json(to, response).await
         };
-        let policy = RetryPolicy {
-            unapplied_only: true,
-            ..self.retry
-        };
-        with_retries(policy, to.api, attempt).await
+        with_retries(self.policy(write), to.api, attempt).await
     }
 
     /// Like [`VultrHttp::send_json`] for a request that cannot be cloned (a multipart
@@ -202,11 +204,16 @@ impl VultrHttp {
             let response = self.response_once(to, request).await?;
             self.read_json(to, response).await
         };
-        let policy = RetryPolicy {
+        with_retries(self.policy(write), to.api, attempt).await
+    }
+
+    /// The retry policy: the configured one, for writes only after statuses that say the
+    /// request was not carried out.
+    fn policy(&self, write: bool) -> RetryPolicy {
+        RetryPolicy {
             unapplied_only: write,
             ..self.retry
-        };
-        with_retries(policy, to.api, attempt).await
+        }
     }
 
     /// Sends a request, retrying what is worth retrying, and reads the success body as
