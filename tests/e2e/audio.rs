@@ -60,21 +60,12 @@ mod http {
     use rmcp::model::ReadResourceRequestParams;
 
     use super::*;
-    use crate::support::http::{Generation, HttpServer, tokens_file};
-    use crate::support::session::overridden;
-
-    const ALICE_TOKEN: &str = "alice-token-5d1f0c7e9b2a";
-    const BOB_TOKEN: &str = "bob-token-8e3a61c4f7d9";
+    use crate::support::http::{ALICE_TOKEN, BOB_TOKEN, Generation, for_alice_and_bob};
 
     #[tokio::test]
     async fn over_http_principals_keep_their_media_apart_and_name_no_local_file() {
         let fake = FakeVultr::start().await;
-        let tokens = tokens_file(&[("alice", ALICE_TOKEN), ("bob", BOB_TOKEN)]).await;
-        let path = tokens.to_str().unwrap().to_owned();
-        let settings = fake.settings();
-        let mut env = overridden(&settings, &[AUDIO]);
-        env.push(("VULTR_MCP_AUTH_TOKENS", &path));
-        let server = HttpServer::start(&env).await;
+        let (server, _tokens) = for_alice_and_bob(&fake, &[AUDIO]).await;
         let alice = server
             .connect(Generation::Stateless, Some(ALICE_TOKEN))
             .await;

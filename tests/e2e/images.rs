@@ -7,12 +7,10 @@ use serde_json::json;
 
 use crate::support::fake_vultr::images::IMAGES_PATH;
 use crate::support::fake_vultr::{DEFAULT_SUBSCRIPTION_KEY, FakeVultr};
-use crate::support::http::{Generation, HttpServer, tokens_file};
+#[cfg(unix)]
+use crate::support::http::{ALICE_TOKEN, BOB_TOKEN, Generation, for_alice_and_bob};
 use crate::support::mcp::Server;
-use crate::support::session::{Session, ok, overridden, text};
-
-const ALICE_TOKEN: &str = "alice-token-images-5d1f0c7e";
-const BOB_TOKEN: &str = "bob-token-images-8e3a61c4";
+use crate::support::session::{Session, ok, text};
 
 /// The bytes `resources/read` gives for `uri`, or the protocol error's text.
 async fn read_blob(session: &Session, uri: &str) -> Result<Vec<u8>, String> {
@@ -76,12 +74,7 @@ async fn generate_image_runs_over_stdio() {
 #[tokio::test]
 async fn over_http_one_principals_images_are_not_readable_by_another() {
     let fake = FakeVultr::start().await;
-    let file = tokens_file(&[("alice", ALICE_TOKEN), ("bob", BOB_TOKEN)]).await;
-    let path = file.to_str().unwrap().to_owned();
-    let settings = fake.settings();
-    let mut env = overridden(&settings, &[("VULTR_MCP_TOOLSETS", "images")]);
-    env.push(("VULTR_MCP_AUTH_TOKENS", &path));
-    let server = HttpServer::start(&env).await;
+    let (server, tokens) = for_alice_and_bob(&fake, &[("VULTR_MCP_TOOLSETS", "images")]).await;
     for generation in Generation::BOTH {
         let alice = server.connect(generation, Some(ALICE_TOKEN)).await;
         let bob = server.connect(generation, Some(BOB_TOKEN)).await;
@@ -101,5 +94,5 @@ async fn over_http_one_principals_images_are_not_readable_by_another() {
             "{generation:?}: {refused}"
         );
     }
-    drop(file);
+    drop(tokens);
 }

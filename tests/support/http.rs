@@ -298,6 +298,26 @@ pub async fn run_hash_token(
     )
 }
 
+/// Alice's bearer token in tests of two principals ([`for_alice_and_bob`]).
+pub const ALICE_TOKEN: &str = "alice-token-5d1f0c7e9b2a";
+/// Bob's bearer token in tests of two principals ([`for_alice_and_bob`]).
+pub const BOB_TOKEN: &str = "bob-token-8e3a61c4f7d9";
+
+/// A server over HTTP against `fake` with `extra` settings on top, that knows `alice` and
+/// `bob` by [`ALICE_TOKEN`] and [`BOB_TOKEN`]; keep the tokens file (the second value)
+/// while the server runs.
+pub async fn for_alice_and_bob(
+    fake: &super::fake_vultr::FakeVultr,
+    extra: &[(&str, &str)],
+) -> (HttpServer, tempfile::TempPath) {
+    let tokens = tokens_file(&[("alice", ALICE_TOKEN), ("bob", BOB_TOKEN)]).await;
+    let path = tokens.to_str().expect("a UTF-8 temp path").to_owned();
+    let settings = fake.settings();
+    let mut env = super::session::overridden(&settings, extra);
+    env.push(("VULTR_MCP_AUTH_TOKENS", &path));
+    (HttpServer::start(&env).await, tokens)
+}
+
 /// A tokens file (removed when dropped) holding a line for each `(name, token)`, made by
 /// [`hash_token`].
 pub async fn tokens_file(principals: &[(&str, &str)]) -> tempfile::TempPath {
