@@ -417,17 +417,30 @@ async fn run(binary: &Path) -> Report {
 /// The fake Vultr of the tests (its raw TCP server: instant answers, or a fixed delay,
 /// and timed streams) on a runtime of its own, so it never waits on the bench.
 fn fake_on_its_own_thread() -> FaultServer {
+    on_its_own_thread("fake-vultr", || async {
+        (FaultServer::start(Vec::new()).await, ())
+    })
+}
+
+/// What `start` makes (its first value), served from a thread with a runtime of its own
+/// that keeps the second value alive for as long as the bench runs.
+fn on_its_own_thread<T, K, F, Fut>(name: &str, start: F) -> T
+where
+    T: Send + 'static,
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = (T, K)>,
+{
     let (sender, receiver) = std::sync::mpsc::channel();
     std::thread::Builder::new()
-        .name("fake-vultr".to_owned())
+        .name(name.to_owned())
         .spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .expect("the fake's runtime");
             runtime.block_on(async move {
-                let fake = FaultServer::start(Vec::new()).await;
-                sender.send(fake).expect("the bench waits for its fake");
+                let (made, _kept) = start().await;
+                sender.send(made).expect("the bench waits for its fake");
                 // Serve until the bench ends.
                 std::future::pending::<()>().await;
             });

@@ -14,7 +14,7 @@ use serde_json::json;
 use super::support::fake_vultr::audio::SPEECH_PATH;
 use super::support::fake_vultr::faults::FaultServer;
 use super::support::fake_vultr::{CONFIGURED_KEY, FakeVultr};
-use super::{Report, Server, cpu_time, ms, percentile};
+use super::{Report, Server, cpu_time, ms, on_its_own_thread, percentile};
 
 /// Calls made before measuring: catalog and voices fetched, connections warm.
 const WARM_UP: usize = 30;
@@ -25,27 +25,13 @@ const SENTENCE: &str = "The quick brown fox jumps over the lazy dog, twice befor
 
 /// The fake's base URL, served from a thread of its own for as long as the bench runs.
 fn fake_on_its_own_thread() -> String {
-    let (sender, receiver) = std::sync::mpsc::channel();
-    std::thread::Builder::new()
-        .name("fake-vultr-media".to_owned())
-        .spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("the fake's runtime");
-            runtime.block_on(async move {
-                let fake = FakeVultr::builder()
-                    .extra_inference_key(CONFIGURED_KEY)
-                    .start()
-                    .await;
-                sender
-                    .send(fake.inference_base_url())
-                    .expect("the bench waits for its fake");
-                std::future::pending::<()>().await;
-            });
-        })
-        .expect("the fake's thread");
-    receiver.recv().expect("the fake starts")
+    on_its_own_thread("fake-vultr-media", || async {
+        let fake = FakeVultr::builder()
+            .extra_inference_key(CONFIGURED_KEY)
+            .start()
+            .await;
+        (fake.inference_base_url(), fake)
+    })
 }
 
 /// `speak` through the server against the same request straight to the fake.
