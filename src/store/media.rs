@@ -95,6 +95,29 @@ pub(super) fn evictions(newest_first: &[(String, i64)], max_total: u64) -> Vec<S
     evicted
 }
 
+/// The bytes an owner keeps (their items newest first, `(id, size)`) once `evicted` go.
+pub(super) fn kept_bytes(newest_first: &[(String, i64)], evicted: &[String]) -> i64 {
+    newest_first
+        .iter()
+        .filter(|(id, _)| !evicted.contains(id))
+        .map(|(_, size)| size)
+        .sum()
+}
+
+/// The further ids to evict so everyone's items (newest first, the new item first)
+/// total at most `total` bytes, besides those `already` evicted.
+pub(super) fn total_evictions(
+    everyone: Vec<(String, i64)>,
+    already: &[String],
+    total: u64,
+) -> Vec<String> {
+    let left: Vec<(String, i64)> = everyone
+        .into_iter()
+        .filter(|(id, _)| !already.contains(id))
+        .collect();
+    evictions(&left, total)
+}
+
 #[cfg(test)]
 mod tests {
     use super::evictions;

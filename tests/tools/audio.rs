@@ -739,13 +739,9 @@ async fn a_rotated_key_refused_by_an_audio_route_is_read_again_once() {
         )
         .await);
     assert_eq!(fake.count("GET", SUBSCRIPTIONS_PATH).await, 2);
-    let keys: Vec<Option<String>> = fake
-        .requests()
-        .await
-        .into_iter()
-        .filter(|r| r.path == SPEECH_PATH || r.path == TRANSCRIPTIONS_PATH)
-        .map(|r| r.authorization)
-        .collect();
+    let keys = fake
+        .authorizations(&[SPEECH_PATH, TRANSCRIPTIONS_PATH])
+        .await;
     assert_eq!(
         keys,
         [

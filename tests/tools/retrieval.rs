@@ -347,13 +347,7 @@ async fn a_refused_discovered_key_is_read_again_once_and_the_call_succeeds() {
     ok(&server
         .call("rerank", json!({"query": "a", "documents": ["a"]}))
         .await);
-    let keys: Vec<Option<String>> = fake
-        .requests()
-        .await
-        .into_iter()
-        .filter(|r| r.path == RERANK_PATH || r.path == EMBEDDINGS_PATH)
-        .map(|r| r.authorization)
-        .collect();
+    let keys = fake.authorizations(&[RERANK_PATH, EMBEDDINGS_PATH]).await;
     assert_eq!(
         keys,
         [

@@ -7,7 +7,7 @@ use tokio_postgres::types::ToSql;
 
 use super::PostgresStore;
 use crate::principal::Principal;
-use crate::store::media::evictions;
+use crate::store::media::{evictions, kept_bytes, total_evictions};
 use crate::store::{MediaCaps, MediaItem, MediaRecord, MediaStore, StoreResult};
 
 /// Deletes the media expired at $1.
@@ -73,11 +73,7 @@ impl MediaStore for PostgresStore {
             .map_err(db)?;
         let sizes: Vec<(String, i64)> = rows.iter().map(|row| (row.get(0), row.get(1))).collect();
         let mut evicted = evictions(&sizes, caps.per_owner);
-        let kept: i64 = sizes
-            .iter()
-            .filter(|(id, _)| !evicted.contains(id))
-            .map(|(_, size)| size)
-            .sum();
+        let kept = kept_bytes(&sizes, &evicted);
         let others: i64 = tx
             .query_one(
                 "SELECT COALESCE(SUM(size), 0)::bigint FROM media WHERE owner != $1",
@@ -89,12 +85,8 @@ impl MediaStore for PostgresStore {
         if u64::try_from(kept + others).unwrap_or(0) > caps.total {
             let everyone = tx.prepare_cached(EVERYONE_NEWEST_FIRST).await.map_err(db)?;
             let rows = tx.query(&everyone, &[&item.id]).await.map_err(db)?;
-            let everyone: Vec<(String, i64)> = rows
-                .iter()
-                .map(|row| (row.get(0), row.get(1)))
-                .filter(|(id, _)| !evicted.contains(id))
-                .collect();
-            evicted.extend(evictions(&everyone, caps.total));
+            let everyone = rows.iter().map(|row| (row.get(0), row.get(1))).collect();
+            evicted.extend(total_evictions(everyone, &evicted, caps.total));
         }
         if !evicted.is_empty() {
             tx.execute("DELETE FROM media WHERE id = ANY($1)", &[&evicted])

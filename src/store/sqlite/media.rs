@@ -7,7 +7,7 @@ use rusqlite::{OptionalExtension, params};
 
 use super::{SqliteStore, write_transaction};
 use crate::principal::Principal;
-use crate::store::media::evictions;
+use crate::store::media::{evictions, kept_bytes, total_evictions};
 use crate::store::{MediaCaps, MediaItem, MediaRecord, MediaStore, StoreResult};
 
 /// Deletes the media expired at ?1.
@@ -51,11 +51,7 @@ impl MediaStore for SqliteStore {
                     })?
                     .collect::<Result<Vec<_>, _>>()?;
                 let mut evicted = evictions(&newest_first, caps.per_owner);
-                let kept: i64 = newest_first
-                    .iter()
-                    .filter(|(id, _)| !evicted.contains(id))
-                    .map(|(_, size)| size)
-                    .sum();
+                let kept = kept_bytes(&newest_first, &evicted);
                 let others: i64 = tx
                     .prepare_cached("SELECT COALESCE(SUM(size), 0) FROM media WHERE owner != ?1")?
                     .query_row([owner.as_str()], |row| row.get(0))?;
@@ -68,11 +64,8 @@ impl MediaStore for SqliteStore {
                         .query_map(params![item.id], |row| {
                             Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
                         })?
-                        .collect::<Result<Vec<_>, _>>()?
-                        .into_iter()
-                        .filter(|(id, _)| !evicted.contains(id))
-                        .collect::<Vec<_>>();
-                    evicted.extend(evictions(&everyone, caps.total));
+                        .collect::<Result<Vec<_>, _>>()?;
+                    evicted.extend(total_evictions(everyone, &evicted, caps.total));
                 }
                 {
                     let mut delete = tx.prepare_cached("DELETE FROM media WHERE id = ?1")?;

@@ -788,6 +788,17 @@ impl FakeVultr {
             .clone()
     }
 
+    /// The `Authorization` header of each request to one of `paths` (exact, no query), in
+    /// the order they came.
+    pub async fn authorizations(&self, paths: &[&str]) -> Vec<Option<String>> {
+        self.requests()
+            .await
+            .into_iter()
+            .filter(|r| paths.contains(&r.path.as_str()))
+            .map(|r| r.authorization)
+            .collect()
+    }
+
     /// Number of requests received with this method (case-insensitive) and exact path (no query).
     pub async fn count(&self, method: &str, path: &str) -> usize {
         self.requests()
