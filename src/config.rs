@@ -18,12 +18,20 @@ pub use crate::settings::{DEFAULT_ACCOUNT_BASE_URL, DEFAULT_INFERENCE_BASE_URL};
 use crate::store::StoreLocation;
 pub use crate::vultr::BaseUrl;
 
+/// The version `--version` prints: the package's and the git commit it was built from.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("VULTR_MCP_COMMIT"),
+    ")"
+);
+
 /// The server's settings. Environment variables are the usual way to set them, since an
 /// MCP client passes `env` to the process it starts; flags override them.
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "vultr-inference-mcp",
-    version,
+    version = VERSION,
     about = "MCP server for Vultr Serverless Inference: subscriptions, the live model catalog, and chat completions with tool calling.",
     long_about = None,
     args_conflicts_with_subcommands = true,
@@ -178,6 +186,14 @@ pub enum Command {
     HashToken {
         /// The principal the token stands for (conversations are kept per principal).
         name: String,
+    },
+    /// Exit 0 when the local HTTP server's `/healthz` answers, else 1: a container's
+    /// HEALTHCHECK, since the image has no shell or curl.
+    Healthcheck {
+        /// The URL to ask [default: /healthz at the --http address, 0.0.0.0 read as
+        /// 127.0.0.1; without one, http://127.0.0.1:8080/healthz].
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
     },
 }
 

@@ -7,6 +7,7 @@ mod support;
 mod audio;
 #[cfg(unix)]
 mod bounds;
+mod commands;
 mod conversations;
 mod delegate;
 mod every_kind;
