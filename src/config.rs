@@ -26,7 +26,9 @@ pub use crate::vultr::BaseUrl;
     version,
     about = "MCP server for Vultr Serverless Inference: subscriptions, the live model catalog, and chat completions with tool calling.",
     long_about = None,
-    args_conflicts_with_subcommands = true,
+    // Every setting works before or after a command (`doctor --http ADDR` as well as
+    // `--http ADDR doctor`), so `doctor` sees exactly what the server would.
+    mut_args(|arg| arg.global(true)),
     after_help = "By default the server speaks MCP over stdin/stdout and is started by an MCP client; with --http it serves streamable HTTP at /mcp. \
 Logs go to stderr (RUST_LOG, e.g. RUST_LOG=debug). No .env file is read. -h lists the common settings; --help lists every one. Prefer environment variables for keys: command-line flags are visible to other local users."
 )]
@@ -178,6 +180,18 @@ pub enum Command {
     HashToken {
         /// The principal the token stands for (conversations are kept per principal).
         name: String,
+    },
+    /// Check the settings, keys, subscription, model catalog, store, HTTP settings,
+    /// delegate servers and toolsets, and say what to fix; exit 0 when nothing failed, 1
+    /// otherwise. Every setting applies, as an environment variable or a flag given before
+    /// or after `doctor` (e.g. `vultr-inference-mcp doctor --http 0.0.0.0:8080`).
+    Doctor {
+        /// Print the report as one JSON document: {"checks":[{"name","status","found","fix"}],"ok":bool}.
+        #[arg(long)]
+        json: bool,
+        /// Also make one small chat completion (a paid request) to the default or first chat model.
+        #[arg(long)]
+        live: bool,
     },
 }
 

@@ -52,6 +52,10 @@ fn main() -> ExitCode {
     if let Some(Command::HashToken { name }) = &config.command {
         return hash_token(name);
     }
+    let doctor = match &config.command {
+        Some(Command::Doctor { json, live }) => Some((*json, *live)),
+        _ => None,
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -63,6 +67,11 @@ fn main() -> ExitCode {
         }
     };
     let mut settings = config.settings();
+    if let Some((json, live)) = doctor {
+        let code = runtime.block_on(run_doctor(settings, json, live));
+        runtime.shutdown_timeout(Duration::from_millis(100));
+        return code;
+    }
     let code = runtime.block_on(async move {
         logging::init(settings.vultr.reveal_keys);
         match settings.http.take() {
@@ -103,6 +112,24 @@ fn hash_token(name: &str) -> ExitCode {
             eprintln!("vultr-inference-mcp: {error}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Runs every check and prints the report (text, or JSON with `json`) on stdout; exit 1
+/// when a check failed.
+async fn run_doctor(settings: Settings, json: bool, live: bool) -> ExitCode {
+    use vultr_inference_mcp::doctor;
+    let environment = doctor::Environment::of_process();
+    let report = doctor::run(settings, &environment, doctor::Options { live }).await;
+    if json {
+        println!("{}", doctor::json(&report));
+    } else {
+        print!("{}", doctor::text(&report));
+    }
+    if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 
