@@ -12,6 +12,9 @@ use crate::store::{self, StoreLocation, StoreProbe};
 
 const NAME: &str = "conversation store";
 
+/// How the fix for a store file others can read begins.
+const FILE_OPEN: &str = "the file is";
+
 /// Check 6.
 pub(super) async fn check(settings: &StoreSettings) -> Check {
     let location = settings
@@ -47,7 +50,10 @@ pub(super) async fn check(settings: &StoreSettings) -> Check {
 
 /// The SQLite file at `path`.
 async fn file(path: &Path) -> Check {
-    let probe = match store::probe_file(path).await {
+    let fixes = permission_fixes(path);
+    // Opening a file others can read for writing makes it private: leave that to the user.
+    let private = !fixes.iter().any(|fix| fix.starts_with(FILE_OPEN));
+    let probe = match store::probe_file(path, private).await {
         Ok(probe) => probe,
         Err(error) => {
             return Check::fail(
@@ -69,11 +75,11 @@ async fn file(path: &Path) -> Check {
             ),
         );
     }
-    versioned(
-        format!("SQLite file {}", path.display()),
-        &probe,
-        permission_fixes(path),
-    )
+    let mut place = format!("SQLite file {}", path.display());
+    if !private {
+        place.push_str(" (not opened for writing while other users can read it)");
+    }
+    versioned(place, &probe, fixes)
 }
 
 /// The outcome for a store that opened: its version, the probe, and `fixes` (warnings).
@@ -85,7 +91,7 @@ fn versioned(place: String, probe: &StoreProbe, mut fixes: Vec<String>) -> Check
     }
     if version < probe.expected_version {
         found.push_str(&format!(
-            "; older than this build's {} (not checked for writes)",
+            "; older than this build's {} (so not opened for writing)",
             probe.expected_version
         ));
         fixes.push(format!(
@@ -112,7 +118,7 @@ fn permission_fixes(path: &Path) -> Vec<String> {
     let mut fixes = Vec::new();
     if let Some(file) = mode(path).filter(|mode| mode & 0o077 != 0) {
         fixes.push(format!(
-            "the file is {file:o}, readable by other users: run `chmod 600 {}`",
+            "{FILE_OPEN} {file:o}, readable by other users: run `chmod 600 {}`",
             path.display()
         ));
     }

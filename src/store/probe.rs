@@ -47,7 +47,9 @@ pub struct StoreProbe {
 
 /// Looks at the SQLite file at `path` (see the module's doc): a missing file is not made,
 /// only its folder is checked to take new files; an older schema is reported, not upgraded.
-pub async fn probe_file(path: &Path) -> Result<StoreProbe, ProbeError> {
+/// Without `write` the file is only read (opening it for writing would also make it
+/// private, which is the user's to do).
+pub async fn probe_file(path: &Path, write: bool) -> Result<StoreProbe, ProbeError> {
     let expected_version = super::sqlite::schema::SCHEMA_VERSION;
     let label = path.display().to_string();
     let exists = std::fs::metadata(path).is_ok_and(|meta| meta.is_file() && meta.len() > 0);
@@ -69,7 +71,7 @@ pub async fn probe_file(path: &Path) -> Result<StoreProbe, ProbeError> {
         source,
     })?
     .map_err(ProbeError::Store)?;
-    if found < expected_version {
+    if found < expected_version || !write {
         return Ok(StoreProbe {
             schema_version: Some(found),
             expected_version,

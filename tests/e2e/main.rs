@@ -9,6 +9,8 @@ mod audio;
 mod bounds;
 mod conversations;
 mod delegate;
+#[cfg(unix)]
+mod doctor;
 mod every_kind;
 mod example;
 mod faults;
