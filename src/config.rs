@@ -30,7 +30,7 @@ pub use crate::vultr::BaseUrl;
     // `--http ADDR doctor`), so `doctor` sees exactly what the server would.
     mut_args(|arg| arg.global(true)),
     after_help = "By default the server speaks MCP over stdin/stdout and is started by an MCP client; with --http it serves streamable HTTP at /mcp. \
-Logs go to stderr (RUST_LOG, e.g. RUST_LOG=debug). No .env file is read. -h lists the common settings; --help lists every one. Prefer environment variables for keys: command-line flags are visible to other local users."
+Logs go to stderr (RUST_LOG, e.g. RUST_LOG=debug). No .env file is read. -h lists the common settings; --help lists every one. Prefer environment variables for keys: command-line flags are visible to other local users. `vultr-inference-mcp doctor` checks the settings and says what to fix."
 )]
 pub struct Config {
     /// A command other than serving.
@@ -536,6 +536,40 @@ mod tests {
                 && error.contains("core, delegate, rag, retrieval, audio, images, or all"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn doctor_takes_every_setting_before_or_after_it() {
+        for args in [
+            &[
+                "vultr-inference-mcp",
+                "--http",
+                "0.0.0.0:8787",
+                "doctor",
+                "--live",
+            ][..],
+            &[
+                "vultr-inference-mcp",
+                "doctor",
+                "--live",
+                "--http",
+                "0.0.0.0:8787",
+            ][..],
+        ] {
+            let config = Config::try_parse_from(args).unwrap();
+            assert!(
+                matches!(
+                    config.command,
+                    Some(Command::Doctor {
+                        json: false,
+                        live: true
+                    })
+                ),
+                "{args:?}"
+            );
+            let http = config.settings().http.expect("--http is seen");
+            assert_eq!(http.addr, "0.0.0.0:8787".parse().unwrap(), "{args:?}");
+        }
     }
 
     #[test]

@@ -717,3 +717,34 @@ async fn no_secret_is_ever_printed_only_the_last_four_characters_of_keys() {
         refused.stdout
     );
 }
+
+#[tokio::test]
+async fn an_oauth_issuer_is_ok_when_its_keys_are_reachable_and_fails_when_not() {
+    use crate::support::oauth_issuer::{Discovery, OAuthIssuer};
+    let fake = FakeVultr::start().await;
+    let issuer = OAuthIssuer::start(Discovery::OAuthAuthorizationServer).await;
+    let env = with(
+        fake_env(&fake),
+        &[
+            ("VULTR_MCP_HTTP", "0.0.0.0:8787"),
+            ("VULTR_MCP_OAUTH_ISSUER", issuer.issuer()),
+        ],
+    );
+    let reachable = doctor(&env, &[]).await;
+    reachable.exits(0);
+    assert_eq!(reachable.status("HTTP"), "ok");
+    assert!(
+        reachable.line("HTTP").contains("key(s)") && reachable.line("HTTP").contains("reachable"),
+        "{}",
+        reachable.stdout
+    );
+    issuer.set_available(false);
+    let down = doctor(&env, &[]).await;
+    down.exits(1);
+    assert_eq!(down.status("HTTP"), "fail");
+    assert!(
+        down.line("HTTP").contains("OAuth issuer"),
+        "{}",
+        down.stdout
+    );
+}
