@@ -34,9 +34,11 @@ pub const VERSION: &str = concat!(
     version = VERSION,
     about = "MCP server for Vultr Serverless Inference: subscriptions, the live model catalog, and chat completions with tool calling.",
     long_about = None,
-    args_conflicts_with_subcommands = true,
+    // Every setting works before or after a command (`doctor --http ADDR` as well as
+    // `--http ADDR doctor`), so `doctor` sees exactly what the server would.
+    mut_args(|arg| arg.global(true)),
     after_help = "By default the server speaks MCP over stdin/stdout and is started by an MCP client; with --http it serves streamable HTTP at /mcp. \
-Logs go to stderr (RUST_LOG, e.g. RUST_LOG=debug). No .env file is read. -h lists the common settings; --help lists every one. Prefer environment variables for keys: command-line flags are visible to other local users."
+Logs go to stderr (RUST_LOG, e.g. RUST_LOG=debug). No .env file is read. -h lists the common settings; --help lists every one. Prefer environment variables for keys: command-line flags are visible to other local users. `vultr-inference-mcp doctor` checks the settings and says what to fix."
 )]
 pub struct Config {
     /// A command other than serving.
@@ -194,6 +196,18 @@ pub enum Command {
         /// 127.0.0.1; without one, http://127.0.0.1:8080/healthz].
         #[arg(long, value_name = "URL")]
         url: Option<String>,
+    },
+    /// Check the settings, keys, subscription, model catalog, store, HTTP settings,
+    /// delegate servers and toolsets, and say what to fix; exit 0 when nothing failed, 1
+    /// otherwise. Every setting applies, as an environment variable or a flag given before
+    /// or after `doctor` (e.g. `vultr-inference-mcp doctor --http 0.0.0.0:8080`).
+    Doctor {
+        /// Print the report as one JSON document: {"checks":[{"name","status","found","fix"}],"ok":bool}.
+        #[arg(long)]
+        json: bool,
+        /// Also make one small chat completion (a paid request) to the default or first chat model.
+        #[arg(long)]
+        live: bool,
     },
 }
 
@@ -538,6 +552,40 @@ mod tests {
                 && error.contains("core, delegate, rag, retrieval, audio, images, or all"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn doctor_takes_every_setting_before_or_after_it() {
+        for args in [
+            &[
+                "vultr-inference-mcp",
+                "--http",
+                "0.0.0.0:8787",
+                "doctor",
+                "--live",
+            ][..],
+            &[
+                "vultr-inference-mcp",
+                "doctor",
+                "--live",
+                "--http",
+                "0.0.0.0:8787",
+            ][..],
+        ] {
+            let config = Config::try_parse_from(args).unwrap();
+            assert!(
+                matches!(
+                    config.command,
+                    Some(Command::Doctor {
+                        json: false,
+                        live: true
+                    })
+                ),
+                "{args:?}"
+            );
+            let http = config.settings().http.expect("--http is seen");
+            assert_eq!(http.addr, "0.0.0.0:8787".parse().unwrap(), "{args:?}");
+        }
     }
 
     #[test]

@@ -60,8 +60,12 @@ fn main() -> ExitCode {
     match &config.command {
         Some(Command::HashToken { name }) => return hash_token(name),
         Some(Command::Healthcheck { url }) => return healthcheck(url.clone(), config.http.addr),
-        None => {}
+        Some(Command::Doctor { .. }) | None => {}
     }
+    let doctor = match &config.command {
+        Some(Command::Doctor { json, live }) => Some((*json, *live)),
+        _ => None,
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -73,6 +77,11 @@ fn main() -> ExitCode {
         }
     };
     let mut settings = config.settings();
+    if let Some((json, live)) = doctor {
+        let code = runtime.block_on(run_doctor(settings, json, live));
+        runtime.shutdown_timeout(Duration::from_millis(100));
+        return code;
+    }
     let code = runtime.block_on(async move {
         logging::init(settings.vultr.reveal_keys);
         match settings.http.take() {
@@ -161,6 +170,21 @@ fn healthcheck(url: Option<String>, addr: Option<SocketAddr>) -> ExitCode {
             );
             ExitCode::FAILURE
         }
+/// Runs every check and prints the report (text, or JSON with `json`) on stdout; exit 1
+/// when a check failed.
+async fn run_doctor(settings: Settings, json: bool, live: bool) -> ExitCode {
+    use vultr_inference_mcp::doctor;
+    let environment = doctor::Environment::of_process();
+    let report = doctor::run(settings, &environment, doctor::Options { live }).await;
+    if json {
+        println!("{}", doctor::json(&report));
+    } else {
+        print!("{}", doctor::text(&report));
+    }
+    if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

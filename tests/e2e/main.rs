@@ -10,6 +10,8 @@ mod bounds;
 mod commands;
 mod conversations;
 mod delegate;
+#[cfg(unix)]
+mod doctor;
 mod every_kind;
 mod example;
 mod faults;
