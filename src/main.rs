@@ -170,6 +170,9 @@ fn healthcheck(url: Option<String>, addr: Option<SocketAddr>) -> ExitCode {
             );
             ExitCode::FAILURE
         }
+    }
+}
+
 /// Runs every check and prints the report (text, or JSON with `json`) on stdout; exit 1
 /// when a check failed.
 async fn run_doctor(settings: Settings, json: bool, live: bool) -> ExitCode {
