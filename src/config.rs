@@ -215,9 +215,10 @@ pub enum Command {
 #[derive(Debug, Clone, clap::Args)]
 pub struct HttpArgs {
     /// Serve streamable HTTP on this address (e.g. `127.0.0.1:8787`, `[::]:8787`; port 0
-    /// picks one) instead of stdio. The MCP endpoint is `/mcp`.
+    /// picks one) instead of stdio. The MCP endpoint is `/mcp`. Empty means stdio, so a
+    /// container image that serves HTTP can be run as a stdio server with `VULTR_MCP_HTTP=`.
     #[arg(long = "http", env = setting::HTTP, hide_env_values = true, value_name = "ADDR", value_parser = parse_listen_address)]
-    pub addr: Option<SocketAddr>,
+    listen: Option<ListenAddr>,
 
     /// The URL clients use for the endpoint, e.g. `https://mcp.example.com/mcp` (resource id,
     /// token audience, metadata) [default: http://ADDR/mcp].
@@ -374,8 +375,22 @@ pub struct LimitArgs {
 }
 
 /// Reads an IP address and port to listen on (`127.0.0.1:8787`, `[::]:8787`).
-fn parse_listen_address(text: &str) -> Result<SocketAddr, String> {
-    text.trim().parse().map_err(|_| {
+/// The `--http` setting: an address, or empty for stdio.
+#[derive(Debug, Clone, Copy)]
+struct ListenAddr(Option<SocketAddr>);
+
+impl HttpArgs {
+    /// The address to serve HTTP on; none means stdio.
+    pub fn addr(&self) -> Option<SocketAddr> {
+        self.listen.and_then(|listen| listen.0)
+    }
+}
+
+fn parse_listen_address(text: &str) -> Result<ListenAddr, String> {
+    if text.trim().is_empty() {
+        return Ok(ListenAddr(None));
+    }
+    text.trim().parse().map(|addr| ListenAddr(Some(addr))).map_err(|_| {
         format!(
             "`{text}` is not an IP address and port; use e.g. 127.0.0.1:8787 (this machine only), 0.0.0.0:8787 or [::]:8787"
         )
@@ -461,7 +476,7 @@ impl Config {
                     .unwrap_or(usize::MAX),
                 max_total: usize::try_from(self.media_max_total).unwrap_or(usize::MAX),
             },
-            http: http.addr.map(|addr| HttpSettings {
+            http: http.addr().map(|addr| HttpSettings {
                 addr,
                 public_url: http.public_url,
                 allowed_hosts: http.allowed_hosts,
@@ -552,6 +567,23 @@ mod tests {
                 && error.contains("core, delegate, rag, retrieval, audio, images, or all"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn an_empty_http_address_means_stdio() {
+        let parse = |address: &str| {
+            Config::try_parse_from(["vultr-inference-mcp", "--http", address])
+                .unwrap()
+                .settings()
+                .http
+        };
+        assert!(parse("").is_none());
+        assert!(parse("  ").is_none());
+        assert_eq!(
+            parse("127.0.0.1:8787").map(|http| http.addr),
+            Some("127.0.0.1:8787".parse().unwrap())
+        );
+        assert!(Config::try_parse_from(["vultr-inference-mcp", "--http", "localhost"]).is_err());
     }
 
     #[test]

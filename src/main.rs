@@ -59,7 +59,7 @@ fn main() -> ExitCode {
     let config = Config::parse();
     match &config.command {
         Some(Command::HashToken { name }) => return hash_token(name),
-        Some(Command::Healthcheck { url }) => return healthcheck(url.clone(), config.http.addr),
+        Some(Command::Healthcheck { url }) => return healthcheck(url.clone(), config.http.addr()),
         Some(Command::Doctor { .. }) | None => {}
     }
     let doctor = match &config.command {

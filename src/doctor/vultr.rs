@@ -17,6 +17,9 @@ use crate::vultr::http::VultrHttp;
 use crate::vultr::inference::InferenceClient;
 use crate::vultr::models::Model;
 
+/// What to do when no HTTPS client could be made (no CA certificates were found).
+const NO_CA_FIX: &str = "install the system's CA certificates (e.g. the ca-certificates package), or set SSL_CERT_FILE to a CA bundle file";
+
 const ACCOUNT: &str = "account key";
 const SUBSCRIPTION: &str = "subscription";
 const INFERENCE: &str = "inference API";
@@ -162,6 +165,7 @@ fn account_failure(settings: &Settings, error: &VultrError) -> Check {
                     host(settings.vultr.api_base_url.as_str()),
                     Api::Account.base_url_var()
                 ),
+                VultrError::NoHttpsClient { .. } => NO_CA_FIX.to_owned(),
                 _ => "try again in a minute; if it persists, check https://status.vultr.com"
                     .to_owned(),
             },
@@ -268,6 +272,7 @@ async fn catalog(inference: &InferenceClient, key: Option<&ApiKey>) -> (Check, O
                         "check this machine's network connection to the inference API (and {}, if you set it)",
                         setting::INFERENCE_BASE_URL
                     ),
+                    VultrError::NoHttpsClient { .. } => NO_CA_FIX.to_owned(),
                     _ => "try again in a minute; if it persists, check https://status.vultr.com"
                         .to_owned(),
                 },

@@ -178,7 +178,7 @@ impl AccountClient {
     async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, VultrError> {
         let request = self
             .http
-            .client()
+            .client()?
             .get(self.base.join(path))
             .bearer_auth(self.key.expose());
         self.http

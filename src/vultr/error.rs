@@ -108,6 +108,14 @@ pub enum VultrError {
         /// The limit in bytes.
         limit: usize,
     },
+    /// No HTTPS client could be made, so nothing was sent (no root certificates loaded).
+    #[error(
+        "could not set up HTTPS to Vultr ({detail}), so nothing was sent. Point SSL_CERT_FILE at a bundle of CA certificates (e.g. /etc/ssl/certs/ca-certificates.crt), or install your system's CA certificates."
+    )]
+    NoHttpsClient {
+        /// Why the client could not be built.
+        detail: String,
+    },
     /// The connection failed in another way (reset, protocol error).
     #[error("the request to the {api} failed: {detail}. Try again; if it persists, check {}.", .api.base_url_var())]
     Transport {

@@ -105,7 +105,8 @@ pub struct Endpoint<'a> {
 pub struct VultrHttp {
     /// Built once, off the start-up path: loading the system's root certificates takes
     /// milliseconds that the MCP handshake should not wait for.
-    client: Arc<OnceLock<reqwest::Client>>,
+    /// Or why it could not be built (no root certificates could be loaded, say).
+    client: Arc<OnceLock<Result<reqwest::Client, String>>>,
     connect_timeout: Duration,
     retry: RetryPolicy,
     max_response_bytes: usize,
@@ -131,17 +132,18 @@ impl VultrHttp {
         let spawned = std::thread::Builder::new()
             .name("http-client-init".to_owned())
             .spawn(move || {
-                warm.client();
+                let _ = warm.client();
             });
         if spawned.is_err() {
-            http.client();
+            let _ = http.client();
         }
         http
     }
 
-    /// The underlying client, to build requests with.
-    pub fn client(&self) -> &reqwest::Client {
-        self.client.get_or_init(|| {
+    /// The underlying client, to build requests with, or why there is none: every request
+    /// then fails with that reason instead of the process panicking.
+    pub fn client(&self) -> Result<&reqwest::Client, VultrError> {
+        let built = self.client.get_or_init(|| {
             reqwest::Client::builder()
                 .connect_timeout(self.connect_timeout)
                 .pool_idle_timeout(POOL_IDLE_TIMEOUT)
@@ -153,7 +155,18 @@ impl VultrHttp {
                     env!("CARGO_PKG_VERSION")
                 ))
                 .build()
-                .unwrap_or_else(|_| reqwest::Client::new())
+                .map_err(|error| {
+                    let mut detail = error.to_string();
+                    let mut source = std::error::Error::source(&error);
+                    while let Some(cause) = source {
+                        detail = format!("{detail}: {cause}");
+                        source = cause.source();
+                    }
+                    detail
+                })
+        });
+        built.as_ref().map_err(|detail| VultrError::NoHttpsClient {
+            detail: detail.clone(),
         })
     }
 

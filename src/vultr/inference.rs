@@ -54,7 +54,7 @@ impl InferenceClient {
 
     /// `GET /models`: the catalog, which is public; a key is sent when one is at hand.
     pub async fn models(&self, key: Option<&ApiKey>) -> Result<Vec<Model>, VultrError> {
-        let mut request = self.http.client().get(self.base.join("/models"));
+        let mut request = self.http.client()?.get(self.base.join("/models"));
         if let Some(key) = key {
             request = request.bearer_auth(key.expose());
         }
@@ -69,7 +69,7 @@ impl InferenceClient {
     pub async fn chat(&self, key: &ApiKey, request: &ChatRequest) -> Result<ChatReply, VultrError> {
         let http_request = self
             .http
-            .client()
+            .client()?
             .post(self.base.join("/chat/completions"))
             .bearer_auth(key.expose())
             .json(request);
@@ -96,7 +96,7 @@ impl InferenceClient {
     {
         let http_request = self
             .http
-            .client()
+            .client()?
             .post(self.base.join("/chat/completions"))
             .bearer_auth(key.expose())
             .json(&StreamingRequest {
@@ -179,11 +179,17 @@ pub struct Bytes {
 /// put ids into them with [`path_segment`].
 impl InferenceClient {
     /// A request of `method` to `path` with `key`.
-    fn to(&self, method: Method, key: &ApiKey, path: &str) -> reqwest::RequestBuilder {
-        self.http
-            .client()
+    fn to(
+        &self,
+        method: Method,
+        key: &ApiKey,
+        path: &str,
+    ) -> Result<reqwest::RequestBuilder, VultrError> {
+        Ok(self
+            .http
+            .client()?
             .request(method, self.base.join(path))
-            .bearer_auth(key.expose())
+            .bearer_auth(key.expose()))
     }
 
     fn timeout(&self, patience: Patience) -> Duration {
@@ -208,7 +214,7 @@ impl InferenceClient {
             path.push('=');
             path.push_str(&path_segment(value));
         }
-        let request = self.to(Method::GET, key, &path);
+        let request = self.to(Method::GET, key, &path)?;
         self.http
             .send_json(self.endpoint(self.timeout(patience)), request)
             .await
@@ -222,7 +228,7 @@ impl InferenceClient {
         body: &(impl Serialize + ?Sized),
         patience: Patience,
     ) -> Result<Value, VultrError> {
-        let request = self.to(Method::POST, key, path).json(body);
+        let request = self.to(Method::POST, key, path)?.json(body);
         self.http
             .send_json(self.endpoint(self.timeout(patience)), request)
             .await
@@ -237,7 +243,7 @@ impl InferenceClient {
         body: &(impl Serialize + ?Sized),
         patience: Patience,
     ) -> Result<Value, VultrError> {
-        let request = self.to(Method::POST, key, path).json(body);
+        let request = self.to(Method::POST, key, path)?.json(body);
         self.http
             .send_json_write(self.endpoint(self.timeout(patience)), request)
             .await
@@ -250,7 +256,7 @@ impl InferenceClient {
         path: &str,
         patience: Patience,
     ) -> Result<Value, VultrError> {
-        let request = self.to(Method::DELETE, key, path);
+        let request = self.to(Method::DELETE, key, path)?;
         self.http
             .send_json(self.endpoint(self.timeout(patience)), request)
             .await
@@ -289,7 +295,13 @@ impl InferenceClient {
         patience: Patience,
         write: bool,
     ) -> Result<Value, VultrError> {
-        let request = || self.to(Method::POST, key, path).multipart(form());
+        let client = self.http.client()?;
+        let request = || {
+            client
+                .post(self.base.join(path))
+                .bearer_auth(key.expose())
+                .multipart(form())
+        };
         self.http
             .send_json_built(self.endpoint(self.timeout(patience)), request, write)
             .await
@@ -304,7 +316,13 @@ impl InferenceClient {
         form: impl Fn() -> reqwest::multipart::Form,
         patience: Patience,
     ) -> Result<Bytes, VultrError> {
-        let request = || self.to(Method::POST, key, path).multipart(form());
+        let client = self.http.client()?;
+        let request = || {
+            client
+                .post(self.base.join(path))
+                .bearer_auth(key.expose())
+                .multipart(form())
+        };
         self.http
             .send_bytes_built(self.endpoint(self.timeout(patience)), request)
             .await
@@ -318,7 +336,7 @@ impl InferenceClient {
         body: &(impl Serialize + ?Sized),
         patience: Patience,
     ) -> Result<Bytes, VultrError> {
-        let request = self.to(Method::POST, key, path).json(body);
+        let request = self.to(Method::POST, key, path)?.json(body);
         self.http
             .send_bytes(self.endpoint(self.timeout(patience)), request)
             .await
@@ -347,7 +365,7 @@ impl InferenceClient {
                 detail: "a URL off the inference API's host is never fetched".to_owned(),
             });
         }
-        let request = self.http.client().get(url).bearer_auth(key.expose());
+        let request = self.http.client()?.get(url).bearer_auth(key.expose());
         self.http
             .send_bytes(self.endpoint(self.timeout(patience)), request)
             .await

@@ -215,3 +215,31 @@ async fn sigterm_ends_the_process_promptly_with_status_0_while_stdin_is_still_op
         .expect("the server exits promptly on SIGTERM, with stdin still open");
     assert!(status.success(), "exit status {status}");
 }
+
+/// With no root certificates to load (an empty `SSL_CERT_FILE`, a container without CA
+/// certificates) no HTTPS client can be made: every call says so at once, naming the fix,
+/// and the server keeps serving, where it used to panic in the call and never answer.
+#[tokio::test]
+async fn no_root_certificates_is_a_prompt_error_naming_ssl_cert_file() {
+    let fake = crate::support::fake_vultr::FakeVultr::start().await;
+    let certs = tempfile::NamedTempFile::new().unwrap();
+    let no_dir = tempfile::tempdir().unwrap();
+    let server = Server::with_fake(
+        &fake,
+        &[
+            ("SSL_CERT_FILE", certs.path().to_str().unwrap()),
+            ("SSL_CERT_DIR", no_dir.path().to_str().unwrap()),
+        ],
+    )
+    .await;
+    for _ in 0..2 {
+        let started = Instant::now();
+        let result = tokio::time::timeout(PROMPTLY, server.call("list_models", json!({})))
+            .await
+            .expect("the call is answered");
+        assert_contains(&err(&result), &["SSL_CERT_FILE", "nothing was sent"]);
+        assert!(started.elapsed() < PROMPTLY);
+    }
+    assert!(!server.stderr().contains("panicked"), "{}", server.stderr());
+    server.stop().await;
+}
