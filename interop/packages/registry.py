@@ -130,11 +130,21 @@ def main() -> int:
     label = re.search(r'io\.modelcontextprotocol\.server\.name="([^"]+)"', containerfile)
     check(bool(label) and label.group(1) == name,
           f"Containerfile label io.modelcontextprotocol.server.name {label and label.group(1)}")
-    readme = re.findall(r"mcp-name:\s*(\S+)", (ROOT / "README.md").read_text())
-    if readme:
-        check(set(readme) == {name}, f"README mcp-name line names {sorted(set(readme))}")
-    else:
-        skipped("README.md `mcp-name:` line", args.require_all)
+    # PyPI shows the wheel's readme (pyproject's `readme`); the registry looks for the line there.
+    readmes = {"README.md"}
+    if pyproject.exists():
+        readme_field = tomllib.loads(pyproject.read_text()).get("project", {}).get("readme")
+        if isinstance(readme_field, dict):
+            readme_field = readme_field.get("file")
+        if readme_field:
+            readmes.add(readme_field)
+    for readme in sorted(readmes):
+        # The name must end at a boundary (space, newline, tag, `-->`), as the registry requires.
+        found = re.findall(r"mcp-name:\s*(\S+?)(?=\s|<|-->|$)", (ROOT / readme).read_text())
+        if found:
+            check(set(found) == {name}, f"{readme} mcp-name line names {sorted(set(found))}")
+        else:
+            skipped(f"{readme} `mcp-name:` line", args.require_all)
 
     check_variables(server)
     print(f"{passes} passed, {len(failures)} failed")
