@@ -9,7 +9,7 @@ On success it prints one summary line to stdout and exits 0; on any failure it p
 Everything is bounded by --timeout (default 60 s). Secrets are never printed.
 
   drive.py stdio [--env K=V]... [--no-fake] [--fake-json FILE] [--cwd DIR] [--timeout S]
-                 [--name NAME] [--label TEXT] -- COMMAND [ARGS...]
+                 [--name NAME] [--label TEXT] [--launch-json FILE] [-- COMMAND [ARGS...]]
       Starts the fake (unless --no-fake), then COMMAND over stdio with a clean environment:
       PATH/HOME/locale from ours (never our VULTR_* settings), VULTR_API_KEY /
       VULTR_API_BASE_URL / VULTR_INFERENCE_BASE_URL pointing at the fake, a private
@@ -17,7 +17,11 @@ Everything is bounded by --timeout (default 60 s). Secrets are never printed.
       extras (which win). With --no-fake nothing is set but the --env extras and the store
       (for a command whose settings come from elsewhere, e.g. an unpacked bundle's mcp_config);
       the models expected then come from --fake-json (a fake already running) or are not
-      checked beyond "not an error".
+      checked beyond "not an error". --launch-json FILE takes the command instead from a JSON
+      object {"command": ..., "args": [...], "env": {...}} (what an MCP client's config holds,
+      e.g. an MCP Bundle's mcp_config after substitution); its env goes between ours and --env.
+      When the fake is known, `list_subscriptions` is called too: the fake's account API
+      answers only its account key, so this proves the configured key reached the server.
 
   drive.py http URL --token TOKEN [--fake-json FILE] [--timeout S] [--name NAME] [--label TEXT]
       Connects to a server already listening at URL (its /mcp endpoint) over streamable HTTP
@@ -151,8 +155,10 @@ def text_of(result: types.CallToolResult) -> str:
     return "\n".join(block.text for block in result.content if isinstance(block, types.TextContent))
 
 
-async def exercise(session: ClientSession, name: str, models: list[str]) -> str:
-    """initialize + list_models on a connected session; a short description of what was seen."""
+async def exercise(session: ClientSession, name: str, info: dict[str, Any] | None) -> str:
+    """initialize, list_models (and list_subscriptions when the fake is known) on a session."""
+    models = expected_models(info)
+    subscription = info["subscription_id"] if info else None
     init = await session.initialize()
     server = init.server_info
     if server is None or server.name != name:
@@ -167,12 +173,28 @@ async def exercise(session: ClientSession, name: str, models: list[str]) -> str:
         raise Failure(f"list_models lacks {missing}: {text[:500]}")
     if not text.strip():
         raise Failure("list_models returned no text")
-    return f"server {server.name} {server.version}, protocol {init.protocol_version}, list_models ok ({len(models)} expected models seen)"
+    seen = f"list_models ok ({len(models)} expected models seen)"
+    if subscription:
+        # The fake answers the account API only to its account key: this proves the key the
+        # package was configured with reached the server.
+        result = await session.call_tool("list_subscriptions", {})
+        text = text_of(result)
+        if result.is_error:
+            raise Failure(f"list_subscriptions returned isError (was the API key passed?): {text[:500]}")
+        if subscription not in text + json.dumps(result.structured_content or {}):
+            raise Failure(f"list_subscriptions lacks the fake's subscription {subscription}: {text[:500]}")
+        seen += ", list_subscriptions ok"
+    return f"server {server.name} {server.version}, protocol {init.protocol_version}, {seen}"
 
 
 async def drive_stdio(args: argparse.Namespace) -> str:
-    if not args.command:
-        raise Failure("no COMMAND given after --")
+    command, env_extra = list(args.command), {}
+    if args.launch_json:
+        launch = json.loads(Path(args.launch_json).read_text(encoding="utf-8"))
+        command = [launch["command"], *launch.get("args", [])]
+        env_extra = {str(k): str(v) for k, v in (launch.get("env") or {}).items()}
+    if not command:
+        raise Failure("no COMMAND given after -- (or --launch-json)")
     fake = None if args.no_fake else Fake(args.timeout)
     info = fake.info if fake else load_fake_json(args.fake_json)
     with tempfile.TemporaryDirectory(prefix="drive-") as private:
@@ -182,10 +204,11 @@ async def drive_stdio(args: argparse.Namespace) -> str:
         env["RUST_LOG"] = "warn"
         if fake:
             env.update(fake.server_env())
+        env.update(env_extra)
         env.update(parse_env(args.env))
         errlog_path = Path(private) / "server-stderr.log"
         params = StdioServerParameters(
-            command=args.command[0], args=args.command[1:], env=env, cwd=args.cwd or private
+            command=command[0], args=command[1:], env=env, cwd=args.cwd or private
         )
         try:
             with open(errlog_path, "w+", encoding="utf-8") as errlog:
@@ -193,7 +216,7 @@ async def drive_stdio(args: argparse.Namespace) -> str:
                     with anyio.fail_after(args.timeout):
                         async with stdio_client(params, errlog=errlog) as (read, write):
                             async with ClientSession(read, write, read_timeout_seconds=args.timeout) as session:
-                                return await exercise(session, args.name, expected_models(info))
+                                return await exercise(session, args.name, info)
                 except TimeoutError as error:
                     raise Failure(f"no answer within {args.timeout:g} s") from error
                 except Exception as error:  # the SDK's connection errors, a command that does not start
@@ -219,7 +242,7 @@ async def drive_http(args: argparse.Namespace) -> str:
             async with httpx2.AsyncClient(headers=headers, timeout=args.timeout) as http:
                 async with streamable_http_client(args.url, http_client=http) as (read, write):
                     async with ClientSession(read, write, read_timeout_seconds=args.timeout) as session:
-                        return await exercise(session, args.name, expected_models(info))
+                        return await exercise(session, args.name, info)
     except TimeoutError as error:
         raise Failure(f"no answer from {args.url} within {args.timeout:g} s") from error
     except Exception as error:  # the SDK's connection errors, an HTTP status
@@ -293,6 +316,9 @@ def parser() -> argparse.ArgumentParser:
     stdio.add_argument("--no-fake", action="store_true", help="do not start the fake or set its env")
     stdio.add_argument("--fake-json", help="the JSON line of a fake already running (with --no-fake)")
     stdio.add_argument("--cwd", help="working directory of the server (default: a private temp folder)")
+    stdio.add_argument(
+        "--launch-json", help="take command, args and env from this JSON (an MCP client config entry)"
+    )
     stdio.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
 
     http = sub.add_parser("http", help="connect to URL over streamable HTTP with a bearer token")
