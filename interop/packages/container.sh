@@ -8,17 +8,19 @@
 # `/healthz` answers 200, `/mcp` refuses a request without a token (401), the `healthcheck`
 # subcommand exits 0 while it listens and 1 once nothing does, and an MCP client completes
 # initialize and list_models with the token. The image is removed at the end.
-# Inputs (environment): VULTR_MCP_BIN, the static release binary (default
+# A step of interop/packages/run.sh, which sets its inputs (environment): VULTR_MCP_RELEASE_BIN,
+# the static release binary (default
 # $CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release/vultr-inference-mcp); FAKE_VULTR_BIN
-# (default $CARGO_TARGET_DIR/debug/examples/fake_vultr); DRIVE_PYTHON, a Python with
-# interop/packages' requirements for drive.py. Ends with "N passed, 0 failed".
+# (default $CARGO_TARGET_DIR/debug/examples/fake_vultr); PACKAGES_PYTHON, a Python with
+# interop/packages/requirements.txt for drive.py (default python3); PACKAGES_WORK, a private
+# scratch folder (default: a temporary one). Ends with "N passed, 0 failed".
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 target_dir="${CARGO_TARGET_DIR:-$root/target}"
-bin="${VULTR_MCP_BIN:-$target_dir/x86_64-unknown-linux-gnu/release/vultr-inference-mcp}"
+bin="${VULTR_MCP_RELEASE_BIN:-$target_dir/x86_64-unknown-linux-gnu/release/vultr-inference-mcp}"
 fake_bin="${FAKE_VULTR_BIN:-$target_dir/debug/examples/fake_vultr}"
-drive_python="${DRIVE_PYTHON:-python3}"
+drive_python="${PACKAGES_PYTHON:-python3}"
 image="localhost/vultr-inference-mcp-ci:$$"
 
 passed=0
@@ -26,10 +28,10 @@ say() { echo "[container] $*" >&2; }
 ok() { passed=$((passed + 1)); say "ok: $*"; }
 fail() { say "FAIL: $*"; [[ -s "${tmp:-/nonexistent}/server.log" ]] && sed 's/^/[server] /' "$tmp/server.log" >&2; echo "$passed passed, 1 failed"; exit 1; }
 
-[[ -x "$bin" ]] || fail "no binary at $bin (packaging/build-release.sh builds it; or set VULTR_MCP_BIN)"
+[[ -x "$bin" ]] || fail "no binary at $bin (packaging/build-release.sh builds it; or set VULTR_MCP_RELEASE_BIN)"
 [[ -x "$fake_bin" ]] || fail "no fake Vultr at $fake_bin (cargo build --example fake_vultr; or set FAKE_VULTR_BIN)"
 
-tmp="$(mktemp -d)"
+tmp="$(mktemp -d "${PACKAGES_WORK:-${TMPDIR:-/tmp}}/container.XXXXXX")"
 chmod 700 "$tmp"
 pids=()
 cid=""

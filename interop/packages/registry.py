@@ -3,7 +3,7 @@
 1. server.json validates against the registry's schema vendored in
    packaging/registry/server.schema.json (checked unchanged by its sha256), and names it.
 2. One version everywhere: Cargo.toml's; server.json's own and each package's (the OCI tag,
-   the bundle's download URL); packaging/npm/*/package.json (each package, and the launcher's
+   each bundle's download URL); packaging/npm/*/package.json (each package, and the launcher's
    optionalDependencies on the platform packages); packaging/mcpb/manifest.json; pyproject.toml
    (its version dynamic, so maturin takes Cargo's, or equal to it).
 3. One name everywhere: server.json's name is the container image's
@@ -12,12 +12,12 @@
 4. Every environment variable named is a setting the server reads (src/setting.rs), and the
    ones holding keys, tokens or URLs with passwords are marked isSecret.
 
-    python registry.py [--require-all] [--release MCPB_FILE]
+    python registry.py [--require-all] [--release BUNDLE_DIR]
 
 --require-all: the npm packages, the bundle manifest, pyproject.toml and the README line must
-exist (as in a full tree); without it an absent one is reported and skipped. --release: also
-require the bundle's fileSha256 to be MCPB_FILE's (the release workflow fills it in; in the
-repository it is 64 zeros). Prints one line per check; exits 1 on any failure.
+exist (as in a full tree); without it an absent one is reported and skipped. --release: each
+bundle's fileSha256 must be that of the file of its name in BUNDLE_DIR (the release workflow
+fills them in; in the repository they are 64 zeros). Prints one line per check; exits 1 on any failure.
 """
 
 from __future__ import annotations
@@ -38,6 +38,8 @@ SCHEMA = ROOT / "packaging/registry/server.schema.json"
 # the registry's current schema; a newer schema is a deliberate change of file and pin.
 SCHEMA_SHA256 = "3fba09590c99f61735d234822279f4223fab9e300c0a81e81c91ab62a4114de0"
 PLACEHOLDER_SHA256 = "0" * 64
+# The release's bundles, one per target (packaging/mcpb/pack.sh names them <os>-<cpu>).
+BUNDLE_PLATFORMS = ("linux-x64", "linux-arm64", "darwin-x64", "darwin-arm64", "win32-x64")
 
 failures: list[str] = []
 passes = 0
@@ -64,7 +66,7 @@ def skipped(what: str, require_all: bool) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--require-all", action="store_true")
-    parser.add_argument("--release", metavar="MCPB_FILE", type=Path)
+    parser.add_argument("--release", metavar="BUNDLE_DIR", type=Path)
     args = parser.parse_args()
 
     schema_bytes = SCHEMA.read_bytes()
@@ -86,8 +88,8 @@ def main() -> int:
     check(server.get("version") == version, f"server.json version {server.get('version')}")
 
     packages = {p["registryType"]: p for p in server.get("packages", [])}
-    check(set(packages) == {"pypi", "npm", "oci", "mcpb"},
-          f"server.json lists pypi, npm, oci and mcpb packages (has {sorted(packages)})")
+    check(set(packages) == {"pypi", "npm", "oci", "mcpb"} and len(server["packages"]) == 3 + len(BUNDLE_PLATFORMS),
+          f"server.json lists the pypi, npm and oci packages and {len(BUNDLE_PLATFORMS)} bundles")
     for kind in ("pypi", "npm"):
         if kind in packages:
             check(packages[kind].get("version") == version,
@@ -97,18 +99,21 @@ def main() -> int:
     if "oci" in packages:
         check(packages["oci"].get("identifier", "").endswith(f":{version}"),
               f"server.json oci image tag {packages['oci'].get('identifier')}")
-    if "mcpb" in packages:
-        bundle = packages["mcpb"]
-        url = bundle.get("identifier", "")
-        check(f"/v{version}/" in url and url.endswith(f"-{version}.mcpb"),
-              f"server.json mcpb URL names v{version}: {url}")
-        check(bundle.get("version", version) == version, "server.json mcpb package version")
+    bundles = [p for p in server.get("packages", []) if p["registryType"] == "mcpb"]
+    urls = [bundle.get("identifier", "") for bundle in bundles]
+    suffixes = sorted(url.rsplit(f"/v{version}/vultr-inference-mcp-{version}-", 1)[-1] for url in urls)
+    check(suffixes == sorted(f"{platform}.mcpb" for platform in BUNDLE_PLATFORMS),
+          f"server.json has one bundle per platform, at /v{version}/vultr-inference-mcp-{version}-<os>-<cpu>.mcpb")
+    check(all(bundle.get("version", version) == version for bundle in bundles), "mcpb package versions")
+    for bundle in bundles:
+        file_name = bundle.get("identifier", "").rsplit("/", 1)[-1]
         if args.release:
-            digest = hashlib.sha256(args.release.read_bytes()).hexdigest()
-            check(bundle.get("fileSha256") == digest, f"mcpb fileSha256 is {args.release.name}'s")
+            path = args.release / file_name
+            digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "(no file)"
+            check(bundle.get("fileSha256") == digest, f"{file_name}: fileSha256 is the sha256 of {path}")
         else:
             check(bundle.get("fileSha256") == PLACEHOLDER_SHA256,
-                  "mcpb fileSha256 is the placeholder the release fills in")
+                  f"{file_name}: fileSha256 is the placeholder the release fills in")
 
     check_npm(version, name, args.require_all)
     manifest = ROOT / "packaging/mcpb/manifest.json"

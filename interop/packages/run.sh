@@ -5,7 +5,11 @@
 # `list_models`, `list_subscriptions`. The steps, each its own script:
 #   wheel.sh  the PyPI wheel (maturin), pip-installed into a fresh venv;
 #   npm.sh    the npm launcher + linux-x64 platform package, packed and installed from tarballs;
-#   mcpb.sh   the MCP Bundle, validated, packed, unpacked and configured as a desktop client does.
+#   mcpb.sh   the MCP Bundle, validated, packed, unpacked and configured as a desktop client does;
+#   container.sh  the container image (podman, FROM scratch): its configuration, and the binary
+#             taken back out of it serving HTTP with a token;
+#   registry.sh   server.json against the registry schema; one version and one name everywhere;
+#   kubernetes.sh deploy/kubernetes against the Kubernetes schemas, and its policy.
 #
 #   bash interop/packages/run.sh [STEP...]      (default: every step, in the order above)
 #
@@ -40,9 +44,7 @@ export RELEASE_TARGET=x86_64-unknown-linux-gnu
 [[ "$(uname -s)/$(uname -m)" == Linux/x86_64 ]] || die "these steps package for $RELEASE_TARGET; this is $(uname -s)/$(uname -m)"
 
 steps=("$@")
-(( ${#steps[@]} )) || steps=(wheel npm mcpb)
-# >>> container.sh, registry.sh and kubernetes.sh (other helpers) join here: add their names to
-# >>> the default list above, and each is run as "$here/<name>.sh" with the environment below.
+(( ${#steps[@]} )) || steps=(wheel npm mcpb container registry kubernetes)
 for step in "${steps[@]}"; do
   [[ -f "$here/$step.sh" ]] || die "no step '$step' (no $here/$step.sh)"
 done
