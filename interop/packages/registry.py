@@ -34,9 +34,9 @@ import jsonschema
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / "packaging/registry/server.schema.json"
-# The sha256 of https://static.modelcontextprotocol.io/schemas/2025-12-11/server.schema.json,
-# the registry's current schema; a newer schema is a deliberate change of file and pin.
-SCHEMA_SHA256 = "3fba09590c99f61735d234822279f4223fab9e300c0a81e81c91ab62a4114de0"
+# The sha256 of the vendored 2025-12-11 schema, the registry's current one (the published file
+# less two example lines: packaging/registry/README.md); a newer one is a deliberate change.
+SCHEMA_SHA256 = "4339f7ce3ecdb0d0fec99836a3077fb67e8d03962ddd383bd802cecc8ca8c926"
 PLACEHOLDER_SHA256 = "0" * 64
 # The release's bundles, one per target (packaging/mcpb/pack.sh names them <os>-<cpu>).
 BUNDLE_PLATFORMS = ("linux-x64", "linux-arm64", "darwin-x64", "darwin-arm64", "win32-x64")
