@@ -38,7 +38,7 @@ cid=""
 cleanup() {
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-    [[ -n "$cid" ]] && podman rm -f "$cid" >/dev/null 2>&1 || true
+    if [[ -n "$cid" ]]; then podman rm -f "$cid" >/dev/null 2>&1 || true; fi
     podman rmi -f "$image" >/dev/null 2>&1 || true
     rm -rf "$tmp"
 }

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by registry.sh and kubernetes.sh: sets $manifests_python to a Python in a virtual
 # environment holding requirements-manifests.txt, (re)made when that file or the interpreter
 # changes. Inputs: PYTHON (default python3, 3.11+ for tomllib), MANIFESTS_VENV (default

@@ -8,6 +8,7 @@
 # Ends with "N passed, N failed"; exits 1 on any failure.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=interop/packages/manifests-venv.sh
 source "$here/manifests-venv.sh"
 extra=(--require-all)
 [[ "${REGISTRY_ALLOW_ABSENT:-0}" == 1 ]] && extra=()
