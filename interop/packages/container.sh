@@ -7,7 +7,8 @@
 # binary as the image would run it: HTTP mode with a tokens file against the tests' fake Vultr,
 # `/healthz` answers 200, `/mcp` refuses a request without a token (401), the `healthcheck`
 # subcommand exits 0 while it listens and 1 once nothing does, and an MCP client completes
-# initialize and list_models with the token. The image is removed at the end.
+# initialize and list_models with the token; then the same over stdio with VULTR_MCP_HTTP
+# empty, the form server.json gives stdio clients of the image. The image is removed at the end.
 # A step of interop/packages/run.sh, which sets its inputs (environment): VULTR_MCP_RELEASE_BIN,
 # the static release binary (default
 # $CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release/vultr-inference-mcp); FAKE_VULTR_BIN
@@ -163,7 +164,14 @@ timeout 120 "$drive_python" "$root/interop/packages/drive.py" http "$url" --toke
     || fail "drive.py over HTTP with the token"
 ok "MCP client: initialize and list_models over HTTP with the token"
 
-# 6. Nothing listening: healthcheck says so.
+# 6. The registry entry's form for stdio clients (`docker run -i --rm -e VULTR_MCP_HTTP= IMAGE`):
+# an empty address means stdio, as every empty setting means unset.
+timeout 120 "$drive_python" "$root/interop/packages/drive.py" stdio --env VULTR_MCP_HTTP= \
+    --env SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt --label "container image binary, stdio" \
+    -- "$ex" || fail "drive.py over stdio with VULTR_MCP_HTTP empty (server.json's oci entry)"
+ok "MCP client over stdio with VULTR_MCP_HTTP= (the registry's oci entry)"
+
+# 7. Nothing listening: healthcheck says so.
 kill -TERM "$server"
 wait "$server" 2>/dev/null || true
 set +e
