@@ -62,7 +62,8 @@ version = sys.argv[3]
 config = image["Config"]
 env = dict(e.split("=", 1) for e in config.get("Env") or [])
 labels = config.get("Labels") or {}
-health = image.get("HealthCheck") or config.get("Healthcheck") or {}
+# podman puts the healthcheck beside Config (docker inside it); OCI images have none.
+health = image.get("Healthcheck") or config.get("Healthcheck") or {}
 checks = [
     ("user is 65532:65532", config.get("User") == "65532:65532"),
     ("entrypoint is the binary", config.get("Entrypoint") == ["/vultr-inference-mcp"]),
@@ -78,6 +79,7 @@ checks = [
      labels.get("org.opencontainers.image.version") == version),
     ("labels source and licenses", bool(labels.get("org.opencontainers.image.source"))
      and bool(labels.get("org.opencontainers.image.licenses"))),
+    ("a Docker-format image (OCI drops HEALTHCHECK)", "docker" in image.get("ManifestType", "")),
     ("healthcheck runs `healthcheck`",
      health.get("Test") == ["CMD", "/vultr-inference-mcp", "healthcheck"]),
 ]
@@ -85,7 +87,7 @@ bad = [what for what, good in checks if not good]
 for what in bad:
     print(f"[container] image config: not {what}", file=sys.stderr)
 if bad:
-    print(json.dumps({"Config": config, "HealthCheck": health}, indent=1), file=sys.stderr)
+    print(json.dumps({"Config": config, "Healthcheck": health}, indent=1), file=sys.stderr)
 sys.exit(1 if bad else 0)
 PY
 ok "image configuration: user, entrypoint, port, volume, environment, labels, healthcheck"
@@ -99,8 +101,10 @@ cid=""
 [[ "$(sha256sum <"$tmp/vultr-inference-mcp")" == "$(sha256sum <"$bin")" ]] \
     || fail "the binary in the image differs from $bin"
 ok "binary in the image is $bin (sha256 $(sha256sum <"$bin" | cut -c1-12)…)"
-file -L "$tmp/vultr-inference-mcp" | grep -q 'statically linked' || fail "not statically linked: $(file -L "$tmp/vultr-inference-mcp")"
-if ldd "$tmp/vultr-inference-mcp" >"$tmp/ldd.txt" 2>&1 || ! grep -q 'not a dynamic executable' "$tmp/ldd.txt"; then
+file -L "$tmp/vultr-inference-mcp" | grep -Eq 'static(ally|-pie) linked' || fail "not statically linked: $(file -L "$tmp/vultr-inference-mcp")"
+# ldd says "statically linked" (static-pie) or "not a dynamic executable"; never a library.
+ldd "$tmp/vultr-inference-mcp" >"$tmp/ldd.txt" 2>&1 || true
+if ! grep -Eq 'statically linked|not a dynamic executable' "$tmp/ldd.txt" || grep -Eq '=>|ld-linux' "$tmp/ldd.txt"; then
     fail "ldd finds dynamic dependencies: $(cat "$tmp/ldd.txt")"
 fi
 ok "statically linked (file and ldd agree)"
@@ -123,6 +127,7 @@ fake() { python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readlin
 (umask 077; "$ex" hash-token ci <"$tmp/token" >"$tmp/tokens") || fail "hash-token failed"
 grep -Eq '^ci [0-9a-f]{64}$' "$tmp/tokens" || fail "hash-token printed no tokens-file line"
 install -d -m 700 "$tmp/data"
+: >"$tmp/server.log"
 env -i PATH=/usr/bin:/bin HOME="$tmp/data" RUST_LOG=info \
     VULTR_API_KEY="$(fake account_key)" \
     VULTR_API_BASE_URL="$(fake account_base_url)" \

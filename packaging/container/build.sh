@@ -24,7 +24,7 @@ command -v podman >/dev/null || die "podman is not installed (Debian: apt-get in
 [[ -n "$version" ]] || die "no version found in $root/Cargo.toml"
 [[ -x "$bin" ]] || die "no binary at $bin: build it with packaging/build-release.sh, or set VULTR_MCP_BIN"
 [[ -s "$ca_bundle" ]] || die "no CA bundle at $ca_bundle (Debian: apt-get install ca-certificates), or set CA_BUNDLE"
-if command -v file >/dev/null && ! file -L "$bin" | grep -q 'statically linked'; then
+if command -v file >/dev/null && ! file -L "$bin" | grep -Eq 'static(ally|-pie) linked'; then
     die "$bin is dynamically linked; a scratch image needs a static one (packaging/build-release.sh)"
 fi
 
