@@ -95,6 +95,7 @@ ok "image configuration: user, entrypoint, port, volume, environment, labels, he
 # 3. The binary and the file tree, taken back out of the image.
 cid="$(timeout 60 podman create "$image")"
 timeout 60 podman cp "$cid:/vultr-inference-mcp" "$tmp/vultr-inference-mcp"
+timeout 60 podman cp "$cid:/etc/ssl/certs/ca-certificates.crt" "$tmp/ca-certificates.crt"
 timeout 60 podman export "$cid" | tar -tvf - >"$tmp/tree.txt"
 podman rm -f "$cid" >/dev/null 2>&1 || true
 cid=""
@@ -111,10 +112,13 @@ ok "statically linked (file and ldd agree)"
 grep -Eq '^drwx------ 65532/65532 .* data/$' "$tmp/tree.txt" || fail "/data is not 0700 and owned by 65532: $(grep ' data/$' "$tmp/tree.txt")"
 grep -Eq '^drwxrwxrwt .* tmp/$' "$tmp/tree.txt" || fail "/tmp is not 1777"
 grep -Eq ' etc/ssl/certs/ca-certificates.crt$' "$tmp/tree.txt" || fail "no CA bundle in the image"
-ok "file tree: /data 0700 owned by 65532, /tmp 1777, CA bundle"
+certs="$(grep -c 'BEGIN CERTIFICATE' "$tmp/ca-certificates.crt" || true)"
+(( certs >= 50 )) || fail "the image's CA bundle holds $certs certificates"
+ok "file tree: /data 0700 owned by 65532, /tmp 1777, CA bundle ($certs certificates)"
 ex="$tmp/vultr-inference-mcp"
 
-# 4. The fake Vultr, and the extracted binary serving HTTP with a tokens file, as in the image.
+# 4. The fake Vultr, and the extracted binary serving HTTP with a tokens file, as in the image,
+# with the image's CA bundle as SSL_CERT_FILE: the HTTP client loads its roots when it is built.
 mkfifo "$tmp/fake.in"
 "$fake_bin" <"$tmp/fake.in" >"$tmp/fake.json" 2>"$tmp/fake.log" &
 pids+=($!)
@@ -135,7 +139,7 @@ env -i PATH=/usr/bin:/bin HOME="$tmp/data" RUST_LOG=info \
     VULTR_MCP_HTTP=127.0.0.1:0 \
     VULTR_MCP_AUTH_TOKENS="$tmp/tokens" \
     VULTR_MCP_CONVERSATIONS="$tmp/data/conversations.sqlite3" \
-    SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt \
+    SSL_CERT_FILE="$tmp/ca-certificates.crt" \
     "$ex" 2>"$tmp/server.log" </dev/null &
 server=$!
 pids+=("$server")
@@ -172,7 +176,7 @@ ok "MCP client: initialize and list_models over HTTP with the token"
 # 6. The registry entry's form for stdio clients (`docker run -i --rm -e VULTR_MCP_HTTP= IMAGE`):
 # an empty address means stdio, as every empty setting means unset.
 timeout 120 "$drive_python" "$root/interop/packages/drive.py" stdio --env VULTR_MCP_HTTP= \
-    --env SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt --label "container image binary, stdio" \
+    --env SSL_CERT_FILE="$tmp/ca-certificates.crt" --label "container image binary, stdio" \
     -- "$ex" || fail "drive.py over stdio with VULTR_MCP_HTTP empty (server.json's oci entry)"
 ok "MCP client over stdio with VULTR_MCP_HTTP= (the registry's oci entry)"
 
