@@ -18,17 +18,27 @@ pub use crate::settings::{DEFAULT_ACCOUNT_BASE_URL, DEFAULT_INFERENCE_BASE_URL};
 use crate::store::StoreLocation;
 pub use crate::vultr::BaseUrl;
 
+/// The version `--version` prints: the package's and the git commit it was built from.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("VULTR_MCP_COMMIT"),
+    ")"
+);
+
 /// The server's settings. Environment variables are the usual way to set them, since an
 /// MCP client passes `env` to the process it starts; flags override them.
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "vultr-inference-mcp",
-    version,
+    version = VERSION,
     about = "MCP server for Vultr Serverless Inference: subscriptions, the live model catalog, and chat completions with tool calling.",
     long_about = None,
-    args_conflicts_with_subcommands = true,
+    // Every setting works before or after a command (`doctor --http ADDR` as well as
+    // `--http ADDR doctor`), so `doctor` sees exactly what the server would.
+    mut_args(|arg| arg.global(true)),
     after_help = "By default the server speaks MCP over stdin/stdout and is started by an MCP client; with --http it serves streamable HTTP at /mcp. \
-Logs go to stderr (RUST_LOG, e.g. RUST_LOG=debug). No .env file is read. -h lists the common settings; --help lists every one. Prefer environment variables for keys: command-line flags are visible to other local users."
+Logs go to stderr (RUST_LOG, e.g. RUST_LOG=debug). No .env file is read. -h lists the common settings; --help lists every one. Prefer environment variables for keys: command-line flags are visible to other local users. `vultr-inference-mcp doctor` checks the settings and says what to fix."
 )]
 pub struct Config {
     /// A command other than serving.
@@ -178,6 +188,26 @@ pub enum Command {
     HashToken {
         /// The principal the token stands for (conversations are kept per principal).
         name: String,
+    },
+    /// Exit 0 when the local HTTP server's `/healthz` answers, else 1: a container's
+    /// HEALTHCHECK, since the image has no shell or curl.
+    Healthcheck {
+        /// The URL to ask [default: /healthz at the --http address, 0.0.0.0 read as
+        /// 127.0.0.1; without one, http://127.0.0.1:8080/healthz].
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+    },
+    /// Check the settings, keys, subscription, model catalog, store, HTTP settings,
+    /// delegate servers and toolsets, and say what to fix; exit 0 when nothing failed, 1
+    /// otherwise. Every setting applies, as an environment variable or a flag given before
+    /// or after `doctor` (e.g. `vultr-inference-mcp doctor --http 0.0.0.0:8080`).
+    Doctor {
+        /// Print the report as one JSON document: {"checks":[{"name","status","found","fix"}],"ok":bool}.
+        #[arg(long)]
+        json: bool,
+        /// Also make one small chat completion (a paid request) to the default or first chat model.
+        #[arg(long)]
+        live: bool,
     },
 }
 
@@ -522,6 +552,40 @@ mod tests {
                 && error.contains("core, delegate, rag, retrieval, audio, images, or all"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn doctor_takes_every_setting_before_or_after_it() {
+        for args in [
+            &[
+                "vultr-inference-mcp",
+                "--http",
+                "0.0.0.0:8787",
+                "doctor",
+                "--live",
+            ][..],
+            &[
+                "vultr-inference-mcp",
+                "doctor",
+                "--live",
+                "--http",
+                "0.0.0.0:8787",
+            ][..],
+        ] {
+            let config = Config::try_parse_from(args).unwrap();
+            assert!(
+                matches!(
+                    config.command,
+                    Some(Command::Doctor {
+                        json: false,
+                        live: true
+                    })
+                ),
+                "{args:?}"
+            );
+            let http = config.settings().http.expect("--http is seen");
+            assert_eq!(http.addr, "0.0.0.0:8787".parse().unwrap(), "{args:?}");
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod collections;
 pub mod config;
 pub mod conversations;
 pub mod delegate;
+pub mod doctor;
 pub mod fair_share;
 pub mod http;
 pub mod images;

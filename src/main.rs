@@ -1,6 +1,7 @@
 //! Entry point: read the configuration, log to stderr, serve MCP over stdio (or, with
 //! `--http`, over streamable HTTP).
 
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,14 +45,27 @@ unsafe impl Sync for MallocConf {}
 /// The shortest token `hash-token` accepts: a shorter one could be guessed.
 const MIN_TOKEN_CHARS: usize = 16;
 
+/// Where `healthcheck` asks when no `--http` address is set: the container image's.
+const DEFAULT_HEALTH_ADDR: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
+
+/// How long `healthcheck` waits for `/healthz`.
+const HEALTHCHECK_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// How long a signal leaves the session to send the answers of the calls it cancels.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
 fn main() -> ExitCode {
     let config = Config::parse();
-    if let Some(Command::HashToken { name }) = &config.command {
-        return hash_token(name);
+    match &config.command {
+        Some(Command::HashToken { name }) => return hash_token(name),
+        Some(Command::Healthcheck { url }) => return healthcheck(url.clone(), config.http.addr),
+        Some(Command::Doctor { .. }) | None => {}
     }
+    let doctor = match &config.command {
+        Some(Command::Doctor { json, live }) => Some((*json, *live)),
+        _ => None,
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -63,6 +77,11 @@ fn main() -> ExitCode {
         }
     };
     let mut settings = config.settings();
+    if let Some((json, live)) = doctor {
+        let code = runtime.block_on(run_doctor(settings, json, live));
+        runtime.shutdown_timeout(Duration::from_millis(100));
+        return code;
+    }
     let code = runtime.block_on(async move {
         logging::init(settings.vultr.reveal_keys);
         match settings.http.take() {
@@ -103,6 +122,72 @@ fn hash_token(name: &str) -> ExitCode {
             eprintln!("vultr-inference-mcp: {error}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Asks `/healthz` at `url` (by default at the `--http` address, the unspecified address
+/// read as loopback) and exits 0 only when it answers 200 within a few seconds.
+fn healthcheck(url: Option<String>, addr: Option<SocketAddr>) -> ExitCode {
+    let url = url.unwrap_or_else(|| {
+        let mut addr = addr.unwrap_or(DEFAULT_HEALTH_ADDR);
+        if addr.ip().is_unspecified() {
+            addr.set_ip(match addr {
+                SocketAddr::V4(_) => Ipv4Addr::LOCALHOST.into(),
+                SocketAddr::V6(_) => Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+        format!("http://{addr}/healthz")
+    });
+    let asked = async {
+        let client = reqwest::Client::builder()
+            .timeout(HEALTHCHECK_TIMEOUT)
+            .no_proxy()
+            .build()?;
+        client.get(&url).send().await
+    };
+    let answer = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(asked),
+        Err(error) => {
+            eprintln!("vultr-inference-mcp: could not start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match answer {
+        Ok(response) if response.status() == reqwest::StatusCode::OK => ExitCode::SUCCESS,
+        Ok(response) => {
+            eprintln!(
+                "vultr-inference-mcp: {url} answered {}; the server is not healthy",
+                response.status()
+            );
+            ExitCode::FAILURE
+        }
+        Err(error) => {
+            eprintln!(
+                "vultr-inference-mcp: no answer from {url} ({error}); is the server running with --http?"
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs every check and prints the report (text, or JSON with `json`) on stdout; exit 1
+/// when a check failed.
+async fn run_doctor(settings: Settings, json: bool, live: bool) -> ExitCode {
+    use vultr_inference_mcp::doctor;
+    let environment = doctor::Environment::of_process();
+    let report = doctor::run(settings, &environment, doctor::Options { live }).await;
+    if json {
+        println!("{}", doctor::json(&report));
+    } else {
+        print!("{}", doctor::text(&report));
+    }
+    if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

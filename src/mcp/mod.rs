@@ -39,6 +39,15 @@ pub use error::ToolError;
 use progress::CallProgress;
 use registry::{Call, Tools, cancelled};
 
+/// The names of the tools a client is offered with `selection`, in `tools/list` order.
+pub fn listed_tool_names(selection: &crate::settings::ToolSelection) -> Vec<String> {
+    Tools::of(selection)
+        .listed()
+        .iter()
+        .map(|tool| tool.name.to_string())
+        .collect()
+}
+
 /// The vultr-inference-mcp MCP handler: one value per session, all sharing one [`App`].
 #[derive(Clone)]
 pub struct VultrServer {

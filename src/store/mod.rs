@@ -17,6 +17,7 @@ mod lazy;
 mod location;
 mod media;
 mod postgres;
+mod probe;
 mod session;
 mod sqlite;
 mod task;
@@ -34,6 +35,7 @@ pub use error::{StoreError, StoreResult};
 pub use lazy::{Lazy, REMEMBER_FAILURE};
 pub use location::{PostgresUrl, Retention, StoreLocation};
 pub use media::{MediaCaps, MediaItem, MediaRecord, MediaStore};
+pub use probe::{ProbeError, StoreProbe, probe_file, probe_postgres};
 pub use session::{LegacySessionStore, SESSION_IDLE, SharedSessions, StoredSession};
 pub use task::{Beat, TaskEnd, TaskKey, TaskRecord, TaskState, TaskStore};
 

@@ -8,7 +8,7 @@
 //! to connect or for a free connection, and a connection the server dropped is replaced
 //! on its next use, so the store recovers by itself once Postgres is back.
 
-mod schema;
+pub(super) mod schema;
 mod tls;
 mod url;
 
@@ -78,6 +78,18 @@ impl PostgresStore {
         retention: Retention,
         pool_size: usize,
     ) -> StoreResult<Self> {
+        let store = Self::connect(url, retention, pool_size)?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// The store's pool of up to `pool_size` connections to the database at `url`, none
+    /// made yet and the schema untouched.
+    pub(super) fn connect(
+        url: &PostgresUrl,
+        retention: Retention,
+        pool_size: usize,
+    ) -> StoreResult<Self> {
         let location = url.to_string();
         let (config, tls) = url.config().map_err(|e| {
             failure(
@@ -114,14 +126,21 @@ impl PostgresStore {
             .recycle_timeout(Some(POOL_TIMEOUT))
             .build()
             .map_err(|e| failed(DatabaseError::Message(e.to_string())))?;
-        let store = Self {
+        Ok(Self {
             pool,
             location,
             identifying,
             retention,
-        };
-        store.migrate().await?;
-        Ok(store)
+        })
+    }
+
+    /// The schema version the database is at (0: never set up), read without changing it.
+    pub(super) async fn schema_version(&self) -> StoreResult<i32> {
+        const ACTION: &str = "reading its schema version";
+        let client = self.client(ACTION).await?;
+        schema::version(&client)
+            .await
+            .map_err(|e| self.db(ACTION, e))
     }
 
     /// Applies the migrations this build knows, or refuses a newer schema.

@@ -15,10 +15,10 @@
 mod collections;
 mod conversations;
 mod failure;
-mod file;
+pub(super) mod file;
 mod media;
 mod retention;
-mod schema;
+pub(super) mod schema;
 mod tasks;
 #[cfg(test)]
 mod tests;

@@ -7,8 +7,11 @@ mod support;
 mod audio;
 #[cfg(unix)]
 mod bounds;
+mod commands;
 mod conversations;
 mod delegate;
+#[cfg(unix)]
+mod doctor;
 mod every_kind;
 mod example;
 mod faults;

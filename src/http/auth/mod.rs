@@ -133,6 +133,17 @@ fn quoted(text: &str) -> String {
         .collect()
 }
 
+/// Fetches the OAuth `issuer`'s metadata and key set as the server does at start: the
+/// key set's URL and how many keys it holds (for `doctor`).
+pub async fn check_issuer(issuer: &str) -> Result<(String, usize), DiscoveryError> {
+    let issuer = discovery::Issuer::parse(issuer)?;
+    let client = discovery::IssuerClient::new()?;
+    let jwks_uri = client.discover_jwks_uri(&issuer).await?;
+    let document = client.fetch_jwks(&jwks_uri).await?;
+    let keys = jwks::KeySet::from_json(&document).map_err(DiscoveryError::Fetch)?;
+    Ok((jwks_uri.to_string(), keys.len()))
+}
+
 /// Decides who a request acts for, from its bearer token.
 #[derive(Debug)]
 pub struct Authenticator {

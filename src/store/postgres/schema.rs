@@ -9,7 +9,7 @@ use tokio_postgres::Client;
 const MIGRATIONS: [&str; 3] = [V1, V2, V3];
 
 /// The newest schema version this build knows.
-pub(super) const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
+pub(in crate::store) const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
 
 /// The advisory lock held while migrating (any constant that other applications sharing
 /// the database are unlikely to use).
@@ -100,6 +100,25 @@ pub(super) enum Migrated {
     Current,
     /// A newer build wrote this version; nothing was changed.
     TooNew(i32),
+}
+
+/// The schema version the database is at, read without changing anything: 0 when this
+/// server never set it up.
+pub(in crate::store) async fn version(client: &Client) -> Result<i32, tokio_postgres::Error> {
+    let exists: bool = client
+        .query_one("SELECT to_regclass('schema_migrations') IS NOT NULL", &[])
+        .await?
+        .get(0);
+    if !exists {
+        return Ok(0);
+    }
+    Ok(client
+        .query_one(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+            &[],
+        )
+        .await?
+        .get(0))
 }
 
 /// Brings the database up to [`SCHEMA_VERSION`] in one transaction under the migration

@@ -59,6 +59,19 @@ fn check_existing(path: &Path, label: &str) -> Result<(), StoreError> {
     schema::check_ours(&conn, label)
 }
 
+/// The schema version of the existing store file at `path`, read without writing to it;
+/// `Err` when it is not a conversation store or a newer build wrote it.
+pub(in crate::store) fn existing_version(path: &Path, label: &str) -> Result<i64, StoreError> {
+    check_existing(path, label)?;
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|source| open_error(label, source))?;
+    conn.pragma_query_value(None, "user_version", |row| row.get(0))
+        .map_err(|source| open_error(label, source))
+}
+
 /// Creates the folder a store file goes in; folders we create are private.
 fn create_parent(path: &Path) -> Result<(), StoreError> {
     let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) else {

@@ -6,7 +6,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::{StoreError, open_error};
 
 /// The schema version this build writes, kept in `PRAGMA user_version`.
-pub(super) const SCHEMA_VERSION: i64 = 5;
+pub(in crate::store) const SCHEMA_VERSION: i64 = 5;
 
 /// The tables a conversation store holds.
 const OUR_TABLES: [&str; 5] = ["collections", "conversations", "media", "messages", "tasks"];
