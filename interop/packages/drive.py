@@ -246,7 +246,12 @@ async def drive_http(args: argparse.Namespace) -> str:
     except TimeoutError as error:
         raise Failure(f"no answer from {args.url} within {args.timeout:g} s") from error
     except Exception as error:  # the SDK's connection errors, an HTTP status
-        raise explain(error, token) from error
+        failure = explain(error, token)
+        if isinstance(unwrap(error), Failure):
+            raise failure from error
+        raise Failure(
+            f"{failure} (from {args.url}: is the server listening there, and is the token one of its auth tokens?)"
+        ) from error
 
 
 def run_fake(args: argparse.Namespace) -> int:
