@@ -66,6 +66,9 @@ from mcp import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
+if sys.version_info < (3, 11):  # anyio brings the backport there
+    from exceptiongroup import BaseExceptionGroup
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SERVER_NAME = "vultr-inference-mcp"
 # A text model of the fake's catalog without tool support; always listed.
