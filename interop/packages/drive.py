@@ -66,6 +66,9 @@ from mcp import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
+if sys.version_info < (3, 11):  # anyio brings the backport there
+    from exceptiongroup import BaseExceptionGroup
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SERVER_NAME = "vultr-inference-mcp"
 # A text model of the fake's catalog without tool support; always listed.
@@ -246,7 +249,12 @@ async def drive_http(args: argparse.Namespace) -> str:
     except TimeoutError as error:
         raise Failure(f"no answer from {args.url} within {args.timeout:g} s") from error
     except Exception as error:  # the SDK's connection errors, an HTTP status
-        raise explain(error, token) from error
+        failure = explain(error, token)
+        if isinstance(unwrap(error), Failure):
+            raise failure from error
+        raise Failure(
+            f"{failure} (from {args.url}: is the server listening there, and is the token one of its auth tokens?)"
+        ) from error
 
 
 def run_fake(args: argparse.Namespace) -> int:

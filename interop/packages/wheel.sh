@@ -24,14 +24,18 @@ RUSTFLAGS="-C target-feature=+crt-static" timeout 3600 "$tools/maturin" build --
   || { tail -40 "$work/maturin.log" >&2; die "maturin build failed"; }
 compiled="$(grep -c 'Compiling vultr-inference-mcp' "$work/maturin.log" || true)"
 say "maturin build $((SECONDS - t)) s ($([[ "$compiled" == 0 ]] && echo "reused the release binary" || echo "compiled the crate again"))"
+same_binary=0
+[[ "$VULTR_MCP_RELEASE_BIN" -ef "$CARGO_TARGET_DIR/$RELEASE_TARGET/release/vultr-inference-mcp" ]] && same_binary=1
+# Built by build-release.sh in this target dir: maturin must find it fresh (same flags), else the
+# wheel would ship a binary other than the one every other package ships.
+(( same_binary == 0 || compiled == 0 )) \
+  || die "maturin compiled vultr-inference-mcp again: its cargo flags differ from packaging/build-release.sh's"
 shopt -s nullglob
 wheels=("$work"/dist/*.whl)
 (( ${#wheels[@]} == 1 )) || die "expected one wheel in $work/dist, found ${#wheels[@]}"
 wheel="${wheels[0]}"
 
 # 2. What is in it: name and tags, version, the one script, and that it is the release binary.
-same_binary=0
-[[ "$VULTR_MCP_RELEASE_BIN" -ef "$CARGO_TARGET_DIR/$RELEASE_TARGET/release/vultr-inference-mcp" ]] && same_binary=1
 "$PACKAGES_PYTHON" - "$wheel" "$PACKAGE_VERSION" "$VULTR_MCP_RELEASE_BIN" "$same_binary" <<'PY' >&2 || die "the wheel is not what it should be"
 import hashlib, re, sys, zipfile
 from pathlib import Path
