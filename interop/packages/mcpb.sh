@@ -60,7 +60,19 @@ for name, option in manifest["user_config"].items():
     assert option.get("required") or "default" in option, f"optional {name} needs a default, or clients pass '${{user_config.{name}}}' verbatim"
 PY
 python3 "$root/packaging/mcpb/make_icon.py" "$work/icon.png"
-cmp -s "$work/icon.png" "$root/packaging/mcpb/icon.png" || die "packaging/mcpb/icon.png is not what make_icon.py makes: run it"
+# Same header and pixels (the compressed bytes may differ with the machine's zlib build).
+python3 - "$work/icon.png" "$root/packaging/mcpb/icon.png" <<'PY' || die "packaging/mcpb/icon.png is not what make_icon.py makes: run it"
+import struct, sys, zlib
+def image(path):
+    data, at, header, pixels = open(path, "rb").read(), 8, b"", b""
+    while at < len(data):
+        size, = struct.unpack_from(">I", data, at)
+        kind, body = data[at + 4:at + 8], data[at + 8:at + 8 + size]
+        header, pixels = (body, pixels) if kind == b"IHDR" else (header, pixels + body if kind == b"IDAT" else pixels)
+        at += 12 + size
+    return header, zlib.decompress(pixels)
+sys.exit(0 if image(sys.argv[1]) == image(sys.argv[2]) else 1)
+PY
 say "manifest valid, tools = core toolset, icon reproducible ($((SECONDS - t)) s)"
 
 # 3. Pack, then unpack as a client installs it.

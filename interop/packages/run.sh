@@ -20,10 +20,10 @@
 #                          ${CARGO_TARGET_DIR:-target}/debug/examples/fake_vultr)
 #   CARGO_TARGET_DIR       respected when building; the wheel is built in the same target dir
 #                          and with the same flags as the release binary, so maturin reuses it
-#   PYTHON                 interpreter for the virtual environments (default: python3, >= 3.10)
+#   PYTHON                 interpreter for the virtual environments (default: python3, >= 3.11)
 #   PACKAGES_VENV          the tools' venv (maturin + MCP SDK, requirements.txt; default:
 #                          ${CARGO_TARGET_DIR:-target}/packages-venv, rebuilt when pins change)
-# Needs Python 3.10+ with venv/pip, Node.js with npm, and PyPI/npm registries for the pinned
+# Needs Python 3.11+ (tomllib) with venv/pip, Node.js with npm, and PyPI/npm registries for the pinned
 # tools only; our own packages are never fetched. Prints one line per step with its time and
 # exits non-zero on the first failure.
 set -euo pipefail
@@ -57,8 +57,8 @@ export PACKAGE_VERSION
 started=$SECONDS
 # 1. The tools' virtual environment (maturin, the MCP SDK), rebuilt when the pins change.
 python="${PYTHON:-python3}"
-"$python" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' \
-  || die "$python is older than 3.10 (the mcp SDK needs 3.10+); set PYTHON"
+"$python" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' \
+  || die "$python is older than 3.11 (the registry and kubernetes steps read TOML with tomllib); set PYTHON"
 venv="${PACKAGES_VENV:-$target_dir/packages-venv}"
 stamp="$venv/.requirements.sha256"
 want="$(cat "$here/requirements.txt" "$here/../python/requirements.txt" | "$python" -c 'import hashlib, sys; print(hashlib.sha256(sys.stdin.buffer.read() + sys.version.encode()).hexdigest())')"

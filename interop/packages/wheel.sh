@@ -46,7 +46,8 @@ name = Path(wheel).name
 match = re.fullmatch(rf"vultr_inference_mcp-{re.escape(version)}-py3-none-(\S+)\.whl", name)
 assert match, f"unexpected wheel name {name}"
 platforms = match.group(1).split(".")
-assert all(p.endswith("_x86_64") and ("linux" in p) for p in platforms), f"unexpected platform tags {platforms}"
+# PyPI refuses a plain linux_x86_64 tag: every tag must be a manylinux one.
+assert platforms and all(p.endswith("_x86_64") and p.startswith("manylinux") for p in platforms), f"unexpected platform tags {platforms}"
 with zipfile.ZipFile(wheel) as z:
     names = z.namelist()
     meta = z.read(f"vultr_inference_mcp-{version}.dist-info/METADATA").decode()

@@ -59,6 +59,10 @@ if (!manifest.compatibility.platforms.includes(os)) {
   process.exit(1);
 }
 manifest.compatibility.platforms = [os];
+if (os === "win32") {
+  // The Windows bundle ships the .exe: its entry point must name it.
+  manifest.server.entry_point = "server/vultr-inference-mcp.exe";
+}
 fs.writeFileSync(staged, JSON.stringify(manifest, null, 2) + "\n");
 JS
 

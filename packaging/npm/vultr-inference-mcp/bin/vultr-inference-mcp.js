@@ -7,6 +7,7 @@
 "use strict";
 
 const { spawn } = require("node:child_process");
+const os = require("node:os");
 const path = require("node:path");
 
 /** The platform packages this launcher knows, by `${process.platform}-${process.arch}`. */
@@ -37,7 +38,7 @@ function binaryPath() {
   if (!pkg) {
     fail([
       `no prebuilt binary for ${platform}; prebuilt: ${Object.keys(PLATFORMS).join(", ")}.`,
-      "Build it from source (cargo install --locked vultr-inference-mcp) and set",
+      "Build it from source (cargo install --locked --git https://github.com/vultr-inference-mcp/vultr-inference-mcp) and set",
       "VULTR_INFERENCE_MCP_BINARY=/path/to/vultr-inference-mcp, or run it without npm.",
     ]);
   }
@@ -86,6 +87,9 @@ child.on("exit", (code, signal) => {
       process.removeListener(s, forward);
     }
     process.kill(process.pid, signal);
+    // A signal Node ignores or handles itself (SIGPIPE, SIGUSR1) leaves us running: then
+    // exit as a shell reports a death by that signal.
+    setTimeout(() => process.exit(128 + (os.constants.signals[signal] || 0)), 100);
     return;
   }
   process.exit(code === null ? 1 : code);
