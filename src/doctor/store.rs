@@ -1,5 +1,6 @@
 //! Check 6, the conversation store: it opens, takes a write (one probe conversation,
-//! deleted again), is private to this user (file 0600, folder 0700) and at this build's
+//! deleted again), is private to this user (file and its -wal/-shm/-journal companions
+//! 0600, folder 0700) and at this build's
 //! schema version; for Postgres, reachable, migrated, and its pool size. `memory` keeps
 //! nothing, so there is nothing to check.
 
@@ -8,12 +9,18 @@ use std::path::Path;
 use super::Check;
 use crate::setting;
 use crate::settings::StoreSettings;
-use crate::store::{self, StoreLocation, StoreProbe};
+use crate::store::{self, ProbeError, StoreError, StoreLocation, StoreProbe};
 
 const NAME: &str = "conversation store";
 
 /// How the fix for a store file others can read begins.
 const FILE_OPEN: &str = "the file is";
+
+/// How the fix for a companion file (`-wal`, `-shm`, `-journal`) others can read begins.
+const COMPANION_OPEN: &str = "the companion file";
+
+/// The files SQLite keeps beside a store file, by the suffix added to its name.
+const COMPANIONS: [&str; 3] = ["-wal", "-shm", "-journal"];
 
 /// Check 6.
 pub(super) async fn check(settings: &StoreSettings) -> Check {
@@ -51,18 +58,33 @@ pub(super) async fn check(settings: &StoreSettings) -> Check {
 /// The SQLite file at `path`.
 async fn file(path: &Path) -> Check {
     let fixes = permission_fixes(path);
-    // Opening a file others can read for writing makes it private: leave that to the user.
-    let private = !fixes.iter().any(|fix| fix.starts_with(FILE_OPEN));
+    // Opening a file others can read for writing makes it (and its companions) private:
+    // leave that to the user.
+    let private = !fixes
+        .iter()
+        .any(|fix| fix.starts_with(FILE_OPEN) || fix.starts_with(COMPANION_OPEN));
     let probe = match store::probe_file(path, private).await {
         Ok(probe) => probe,
         Err(error) => {
-            return Check::fail(
-                NAME,
-                format!("SQLite file {}: {error}", path.display()),
-                format!(
+            let fix = match &error {
+                ProbeError::NotAFile { .. } => format!(
+                    "set {} to a file path, e.g. {}",
+                    setting::CONVERSATIONS,
+                    path.join("conversations.sqlite3").display()
+                ),
+                ProbeError::Store(StoreError::SchemaTooNew { .. }) => format!(
+                    "upgrade vultr-inference-mcp to the version that wrote this store, or set {} to another file (or `memory`)",
+                    setting::CONVERSATIONS
+                ),
+                _ => format!(
                     "make the folder writable by this user, or set {} to a writable file path (or `memory`)",
                     setting::CONVERSATIONS
                 ),
+            };
+            return Check::fail(
+                NAME,
+                format!("SQLite file {}: {error}", path.display()),
+                fix,
             );
         }
     };
@@ -121,6 +143,18 @@ fn permission_fixes(path: &Path) -> Vec<String> {
             "{FILE_OPEN} {file:o}, readable by other users: run `chmod 600 {}`",
             path.display()
         ));
+    }
+    for suffix in COMPANIONS {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        let companion = Path::new(&name);
+        if let Some(file) = mode(companion).filter(|mode| mode & 0o077 != 0) {
+            fixes.push(format!(
+                "{COMPANION_OPEN} {} is {file:o}, readable by other users: run `chmod 600 {}`",
+                companion.display(),
+                companion.display()
+            ));
+        }
     }
     let folder = path.parent().filter(|dir| !dir.as_os_str().is_empty());
     if let Some(folder) = folder

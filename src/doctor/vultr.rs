@@ -66,6 +66,21 @@ pub(super) async fn checks(
         catalog.as_deref(),
     )
     .await;
+    let subscription_check = if vultr.inference_api_key.is_some()
+        && live_check.status == Status::Ok
+        && let Some(key) = &key
+    {
+        Check::ok(
+            SUBSCRIPTION,
+            format!(
+                "the inference key {} ({}) is configured and verified by the live chat",
+                key.hint(),
+                setting::INFERENCE_API_KEY
+            ),
+        )
+    } else {
+        subscription_check
+    };
     vec![account_check, subscription_check, catalog_check, live_check]
 }
 
@@ -181,14 +196,16 @@ fn subscription(
 ) -> (Check, Option<ApiKey>) {
     let vultr = &settings.vultr;
     if let Some(key) = &vultr.inference_api_key {
+        // The catalog is public, so nothing free proves the key: say so.
         return (
-            Check::ok(
+            Check::warn(
                 SUBSCRIPTION,
                 format!(
-                    "the configured inference key {} ({})",
+                    "the inference key {} ({}) is configured, not verified",
                     key.hint(),
                     setting::INFERENCE_API_KEY
                 ),
+                "run `vultr-inference-mcp doctor --live` to verify it with one paid request",
             ),
             Some(key.clone()),
         );

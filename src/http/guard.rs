@@ -78,6 +78,17 @@ impl Guard {
         Self { hosts, origins }
     }
 
+    /// The accepted `Host` values, each `name` (any port) or `name:port`.
+    pub(crate) fn host_names(&self) -> Vec<String> {
+        self.hosts
+            .iter()
+            .map(|host| match host.port {
+                Some(port) => format!("{}:{port}", host.name),
+                None => host.name.clone(),
+            })
+            .collect()
+    }
+
     /// Checks a request's `Host` and `Origin` headers.
     pub fn check(&self, headers: &HeaderMap) -> Result<(), Refusal> {
         let host = headers

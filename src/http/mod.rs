@@ -7,7 +7,7 @@ pub mod auth;
 mod body_budget;
 mod connections;
 mod gate;
-mod guard;
+pub(crate) mod guard;
 mod session_limits;
 mod sessions;
 

@@ -29,6 +29,18 @@ pub enum ProbeError {
         /// What the system said.
         source: std::io::Error,
     },
+    /// The store path names something that is not a file (a directory, a device, ...).
+    #[error(
+        "`{}` is {what}, not a database file; set {} to a file path (or `memory`)",
+        .path.display(),
+        crate::setting::CONVERSATIONS
+    )]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+        /// What it is, e.g. `a directory`.
+        what: &'static str,
+    },
     /// The store failed to open, read or write.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -52,7 +64,21 @@ pub struct StoreProbe {
 pub async fn probe_file(path: &Path, write: bool) -> Result<StoreProbe, ProbeError> {
     let expected_version = super::sqlite::schema::SCHEMA_VERSION;
     let label = path.display().to_string();
-    let exists = std::fs::metadata(path).is_ok_and(|meta| meta.is_file() && meta.len() > 0);
+    let meta = std::fs::metadata(path).ok();
+    if let Some(meta) = &meta
+        && !meta.is_file()
+    {
+        return Err(ProbeError::NotAFile {
+            path: path.to_path_buf(),
+            what: if meta.is_dir() {
+                "a directory"
+            } else {
+                "a special file"
+            },
+        });
+    }
+    // An empty file is what the server starts from, as from none.
+    let exists = meta.is_some_and(|meta| meta.len() > 0);
     if !exists {
         folder_takes_files(path)?;
         return Ok(StoreProbe {

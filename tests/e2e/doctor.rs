@@ -174,6 +174,14 @@ fn closed_port() -> u16 {
     listener.local_addr().expect("its address").port()
 }
 
+/// Every address of this machine on a port nothing listens on, as `VULTR_MCP_HTTP` takes it.
+fn any_address() -> String {
+    format!("0.0.0.0:{}", closed_port())
+}
+
+/// The public URL the tests' servers on every address are reached at.
+const PUBLIC_URL: &str = "https://mcp.example.com/mcp";
+
 #[tokio::test]
 async fn everything_configured_and_working_is_ok_and_exits_0_after_one_paid_request() {
     let fake = FakeVultr::start().await;
@@ -189,9 +197,10 @@ async fn everything_configured_and_working_is_ok_and_exits_0_after_one_paid_requ
             ("VULTR_MCP_CONVERSATIONS", store.to_str().unwrap()),
             ("VULTR_MCP_AUTH_TOKENS", tokens.to_str().unwrap()),
             ("VULTR_MCP_DELEGATE_SERVERS", downstreams.setting().as_str()),
+            ("VULTR_MCP_PUBLIC_URL", PUBLIC_URL),
         ],
     );
-    let run = doctor(&env, &["--http", "0.0.0.0:8787", "--live"]).await;
+    let run = doctor(&env, &["--http", &any_address(), "--live"]).await;
     run.exits(0);
     let statuses = run.statuses();
     assert_eq!(
@@ -229,6 +238,12 @@ async fn everything_configured_and_working_is_ok_and_exits_0_after_one_paid_requ
         run.stdout
     );
     assert!(run.line("HTTP").contains("1 token(s)"), "{}", run.stdout);
+    assert!(
+        run.line("HTTP")
+            .contains("accepted Host names: localhost, 127.0.0.1, [::1], mcp.example.com"),
+        "{}",
+        run.stdout
+    );
     assert!(run.line("toolsets").contains("6 tool(s)"), "{}", run.stdout);
     assert_eq!(
         fake.count("POST", CHAT_PATH).await,
@@ -341,8 +356,33 @@ async fn no_key_at_all_fails_but_an_inference_key_alone_only_warns() {
     let alone = doctor(&env, &[]).await;
     alone.exits(0);
     assert_eq!(alone.status("account key"), "warn");
-    assert_eq!(alone.status("subscription"), "ok");
-    assert!(alone.line("subscription").contains("…9999"));
+    // The catalog is public, so nothing free proves the key: unverified, a warning.
+    assert_eq!(alone.status("subscription"), "warn");
+    let line = alone.line("subscription");
+    assert!(
+        line.contains("…9999")
+            && line.contains("configured, not verified")
+            && line.contains("doctor --live")
+            && line.contains("paid request"),
+        "{line}"
+    );
+    let verified = doctor(&env, &["--live"]).await;
+    verified.exits(0);
+    assert_eq!(verified.status("subscription"), "ok", "{}", verified.stdout);
+    assert!(
+        verified
+            .line("subscription")
+            .contains("verified by the live chat")
+    );
+    let mut wrong = fake.base_urls();
+    wrong.push((
+        "VULTR_INFERENCE_API_KEY",
+        "WRONG-INFERENCE-KEY-0000-8888".to_owned(),
+    ));
+    let refused = doctor(&wrong, &["--live"]).await;
+    refused.exits(1);
+    assert_eq!(refused.status("subscription"), "warn");
+    assert_eq!(refused.status("live chat"), "fail", "{}", refused.stdout);
 }
 
 #[tokio::test]
@@ -563,7 +603,7 @@ async fn a_migrated_postgres_is_ok_with_its_version_and_pool() {
 #[tokio::test]
 async fn http_without_authentication_on_every_address_fails_as_the_server_would() {
     let fake = FakeVultr::start().await;
-    let run = doctor(&fake_env(&fake), &["--http", "0.0.0.0:8787"]).await;
+    let run = doctor(&fake_env(&fake), &["--http", &any_address()]).await;
     run.exits(1);
     assert_eq!(run.status("HTTP"), "fail");
     assert!(
@@ -572,7 +612,10 @@ async fn http_without_authentication_on_every_address_fails_as_the_server_would(
         run.stdout
     );
     let before = doctor(
-        &with(fake_env(&fake), &[("VULTR_MCP_HTTP", "127.0.0.1:8787")]),
+        &with(
+            fake_env(&fake),
+            &[("VULTR_MCP_HTTP", &format!("127.0.0.1:{}", closed_port()))],
+        ),
         &[],
     )
     .await;
@@ -586,7 +629,7 @@ async fn settings_work_before_and_after_the_command() {
     let home = Home::new();
     let mut command = server_command(&home);
     command
-        .args(["--http", "0.0.0.0:8787", "doctor", "--json"])
+        .args(["--http", &any_address(), "doctor", "--json"])
         .env("VULTR_MCP_CONVERSATIONS", "memory");
     for (name, value) in fake_env(&fake) {
         command.env(name, value);
@@ -633,7 +676,7 @@ async fn a_delegate_server_that_does_not_start_fails_naming_it() {
 #[tokio::test]
 async fn json_is_one_document_with_the_text_reports_statuses() {
     let fake = FakeVultr::builder().subscriptions(vec![]).start().await;
-    let env = with(fake_env(&fake), &[("VULTR_MCP_HTTP", "0.0.0.0:8787")]);
+    let env = with(fake_env(&fake), &[("VULTR_MCP_HTTP", &any_address())]);
     let text = doctor(&env, &[]).await;
     let json_run = doctor(&env, &["--json"]).await;
     json_run.exits(1);
@@ -687,8 +730,9 @@ async fn no_secret_is_ever_printed_only_the_last_four_characters_of_keys() {
             }
         }
     };
+    let address = any_address();
     for args in [
-        &["--http", "0.0.0.0:8787", "--live"][..],
+        &["--http", address.as_str(), "--live"][..],
         &["--json", "--live"][..],
     ] {
         let run = doctor(&env, args).await;
@@ -726,7 +770,8 @@ async fn an_oauth_issuer_is_ok_when_its_keys_are_reachable_and_fails_when_not() 
     let env = with(
         fake_env(&fake),
         &[
-            ("VULTR_MCP_HTTP", "0.0.0.0:8787"),
+            ("VULTR_MCP_HTTP", &any_address()),
+            ("VULTR_MCP_PUBLIC_URL", PUBLIC_URL),
             ("VULTR_MCP_OAUTH_ISSUER", issuer.issuer()),
         ],
     );
@@ -746,5 +791,392 @@ async fn an_oauth_issuer_is_ok_when_its_keys_are_reachable_and_fails_when_not() 
         down.line("HTTP").contains("OAuth issuer"),
         "{}",
         down.stdout
+    );
+}
+
+#[tokio::test]
+async fn http_on_every_address_without_a_public_url_warns_naming_the_only_hosts_accepted() {
+    let fake = FakeVultr::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, format!("alice {}\n", "ab".repeat(32))).unwrap();
+    let address = any_address();
+    let env = with(
+        fake_env(&fake),
+        &[
+            ("VULTR_MCP_AUTH_TOKENS", tokens.to_str().unwrap()),
+            ("VULTR_MCP_HTTP", address.as_str()),
+        ],
+    );
+    let run = doctor(&env, &[]).await;
+    run.exits(0);
+    assert_eq!(run.status("HTTP"), "warn", "{}", run.stdout);
+    let line = run.line("HTTP");
+    assert!(
+        line.contains("only these Host names are accepted: localhost, 127.0.0.1, [::1], 0.0.0.0")
+            && line.contains("403")
+            && line.contains(
+                "set VULTR_MCP_PUBLIC_URL to the URL clients use, or VULTR_MCP_ALLOWED_HOSTS"
+            ),
+        "{line}"
+    );
+    let public = doctor(
+        &with(env.clone(), &[("VULTR_MCP_PUBLIC_URL", PUBLIC_URL)]),
+        &[],
+    )
+    .await;
+    public.exits(0);
+    assert_eq!(public.status("HTTP"), "ok", "{}", public.stdout);
+    assert!(
+        public
+            .line("HTTP")
+            .contains("accepted Host names: localhost, 127.0.0.1, [::1], mcp.example.com;"),
+        "{}",
+        public.stdout
+    );
+    let listed = doctor(
+        &with(env, &[("VULTR_MCP_ALLOWED_HOSTS", "api.example.com:443")]),
+        &[],
+    )
+    .await;
+    listed.exits(0);
+    assert_eq!(listed.status("HTTP"), "ok", "{}", listed.stdout);
+    assert!(
+        listed
+            .line("HTTP")
+            .contains("accepted Host names: api.example.com:443;"),
+        "{}",
+        listed.stdout
+    );
+}
+
+#[tokio::test]
+async fn a_tokens_file_with_no_tokens_warns_and_an_unreadable_or_malformed_one_fails() {
+    let fake = FakeVultr::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let http = format!("127.0.0.1:{}", closed_port());
+    let run_with = |tokens: &Path| {
+        with(
+            fake_env(&fake),
+            &[
+                ("VULTR_MCP_HTTP", http.as_str()),
+                ("VULTR_MCP_AUTH_TOKENS", tokens.to_str().unwrap()),
+            ],
+        )
+    };
+    let empty = dir.path().join("empty-tokens");
+    std::fs::write(&empty, "# no one yet\n").unwrap();
+    let run = doctor(&run_with(&empty), &[]).await;
+    run.exits(0);
+    assert_eq!(run.status("HTTP"), "warn", "{}", run.stdout);
+    let line = run.line("HTTP");
+    assert!(
+        line.contains(&format!("no tokens in {}", empty.display()))
+            && line.contains("every request will be refused")
+            && line.contains("vultr-inference-mcp hash-token NAME"),
+        "{line}"
+    );
+
+    let malformed = dir.path().join("malformed-tokens");
+    std::fs::write(&malformed, "alice not-a-digest\n").unwrap();
+    let run = doctor(&run_with(&malformed), &[]).await;
+    run.exits(1);
+    assert_eq!(run.status("HTTP"), "fail", "{}", run.stdout);
+    assert!(run.line("HTTP").contains("line 1"), "{}", run.stdout);
+
+    let missing = dir.path().join("no-such-tokens");
+    let run = doctor(&run_with(&missing), &[]).await;
+    run.exits(1);
+    assert_eq!(run.status("HTTP"), "fail", "{}", run.stdout);
+    assert!(
+        run.line("HTTP").contains(&missing.display().to_string()),
+        "{}",
+        run.stdout
+    );
+}
+
+#[tokio::test]
+async fn an_address_in_use_fails_with_the_systems_error() {
+    let fake = FakeVultr::start().await;
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = held.local_addr().unwrap().to_string();
+    let run = doctor(&fake_env(&fake), &["--http", &address]).await;
+    run.exits(1);
+    assert_eq!(run.status("HTTP"), "fail", "{}", run.stdout);
+    let line = run.line("HTTP");
+    assert!(
+        line.contains(&format!("cannot listen on {address}"))
+            && line.to_lowercase().contains("address already in use")
+            && line.contains("another process uses port")
+            && line.contains("VULTR_MCP_HTTP"),
+        "{line}"
+    );
+    drop(held);
+    // Port 0 is the system's to choose: nothing to try.
+    let any = doctor(&fake_env(&fake), &["--http", "127.0.0.1:0"]).await;
+    any.exits(0);
+    assert_eq!(any.status("HTTP"), "ok", "{}", any.stdout);
+}
+
+#[tokio::test]
+async fn a_store_path_that_is_a_directory_fails_naming_it() {
+    let fake = FakeVultr::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("store-folder");
+    std::fs::create_dir(&folder).unwrap();
+    let run = doctor(
+        &with(
+            fake_env(&fake),
+            &[("VULTR_MCP_CONVERSATIONS", folder.to_str().unwrap())],
+        ),
+        &[],
+    )
+    .await;
+    run.exits(1);
+    assert_eq!(run.status("conversation store"), "fail", "{}", run.stdout);
+    let line = run.line("conversation store");
+    assert!(
+        line.contains(&format!(
+            "{}` is a directory, not a database file",
+            folder.display()
+        )) && line.contains("set VULTR_MCP_CONVERSATIONS to a file path"),
+        "{line}"
+    );
+}
+
+#[tokio::test]
+async fn a_store_companion_file_others_can_read_warns_and_is_left_as_it_is() {
+    use std::os::unix::fs::PermissionsExt;
+    let fake = FakeVultr::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("conversations.sqlite3");
+    make_store(&store).await;
+    // An empty journal is no hot journal: SQLite ignores it, as the server would.
+    let journal = dir.path().join("conversations.sqlite3-journal");
+    std::fs::write(&journal, "").unwrap();
+    std::fs::set_permissions(&journal, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let run = doctor(
+        &with(
+            fake_env(&fake),
+            &[("VULTR_MCP_CONVERSATIONS", store.to_str().unwrap())],
+        ),
+        &[],
+    )
+    .await;
+    run.exits(0);
+    assert_eq!(run.status("conversation store"), "warn", "{}", run.stdout);
+    let line = run.line("conversation store");
+    assert!(
+        line.contains(&format!("chmod 600 {}", journal.display()))
+            && line.contains("not opened for writing"),
+        "{line}"
+    );
+    let mode = std::fs::metadata(&journal).unwrap().permissions().mode() & 0o777;
+    assert_eq!(
+        mode, 0o644,
+        "doctor reports, it does not change permissions"
+    );
+}
+
+#[tokio::test]
+async fn a_store_written_by_a_newer_build_fails_naming_both_versions() {
+    let fake = FakeVultr::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("conversations.sqlite3");
+    make_store(&store).await;
+    let conn = rusqlite::Connection::open(&store).unwrap();
+    let ours: i64 = conn
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .unwrap();
+    conn.pragma_update(None, "user_version", 99).unwrap();
+    drop(conn);
+    let run = doctor(
+        &with(
+            fake_env(&fake),
+            &[("VULTR_MCP_CONVERSATIONS", store.to_str().unwrap())],
+        ),
+        &[],
+    )
+    .await;
+    run.exits(1);
+    assert_eq!(run.status("conversation store"), "fail", "{}", run.stdout);
+    let line = run.line("conversation store");
+    assert!(
+        line.contains("schema version 99")
+            && line.contains(&format!("understands ({ours})"))
+            && line.contains("upgrade vultr-inference-mcp"),
+        "{line}"
+    );
+}
+
+#[tokio::test]
+async fn a_delegate_servers_url_is_shown_without_its_credentials() {
+    let fake = FakeVultr::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("servers.json");
+    let port = closed_port();
+    let url = format!("http://someone:PASSWORDVALUE@127.0.0.1:{port}/mcp?token=SECRETVALUE");
+    std::fs::write(
+        &file,
+        json!({"mcpServers": {"remote": {"url": url}}}).to_string(),
+    )
+    .unwrap();
+    let run = doctor(
+        &with(
+            fake_env(&fake),
+            &[("VULTR_MCP_DELEGATE_SERVERS", file.to_str().unwrap())],
+        ),
+        &[],
+    )
+    .await;
+    run.exits(1);
+    assert_eq!(
+        run.status("delegate server remote"),
+        "fail",
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.line("delegate server remote").contains(&format!(
+            "`remote` at http://127.0.0.1:{port} did not start"
+        )),
+        "{}",
+        run.stdout
+    );
+    for text in [&run.stdout, &run.stderr] {
+        for secret in ["SECRETVALUE", "PASSWORDVALUE", "someone:"] {
+            assert!(!text.contains(secret), "`{secret}` printed:\n{text}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_delegate_servers_file_that_does_not_parse_fails_and_one_naming_no_server_warns() {
+    let fake = FakeVultr::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.json");
+    std::fs::write(&broken, "{\"mcpServers\": {").unwrap();
+    let run = doctor(
+        &with(
+            fake_env(&fake),
+            &[("VULTR_MCP_DELEGATE_SERVERS", broken.to_str().unwrap())],
+        ),
+        &[],
+    )
+    .await;
+    run.exits(1);
+    assert_eq!(run.status("delegate servers"), "fail", "{}", run.stdout);
+    let line = run.line("delegate servers");
+    assert!(
+        line.contains(&broken.display().to_string())
+            && line.contains("not a JSON object")
+            && line.contains("VULTR_MCP_DELEGATE_SERVERS"),
+        "{line}"
+    );
+
+    // The server starts with such a file (its delegate tool has no server to use).
+    let empty = dir.path().join("empty.json");
+    std::fs::write(
+        &empty,
+        json!({"mcpServers": {"off": {"command": "true", "disabled": true}}}).to_string(),
+    )
+    .unwrap();
+    let run = doctor(
+        &with(
+            fake_env(&fake),
+            &[("VULTR_MCP_DELEGATE_SERVERS", empty.to_str().unwrap())],
+        ),
+        &[],
+    )
+    .await;
+    run.exits(0);
+    assert_eq!(run.status("delegate servers"), "warn", "{}", run.stdout);
+    assert!(
+        run.line("delegate servers")
+            .contains("names no enabled server"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[tokio::test]
+async fn toolsets_that_cannot_be_served_fail_and_an_unknown_one_is_refused_at_parse() {
+    let fake = FakeVultr::start().await;
+    let run = doctor(
+        &with(fake_env(&fake), &[("VULTR_MCP_TOOLSETS", "core,delegate")]),
+        &[],
+    )
+    .await;
+    run.exits(1);
+    assert_eq!(run.status("toolsets"), "fail", "{}", run.stdout);
+    assert!(
+        run.line("toolsets").contains("VULTR_MCP_TOOLSETS"),
+        "{}",
+        run.stdout
+    );
+    let unknown = doctor(
+        &with(fake_env(&fake), &[("VULTR_MCP_TOOLSETS", "core,nope")]),
+        &[],
+    )
+    .await;
+    unknown.exits(2);
+    assert!(
+        unknown.stderr.contains("nope") && unknown.stderr.contains("toolsets"),
+        "{}",
+        unknown.stderr
+    );
+}
+
+#[tokio::test]
+async fn live_fails_when_the_chat_answers_5xx() {
+    let fake = FakeVultr::start().await;
+    fake.fail(
+        "POST",
+        CHAT_PATH,
+        503,
+        r#"{"error":{"message":"overloaded"}}"#,
+        5,
+    )
+    .await;
+    let run = doctor(&fake_env(&fake), &["--live"]).await;
+    run.exits(1);
+    assert_eq!(run.status("live chat"), "fail", "{}", run.stdout);
+    let line = run.line("live chat");
+    assert!(
+        line.contains("made one paid request") && line.contains("503"),
+        "{line}"
+    );
+    assert_eq!(
+        fake.count("POST", CHAT_PATH).await,
+        1,
+        "no retry: one request"
+    );
+}
+
+#[tokio::test]
+async fn without_ca_certificates_the_inference_check_fails_naming_ssl_cert_file() {
+    let fake = FakeVultr::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("empty-bundle.pem");
+    std::fs::write(&bundle, "").unwrap();
+    let certs = dir.path().join("no-certs");
+    std::fs::create_dir(&certs).unwrap();
+    let run = doctor(
+        &with(
+            fake_env(&fake),
+            &[
+                ("SSL_CERT_FILE", bundle.to_str().unwrap()),
+                ("SSL_CERT_DIR", certs.to_str().unwrap()),
+            ],
+        ),
+        &[],
+    )
+    .await;
+    run.exits(1);
+    assert_eq!(run.status("inference API"), "fail", "{}", run.stdout);
+    assert!(
+        run.line("inference API").contains("SSL_CERT_FILE"),
+        "{}",
+        run.stdout
     );
 }
