@@ -403,7 +403,7 @@ pub struct HttpSettings {
     pub addr: SocketAddr,
     /// The URL clients use for the MCP endpoint [default: `http://<bound address>/mcp`].
     pub public_url: Option<BaseUrl>,
-    /// Accepted `Host` header values, besides the bound address and the public URL's.
+    /// Accepted `Host` header values; when set, they replace the defaults (loopback names and the public URL's host).
     pub allowed_hosts: Option<Vec<String>>,
     /// Accepted browser `Origin`s.
     pub allowed_origins: Option<Vec<String>>,
