@@ -143,6 +143,15 @@ fn with(
     base
 }
 
+/// Doctor against `fake` with the conversation store at `store`, no other setting.
+async fn doctor_on_store(fake: &FakeVultr, store: &Path) -> Run {
+    let env = with(
+        fake_env(fake),
+        &[("VULTR_MCP_CONVERSATIONS", store.to_str().unwrap())],
+    );
+    doctor(&env, &[]).await
+}
+
 /// A conversation store file at `path`, made (current schema) as the server makes it, in
 /// a folder private to this user (0700) as the server keeps its own.
 async fn make_store(path: &Path) {
@@ -465,14 +474,7 @@ async fn a_store_in_a_read_only_folder_fails() {
     let dir = tempfile::tempdir().unwrap();
     let folder = unwritable_folder(dir.path());
     let store = folder.join("conversations.sqlite3");
-    let run = doctor(
-        &with(
-            fake_env(&fake),
-            &[("VULTR_MCP_CONVERSATIONS", store.to_str().unwrap())],
-        ),
-        &[],
-    )
-    .await;
+    let run = doctor_on_store(&fake, &store).await;
     run.exits(1);
     assert_eq!(run.status("conversation store"), "fail");
     let line = run.line("conversation store");
@@ -491,14 +493,7 @@ async fn a_store_file_others_can_read_warns_with_the_chmod_and_exits_0() {
     let store = dir.path().join("conversations.sqlite3");
     make_store(&store).await;
     std::fs::set_permissions(&store, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let run = doctor(
-        &with(
-            fake_env(&fake),
-            &[("VULTR_MCP_CONVERSATIONS", store.to_str().unwrap())],
-        ),
-        &[],
-    )
-    .await;
+    let run = doctor_on_store(&fake, &store).await;
     run.exits(0);
     assert_eq!(run.status("conversation store"), "warn");
     let line = run.line("conversation store");
@@ -955,14 +950,7 @@ async fn a_store_companion_file_others_can_read_warns_and_is_left_as_it_is() {
     let journal = dir.path().join("conversations.sqlite3-journal");
     std::fs::write(&journal, "").unwrap();
     std::fs::set_permissions(&journal, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let run = doctor(
-        &with(
-            fake_env(&fake),
-            &[("VULTR_MCP_CONVERSATIONS", store.to_str().unwrap())],
-        ),
-        &[],
-    )
-    .await;
+    let run = doctor_on_store(&fake, &store).await;
     run.exits(0);
     assert_eq!(run.status("conversation store"), "warn", "{}", run.stdout);
     let line = run.line("conversation store");
@@ -990,14 +978,7 @@ async fn a_store_written_by_a_newer_build_fails_naming_both_versions() {
         .unwrap();
     conn.pragma_update(None, "user_version", 99).unwrap();
     drop(conn);
-    let run = doctor(
-        &with(
-            fake_env(&fake),
-            &[("VULTR_MCP_CONVERSATIONS", store.to_str().unwrap())],
-        ),
-        &[],
-    )
-    .await;
+    let run = doctor_on_store(&fake, &store).await;
     run.exits(1);
     assert_eq!(run.status("conversation store"), "fail", "{}", run.stdout);
     let line = run.line("conversation store");
