@@ -5,6 +5,7 @@
 //! handler per session over it.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
@@ -20,10 +21,12 @@ use crate::images::Images;
 use crate::keys::InferenceKeys;
 use crate::media::Media;
 use crate::models::Models;
+use crate::observe::{ObserveError, Observer};
 use crate::rate_limit::CallRateLimit;
 use crate::retrieval::Retrieval;
 use crate::secret::KnownKeys;
 use crate::settings::{Settings, ToolSelection, ToolsetUnavailable};
+use crate::spend::{Budgets, BudgetsError, Spending};
 use crate::store::{self, Retention, SharedSessions, StoreLocation};
 use crate::subscriptions::Subscriptions;
 use crate::tasks::Tasks;
@@ -77,6 +80,10 @@ pub struct App {
     pub(crate) serves_http: bool,
     /// The legacy HTTP sessions every replica shares, when the store is Postgres.
     pub(crate) legacy_sessions: Option<Arc<SharedSessions>>,
+    /// Spend limits, confirmation and the ledger.
+    pub(crate) spending: Arc<Spending>,
+    /// Where each call's record goes (audit log, metrics, traces).
+    pub(crate) observer: Arc<Observer>,
 }
 
 impl App {
@@ -101,7 +108,13 @@ impl App {
             tools,
             media,
             http: serving_http,
+            operator,
         } = settings;
+        let budgets = match &operator.budgets_file {
+            Some(path) => Budgets::load(path)?,
+            None => Budgets::default(),
+        };
+        let observer = Arc::new(Observer::new(&operator)?);
         let downstream = match &delegate.servers_file {
             Some(path) => Some(Arc::new(Downstream::new(
                 delegate::load(path)?,
@@ -169,6 +182,13 @@ impl App {
             },
         });
         let conversations = Conversations::new(stores.conversations, known_keys.clone());
+        let spending = Arc::new(Spending::new(
+            budgets,
+            stores.ledger,
+            operator.confirm_above_usd,
+            operator.admins,
+            limits.chat_timeout + Duration::from_secs(300),
+        ));
         Ok(Arc::new(App {
             turns: ChatTurns::new(chat.clone(), conversations.clone()),
             conversations,
@@ -197,6 +217,8 @@ impl App {
             rate_limit: calls.per_minute.map(CallRateLimit::per_minute),
             serves_http: serving_http.is_some(),
             legacy_sessions: stores.sessions,
+            spending,
+            observer,
         }))
     }
 }
@@ -210,6 +232,12 @@ pub enum AppError {
     /// A toolset was asked for that these settings cannot serve.
     #[error(transparent)]
     Toolset(#[from] ToolsetUnavailable),
+    /// The budgets file is missing or wrong.
+    #[error(transparent)]
+    Budgets(#[from] BudgetsError),
+    /// The audit log or metrics cannot be set up.
+    #[error(transparent)]
+    Observe(#[from] ObserveError),
 }
 
 impl App {

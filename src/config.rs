@@ -11,8 +11,8 @@ use clap::Parser;
 use crate::secret::KeyArg;
 use crate::setting;
 use crate::settings::{
-    CallLimits, DelegateSettings, HttpSettings, Limits, MediaSettings, Settings, StoreSettings,
-    TaskSettings, ToolSettings, Toolsets, VultrSettings,
+    AuditTarget, CallLimits, DelegateSettings, HttpSettings, Limits, MediaSettings,
+    OperatorSettings, Settings, StoreSettings, TaskSettings, ToolSettings, Toolsets, VultrSettings,
 };
 pub use crate::settings::{DEFAULT_ACCOUNT_BASE_URL, DEFAULT_INFERENCE_BASE_URL};
 use crate::store::StoreLocation;
@@ -178,6 +178,54 @@ pub struct Config {
     /// Remote MCP over streamable HTTP.
     #[command(flatten)]
     pub http: HttpArgs,
+
+    /// Spend limits, confirmation, metrics and the audit log.
+    #[command(flatten)]
+    pub operator: OperatorArgs,
+}
+
+/// What the operator of a shared bridge controls and sees.
+#[derive(Debug, Clone, clap::Args)]
+pub struct OperatorArgs {
+    /// A JSON file of spend limits in USD per principal, `*` for anyone not named, e.g.
+    /// {"*": {"daily_usd": 5, "monthly_usd": 50}, "ci-bot": {"per_call_usd": 0.05}}; a call
+    /// whose worst case could pass a limit is refused before it is sent.
+    #[arg(long, env = setting::BUDGETS, hide_env_values = true, value_name = "FILE")]
+    pub budgets: Option<PathBuf>,
+
+    /// Principals (comma list) who see everyone's spending in vultr://usage.
+    #[arg(long, env = setting::ADMINS, hide_env_values = true, hide_short_help = true, value_name = "NAMES", value_delimiter = ',')]
+    pub admins: Vec<String>,
+
+    /// Ask the user (elicitation) before sending a call whose worst case costs more than
+    /// this many USD; a client that cannot be asked is refused.
+    #[arg(long, env = setting::CONFIRM_ABOVE_USD, hide_env_values = true, value_name = "USD", value_parser = parse_usd)]
+    pub confirm_above_usd: Option<f64>,
+
+    /// Serve Prometheus metrics at /metrics on this address (its own listener, never
+    /// with /mcp), e.g. 127.0.0.1:9464.
+    #[arg(long, env = setting::METRICS_ADDR, hide_env_values = true, hide_short_help = true, value_name = "ADDR", value_parser = parse_listen_address)]
+    pub metrics_addr: Option<ListenAddr>,
+
+    /// Label metrics with principal names (more series; names are visible to whoever
+    /// scrapes).
+    #[arg(long, env = setting::METRICS_PRINCIPALS, hide_env_values = true, hide_short_help = true)]
+    pub metrics_principals: bool,
+
+    /// Write one JSON line per tool call (no prompt text, no keys) to this file (created
+    /// 0600) or to `stderr`.
+    #[arg(long, env = setting::AUDIT_LOG, hide_env_values = true, hide_short_help = true, value_name = "FILE|stderr")]
+    pub audit_log: Option<PathBuf>,
+}
+
+/// A USD amount: a number, 0 or more.
+fn parse_usd(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(usd) if usd.is_finite() && usd >= 0.0 => Ok(usd),
+        _ => Err(format!(
+            "expected an amount of USD, 0 or more (e.g. 0.10), not {text:?}"
+        )),
+    }
 }
 
 /// Commands other than serving.
@@ -377,7 +425,7 @@ pub struct LimitArgs {
 /// Reads an IP address and port to listen on (`127.0.0.1:8787`, `[::]:8787`).
 /// The `--http` setting: an address, or empty for stdio.
 #[derive(Debug, Clone, Copy)]
-struct ListenAddr(Option<SocketAddr>);
+pub struct ListenAddr(Option<SocketAddr>);
 
 impl HttpArgs {
     /// The address to serve HTTP on; none means stdio.
@@ -422,6 +470,7 @@ impl Config {
         let blank_to_none = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
         let limits = self.limits;
         let http = self.http;
+        let operator = self.operator;
         Settings {
             vultr: VultrSettings {
                 api_key: self.api_key.and_then(|k| k.0),
@@ -475,6 +524,28 @@ impl Config {
                 max_per_principal: usize::try_from(self.media_max_per_principal)
                     .unwrap_or(usize::MAX),
                 max_total: usize::try_from(self.media_max_total).unwrap_or(usize::MAX),
+            },
+            operator: OperatorSettings {
+                budgets_file: operator.budgets.filter(|path| !path.as_os_str().is_empty()),
+                admins: operator
+                    .admins
+                    .into_iter()
+                    .map(|name| name.trim().to_owned())
+                    .filter(|name| !name.is_empty())
+                    .collect(),
+                confirm_above_usd: operator.confirm_above_usd,
+                metrics_addr: operator.metrics_addr.and_then(|addr| addr.0),
+                metrics_principals: operator.metrics_principals,
+                audit_log: operator
+                    .audit_log
+                    .filter(|path| !path.as_os_str().is_empty())
+                    .map(|path| {
+                        if path.as_os_str() == "stderr" {
+                            AuditTarget::Stderr
+                        } else {
+                            AuditTarget::File(path)
+                        }
+                    }),
             },
             http: http.addr().map(|addr| HttpSettings {
                 addr,

@@ -104,3 +104,15 @@ pub const MEDIA_INLINE_MAX: &str = "VULTR_MCP_MEDIA_INLINE_MAX";
 pub const MEDIA_MAX_PER_PRINCIPAL: &str = "VULTR_MCP_MEDIA_MAX_PER_PRINCIPAL";
 /// Media bytes all principals together may keep; beyond it the oldest of anyone go.
 pub const MEDIA_MAX_TOTAL: &str = "VULTR_MCP_MEDIA_MAX_TOTAL";
+/// The budgets file: spend limits per principal.
+pub const BUDGETS: &str = "VULTR_MCP_BUDGETS";
+/// Principals who see everyone's spending.
+pub const ADMINS: &str = "VULTR_MCP_ADMINS";
+/// Ask the user before a call whose worst case costs more than this (USD).
+pub const CONFIRM_ABOVE_USD: &str = "VULTR_MCP_CONFIRM_ABOVE_USD";
+/// Serve Prometheus metrics at `/metrics` on this address.
+pub const METRICS_ADDR: &str = "VULTR_MCP_METRICS_ADDR";
+/// Label metrics with principal names.
+pub const METRICS_PRINCIPALS: &str = "VULTR_MCP_METRICS_PRINCIPALS";
+/// Where the audit log goes: a file, or `stderr`.
+pub const AUDIT_LOG: &str = "VULTR_MCP_AUDIT_LOG";

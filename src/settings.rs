@@ -42,6 +42,34 @@ pub struct Settings {
     pub media: MediaSettings,
     /// Streamable HTTP, when the server serves it instead of stdio.
     pub http: Option<HttpSettings>,
+    /// What the operator controls and sees: spend limits, confirmation, metrics, audit.
+    pub operator: OperatorSettings,
+}
+
+/// Where the audit log goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditTarget {
+    /// Standard error, one line per call among the logs.
+    Stderr,
+    /// A file (created 0600, appended to).
+    File(PathBuf),
+}
+
+/// What the operator of a shared bridge controls and sees.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OperatorSettings {
+    /// The budgets file: spend limits per principal (none: unlimited).
+    pub budgets_file: Option<PathBuf>,
+    /// Principals who see everyone's spending in `vultr://usage`.
+    pub admins: Vec<String>,
+    /// Ask the user before a call whose worst case costs more than this, in USD.
+    pub confirm_above_usd: Option<f64>,
+    /// Where `/metrics` is served (its own listener), when at all.
+    pub metrics_addr: Option<SocketAddr>,
+    /// Whether metrics carry principal names as labels.
+    pub metrics_principals: bool,
+    /// Where the audit log goes, when one is kept.
+    pub audit_log: Option<AuditTarget>,
 }
 
 /// How the server reaches Vultr.

@@ -19,6 +19,9 @@ pub enum ChatError {
     /// The inference API failed.
     #[error(transparent)]
     Upstream(#[from] VultrError),
+    /// The call was not allowed to spend (a limit, or the user's confirmation).
+    #[error(transparent)]
+    Spend(#[from] crate::spend::SpendError),
     /// The inference API refused the key read from a subscription, even after reading it again.
     #[error("Vultr inference API answered HTTP 401{} to the key read from your subscription. Check in the Vultr customer portal that the subscription chosen by {chosen_by} (or the `subscription` argument) is active, or choose another one.", .message.as_deref().map(|m| format!(": {}", m.trim_end_matches('.'))).unwrap_or_default(), chosen_by = setting::INFERENCE_SUBSCRIPTION)]
     SubscriptionKeyRefused {

@@ -7,6 +7,7 @@ mod error;
 mod model_check;
 mod price;
 mod progress;
+mod quote;
 mod service;
 mod validate;
 
@@ -16,6 +17,7 @@ pub use service::ChatService;
 #[cfg(test)]
 pub(crate) use validate::{check_options, new_messages};
 
+use crate::spend::CallSpend;
 use crate::vultr::chat::{ChatOptions, ChatReply, Content, Message};
 use crate::vultr::stream::CutOff;
 
@@ -41,6 +43,8 @@ pub struct ChatInput {
     /// The vector-store collection to answer over (RAG chat, never streamed), already
     /// checked to be the caller's.
     pub collection: Option<String>,
+    /// Who pays, under which limits: the call's worst case is held before it is sent.
+    pub spend: CallSpend,
 }
 
 /// A completed chat: the reply, and what the service knows about it.

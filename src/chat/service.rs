@@ -8,11 +8,13 @@ use tokio::time::Instant;
 use super::model_check::check_model;
 use super::price::cost_usd;
 use super::progress::{Progress, ProgressSink};
+use super::quote::quote;
 use super::validate::{check_options, new_messages, without_repeats};
 use super::{ChatError, ChatInput, ChatOutcome};
 use crate::catalog::ModelCatalog;
 use crate::keys::{InferenceKey, InferenceKeys, KeySource};
 use crate::secret::KnownKeys;
+use crate::spend::Used;
 use crate::vultr::chat::{ChatReply, ChatRequest};
 use crate::vultr::error::VultrError;
 use crate::vultr::inference::InferenceClient;
@@ -54,6 +56,7 @@ impl ChatService {
             history,
             stored_model,
             collection,
+            spend,
         } = input;
         let (messages, repeated) = match messages {
             Some(messages) if !history.is_empty() => {
@@ -85,6 +88,7 @@ impl ChatService {
             messages,
             options,
         };
+        let hold = spend.hold(quote(&request, known)).await?;
         let started = Instant::now();
         let (reply, cut_off) = self
             .send(
@@ -100,6 +104,13 @@ impl ChatService {
             .await?;
         let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let cost_usd = known.and_then(|m| cost_usd(m, reply.usage.as_ref()));
+        let usage = reply.usage.as_ref();
+        hold.settle(Used {
+            usd: cost_usd,
+            prompt_tokens: usage.and_then(|u| u.prompt_tokens),
+            completion_tokens: usage.and_then(|u| u.completion_tokens),
+        })
+        .await;
         let ChatRequest {
             model,
             mut messages,

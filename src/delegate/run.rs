@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::servers::{Downstream, OfferedTool};
 use super::{DelegateError, MAX_TURNS_LIMIT};
 use crate::chat::{ChatInput, ChatService, Progress, ProgressSink, ProgressUpdate};
+use crate::spend::CallSpend;
 use crate::vultr::chat::{
     ChatOptions, Content, FunctionDefinition, Message, RequestedToolCall, Role, TokenUsage,
     ToolDefinition,
@@ -132,6 +133,7 @@ impl Delegator {
     pub async fn run<S: ProgressSink>(
         &self,
         request: DelegateRequest,
+        spend: CallSpend,
         sink: Option<S>,
         cancel: CancellationToken,
     ) -> Result<Delegation, DelegateError> {
@@ -174,6 +176,7 @@ impl Delegator {
                 history: Vec::new(),
                 stored_model: None,
                 collection: None,
+                spend: spend.clone(),
             };
             let mut quiet = Progress::<S>::new(None);
             let completed = tokio::select! {

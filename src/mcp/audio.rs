@@ -176,6 +176,7 @@ impl VultrServer {
             cancel,
             local_files,
             progress,
+            ..
         } = call;
         let work = async {
             let args = decode::<SpeakArgs>(arguments)?;
@@ -367,6 +368,7 @@ impl VultrServer {
             cancel,
             local_files,
             progress,
+            ..
         } = call;
         let work = async {
             let args = decode::<TranscribeArgs>(arguments)?;

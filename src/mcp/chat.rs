@@ -15,6 +15,7 @@ use crate::chat::{ChatInput, ChatOutcome, Progress};
 use crate::conversations::{CompletedTurn, TurnRequest};
 use crate::setting;
 use crate::settings::Toolset;
+use crate::spend::CallSpend;
 use crate::store::ConversationId;
 use crate::vultr::chat::{ChatOptions, ChatReply, Message, Stop, ToolChoice, ToolDefinition};
 
@@ -84,7 +85,7 @@ pub struct ChatCompletionArgs {
 
 impl ChatCompletionArgs {
     /// The turn asked for: the chat request, and the conversation it continues.
-    fn into_request(self) -> TurnRequest {
+    fn into_request(self, spend: CallSpend) -> TurnRequest {
         let input = ChatInput {
             model: self.model,
             prompt: self.prompt,
@@ -107,6 +108,7 @@ impl ChatCompletionArgs {
             history: Vec::new(),
             stored_model: None,
             collection: None,
+            spend,
         };
         TurnRequest {
             input,
@@ -141,6 +143,8 @@ impl VultrServer {
             mut arguments,
             progress,
             cancel,
+            spend,
+            facts,
             ..
         } = call;
         let rag = self.app.tools.toolsets.contains(&Toolset::Rag);
@@ -149,10 +153,13 @@ impl VultrServer {
             if let Some(collection) = &collection {
                 self.app.collections.check_owned(&owner, collection).await?;
             }
-            let mut request = decode::<ChatCompletionArgs>(arguments)?.into_request();
+            let mut request = decode::<ChatCompletionArgs>(arguments)?.into_request(spend);
             request.input.collection = collection.clone();
             let mut progress = Progress::new(progress);
             let turn = self.app.turns.run(&owner, request, &mut progress).await?;
+            if let Ok(id) = &turn.saved {
+                facts.conversation(&id.to_string());
+            }
             Ok::<_, ToolError>((turn, collection))
         };
         let turn = tokio::select! {
@@ -373,7 +380,7 @@ mod tests {
         #[test]
         fn any_arguments_are_accepted_or_refused_without_panicking(arguments in crate::proptest_strategies::json_object()) {
             if let Ok(args) = decode::<ChatCompletionArgs>(arguments) {
-                let input = args.into_request().input;
+                let input = args.into_request(crate::spend::CallSpend::unlimited()).input;
                 let _ = crate::chat::check_options(&input.options);
                 let _ = crate::chat::new_messages(input.prompt, input.system, input.messages, &[]);
             }

@@ -80,6 +80,7 @@ impl VultrServer {
             arguments,
             progress,
             cancel,
+            spend,
             ..
         } = call;
         let delegation = async {
@@ -87,7 +88,7 @@ impl VultrServer {
             let delegator = self.app.delegator.as_ref().ok_or_else(|| {
                 ToolError::Invalid("delegation is not configured on this server".to_owned())
             })?;
-            Ok::<_, ToolError>(delegator.run(args.into(), progress, cancel).await?)
+            Ok::<_, ToolError>(delegator.run(args.into(), spend, progress, cancel).await?)
         };
         self.respond(
             delegation

@@ -6,6 +6,7 @@ pub(crate) mod args;
 mod audio;
 mod chat;
 mod collections;
+mod confirm;
 mod conversations;
 mod delegate;
 mod error;
@@ -37,7 +38,12 @@ use crate::setting;
 pub use args::InvalidArguments;
 pub use error::ToolError;
 use progress::CallProgress;
-use registry::{Call, Tools, cancelled};
+use registry::{Call, ToolEntry, Tools, cancelled};
+use tracing::Instrument;
+
+use crate::observe::trace::TraceParent;
+use crate::observe::{CallObservation, Outcome, Transport};
+use crate::spend::CallSpend;
 
 /// The names of the tools a client is offered with `selection`, in `tools/list` order.
 pub fn listed_tool_names(selection: &crate::settings::ToolSelection) -> Vec<String> {
@@ -118,51 +124,17 @@ impl ServerHandler for VultrServer {
                 None,
             ));
         };
-        let _in_flight = self.app.calls_in_flight.token();
         let caller = self.principal(&context);
-        if let Some(limit) = &self.app.rate_limit
-            && let Err(over) = limit.check(&caller)
-        {
-            return Ok(self.failure(ToolError::RateLimited(over)).into());
-        }
-        // A principal's share bounds its calls that take (or wait for) upstream slots.
-        let share = if tool.behaviour.upstream {
-            match self.app.shares.enter(&caller) {
-                Ok(ticket) => Some(ticket),
-                Err(over) => return Ok(self.failure(ToolError::OverShare(over)).into()),
-            }
-        } else {
-            None
-        };
-        let arguments = request.arguments.unwrap_or_default();
-        if tool.behaviour.runs_as_task && tasks::accepts_tasks(&context) {
-            return Ok(self.call_as_task(tool, arguments, context, share).await);
-        }
-        let cancel = context.ct.clone();
-        let shutdown = self.shutdown.clone();
-        // Only calls that go to Vultr wait for a slot; the others never queue behind them.
-        let _share = share;
-        let _permit = if tool.behaviour.upstream {
-            Some(tokio::select! {
-                permit = self.app.calls.acquire() => permit.map_err(|e| ErrorData::internal_error(e.to_string(), None))?,
-                () = cancel.cancelled() => return Ok(cancelled().into()),
-                () = shutdown.cancelled() => return Ok(cancelled().into()),
-            })
-        } else {
-            None
-        };
-        let call = Call {
-            owner: caller,
-            arguments,
-            progress: CallProgress::of(&context),
-            cancel,
-            local_files: self.local_files(&context),
-        };
-        Ok(tokio::select! {
-            result = (tool.handler)(self, call) => result,
-            () = shutdown.cancelled() => cancelled(),
-        }
-        .into())
+        let observation = self.app.observer.start(
+            tool.name,
+            caller.clone(),
+            transport_of(&context),
+            &trace_parent_of(&context),
+        );
+        let span = observation.span();
+        self.run_call(tool, request, context, caller, observation)
+            .instrument(span)
+            .await
     }
 
     async fn list_tools(
@@ -255,6 +227,92 @@ impl ServerHandler for VultrServer {
 }
 
 impl VultrServer {
+    /// Runs a tool once a slot is free, so a burst of calls queues instead of piling onto
+    /// Vultr; `observation` is finished with how the call ended (for a task, when the task
+    /// ends).
+    async fn run_call(
+        &self,
+        tool: &'static ToolEntry,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+        caller: Principal,
+        observation: CallObservation,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let _in_flight = self.app.calls_in_flight.token();
+        if let Some(limit) = &self.app.rate_limit
+            && let Err(over) = limit.check(&caller)
+        {
+            observation.finish(Outcome::RateLimited);
+            return Ok(self.failure(ToolError::RateLimited(over)).into());
+        }
+        // A principal's share bounds its calls that take (or wait for) upstream slots.
+        let share = if tool.behaviour.upstream {
+            match self.app.shares.enter(&caller) {
+                Ok(ticket) => Some(ticket),
+                Err(over) => {
+                    observation.finish(Outcome::OverShare);
+                    return Ok(self.failure(ToolError::OverShare(over)).into());
+                }
+            }
+        } else {
+            None
+        };
+        let facts = observation.facts();
+        let approver = confirm::approver(&context, &request);
+        let spend = CallSpend::new(
+            self.app.spending.clone(),
+            caller.clone(),
+            facts.clone(),
+            approver.clone(),
+        );
+        let arguments = request.arguments.unwrap_or_default();
+        if tool.behaviour.runs_as_task && tasks::accepts_tasks(&context) {
+            let response = self
+                .call_as_task(tool, arguments, context, share, spend, observation)
+                .await;
+            return Ok(confirm::answer(approver.as_ref(), response));
+        }
+        let cancel = context.ct.clone();
+        let shutdown = self.shutdown.clone();
+        // Only calls that go to Vultr wait for a slot; the others never queue behind them.
+        let _share = share;
+        let _permit = if tool.behaviour.upstream {
+            Some(tokio::select! {
+                permit = self.app.calls.acquire() => permit.map_err(|e| {
+                    ErrorData::internal_error(e.to_string(), None)
+                })?,
+                () = cancel.cancelled() => {
+                    observation.finish(Outcome::Cancelled);
+                    return Ok(cancelled().into());
+                }
+                () = shutdown.cancelled() => {
+                    observation.finish(Outcome::Cancelled);
+                    return Ok(cancelled().into());
+                }
+            })
+        } else {
+            None
+        };
+        let call = Call {
+            owner: caller,
+            arguments,
+            progress: CallProgress::of(&context),
+            cancel,
+            local_files: self.local_files(&context),
+            spend,
+            facts,
+        };
+        let result = tokio::select! {
+            result = (tool.handler)(self, call) => result,
+            () = shutdown.cancelled() => {
+                observation.finish(Outcome::Cancelled);
+                return Ok(cancelled().into());
+            }
+        };
+        observation.finish(outcome_of(&result));
+        Ok(confirm::answer(approver.as_ref(), result.into()))
+    }
+
     /// A successful result: readable text for the model, compact JSON for programs. Text
     /// over the result limit is cut, with a notice saying so.
     fn success(&self, text: String, structured: impl serde::Serialize) -> CallToolResult {
@@ -293,6 +351,31 @@ impl VultrServer {
         let text = self.app.known_keys.redact(&error.to_string());
         CallToolResult::error(vec![ContentBlock::text(text)])
     }
+}
+
+/// How a call that returned `result` ended: a refusal a service recorded takes the place
+/// of `Error` when the observation finishes.
+fn outcome_of(result: &CallToolResult) -> Outcome {
+    if result.is_error == Some(true) {
+        Outcome::Error
+    } else {
+        Outcome::Ok
+    }
+}
+
+/// How `context`'s request arrived.
+fn transport_of(context: &RequestContext<RoleServer>) -> Transport {
+    if without_http_parts(context) {
+        Transport::Stdio
+    } else {
+        Transport::Http
+    }
+}
+
+/// The W3C trace context `context`'s request carried, in its `_meta` or HTTP headers.
+fn trace_parent_of(context: &RequestContext<RoleServer>) -> TraceParent {
+    let _ = context;
+    TraceParent::default()
 }
 
 /// Whether `context`'s request carries no HTTP parts (requests over HTTP carry them).

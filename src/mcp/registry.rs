@@ -16,9 +16,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::VultrServer;
 use super::progress::CallProgress;
+use crate::observe::CallFacts;
 use crate::principal::Principal;
 use crate::setting;
 use crate::settings::{ToolSelection, Toolset};
+use crate::spend::CallSpend;
 
 /// Runs one call of a tool and renders its result (a failure as an `isError` result).
 pub(super) type Handler = for<'a> fn(&'a VultrServer, Call) -> BoxFuture<'a, CallToolResult>;
@@ -38,6 +40,11 @@ pub(super) struct Call {
     /// stdio, where the server runs as the user who started it; never over HTTP, even on
     /// loopback without auth.
     pub local_files: bool,
+    /// Who pays for what the call sends, under which limits; priced requests take a hold
+    /// from it before anything is sent.
+    pub spend: CallSpend,
+    /// What the call learned, for its record (conversation, task, charges).
+    pub facts: CallFacts,
 }
 
 /// What a tool may change.

@@ -17,6 +17,8 @@ use super::error::ToolError;
 use super::progress::CallProgress;
 use super::registry::{Call, ToolEntry, cancelled};
 use crate::fair_share::CallTicket;
+use crate::observe::{CallObservation, Outcome};
+use crate::spend::CallSpend;
 use crate::tasks::{POLL_INTERVAL, Started, StatusLine, TaskError, TaskRecord, TaskState, rfc3339};
 
 /// Whether the request's client declared the tasks extension (in the request's `_meta`,
@@ -41,12 +43,18 @@ impl VultrServer {
         arguments: JsonObject,
         context: RequestContext<RoleServer>,
         share: Option<CallTicket>,
+        spend: CallSpend,
+        observation: CallObservation,
     ) -> CallToolResponse {
         let owner = self.principal(&context);
         let admission = match self.app.tasks.admit(&owner) {
             Ok(admission) => admission,
-            Err(too_many) => return self.failure(ToolError::Tasks(too_many)).into(),
+            Err(too_many) => {
+                observation.finish(Outcome::OverTasks);
+                return self.failure(ToolError::Tasks(too_many)).into();
+            }
         };
+        let facts = observation.facts();
         let cancel_check = admission.cancel_check();
         let status = StatusLine::default();
         let progress = CallProgress::of_task(&context, status.clone());
@@ -57,6 +65,8 @@ impl VultrServer {
             // A task is stopped by dropping its call, so it needs no token of its own.
             cancel: CancellationToken::new(),
             local_files: self.local_files(&context),
+            spend,
+            facts: facts.clone(),
         };
         let server = self.clone();
         let in_flight = self.app.calls_in_flight.token();
@@ -66,12 +76,14 @@ impl VultrServer {
             let permit = server.app.calls.acquire().await;
             // Cancelled while queued (through any replica): stops here, never upstream.
             cancel_check.go_ahead().await;
-            match permit {
+            let result = match permit {
                 Ok(_permit) => (tool.handler)(&server, call).await,
                 Err(closed) => CallToolResult::error(vec![ContentBlock::text(format!(
                     "the server is stopping ({closed}); try again"
                 ))]),
-            }
+            };
+            observation.finish(super::outcome_of(&result));
+            result
         };
         let started = self
             .app
@@ -87,6 +99,7 @@ impl VultrServer {
         match started {
             Started::Finished(result) => result.into(),
             Started::Task(record) => {
+                facts.task(&record.id);
                 progress.stop_forwarding();
                 CallToolResponse::Task(CreateTaskResult::new(task_of(&record)))
             }

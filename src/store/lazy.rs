@@ -19,8 +19,9 @@ use tokio::time::Instant;
 
 use super::{
     Beat, Claim, CollectionStore, Conversation, ConversationId, ConversationStore,
-    ConversationSummary, LegacySessionStore, MediaCaps, MediaItem, MediaRecord, MediaStore,
-    OwnedCollection, StoreError, StoredSession, TaskEnd, TaskKey, TaskRecord, TaskStore, Turn,
+    ConversationSummary, Day, LedgerStore, LegacySessionStore, MediaCaps, MediaItem, MediaRecord,
+    MediaStore, OwnedCollection, Reservation, Settlement, Spent, StoreError, StoredSession,
+    TaskEnd, TaskKey, TaskRecord, TaskStore, Turn, UsageRow,
 };
 use crate::principal::Principal;
 use crate::store::StoreResult;
@@ -252,6 +253,46 @@ impl CollectionStore for Lazy<Arc<dyn CollectionStore>> {
 
     async fn release(&self, owner: &Principal, id: &str) -> StoreResult<bool> {
         self.opened().await?.release(owner, id).await
+    }
+}
+
+#[async_trait]
+impl LedgerStore for Lazy<Arc<dyn LedgerStore>> {
+    async fn reserve(
+        &self,
+        reservation: &Reservation<'_>,
+        now: i64,
+    ) -> StoreResult<Result<String, Spent>> {
+        self.opened().await?.reserve(reservation, now).await
+    }
+
+    async fn settle(&self, settlement: &Settlement<'_>) -> StoreResult<()> {
+        self.opened().await?.settle(settlement).await
+    }
+
+    async fn release(&self, owner: &Principal, id: &str) -> StoreResult<()> {
+        self.opened().await?.release(owner, id).await
+    }
+
+    async fn spent(
+        &self,
+        owner: &Principal,
+        day: Day,
+        month_start: Day,
+        now: i64,
+    ) -> StoreResult<Spent> {
+        self.opened()
+            .await?
+            .spent(owner, day, month_start, now)
+            .await
+    }
+
+    async fn usage(&self, owner: Option<&Principal>, since: Day) -> StoreResult<Vec<UsageRow>> {
+        self.opened().await?.usage(owner, since).await
+    }
+
+    async fn prune(&self, before: Day, now: i64) -> StoreResult<usize> {
+        self.opened().await?.prune(before, now).await
     }
 }
 

@@ -14,6 +14,7 @@ mod collection;
 mod conversation;
 mod error;
 mod lazy;
+mod ledger;
 mod location;
 mod media;
 mod postgres;
@@ -33,6 +34,7 @@ pub use conversation::{
 };
 pub use error::{StoreError, StoreResult};
 pub use lazy::{Lazy, REMEMBER_FAILURE};
+pub use ledger::{Caps, Day, LedgerStore, Reservation, Settlement, Spent, UsageRow};
 pub use location::{PostgresUrl, Retention, StoreLocation};
 pub use media::{MediaCaps, MediaItem, MediaRecord, MediaStore};
 pub use probe::{ProbeError, StoreProbe, probe_file, probe_postgres};
@@ -62,6 +64,8 @@ pub struct Stores {
     pub collections: Arc<dyn CollectionStore>,
     /// Media (speech, images) the tools made.
     pub media: Arc<dyn MediaStore>,
+    /// The spend ledger.
+    pub ledger: Arc<dyn LedgerStore>,
 }
 
 /// The stores at `location`, keeping conversations per `retention`; for Postgres, all
@@ -71,6 +75,7 @@ pub fn open_stores(location: StoreLocation, retention: Retention, pool_size: usi
         let for_tasks = location.clone();
         let for_collections = location.clone();
         let for_media = location.clone();
+        let for_ledger = location.clone();
         return Stores {
             conversations: lazy_conversations(move || {
                 let location = location.clone();
@@ -92,6 +97,10 @@ pub fn open_stores(location: StoreLocation, retention: Retention, pool_size: usi
                 let location = for_media.clone();
                 async move { sqlite::open_media_store(&location).await }
             })),
+            ledger: Arc::new(Lazy::new(move || {
+                let location = for_ledger.clone();
+                async move { sqlite::open_ledger(&location).await }
+            })),
         };
     };
     let shared = Arc::new(postgres::shared(url.clone(), retention, pool_size));
@@ -100,11 +109,13 @@ pub fn open_stores(location: StoreLocation, retention: Retention, pool_size: usi
     let sessions = postgres::opener(&shared, |store| store as Arc<SharedSessions>);
     let collections = postgres::opener(&shared, |store| store as Arc<dyn CollectionStore>);
     let media = postgres::opener(&shared, |store| store as Arc<dyn MediaStore>);
+    let ledger = postgres::opener(&shared, |store| store as Arc<dyn LedgerStore>);
     Stores {
         conversations: lazy_conversations(conversations),
         tasks: Arc::new(Lazy::new(tasks)),
         sessions: Some(Arc::new(Lazy::new(sessions))),
         collections: Arc::new(Lazy::new(collections)),
         media: Arc::new(Lazy::new(media)),
+        ledger: Arc::new(Lazy::new(ledger)),
     }
 }

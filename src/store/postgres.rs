@@ -41,6 +41,7 @@ macro_rules! now {
 mod collections;
 mod conversations;
 mod failure;
+mod ledger;
 mod media;
 mod sessions;
 mod tasks;

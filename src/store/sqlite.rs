@@ -16,6 +16,7 @@ mod collections;
 mod conversations;
 mod failure;
 pub(super) mod file;
+mod ledger;
 mod media;
 mod retention;
 pub(super) mod schema;
@@ -34,6 +35,7 @@ use super::{Retention, StoreError, StoreLocation};
 use failure::{Failed, open_error};
 
 pub(super) use collections::open_collection_store;
+pub(super) use ledger::open_ledger;
 pub(super) use tasks::open_task_store;
 
 /// Opens (creating when missing) the SQLite media store at `location`: the same database

@@ -6,7 +6,7 @@ use tokio_postgres::Client;
 
 /// The migrations this build knows, version 1 first; a database's version is its highest
 /// recorded one.
-const MIGRATIONS: [&str; 3] = [V1, V2, V3];
+const MIGRATIONS: [&str; 4] = [V1, V2, V3, V4];
 
 /// The newest schema version this build knows.
 pub(in crate::store) const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
@@ -91,6 +91,31 @@ CREATE TABLE collections (
     created_at bigint NOT NULL
 );
 CREATE INDEX collections_by_owner ON collections (owner, created_at);
+";
+
+/// Version 4: the spend ledger. `spend` has one row per principal, model and UTC day
+/// (days since 1970-01-01); `spend_reservations` holds the worst cases of calls in flight
+/// until they settle, each counting until `expires_at` (unix seconds) at the latest.
+const V4: &str = "
+CREATE TABLE spend (
+    owner             text             NOT NULL,
+    day               bigint           NOT NULL,
+    model             text             NOT NULL,
+    usd               double precision NOT NULL,
+    calls             bigint           NOT NULL,
+    prompt_tokens     bigint           NOT NULL,
+    completion_tokens bigint           NOT NULL,
+    PRIMARY KEY (owner, day, model)
+);
+CREATE INDEX spend_by_day ON spend (day);
+CREATE TABLE spend_reservations (
+    id         text             PRIMARY KEY,
+    owner      text             NOT NULL,
+    day        bigint           NOT NULL,
+    usd        double precision NOT NULL,
+    expires_at bigint           NOT NULL
+);
+CREATE INDEX spend_reservations_by_owner ON spend_reservations (owner, day);
 ";
 
 /// What migrating found.

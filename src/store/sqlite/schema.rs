@@ -6,13 +6,21 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::{StoreError, open_error};
 
 /// The schema version this build writes, kept in `PRAGMA user_version`.
-pub(in crate::store) const SCHEMA_VERSION: i64 = 5;
+pub(in crate::store) const SCHEMA_VERSION: i64 = 6;
 
 /// The tables a conversation store holds.
-const OUR_TABLES: [&str; 5] = ["collections", "conversations", "media", "messages", "tasks"];
+const OUR_TABLES: [&str; 7] = [
+    "collections",
+    "conversations",
+    "media",
+    "messages",
+    "spend",
+    "spend_reservations",
+    "tasks",
+];
 
 /// How many table names a refusal shows.
-const SHOWN_TABLES: usize = 5;
+const SHOWN_TABLES: usize = 7;
 
 /// The schema of version 1.
 const SCHEMA_V1: &str = "
@@ -97,6 +105,31 @@ CREATE TABLE IF NOT EXISTS collections (
 CREATE INDEX IF NOT EXISTS collections_by_owner ON collections (owner, created_at);
 ";
 
+/// Version 6: the spend ledger. `spend` has one row per principal, model and UTC day
+/// (days since 1970-01-01); `spend_reservations` holds the worst cases of calls in flight
+/// until they settle, each counting until `expires_at` (unix seconds) at the latest.
+const MIGRATION_V6: &str = "
+CREATE TABLE IF NOT EXISTS spend (
+    owner             TEXT    NOT NULL,
+    day               INTEGER NOT NULL,
+    model             TEXT    NOT NULL,
+    usd               REAL    NOT NULL,
+    calls             INTEGER NOT NULL,
+    prompt_tokens     INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    PRIMARY KEY (owner, day, model)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS spend_by_day ON spend (day);
+CREATE TABLE IF NOT EXISTS spend_reservations (
+    id         TEXT    PRIMARY KEY NOT NULL,
+    owner      TEXT    NOT NULL,
+    day        INTEGER NOT NULL,
+    usd        REAL    NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS spend_reservations_by_owner ON spend_reservations (owner, day);
+";
+
 /// Refuses, without changing anything, a file that is not a conversation store or that a
 /// newer build wrote. Ours: no tables yet, or only our tables with a schema version set
 /// (we set it in the transaction that creates them).
@@ -179,6 +212,9 @@ pub(super) fn migrate(conn: &mut Connection, label: &str) -> Result<(), StoreErr
     }
     if found < 5 {
         tx.execute_batch(MIGRATION_V5).map_err(open_err)?;
+    }
+    if found < 6 {
+        tx.execute_batch(MIGRATION_V6).map_err(open_err)?;
     }
     if found < SCHEMA_VERSION {
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)
