@@ -12,6 +12,7 @@ macro_rules! check {
 
 mod collections;
 mod conversations;
+mod ledger;
 mod media;
 mod tasks;
 
@@ -25,6 +26,7 @@ pub(crate) use collections::check_collection_contract;
 pub(crate) use conversations::{
     RETENTION, add, alice, as_json, bob, check_contract, listed, listed_for, msg, start, user,
 };
+pub(crate) use ledger::{check_concurrent_reservations, check_ledger_contract};
 pub(crate) use media::check_media_contract;
 pub(crate) use tasks::check_task_contract;
 

@@ -84,6 +84,22 @@ async fn the_postgres_store_keeps_the_collection_contract() {
 }
 
 #[tokio::test]
+async fn the_postgres_store_keeps_the_ledger_contract() {
+    let (store, _) = fresh_store().await;
+    contract::check_ledger_contract(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_spending_at_once_for_one_principal_never_pass_its_limit() {
+    let (first, database) = fresh_store().await;
+    let second = PostgresStore::open(&url(&database), contract::RETENTION, POOL)
+        .await
+        .unwrap();
+    let replicas: [Arc<dyn crate::store::LedgerStore>; 2] = [Arc::new(first), Arc::new(second)];
+    contract::check_concurrent_reservations(&replicas).await;
+}
+
+#[tokio::test]
 async fn stores_opening_one_fresh_database_at_once_all_succeed_and_apply_the_schema_once() {
     let database = PgServer::shared().create_database();
     let opens = (0..8).map(|_| {

@@ -199,3 +199,34 @@ impl LedgerStore for SqliteStore {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::contract::{check_concurrent_reservations, check_ledger_contract};
+
+    #[tokio::test]
+    async fn the_memory_store_keeps_the_ledger_contract() {
+        let store = open_ledger(&StoreLocation::InMemory).await.unwrap();
+        check_ledger_contract(store.as_ref()).await;
+        let store = open_ledger(&StoreLocation::InMemory).await.unwrap();
+        check_concurrent_reservations(&[store]).await;
+    }
+
+    #[tokio::test]
+    async fn the_file_store_keeps_the_ledger_contract() {
+        let dir = tempfile::tempdir().unwrap();
+        let location = StoreLocation::File(dir.path().join("store.sqlite3"));
+        let store = open_ledger(&location).await.unwrap();
+        check_ledger_contract(store.as_ref()).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_processes_on_one_file_never_pass_a_limit_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let location = StoreLocation::File(dir.path().join("store.sqlite3"));
+        let first = open_ledger(&location).await.unwrap();
+        let second = open_ledger(&location).await.unwrap();
+        check_concurrent_reservations(&[first, second]).await;
+    }
+}
