@@ -18,7 +18,7 @@ pub enum SpendError {
         limit_usd: f64,
     },
     /// Its worst case, on top of what was spent, could pass a day's or month's limit.
-    #[error("refused before sending: your {period}ly spend limit is ${limit_usd}; ${spent_usd:.6} is spent or reserved this {period}, so ${left:.6} is left, and this call on {model} could cost up to ${worst_case_usd:.6}. The limit resets at {resets}. Lower max_tokens or pick a cheaper model, or ask the operator to raise your limit in {budgets}; vultr://usage shows your spending.", left = (limit_usd - spent_usd).max(0.0), budgets = setting::BUDGETS)]
+    #[error("refused before sending: your {adjective} spend limit is ${limit_usd}; ${spent_usd:.6} is spent or reserved this {period} (UTC), so ${left:.6} is left, and this call on {model} could cost up to ${worst_case_usd:.6}. The limit resets at {resets}. Lower max_tokens or pick a cheaper model, or ask the operator to raise your limit in {budgets}; vultr://usage shows your spending.", adjective = if *period == "day" { "daily" } else { "monthly" }, left = (limit_usd - spent_usd).max(0.0), budgets = setting::BUDGETS)]
     OverLimit {
         /// `day` or `month`.
         period: &'static str,

@@ -443,3 +443,6 @@ impl SpendError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

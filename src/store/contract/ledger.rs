@@ -21,7 +21,7 @@ const CHECKS: &[Check<dyn LedgerStore>] = &[
 ];
 
 /// A day in the middle of a month (2026-12-15), and its month's first day.
-const DAY: i64 = 20_437;
+const DAY: i64 = 20_802;
 const MONTH_START: i64 = DAY - 14;
 /// Unix seconds on [`DAY`].
 const NOW: i64 = DAY * 86_400 + 3_600;
