@@ -5,8 +5,9 @@
 use std::sync::Arc;
 
 use crate::keys::{InferenceKeys, KeyError};
-use crate::kind_call::{Cost, check_choice, check_number, with_key};
+use crate::kind_call::{Cost, check_choice, check_number, quote, with_key};
 use crate::models::{ModelKind, Models, PickError};
+use crate::spend::{CallSpend, SpendError, Used};
 use crate::vultr::error::VultrError;
 use crate::vultr::images::{self, ImageData, ImageRequest};
 use crate::vultr::inference::{InferenceClient, Patience};
@@ -24,6 +25,9 @@ pub enum ImageError {
     /// No model of the kind could be chosen.
     #[error(transparent)]
     Model(#[from] PickError),
+    /// The call was not allowed to spend.
+    #[error(transparent)]
+    Spend(#[from] SpendError),
     /// No inference key could be had.
     #[error(transparent)]
     Key(#[from] KeyError),
@@ -101,7 +105,11 @@ impl Images {
     }
 
     /// Makes the images `input` asks for.
-    pub async fn generate(&self, input: ImageInput) -> Result<Generated, ImageError> {
+    pub async fn generate(
+        &self,
+        input: ImageInput,
+        spend: &CallSpend,
+    ) -> Result<Generated, ImageError> {
         let prompt = input.prompt.trim();
         if prompt.is_empty() {
             return Err(ImageError::Invalid(
@@ -124,10 +132,22 @@ impl Images {
             seed: input.seed,
         };
         let request = &request;
+        let asked_megapixels = checked.megapixels * f64::from(checked.n);
+        let hold = spend
+            .hold(quote(&model, "megapixel", asked_megapixels))
+            .await?;
         let answer = with_key::<_, ImageError, _, _>(&self.keys, |key| async move {
             images::generate(&self.inference, &key, request).await
         })
         .await?;
+        // Vultr made (and charges for) the images, whatever happens to them here.
+        let megapixels = checked.megapixels * answer.len() as f64;
+        let cost = Cost::of(&model, "megapixel", Some(megapixels));
+        hold.settle(Used {
+            usd: cost.usd(),
+            ..Used::default()
+        })
+        .await;
         if let Some(foreign) = answer.iter().find_map(|data| match data {
             ImageData::Url(url) if !self.inference.is_own_origin(url) => Some(host_of(url)),
             _ => None,
@@ -138,9 +158,8 @@ impl Images {
         for data in answer {
             images.push(self.image_of(data).await?);
         }
-        let megapixels = checked.megapixels * images.len() as f64;
         Ok(Generated {
-            cost: Cost::of(&model, "megapixel", Some(megapixels)),
+            cost,
             model: model.id,
             size: checked.size,
             images,

@@ -5,6 +5,7 @@
 use std::future::Future;
 
 use crate::keys::{InferenceKeys, KeyError};
+use crate::spend::Quote;
 use crate::vultr::error::VultrError;
 use crate::vultr::models::Model;
 
@@ -67,6 +68,25 @@ where
         }
         outcome => Ok(outcome?),
     }
+}
+
+/// The most a call of `units` `unit`s on `model` can cost, at the catalog's price per
+/// `unit` (a model the catalog does not price per `unit` cannot be bounded).
+pub fn quote(model: &Model, unit: &str, units: f64) -> Quote {
+    match model.spec.price_per(unit) {
+        Some(price) => Quote::at_most(&model.id, (price.usd_per_unit * units * 1e10).ceil() / 1e10),
+        None => Quote::unbounded(
+            &model.id,
+            format!("the catalog states no price per {unit} for {}", model.id),
+        ),
+    }
+}
+
+/// Prompt tokens of `texts`, estimated high (3 bytes a token) so a worst case is not
+/// under-quoted.
+pub fn estimated_tokens<'a>(texts: impl IntoIterator<Item = &'a str>) -> f64 {
+    let bytes: usize = texts.into_iter().map(str::len).sum();
+    (bytes as f64 / 3.0).ceil()
 }
 
 /// What a call cost, as far as the catalog's prices and Vultr's answer tell.

@@ -5,8 +5,9 @@
 use std::sync::Arc;
 
 use crate::keys::{InferenceKeys, KeyError};
-use crate::kind_call::{Cost, check_choice, check_number, with_key};
+use crate::kind_call::{Cost, check_choice, check_number, estimated_tokens, quote, with_key};
 use crate::models::{ModelKind, Models, PickError};
+use crate::spend::{CallSpend, SpendError, Used};
 use crate::vultr::error::VultrError;
 use crate::vultr::inference::InferenceClient;
 use crate::vultr::retrieval::{self, EmbeddingsRequest, Encoding, Ranked, RerankRequest};
@@ -20,6 +21,9 @@ pub enum RetrievalError {
     /// No model of the kind could be chosen.
     #[error(transparent)]
     Model(#[from] PickError),
+    /// The call was not allowed to spend.
+    #[error(transparent)]
+    Spend(#[from] SpendError),
     /// No inference key could be had.
     #[error(transparent)]
     Key(#[from] KeyError),
@@ -102,7 +106,11 @@ impl Retrieval {
     }
 
     /// Ranks `input.documents` against `input.query`.
-    pub async fn rerank(&self, input: RerankInput) -> Result<Reranked, RetrievalError> {
+    pub async fn rerank(
+        &self,
+        input: RerankInput,
+        spend: &CallSpend,
+    ) -> Result<Reranked, RetrievalError> {
         let query = input.query.trim();
         if query.is_empty() {
             return Err(invalid(
@@ -135,13 +143,24 @@ impl Retrieval {
             return_documents: false,
         };
         let request = &request;
+        let tokens = estimated_tokens(
+            std::iter::once(query).chain(input.documents.iter().map(String::as_str)),
+        );
+        let hold = spend.hold(quote(&model, "token", tokens)).await?;
         let mut reply = with_key::<_, RetrievalError, _, _>(&self.keys, |key| async move {
             retrieval::rerank(&self.inference, &key, request).await
         })
         .await?;
         reply.results.truncate(top_n);
+        let cost = Cost::of(&model, "token", reply.tokens.map(|t| t as f64));
+        hold.settle(Used {
+            usd: cost.usd(),
+            prompt_tokens: reply.tokens,
+            completion_tokens: None,
+        })
+        .await;
         Ok(Reranked {
-            cost: Cost::of(&model, "token", reply.tokens.map(|t| t as f64)),
+            cost,
             model: model.id,
             results: reply.results,
             tokens: reply.tokens,
@@ -149,7 +168,11 @@ impl Retrieval {
     }
 
     /// Embeds `input.input`, with the similarity of every pair.
-    pub async fn embed(&self, input: EmbedInput) -> Result<Embedded, RetrievalError> {
+    pub async fn embed(
+        &self,
+        input: EmbedInput,
+        spend: &CallSpend,
+    ) -> Result<Embedded, RetrievalError> {
         check_texts("input", &input.input)?;
         let model = self
             .models
@@ -172,15 +195,24 @@ impl Retrieval {
             encoding_format: input.encoding,
         };
         let request = &request;
+        let tokens = estimated_tokens(input.input.iter().map(String::as_str));
+        let hold = spend.hold(quote(&model, "token", tokens)).await?;
         let reply = with_key::<_, RetrievalError, _, _>(&self.keys, |key| async move {
             retrieval::embeddings(&self.inference, &key, request).await
         })
         .await?;
+        let cost = Cost::of(&model, "token", reply.tokens.map(|t| t as f64));
+        hold.settle(Used {
+            usd: cost.usd(),
+            prompt_tokens: reply.tokens,
+            completion_tokens: None,
+        })
+        .await;
         let similarity = (2..=MAX_MATRIX_TEXTS)
             .contains(&reply.vectors.len())
             .then(|| similarity_matrix(&reply.vectors));
         Ok(Embedded {
-            cost: Cost::of(&model, "token", reply.tokens.map(|t| t as f64)),
+            cost,
             model: model.id,
             vectors: reply.vectors,
             similarity,

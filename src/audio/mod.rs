@@ -19,6 +19,7 @@ pub use format::AudioFormat;
 use crate::keys::{InferenceKeys, KeyError};
 use crate::kind_call;
 use crate::local_file::{self, LocalFileError};
+use crate::spend::{CallSpend, Quote, SpendError, Used};
 use crate::vultr::audio::{AudioUpload, SpeechRequest, TranscriptionOptions, Voice};
 use crate::vultr::error::{Api, VultrError, snippet};
 use crate::vultr::inference::InferenceClient;
@@ -41,6 +42,9 @@ pub enum AudioError {
     /// Nothing to say.
     #[error("invalid arguments: `text` is empty; give the text to speak")]
     EmptyText,
+    /// The call was not allowed to spend.
+    #[error(transparent)]
+    Spend(#[from] SpendError),
     /// The text is over the model's limit.
     #[error(
         "invalid arguments: `text` has {chars} characters and {model} takes at most {max}; split it into parts of at most {max} characters and call speak for each"
@@ -294,7 +298,12 @@ impl Audio {
 
     /// Speaks `input` with `model` (a speech model of the catalog), after checking it
     /// against the catalog and the model's voices.
-    pub async fn speak(&self, model: &Model, input: SpeechInput) -> Result<Speech, AudioError> {
+    pub async fn speak(
+        &self,
+        model: &Model,
+        input: SpeechInput,
+        spend: &CallSpend,
+    ) -> Result<Speech, AudioError> {
         let text = input.text;
         let characters = text.chars().count();
         if text.trim().is_empty() {
@@ -326,12 +335,25 @@ impl Audio {
             instructions: input.instructions.filter(|s| !s.trim().is_empty()),
             language: input.language.filter(|s| !s.trim().is_empty()),
         };
+        let hold = spend
+            .hold(speech_quote(model, characters, input.speed))
+            .await?;
         let started = Instant::now();
         let request = &request;
         let audio = kind_call::with_key::<_, AudioError, _, _>(&self.keys, |key| async move {
             self.inference.speech(&key, request).await
         })
         .await?;
+        let settled_duration = match format {
+            AudioFormat::Wav => wav::duration_seconds(&audio.body),
+            _ => None,
+        };
+        hold.settle(Used {
+            usd: speech_cost(model, characters, settled_duration, input.speed).usd,
+            prompt_tokens: None,
+            completion_tokens: None,
+        })
+        .await;
         let latency_ms = elapsed_ms(started);
         check_magic(format, &audio.body)?;
         let duration_seconds = match format {
@@ -401,6 +423,7 @@ impl Audio {
         model: &Model,
         upload: AudioUpload,
         options: TranscriptionOptions,
+        spend: &CallSpend,
     ) -> Result<Transcript, AudioError> {
         let spec = &model.spec;
         if !spec.input_formats.is_empty() {
@@ -432,6 +455,9 @@ impl Audio {
             language: options.language.filter(|s| !s.trim().is_empty()),
             prompt: options.prompt.filter(|s| !s.trim().is_empty()),
         };
+        let hold = spend
+            .hold(transcription_quote(model, duration_seconds))
+            .await?;
         let started = Instant::now();
         let (upload, options) = (&upload, &options);
         let text = kind_call::with_key::<_, AudioError, _, _>(&self.keys, |key| async move {
@@ -445,6 +471,11 @@ impl Audio {
             (Some(_), None) => Cost::not_priced("duration unknown (only a WAV's is read)"),
             (None, _) => Cost::not_priced("the catalog states no price per second"),
         };
+        hold.settle(Used {
+            usd: cost.usd,
+            ..Used::default()
+        })
+        .await;
         Ok(Transcript {
             text,
             model: model.id.clone(),
@@ -705,6 +736,28 @@ fn speech_cost(model: &Model, characters: usize, seconds: Option<f64>, speed: Op
             let rate = CHARACTERS_PER_SECOND * speed.filter(|s| *s > 0.0).unwrap_or(1.0);
             Cost::per("second", price.usd_per_unit, characters as f64 / rate, true)
         }
+    }
+}
+
+/// The most speech of `characters` can cost: exact when priced per character; per second,
+/// the estimated duration doubled (speech rates vary).
+fn speech_quote(model: &Model, characters: usize, speed: Option<f64>) -> Quote {
+    if model.spec.price_per("character").is_some() {
+        return kind_call::quote(model, "character", characters as f64);
+    }
+    let rate = CHARACTERS_PER_SECOND * speed.filter(|s| *s > 0.0).unwrap_or(1.0);
+    kind_call::quote(model, "second", 2.0 * characters as f64 / rate)
+}
+
+/// The most a transcription can cost: its duration (a WAV's), else the model's longest
+/// input, at the price per second.
+fn transcription_quote(model: &Model, seconds: Option<f64>) -> Quote {
+    match seconds.or_else(|| model.spec.limit_in("second")) {
+        Some(seconds) => kind_call::quote(model, "second", seconds),
+        None => Quote::unbounded(
+            &model.id,
+            "the audio's duration is read only from a WAV and the catalog states no longest input",
+        ),
     }
 }
 

@@ -176,6 +176,7 @@ impl VultrServer {
             cancel,
             local_files,
             progress,
+            spend,
             ..
         } = call;
         let work = async {
@@ -203,7 +204,7 @@ impl VultrServer {
                 format!("speaking {characters} characters with {}", model.id),
             )
             .await;
-            let speech = self.app.audio.speak(&model, input).await?;
+            let speech = self.app.audio.speak(&model, input, &spend).await?;
             // The audio is paid for now: a store that fails or is full costs the link only.
             let kept = self
                 .app
@@ -368,6 +369,7 @@ impl VultrServer {
             cancel,
             local_files,
             progress,
+            spend,
             ..
         } = call;
         let work = async {
@@ -416,7 +418,11 @@ impl VultrServer {
                 format!("uploading {bytes} bytes to {}", model.id),
             )
             .await;
-            let transcript = self.app.audio.transcribe(&model, upload, options).await?;
+            let transcript = self
+                .app
+                .audio
+                .transcribe(&model, upload, options, &spend)
+                .await?;
             Ok::<_, ToolError>(self.render_transcript(&transcript))
         };
         tokio::select! {

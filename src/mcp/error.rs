@@ -71,6 +71,9 @@ pub enum ToolError {
     /// No model of the kind a tool needs could be chosen.
     #[error(transparent)]
     Model(#[from] PickError),
+    /// The call was not allowed to spend (a limit, or the user's confirmation).
+    #[error(transparent)]
+    Spend(#[from] crate::spend::SpendError),
     /// The caller made more tool calls this minute than the server allows.
     #[error(
         "rate limit: at most {} tool calls per minute are allowed for each user ({}); this call was not run. Try again in {} seconds.",

@@ -71,6 +71,7 @@ impl From<ImageError> for ToolError {
             ImageError::Model(error) => ToolError::Model(error),
             ImageError::Key(error) => ToolError::Key(error),
             ImageError::Upstream(error) => ToolError::Upstream(error),
+            ImageError::Spend(error) => ToolError::Spend(error),
             foreign @ ImageError::ForeignUrl { .. } => ToolError::Internal(foreign.to_string()),
         }
     }
@@ -103,6 +104,7 @@ impl VultrServer {
             arguments,
             cancel,
             progress,
+            spend,
             ..
         } = call;
         let args = match decode::<GenerateImageArgs>(arguments) {
@@ -123,7 +125,8 @@ impl VultrServer {
             "waiting for Vultr to make {n} image{}",
             if n == 1 { "" } else { "s" }
         );
-        let generate = with_waiting_progress(progress, waiting, self.app.images.generate(input));
+        let generate =
+            with_waiting_progress(progress, waiting, self.app.images.generate(input, &spend));
         let generated = tokio::select! {
             generated = generate => generated,
             () = cancel.cancelled() => return cancelled(),

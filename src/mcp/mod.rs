@@ -18,6 +18,7 @@ mod registry;
 mod retrieval;
 mod subscriptions;
 mod tasks;
+mod usage;
 
 use std::sync::Arc;
 
@@ -160,7 +161,11 @@ impl ServerHandler for VultrServer {
         _request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
-        self.conversation_resources(&self.principal(&context)).await
+        let mut resources = self
+            .conversation_resources(&self.principal(&context))
+            .await?;
+        resources.resources.insert(0, Self::usage_resource());
+        Ok(resources)
     }
 
     async fn list_resource_templates(
@@ -181,6 +186,9 @@ impl ServerHandler for VultrServer {
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
         let owner = self.principal(&context);
+        if request.uri == usage::USAGE_URI {
+            return Ok(self.read_usage(&owner).await?.into());
+        }
         if request.uri.starts_with(crate::media::URI_PREFIX) {
             return Ok(self.read_media_resource(&owner, &request.uri).await?.into());
         }

@@ -108,6 +108,7 @@ impl From<RetrievalError> for ToolError {
             RetrievalError::Model(error) => ToolError::Model(error),
             RetrievalError::Key(error) => ToolError::Key(error),
             RetrievalError::Upstream(error) => ToolError::Upstream(error),
+            RetrievalError::Spend(error) => ToolError::Spend(error),
         }
     }
 }
@@ -154,7 +155,10 @@ struct EmbedResult<'a> {
 impl VultrServer {
     async fn rerank(&self, call: Call) -> CallToolResult {
         let Call {
-            arguments, cancel, ..
+            arguments,
+            cancel,
+            spend,
+            ..
         } = call;
         let args = match decode::<RerankArgs>(arguments) {
             Ok(args) => args,
@@ -168,7 +172,7 @@ impl VultrServer {
         };
         let documents = input.documents.clone();
         let ranked = tokio::select! {
-            ranked = self.app.retrieval.rerank(input) => ranked,
+            ranked = self.app.retrieval.rerank(input, &spend) => ranked,
             () = cancel.cancelled() => return cancelled(),
         };
         match ranked {
@@ -221,7 +225,10 @@ impl VultrServer {
 
     async fn embed(&self, call: Call) -> CallToolResult {
         let Call {
-            arguments, cancel, ..
+            arguments,
+            cancel,
+            spend,
+            ..
         } = call;
         let args = match decode::<EmbedArgs>(arguments) {
             Ok(args) => args,
@@ -245,7 +252,7 @@ impl VultrServer {
             encoding,
         };
         let embedded = tokio::select! {
-            embedded = self.app.retrieval.embed(input) => embedded,
+            embedded = self.app.retrieval.embed(input, &spend) => embedded,
             () = cancel.cancelled() => return cancelled(),
         };
         match embedded {

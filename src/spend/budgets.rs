@@ -10,14 +10,17 @@ use crate::principal::Principal;
 use crate::setting;
 
 /// One principal's limits in USD; a limit not given is no limit. Days and months are UTC.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
     /// Most one call may cost in its worst case.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub per_call_usd: Option<f64>,
     /// Most one UTC day's calls may cost together.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub daily_usd: Option<f64>,
     /// Most one UTC month's calls may cost together.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub monthly_usd: Option<f64>,
 }
 

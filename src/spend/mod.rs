@@ -9,9 +9,11 @@
 mod budgets;
 mod days;
 mod error;
+mod usage;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -19,6 +21,7 @@ use async_trait::async_trait;
 pub use budgets::{Budgets, BudgetsError, Limits};
 pub use days::{UtcDay, now_unix};
 pub use error::SpendError;
+pub use usage::{ModelUsage, PrincipalUsage, UsageReport};
 
 use crate::observe::{CallFacts, Charge, Outcome};
 use crate::principal::Principal;
@@ -88,7 +91,16 @@ pub struct Spending {
     hold_for: Duration,
     /// Unix seconds now (tests move it across days).
     clock: fn() -> i64,
+    /// When the ledger was last pruned (unix seconds).
+    pruned_at: AtomicI64,
 }
+
+/// How long ledger rows are kept: 400 days, so this month and the same month a year ago
+/// can be compared.
+pub const KEPT_DAYS: i64 = 400;
+
+/// How often the ledger is pruned, at most (seconds).
+const PRUNE_EVERY: i64 = 3_600;
 
 impl Spending {
     /// Spending under `budgets`, kept in `ledger`.
@@ -106,6 +118,30 @@ impl Spending {
             admins: admins.into_iter().collect(),
             hold_for,
             clock: now_unix,
+            pruned_at: AtomicI64::new(i64::MIN),
+        }
+    }
+
+    /// Deletes ledger rows older than [`KEPT_DAYS`] and lapsed reservations, at most once
+    /// an hour, in the background.
+    fn prune_now_and_then(&self, now: i64) {
+        let last = self.pruned_at.load(Ordering::Relaxed);
+        if now.saturating_sub(last) < PRUNE_EVERY
+            || self
+                .pruned_at
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        let ledger = self.ledger.clone();
+        let before = UtcDay::of(now).day() - KEPT_DAYS;
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(error) = ledger.prune(before, now).await {
+                    tracing::warn!(%error, "the spend ledger could not be pruned; it is tried again in an hour");
+                }
+            });
         }
     }
 
@@ -412,6 +448,7 @@ impl Hold {
         if let Err(error) = settled {
             tracing::warn!(%error, "a call's cost could not be recorded in the spend ledger");
         }
+        spend.spending.prune_now_and_then(spend.spending.now());
         spend.facts.charge(charge);
     }
 }
