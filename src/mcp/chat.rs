@@ -158,7 +158,7 @@ impl VultrServer {
             let mut progress = Progress::new(progress);
             let turn = self.app.turns.run(&owner, request, &mut progress).await?;
             if let Ok(id) = &turn.saved {
-                facts.conversation(&id.to_string());
+                facts.conversation(id.as_ref());
             }
             Ok::<_, ToolError>((turn, collection))
         };

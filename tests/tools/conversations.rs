@@ -429,7 +429,7 @@ async fn conversations_are_listed_and_read_as_resources_newest_first() {
     .await;
     let second = start(&server, "plain-chat-7b", "Second conversation").await;
 
-    // resources/list: the list, then one entry per conversation, newest first.
+    // resources/list: the usage, the list, then one entry per conversation, newest first.
     let resources = server
         .client
         .list_all_resources()
@@ -442,6 +442,11 @@ async fn conversations_are_listed_and_read_as_resources_newest_first() {
     assert_eq!(
         entries,
         vec![
+            (
+                "vultr://usage".to_owned(),
+                "usage".to_owned(),
+                Some("application/json".to_owned())
+            ),
             (
                 LIST_URI.to_owned(),
                 "conversations".to_owned(),
@@ -563,7 +568,11 @@ async fn only_the_newest_max_conversations_are_kept() {
         .list_all_resources()
         .await
         .expect("resources/list");
-    assert_eq!(resources.len(), 3, "the list and two conversations");
+    assert_eq!(
+        resources.len(),
+        4,
+        "the usage, the list and two conversations"
+    );
     // The kept ones continue.
     chat(
         &server,

@@ -107,7 +107,7 @@ async fn another_principals_conversation_is_not_found_by_any_tool_or_resource_as
         let expected = never_existed.clone().map(|text| text.replace(NEVER, &hers));
         assert_eq!(answers_for(other, &hers).await, expected);
         assert!(listed(other).await.is_empty());
-        assert_eq!(resource_uris(other).await, [LIST_URI]);
+        assert_eq!(resource_uris(other).await, ["vultr://usage", LIST_URI]);
     }
     assert_eq!(
         fake.chat_requests().await.len(),
@@ -119,7 +119,11 @@ async fn another_principals_conversation_is_not_found_by_any_tool_or_resource_as
     assert_eq!(listed(&alice).await, std::slice::from_ref(&hers));
     assert_eq!(
         resource_uris(&alice).await,
-        [LIST_URI.to_owned(), format!("{LIST_URI}/{hers}")]
+        [
+            "vultr://usage".to_owned(),
+            LIST_URI.to_owned(),
+            format!("{LIST_URI}/{hers}")
+        ]
     );
     let reply = ok(&alice
         .call(

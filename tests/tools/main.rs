@@ -7,6 +7,7 @@
 mod support;
 
 mod audio;
+mod budgets;
 mod chat;
 mod continuation;
 mod conversations;

@@ -512,6 +512,8 @@ async fn a_version_2_file_is_migrated_its_conversations_kept_as_locals() {
             "conversations_by_update",
             "media_by_expiry",
             "media_by_owner",
+            "spend_by_day",
+            "spend_reservations_by_owner",
             "tasks_by_expiry"
         ]
     );
