@@ -109,6 +109,10 @@ fn apply(settings: &mut Settings, name: &str, value: &str) -> Result<(), String>
         setting::MEDIA_INLINE_MAX => settings.media.inline_max = number()?,
         setting::MEDIA_MAX_PER_PRINCIPAL => settings.media.max_per_principal = number()?,
         setting::MEDIA_MAX_TOTAL => settings.media.max_total = number()?,
+        setting::CONFIRM_ABOVE_USD => {
+            settings.operator.confirm_above_usd =
+                Some(value.trim().parse().map_err(|e| format!("{e}"))?);
+        }
         other => {
             return Err(format!(
                 "{other} is not a setting an in-process server takes (add it here, or test it with the binary)"

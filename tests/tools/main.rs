@@ -8,6 +8,7 @@ mod support;
 
 mod audio;
 mod chat;
+mod confirm;
 mod continuation;
 mod conversations;
 mod delegate;
