@@ -5,15 +5,17 @@
 //! again with the answer (rmcp's client drives that round). Accepted: the chat goes to
 //! Vultr. Declined (or the box left unticked): an error saying so, and Vultr sees nothing.
 //! A client that cannot be asked is refused naming the setting; a call under the threshold
-//! is not asked about.
+//! is not asked about. A call that may become a task is asked before its answer when the
+//! user answers within `VULTR_MCP_TASK_AFTER`; a 2025-era task made first still waits for
+//! the answer.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
 use rmcp::ServiceExt;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ClientCapabilities, ClientConfig,
-    ElicitRequestParams, ElicitResult, ElicitationAction, Implementation, InputRequest,
-    ProtocolVersion,
+    ElicitRequestParams, ElicitResult, ElicitationAction, GetTaskParams, Implementation,
+    InputRequest, ProtocolVersion, TaskPayload,
 };
 use rmcp::service::{RequestContext, RunningService};
 use rmcp::{ClientHandler, ClientLifecycleMode, ClientServiceExt, ErrorData, RoleClient};
@@ -62,6 +64,8 @@ enum Reply {
 struct User {
     reply: Option<Reply>,
     asked: Arc<Mutex<Vec<String>>>,
+    /// Whether it declares the tasks extension.
+    tasks: bool,
 }
 
 impl User {
@@ -69,6 +73,7 @@ impl User {
         User {
             reply,
             asked: Arc::default(),
+            tasks: false,
         }
     }
 
@@ -82,10 +87,16 @@ impl User {
 
 impl ClientHandler for User {
     fn get_info(&self) -> ClientConfig {
-        let capabilities = match self.reply {
+        let mut capabilities = match self.reply {
             Some(_) => ClientCapabilities::builder().enable_elicitation().build(),
             None => ClientCapabilities::default(),
         };
+        if self.tasks {
+            capabilities.extensions = ClientCapabilities::builder()
+                .enable_tasks()
+                .build()
+                .extensions;
+        }
         ClientConfig::new(capabilities, Implementation::new("confirm-test", "0"))
     }
 
@@ -134,8 +145,20 @@ struct Setup {
 
 impl Setup {
     async fn start(fake: &FakeVultr, generation: Generation, reply: Option<Reply>) -> Setup {
+        Setup::start_with(fake, generation, User::answering(reply), &[]).await
+    }
+
+    /// The same with `user` as the client, and `extra` settings.
+    async fn start_with(
+        fake: &FakeVultr,
+        generation: Generation,
+        user: User,
+        extra: &[(&str, &str)],
+    ) -> Setup {
         let base = fake.settings();
-        let env = overridden(&base, &[(setting::CONFIRM_ABOVE_USD, THRESHOLD)]);
+        let mut extra = extra.to_vec();
+        extra.push((setting::CONFIRM_ABOVE_USD, THRESHOLD));
+        let env = overridden(&base, &extra);
         let app = App::new(settings(&env));
         let (client_end, server_end) = tokio::io::duplex(64 * 1024);
         let shutdown = CancellationToken::new();
@@ -145,7 +168,6 @@ impl Setup {
                 let _ = running.waiting().await;
             }
         });
-        let user = User::answering(reply);
         let client = match generation {
             Generation::Handshake => user.clone().serve(client_end).await,
             Generation::Discover => {
@@ -318,4 +340,90 @@ async fn a_2026_client_is_asked_in_the_result_and_a_forged_state_is_asked_again(
     ok(&result);
     assert_eq!(fake.chat_requests().await.len(), 1);
     setup.stop().await;
+}
+
+/// A client that accepts tasks, answering `reply`.
+fn task_user(reply: Reply) -> User {
+    User {
+        tasks: true,
+        ..User::answering(Some(reply))
+    }
+}
+
+#[tokio::test]
+async fn a_call_that_may_become_a_task_is_asked_before_its_answer_is_given() {
+    // Answered at once, the call ends within VULTR_MCP_TASK_AFTER (5 s): its own result,
+    // not a task handle, in either generation (2026-07-28: the question first).
+    for generation in GENERATIONS {
+        let fake = FakeVultr::start().await;
+        let setup = Setup::start_with(&fake, generation, task_user(Reply::Send), &[]).await;
+        let first = setup.client.call_tool_once(params(expensive())).await;
+        let first = first.expect("tools/call answers");
+        match (generation, first) {
+            (Generation::Handshake, CallToolResponse::Complete(result)) => {
+                ok(&result);
+            }
+            (Generation::Discover, CallToolResponse::InputRequired(_)) => {
+                // rmcp's client answers it and calls again: the result, not a task.
+                ok(&setup.chat(expensive()).await);
+            }
+            (generation, other) => panic!("{generation:?}: unexpected {other:?}"),
+        }
+        assert_eq!(fake.chat_requests().await.len(), 1, "{generation:?}");
+        setup.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_task_made_before_the_answer_still_waits_for_it() {
+    // VULTR_MCP_TASK_AFTER=0: the handle comes first; the 2025-era question is still put
+    // (from the task), and the task sends the chat only once it is accepted.
+    for (reply, sent) in [(Reply::Send, 1), (Reply::Decline, 0)] {
+        let fake = FakeVultr::start().await;
+        let setup = Setup::start_with(
+            &fake,
+            Generation::Handshake,
+            task_user(reply),
+            &[(setting::TASK_AFTER, "0")],
+        )
+        .await;
+        let first = setup.client.call_tool_once(params(expensive())).await;
+        let Ok(CallToolResponse::Task(handle)) = first else {
+            panic!("expected a task handle, got {first:?}");
+        };
+        let task = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+            loop {
+                let task = setup
+                    .client
+                    .get_task(GetTaskParams::new(handle.task.task_id.clone()))
+                    .await
+                    .expect("tasks/get answers")
+                    .task;
+                if task.status().is_terminal() {
+                    return task;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        })
+        .await
+        .expect("the task ends");
+        let TaskPayload::Completed { result } = &task.payload else {
+            panic!(
+                "{reply:?}: expected a completed task, got {:?}",
+                task.payload
+            );
+        };
+        let result: CallToolResult =
+            serde_json::from_value(Value::Object(result.clone())).expect("a tool result");
+        assert_eq!(setup.user.asked().len(), 1, "{reply:?}");
+        match reply {
+            Reply::Send => {
+                ok(&result);
+                assert_contains(&text(&result), &["echo: hi"]);
+            }
+            _ => assert_contains(&text(&result), &["the user declined"]),
+        }
+        assert_eq!(fake.chat_requests().await.len(), sent, "{reply:?}");
+        setup.stop().await;
+    }
 }
