@@ -87,4 +87,4 @@ if command -v timeout > /dev/null; then
   bound=(timeout --kill-after=10 600)
 fi
 exec ${bound[@]+"${bound[@]}"} "$venv/bin/python" -m pytest \
-  -p no:cacheprovider -c "$here/pytest.ini" --rootdir "$here" "$@" "$here/test_interop.py"
+  -p no:cacheprovider -c "$here/pytest.ini" --rootdir "$here" "$@" "$here/test_interop.py" "$here/test_confirm.py"

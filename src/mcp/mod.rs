@@ -266,7 +266,8 @@ impl VultrServer {
             None
         };
         let facts = observation.facts();
-        let approver = confirm::approver(&context, &request);
+        let as_task = tool.behaviour.runs_as_task && tasks::accepts_tasks(&context);
+        let approver = confirm::approver(&context, &request, &caller, as_task);
         let spend = CallSpend::new(
             self.app.spending.clone(),
             caller.clone(),
@@ -274,7 +275,7 @@ impl VultrServer {
             approver.clone(),
         );
         let arguments = request.arguments.unwrap_or_default();
-        if tool.behaviour.runs_as_task && tasks::accepts_tasks(&context) {
+        if as_task {
             let response = self
                 .call_as_task(tool, arguments, context, share, spend, observation)
                 .await;

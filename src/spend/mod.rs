@@ -74,9 +74,10 @@ pub enum Approval {
 }
 
 /// Asks the user whether a call may spend its worst case (the tool layer implements it
-/// per client: elicitation, or an input-required result).
+/// per client: elicitation, or an input-required result). `Any`, so the tool layer can find
+/// the question its own approver stashed for the call's answer.
 #[async_trait]
-pub trait Approve: Send + Sync {
+pub trait Approve: Send + Sync + std::any::Any {
     /// The user's answer for `quote`.
     async fn approve(&self, quote: &Quote) -> Approval;
 }
