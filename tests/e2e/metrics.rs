@@ -1,7 +1,7 @@
 //! `/metrics` (`VULTR_MCP_METRICS_ADDR`): on its own listener, over stdio and HTTP alike;
 //! calls, refusals, upstream errors and retries, tokens and USD by model, the time to the
 //! first token and sessions counted with the right labels; principal names only with
-//! `VULTR_MCP_METRICS_PRINCIPALS`; every scrape accepted by `promtool check metrics`
+//! `VULTR_MCP_METRICS_PRINCIPALS`; tasks and downstream (delegate) calls; every scrape accepted by `promtool check metrics`
 //! (Debian's `prometheus` package; a missing promtool fails the test unless
 //! `VULTR_MCP_TEST_NO_PROMTOOL=1` says to skip that check).
 
@@ -12,9 +12,13 @@ use std::time::Duration;
 use serde_json::json;
 use tokio::time::Instant;
 
+use crate::support::downstream::Downstreams;
+use crate::support::fake_vultr::faults::{Fault, FaultServer};
+use crate::support::fake_vultr::script::{answer, tool_calls, tool_result};
 use crate::support::fake_vultr::{CHAT_PATH, FakeVultr};
 use crate::support::http::{ALICE_TOKEN, BOB_TOKEN, Generation, for_alice_and_bob};
 use crate::support::mcp::Server;
+use crate::support::raw::{RawServer, stateless_meta};
 use crate::support::session::{err, ok};
 
 /// Long enough for anything that is going to happen on loopback.
@@ -327,4 +331,103 @@ async fn an_address_in_use_stops_start_up_naming_the_setting() {
         "{stderr}"
     );
     assert!(output.stdout.is_empty());
+}
+
+#[tokio::test]
+async fn a_call_that_becomes_a_task_is_counted_from_creation_to_its_end() {
+    let faults = FaultServer::start(vec![Fault::Normal]).await;
+    let mut server = RawServer::builder()
+        .faults(&faults)
+        .env("VULTR_MCP_TASK_AFTER", "0")
+        .env("VULTR_MCP_METRICS_ADDR", "127.0.0.1:0")
+        .spawn();
+    let url = metrics_url(|| server.stderr()).await;
+    let meta = stateless_meta(
+        "metrics-tasks",
+        json!({"extensions": {"io.modelcontextprotocol/tasks": {}}}),
+    );
+    let chat = json!({"name": "chat_completion", "_meta": meta,
+        "arguments": {"model": "kimi-k2-instruct", "prompt": "hi"}});
+    server
+        .send(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": chat}))
+        .await;
+    let (_, handle) = server.until_response(1).await;
+    let id = handle.value["result"]["taskId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no task: {}", handle.value))
+        .to_owned();
+    let deadline = Instant::now() + PROMPTLY;
+    let mut poll = 10;
+    loop {
+        let params = json!({"taskId": id, "_meta": meta});
+        server
+            .send(json!({"jsonrpc": "2.0", "id": poll, "method": "tasks/get", "params": params}))
+            .await;
+        let (_, task) = server.until_response(poll).await;
+        if task.value["result"]["status"] != "working" {
+            assert_eq!(
+                task.value["result"]["status"], "completed",
+                "{}",
+                task.value
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "the task did not end");
+        poll += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let text = scrape(&url).await;
+    assert_eq!(value(&text, "vultr_mcp_tasks_created_total"), 1.0);
+    assert_eq!(
+        value(&text, "vultr_mcp_tasks_ended_total{state=\"completed\"}"),
+        1.0
+    );
+    assert_eq!(value(&text, "vultr_mcp_tasks_running"), 0.0);
+    promtool_accepts(&text);
+}
+
+#[tokio::test]
+async fn calls_to_a_downstream_server_are_counted_by_server_and_outcome() {
+    let fake = FakeVultr::start().await;
+    fake.script(
+        |messages: &[serde_json::Value]| match tool_result(messages, "t") {
+            None => tool_calls(&[("t", "calc__env", "{}")]),
+            Some(result) => answer(result),
+        },
+    )
+    .await;
+    let downstreams = Downstreams::new(&["calc"], json!({}));
+    let setting = downstreams.setting();
+    let server = Server::with_fake(
+        &fake,
+        &[
+            ("VULTR_MCP_DELEGATE_SERVERS", setting.as_str()),
+            ("VULTR_MCP_METRICS_ADDR", "127.0.0.1:0"),
+        ],
+    )
+    .await;
+    let url = metrics_url(|| server.stderr()).await;
+    ok(&server
+        .call(
+            "delegate",
+            json!({"task": "env", "model": "kimi-k2-instruct"}),
+        )
+        .await);
+    let text = scrape(&url).await;
+    assert_eq!(
+        value(
+            &text,
+            "vultr_mcp_delegate_calls_total{server=\"calc\",outcome=\"ok\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &text,
+            "vultr_mcp_tool_calls_total{tool=\"delegate\",outcome=\"ok\"}"
+        ),
+        1.0
+    );
+    promtool_accepts(&text);
+    server.stop().await;
 }
