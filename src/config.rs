@@ -209,7 +209,7 @@ pub struct OperatorArgs {
 
     /// Label metrics with principal names (more series; names are visible to whoever
     /// scrapes).
-    #[arg(long, env = setting::METRICS_PRINCIPALS, hide_env_values = true, hide_short_help = true)]
+    #[arg(long, env = setting::METRICS_PRINCIPALS, hide_env_values = true, hide_short_help = true, value_parser = clap::builder::BoolishValueParser::new())]
     pub metrics_principals: bool,
 
     /// Write one JSON line per tool call (no prompt text, no keys) to this file (created

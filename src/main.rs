@@ -84,6 +84,12 @@ fn main() -> ExitCode {
     }
     let code = runtime.block_on(async move {
         logging::init(settings.vultr.reveal_keys);
+        if let Some(addr) = settings.operator.metrics_addr
+            && let Err(error) = http::metrics::serve_metrics(addr).await
+        {
+            eprintln!("vultr-inference-mcp: {error}");
+            return ExitCode::FAILURE;
+        }
         match settings.http.take() {
             Some(http) => serve_http(settings, http).await,
             None => serve(settings).await,

@@ -151,6 +151,18 @@ impl Downstream {
         tool: &str,
         arguments: Map<String, Value>,
     ) -> Result<CallToolResult, String> {
+        let answer = self.call_once(server, tool, arguments).await;
+        crate::observe::metrics::delegate_call(server, delegate_outcome(&answer));
+        answer
+    }
+
+    /// [`Downstream::call`], uncounted.
+    async fn call_once(
+        &self,
+        server: &str,
+        tool: &str,
+        arguments: Map<String, Value>,
+    ) -> Result<CallToolResult, String> {
         let timeout = self.slot(server)?.timeout;
         let connection = self.connect(server).await?;
         let params = CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments);
@@ -209,6 +221,15 @@ impl Downstream {
             })
         };
         start.await
+    }
+}
+
+/// How a downstream call ended, as the metrics count it.
+fn delegate_outcome(answer: &Result<CallToolResult, String>) -> &'static str {
+    match answer {
+        Ok(result) if result.is_error == Some(true) => "tool_error",
+        Ok(_) => "ok",
+        Err(_) => "error",
     }
 }
 

@@ -8,6 +8,7 @@ mod body_budget;
 mod connections;
 mod gate;
 pub(crate) mod guard;
+pub mod metrics;
 mod session_limits;
 mod sessions;
 

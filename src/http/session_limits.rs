@@ -129,12 +129,14 @@ impl Counts {
                 place: Place::Live,
             },
         );
+        crate::observe::metrics::sessions_open(self.sessions.len());
     }
 
     fn remove(&mut self, session: &str) {
         if let Some(open) = self.sessions.remove(session) {
             self.sub(&open.owner);
         }
+        crate::observe::metrics::sessions_open(self.sessions.len());
     }
 }
 
@@ -191,6 +193,7 @@ impl Reservation {
                 place: Place::Live,
             },
         );
+        crate::observe::metrics::sessions_open(counts.sessions.len());
         self.done = true;
     }
 }

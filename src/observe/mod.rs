@@ -220,8 +220,14 @@ pub enum ObserveError {
 impl Observer {
     /// The observer `operator` asks for: an audit log and metrics when set.
     pub fn new(operator: &crate::settings::OperatorSettings) -> Result<Observer, ObserveError> {
-        let _ = operator;
-        Ok(Observer::default())
+        let audit = match &operator.audit_log {
+            Some(target) => Some(audit::AuditLog::open(target)?),
+            None => None,
+        };
+        let metrics = operator
+            .metrics_addr
+            .map(|_| metrics::install(operator.metrics_principals));
+        Ok(Observer { audit, metrics })
     }
 
     /// Starts observing a call of `tool` for `principal`, continuing the client's trace

@@ -107,6 +107,7 @@ impl<T: Clone + Send + Sync + 'static> Lazy<T> {
 /// The failure of an open, as every call that needed it gets it: `Unavailable`, once (an
 /// open that failed because an inner cell's open did is not wrapped twice).
 fn unavailable(error: &Arc<StoreError>) -> StoreError {
+    crate::observe::metrics::store_error("unavailable");
     match &**error {
         StoreError::Unavailable(inner) => StoreError::Unavailable(inner.clone()),
         _ => StoreError::Unavailable(error.clone()),

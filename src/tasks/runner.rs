@@ -258,6 +258,7 @@ impl Tasks {
         // Before the id is handed out, so no cancel can come before the call can see it.
         let _ = check.id.set(record.id.clone());
         self.keep_pruning();
+        crate::observe::metrics::task_created();
         self.lock_running().insert(
             record.id.clone(),
             Running {
@@ -499,6 +500,7 @@ impl Supervisor {
             tracing::warn!(%error, task = %self.id, "could not record how a task ended");
         }
         self.tasks.lock_running().remove(&self.id);
+        crate::observe::metrics::task_ended(end.state.status());
     }
 }
 

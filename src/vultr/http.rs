@@ -384,8 +384,21 @@ impl VultrHttp {
         with_retries(self.retry, api, attempt).await
     }
 
-    /// One attempt: a success response (body unread), or the error a failure stands for.
+    /// One attempt: a success response (body unread), or the error a failure stands for;
+    /// timed and counted in the metrics.
     async fn response_once(
+        &self,
+        to: Endpoint<'_>,
+        request: RequestBuilder,
+    ) -> Result<reqwest::Response, VultrError> {
+        let started = std::time::Instant::now();
+        let answer = self.answer_once(to, request).await;
+        crate::observe::metrics::upstream_request(to.api, started.elapsed(), answer.as_ref().err());
+        answer
+    }
+
+    /// [`VultrHttp::response_once`], untimed.
+    async fn answer_once(
         &self,
         to: Endpoint<'_>,
         request: RequestBuilder,
@@ -571,6 +584,7 @@ where
             delay.map(|d| retry_after.map_or(d, |asked| policy.retry_after_wait(asked)))
         })
         .notify(|e, delay| {
+            crate::observe::metrics::upstream_retry(api);
             tracing::info!(%api, status = ?e.status(), ?delay, "retrying a failed request");
         })
         .await

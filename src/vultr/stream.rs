@@ -346,6 +346,9 @@ where
         let before = assembler.deltas();
         assembler.push(&chunk);
         if assembler.deltas() > before {
+            if last_output.is_none() {
+                crate::observe::metrics::first_token(requested_model, started.elapsed());
+            }
             last_output = Some(Instant::now());
             on_chunk(&assembler).await;
         }

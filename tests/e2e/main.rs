@@ -5,6 +5,7 @@
 mod support;
 
 mod audio;
+mod audit;
 #[cfg(unix)]
 mod bounds;
 mod commands;
@@ -23,6 +24,7 @@ mod http_auth;
 #[cfg(unix)]
 mod http_logging;
 mod images;
+mod metrics;
 #[cfg(unix)]
 mod newcomer;
 #[cfg(unix)]

@@ -16,6 +16,7 @@ pub(super) fn failure(
     action: &'static str,
     source: DatabaseError,
 ) -> StoreError {
+    crate::observe::metrics::store_error("postgres");
     let said = source.to_string();
     tracing::warn!(store = %location, "the Postgres store failed while {action}: {said}");
     StoreError::Postgres {

@@ -34,6 +34,9 @@ impl From<StoreError> for Failed {
 impl Failed {
     /// The store error for this failure while doing `action` on the store at `location`.
     pub(super) fn during(self, action: &'static str, location: &str) -> StoreError {
+        if matches!(self, Failed::Sqlite(_)) {
+            crate::observe::metrics::store_error("sqlite");
+        }
         match self {
             Failed::Store(error) => error,
             Failed::Sqlite(source) if busy(&source) => StoreError::Busy {
@@ -63,6 +66,7 @@ pub(super) fn open_error(label: &str, source: rusqlite::Error) -> StoreError {
     if busy(&source) {
         return Failed::Sqlite(source).during("opening it", label);
     }
+    crate::observe::metrics::store_error("sqlite");
     StoreError::Open {
         location: label.to_owned(),
         source: Box::new(SqliteFailure(source)),
