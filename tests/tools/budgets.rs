@@ -3,7 +3,7 @@
 //! when it resets; what calls really cost is kept per principal and model and shown in
 //! `vultr://usage` (everyone's to an admin, `VULTR_MCP_ADMINS`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use rmcp::model::{ReadResourceRequestParams, ResourceContents};
 use serde_json::{Value, json};
@@ -24,7 +24,7 @@ fn budgets(text: &str) -> (tempfile::TempDir, PathBuf) {
     (dir, path)
 }
 
-async fn server(fake: &FakeVultr, budgets: &PathBuf, extra: &[(&str, &str)]) -> Server {
+async fn server(fake: &FakeVultr, budgets: &Path, extra: &[(&str, &str)]) -> Server {
     let path = budgets.to_str().unwrap();
     let mut settings = vec![("VULTR_MCP_BUDGETS", path)];
     settings.extend_from_slice(extra);
