@@ -1,6 +1,6 @@
 //! `vultr-inference-mcp doctor`: checks every setting the server would run with, in the
 //! order a problem is best found (settings, account key, subscription, inference API, the
-//! optional paid chat, the store, HTTP, delegate servers, toolsets), each `ok`, `warn`,
+//! optional paid chat, the store, HTTP, delegate servers, toolsets, team controls), each `ok`, `warn`,
 //! `fail` or `skipped`, with what it found and what to do. A check that needs a failed one
 //! is skipped, saying which. Nothing here serves MCP; the only write is the store's probe
 //! conversation, deleted again. Every text is scrubbed of the keys the run came across.
@@ -10,6 +10,7 @@
 //! and JSON).
 
 mod environment;
+mod operator;
 mod render;
 mod serving;
 mod store;
@@ -135,6 +136,7 @@ pub async fn run(settings: Settings, environment: &Environment, options: Options
     checks.push(serving::http(settings.http.as_ref()).await);
     checks.extend(serving::delegates(&settings.delegate).await);
     checks.push(serving::toolsets(&settings));
+    checks.push(operator::check(&settings.operator));
     Report::new(checks).redact(&known)
 }
 

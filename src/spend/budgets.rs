@@ -126,6 +126,20 @@ impl Budgets {
         Ok(budgets)
     }
 
+    /// A short account of the entries, e.g. `3 entries, * included`.
+    pub fn describe(&self) -> String {
+        let count = self.named.len() + usize::from(self.anyone.is_some());
+        let star = if self.anyone.is_some() {
+            "`*` for anyone not named"
+        } else {
+            "no `*`: anyone not named is unlimited"
+        };
+        format!(
+            "{count} entr{}, {star}",
+            if count == 1 { "y" } else { "ies" }
+        )
+    }
+
     /// The limits that apply to `principal`: its own entry, else `*`'s, else none.
     pub fn of(&self, principal: &Principal) -> Limits {
         self.named

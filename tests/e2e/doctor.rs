@@ -224,6 +224,7 @@ async fn everything_configured_and_working_is_ok_and_exits_0_after_one_paid_requ
             "HTTP",
             "delegate server echo",
             "toolsets",
+            "team controls",
         ],
         "the checks in their order:\n{}",
         run.stdout
@@ -1159,5 +1160,63 @@ async fn without_ca_certificates_the_inference_check_fails_naming_ssl_cert_file(
         run.line("inference API").contains("SSL_CERT_FILE"),
         "{}",
         run.stdout
+    );
+}
+
+#[tokio::test]
+async fn team_controls_fail_as_start_up_would_naming_the_budgets_entry_and_the_audit_file() {
+    let fake = FakeVultr::start().await;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let budgets = dir.path().join("budgets.json");
+    std::fs::write(
+        &budgets,
+        r#"{"*": {"daily_usd": 5}, "alice": {"daily": 20}}"#,
+    )
+    .unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    std::fs::write(&audit, "").unwrap();
+    std::fs::set_permissions(&audit, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let env = with(
+        fake_env(&fake),
+        &[
+            ("VULTR_MCP_BUDGETS", budgets.to_str().unwrap()),
+            ("VULTR_MCP_AUDIT_LOG", audit.to_str().unwrap()),
+        ],
+    );
+    let run = doctor(&env, &[]).await;
+    run.exits(1);
+    assert_eq!(run.status("team controls"), "fail");
+    let line = run.line("team controls");
+    assert!(
+        line.contains("entry \"alice\": unknown field `daily`") && line.contains("budgets.json"),
+        "{line}"
+    );
+    assert!(
+        line.contains("mode 0644") && line.contains("chmod 600"),
+        "{line}"
+    );
+
+    std::fs::write(
+        &budgets,
+        r#"{"*": {"daily_usd": 5}, "alice": {"daily_usd": 20}}"#,
+    )
+    .unwrap();
+    std::fs::set_permissions(&audit, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let env = with(
+        fake_env(&fake),
+        &[
+            ("VULTR_MCP_BUDGETS", budgets.to_str().unwrap()),
+            ("VULTR_MCP_AUDIT_LOG", audit.to_str().unwrap()),
+            ("VULTR_MCP_CONFIRM_ABOVE_USD", "0.05"),
+        ],
+    );
+    let run = doctor(&env, &[]).await;
+    assert_eq!(run.status("team controls"), "ok", "{}", run.stdout);
+    let line = run.line("team controls");
+    assert!(
+        line.contains("2 entries")
+            && line.contains("asked above $0.05")
+            && line.contains("audit.jsonl"),
+        "{line}"
     );
 }
