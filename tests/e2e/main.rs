@@ -40,3 +40,4 @@ mod stdio;
 mod store;
 mod tasks;
 mod toolsets;
+mod traces;
