@@ -10,7 +10,7 @@
 //! disabled span after one atomic load.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, Ordering};
 use std::time::Duration;
 
 use opentelemetry::propagation::TextMapPropagator;
@@ -20,7 +20,7 @@ use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing::field::Empty;
 use tracing::level_filters::LevelFilter;
-use tracing::{Metadata, Span};
+use tracing::{Instrument, Metadata, Span};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::Layer;
 use tracing_subscriber::layer::{Context, Filter};
@@ -245,13 +245,59 @@ fn error_type(outcome: Outcome) -> Option<&'static str> {
     }
 }
 
-/// The span of one request to Vultr with its retries (kind client), child of the call's.
-/// Each attempt sets its method and path with [`upstream_attempt`]; [`end_upstream_span`]
-/// sets the result.
-pub fn upstream_span(api: Api) -> Span {
+tokio::task_local! {
+    /// The upstream request being sent by this task, while traces are on.
+    static UPSTREAM: Upstream;
+}
+
+/// What the attempts of one upstream request tell its span.
+#[derive(Default)]
+struct Upstream {
+    /// Attempts sent so far.
+    attempts: AtomicU32,
+    /// The status of the last answer.
+    status: AtomicU16,
+}
+
+/// Runs `request` (one request to Vultr with its retries) inside its span (kind client),
+/// a child of the call's: method, host and path from its first attempt
+/// ([`upstream_attempt`]), then the last status, the resend count and the error it ended
+/// with. When traces are off, just `request`.
+pub async fn upstream<T>(
+    api: Api,
+    request: impl Future<Output = Result<T, VultrError>>,
+) -> Result<T, VultrError> {
     if !enabled() {
-        return Span::none();
+        return request.await;
     }
+    let span = upstream_span(api);
+    let (result, attempts, status) = UPSTREAM
+        .scope(Upstream::default(), async {
+            let result = request.instrument(span.clone()).await;
+            let (attempts, status) = UPSTREAM.with(|upstream| {
+                (
+                    upstream.attempts.load(Ordering::Relaxed),
+                    upstream.status.load(Ordering::Relaxed),
+                )
+            });
+            (result, attempts, status)
+        })
+        .await;
+    if status != 0 {
+        span.record("http.response.status_code", i64::from(status));
+    }
+    if attempts > 1 {
+        span.record("http.request.resend_count", i64::from(attempts - 1));
+    }
+    if let Err(error) = &result {
+        span.record("error.type", upstream_error_type(error).as_ref());
+        span.record("otel.status_code", "error");
+    }
+    result
+}
+
+/// The span of an upstream request.
+fn upstream_span(api: Api) -> Span {
     tracing::info_span!(
         target: TARGET,
         "upstream",
@@ -274,11 +320,25 @@ pub fn upstream_span(api: Api) -> Span {
     )
 }
 
-/// Records the method, host and path (never the query) of `request`, the attempt about to
-/// be sent, on the current upstream span. A chat completion is also named as the GenAI
-/// `chat` operation.
+/// `error.type` of a failed upstream request: its status, or the kind of failure.
+fn upstream_error_type(error: &VultrError) -> std::borrow::Cow<'static, str> {
+    match error {
+        VultrError::Status { status, .. } => status.to_string().into(),
+        VultrError::Timeout { .. } | VultrError::NoFirstChunk { .. } => "timeout".into(),
+        VultrError::Unreachable { .. } => "unreachable".into(),
+        VultrError::Decode { .. } => "decode".into(),
+        VultrError::TooLarge { .. } => "too_large".into(),
+        _ => "_OTHER".into(),
+    }
+}
+
+/// Counts an attempt of the upstream request being sent; on the first, records the
+/// method, host and path (never the query) of `request` on its span. A chat completion
+/// is also named as the GenAI `chat` operation.
 pub fn upstream_attempt(request: &reqwest::RequestBuilder) {
-    if !enabled() {
+    let first =
+        UPSTREAM.try_with(|upstream| upstream.attempts.fetch_add(1, Ordering::Relaxed) == 0);
+    if first != Ok(true) {
         return;
     }
     let Some(Ok(request)) = request.try_clone().map(reqwest::RequestBuilder::build) else {
@@ -304,34 +364,9 @@ pub fn upstream_attempt(request: &reqwest::RequestBuilder) {
     }
 }
 
-/// Records the status of an attempt's answer on the current upstream span.
+/// Keeps the status of an attempt's answer for the upstream request's span.
 pub fn upstream_status(status: u16) {
-    if enabled() {
-        Span::current().record("http.response.status_code", i64::from(status));
-    }
-}
-
-/// Sets the end of an upstream request: how many times it was sent again, and why it
-/// failed when it did.
-pub fn end_upstream_span(span: &Span, resends: u32, error: Option<&VultrError>) {
-    if span.is_none() {
-        return;
-    }
-    if resends > 0 {
-        span.record("http.request.resend_count", i64::from(resends));
-    }
-    if let Some(error) = error {
-        let kind = match error {
-            VultrError::Status { status, .. } => status.to_string(),
-            VultrError::Timeout { .. } | VultrError::NoFirstChunk { .. } => "timeout".to_owned(),
-            VultrError::Unreachable { .. } => "unreachable".to_owned(),
-            VultrError::Decode { .. } => "decode".to_owned(),
-            VultrError::TooLarge { .. } => "too_large".to_owned(),
-            _ => "_OTHER".to_owned(),
-        };
-        span.record("error.type", kind.as_str());
-        span.record("otel.status_code", "error");
-    }
+    let _ = UPSTREAM.try_with(|upstream| upstream.status.store(status, Ordering::Relaxed));
 }
 
 /// The span of one model turn of a delegation (`chat <model>`, kind client).
@@ -464,7 +499,6 @@ mod tests {
     fn off_by_default_every_span_is_disabled() {
         assert!(!enabled());
         assert!(call_span("chat_completion", Transport::Stdio, &TraceParent::default()).is_none());
-        assert!(upstream_span(Api::Inference).is_none());
         assert!(delegate_turn_span(1, Some("m")).is_none());
         assert!(delegate_step_span(1, 1, None).is_none());
     }

@@ -2,14 +2,12 @@
 //! response size, and every failure turned into a [`VultrError`].
 
 use std::error::Error as _;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
 use reqwest::{RequestBuilder, StatusCode, header};
 use serde::de::DeserializeOwned;
-use tracing::Instrument;
 
 use super::error::{Api, VultrError, error_message, snippet};
 use crate::observe::trace;
@@ -564,9 +562,7 @@ where
         .with_max_delay(policy.max_delay)
         .with_max_times(policy.max_retries)
         .with_jitter();
-    let span = trace::upstream_span(api);
-    let resends = AtomicU32::new(0);
-    let result = attempt
+    let retried = attempt
         .retry(backoff)
         .sleep(tokio::time::sleep)
         .when(|e| policy.should_retry(e))
@@ -578,13 +574,9 @@ where
             delay.map(|d| retry_after.map_or(d, |asked| policy.retry_after_wait(asked)))
         })
         .notify(|e, delay| {
-            resends.fetch_add(1, Ordering::Relaxed);
             tracing::info!(%api, status = ?e.status(), ?delay, "retrying a failed request");
-        })
-        .instrument(span.clone())
-        .await;
-    trace::end_upstream_span(&span, resends.into_inner(), result.as_ref().err());
-    result
+        });
+    trace::upstream(api, retried).await
 }
 
 /// A short non-JSON error body (a proxy's "Bad Gateway", say) is still worth showing.

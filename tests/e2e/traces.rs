@@ -17,14 +17,16 @@ use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use opentelemetry_proto::tonic::common::v1::{AnyValue as Any, KeyValue};
 use opentelemetry_proto::tonic::trace::v1::Span;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 use prost::Message;
 use serde_json::{Value, json};
 
 use crate::support::downstream::Downstreams;
+use crate::support::fake_vultr::faults::{Fault, FaultServer};
 use crate::support::fake_vultr::script::{answer, tool_calls, tool_result};
 use crate::support::fake_vultr::{ACCOUNT_KEY, DEFAULT_SUBSCRIPTION_KEY, FakeVultr};
 use crate::support::http::HttpServer;
-use crate::support::raw::{RawBuilder, RawServer, stateless_meta};
+use crate::support::raw::{RawBuilder, RawServer, chat_request, stateless_meta};
 use crate::support::session::overridden;
 
 /// The client's trace and its span, as a W3C `traceparent`.
@@ -261,8 +263,21 @@ fn assert_chat_call(spans: &[Span], transport: &str) {
     assert!(upstream.end_time_unix_nano <= call.end_time_unix_nano);
 }
 
-/// Checks nothing exported holds the prompt, the reply or a key.
+/// Checks no span received has an attribute twice.
+fn assert_unique_keys(received: &Received) {
+    for span in received.spans() {
+        let mut keys: Vec<&str> = span.attributes.iter().map(|kv| kv.key.as_str()).collect();
+        keys.sort_unstable();
+        let count = keys.len();
+        keys.dedup();
+        assert_eq!(keys.len(), count, "an attribute set twice: {span:#?}");
+    }
+}
+
+/// Checks nothing exported holds the prompt, the reply or a key, and no attribute is
+/// set twice.
 fn assert_no_content(received: &Received) {
+    assert_unique_keys(received);
     for secret in [
         PROMPT,
         "PROMPT-MARK-zq81",
@@ -456,4 +471,72 @@ async fn with_the_sdk_disabled_nothing_is_exported() {
     // The exporter would flush at exit: after the exit, nothing came.
     raw.stop().await;
     assert!(received.spans().is_empty(), "{:#?}", received.spans());
+}
+
+#[tokio::test]
+async fn an_upstream_request_counts_its_resends_and_a_failure_is_an_error_of_both_spans() {
+    let (addr, received) = receiver().await;
+    let busy = Fault::Status {
+        status: 429,
+        headers: vec![("Retry-After".to_owned(), "0".to_owned())],
+        body: "{}".to_owned(),
+    };
+    let refused = Fault::Status {
+        status: 400,
+        headers: Vec::new(),
+        body: r#"{"error": {"message": "bad request"}}"#.to_owned(),
+    };
+    let faults = FaultServer::start(vec![busy, Fault::Normal, refused]).await;
+    let mut builder = RawServer::builder().faults(&faults);
+    for (name, value) in otel_env(addr, "100") {
+        builder = builder.env(name, &value);
+    }
+    let mut raw = builder.start().await;
+    let traces = [
+        "11111111111111111111111111111111",
+        "22222222222222222222222222222222",
+    ];
+    for (id, trace) in (1..).zip(traces) {
+        let mut request = chat_request(id);
+        request["params"]["_meta"] =
+            json!({"traceparent": format!("00-{trace}-{CLIENT_SPAN_ID}-01")});
+        raw.send(request).await;
+        raw.until_response(id).await;
+    }
+
+    let retried = received
+        .trace_with("tools/call chat_completion", traces[0])
+        .await;
+    let call = named(&retried, "tools/call chat_completion");
+    assert_eq!(string(call, "vultr_mcp.outcome").as_deref(), Some("ok"));
+    let upstream = named(&retried, "chat");
+    assert_eq!(upstream.parent_span_id, call.span_id);
+    assert_eq!(
+        int(upstream, "http.request.resend_count"),
+        Some(1),
+        "{upstream:#?}"
+    );
+    assert_eq!(int(upstream, "http.response.status_code"), Some(200));
+    assert_eq!(string(upstream, "error.type"), None);
+
+    let failed = received
+        .trace_with("tools/call chat_completion", traces[1])
+        .await;
+    let call = named(&failed, "tools/call chat_completion");
+    assert_eq!(string(call, "vultr_mcp.outcome").as_deref(), Some("error"));
+    assert_eq!(string(call, "error.type").as_deref(), Some("tool_error"));
+    assert_eq!(
+        call.status.as_ref().map(|s| s.code),
+        Some(StatusCode::Error as i32)
+    );
+    let upstream = named(&failed, "chat");
+    assert_eq!(int(upstream, "http.response.status_code"), Some(400));
+    assert_eq!(string(upstream, "error.type").as_deref(), Some("400"));
+    assert_eq!(
+        upstream.status.as_ref().map(|s| s.code),
+        Some(StatusCode::Error as i32)
+    );
+    assert_eq!(int(upstream, "http.request.resend_count"), None);
+    assert_unique_keys(&received);
+    raw.stop().await;
 }
