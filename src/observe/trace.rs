@@ -44,7 +44,7 @@ const PROVIDER: &str = "vultr";
 static ENABLED: AtomicBool = AtomicBool::new(false);
 
 /// How long the last spans may take to leave at exit.
-const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(3);
 
 /// Whether spans are made and exported.
 pub fn enabled() -> bool {
