@@ -12,9 +12,11 @@ use tracing::level_filters::LevelFilter;
 use tracing::{Event, Level, Metadata};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::Layer;
+use tracing_subscriber::Registry;
 use tracing_subscriber::filter::FilterExt;
 use tracing_subscriber::layer::{Context, Filter, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
+use vultr_inference_mcp::observe::trace;
 
 /// JSON-RPC's code for an internal error: a problem of ours, always worth a warning.
 const INTERNAL_ERROR: i64 = -32603;
@@ -39,7 +41,11 @@ const LIBRARIES: [&str; 10] = [
 /// Logs to stderr at `RUST_LOG` (default `warn`), the libraries held back as the module
 /// says. `reveal_keys` keeps rmcp's debug logs off, since revealed keys are in the
 /// responses they print.
-pub fn init(reveal_keys: bool) {
+///
+/// When an OTLP endpoint is set (`OTEL_EXPORTER_OTLP_ENDPOINT`), our spans are also
+/// exported, whatever `RUST_LOG` says (the exporting layer has its own filter and never
+/// writes to stdout or stderr): the returned exporter is shut down at exit.
+pub fn init(reveal_keys: bool) -> Option<trace::Tracing> {
     let given = std::env::var("RUST_LOG").ok();
     let (filter, level) = filter_for(given.as_deref(), reveal_keys);
     // At warn or quieter, rmcp's warning for each error answer is left out unless the
@@ -49,7 +55,19 @@ pub fn init(reveal_keys: bool) {
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .with_filter(filter.and(QuietClientMistakes { quiet }));
-    tracing_subscriber::registry().with(layer).init();
+    let (traces, tracing) = match trace::layer::<Registry>() {
+        Ok(Some((traces, tracing))) => (Some(traces), Some(tracing)),
+        Ok(None) => (None, None),
+        Err(error) => {
+            eprintln!("vultr-inference-mcp: {error}; traces are off");
+            (None, None)
+        }
+    };
+    tracing_subscriber::registry()
+        .with(traces)
+        .with(layer)
+        .init();
+    tracing
 }
 
 /// The filter for `RUST_LOG` = `given` (an unreadable value counts as unset), and the most

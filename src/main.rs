@@ -82,8 +82,8 @@ fn main() -> ExitCode {
         runtime.shutdown_timeout(Duration::from_millis(100));
         return code;
     }
+    let tracing = logging::init(settings.vultr.reveal_keys);
     let code = runtime.block_on(async move {
-        logging::init(settings.vultr.reveal_keys);
         if let Some(addr) = settings.operator.metrics_addr
             && let Err(error) = http::metrics::serve_metrics(addr).await
         {
@@ -98,6 +98,10 @@ fn main() -> ExitCode {
     // Do not wait for a thread blocked reading stdin (when stdin is not a pipe, the read
     // cannot be interrupted): after a signal stdin may still be open.
     runtime.shutdown_timeout(Duration::from_millis(100));
+    // The last spans leave (off the runtime: the exporter's client blocks).
+    if let Some(tracing) = tracing {
+        tracing.shutdown();
+    }
     code
 }
 

@@ -10,10 +10,12 @@ use rmcp::model::{CallToolResult, ContentBlock};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::servers::{Downstream, OfferedTool};
 use super::{DelegateError, MAX_TURNS_LIMIT};
 use crate::chat::{ChatInput, ChatService, Progress, ProgressSink, ProgressUpdate};
+use crate::observe::trace;
 use crate::spend::CallSpend;
 use crate::vultr::chat::{
     ChatOptions, Content, FunctionDefinition, Message, RequestedToolCall, Role, TokenUsage,
@@ -179,13 +181,15 @@ impl Delegator {
                 spend: spend.clone(),
             };
             let mut quiet = Progress::<S>::new(None);
+            let span = trace::delegate_turn_span(turn, request.model.as_deref());
             let completed = tokio::select! {
-                completed = self.chat.complete(input, &mut quiet) => completed,
+                completed = self.chat.complete(input, &mut quiet).instrument(span.clone()) => completed,
                 () = cancel.cancelled() => {
                     outcome.stopped = Stopped::Cancelled;
                     return Ok(outcome);
                 }
             };
+            trace::end_delegate_turn(&span, completed.as_ref().map(|chat| &chat.reply));
             let chat = match completed {
                 Ok(chat) => chat,
                 Err(error) if turn == 1 => return Err(DelegateError::Chat(error)),
@@ -207,6 +211,9 @@ impl Delegator {
             messages.push(chat.reply.assistant_message.clone());
             let done = outcome.steps.len();
             let calls = chat.reply.tool_calls.iter().enumerate().map(|(i, call)| {
+                let offered = tools.iter().find(|t| t.qualified_name() == call.name);
+                let offered = offered.map(|t| (t.server.as_str(), t.tool.name.as_ref()));
+                let span = trace::delegate_step_span(done + i + 1, turn, offered);
                 self.step(
                     call,
                     &tools,
@@ -215,6 +222,7 @@ impl Delegator {
                     sink.clone(),
                     done + i + 1,
                 )
+                .instrument(span)
             });
             let ran = tokio::select! {
                 ran = join_all(calls.collect::<Vec<_>>()) => ran,
@@ -295,6 +303,7 @@ impl Delegator {
             Ok(result) => (result.is_error == Some(true), result_text(&result)),
             Err(problem) => (true, problem),
         };
+        trace::end_delegate_step(is_error);
         let result = if is_error && !result.starts_with("error:") {
             format!("error: {result}")
         } else {

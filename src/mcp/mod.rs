@@ -381,10 +381,27 @@ fn transport_of(context: &RequestContext<RoleServer>) -> Transport {
     }
 }
 
-/// The W3C trace context `context`'s request carried, in its `_meta` or HTTP headers.
+/// The W3C trace context `context`'s request carried: in its `_meta` (SEP-414), else in
+/// the headers of the HTTP request that brought it. Only read when traces are on.
 fn trace_parent_of(context: &RequestContext<RoleServer>) -> TraceParent {
-    let _ = context;
-    TraceParent::default()
+    if !crate::observe::trace::enabled() {
+        return TraceParent::default();
+    }
+    if let Some(traceparent) = context.meta.get_traceparent() {
+        return TraceParent {
+            traceparent: Some(traceparent.to_owned()),
+            tracestate: context.meta.get_tracestate().map(str::to_owned),
+        };
+    }
+    let header = |name: &str| {
+        let parts = context.extensions.get::<http::request::Parts>()?;
+        let value = parts.headers.get(name)?.to_str().ok()?;
+        Some(value.to_owned())
+    };
+    TraceParent {
+        traceparent: header("traceparent"),
+        tracestate: header("tracestate"),
+    }
 }
 
 /// Whether `context`'s request carries no HTTP parts (requests over HTTP carry them).

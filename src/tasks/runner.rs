@@ -389,11 +389,13 @@ impl CancelCheck {
 }
 
 /// Runs `call` on its own tokio task until it ends (`Some`) or `stop` fires (`None`,
-/// dropping the call and so its upstream request).
+/// dropping the call and so its upstream request); it stays in the caller's span (the
+/// call's trace span).
 fn spawn_stoppable<T: Send + 'static>(
     call: impl Future<Output = T> + Send + 'static,
     stop: CancellationToken,
 ) -> JoinHandle<Option<T>> {
+    let call = tracing::Instrument::in_current_span(call);
     tokio::spawn(async move {
         tokio::select! {
             biased;

@@ -10,6 +10,7 @@ use reqwest::{RequestBuilder, StatusCode, header};
 use serde::de::DeserializeOwned;
 
 use super::error::{Api, VultrError, error_message, snippet};
+use crate::observe::trace;
 
 /// When and how often a failed request is tried again.
 #[derive(Debug, Clone, Copy)]
@@ -408,10 +409,12 @@ impl VultrHttp {
             base_url,
             timeout,
         } = to;
+        trace::upstream_attempt(&request);
         let response = send(timeout, request)
             .await
             .map_err(|e| transport_error(api, base_url, timeout, &e))?;
         let status = response.status();
+        trace::upstream_status(status.as_u16());
         if status.is_success() {
             return Ok(response);
         }
@@ -572,7 +575,7 @@ where
         .with_max_delay(policy.max_delay)
         .with_max_times(policy.max_retries)
         .with_jitter();
-    attempt
+    let retried = attempt
         .retry(backoff)
         .sleep(tokio::time::sleep)
         .when(|e| policy.should_retry(e))
@@ -586,8 +589,8 @@ where
         .notify(|e, delay| {
             crate::observe::metrics::upstream_retry(api);
             tracing::info!(%api, status = ?e.status(), ?delay, "retrying a failed request");
-        })
-        .await
+        });
+    trace::upstream(api, retried).await
 }
 
 /// A short non-JSON error body (a proxy's "Bad Gateway", say) is still worth showing.

@@ -42,3 +42,4 @@ mod stdio;
 mod store;
 mod tasks;
 mod toolsets;
+mod traces;

@@ -26,9 +26,9 @@ const SERVER_VARS: &[&str] = &[
     "RUST_LOG",
 ];
 
-/// Whether a variable is one of the server's settings (`VULTR_*`, `RUST_LOG`).
+/// Whether a variable is one of the server's settings (`VULTR_*`, `OTEL_*`, `RUST_LOG`).
 fn is_server_var(name: &str) -> bool {
-    name.starts_with("VULTR_") || SERVER_VARS.contains(&name)
+    name.starts_with("VULTR_") || name.starts_with("OTEL_") || SERVER_VARS.contains(&name)
 }
 
 /// A private home for spawned processes: `HOME` and the XDG folders point into a
