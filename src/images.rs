@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use crate::keys::{InferenceKeys, KeyError};
-use crate::kind_call::{Cost, check_choice, check_number, quote, with_key};
+use crate::kind_call::{Cost, check_choice, check_number, quote, with_key, with_key_held};
 use crate::models::{ModelKind, Models, PickError};
 use crate::spend::{CallSpend, SpendError, Used};
 use crate::vultr::error::VultrError;
@@ -133,13 +133,14 @@ impl Images {
         };
         let request = &request;
         let asked_megapixels = checked.megapixels * f64::from(checked.n);
-        let hold = spend
+        let mut hold = spend
             .hold(quote(&model, "megapixel", asked_megapixels))
             .await?;
-        let answer = with_key::<_, ImageError, _, _>(&self.keys, |key| async move {
-            images::generate(&self.inference, &key, request).await
-        })
-        .await?;
+        let answer =
+            with_key_held::<_, ImageError, _, _>(&self.keys, &mut hold, |key| async move {
+                images::generate(&self.inference, &key, request).await
+            })
+            .await?;
         // Vultr made (and charges for) the images, whatever happens to them here.
         let megapixels = checked.megapixels * answer.len() as f64;
         let cost = Cost::of(&model, "megapixel", Some(megapixels));

@@ -5,7 +5,9 @@
 use std::future::Future;
 
 use crate::keys::{InferenceKeys, KeyError};
-use crate::spend::Quote;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::spend::{Hold, Quote};
 use crate::vultr::error::VultrError;
 use crate::vultr::models::Model;
 
@@ -87,6 +89,38 @@ pub fn quote(model: &Model, unit: &str, units: f64) -> Quote {
 pub fn estimated_tokens<'a>(texts: impl IntoIterator<Item = &'a str>) -> f64 {
     let bytes: usize = texts.into_iter().map(str::len).sum();
     (bytes as f64 / 3.0).ceil()
+}
+
+/// [`with_key`] for a priced call holding `hold`: the request is marked sent, and when
+/// Vultr refused it (an error status) or it was never sent, the hold is released (nothing
+/// was billed); a request that failed otherwise keeps it, to be charged its worst case.
+pub async fn with_key_held<T, E, F, Fut>(
+    keys: &InferenceKeys,
+    hold: &mut Hold,
+    call: F,
+) -> Result<T, E>
+where
+    F: Fn(crate::secret::ApiKey) -> Fut,
+    Fut: Future<Output = Result<T, VultrError>>,
+    E: From<KeyError> + From<VultrError>,
+{
+    hold.sending();
+    let billed = AtomicBool::new(false);
+    let outcome = with_key::<T, E, _, _>(keys, |key| {
+        let answer = call(key);
+        let billed = &billed;
+        async move {
+            let answer = answer.await;
+            let refused = matches!(answer, Err(VultrError::Status { .. }));
+            billed.store(!refused, Ordering::Relaxed);
+            answer
+        }
+    })
+    .await;
+    if outcome.is_err() && !billed.load(Ordering::Relaxed) {
+        hold.release().await;
+    }
+    outcome
 }
 
 /// What a call cost, as far as the catalog's prices and Vultr's answer tell.

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use crate::keys::{InferenceKeys, KeyError};
-use crate::kind_call::{Cost, check_choice, check_number, estimated_tokens, quote, with_key};
+use crate::kind_call::{Cost, check_choice, check_number, estimated_tokens, quote, with_key_held};
 use crate::models::{ModelKind, Models, PickError};
 use crate::spend::{CallSpend, SpendError, Used};
 use crate::vultr::error::VultrError;
@@ -146,11 +146,12 @@ impl Retrieval {
         let tokens = estimated_tokens(
             std::iter::once(query).chain(input.documents.iter().map(String::as_str)),
         );
-        let hold = spend.hold(quote(&model, "token", tokens)).await?;
-        let mut reply = with_key::<_, RetrievalError, _, _>(&self.keys, |key| async move {
-            retrieval::rerank(&self.inference, &key, request).await
-        })
-        .await?;
+        let mut hold = spend.hold(quote(&model, "token", tokens)).await?;
+        let mut reply =
+            with_key_held::<_, RetrievalError, _, _>(&self.keys, &mut hold, |key| async move {
+                retrieval::rerank(&self.inference, &key, request).await
+            })
+            .await?;
         reply.results.truncate(top_n);
         let cost = Cost::of(&model, "token", reply.tokens.map(|t| t as f64));
         hold.settle(Used {
@@ -196,11 +197,12 @@ impl Retrieval {
         };
         let request = &request;
         let tokens = estimated_tokens(input.input.iter().map(String::as_str));
-        let hold = spend.hold(quote(&model, "token", tokens)).await?;
-        let reply = with_key::<_, RetrievalError, _, _>(&self.keys, |key| async move {
-            retrieval::embeddings(&self.inference, &key, request).await
-        })
-        .await?;
+        let mut hold = spend.hold(quote(&model, "token", tokens)).await?;
+        let reply =
+            with_key_held::<_, RetrievalError, _, _>(&self.keys, &mut hold, |key| async move {
+                retrieval::embeddings(&self.inference, &key, request).await
+            })
+            .await?;
         let cost = Cost::of(&model, "token", reply.tokens.map(|t| t as f64));
         hold.settle(Used {
             usd: cost.usd(),

@@ -335,32 +335,30 @@ impl Audio {
             instructions: input.instructions.filter(|s| !s.trim().is_empty()),
             language: input.language.filter(|s| !s.trim().is_empty()),
         };
-        let hold = spend
+        let mut hold = spend
             .hold(speech_quote(model, characters, input.speed))
             .await?;
         let started = Instant::now();
         let request = &request;
-        let audio = kind_call::with_key::<_, AudioError, _, _>(&self.keys, |key| async move {
-            self.inference.speech(&key, request).await
-        })
+        let audio = kind_call::with_key_held::<_, AudioError, _, _>(
+            &self.keys,
+            &mut hold,
+            |key| async move { self.inference.speech(&key, request).await },
+        )
         .await?;
-        let settled_duration = match format {
-            AudioFormat::Wav => wav::duration_seconds(&audio.body),
-            _ => None,
-        };
-        hold.settle(Used {
-            usd: speech_cost(model, characters, settled_duration, input.speed).usd,
-            prompt_tokens: None,
-            completion_tokens: None,
-        })
-        .await;
         let latency_ms = elapsed_ms(started);
-        check_magic(format, &audio.body)?;
+        // Vultr made (and charges for) the speech, whatever is found wrong with it below.
         let duration_seconds = match format {
             AudioFormat::Wav => wav::duration_seconds(&audio.body),
             _ => None,
         };
         let cost = speech_cost(model, characters, duration_seconds, input.speed);
+        hold.settle(Used {
+            usd: cost.usd,
+            ..Used::default()
+        })
+        .await;
+        check_magic(format, &audio.body)?;
         Ok(Speech {
             bytes: audio.body,
             format,
@@ -455,16 +453,20 @@ impl Audio {
             language: options.language.filter(|s| !s.trim().is_empty()),
             prompt: options.prompt.filter(|s| !s.trim().is_empty()),
         };
-        let hold = spend
+        let mut hold = spend
             .hold(transcription_quote(model, duration_seconds))
             .await?;
         let started = Instant::now();
         let (upload, options) = (&upload, &options);
-        let text = kind_call::with_key::<_, AudioError, _, _>(&self.keys, |key| async move {
-            self.inference
-                .transcribe(&key, &model.id, upload, options)
-                .await
-        })
+        let text = kind_call::with_key_held::<_, AudioError, _, _>(
+            &self.keys,
+            &mut hold,
+            |key| async move {
+                self.inference
+                    .transcribe(&key, &model.id, upload, options)
+                    .await
+            },
+        )
         .await?;
         let cost = match (spec.price_per("second"), duration_seconds) {
             (Some(price), Some(seconds)) => Cost::per("second", price.usd_per_unit, seconds, false),

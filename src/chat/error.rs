@@ -4,6 +4,19 @@ use crate::keys::KeyError;
 use crate::setting;
 use crate::vultr::error::VultrError;
 
+impl ChatError {
+    /// Whether Vultr refused the request (an error status) or it was never sent, so
+    /// nothing was generated or billed.
+    pub fn was_refused(&self) -> bool {
+        matches!(
+            self,
+            ChatError::Upstream(VultrError::Status { .. })
+                | ChatError::SubscriptionKeyRefused { .. }
+                | ChatError::Key(_)
+        )
+    }
+}
+
 /// How many model ids an error message lists before it says "and N more".
 const LISTED_MODELS: usize = 25;
 

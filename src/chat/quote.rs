@@ -11,8 +11,9 @@ use crate::vultr::models::Model;
 const BYTES_PER_TOKEN: u64 = 3;
 
 /// The most `request` can cost on `model` (its catalog entry; `None` when the catalog
-/// could not be read).
-pub(super) fn quote(request: &ChatRequest, model: Option<&Model>) -> Quote {
+/// could not be read). Over a collection (`rag`), Vultr adds what it retrieved to the
+/// prompt, so the prompt is taken as all the context the answer leaves.
+pub(super) fn quote(request: &ChatRequest, model: Option<&Model>, rag: bool) -> Quote {
     let Some(model) = model else {
         return Quote::unbounded(
             &request.model,
@@ -27,7 +28,7 @@ pub(super) fn quote(request: &ChatRequest, model: Option<&Model>) -> Quote {
             format!("the catalog states no token prices for {}", model.id),
         );
     };
-    let prompt = prompt_tokens(request);
+    let mut prompt = prompt_tokens(request);
     let completion = match (request.options.max_tokens, model.max_output_tokens) {
         (Some(asked), Some(limit)) => u64::from(asked).min(limit),
         (Some(asked), None) => u64::from(asked),
@@ -45,6 +46,20 @@ pub(super) fn quote(request: &ChatRequest, model: Option<&Model>) -> Quote {
             }
         },
     };
+    if rag {
+        match model.context_window {
+            Some(window) => prompt = prompt.max(window.saturating_sub(completion)),
+            None => {
+                return Quote::unbounded(
+                    &request.model,
+                    format!(
+                        "the retrieved context is added to the prompt and the catalog states no context window for {}",
+                        model.id
+                    ),
+                );
+            }
+        }
+    }
     let usd = (prompt as f64 * prompt_price + completion as f64 * completion_price) / 1e6;
     Quote::at_most(&request.model, (usd * 1e10).ceil() / 1e10)
 }
@@ -59,4 +74,114 @@ fn prompt_tokens(request: &ChatRequest) -> u64 {
         .and_then(|tools| serde_json::to_vec(tools).ok())
         .map_or(0, |json| json.len());
     ((messages + tools) as u64).div_ceil(BYTES_PER_TOKEN)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vultr::chat::{ChatOptions, Message};
+
+    fn model(max_output: Option<u64>, window: Option<u64>) -> Model {
+        Model {
+            id: "m".to_owned(),
+            name: None,
+            outputs: vec!["text".to_owned()],
+            context_window: window,
+            max_output_tokens: max_output,
+            tools: None,
+            streaming: None,
+            reasoning_efforts: None,
+            prompt_usd_per_1m: Some(1.0),
+            completion_usd_per_1m: Some(2.0),
+            ready: true,
+            spec: Default::default(),
+        }
+    }
+
+    fn request(max_tokens: Option<u32>) -> ChatRequest {
+        ChatRequest {
+            model: "m".to_owned(),
+            messages: vec![
+                serde_json::from_value::<Message>(
+                    serde_json::json!({"role": "user", "content": "x".repeat(290)}),
+                )
+                .unwrap(),
+            ],
+            options: ChatOptions {
+                max_tokens,
+                ..ChatOptions::default()
+            },
+        }
+    }
+
+    fn usd(quote: &Quote) -> f64 {
+        quote.worst_case_usd.expect("bounded")
+    }
+
+    #[test]
+    fn the_worst_case_is_the_prompt_estimate_plus_the_most_the_answer_may_take() {
+        let prompt = prompt_tokens(&request(None));
+        assert!(
+            (100..=110).contains(&prompt),
+            "{prompt}: about 3 bytes a token"
+        );
+        let cost = |completion: u64| (prompt as f64 * 1.0 + completion as f64 * 2.0) / 1e6;
+        let cases = [
+            (Some(1000), Some(500), Some(8000), cost(500)),
+            (Some(1000), None, Some(8000), cost(1000)),
+            (None, Some(4000), Some(8000), cost(4000)),
+            (None, None, Some(8000), cost(8000 - prompt)),
+        ];
+        for (max_tokens, max_output, window, expected) in cases {
+            let quoted = usd(&quote(
+                &request(max_tokens),
+                Some(&model(max_output, window)),
+                false,
+            ));
+            assert!(
+                (quoted - expected).abs() < 1e-9,
+                "{max_tokens:?} {max_output:?}: {quoted} != {expected}"
+            );
+        }
+    }
+
+    #[test]
+    fn without_prices_limits_or_a_catalog_the_worst_case_cannot_be_told() {
+        let unbounded = quote(&request(None), Some(&model(None, None)), false);
+        assert!(unbounded.worst_case_usd.is_none());
+        assert!(
+            unbounded
+                .unbounded_because
+                .unwrap()
+                .contains("pass max_tokens")
+        );
+        assert!(
+            quote(&request(Some(10)), None, false)
+                .worst_case_usd
+                .is_none()
+        );
+        let mut free = model(Some(10), None);
+        free.completion_usd_per_1m = None;
+        assert!(
+            quote(&request(Some(10)), Some(&free), false)
+                .worst_case_usd
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn over_a_collection_the_prompt_may_fill_the_context_the_answer_leaves() {
+        let rag = usd(&quote(
+            &request(Some(1000)),
+            Some(&model(None, Some(8000))),
+            true,
+        ));
+        let expected = (7000.0 * 1.0 + 1000.0 * 2.0) / 1e6;
+        assert!((rag - expected).abs() < 1e-9, "{rag}");
+        assert!(
+            quote(&request(Some(10)), Some(&model(None, None)), true)
+                .worst_case_usd
+                .is_none()
+        );
+    }
 }

@@ -88,9 +88,12 @@ impl ChatService {
             messages,
             options,
         };
-        let hold = spend.hold(quote(&request, known)).await?;
+        let mut hold = spend
+            .hold(quote(&request, known, collection.is_some()))
+            .await?;
         let started = Instant::now();
-        let (reply, cut_off) = self
+        hold.sending();
+        let sent = self
             .send(
                 &request,
                 key,
@@ -101,7 +104,16 @@ impl ChatService {
                 },
                 progress,
             )
-            .await?;
+            .await;
+        let (reply, cut_off) = match sent {
+            Ok(answer) => answer,
+            Err(error) => {
+                if error.was_refused() {
+                    hold.release().await;
+                }
+                return Err(error);
+            }
+        };
         let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let cost_usd = known.and_then(|m| cost_usd(m, reply.usage.as_ref()));
         let usage = reply.usage.as_ref();

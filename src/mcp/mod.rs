@@ -282,6 +282,7 @@ impl VultrServer {
             return Ok(confirm::answer(approver.as_ref(), response));
         }
         let cancel = context.ct.clone();
+        let cancelled_call = cancel.clone();
         let shutdown = self.shutdown.clone();
         // Only calls that go to Vultr wait for a slot; the others never queue behind them.
         let _share = share;
@@ -318,7 +319,11 @@ impl VultrServer {
                 return Ok(cancelled().into());
             }
         };
-        observation.finish(outcome_of(&result));
+        observation.finish(if cancelled_call.is_cancelled() {
+            Outcome::Cancelled
+        } else {
+            outcome_of(&result)
+        });
         Ok(confirm::answer(approver.as_ref(), result.into()))
     }
 

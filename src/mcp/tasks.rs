@@ -70,6 +70,7 @@ impl VultrServer {
         };
         let server = self.clone();
         let in_flight = self.app.calls_in_flight.token();
+        let run_facts = facts.clone();
         let run = async move {
             let _in_flight = in_flight;
             let _share = share;
@@ -82,6 +83,10 @@ impl VultrServer {
                     "the server is stopping ({closed}); try again"
                 ))]),
             };
+            // The record may be made while the call ran: its line names the task either way.
+            if let Some(id) = cancel_check.task_id() {
+                run_facts.task(&id);
+            }
             observation.finish(super::outcome_of(&result));
             result
         };

@@ -12,8 +12,8 @@ mod error;
 mod usage;
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -182,6 +182,9 @@ pub struct CallSpend {
     owner: Principal,
     facts: CallFacts,
     approver: Option<Arc<dyn Approve>>,
+    /// The model the user said yes to in this call: its later requests (a delegation's
+    /// turns) are not asked about again.
+    approved: Arc<Mutex<Option<String>>>,
 }
 
 impl std::fmt::Debug for CallSpend {
@@ -207,6 +210,7 @@ impl CallSpend {
             owner,
             facts,
             approver,
+            approved: Arc::default(),
         }
     }
 
@@ -235,6 +239,15 @@ impl CallSpend {
             CallFacts::default(),
             None,
         )
+    }
+
+    /// Whether the user already said yes to `model` in this call.
+    fn approved_already(&self, model: &str) -> bool {
+        self.approved
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_deref()
+            == Some(model)
     }
 
     /// Who pays.
@@ -289,13 +302,17 @@ impl CallSpend {
         }
         if let Some(threshold) = spending.confirm_above_usd
             && quote.worst_case_usd.is_none_or(|worst| worst > threshold)
+            && !self.approved_already(&quote.model)
         {
             let answer = match &self.approver {
                 Some(approver) => approver.approve(&quote).await,
                 None => Approval::CannotAsk,
             };
             match answer {
-                Approval::Accepted => {}
+                Approval::Accepted => {
+                    *self.approved.lock().unwrap_or_else(PoisonError::into_inner) =
+                        Some(quote.model.clone());
+                }
                 Approval::Declined => {
                     return Err(SpendError::Declined {
                         model: quote.model,
@@ -312,6 +329,9 @@ impl CallSpend {
                 Approval::InputRequired => return Err(SpendError::AwaitingInput),
             }
         }
+        // The user may have taken minutes to answer: the reservation counts from now.
+        let now = spending.now();
+        let today = UtcDay::of(now);
         let reservation = if limits.over_time() {
             let reserved = spending
                 .ledger
@@ -355,6 +375,8 @@ impl CallSpend {
             day: today.day(),
             reservation,
             worst_case_usd: quote.worst_case_usd,
+            sent: false,
+            done: false,
         })
     }
 }
@@ -398,14 +420,21 @@ fn over_time_limit(
     Ok(())
 }
 
-/// A call's worst case, held until it is settled to the real cost (or released, when the
-/// hold is dropped: the call sent nothing or failed).
+/// A call's worst case, held until it is settled to the real cost. One released (Vultr
+/// answered with an error, which it does not bill) or dropped before the request was sent
+/// spends nothing; one dropped after it was sent (cancelled, cut off, an answer that could
+/// not be read) is charged its worst case, since Vultr bills what it generated and reports
+/// it only in a complete answer.
 pub struct Hold {
     spend: CallSpend,
     model: String,
     day: i64,
     reservation: Option<String>,
     worst_case_usd: Option<f64>,
+    /// The request went out.
+    sent: bool,
+    /// Settled or released.
+    done: bool,
 }
 
 /// What a call used, as the answer counted it.
@@ -420,10 +449,32 @@ pub struct Used {
 }
 
 impl Hold {
+    /// Marks the request as sent: from now on, dropping the hold charges its worst case.
+    pub fn sending(&mut self) {
+        self.sent = true;
+    }
+
+    /// Gives the reservation back: the call spent nothing (Vultr answered with an error
+    /// status, or nothing was sent).
+    pub async fn release(&mut self) {
+        self.done = true;
+        if let Some(id) = self.reservation.take()
+            && let Err(error) = self
+                .spend
+                .spending
+                .ledger
+                .release(&self.spend.owner, &id)
+                .await
+        {
+            tracing::warn!(%error, "a spend reservation could not be released; it lapses on its own");
+        }
+    }
+
     /// Records what the call cost: `used.usd`, or its worst case when the answer did not
     /// say (a priced model whose answer carried no counts is charged its worst case, so a
     /// limit is never passed by uncounted calls).
     pub async fn settle(mut self, used: Used) {
+        self.done = true;
         let usd = used.usd.or(self.worst_case_usd);
         let charge = Charge {
             model: std::mem::take(&mut self.model),
@@ -456,18 +507,51 @@ impl Hold {
 
 impl Drop for Hold {
     fn drop(&mut self) {
-        let Some(id) = self.reservation.take() else {
+        if self.done {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let ledger = self.spend.spending.ledger.clone();
-        let owner = self.spend.owner.clone();
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        let spend = self.spend.clone();
+        let reservation = self.reservation.take();
+        if !self.sent {
+            let Some(id) = reservation else {
+                return;
+            };
             runtime.spawn(async move {
-                if let Err(error) = ledger.release(&owner, &id).await {
+                if let Err(error) = spend.spending.ledger.release(&spend.owner, &id).await {
                     tracing::warn!(%error, "a spend reservation could not be released; it lapses on its own");
                 }
             });
+            return;
         }
+        let charge = Charge {
+            model: std::mem::take(&mut self.model),
+            prompt_tokens: None,
+            completion_tokens: None,
+            usd: self.worst_case_usd,
+        };
+        spend.facts.charge(charge.clone());
+        let day = self.day;
+        runtime.spawn(async move {
+            let settled = spend
+                .spending
+                .ledger
+                .settle(&Settlement {
+                    owner: &spend.owner,
+                    reservation: reservation.as_deref(),
+                    model: &charge.model,
+                    day,
+                    usd: charge.usd.unwrap_or(0.0),
+                    prompt_tokens: 0,
+                    completion_tokens: 0,
+                })
+                .await;
+            if let Err(error) = settled {
+                tracing::warn!(%error, "a cut-off call's worst case could not be recorded in the spend ledger");
+            }
+        });
     }
 }
 

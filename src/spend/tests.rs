@@ -178,6 +178,57 @@ async fn a_dropped_hold_gives_its_reservation_back() {
 }
 
 #[tokio::test]
+async fn a_hold_dropped_after_sending_is_charged_its_worst_case_and_a_refused_one_nothing() {
+    let spending = spending(r#"{"*": {"daily_usd": 1.0}}"#, None, memory_ledger());
+    let (spend, facts) = call(&spending, None);
+    let mut cut_off = spend.hold(Quote::at_most("m", 0.25)).await.unwrap();
+    cut_off.sending();
+    drop(cut_off);
+    let mut refused = spend.hold(Quote::at_most("m", 0.5)).await.unwrap();
+    refused.sending();
+    refused.release().await;
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+    let rows = spending.ledger().usage(Some(&alice()), 0).await.unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert!((rows[0].usd - 0.25).abs() < 1e-9, "{rows:?}");
+    let charges = facts.snapshot().charges;
+    assert_eq!(charges.len(), 1);
+    assert_eq!(charges[0].usd, Some(0.25));
+    let left = spend.hold(Quote::at_most("m", 0.75)).await;
+    assert!(left.is_ok(), "0.25 charged, nothing held: 0.75 fits");
+}
+
+#[tokio::test]
+async fn a_yes_covers_the_calls_later_requests_on_that_model_only() {
+    let spending = spending("{}", Some(0.01), memory_ledger());
+    let approver = answering(Approval::Accepted);
+    let (spend, _) = call(&spending, Some(approver.clone()));
+    for worst in [0.02, 0.03, 0.05] {
+        spend.hold(Quote::at_most("m", worst)).await.unwrap();
+    }
+    assert_eq!(
+        approver.asked.load(Ordering::SeqCst),
+        1,
+        "a delegation's turns are asked once"
+    );
+    spend.hold(Quote::at_most("other", 0.02)).await.unwrap();
+    assert_eq!(
+        approver.asked.load(Ordering::SeqCst),
+        2,
+        "another model is asked about"
+    );
+    let (fresh, _) = call(&spending, Some(approver.clone()));
+    fresh.hold(Quote::at_most("m", 0.02)).await.unwrap();
+    assert_eq!(
+        approver.asked.load(Ordering::SeqCst),
+        3,
+        "another call is asked again"
+    );
+}
+
+#[tokio::test]
 async fn a_call_whose_cost_cannot_be_told_is_refused_only_when_a_limit_applies() {
     let limited = spending(r#"{"alice": {"monthly_usd": 10}}"#, None, memory_ledger());
     let (spend, _) = call(&limited, None);

@@ -367,6 +367,11 @@ pub struct CancelCheck {
 }
 
 impl CancelCheck {
+    /// The task's id, once the call became one.
+    pub fn task_id(&self) -> Option<String> {
+        self.id.get().cloned()
+    }
+
     /// Returns at once while the call is not a task (its caller waits; a cancel ends the
     /// wait). For a task, reads its cancel flag (one store read) and returns when it is
     /// not set; when it is (or the task is gone), stops the call: this never returns and
@@ -498,11 +503,12 @@ impl Supervisor {
                 failed(&self.id, message, now)
             }
         };
+        // Counted first, so a client that reads the ended record finds the metrics moved.
+        crate::observe::metrics::task_ended(end.state.status());
         if let Err(error) = self.tasks.store.finish(&self.owner, &end).await {
             tracing::warn!(%error, task = %self.id, "could not record how a task ended");
         }
         self.tasks.lock_running().remove(&self.id);
-        crate::observe::metrics::task_ended(end.state.status());
     }
 }
 
