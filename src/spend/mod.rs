@@ -475,33 +475,18 @@ impl Hold {
     /// limit is never passed by uncounted calls).
     pub async fn settle(mut self, used: Used) {
         self.done = true;
-        let usd = used.usd.or(self.worst_case_usd);
         let charge = Charge {
             model: std::mem::take(&mut self.model),
             prompt_tokens: used.prompt_tokens,
             completion_tokens: used.completion_tokens,
-            usd,
+            usd: used.usd.or(self.worst_case_usd),
         };
-        let spend = self.spend.clone();
         let reservation = self.reservation.take();
-        let settled = spend
+        record(&self.spend, reservation, self.day, &charge).await;
+        self.spend.facts.charge(charge);
+        self.spend
             .spending
-            .ledger
-            .settle(&Settlement {
-                owner: &spend.owner,
-                reservation: reservation.as_deref(),
-                model: &charge.model,
-                day: self.day,
-                usd: usd.unwrap_or(0.0),
-                prompt_tokens: used.prompt_tokens.unwrap_or(0),
-                completion_tokens: used.completion_tokens.unwrap_or(0),
-            })
-            .await;
-        if let Err(error) = settled {
-            tracing::warn!(%error, "a call's cost could not be recorded in the spend ledger");
-        }
-        spend.spending.prune_now_and_then(spend.spending.now());
-        spend.facts.charge(charge);
+            .prune_now_and_then(self.spend.spending.now());
     }
 }
 
@@ -534,24 +519,28 @@ impl Drop for Hold {
         };
         spend.facts.charge(charge.clone());
         let day = self.day;
-        runtime.spawn(async move {
-            let settled = spend
-                .spending
-                .ledger
-                .settle(&Settlement {
-                    owner: &spend.owner,
-                    reservation: reservation.as_deref(),
-                    model: &charge.model,
-                    day,
-                    usd: charge.usd.unwrap_or(0.0),
-                    prompt_tokens: 0,
-                    completion_tokens: 0,
-                })
-                .await;
-            if let Err(error) = settled {
-                tracing::warn!(%error, "a cut-off call's worst case could not be recorded in the spend ledger");
-            }
-        });
+        runtime.spawn(async move { record(&spend, reservation, day, &charge).await });
+    }
+}
+
+/// Writes `charge` to the ledger for `spend`'s payer on `day`, replacing `reservation`; a
+/// failure is logged (the call's own record still has the charge).
+async fn record(spend: &CallSpend, reservation: Option<String>, day: i64, charge: &Charge) {
+    let settled = spend
+        .spending
+        .ledger
+        .settle(&Settlement {
+            owner: &spend.owner,
+            reservation: reservation.as_deref(),
+            model: &charge.model,
+            day,
+            usd: charge.usd.unwrap_or(0.0),
+            prompt_tokens: charge.prompt_tokens.unwrap_or(0),
+            completion_tokens: charge.completion_tokens.unwrap_or(0),
+        })
+        .await;
+    if let Err(error) = settled {
+        tracing::warn!(%error, "a call's cost could not be recorded in the spend ledger");
     }
 }
 
