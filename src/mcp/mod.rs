@@ -267,7 +267,11 @@ impl VultrServer {
         };
         let facts = observation.facts();
         let as_task = tool.behaviour.runs_as_task && tasks::accepts_tasks(&context);
-        let approver = confirm::approver(&context, &request, &caller, as_task);
+        // Only a server that asks needs an approver (for a 2026-07-28 client, making one
+        // hashes the arguments), and only for calls that go upstream.
+        let approver = (self.app.spending.asks() && tool.behaviour.upstream)
+            .then(|| confirm::approver(&context, &request, &caller, as_task))
+            .flatten();
         let spend = CallSpend::new(
             self.app.spending.clone(),
             caller.clone(),

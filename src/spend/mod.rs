@@ -158,6 +158,11 @@ impl Spending {
         self.budgets.of(principal)
     }
 
+    /// Whether calls above some worst case are put to the user (`VULTR_MCP_CONFIRM_ABOVE_USD`).
+    pub fn asks(&self) -> bool {
+        self.confirm_above_usd.is_some()
+    }
+
     /// Whether `principal` sees everyone's spending.
     pub fn is_admin(&self, principal: &Principal) -> bool {
         self.admins.contains(principal.as_str())
