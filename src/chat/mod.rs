@@ -45,13 +45,29 @@ pub struct ChatInput {
     pub collection: Option<String>,
     /// Who pays, under which limits: the call's worst case is held before it is sent.
     pub spend: CallSpend,
+    /// Models to ask, in order, when the model is unavailable (429 after the retries, 5xx,
+    /// or no answer before the first token); each is checked against the catalog first.
+    pub fallback_models: Vec<String>,
+}
+
+/// A model passed over on the way to the one that answered, and why.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Skipped {
+    /// Its id.
+    pub model: String,
+    /// Why it did not answer: the upstream error, or what of the request it cannot serve.
+    pub reason: String,
 }
 
 /// A completed chat: the reply, and what the service knows about it.
 #[derive(Debug)]
 pub struct ChatOutcome {
-    /// The model asked for (the reply names the one that answered).
+    /// The model asked for (the conversation continues on it).
     pub model: String,
+    /// The model that answered: `model`, or one of the fallback models.
+    pub answered_by: String,
+    /// The models tried or passed over before `answered_by`, in order, with why.
+    pub skipped: Vec<Skipped>,
     /// The caller's new messages, as sent after the history: the turn to store.
     pub turn: Vec<Message>,
     /// The reply.
@@ -100,6 +116,8 @@ mod tests {
     fn outcome(body: serde_json::Value) -> ChatOutcome {
         ChatOutcome {
             model: "m".to_owned(),
+            answered_by: "m".to_owned(),
+            skipped: Vec::new(),
             turn: Vec::new(),
             reply: ChatReply::from_response(&body, "m").unwrap(),
             cut_off: None,

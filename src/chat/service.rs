@@ -14,8 +14,8 @@ use super::{ChatError, ChatInput, ChatOutcome};
 use crate::catalog::ModelCatalog;
 use crate::keys::{InferenceKey, InferenceKeys, KeySource};
 use crate::secret::KnownKeys;
-use crate::spend::Used;
-use crate::vultr::chat::{ChatReply, ChatRequest};
+use crate::spend::{Quote, Used};
+use crate::vultr::chat::{ChatOptions, ChatReply, ChatRequest, Message};
 use crate::vultr::error::VultrError;
 use crate::vultr::inference::InferenceClient;
 use crate::vultr::models::Model;
@@ -57,6 +57,7 @@ impl ChatService {
             stored_model,
             collection,
             spend,
+            fallback_models: _,
         } = input;
         let (messages, repeated) = match messages {
             Some(messages) if !history.is_empty() => {
@@ -129,6 +130,8 @@ impl ChatService {
             ..
         } = request;
         Ok(ChatOutcome {
+            answered_by: model.clone(),
+            skipped: Vec::new(),
             model,
             turn: messages.split_off(history_len),
             reply,
@@ -138,6 +141,31 @@ impl ChatService {
             repeated,
             truncated: false,
         })
+    }
+
+    /// The most `messages` with `options` could cost on `model`, once the model is known to
+    /// serve them (a chat model of the catalog that takes these options): what a caller
+    /// fanning out to several models checks against its budget before sending any. The
+    /// worst case is unbounded when the catalog cannot be read.
+    pub async fn worst_case(
+        &self,
+        model: &str,
+        messages: Vec<Message>,
+        options: &ChatOptions,
+        subscription: Option<&str>,
+    ) -> Result<Quote, ChatError> {
+        let key = self.keys.get(subscription).await?;
+        let catalog = self.catalog_for(&key).await;
+        let known = match &catalog {
+            Some(catalog) => Some(check_model(model, options, catalog)?),
+            None => None,
+        };
+        let request = ChatRequest {
+            model: model.to_owned(),
+            messages,
+            options: options.clone(),
+        };
+        Ok(quote(&request, known, false))
     }
 
     /// The catalog, to check the request against; `None` when it cannot be read, and

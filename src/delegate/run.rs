@@ -179,6 +179,7 @@ impl Delegator {
                 stored_model: None,
                 collection: None,
                 spend: spend.clone(),
+                fallback_models: Vec::new(),
             };
             let mut quiet = Progress::<S>::new(None);
             let span = trace::delegate_turn_span(turn, request.model.as_deref());

@@ -109,6 +109,7 @@ impl ChatCompletionArgs {
             stored_model: None,
             collection: None,
             spend,
+            fallback_models: Vec::new(),
         };
         TurnRequest {
             input,
