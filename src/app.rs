@@ -64,6 +64,8 @@ pub struct App {
     pub(crate) known_keys: Arc<KnownKeys>,
     /// Longest tool result text.
     pub(crate) max_result_chars: usize,
+    /// The models a chat or delegation falls back to when it names none of its own.
+    pub(crate) fallback_models: Vec<String>,
     /// The tools listed.
     pub(crate) tools: ToolSelection,
     /// One permit per upstream call allowed to run at once, across all sessions.
@@ -207,6 +209,7 @@ impl App {
             ),
             known_keys,
             max_result_chars: limits.max_result_chars,
+            fallback_models: vultr.fallback_models,
             tools,
             calls: Semaphore::new(calls.max_concurrent),
             max_concurrent_calls: calls.max_concurrent,

@@ -79,6 +79,12 @@ pub struct Config {
     #[arg(long, env = setting::DEFAULT_MODEL, hide_env_values = true, value_name = "MODEL_ID")]
     pub default_model: Option<String>,
 
+    /// Models (comma list) a chat_completion or delegate falls back to, in order, when its
+    /// model is overloaded (429), failing (5xx) or silent before the first token; a call's
+    /// own fallback_models replaces this list.
+    #[arg(long, env = setting::FALLBACK_MODELS, hide_env_values = true, value_name = "MODEL_IDS", value_delimiter = ',')]
+    pub fallback_models: Vec<String>,
+
     /// Show full inference keys in get_subscription. Anyone who reads the tool result (the
     /// model, the client's logs) can then spend the account's inference budget.
     #[arg(long, env = setting::REVEAL_KEYS, hide_env_values = true, hide_short_help = true)]
@@ -479,6 +485,12 @@ impl Config {
                 api_base_url: self.api_base_url,
                 inference_base_url: self.inference_base_url,
                 default_model: blank_to_none(self.default_model),
+                fallback_models: self
+                    .fallback_models
+                    .into_iter()
+                    .map(|model| model.trim().to_owned())
+                    .filter(|model| !model.is_empty())
+                    .collect(),
                 reveal_keys: self.reveal_keys,
             },
             limits: Limits {

@@ -14,6 +14,8 @@ pub const API_BASE_URL: &str = "VULTR_API_BASE_URL";
 pub const INFERENCE_BASE_URL: &str = "VULTR_INFERENCE_BASE_URL";
 /// Model used when a call names none.
 pub const DEFAULT_MODEL: &str = "VULTR_DEFAULT_MODEL";
+/// Models (comma list) a chat or delegation falls back to when its model is unavailable.
+pub const FALLBACK_MODELS: &str = "VULTR_MCP_FALLBACK_MODELS";
 /// Show full keys in get_subscription.
 pub const REVEAL_KEYS: &str = "VULTR_MCP_REVEAL_KEYS";
 /// Where conversations are kept.

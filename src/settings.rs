@@ -87,6 +87,9 @@ pub struct VultrSettings {
     pub inference_base_url: BaseUrl,
     /// The model of a chat call that names none.
     pub default_model: Option<String>,
+    /// Models a chat or delegation falls back to, in order, when its model is unavailable
+    /// and the call names none of its own.
+    pub fallback_models: Vec<String>,
     /// Show full keys in `get_subscription`.
     pub reveal_keys: bool,
 }
@@ -100,6 +103,7 @@ impl Default for VultrSettings {
             api_base_url: DEFAULT_ACCOUNT_BASE_URL.parse().expect("a valid URL"),
             inference_base_url: DEFAULT_INFERENCE_BASE_URL.parse().expect("a valid URL"),
             default_model: None,
+            fallback_models: Vec::new(),
             reveal_keys: false,
         }
     }

@@ -41,6 +41,12 @@ pub enum ChatError {
         /// Vultr's message.
         message: Option<String>,
     },
+    /// The model and every fallback model failed or could not serve the request.
+    #[error("no model could answer: {}. Try again in a while, or name other models in fallback_models (list_models shows them).", each_tried(.tried))]
+    NoneAnswered {
+        /// Each model tried or passed over, in order, with why.
+        tried: Vec<super::Skipped>,
+    },
     /// No model was named and no default is set.
     #[error(
         "no model given: pass `model` (list_models shows the choices) or set {}.",
@@ -113,6 +119,14 @@ fn did_you_mean(suggestions: &[String]) -> String {
     } else {
         format!(" Did you mean {}?", suggestions.join(" or "))
     }
+}
+
+fn each_tried(tried: &[super::Skipped]) -> String {
+    tried
+        .iter()
+        .map(|s| format!("{} ({})", s.model, s.reason))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn listed(models: &[String]) -> String {

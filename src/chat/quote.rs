@@ -64,6 +64,22 @@ pub(super) fn quote(request: &ChatRequest, model: Option<&Model>, rag: bool) -> 
     Quote::at_most(&request.model, (usd * 1e10).ceil() / 1e10)
 }
 
+/// Bytes of request JSON counted as one token when judging whether a request fits a
+/// model's context: the usual figure for English, so a request is not passed over for a
+/// window it would fit.
+const BYTES_PER_TOKEN_FIT: u64 = 4;
+
+/// Why `request` cannot fit `model`'s context window (its prompt, estimated, plus the
+/// `max_tokens` asked for), or `None` when it fits or the catalog states no window.
+pub(super) fn does_not_fit(request: &ChatRequest, model: &Model) -> Option<String> {
+    let window = model.context_window?;
+    let prompt = prompt_tokens(request) * BYTES_PER_TOKEN / BYTES_PER_TOKEN_FIT;
+    let needed = prompt + request.options.max_tokens.map_or(0, u64::from);
+    (needed > window).then(|| {
+        format!("its context window ({window} tokens) is smaller than the request (about {needed} tokens)")
+    })
+}
+
 /// The prompt's tokens, estimated from the size of its messages and tools.
 fn prompt_tokens(request: &ChatRequest) -> u64 {
     let messages = serde_json::to_vec(&request.messages).map_or(0, |json| json.len());
@@ -112,6 +128,22 @@ mod tests {
                 ..ChatOptions::default()
             },
         }
+    }
+
+    #[test]
+    fn a_request_fits_a_window_that_holds_its_prompt_and_max_tokens() {
+        // About 75 tokens of prompt at 4 bytes a token (300 bytes of JSON).
+        let fits = |window, max_tokens| does_not_fit(&request(max_tokens), &model(None, window));
+        assert_eq!(fits(None, Some(1_000_000)), None, "no window stated");
+        assert_eq!(fits(Some(4096), Some(1000)), None);
+        let reason = fits(Some(1000), Some(1000)).expect("too big");
+        assert!(
+            reason.starts_with(
+                "its context window (1000 tokens) is smaller than the request (about 10"
+            ),
+            "{reason}"
+        );
+        assert!(fits(Some(50), None).is_some(), "the prompt alone overflows");
     }
 
     fn usd(quote: &Quote) -> f64 {

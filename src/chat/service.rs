@@ -8,9 +8,9 @@ use tokio::time::Instant;
 use super::model_check::check_model;
 use super::price::cost_usd;
 use super::progress::{Progress, ProgressSink};
-use super::quote::quote;
+use super::quote::{does_not_fit, quote};
 use super::validate::{check_options, new_messages, without_repeats};
-use super::{ChatError, ChatInput, ChatOutcome};
+use super::{ChatError, ChatInput, ChatOutcome, Skipped};
 use crate::catalog::ModelCatalog;
 use crate::keys::{InferenceKey, InferenceKeys, KeySource};
 use crate::secret::KnownKeys;
@@ -57,7 +57,7 @@ impl ChatService {
             stored_model,
             collection,
             spend,
-            fallback_models: _,
+            fallback_models,
         } = input;
         let (messages, repeated) = match messages {
             Some(messages) if !history.is_empty() => {
@@ -79,31 +79,134 @@ impl ChatService {
             Some(catalog) => Some(check_model(&model, &options, catalog)?),
             None => None,
         };
-        // RAG chat is not known to stream: it is always asked for in one piece.
-        let streaming = collection.is_none() && known.is_some_and(|m| m.streaming == Some(true));
         let history_len = history.len();
         let mut messages = history;
         messages.extend(turn);
-        let request = ChatRequest {
+        let mut request = ChatRequest {
             model,
             messages,
             options,
         };
-        let mut hold = spend
-            .hold(quote(&request, known, collection.is_some()))
-            .await?;
+        let asked = request.model.clone();
+        let falls_back = fallback_models.iter().any(|m| *m != asked);
+        let mut candidates = fallback_models
+            .into_iter()
+            .filter(|m| *m != asked)
+            .collect::<Vec<_>>()
+            .into_iter();
+        let mut skipped: Vec<Skipped> = Vec::new();
+        let mut known = known;
         let started = Instant::now();
+        loop {
+            match self
+                .attempt_on(
+                    &request,
+                    known,
+                    &spend,
+                    &key,
+                    subscription.as_deref(),
+                    collection.as_deref(),
+                    progress,
+                )
+                .await
+            {
+                Ok((reply, cut_off, cost_usd)) => {
+                    let latency_ms =
+                        u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                    let ChatRequest {
+                        model: answered_by,
+                        mut messages,
+                        ..
+                    } = request;
+                    return Ok(ChatOutcome {
+                        model: asked,
+                        answered_by,
+                        skipped,
+                        turn: messages.split_off(history_len),
+                        reply,
+                        cut_off,
+                        cost_usd,
+                        latency_ms,
+                        repeated,
+                        truncated: false,
+                    });
+                }
+                Err(failed) if !falls_back => return Err(failed.error),
+                Err(Failed { error, unavailable }) => {
+                    let moves_on = unavailable.is_some();
+                    skipped.push(Skipped {
+                        model: request.model.clone(),
+                        reason: unavailable.unwrap_or_else(|| error.to_string()),
+                    });
+                    if !moves_on {
+                        return Err(ChatError::NoneAnswered { tried: skipped });
+                    }
+                }
+            }
+            // The next fallback model that can serve the request, passing over the others.
+            loop {
+                let Some(next) = candidates.next() else {
+                    return Err(ChatError::NoneAnswered { tried: skipped });
+                };
+                request.model = next;
+                match &catalog {
+                    None => {
+                        known = None;
+                        break;
+                    }
+                    Some(catalog) => match serves(&request, catalog) {
+                        Ok(model) => {
+                            known = Some(model);
+                            break;
+                        }
+                        Err(reason) => skipped.push(Skipped {
+                            model: request.model.clone(),
+                            reason,
+                        }),
+                    },
+                }
+            }
+        }
+    }
+
+    /// One model's try at the request, under its own hold on the caller's spend: the
+    /// reply with its cost, or why it failed and whether the next model may be asked.
+    #[allow(clippy::too_many_arguments)]
+    async fn attempt_on<S: ProgressSink>(
+        &self,
+        request: &ChatRequest,
+        known: Option<&Model>,
+        spend: &crate::spend::CallSpend,
+        key: &InferenceKey,
+        subscription: Option<&str>,
+        collection: Option<&str>,
+        progress: &mut Progress<S>,
+    ) -> Result<(ChatReply, Option<CutOff>, Option<f64>), Failed> {
+        // RAG chat is not known to stream: it is always asked for in one piece.
+        let streaming = collection.is_none() && known.is_some_and(|m| m.streaming == Some(true));
+        let mut hold = spend
+            .hold(quote(request, known, collection.is_some()))
+            .await
+            .map_err(|error| {
+                let reason = error.to_string();
+                Failed {
+                    error: error.into(),
+                    unavailable: Some(reason),
+                }
+            })?;
         hold.sending();
+        let mut streamed = false;
         let sent = self
             .send(
-                &request,
-                key,
-                subscription.as_deref(),
+                request,
+                key.clone(),
+                subscription,
                 Route {
                     streaming,
-                    collection: collection.as_deref(),
+                    collection,
                 },
                 progress,
+                &mut streamed,
             )
             .await;
         let (reply, cut_off) = match sent {
@@ -112,10 +215,12 @@ impl ChatService {
                 if error.was_refused() {
                     hold.release().await;
                 }
-                return Err(error);
+                // Never an answer stitched from two models: once part of this one reached
+                // the caller, its failure is the call's.
+                let unavailable = if streamed { None } else { unavailable(&error) };
+                return Err(Failed { error, unavailable });
             }
         };
-        let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let cost_usd = known.and_then(|m| cost_usd(m, reply.usage.as_ref()));
         let usage = reply.usage.as_ref();
         hold.settle(Used {
@@ -124,23 +229,7 @@ impl ChatService {
             completion_tokens: usage.and_then(|u| u.completion_tokens),
         })
         .await;
-        let ChatRequest {
-            model,
-            mut messages,
-            ..
-        } = request;
-        Ok(ChatOutcome {
-            answered_by: model.clone(),
-            skipped: Vec::new(),
-            model,
-            turn: messages.split_off(history_len),
-            reply,
-            cut_off,
-            cost_usd,
-            latency_ms,
-            repeated,
-            truncated: false,
-        })
+        Ok((reply, cut_off, cost_usd))
     }
 
     /// The most `messages` with `options` could cost on `model`, once the model is known to
@@ -189,12 +278,15 @@ impl ChatService {
         subscription: Option<&str>,
         route: Route<'_>,
         progress: &mut Progress<S>,
+        streamed: &mut bool,
     ) -> Result<(ChatReply, Option<CutOff>), ChatError> {
-        match self.attempt(&key, request, route, progress).await {
+        match self.attempt(&key, request, route, progress, streamed).await {
             Err(VultrError::Status { status: 401, .. }) if self.keys.forget(&key).await => {
                 tracing::info!("inference key refused; reading the subscription's key again");
                 let fresh = self.keys.get(subscription).await?;
-                let outcome = self.attempt(&fresh, request, route, progress).await;
+                let outcome = self
+                    .attempt(&fresh, request, route, progress, streamed)
+                    .await;
                 outcome.map_err(|e| upstream_error(e, &fresh))
             }
             outcome => outcome.map_err(|e| upstream_error(e, &key)),
@@ -212,6 +304,7 @@ impl ChatService {
             collection,
         }: Route<'_>,
         progress: &mut Progress<S>,
+        streamed: &mut bool,
     ) -> Result<(ChatReply, Option<CutOff>), VultrError> {
         if let Some(collection) = collection {
             return self
@@ -229,9 +322,73 @@ impl ChatService {
         }
         self.inference
             .chat_stream(&key.key, request, self.deadlines, |so_far| {
+                *streamed = true;
                 progress.on_chunk(so_far)
             })
             .await
+    }
+}
+
+/// A model's failed try: the error, and when the model was unavailable (so the next
+/// model may be asked), why, in a few words.
+struct Failed {
+    error: ChatError,
+    unavailable: Option<String>,
+}
+
+/// Why the model could not answer, in a few words, when that is a reason to ask the next
+/// one: overloaded (429 after the retries), failing (5xx), or silent until a deadline.
+/// Other errors (a refused key, a bad request, a broken stream) would fail on any model.
+fn unavailable(error: &ChatError) -> Option<String> {
+    let ChatError::Upstream(error) = error else {
+        return None;
+    };
+    match error {
+        VultrError::Status {
+            status, message, ..
+        } if *status == 429 || (500..=599).contains(status) => Some(format!(
+            "HTTP {status}{}",
+            message
+                .as_deref()
+                .map(|m| format!(" ({})", m.trim_end_matches('.')))
+                .unwrap_or_default()
+        )),
+        VultrError::Timeout { after, .. } => Some(format!(
+            "no answer within {}",
+            crate::vultr::error::human_duration(*after)
+        )),
+        VultrError::NoFirstChunk { after, .. } => Some(format!(
+            "no first token within {}",
+            crate::vultr::error::human_duration(*after)
+        )),
+        _ => None,
+    }
+}
+
+/// The catalog entry of a fallback model that can serve `request`, or why it cannot, in a
+/// few words: not a ready chat model, without what the request uses (tools, reasoning,
+/// its max_tokens), or too small a context window.
+fn serves<'c>(request: &ChatRequest, catalog: &'c [Model]) -> Result<&'c Model, String> {
+    let model =
+        check_model(&request.model, &request.options, catalog).map_err(|error| match error {
+            ChatError::UnknownModel { .. } => "not in the model catalog".to_owned(),
+            ChatError::NotAChatModel { .. } => "not a chat model".to_owned(),
+            ChatError::ToolsUnsupported { .. } => "does not support tool calling".to_owned(),
+            ChatError::MaxTokensTooHigh { max, given, .. } => {
+                format!("generates at most {max} tokens, and max_tokens is {given}")
+            }
+            ChatError::NoReasoning { .. } => "offers no reasoning_effort".to_owned(),
+            ChatError::ReasoningEffort { given, .. } => {
+                format!("does not offer reasoning_effort {given}")
+            }
+            other => other.to_string(),
+        })?;
+    if !model.ready {
+        return Err("not ready (the catalog marks it so)".to_owned());
+    }
+    match does_not_fit(request, model) {
+        Some(reason) => Err(reason),
+        None => Ok(model),
     }
 }
 

@@ -27,8 +27,10 @@ pub struct Conversations {
 pub struct TurnToSave<'a> {
     /// The conversation it continues; `None` starts one.
     pub continuing: Option<ConversationId>,
-    /// The model that answered.
+    /// The model asked for, which the conversation continues on.
     pub model: &'a str,
+    /// The model that answered (a fallback model when the one asked for was unavailable).
+    pub answered_by: &'a str,
     /// The messages sent this turn (the reply is added to them).
     pub messages: Vec<Message>,
     /// The reply.
@@ -66,6 +68,7 @@ impl Conversations {
         let TurnToSave {
             continuing,
             model,
+            answered_by,
             mut messages,
             reply,
             cut_off,
@@ -75,9 +78,11 @@ impl Conversations {
             message.redact(&self.known_keys);
         }
         let model = self.known_keys.redact(model);
+        let answered_by = self.known_keys.redact(answered_by);
         let cut_off = cut_off.map(cut_off_reason);
         let turn = Turn {
             model: &model,
+            answered_by: &answered_by,
             messages: &messages,
             cut_off,
         };

@@ -81,6 +81,7 @@ impl ChatTurns {
                 TurnToSave {
                     continuing,
                     model: &outcome.model,
+                    answered_by: &outcome.answered_by,
                     messages,
                     reply: &outcome.reply,
                     cut_off: outcome.cut_off,

@@ -7,7 +7,7 @@ mod run;
 mod servers;
 
 pub use config::{ServerSpec, ServersFileError, Transport, load};
-pub use run::{DelegateRequest, Delegation, Delegator, Step, Stopped};
+pub use run::{DelegateRequest, Delegation, Delegator, Step, Stopped, TurnSkipped};
 pub use servers::Downstream;
 
 use crate::chat::ChatError;

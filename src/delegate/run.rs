@@ -14,7 +14,7 @@ use tracing::Instrument;
 
 use super::servers::{Downstream, OfferedTool};
 use super::{DelegateError, MAX_TURNS_LIMIT};
-use crate::chat::{ChatInput, ChatService, Progress, ProgressSink, ProgressUpdate};
+use crate::chat::{ChatInput, ChatService, Progress, ProgressSink, ProgressUpdate, Skipped};
 use crate::observe::trace;
 use crate::spend::CallSpend;
 use crate::vultr::chat::{
@@ -47,6 +47,9 @@ pub struct DelegateRequest {
     pub system: Option<String>,
     /// Material the model should read.
     pub context: Option<String>,
+    /// Models to ask, in order, when the model is unavailable; once one answers a turn,
+    /// the later turns run on it.
+    pub fallback_models: Vec<String>,
 }
 
 /// Why the loop ended.
@@ -103,6 +106,20 @@ pub struct Delegation {
     /// Why a turn failed, when `stopped` is `error`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The models passed over for a fallback model, with the turn and why; absent when the
+    /// model asked for ran every turn.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<TurnSkipped>,
+}
+
+/// A model passed over for a fallback model in one turn of a delegation.
+#[derive(Debug, Clone, Serialize)]
+pub struct TurnSkipped {
+    /// The model turn.
+    pub turn: u32,
+    /// The model passed over, and why.
+    #[serde(flatten)]
+    pub skipped: Skipped,
 }
 
 /// Runs delegations with the chat service over the downstream servers: built once per
@@ -156,7 +173,10 @@ impl Delegator {
             cost_usd: None,
             model: request.model.clone().unwrap_or_default(),
             error: None,
+            skipped: Vec::new(),
         };
+        let mut model = request.model.clone();
+        let mut fallbacks = request.fallback_models.clone();
         for turn in 1..=request.max_turns {
             if let (Some(budget), Some(cost)) = (request.budget_usd, outcome.cost_usd)
                 && cost >= budget
@@ -165,7 +185,7 @@ impl Delegator {
                 return Ok(outcome);
             }
             let input = ChatInput {
-                model: request.model.clone(),
+                model: model.clone(),
                 prompt: None,
                 system: None,
                 messages: Some(messages.clone()),
@@ -179,10 +199,10 @@ impl Delegator {
                 stored_model: None,
                 collection: None,
                 spend: spend.clone(),
-                fallback_models: Vec::new(),
+                fallback_models: fallbacks.clone(),
             };
             let mut quiet = Progress::<S>::new(None);
-            let span = trace::delegate_turn_span(turn, request.model.as_deref());
+            let span = trace::delegate_turn_span(turn, model.as_deref());
             let completed = tokio::select! {
                 completed = self.chat.complete(input, &mut quiet).instrument(span.clone()) => completed,
                 () = cancel.cancelled() => {
@@ -201,6 +221,20 @@ impl Delegator {
                 }
             };
             outcome.model = chat.reply.model.clone();
+            if !chat.skipped.is_empty() {
+                // The later turns run on the model that answered, with the models after it
+                // in the list to fall back to: one model for the rest of the run.
+                if let Some(at) = fallbacks.iter().position(|m| *m == chat.answered_by) {
+                    fallbacks.drain(..=at);
+                }
+                model = Some(chat.answered_by.clone());
+                outcome
+                    .skipped
+                    .extend(chat.skipped.iter().map(|skipped| TurnSkipped {
+                        turn,
+                        skipped: skipped.clone(),
+                    }));
+            }
             add_usage(&mut outcome.usage, chat.reply.usage.as_ref());
             if let Some(cost) = chat.cost_usd {
                 outcome.cost_usd = Some(outcome.cost_usd.unwrap_or(0.0) + cost);

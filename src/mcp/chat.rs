@@ -11,7 +11,7 @@ use super::VultrServer;
 use super::args::{decode, input_schema};
 use super::error::ToolError;
 use super::registry::{Behaviour, Call, ToolEntry, cancelled};
-use crate::chat::{ChatInput, ChatOutcome, Progress};
+use crate::chat::{ChatInput, ChatOutcome, Progress, Skipped};
 use crate::conversations::{CompletedTurn, TurnRequest};
 use crate::setting;
 use crate::settings::Toolset;
@@ -81,11 +81,14 @@ pub struct ChatCompletionArgs {
     /// Continue this conversation (from an earlier result): its stored messages go first.
     #[serde(default)]
     conversation_id: Option<String>,
+    /// Models to ask in order if the model is unavailable (429, 5xx, no first token); default VULTR_MCP_FALLBACK_MODELS, [] for none.
+    #[serde(default)]
+    fallback_models: Option<Vec<String>>,
 }
 
 impl ChatCompletionArgs {
     /// The turn asked for: the chat request, and the conversation it continues.
-    fn into_request(self, spend: CallSpend) -> TurnRequest {
+    fn into_request(self, spend: CallSpend, default_fallbacks: &[String]) -> TurnRequest {
         let input = ChatInput {
             model: self.model,
             prompt: self.prompt,
@@ -109,7 +112,9 @@ impl ChatCompletionArgs {
             stored_model: None,
             collection: None,
             spend,
-            fallback_models: Vec::new(),
+            fallback_models: self
+                .fallback_models
+                .unwrap_or_else(|| default_fallbacks.to_vec()),
         };
         TurnRequest {
             input,
@@ -154,7 +159,8 @@ impl VultrServer {
             if let Some(collection) = &collection {
                 self.app.collections.check_owned(&owner, collection).await?;
             }
-            let mut request = decode::<ChatCompletionArgs>(arguments)?.into_request(spend);
+            let mut request = decode::<ChatCompletionArgs>(arguments)?
+                .into_request(spend, &self.app.fallback_models);
             request.input.collection = collection.clone();
             let mut progress = Progress::new(progress);
             let turn = self.app.turns.run(&owner, request, &mut progress).await?;
@@ -190,6 +196,8 @@ impl VultrServer {
                 conversation_id: saved.ok().map(|id| id.to_string()),
                 repeated_messages_dropped: outcome.repeated,
                 collection,
+                answered_by: (!outcome.skipped.is_empty()).then_some(outcome.answered_by.as_str()),
+                skipped: &outcome.skipped,
             },
         )
     }
@@ -219,6 +227,13 @@ struct ChatResult<'a> {
     /// The collection the answer was grounded in (RAG chat), when one was given.
     #[serde(skip_serializing_if = "Option::is_none")]
     collection: Option<&'a str>,
+    /// The fallback model that answered, when the model asked for did not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    answered_by: Option<&'a str>,
+    /// The models tried or passed over before the one that answered, with why; absent
+    /// when the model asked for answered.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    skipped: &'a [Skipped],
 }
 
 /// Takes `collection` out of the arguments (the arguments type does not have it, so the
@@ -256,6 +271,19 @@ fn render(outcome: &ChatOutcome, saved: &Result<ConversationId, String>) -> Stri
     let mut text = String::new();
     if let Some(cut) = outcome.cut_off {
         let _ = write!(text, "[cut off: {}]\n\n", cut.explanation());
+    }
+    if !outcome.skipped.is_empty() {
+        let _ = write!(
+            text,
+            "[answered by fallback model {}: {}]\n\n",
+            outcome.answered_by,
+            outcome
+                .skipped
+                .iter()
+                .map(|s| format!("{} skipped ({})", s.model, s.reason))
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
     }
     if repeated > 0 {
         let _ = write!(
@@ -352,6 +380,8 @@ mod tests {
                 conversation_id,
                 repeated_messages_dropped,
                 collection: None,
+                answered_by: None,
+                skipped: &[],
             })
             .unwrap()
         };
@@ -381,7 +411,7 @@ mod tests {
         #[test]
         fn any_arguments_are_accepted_or_refused_without_panicking(arguments in crate::proptest_strategies::json_object()) {
             if let Ok(args) = decode::<ChatCompletionArgs>(arguments) {
-                let input = args.into_request(crate::spend::CallSpend::unlimited()).input;
+                let input = args.into_request(crate::spend::CallSpend::unlimited(), &[]).input;
                 let _ = crate::chat::check_options(&input.options);
                 let _ = crate::chat::new_messages(input.prompt, input.system, input.messages, &[]);
             }

@@ -192,7 +192,7 @@ fn transcript(conversation: &Conversation) -> String {
         summary.turns,
         timestamp(summary.updated_at)
     );
-    for message in &conversation.messages {
+    for (i, message) in conversation.messages.iter().enumerate() {
         let role = match message.role {
             Role::System => "system",
             Role::User => "user",
@@ -200,6 +200,9 @@ fn transcript(conversation: &Conversation) -> String {
             Role::Tool => "tool",
         };
         let _ = write!(text, "\n## {role}");
+        if let Some(Some(model)) = conversation.answered_by.get(i) {
+            let _ = write!(text, " ({model})");
+        }
         if let Some(id) = &message.tool_call_id {
             let _ = write!(text, " (result of {id})");
         }

@@ -10,7 +10,7 @@ use super::VultrServer;
 use super::args::{decode, input_schema};
 use super::error::ToolError;
 use super::registry::{Behaviour, Call, ToolEntry};
-use crate::delegate::{DEFAULT_MAX_TURNS, DelegateRequest, Delegation, Stopped};
+use crate::delegate::{DEFAULT_MAX_TURNS, DelegateRequest, Delegation, Stopped, TurnSkipped};
 use crate::settings::Toolset;
 
 /// Characters of a step's arguments shown in the result text.
@@ -42,19 +42,26 @@ pub struct DelegateArgs {
     /// Material the model should read for the task.
     #[serde(default)]
     context: Option<String>,
+    /// Models (with tool support) to ask in order if the model is unavailable (429, 5xx, no first token); default VULTR_MCP_FALLBACK_MODELS, [] for none.
+    #[serde(default)]
+    fallback_models: Option<Vec<String>>,
 }
 
-impl From<DelegateArgs> for DelegateRequest {
-    fn from(args: DelegateArgs) -> Self {
+impl DelegateArgs {
+    /// The delegation asked for; `default_fallbacks` when the call names no fallback models.
+    fn into_request(self, default_fallbacks: &[String]) -> DelegateRequest {
         DelegateRequest {
-            task: args.task,
-            model: args.model,
-            servers: args.servers,
-            max_turns: args.max_turns.unwrap_or(DEFAULT_MAX_TURNS),
-            max_tokens: args.max_tokens,
-            budget_usd: args.budget_usd,
-            system: args.system,
-            context: args.context,
+            task: self.task,
+            model: self.model,
+            servers: self.servers,
+            max_turns: self.max_turns.unwrap_or(DEFAULT_MAX_TURNS),
+            max_tokens: self.max_tokens,
+            budget_usd: self.budget_usd,
+            system: self.system,
+            context: self.context,
+            fallback_models: self
+                .fallback_models
+                .unwrap_or_else(|| default_fallbacks.to_vec()),
         }
     }
 }
@@ -88,7 +95,16 @@ impl VultrServer {
             let delegator = self.app.delegator.as_ref().ok_or_else(|| {
                 ToolError::Invalid("delegation is not configured on this server".to_owned())
             })?;
-            Ok::<_, ToolError>(delegator.run(args.into(), spend, progress, cancel).await?)
+            Ok::<_, ToolError>(
+                delegator
+                    .run(
+                        args.into_request(&self.app.fallback_models),
+                        spend,
+                        progress,
+                        cancel,
+                    )
+                    .await?,
+            )
         };
         self.respond(
             delegation
@@ -120,6 +136,13 @@ fn render(delegation: &Delegation) -> String {
     }
     if let Some(error) = &delegation.error {
         let _ = writeln!(text, "[error: {error}]");
+    }
+    for TurnSkipped { turn, skipped } in &delegation.skipped {
+        let _ = writeln!(
+            text,
+            "[turn {turn}: {} skipped ({}); the fallback model ran from then on]",
+            skipped.model, skipped.reason
+        );
     }
     for step in &delegation.steps {
         let arguments = step.arguments.to_string();

@@ -50,12 +50,15 @@ pub trait ConversationStore: Send + Sync {
     }
 }
 
-/// One turn to store: the model that answered, the turn's messages (the reply last) and
-/// why the reply was cut short, if it was.
+/// One turn to store: the conversation's model, the model that answered, the turn's
+/// messages (the reply last) and why the reply was cut short, if it was.
 #[derive(Clone, Copy, Debug)]
 pub struct Turn<'a> {
-    /// The model of the turn.
+    /// The model of the turn: the one asked for, which the conversation continues on.
     pub model: &'a str,
+    /// The model that answered (a fallback model when the one asked for was unavailable),
+    /// recorded on the reply.
+    pub answered_by: &'a str,
     /// The new messages, oldest first.
     pub messages: &'a [Message],
     /// Why the last message (the reply) was cut short, if it was.
@@ -67,6 +70,7 @@ impl<'a> Turn<'a> {
     pub fn new(model: &'a str, messages: &'a [Message]) -> Self {
         Self {
             model,
+            answered_by: model,
             messages,
             cut_off: None,
         }
@@ -82,9 +86,19 @@ impl<'a> Turn<'a> {
 
     /// The cut-off reason of each message: the reply's on the last, none on the others.
     pub(super) fn cut_offs(&self) -> Vec<Option<&'a str>> {
+        self.on_reply(self.cut_off)
+    }
+
+    /// The model that answered, on the last message (the reply), none on the others.
+    pub(super) fn answered_bys(&self) -> Vec<Option<&'a str>> {
+        self.on_reply(Some(self.answered_by))
+    }
+
+    /// `value` on the last message, none on the others.
+    fn on_reply(&self, value: Option<&'a str>) -> Vec<Option<&'a str>> {
         let last = self.messages.len().saturating_sub(1);
         (0..self.messages.len())
-            .map(|i| if i == last { self.cut_off } else { None })
+            .map(|i| if i == last { value } else { None })
             .collect()
     }
 }
@@ -186,6 +200,9 @@ pub struct Conversation {
     pub summary: ConversationSummary,
     /// Its messages, oldest first.
     pub messages: Vec<Message>,
+    /// The model that answered, beside each message that is a stored reply (none beside the
+    /// others, and beside replies stored before this was recorded).
+    pub answered_by: Vec<Option<String>>,
 }
 
 /// The first user message's text, whitespace collapsed and cut to 80 characters, or "(untitled)".

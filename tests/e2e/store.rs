@@ -328,7 +328,9 @@ async fn a_reply_cut_off_by_a_stall_is_stored_and_shown_as_cut_off_and_continued
 
     let transcript = read_text(&server.client, &format!("{LIST_URI}/{id}")).await;
     assert!(
-        transcript.contains(&format!("## assistant\n\nThe answer is forty\n\n{NOTE}\n")),
+        transcript.contains(&format!(
+            "## assistant ({MODEL})\n\nThe answer is forty\n\n{NOTE}\n"
+        )),
         "{transcript}"
     );
 
@@ -355,7 +357,7 @@ async fn a_reply_cut_off_by_a_stall_is_stored_and_shown_as_cut_off_and_continued
     let transcript = read_text(&server.client, &format!("{LIST_URI}/{id}")).await;
     assert_eq!(transcript.matches(NOTE).count(), 1, "{transcript}");
     assert!(
-        transcript.ends_with("## assistant\n\ntwo.\n"),
+        transcript.ends_with(&format!("## assistant ({MODEL})\n\ntwo.\n")),
         "{transcript}"
     );
     server.stop().await;

@@ -72,6 +72,13 @@ fn apply(settings: &mut Settings, name: &str, value: &str) -> Result<(), String>
         setting::API_BASE_URL => vultr.api_base_url = url()?,
         setting::INFERENCE_BASE_URL => vultr.inference_base_url = url()?,
         setting::DEFAULT_MODEL => vultr.default_model = text(),
+        setting::FALLBACK_MODELS => {
+            vultr.fallback_models = value
+                .split(',')
+                .map(|m| m.trim().to_owned())
+                .filter(|m| !m.is_empty())
+                .collect();
+        }
         setting::REVEAL_KEYS => vultr.reveal_keys = on,
         setting::CONNECT_TIMEOUT => limits.connect_timeout = duration()?,
         setting::ACCOUNT_TIMEOUT => limits.account_timeout = duration()?,

@@ -75,6 +75,7 @@ const CHECKS: &[Check<dyn ConversationStore>] = &[
     check!(created_messages_come_back_in_order_and_appends_follow_them),
     check!(appending_nothing_still_counts_a_turn),
     check!(a_reply_stored_as_cut_off_comes_back_ending_with_a_note_saying_so),
+    check!(each_reply_records_the_model_that_answered_it),
     check!(an_unknown_id_is_not_found_with_advice_to_start_over),
     check!(the_list_shows_the_most_recently_used_first),
     check!(retention_keeps_only_the_most_recently_used),
@@ -217,6 +218,7 @@ async fn a_reply_stored_as_cut_off_comes_back_ending_with_a_note_saying_so(
             &alice(),
             &Turn {
                 model: "m",
+                answered_by: "m",
                 messages: &[user("What is it?"), answer.clone()],
                 cut_off: Some("stalled"),
             },
@@ -246,6 +248,7 @@ async fn a_reply_stored_as_cut_off_comes_back_ending_with_a_note_saying_so(
             &alice(),
             &Turn {
                 model: "m",
+                answered_by: "m",
                 messages: &[call],
                 cut_off: Some("out of time"),
             },
@@ -258,6 +261,38 @@ async fn a_reply_stored_as_cut_off_comes_back_ending_with_a_note_saying_so(
         "[cut off: out of time; this answer is incomplete]"
     );
     assert_eq!(message["tool_calls"][0]["id"], "call_1");
+}
+
+async fn each_reply_records_the_model_that_answered_it(store: &dyn ConversationStore) {
+    clear(store).await;
+    let answer = msg(json!({"role": "assistant", "content": "Here"}));
+    let id = store
+        .create(&alice(), &Turn::new("big", &[user("One"), answer.clone()]))
+        .await
+        .unwrap();
+    // The second turn asked for `big`, which was unavailable: `small` answered.
+    store
+        .append(
+            &alice(),
+            &id,
+            &Turn {
+                model: "big",
+                answered_by: "small",
+                messages: &[user("Two"), answer],
+                cut_off: None,
+            },
+        )
+        .await
+        .unwrap();
+    let conversation = store.get(&alice(), &id).await.unwrap();
+    assert_eq!(
+        conversation.answered_by,
+        [None, Some("big".to_owned()), None, Some("small".to_owned())]
+    );
+    assert_eq!(
+        conversation.summary.model, "big",
+        "the conversation continues on the model asked for"
+    );
 }
 
 async fn an_unknown_id_is_not_found_with_advice_to_start_over(store: &dyn ConversationStore) {

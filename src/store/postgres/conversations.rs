@@ -34,11 +34,13 @@ const LOCK_OWNED: &str = "SELECT 1 FROM conversations WHERE id = $1 AND owner = 
 /// The position after the last message of conversation $1.
 const NEXT_SEQ: &str = "SELECT COALESCE(MAX(seq) + 1, 0) FROM messages WHERE conversation_id = $1";
 
-/// Inserts messages of conversation $1 from position $2: bodies $3, cut-off reasons $4.
+/// Inserts messages of conversation $1 from position $2: bodies $3, cut-off reasons $4,
+/// the models that answered $5.
 const INSERT_MESSAGES: &str = "
-    INSERT INTO messages (conversation_id, seq, body, cut_off)
-    SELECT $1, $2 + ordinality - 1, body, cut_off
-    FROM unnest($3::text[], $4::text[]) WITH ORDINALITY AS turn (body, cut_off, ordinality)";
+    INSERT INTO messages (conversation_id, seq, body, cut_off, model)
+    SELECT $1, $2 + ordinality - 1, body, cut_off, model
+    FROM unnest($3::text[], $4::text[], $5::text[])
+        WITH ORDINALITY AS turn (body, cut_off, model, ordinality)";
 
 /// Counts one more turn of conversation $1 on model $2, and marks it the most recently used.
 const COUNT_TURN: &str = concat!(
@@ -54,7 +56,7 @@ const SUMMARY_OWNED: &str = "
 
 /// The messages of conversation $1, in order, with why each was cut off.
 const MESSAGES: &str =
-    "SELECT seq, body, cut_off FROM messages WHERE conversation_id = $1 ORDER BY seq";
+    "SELECT seq, body, cut_off, model FROM messages WHERE conversation_id = $1 ORDER BY seq";
 
 /// Deletes conversation $1 of owner $2 (its messages go with it).
 const DELETE_OWNED: &str = "DELETE FROM conversations WHERE id = $1 AND owner = $2";
@@ -196,7 +198,12 @@ impl ConversationStore for PostgresStore {
             .iter()
             .map(|row| stored_message(id, row.get(0), row.get(1), row.get(2)))
             .collect::<StoreResult<_>>()?;
-        Ok(Conversation { summary, messages })
+        let answered_by = rows.iter().map(|row| row.get(3)).collect();
+        Ok(Conversation {
+            summary,
+            messages,
+            answered_by,
+        })
     }
 
     async fn list(&self, owner: &Principal, limit: usize) -> StoreResult<Vec<ConversationSummary>> {
@@ -260,7 +267,9 @@ async fn insert_messages(
         return Ok(());
     }
     let cut_offs = turn.cut_offs();
-    let params: [&(dyn ToSql + Sync); 4] = [&id.as_ref(), &first, &bodies, &cut_offs];
+    let answered_bys = turn.answered_bys();
+    let params: [&(dyn ToSql + Sync); 5] =
+        [&id.as_ref(), &first, &bodies, &cut_offs, &answered_bys];
     let insert = tx.prepare_cached(INSERT_MESSAGES).await?;
     tx.execute(&insert, &params).await.map(drop)
 }

@@ -6,7 +6,7 @@ use tokio_postgres::Client;
 
 /// The migrations this build knows, version 1 first; a database's version is its highest
 /// recorded one.
-const MIGRATIONS: [&str; 4] = [V1, V2, V3, V4];
+const MIGRATIONS: [&str; 5] = [V1, V2, V3, V4, V5];
 
 /// The newest schema version this build knows.
 pub(in crate::store) const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
@@ -117,6 +117,10 @@ CREATE TABLE spend_reservations (
 );
 CREATE INDEX spend_reservations_by_owner ON spend_reservations (owner, day);
 ";
+
+/// The model that answered each reply (a fallback model when the one asked for was
+/// unavailable).
+const V5: &str = "ALTER TABLE messages ADD COLUMN model text;";
 
 /// What migrating found.
 #[derive(Debug, PartialEq, Eq)]

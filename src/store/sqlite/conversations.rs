@@ -77,6 +77,7 @@ struct Encoded {
     model: String,
     bodies: Vec<String>,
     cut_offs: Vec<Option<String>>,
+    answered_bys: Vec<Option<String>>,
 }
 
 impl Encoded {
@@ -89,6 +90,11 @@ impl Encoded {
                 .cut_offs()
                 .into_iter()
                 .map(|reason| reason.map(str::to_owned))
+                .collect(),
+            answered_bys: turn
+                .answered_bys()
+                .into_iter()
+                .map(|model| model.map(str::to_owned))
                 .collect(),
         })
     }
@@ -158,13 +164,14 @@ impl Database {
                 .ok_or_else(|| not_found(id))?;
             let rows = tx
                 .prepare_cached(
-                    "SELECT seq, body, cut_off FROM messages WHERE conversation_id = ?1 ORDER BY seq",
+                    "SELECT seq, body, cut_off, model FROM messages WHERE conversation_id = ?1 ORDER BY seq",
                 )?
                 .query_map([id.as_ref()], |row| {
                     Ok((
                         row.get::<_, i64>(0)?,
                         row.get::<_, String>(1)?,
                         row.get::<_, Option<String>>(2)?,
+                        row.get::<_, Option<String>>(3)?,
                     ))
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
@@ -173,9 +180,14 @@ impl Database {
         })?;
         let messages = rows
             .iter()
-            .map(|(seq, body, cut_off)| stored_message(id, *seq, body, cut_off.as_deref()))
+            .map(|(seq, body, cut_off, _)| stored_message(id, *seq, body, cut_off.as_deref()))
             .collect::<Result<_, _>>()?;
-        Ok(Conversation { summary, messages })
+        let answered_by = rows.into_iter().map(|(.., model)| model).collect();
+        Ok(Conversation {
+            summary,
+            messages,
+            answered_by,
+        })
     }
 
     /// Up to `limit` of `owner`'s summaries, most recently used first.
@@ -231,10 +243,14 @@ fn insert_messages(
     turn: &Encoded,
 ) -> Result<(), Failed> {
     let mut stmt = conn.prepare_cached(
-        "INSERT INTO messages (conversation_id, seq, body, cut_off) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO messages (conversation_id, seq, body, cut_off, model) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
-    for ((seq, body), cut) in (first..).zip(&turn.bodies).zip(&turn.cut_offs) {
-        stmt.execute(params![id.as_ref(), seq, body, cut])?;
+    for (((seq, body), cut), model) in (first..)
+        .zip(&turn.bodies)
+        .zip(&turn.cut_offs)
+        .zip(&turn.answered_bys)
+    {
+        stmt.execute(params![id.as_ref(), seq, body, cut, model])?;
     }
     Ok(())
 }

@@ -6,7 +6,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::{StoreError, open_error};
 
 /// The schema version this build writes, kept in `PRAGMA user_version`.
-pub(in crate::store) const SCHEMA_VERSION: i64 = 6;
+pub(in crate::store) const SCHEMA_VERSION: i64 = 7;
 
 /// The tables a conversation store holds.
 const OUR_TABLES: [&str; 7] = [
@@ -130,6 +130,10 @@ CREATE TABLE IF NOT EXISTS spend_reservations (
 CREATE INDEX IF NOT EXISTS spend_reservations_by_owner ON spend_reservations (owner, day);
 ";
 
+/// Version 7: the model that answered each reply (a fallback model when the one asked
+/// for was unavailable).
+const MIGRATION_V7: &str = "ALTER TABLE messages ADD COLUMN model TEXT;";
+
 /// Refuses, without changing anything, a file that is not a conversation store or that a
 /// newer build wrote. Ours: no tables yet, or only our tables with a schema version set
 /// (we set it in the transaction that creates them).
@@ -215,6 +219,9 @@ pub(super) fn migrate(conn: &mut Connection, label: &str) -> Result<(), StoreErr
     }
     if found < 6 {
         tx.execute_batch(MIGRATION_V6).map_err(open_err)?;
+    }
+    if found < 7 {
+        tx.execute_batch(MIGRATION_V7).map_err(open_err)?;
     }
     if found < SCHEMA_VERSION {
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)

@@ -441,6 +441,7 @@ async fn a_version_1_file_is_migrated_keeping_its_conversations() {
             &old,
             &Turn {
                 model: "m",
+                answered_by: "m",
                 messages: &[user("more"), user("cut")],
                 cut_off: Some("stalled"),
             },
