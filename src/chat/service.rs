@@ -350,7 +350,12 @@ fn unavailable(error: &ChatError) -> Option<String> {
             "HTTP {status}{}",
             message
                 .as_deref()
-                .map(|m| format!(" ({})", m.trim_end_matches('.')))
+                .map(|m| {
+                    let m = m.trim_end_matches('.');
+                    // Vultr's message may end with the code again: "overloaded (503)".
+                    let m = m.strip_suffix(&format!(" ({status})")).unwrap_or(m);
+                    format!(" ({m})")
+                })
                 .unwrap_or_default()
         )),
         VultrError::Timeout { after, .. } => Some(format!(

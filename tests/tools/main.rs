@@ -14,6 +14,7 @@ mod continuation;
 mod conversations;
 mod delegate;
 mod fairness;
+mod fallback;
 mod faults;
 mod images;
 mod isolation;
