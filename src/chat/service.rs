@@ -21,6 +21,9 @@ use crate::vultr::inference::InferenceClient;
 use crate::vultr::models::Model;
 use crate::vultr::stream::{CutOff, StreamDeadlines};
 
+/// The most fallback models a call may name: each one tried costs the caller a wait.
+pub const MAX_FALLBACK_MODELS: usize = 5;
+
 /// Runs chat completions: built once per process (by `App`), shared by the chat turns,
 /// tasks and delegation.
 pub struct ChatService {
@@ -67,6 +70,12 @@ impl ChatService {
             messages => (messages, 0),
         };
         let turn = new_messages(prompt, system, messages, &history)?;
+        if fallback_models.len() > MAX_FALLBACK_MODELS {
+            return Err(ChatError::Invalid(format!(
+                "fallback_models names {} models; at most {MAX_FALLBACK_MODELS} may be given: keep the ones you prefer, in order",
+                fallback_models.len()
+            )));
+        }
         check_options(&options)?;
         let model = model
             .filter(|m| !m.trim().is_empty())
@@ -88,12 +97,15 @@ impl ChatService {
             options,
         };
         let asked = request.model.clone();
-        let falls_back = fallback_models.iter().any(|m| *m != asked);
-        let mut candidates = fallback_models
-            .into_iter()
-            .filter(|m| *m != asked)
-            .collect::<Vec<_>>()
-            .into_iter();
+        let mut candidates = Vec::with_capacity(fallback_models.len());
+        for model in fallback_models {
+            let model = model.trim().to_owned();
+            if !model.is_empty() && model != asked && !candidates.contains(&model) {
+                candidates.push(model);
+            }
+        }
+        let falls_back = !candidates.is_empty();
+        let mut candidates = candidates.into_iter();
         let mut skipped: Vec<Skipped> = Vec::new();
         let mut known = known;
         let started = Instant::now();

@@ -387,4 +387,3 @@ async fn a_delegation_falls_back_and_runs_its_later_turns_on_the_model_that_answ
     );
     server.stop().await;
 }
-
