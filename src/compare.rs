@@ -294,17 +294,15 @@ impl Comparer {
         let Some(budget_usd) = request.budget_usd else {
             return Ok(());
         };
-        if let Some((model, why)) = longest.iter().zip(&request.models).find_map(|((t, _), m)| {
-            t.is_none().then(|| {
-                (
-                    m.clone(),
-                    "the catalog states no output limit for it, so the judge's prompt cannot be bounded"
-                        .to_owned(),
-                )
-            })
-        }) && request.judge.is_some()
-        {
-            return Err(CompareError::Unbounded { model, why });
+        let unbounded_answer = longest
+            .iter()
+            .zip(&request.models)
+            .find(|((tokens, _), _)| tokens.is_none());
+        if let (Some(_), Some((_, model))) = (&request.judge, unbounded_answer) {
+            return Err(CompareError::Unbounded {
+                model: model.clone(),
+                why: "the catalog states no output limit for it, so the judge's prompt holding its answer cannot be bounded; pass max_tokens".to_owned(),
+            });
         }
         let mut worst_case_usd = 0.0;
         let mut parts = Vec::with_capacity(quotes.len());
