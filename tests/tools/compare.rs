@@ -487,3 +487,51 @@ async fn a_cancelled_comparison_closes_every_upstream_request() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn long_answers_are_cut_evenly_to_the_result_limit_and_the_result_says_so() {
+    let fake = FakeVultr::start().await;
+    let server = Server::with_fake(&fake, &[("VULTR_MCP_MAX_RESULT_CHARS", "3000")]).await;
+    let long = "word ".repeat(1000);
+
+    let result = compare(
+        &server,
+        json!({"prompt": long, "models": [GLM, KIMI], "judge": PLAIN}),
+    )
+    .await;
+
+    let comparison = ok(&result);
+    assert_eq!(comparison["truncated"], true);
+    let mut contents: Vec<&str> = comparison["answers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["content"].as_str().unwrap())
+        .collect();
+    contents.push(comparison["synthesis"]["content"].as_str().unwrap());
+    for content in contents {
+        let kept = content.chars().count();
+        assert!(
+            (1..=(3000 - 4 * 300) / 3).contains(&kept),
+            "{kept} characters kept"
+        );
+        assert!(
+            content.starts_with("echo: "),
+            "the start is kept: {content}"
+        );
+    }
+    let shown = text(&result);
+    assert!(
+        shown.chars().count() <= 3000,
+        "{} characters shown",
+        shown.chars().count()
+    );
+    assert_contains(
+        &shown,
+        &[
+            "cut to the result size limit (VULTR_MCP_MAX_RESULT_CHARS)",
+            "[total $",
+        ],
+    );
+    server.stop().await;
+}
