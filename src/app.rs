@@ -14,6 +14,7 @@ use crate::audio::Audio;
 use crate::catalog::{CATALOG_TTL, ModelCatalog};
 use crate::chat::ChatService;
 use crate::collections::Collections;
+use crate::compare::Comparer;
 use crate::conversations::{ChatTurns, Conversations};
 use crate::delegate::{self, Delegator, Downstream, ServersFileError};
 use crate::fair_share::CallShares;
@@ -40,6 +41,8 @@ use crate::vultr::stream::StreamDeadlines;
 pub struct App {
     /// Chat turns that continue and store conversations.
     pub(crate) turns: ChatTurns,
+    /// Several models asked at once (`compare_models`).
+    pub(crate) comparer: Comparer,
     /// Each owner's stored conversations.
     pub(crate) conversations: Conversations,
     /// The model catalog.
@@ -193,6 +196,7 @@ impl App {
         ));
         Ok(Arc::new(App {
             turns: ChatTurns::new(chat.clone(), conversations.clone()),
+            comparer: Comparer::new(chat.clone()),
             conversations,
             models: Models::new(keys, catalog),
             subscriptions: Subscriptions::new(account, vultr.reveal_keys),

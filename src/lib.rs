@@ -6,6 +6,7 @@ pub mod audio;
 pub mod catalog;
 pub mod chat;
 pub mod collections;
+pub mod compare;
 pub mod config;
 pub mod conversations;
 pub mod delegate;

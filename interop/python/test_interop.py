@@ -40,7 +40,7 @@ from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-TOOLS = {"chat_completion", "delete_conversation", "get_subscription", "list_models", "list_subscriptions"}
+TOOLS = {"chat_completion", "compare_models", "delete_conversation", "get_subscription", "list_models", "list_subscriptions"}
 WEATHER_TOOL = {
     "type": "function",
     "function": {

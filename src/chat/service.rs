@@ -269,6 +269,27 @@ impl ChatService {
         Ok(quote(&request, known, false))
     }
 
+    /// The most tokens `model` may answer with `options` (`max_tokens`, capped by the
+    /// catalog's output limit, else that limit): how long an answer quoted to another
+    /// model (a judge) can be. `None` when neither is known.
+    pub async fn most_answer_tokens(
+        &self,
+        model: &str,
+        options: &ChatOptions,
+        subscription: Option<&str>,
+    ) -> Result<Option<u64>, ChatError> {
+        let key = self.keys.get(subscription).await?;
+        let limit = match self.catalog_for(&key).await {
+            Some(catalog) => check_model(model, options, &catalog)?.max_output_tokens,
+            None => None,
+        };
+        let asked = options.max_tokens.map(u64::from);
+        Ok(match (asked, limit) {
+            (Some(asked), Some(limit)) => Some(asked.min(limit)),
+            (asked, limit) => asked.or(limit),
+        })
+    }
+
     /// The catalog, to check the request against; `None` when it cannot be read, and
     /// then the request goes ahead unchecked: Vultr will judge it.
     async fn catalog_for(&self, key: &InferenceKey) -> Option<Arc<Vec<Model>>> {

@@ -5,6 +5,7 @@ use super::args::InvalidArguments;
 use crate::audio::AudioError;
 use crate::chat::ChatError;
 use crate::collections::CollectionError;
+use crate::compare::CompareError;
 use crate::conversations::TurnError;
 use crate::delegate::DelegateError;
 use crate::fair_share::OverShare;
@@ -62,6 +63,9 @@ pub enum ToolError {
     /// A chat completion failed.
     #[error(transparent)]
     Chat(#[from] ChatError),
+    /// A comparison of several models could not run.
+    #[error(transparent)]
+    Compare(#[from] CompareError),
     /// A speech or transcription call could not run.
     #[error(transparent)]
     Audio(#[from] AudioError),

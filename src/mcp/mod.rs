@@ -6,6 +6,7 @@ pub(crate) mod args;
 mod audio;
 mod chat;
 mod collections;
+mod compare;
 mod confirm;
 mod conversations;
 mod delegate;

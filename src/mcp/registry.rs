@@ -5,7 +5,8 @@
 //!
 //! Tools are listed in registry order: toolset by toolset (`core`, `delegate`, then the
 //! model-kind toolsets `rag`, `retrieval`, `audio`, `images`), and within `core`:
-//! list_models, chat_completion, delete_conversation, list_subscriptions, get_subscription.
+//! list_models, chat_completion, compare_models, delete_conversation, list_subscriptions,
+//! get_subscription.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, LazyLock, Mutex, OnceLock};
@@ -198,6 +199,7 @@ static REGISTRY: LazyLock<Vec<ToolEntry>> = LazyLock::new(|| {
     vec![
         super::models::list_models(),
         super::chat::chat_completion(),
+        super::compare::compare_models(),
         super::conversations::delete_conversation(),
         super::subscriptions::list_subscriptions(),
         super::subscriptions::get_subscription(),
@@ -356,6 +358,7 @@ mod tests {
         let core = [
             "list_models",
             "chat_completion",
+            "compare_models",
             "delete_conversation",
             "list_subscriptions",
             "get_subscription",

@@ -8,9 +8,10 @@ use rmcp::service::RunningService;
 use serde_json::{Value, json};
 
 /// The tools every server lists (the `core` toolset), in the order `tools/list` gives them.
-pub const CORE_TOOLS: [&str; 5] = [
+pub const CORE_TOOLS: [&str; 6] = [
     "list_models",
     "chat_completion",
+    "compare_models",
     "delete_conversation",
     "list_subscriptions",
     "get_subscription",

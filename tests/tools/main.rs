@@ -9,6 +9,7 @@ mod support;
 mod audio;
 mod budgets;
 mod chat;
+mod compare;
 mod confirm;
 mod continuation;
 mod conversations;

@@ -582,6 +582,31 @@ async fn a_delegation_becomes_a_task_too_and_its_result_is_the_delegations() {
     client.stop().await;
 }
 
+#[tokio::test]
+async fn compare_models_becomes_a_task_too_and_its_result_is_the_comparison() {
+    let faults = FaultServer::start(vec![Fault::Normal, Fault::Normal]).await;
+    let client = local_client(&faults, &[("VULTR_MCP_TASK_AFTER", "0")], true).await;
+    let arguments = json!({"prompt": "hi", "models": ["glm-5.2", "kimi-k2-instruct"]});
+    let response = client
+        .client
+        .call_tool_once(
+            CallToolRequestParams::new("compare_models")
+                .with_arguments(arguments.as_object().cloned().expect("an object")),
+        )
+        .await
+        .expect("tools/call answers");
+    let CallToolResponse::Task(handle) = response else {
+        panic!("expected a task handle, got {response:?}")
+    };
+
+    let ended = client.until_ended(&handle).await;
+    let comparison = ok(&completed(&ended));
+    assert_eq!(comparison["answers"][0]["model"], "glm-5.2");
+    assert_eq!(comparison["answers"][1]["content"], "ok from raw fake");
+    assert_eq!(faults.chat_requests(), 2);
+    client.stop().await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn expired_tasks_are_deleted_from_the_store_without_anyone_asking_for_them() {
     let faults = FaultServer::start(vec![Fault::Normal]).await;
