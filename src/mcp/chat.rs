@@ -81,7 +81,7 @@ pub struct ChatCompletionArgs {
     /// Continue this conversation (from an earlier result): its stored messages go first.
     #[serde(default)]
     conversation_id: Option<String>,
-    /// Models to ask in order if the model is unavailable (429, 5xx, no first token); default VULTR_MCP_FALLBACK_MODELS, [] for none.
+    /// Up to 5 models to ask in order if the model is unavailable (429, 5xx, no first token); default VULTR_MCP_FALLBACK_MODELS, [] for none.
     #[serde(default)]
     fallback_models: Option<Vec<String>>,
 }
