@@ -12,7 +12,7 @@ use futures_util::StreamExt as _;
 use futures_util::stream::FuturesUnordered;
 
 use crate::chat::{ChatError, ChatInput, ChatService, Progress, ProgressSink, ProgressUpdate};
-use crate::spend::CallSpend;
+use crate::spend::{CallSpend, Quote};
 use crate::vultr::chat::{ChatOptions, Content, Message, Role, TokenUsage};
 
 /// Fewest models a comparison asks.
@@ -143,6 +143,10 @@ pub enum CompareError {
         /// Why it is unknown.
         why: String,
     },
+    /// The user's spend rules refused the run (a declined confirmation, a client that
+    /// cannot be asked); nothing was sent.
+    #[error(transparent)]
+    Spend(#[from] crate::spend::SpendError),
     /// Every model failed.
     #[error("every model failed:{}", .0.iter().map(|(m, e)| format!("\n- {m}: {e}")).collect::<String>())]
     AllFailed(Vec<(String, String)>),
@@ -188,8 +192,14 @@ impl Comparer {
             max_tokens: request.max_tokens,
             ..ChatOptions::default()
         };
-        self.check_budget(&request, &asked, &options, &judge_options)
+        let whole = self
+            .check_budget(&request, &asked, &options, &judge_options)
             .await?;
+        // Asked once about the whole run rather than about each model at once.
+        spend
+            .confirm_all(whole)
+            .await
+            .map_err(CompareError::Spend)?;
         let subscription = request.subscription.as_deref();
         let answers = self
             .answers(&asked, &options, subscription, &spend, progress.as_ref())
@@ -240,15 +250,16 @@ impl Comparer {
         })
     }
 
-    /// Every model checked against the catalog, and, with a budget, the sum of every
-    /// request's worst case (the judge's prompt holding every answer at its longest).
+    /// Every model checked against the catalog, and the sum of every request's worst case
+    /// (the judge's prompt holding every answer at its longest), held to the budget when
+    /// one is given: the whole run's quote.
     async fn check_budget(
         &self,
         request: &CompareRequest,
         asked: &[(String, Option<String>, Vec<Message>)],
         options: &ChatOptions,
         judge_options: &ChatOptions,
-    ) -> Result<(), CompareError> {
+    ) -> Result<Quote, CompareError> {
         let subscription = request.subscription.as_deref();
         let mut quotes = Vec::with_capacity(asked.len() + 1);
         let mut longest = Vec::with_capacity(asked.len());
@@ -260,7 +271,7 @@ impl Comparer {
                 .await
                 .map_err(|error| CompareError::Model { at: at(), error })?;
             quotes.push(quote);
-            if request.budget_usd.is_some() {
+            if request.judge.is_some() {
                 let tokens = self
                     .chat
                     .most_answer_tokens(model, options, subscription)
@@ -291,8 +302,16 @@ impl Comparer {
                 })?;
             quotes.push(quote);
         }
+        let label = whole_label(request);
         let Some(budget_usd) = request.budget_usd else {
-            return Ok(());
+            let total = quotes.iter().map(|q| q.worst_case_usd).sum::<Option<f64>>();
+            return Ok(match total {
+                Some(usd) => Quote::at_most(&label, usd),
+                None => Quote::unbounded(
+                    &label,
+                    "the worst case of one of its requests cannot be told",
+                ),
+            });
         };
         let unbounded_answer = longest
             .iter()
@@ -325,7 +344,7 @@ impl Comparer {
                 max_tokens: request.max_tokens,
             });
         }
-        Ok(())
+        Ok(Quote::at_most(&label, worst_case_usd))
     }
 
     /// Asks every model at once; each answer (or its error) in the order of `asked`,
@@ -438,6 +457,16 @@ impl Comparer {
             },
         }
     }
+}
+
+/// The models of a comparison in one line, as the user is asked about it: `glm-5.2,
+/// kimi-k2-instruct (judge glm-5.2)`.
+fn whole_label(request: &CompareRequest) -> String {
+    let mut label = request.models.join(", ");
+    if let Some(judge) = &request.judge {
+        let _ = write!(label, " (judge {judge})");
+    }
+    label
 }
 
 /// A progress sink nobody listens to (the judge's stream reports nothing of its own).

@@ -56,7 +56,7 @@ pub(super) async fn checks(
         settings.limits.account_timeout,
         settings.limits.chat_timeout,
     );
-    let (catalog_check, catalog) = catalog(&inference, key.as_ref()).await;
+    let (catalog_check, catalog) = catalog(&inference, key.as_ref(), &vultr.fallback_models).await;
     let live_check = live(
         settings,
         options,
@@ -254,8 +254,13 @@ fn subscription_fix(error: &KeyError) -> String {
     }
 }
 
-/// Check 4: the catalog is reachable; how many models, how many take tools.
-async fn catalog(inference: &InferenceClient, key: Option<&ApiKey>) -> (Check, Option<Vec<Model>>) {
+/// Check 4: the catalog is reachable; how many models, how many take tools; and every
+/// fallback model is a chat model in it.
+async fn catalog(
+    inference: &InferenceClient,
+    key: Option<&ApiKey>,
+    fallbacks: &[String],
+) -> (Check, Option<Vec<Model>>) {
     match inference.models(key).await {
         Ok(models) => {
             let chat = models.iter().filter(|m| m.is_chat()).count();
@@ -263,11 +268,29 @@ async fn catalog(inference: &InferenceClient, key: Option<&ApiKey>) -> (Check, O
                 .iter()
                 .filter(|m| m.is_chat() && m.tools == Some(true))
                 .count();
+            let unusable: Vec<&str> = fallbacks
+                .iter()
+                .filter(|id| !models.iter().any(|m| m.id == **id && m.is_chat()))
+                .map(String::as_str)
+                .collect();
             let check = if chat == 0 {
                 Check::warn(
                     INFERENCE,
                     format!("the catalog lists {} model(s), none for chat", models.len()),
                     "chat_completion has no model to run on; check the inference base URL",
+                )
+            } else if !unusable.is_empty() {
+                Check::warn(
+                    INFERENCE,
+                    format!(
+                        "{} names {} that the catalog does not list as chat models; calls falling back would pass over them",
+                        setting::FALLBACK_MODELS,
+                        unusable.join(", ")
+                    ),
+                    format!(
+                        "set {} to chat model ids from list_models",
+                        setting::FALLBACK_MODELS
+                    ),
                 )
             } else {
                 Check::ok(

@@ -16,7 +16,8 @@ pub struct InvalidArguments(pub String);
 /// The input schema of `T`, compacted for `tools/list` (which every client pays for in
 /// context) and made portable: no formats, a single `type` per schema (an optional field
 /// is one left out of `required`, never a `["string", "null"]` type array, which stricter
-/// clients refuse), enums as `enum` lists, and descriptions only on properties.
+/// clients refuse), enums as `enum` lists, descriptions only on properties, and no
+/// `$schema` (2020-12 is MCP's default dialect, so naming it only costs context).
 pub fn input_schema<T: JsonSchema + 'static>() -> Arc<JsonObject> {
     let schema = schema_for_input::<T>().unwrap_or_else(|e| {
         panic!(
@@ -26,6 +27,9 @@ pub fn input_schema<T: JsonSchema + 'static>() -> Arc<JsonObject> {
     });
     let mut value = Value::Object((*schema).clone());
     compact(&mut value);
+    if let Value::Object(map) = &mut value {
+        map.remove("$schema");
+    }
     // An optional argument may simply be left out, so its `null` alternative is noise.
     // Nested `anyOf` unions keep theirs: an assistant message's content may well be null.
     if let Some(Value::Object(properties)) = value.get_mut("properties") {

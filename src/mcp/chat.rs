@@ -81,7 +81,7 @@ pub struct ChatCompletionArgs {
     /// Continue this conversation (from an earlier result): its stored messages go first.
     #[serde(default)]
     conversation_id: Option<String>,
-    /// Up to 5 models to ask in order if the model is unavailable (429, 5xx, no first token); default VULTR_MCP_FALLBACK_MODELS, [] for none.
+    /// Models to try in turn if the model is down (at most 5).
     #[serde(default)]
     fallback_models: Option<Vec<String>>,
 }

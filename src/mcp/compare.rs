@@ -25,32 +25,30 @@ pub struct CompareModelsArgs {
     /// A single user message (instead of messages).
     #[serde(default)]
     prompt: Option<String>,
-    /// The conversation in OpenAI format (instead of prompt).
+    /// OpenAI-format messages (instead of prompt).
     #[serde(default)]
+    #[schemars(with = "Option<Vec<serde_json::Map<String, serde_json::Value>>>")]
     messages: Option<Vec<Message>>,
-    /// 2 to 6 distinct model ids from list_models, asked at once.
+    /// 2 to 6 distinct model ids (list_models).
     models: Vec<String>,
-    /// One per model, added to its system prompt, e.g. "argue for", "argue against", "neutral".
+    /// One per model, for its system prompt ("argue for"...).
     #[serde(default)]
     stances: Option<Vec<String>>,
-    /// Model id that reads the answers (anonymised A, B, ...) and writes a synthesis.
+    /// Model that synthesises the anonymised answers.
     #[serde(default)]
     judge: Option<String>,
-    /// Most tokens per answer (and for the synthesis).
+    /// Most tokens per answer and synthesis.
     #[serde(default)]
     max_tokens: Option<u32>,
-    /// Refuse, before sending anything, when the worst case of all answers plus the judge is above this many USD.
+    /// Refuse unsent if the worst-case USD exceeds this.
     #[serde(default)]
     budget_usd: Option<f64>,
     /// System instruction sent before prompt.
     #[serde(default)]
     system: Option<String>,
-    /// Sampling temperature of the answers, 0 to 2.
+    /// 0 to 2, for the answers.
     #[serde(default)]
     temperature: Option<f64>,
-    /// Subscription (id or label) whose key to use.
-    #[serde(default)]
-    subscription: Option<String>,
 }
 
 impl From<CompareModelsArgs> for CompareRequest {
@@ -65,7 +63,7 @@ impl From<CompareModelsArgs> for CompareRequest {
             budget_usd: args.budget_usd,
             system: args.system,
             temperature: args.temperature,
-            subscription: args.subscription,
+            subscription: None,
         }
     }
 }
@@ -75,7 +73,7 @@ pub(super) fn compare_models() -> ToolEntry {
     ToolEntry {
         name: "compare_models",
         toolset: Toolset::Core,
-        description: "Ask 2 to 6 Vultr models the same `prompt` (or `messages`) at once, optionally each with a stance, and optionally have a `judge` model compare the anonymised answers in a synthesis. Returns every answer with its latency, tokens and cost (a failed model's error in its place), the synthesis, and the total cost; budget_usd refuses before sending when the worst case is above it.".to_owned(),
+        description: "Ask 2 to 6 models the same prompt at once (a stance each, optionally) and get every answer with its cost; an optional judge synthesises the anonymised answers.".to_owned(),
         input_schema: input_schema::<CompareModelsArgs>,
         behaviour: Behaviour::MODEL_RUN,
         guide: "- compare_models: ask several models at once (`models`, 2 to 6), e.g. for a second opinion or a debate (`stances`, one per model); `judge` writes a synthesis of where they agree and disagree and which answer is best. Not saved as a conversation.\n".to_owned(),

@@ -42,7 +42,7 @@ pub struct DelegateArgs {
     /// Material the model should read for the task.
     #[serde(default)]
     context: Option<String>,
-    /// Up to 5 models (with tool support) to ask in order if the model is unavailable (429, 5xx, no first token); default VULTR_MCP_FALLBACK_MODELS, [] for none.
+    /// Models to try in turn if the model is down (at most 5).
     #[serde(default)]
     fallback_models: Option<Vec<String>>,
 }

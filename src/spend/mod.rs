@@ -187,9 +187,21 @@ pub struct CallSpend {
     owner: Principal,
     facts: CallFacts,
     approver: Option<Arc<dyn Approve>>,
-    /// The model the user said yes to in this call: its later requests (a delegation's
-    /// turns) are not asked about again.
-    approved: Arc<Mutex<Option<String>>>,
+    /// What the user said yes to in this call: its later requests (a delegation's turns,
+    /// a comparison's answers) are not asked about again.
+    approved: Arc<Mutex<Approved>>,
+}
+
+/// What the user said yes to in one call.
+#[derive(Debug, Default)]
+enum Approved {
+    /// Nothing yet.
+    #[default]
+    Nothing,
+    /// Requests to this model.
+    Model(String),
+    /// Every request of the call (the user was asked about their sum).
+    Everything,
 }
 
 impl std::fmt::Debug for CallSpend {
@@ -248,11 +260,58 @@ impl CallSpend {
 
     /// Whether the user already said yes to `model` in this call.
     fn approved_already(&self, model: &str) -> bool {
-        self.approved
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_deref()
-            == Some(model)
+        match &*self.approved.lock().unwrap_or_else(PoisonError::into_inner) {
+            Approved::Nothing => false,
+            Approved::Model(approved) => approved == model,
+            Approved::Everything => true,
+        }
+    }
+
+    /// Asks the user once about a call that sends several requests at once (`quote`: the
+    /// sum of their worst cases, `model` naming them all), when it is over the
+    /// confirmation threshold: a yes covers every request of the call, so the user is not
+    /// asked about each one; a no (or a client that cannot be asked) refuses the call.
+    pub async fn confirm_all(&self, quote: Quote) -> Result<(), SpendError> {
+        let Some(threshold) = self.spending.confirm_above_usd else {
+            return Ok(());
+        };
+        if quote.worst_case_usd.is_some_and(|worst| worst <= threshold) {
+            return Ok(());
+        }
+        let asked = self.ask(quote, threshold, Approved::Everything).await;
+        if let Err(error) = &asked {
+            self.facts.refused(error.outcome());
+        }
+        asked
+    }
+
+    /// Asks the user about `quote`, over `threshold`; a yes is remembered as `approved`.
+    async fn ask(
+        &self,
+        quote: Quote,
+        threshold: f64,
+        approved: Approved,
+    ) -> Result<(), SpendError> {
+        let answer = match &self.approver {
+            Some(approver) => approver.approve(&quote).await,
+            None => Approval::CannotAsk,
+        };
+        match answer {
+            Approval::Accepted => {
+                *self.approved.lock().unwrap_or_else(PoisonError::into_inner) = approved;
+                Ok(())
+            }
+            Approval::Declined => Err(SpendError::Declined {
+                model: quote.model,
+                worst_case_usd: quote.worst_case_usd,
+            }),
+            Approval::CannotAsk => Err(SpendError::CannotAsk {
+                model: quote.model,
+                worst_case_usd: quote.worst_case_usd,
+                threshold_usd: threshold,
+            }),
+            Approval::InputRequired => Err(SpendError::AwaitingInput),
+        }
     }
 
     /// Who pays.
@@ -309,30 +368,8 @@ impl CallSpend {
             && quote.worst_case_usd.is_none_or(|worst| worst > threshold)
             && !self.approved_already(&quote.model)
         {
-            let answer = match &self.approver {
-                Some(approver) => approver.approve(&quote).await,
-                None => Approval::CannotAsk,
-            };
-            match answer {
-                Approval::Accepted => {
-                    *self.approved.lock().unwrap_or_else(PoisonError::into_inner) =
-                        Some(quote.model.clone());
-                }
-                Approval::Declined => {
-                    return Err(SpendError::Declined {
-                        model: quote.model,
-                        worst_case_usd: quote.worst_case_usd,
-                    });
-                }
-                Approval::CannotAsk => {
-                    return Err(SpendError::CannotAsk {
-                        model: quote.model,
-                        worst_case_usd: quote.worst_case_usd,
-                        threshold_usd: threshold,
-                    });
-                }
-                Approval::InputRequired => return Err(SpendError::AwaitingInput),
-            }
+            let model = Approved::Model(quote.model.clone());
+            self.ask(quote.clone(), threshold, model).await?;
         }
         // The user may have taken minutes to answer: the reservation counts from now.
         let now = spending.now();

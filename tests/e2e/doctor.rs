@@ -254,7 +254,7 @@ async fn everything_configured_and_working_is_ok_and_exits_0_after_one_paid_requ
         "{}",
         run.stdout
     );
-    assert!(run.line("toolsets").contains("6 tool(s)"), "{}", run.stdout);
+    assert!(run.line("toolsets").contains("7 tool(s)"), "{}", run.stdout);
     assert_eq!(
         fake.count("POST", CHAT_PATH).await,
         1,
@@ -454,6 +454,40 @@ async fn a_catalog_answering_5xx_fails() {
             .contains("skipped: needs inference API")
     );
     assert_eq!(fake.count("POST", CHAT_PATH).await, 0);
+}
+
+#[tokio::test]
+async fn fallback_models_the_catalog_does_not_list_for_chat_warn_naming_them() {
+    let fake = FakeVultr::start().await;
+    let run = doctor(
+        &with(
+            fake_env(&fake),
+            &[(
+                "VULTR_MCP_FALLBACK_MODELS",
+                "kimi-k2-instruct,kimi-k3,qwen3-embedding-4b",
+            )],
+        ),
+        &[],
+    )
+    .await;
+    run.exits(0);
+    assert_eq!(run.status("inference API"), "warn", "{}", run.stdout);
+    let line = run.line("inference API");
+    assert!(
+        line.contains("VULTR_MCP_FALLBACK_MODELS names kimi-k3, qwen3-embedding-4b that"),
+        "{}",
+        run.stdout
+    );
+
+    let run = doctor(
+        &with(
+            fake_env(&fake),
+            &[("VULTR_MCP_FALLBACK_MODELS", "kimi-k2-instruct")],
+        ),
+        &[],
+    )
+    .await;
+    assert_eq!(run.status("inference API"), "ok", "{}", run.stdout);
 }
 
 /// A folder this user cannot create files in: a read-only one, or (as root, who may

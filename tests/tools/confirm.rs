@@ -197,6 +197,17 @@ impl Setup {
             .expect("tools/call answers")
     }
 
+    /// `tool` with `arguments` (the client answering any question it is put).
+    async fn call(&self, tool: &str, arguments: Value) -> CallToolResult {
+        self.client
+            .call_tool(
+                CallToolRequestParams::new(tool.to_owned())
+                    .with_arguments(arguments.as_object().cloned().expect("an object")),
+            )
+            .await
+            .expect("tools/call answers")
+    }
+
     async fn stop(self) {
         let _ = self.client.cancel().await;
         self.shutdown.cancel();
@@ -424,6 +435,45 @@ async fn a_task_made_before_the_answer_still_waits_for_it() {
             _ => assert_contains(&text(&result), &["the user declined"]),
         }
         assert_eq!(fake.chat_requests().await.len(), sent, "{reply:?}");
+        setup.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_comparison_is_asked_about_once_for_all_its_requests() {
+    let comparison = json!({
+        "prompt": "hi",
+        "models": ["kimi-k2-instruct", "glm-5.2"],
+        "judge": "kimi-k2-instruct",
+    });
+    for generation in GENERATIONS {
+        let fake = FakeVultr::start().await;
+        let setup = Setup::start(&fake, generation, Some(Reply::Send)).await;
+        let result = setup.call("compare_models", comparison.clone()).await;
+        ok(&result);
+        let asked = setup.user.asked();
+        assert_eq!(asked.len(), 1, "{generation:?}: asked once: {asked:?}");
+        assert_contains(
+            &asked[0],
+            &[
+                "kimi-k2-instruct, glm-5.2 (judge kimi-k2-instruct)",
+                "above",
+            ],
+        );
+        assert_eq!(
+            fake.chat_requests().await.len(),
+            3,
+            "{generation:?}: two answers and the judge"
+        );
+        setup.stop().await;
+
+        let fake = FakeVultr::start().await;
+        let setup = Setup::start(&fake, generation, Some(Reply::Decline)).await;
+        let result = setup.call("compare_models", comparison.clone()).await;
+        assert_eq!(result.is_error, Some(true), "{generation:?}");
+        assert_contains(&text(&result), &["not sent", "the user declined"]);
+        assert_eq!(setup.user.asked().len(), 1, "{generation:?}");
+        assert!(fake.chat_requests().await.is_empty(), "{generation:?}");
         setup.stop().await;
     }
 }
