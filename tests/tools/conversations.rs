@@ -504,7 +504,7 @@ async fn conversations_are_listed_and_read_as_resources_newest_first() {
         format!(
             "# First conversation\n\nconversation_id `{first}` · model kimi-k2-instruct · 2 turn(s) · updated {updated}\n\
              \n## user\n\n  First\n conversation \n\
-             \n## assistant (kimi-k2-instruct)\n\necho:   First\n conversation \n\
+             \n## assistant (glm-5.2)\n\necho:   First\n conversation \n\
              \n## user\n\nGo on\n\
              \n## assistant (kimi-k2-instruct)\n\necho: Go on\n"
         )
