@@ -429,6 +429,30 @@ async def test_tool_calling_round_trip(fake: FakeVultr, tmp_path: Path, era: str
 
 
 @pytest.mark.anyio
+async def test_compare_models_answers_side_by_side_with_a_synthesis(fake: FakeVultr, tmp_path: Path, era: str) -> None:
+    async with connect(fake, tmp_path, era) as session:
+        models = [fake.chat_model, "plain-chat-7b"]
+        result = ok(await call(session, "compare_models", {
+            "prompt": "Monolith first?",
+            "models": models,
+            "stances": ["argue for", "argue against"],
+            "judge": fake.chat_model,
+            "max_tokens": 100,
+        }))
+        data = result.structured_content
+        assert isinstance(data, dict)
+        assert [a["model"] for a in data["answers"]] == models
+        assert all(a["content"] == "echo: Monolith first?" for a in data["answers"]), data
+        assert data["synthesis"]["labels"] == {"A": models[0], "B": models[1]}
+        for model in models:
+            assert f"## {model}" in text_of(result)
+        # Two answers and the judge went upstream; the judge never saw a model id.
+        judge = fake.chat_bodies[-1]
+        assert "Answer B" in json.dumps(judge)
+        assert "plain-chat-7b" not in json.dumps(judge["messages"])
+
+
+@pytest.mark.anyio
 async def test_upstream_error_is_an_error_result(fake: FakeVultr, tmp_path: Path, era: str) -> None:
     async with connect(fake, tmp_path, era) as session:
         result = await call(session, "chat_completion", {"model": fake.chat_model, "prompt": "TOO_LONG " * 10})
