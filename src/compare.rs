@@ -21,11 +21,6 @@ pub const MIN_MODELS: usize = 2;
 pub const MAX_MODELS: usize = 6;
 /// Longest stance, in characters.
 pub const MAX_STANCE_CHARS: usize = 2_000;
-/// Bytes of filler standing for one token of an answer in the judge's estimated prompt:
-/// English runs about 4 bytes a token, and the quote counts 3 bytes as one prompt token,
-/// so the judge's worst case errs high.
-const FILLER_BYTES_PER_TOKEN: u64 = 4;
-
 /// What the judge is told to do.
 const JUDGE_INSTRUCTIONS: &str = "You compare answers that different assistants gave to the same question. They are shown anonymised as Answer A, Answer B, and so on; refer to them only by those letters. Write a synthesis: where the answers agree, where they disagree, which answer you find best and why, and the best combined answer to the question.";
 
@@ -195,11 +190,8 @@ impl Comparer {
         let whole = self
             .check_budget(&request, &asked, &options, &judge_options)
             .await?;
-        // Asked once about the whole run rather than about each model at once.
-        spend
-            .confirm_all(whole)
-            .await
-            .map_err(CompareError::Spend)?;
+        // Held to the caller's limits as one call, and asked about once, before any is sent.
+        spend.check_all(whole).await.map_err(CompareError::Spend)?;
         let subscription = request.subscription.as_deref();
         let answers = self
             .answers(&asked, &options, subscription, &spend, progress.as_ref())
@@ -267,7 +259,7 @@ impl Comparer {
             let at = || format!("`models[{i}]`");
             let quote = self
                 .chat
-                .worst_case(model, messages.clone(), options, subscription)
+                .worst_case(model, messages.clone(), options, subscription, 0)
                 .await
                 .map_err(|error| CompareError::Model { at: at(), error })?;
             quotes.push(quote);
@@ -281,20 +273,20 @@ impl Comparer {
             }
         }
         if let Some(judge) = &request.judge {
-            let filler = longest
+            // The judge's prompt: the question and the stances as sent, plus every answer
+            // at its longest, counted rather than written out.
+            let empty = longest
                 .iter()
-                .map(|(tokens, stance)| {
-                    let bytes = tokens.unwrap_or(0).saturating_mul(FILLER_BYTES_PER_TOKEN);
-                    (
-                        stance.clone(),
-                        "x".repeat(usize::try_from(bytes).unwrap_or(0)),
-                    )
-                })
+                .map(|(_, stance)| (stance.clone(), String::new()))
                 .collect::<Vec<_>>();
-            let messages = judge_messages(&question_of(&asked[0].2), &filler);
+            let answers = longest
+                .iter()
+                .map(|(tokens, _)| tokens.unwrap_or(0))
+                .fold(0u64, u64::saturating_add);
+            let messages = judge_messages(&question_of(&asked[0].2), &empty);
             let quote = self
                 .chat
-                .worst_case(judge, messages, judge_options, subscription)
+                .worst_case(judge, messages, judge_options, subscription, answers)
                 .await
                 .map_err(|error| CompareError::Model {
                     at: "`judge`".to_owned(),
@@ -303,24 +295,29 @@ impl Comparer {
             quotes.push(quote);
         }
         let label = whole_label(request);
+        let unbounded_answer = longest
+            .iter()
+            .zip(&request.models)
+            .find(|((tokens, _), _)| tokens.is_none())
+            .map(|(_, model)| model);
+        const UNBOUNDED_ANSWER: &str = "the catalog states no output limit for it, so the judge's prompt holding its answer cannot be bounded; pass max_tokens";
         let Some(budget_usd) = request.budget_usd else {
             let total = quotes.iter().map(|q| q.worst_case_usd).sum::<Option<f64>>();
-            return Ok(match total {
-                Some(usd) => Quote::at_most(&label, usd),
-                None => Quote::unbounded(
+            return Ok(match (total, unbounded_answer) {
+                (Some(usd), None) => Quote::at_most(&label, usd),
+                (_, Some(model)) => {
+                    Quote::unbounded(&label, format!("for {model}, {UNBOUNDED_ANSWER}"))
+                }
+                (None, None) => Quote::unbounded(
                     &label,
                     "the worst case of one of its requests cannot be told",
                 ),
             });
         };
-        let unbounded_answer = longest
-            .iter()
-            .zip(&request.models)
-            .find(|((tokens, _), _)| tokens.is_none());
-        if let (Some(_), Some((_, model))) = (&request.judge, unbounded_answer) {
+        if let Some(model) = unbounded_answer {
             return Err(CompareError::Unbounded {
                 model: model.clone(),
-                why: "the catalog states no output limit for it, so the judge's prompt holding its answer cannot be bounded; pass max_tokens".to_owned(),
+                why: UNBOUNDED_ANSWER.to_owned(),
             });
         }
         let mut worst_case_usd = 0.0;

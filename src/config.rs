@@ -82,8 +82,8 @@ pub struct Config {
     /// Models (comma list) a chat_completion or delegate falls back to, in order, when its
     /// model is overloaded (429), failing (5xx) or silent before the first token; a call's
     /// own fallback_models replaces this list.
-    #[arg(long, env = setting::FALLBACK_MODELS, hide_env_values = true, value_name = "MODEL_IDS", value_delimiter = ',')]
-    pub fallback_models: Vec<String>,
+    #[arg(long, env = setting::FALLBACK_MODELS, hide_env_values = true, value_name = "MODEL_IDS", value_parser = parse_fallback_models, default_value = "")]
+    pub fallback_models: ModelIds,
 
     /// Show full inference keys in get_subscription. Anyone who reads the tool result (the
     /// model, the client's logs) can then spend the account's inference budget.
@@ -464,6 +464,28 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .map_err(|e| format!("`{text}` is not a duration ({e}); use e.g. 30s, 5m or 500ms"))
 }
 
+/// A comma list of model ids, each once, blanks dropped.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ModelIds(pub Vec<String>);
+
+/// The fallback models: at most as many as a call may name.
+fn parse_fallback_models(text: &str) -> Result<ModelIds, String> {
+    let mut ids: Vec<String> = Vec::new();
+    for id in text.split(',').map(str::trim).filter(|id| !id.is_empty()) {
+        if !ids.iter().any(|seen| seen == id) {
+            ids.push(id.to_owned());
+        }
+    }
+    let most = crate::chat::MAX_FALLBACK_MODELS;
+    if ids.len() > most {
+        return Err(format!(
+            "names {} models; at most {most} may be given: keep the ones you prefer, in order",
+            ids.len()
+        ));
+    }
+    Ok(ModelIds(ids))
+}
+
 fn parse_toolsets(text: &str) -> Result<Toolsets, String> {
     text.parse()
         .map_err(|error: crate::settings::UnknownToolset| error.to_string())
@@ -485,12 +507,7 @@ impl Config {
                 api_base_url: self.api_base_url,
                 inference_base_url: self.inference_base_url,
                 default_model: blank_to_none(self.default_model),
-                fallback_models: self
-                    .fallback_models
-                    .into_iter()
-                    .map(|model| model.trim().to_owned())
-                    .filter(|model| !model.is_empty())
-                    .collect(),
+                fallback_models: self.fallback_models.0,
                 reveal_keys: self.reveal_keys,
             },
             limits: Limits {
@@ -638,6 +655,28 @@ mod tests {
         assert_eq!(parsed.vultr.default_model, None);
         assert_eq!(parsed.store.location, None);
         assert_eq!(parsed.tools.toolsets, Toolsets::Default);
+    }
+
+    #[test]
+    fn fallback_models_are_a_comma_list_each_once_and_at_most_five() {
+        let parsed = Config::try_parse_from([
+            "vultr-inference-mcp",
+            "--fallback-models= kimi-k2-instruct,,glm-5.2, kimi-k2-instruct ",
+        ])
+        .unwrap()
+        .settings();
+        assert_eq!(
+            parsed.vultr.fallback_models,
+            ["kimi-k2-instruct", "glm-5.2"]
+        );
+        let error =
+            Config::try_parse_from(["vultr-inference-mcp", "--fallback-models=a,b,c,d,e,f"])
+                .unwrap_err()
+                .to_string();
+        assert!(
+            error.contains("names 6 models; at most 5 may be given"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -14,6 +14,17 @@ const BYTES_PER_TOKEN: u64 = 3;
 /// could not be read). Over a collection (`rag`), Vultr adds what it retrieved to the
 /// prompt, so the prompt is taken as all the context the answer leaves.
 pub(super) fn quote(request: &ChatRequest, model: Option<&Model>, rag: bool) -> Quote {
+    quote_with(request, model, rag, 0)
+}
+
+/// [`quote`] for a request whose prompt will also hold `extra_prompt_tokens` more tokens
+/// than its messages now do (other models' answers, quoted to a judge).
+pub(super) fn quote_with(
+    request: &ChatRequest,
+    model: Option<&Model>,
+    rag: bool,
+    extra_prompt_tokens: u64,
+) -> Quote {
     let Some(model) = model else {
         return Quote::unbounded(
             &request.model,
@@ -28,7 +39,7 @@ pub(super) fn quote(request: &ChatRequest, model: Option<&Model>, rag: bool) -> 
             format!("the catalog states no token prices for {}", model.id),
         );
     };
-    let mut prompt = prompt_tokens(request);
+    let mut prompt = prompt_tokens(request).saturating_add(extra_prompt_tokens);
     let completion = match (request.options.max_tokens, model.max_output_tokens) {
         (Some(asked), Some(limit)) => u64::from(asked).min(limit),
         (Some(asked), None) => u64::from(asked),

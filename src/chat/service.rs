@@ -8,7 +8,7 @@ use tokio::time::Instant;
 use super::model_check::check_model;
 use super::price::cost_usd;
 use super::progress::{Progress, ProgressSink};
-use super::quote::{does_not_fit, quote};
+use super::quote::{does_not_fit, quote, quote_with};
 use super::validate::{check_options, new_messages, without_repeats};
 use super::{ChatError, ChatInput, ChatOutcome, Skipped};
 use crate::catalog::ModelCatalog;
@@ -70,12 +70,6 @@ impl ChatService {
             messages => (messages, 0),
         };
         let turn = new_messages(prompt, system, messages, &history)?;
-        if fallback_models.len() > MAX_FALLBACK_MODELS {
-            return Err(ChatError::Invalid(format!(
-                "fallback_models names {} models; at most {MAX_FALLBACK_MODELS} may be given: keep the ones you prefer, in order",
-                fallback_models.len()
-            )));
-        }
         check_options(&options)?;
         let model = model
             .filter(|m| !m.trim().is_empty())
@@ -103,6 +97,12 @@ impl ChatService {
             if !model.is_empty() && model != asked && !candidates.contains(&model) {
                 candidates.push(model);
             }
+        }
+        if candidates.len() > MAX_FALLBACK_MODELS {
+            return Err(ChatError::Invalid(format!(
+                "fallback_models names {} models; at most {MAX_FALLBACK_MODELS} may be given: keep the ones you prefer, in order",
+                candidates.len()
+            )));
         }
         let falls_back = !candidates.is_empty();
         let mut candidates = candidates.into_iter();
@@ -143,7 +143,19 @@ impl ChatService {
                         truncated: false,
                     });
                 }
-                Err(failed) if !falls_back => return Err(failed.error),
+                // No fallback configured, or the first model failed in a way any model would
+                // (a bad request, a refused key, the caller's spend rules): its own error.
+                Err(failed)
+                    if !falls_back || (failed.unavailable.is_none() && skipped.is_empty()) =>
+                {
+                    return Err(failed.error);
+                }
+                // The caller's spend rules answer for the whole call (a limit, the user's no,
+                // a question to answer first), on a fallback model too.
+                Err(Failed {
+                    error: error @ ChatError::Spend(_),
+                    ..
+                }) => return Err(error),
                 Err(Failed { error, unavailable }) => {
                     let moves_on = unavailable.is_some();
                     skipped.push(Skipped {
@@ -196,15 +208,14 @@ impl ChatService {
     ) -> Result<(ChatReply, Option<CutOff>, Option<f64>), Failed> {
         // RAG chat is not known to stream: it is always asked for in one piece.
         let streaming = collection.is_none() && known.is_some_and(|m| m.streaming == Some(true));
+        // The caller's spend rules (a limit, the user's no, a question to answer first)
+        // hold whatever the model: never a reason to try the next one.
         let mut hold = spend
             .hold(quote(request, known, collection.is_some()))
             .await
-            .map_err(|error| {
-                let reason = error.to_string();
-                Failed {
-                    error: error.into(),
-                    unavailable: Some(reason),
-                }
+            .map_err(|error| Failed {
+                error: error.into(),
+                unavailable: None,
             })?;
         hold.sending();
         let mut streamed = false;
@@ -224,7 +235,9 @@ impl ChatService {
         let (reply, cut_off) = match sent {
             Ok(answer) => answer,
             Err(error) => {
-                if error.was_refused() {
+                // Tokens that streamed were generated (and billed) even though the stream
+                // then failed: only a refusal before any output costs nothing.
+                if error.was_refused() && !streamed {
                     hold.release().await;
                 }
                 // Never an answer stitched from two models: once part of this one reached
@@ -245,15 +258,17 @@ impl ChatService {
     }
 
     /// The most `messages` with `options` could cost on `model`, once the model is known to
-    /// serve them (a chat model of the catalog that takes these options): what a caller
-    /// fanning out to several models checks against its budget before sending any. The
-    /// worst case is unbounded when the catalog cannot be read.
+    /// serve them (a chat model of the catalog that takes these options), their prompt to
+    /// hold `extra_prompt_tokens` more (answers quoted to a judge): what a caller fanning out
+    /// to several models checks against its budget before sending any. The worst case is
+    /// unbounded when the catalog cannot be read.
     pub async fn worst_case(
         &self,
         model: &str,
         messages: Vec<Message>,
         options: &ChatOptions,
         subscription: Option<&str>,
+        extra_prompt_tokens: u64,
     ) -> Result<Quote, ChatError> {
         let key = self.keys.get(subscription).await?;
         let catalog = self.catalog_for(&key).await;
@@ -266,12 +281,12 @@ impl ChatService {
             messages,
             options: options.clone(),
         };
-        Ok(quote(&request, known, false))
+        Ok(quote_with(&request, known, false, extra_prompt_tokens))
     }
 
     /// The most tokens `model` may answer with `options` (`max_tokens`, capped by the
-    /// catalog's output limit, else that limit): how long an answer quoted to another
-    /// model (a judge) can be. `None` when neither is known.
+    /// catalog's output limit, else that limit, else its context window): how long an
+    /// answer quoted to another model (a judge) can be. `None` when none is known.
     pub async fn most_answer_tokens(
         &self,
         model: &str,
@@ -280,7 +295,10 @@ impl ChatService {
     ) -> Result<Option<u64>, ChatError> {
         let key = self.keys.get(subscription).await?;
         let limit = match self.catalog_for(&key).await {
-            Some(catalog) => check_model(model, options, &catalog)?.max_output_tokens,
+            Some(catalog) => {
+                let model = check_model(model, options, &catalog)?;
+                model.max_output_tokens.or(model.context_window)
+            }
             None => None,
         };
         let asked = options.max_tokens.map(u64::from);

@@ -224,7 +224,7 @@ impl Delegator {
             if !chat.skipped.is_empty() {
                 // The later turns run on the model that answered, with the models after it
                 // in the list to fall back to: one model for the rest of the run.
-                if let Some(at) = fallbacks.iter().position(|m| *m == chat.answered_by) {
+                if let Some(at) = fallbacks.iter().position(|m| m.trim() == chat.answered_by) {
                     fallbacks.drain(..=at);
                 }
                 model = Some(chat.answered_by.clone());

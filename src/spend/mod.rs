@@ -267,22 +267,59 @@ impl CallSpend {
         }
     }
 
-    /// Asks the user once about a call that sends several requests at once (`quote`: the
-    /// sum of their worst cases, `model` naming them all), when it is over the
-    /// confirmation threshold: a yes covers every request of the call, so the user is not
-    /// asked about each one; a no (or a client that cannot be asked) refuses the call.
-    pub async fn confirm_all(&self, quote: Quote) -> Result<(), SpendError> {
-        let Some(threshold) = self.spending.confirm_above_usd else {
+    /// Checks, before any is sent, a call that sends several requests at once (`quote`:
+    /// the sum of their worst cases, `model` naming them all) as one call: against the
+    /// per-call limit, against what is left of the day's and month's limits, and, over the
+    /// confirmation threshold, with the user once (a yes covers every request of the call).
+    /// Each request still takes its own hold when it is sent.
+    pub async fn check_all(&self, quote: Quote) -> Result<(), SpendError> {
+        let checked = self.try_check_all(quote).await;
+        if let Err(error) = &checked {
+            self.facts.refused(error.outcome());
+        }
+        checked
+    }
+
+    async fn try_check_all(&self, quote: Quote) -> Result<(), SpendError> {
+        let spending = &self.spending;
+        let limits = spending.limits(&self.owner);
+        match quote.worst_case_usd {
+            Some(worst) => {
+                if let Some(limit) = limits.per_call_usd
+                    && worst > limit
+                {
+                    return Err(SpendError::OverPerCall {
+                        model: quote.model,
+                        worst_case_usd: worst,
+                        limit_usd: limit,
+                    });
+                }
+                if limits.over_time() {
+                    let now = spending.now();
+                    let today = UtcDay::of(now);
+                    let spent = spending
+                        .ledger
+                        .spent(&self.owner, today.day(), today.month_start(), now)
+                        .await
+                        .map_err(SpendError::Ledger)?;
+                    over_time_limit(&limits, spent, worst, today, &quote.model)?;
+                }
+            }
+            None if limits.any() => {
+                return Err(SpendError::Unbounded {
+                    model: quote.model,
+                    why: quote.unbounded_because.unwrap_or_default(),
+                });
+            }
+            None => {}
+        }
+        let Some(threshold) = spending.confirm_above_usd else {
             return Ok(());
         };
         if quote.worst_case_usd.is_some_and(|worst| worst <= threshold) {
             return Ok(());
         }
-        let asked = self.ask(quote, threshold, Approved::Everything).await;
-        if let Err(error) = &asked {
-            self.facts.refused(error.outcome());
-        }
-        asked
+        self.ask(quote, threshold, Approved::Everything).await
     }
 
     /// Asks the user about `quote`, over `threshold`; a yes is remembered as `approved`.

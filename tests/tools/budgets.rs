@@ -9,6 +9,7 @@ use rmcp::model::{ReadResourceRequestParams, ResourceContents};
 use serde_json::{Value, json};
 use vultr_inference_mcp::principal::Principal;
 
+use crate::support::assertions::assert_contains;
 use crate::support::fake_vultr::FakeVultr;
 use crate::support::in_process::Server;
 use crate::support::session::{err, ok};
@@ -226,4 +227,31 @@ async fn a_call_vultr_refuses_spends_nothing() {
         usage["in_flight_usd"], 0.0,
         "the reservation was given back: {usage}"
     );
+}
+
+#[tokio::test]
+async fn a_comparison_is_one_call_under_the_per_call_limit() {
+    let fake = FakeVultr::start().await;
+    // Each answer's worst case (about $0.002 and $0.003) fits; their sum does not.
+    let (_dir, path) = budgets(r#"{"*": {"per_call_usd": 0.004}}"#);
+    let server = server(&fake, &path, &[]).await;
+    let comparison =
+        json!({"prompt": "hi", "models": ["kimi-k2-instruct", "glm-5.2"], "max_tokens": 1000});
+    let refused = server.call("compare_models", comparison).await;
+    assert_contains(
+        &err(&refused),
+        &[
+            "refused before sending",
+            "kimi-k2-instruct, glm-5.2",
+            "per-call limit of $0.004",
+        ],
+    );
+    assert!(fake.chat_requests().await.is_empty(), "nothing was sent");
+    ok(&server
+        .call(
+            "chat_completion",
+            json!({"model": "glm-5.2", "prompt": "hi", "max_tokens": 1000}),
+        )
+        .await);
+    server.stop().await;
 }

@@ -477,3 +477,53 @@ async fn a_comparison_is_asked_about_once_for_all_its_requests() {
         setup.stop().await;
     }
 }
+
+#[tokio::test]
+async fn a_fallback_model_the_user_declines_is_not_sent_and_no_other_is_tried() {
+    for generation in GENERATIONS {
+        let fake = FakeVultr::start().await;
+        // The chosen model is overloaded, on the first try and on the retry that carries the
+        // answer (a 2026-07-28 client makes the call again).
+        fake.fail(
+            "POST",
+            "/v1/chat/completions",
+            503,
+            r#"{"error":{"message":"overloaded"}}"#,
+            2,
+        )
+        .await;
+        let setup = Setup::start_with(
+            &fake,
+            generation,
+            User::answering(Some(Reply::Decline)),
+            &[("VULTR_MCP_MAX_RETRIES", "0")],
+        )
+        .await;
+        // Cheap on kimi (under the threshold, not asked); the catalog prices no
+        // plain-chat-7b, so its worst case is unknown and the user is asked.
+        let result = setup
+            .chat(json!({
+                "model": "kimi-k2-instruct", "prompt": "hi", "max_tokens": 10,
+                "fallback_models": ["plain-chat-7b", "glm-5.2"],
+            }))
+            .await;
+        let message = text(&result);
+        assert_eq!(result.is_error, Some(true), "{generation:?}: {message}");
+        assert_contains(&message, &["the user declined", "plain-chat-7b"]);
+        assert!(!message.contains("no model could answer"), "{message}");
+        let asked = setup.user.asked();
+        assert_eq!(asked.len(), 1, "{generation:?}: {asked:?}");
+        assert_contains(&asked[0], &["plain-chat-7b"]);
+        let models: Vec<Value> = fake
+            .chat_requests()
+            .await
+            .iter()
+            .map(|body| body["model"].clone())
+            .collect();
+        assert!(
+            models.iter().all(|m| m == "kimi-k2-instruct") && !models.is_empty(),
+            "{generation:?}: only the failing model was sent to: {models:?}"
+        );
+        setup.stop().await;
+    }
+}

@@ -196,6 +196,25 @@ async fn errors_any_model_would_give_do_not_fall_back() {
 }
 
 #[tokio::test]
+async fn the_callers_spend_limit_is_not_a_reason_to_try_another_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("budgets.json");
+    // Far below any worst case: every request is refused before it is sent.
+    std::fs::write(&path, r#"{"*": {"per_call_usd": 0.0000001}}"#).unwrap();
+    let (_fake, faults, server) = behind(
+        vec![failing(ASKED, 503)],
+        &[("VULTR_MCP_BUDGETS", path.to_str().unwrap())],
+    )
+    .await;
+    let result = chat(&server, json!({"fallback_models": [KIMI]})).await;
+    let message = err(&result);
+    assert_contains(&message, &["refused before sending", ASKED]);
+    assert!(!message.contains(KIMI), "{message}");
+    assert!(faults.chat_bodies().is_empty(), "nothing reached Vultr");
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn fallback_models_that_cannot_serve_the_request_are_passed_over_with_why() {
     let (_fake, faults, server) = behind(vec![failing(ASKED, 503)], &[]).await;
     let fallbacks = json!(["no-such-model", "qwen3-embedding-4b", PLAIN, KIMI]);
