@@ -57,6 +57,10 @@ pub struct Skipped {
     pub model: String,
     /// Why it did not answer: the upstream error, or what of the request it cannot serve.
     pub reason: String,
+    /// What its try was charged: its worst case, when it was sent and not refused (a model
+    /// silent until the deadline may still bill its work).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub charged_usd: Option<f64>,
 }
 
 /// A completed chat: the reply, and what the service knows about it.

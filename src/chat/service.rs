@@ -156,11 +156,16 @@ impl ChatService {
                     error: error @ ChatError::Spend(_),
                     ..
                 }) => return Err(error),
-                Err(Failed { error, unavailable }) => {
+                Err(Failed {
+                    error,
+                    unavailable,
+                    charged_usd,
+                }) => {
                     let moves_on = unavailable.is_some();
                     skipped.push(Skipped {
                         model: request.model.clone(),
                         reason: unavailable.unwrap_or_else(|| error.to_string()),
+                        charged_usd,
                     });
                     if !moves_on {
                         return Err(ChatError::NoneAnswered { tried: skipped });
@@ -186,6 +191,7 @@ impl ChatService {
                         Err(reason) => skipped.push(Skipped {
                             model: request.model.clone(),
                             reason,
+                            charged_usd: None,
                         }),
                     },
                 }
@@ -210,13 +216,13 @@ impl ChatService {
         let streaming = collection.is_none() && known.is_some_and(|m| m.streaming == Some(true));
         // The caller's spend rules (a limit, the user's no, a question to answer first)
         // hold whatever the model: never a reason to try the next one.
-        let mut hold = spend
-            .hold(quote(request, known, collection.is_some()))
-            .await
-            .map_err(|error| Failed {
-                error: error.into(),
-                unavailable: None,
-            })?;
+        let quote = quote(request, known, collection.is_some());
+        let worst_case_usd = quote.worst_case_usd;
+        let mut hold = spend.hold(quote).await.map_err(|error| Failed {
+            error: error.into(),
+            unavailable: None,
+            charged_usd: None,
+        })?;
         hold.sending();
         let mut streamed = false;
         let sent = self
@@ -237,13 +243,21 @@ impl ChatService {
             Err(error) => {
                 // Tokens that streamed were generated (and billed) even though the stream
                 // then failed: only a refusal before any output costs nothing.
-                if error.was_refused() && !streamed {
+                let charged_usd = if error.was_refused() && !streamed {
                     hold.release().await;
-                }
+                    None
+                } else {
+                    // Dropped once sent, the hold is charged its worst case.
+                    worst_case_usd
+                };
                 // Never an answer stitched from two models: once part of this one reached
                 // the caller, its failure is the call's.
                 let unavailable = if streamed { None } else { unavailable(&error) };
-                return Err(Failed { error, unavailable });
+                return Err(Failed {
+                    error,
+                    unavailable,
+                    charged_usd,
+                });
             }
         };
         let cost_usd = known.and_then(|m| cost_usd(m, reply.usage.as_ref()));
@@ -385,6 +399,9 @@ impl ChatService {
 struct Failed {
     error: ChatError,
     unavailable: Option<String>,
+    /// What the caller's ledger is charged for the try (its worst case, when it was sent
+    /// and not refused).
+    charged_usd: Option<f64>,
 }
 
 /// Why the model could not answer, in a few words, when that is a reason to ask the next

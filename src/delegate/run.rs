@@ -98,7 +98,8 @@ pub struct Delegation {
     pub steps: Vec<Step>,
     /// Tokens summed over the turns.
     pub usage: TokenUsage,
-    /// What the turns cost, when the catalog prices the model.
+    /// What the turns cost, when the catalog prices the model, with the worst case charged
+    /// for a model passed over after it was sent (counted against `budget_usd` too).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cost_usd: Option<f64>,
     /// The model that ran.
@@ -221,6 +222,10 @@ impl Delegator {
                 }
             };
             outcome.model = chat.reply.model.clone();
+            let abandoned = chat.skipped.iter().filter_map(|s| s.charged_usd);
+            for charged in abandoned {
+                outcome.cost_usd = Some(outcome.cost_usd.unwrap_or(0.0) + charged);
+            }
             if !chat.skipped.is_empty() {
                 // The later turns run on the model that answered, with the models after it
                 // in the list to fall back to: one model for the rest of the run.

@@ -280,7 +280,13 @@ fn render(outcome: &ChatOutcome, saved: &Result<ConversationId, String>) -> Stri
             outcome
                 .skipped
                 .iter()
-                .map(|s| format!("{} skipped ({})", s.model, s.reason))
+                .map(|s| match s.charged_usd {
+                    Some(usd) => format!(
+                        "{} skipped ({}; charged its worst case, ${usd:.6})",
+                        s.model, s.reason
+                    ),
+                    None => format!("{} skipped ({})", s.model, s.reason),
+                })
                 .collect::<Vec<_>>()
                 .join("; ")
         );

@@ -101,6 +101,10 @@ async fn an_overloaded_or_failing_model_is_answered_by_the_next_one_with_a_note(
         assert_eq!(reply["content"], "echo: What is the answer?", "{status}");
         assert_eq!(reply["answered_by"], KIMI, "{status}");
         assert_eq!(reply["skipped"][0]["model"], ASKED, "{status}");
+        assert!(
+            reply["skipped"][0].get("charged_usd").is_none(),
+            "{status}: a refusal costs nothing"
+        );
         assert_eq!(
             reply["skipped"][0]["reason"],
             format!("HTTP {status} (model overloaded)")
@@ -137,9 +141,21 @@ async fn a_model_silent_until_the_first_token_deadline_is_passed_over() {
     let silent = Rule::new(|body: &Value| (body["model"] == ASKED).then_some(Fault::Stall));
     let (_fake, faults, server) =
         behind(vec![silent], &[("VULTR_MCP_FIRST_TOKEN_TIMEOUT", "1s")]).await;
-    let reply = ok(&chat(&server, json!({"fallback_models": [KIMI]})).await);
+    let result = chat(&server, json!({"fallback_models": [KIMI]})).await;
+    let reply = ok(&result);
     assert_eq!(reply["answered_by"], KIMI);
     assert_eq!(reply["skipped"][0]["reason"], "no first token within 1s");
+    let charged = reply["skipped"][0]["charged_usd"]
+        .as_f64()
+        .expect("charged");
+    assert!(
+        charged > 0.0,
+        "sent and not refused: its worst case stays charged"
+    );
+    assert_contains(
+        &text(&result),
+        &[&format!("charged its worst case, ${charged:.6}")],
+    );
     assert!(
         faults.wait_stalls_closed(1, Duration::from_secs(10)).await,
         "the silent request is closed, not left hanging"
