@@ -124,7 +124,13 @@ fn did_you_mean(suggestions: &[String]) -> String {
 fn each_tried(tried: &[super::Skipped]) -> String {
     tried
         .iter()
-        .map(|s| format!("{} ({})", s.model, s.reason))
+        .map(|s| match s.charged_usd {
+            Some(usd) => format!(
+                "{} ({}; charged its worst case, ${usd:.6})",
+                s.model, s.reason
+            ),
+            None => format!("{} ({})", s.model, s.reason),
+        })
         .collect::<Vec<_>>()
         .join("; ")
 }

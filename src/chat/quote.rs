@@ -17,13 +17,14 @@ pub(super) fn quote(request: &ChatRequest, model: Option<&Model>, rag: bool) -> 
     quote_with(request, model, rag, 0)
 }
 
-/// [`quote`] for a request whose prompt will also hold `extra_prompt_tokens` more tokens
-/// than its messages now do (other models' answers, quoted to a judge).
+/// [`quote`] for a request whose prompt will also hold `quoted_tokens` tokens of text
+/// more than its messages now do (other models' answers, quoted to a judge), counted as
+/// the rest of the prompt is: their bytes (about 4 a token) at 3 bytes a token.
 pub(super) fn quote_with(
     request: &ChatRequest,
     model: Option<&Model>,
     rag: bool,
-    extra_prompt_tokens: u64,
+    quoted_tokens: u64,
 ) -> Quote {
     let Some(model) = model else {
         return Quote::unbounded(
@@ -39,7 +40,8 @@ pub(super) fn quote_with(
             format!("the catalog states no token prices for {}", model.id),
         );
     };
-    let mut prompt = prompt_tokens(request).saturating_add(extra_prompt_tokens);
+    let quoted = quoted_tokens.saturating_mul(BYTES_PER_TOKEN_FIT) / BYTES_PER_TOKEN;
+    let mut prompt = prompt_tokens(request).saturating_add(quoted);
     let completion = match (request.options.max_tokens, model.max_output_tokens) {
         (Some(asked), Some(limit)) => u64::from(asked).min(limit),
         (Some(asked), None) => u64::from(asked),
@@ -159,6 +161,18 @@ mod tests {
 
     fn usd(quote: &Quote) -> f64 {
         quote.worst_case_usd.expect("bounded")
+    }
+
+    #[test]
+    fn quoted_answers_count_as_prompt_at_the_same_high_rate() {
+        let model = model(Some(100), None);
+        let plain = usd(&quote(&request(Some(100)), Some(&model), false));
+        // 300 tokens of answers, about 1,200 bytes, count as 400 prompt tokens at $1 a million.
+        let judged = usd(&quote_with(&request(Some(100)), Some(&model), false, 300));
+        assert!(
+            (judged - plain - 400.0 / 1e6).abs() < 1e-9,
+            "{judged} - {plain}"
+        );
     }
 
     #[test]

@@ -14,7 +14,9 @@ use tracing::Instrument;
 
 use super::servers::{Downstream, OfferedTool};
 use super::{DelegateError, MAX_TURNS_LIMIT};
-use crate::chat::{ChatInput, ChatService, Progress, ProgressSink, ProgressUpdate, Skipped};
+use crate::chat::{
+    ChatError, ChatInput, ChatService, Progress, ProgressSink, ProgressUpdate, Skipped,
+};
 use crate::observe::trace;
 use crate::spend::CallSpend;
 use crate::vultr::chat::{
@@ -216,6 +218,11 @@ impl Delegator {
                 Ok(chat) => chat,
                 Err(error) if turn == 1 => return Err(DelegateError::Chat(error)),
                 Err(error) => {
+                    if let ChatError::NoneAnswered { tried } = &error {
+                        for charged in tried.iter().filter_map(|s| s.charged_usd) {
+                            outcome.cost_usd = Some(outcome.cost_usd.unwrap_or(0.0) + charged);
+                        }
+                    }
                     outcome.stopped = Stopped::Error;
                     outcome.error = Some(error.to_string());
                     return Ok(outcome);

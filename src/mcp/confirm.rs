@@ -133,32 +133,56 @@ impl Approve for Elicit {
 /// Asks a 2026-07-28 client's user through the call's result (input required), and reads
 /// the answer when the call is made again.
 struct AskInResult {
-    /// What this request's retry says the user answered, when its state is ours.
-    answered: Option<(Asked, Approval)>,
+    /// The user's yeses in this call's earlier rounds, when its state is ours (a call that
+    /// falls back to another model may need one per model).
+    approved: Vec<Asked>,
+    /// Whether the latest answer was no.
+    declined: bool,
     /// What sealed state is bound to: the caller, the tool and its arguments.
     binding: Vec<u8>,
     /// The question to return, once the call stopped to ask.
     question: Mutex<Option<InputRequiredResult>>,
 }
 
-/// What the user was asked about (sealed into `requestState`).
-#[derive(Debug, Serialize, Deserialize)]
+/// What the user was asked about.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Asked {
     model: String,
     worst_case_usd: Option<f64>,
 }
 
+/// What is sealed into `requestState`: the question put, and the yeses given to the
+/// call's earlier questions (so a yes is not asked for again in a later round).
+#[derive(Debug, Serialize, Deserialize)]
+struct Sealed {
+    asked: Asked,
+    approved: Vec<Asked>,
+}
+
+/// The most yeses one call's state carries: more models than a call may fall back to.
+const MAX_APPROVALS: usize = 8;
+
 impl AskInResult {
     fn new(request: &CallToolRequestParams, caller: &Principal) -> AskInResult {
         let binding = binding(request, caller);
         let answered = request.request_state.as_deref().and_then(|state| {
-            let asked: Asked = codec().open_json_with(state, &binding).ok()?;
+            let sealed: Sealed = codec().open_json_with(state, &binding).ok()?;
             let response = request.input_responses.as_ref()?.get(QUESTION)?;
             let response = ElicitResult::deserialize(response).ok()?;
-            Some((asked, approval_of(&response)))
+            Some((sealed, approval_of(&response)))
         });
+        let (approved, declined) = match answered {
+            Some((sealed, Approval::Accepted)) => {
+                let mut approved = sealed.approved;
+                approved.push(sealed.asked);
+                (approved, false)
+            }
+            Some((sealed, _)) => (sealed.approved, true),
+            None => (Vec::new(), false),
+        };
         AskInResult {
-            answered,
+            approved,
+            declined,
             binding,
             question: Mutex::new(None),
         }
@@ -179,16 +203,23 @@ impl AskInResult {
 #[async_trait]
 impl Approve for AskInResult {
     async fn approve(&self, quote: &Quote) -> Approval {
-        match &self.answered {
-            Some((_, Approval::Declined)) => return Approval::Declined,
-            Some((asked, Approval::Accepted)) if AskInResult::covers(asked, quote) => {
-                return Approval::Accepted;
-            }
-            _ => {}
+        if self.declined {
+            return Approval::Declined;
         }
-        let asked = Asked {
-            model: quote.model.clone(),
-            worst_case_usd: quote.worst_case_usd,
+        if self
+            .approved
+            .iter()
+            .any(|asked| AskInResult::covers(asked, quote))
+        {
+            return Approval::Accepted;
+        }
+        let keep_from = self.approved.len().saturating_sub(MAX_APPROVALS - 1);
+        let asked = Sealed {
+            asked: Asked {
+                model: quote.model.clone(),
+                worst_case_usd: quote.worst_case_usd,
+            },
+            approved: self.approved[keep_from..].to_vec(),
         };
         let options = SealOptions::new()
             .associated_data(&self.binding)

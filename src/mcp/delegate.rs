@@ -138,9 +138,13 @@ fn render(delegation: &Delegation) -> String {
         let _ = writeln!(text, "[error: {error}]");
     }
     for TurnSkipped { turn, skipped } in &delegation.skipped {
+        let charged = skipped
+            .charged_usd
+            .map(|usd| format!("; charged its worst case, ${usd:.6}"))
+            .unwrap_or_default();
         let _ = writeln!(
             text,
-            "[turn {turn}: {} skipped ({}); the fallback model ran from then on]",
+            "[turn {turn}: {} skipped ({}{charged}); the fallback model ran from then on]",
             skipped.model, skipped.reason
         );
     }

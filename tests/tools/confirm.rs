@@ -527,3 +527,38 @@ async fn a_fallback_model_the_user_declines_is_not_sent_and_no_other_is_tried() 
         setup.stop().await;
     }
 }
+
+#[tokio::test]
+async fn a_fallback_needing_its_own_yes_is_asked_once_and_answers() {
+    for generation in GENERATIONS {
+        let fake = FakeVultr::start().await;
+        fake.fail(
+            "POST",
+            "/v1/chat/completions",
+            503,
+            r#"{"error":{"message":"overloaded"}}"#,
+            10,
+        )
+        .await;
+        let setup = Setup::start_with(
+            &fake,
+            generation,
+            User::answering(Some(Reply::Send)),
+            &[("VULTR_MCP_MAX_RETRIES", "0")],
+        )
+        .await;
+        // Both over the threshold: kimi's worst case is about $0.033, plain-chat-7b's
+        // cannot be told. A 2026-07-28 client's later rounds carry both yeses.
+        let mut arguments = expensive();
+        arguments["fallback_models"] = json!(["plain-chat-7b"]);
+        // The fake fails every request, so plain-chat-7b's 503 ends the call too: what
+        // matters is who was asked, and how often.
+        let result = setup.chat(arguments).await;
+        assert_contains(&text(&result), &["no model could answer", "plain-chat-7b"]);
+        let asked = setup.user.asked();
+        assert_eq!(asked.len(), 2, "{generation:?}: {asked:?}");
+        assert_contains(&asked[0], &["kimi-k2-instruct"]);
+        assert_contains(&asked[1], &["plain-chat-7b"]);
+        setup.stop().await;
+    }
+}
