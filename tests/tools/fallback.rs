@@ -231,6 +231,33 @@ async fn the_callers_spend_limit_is_not_a_reason_to_try_another_model() {
 }
 
 #[tokio::test]
+async fn a_fallback_model_over_the_callers_limit_ends_the_call_with_that_refusal() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("budgets.json");
+    // kimi's worst case at 1,000 tokens (about $0.002) fits; glm-5.2's (about $0.003) does not.
+    std::fs::write(&path, r#"{"*": {"per_call_usd": 0.0025}}"#).unwrap();
+    let (_fake, faults, server) = behind(
+        vec![failing(KIMI, 503)],
+        &[("VULTR_MCP_BUDGETS", path.to_str().unwrap())],
+    )
+    .await;
+    let result = server
+        .call(
+            "chat_completion",
+            json!({"model": KIMI, "prompt": "hi", "max_tokens": 1000,
+                   "fallback_models": [ASKED, PLAIN]}),
+        )
+        .await;
+    let message = err(&result);
+    assert_contains(
+        &message,
+        &["refused before sending", ASKED, "per-call limit"],
+    );
+    assert_eq!(models_asked(&faults), [KIMI], "no further model is tried");
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn fallback_models_that_cannot_serve_the_request_are_passed_over_with_why() {
     let (_fake, faults, server) = behind(vec![failing(ASKED, 503)], &[]).await;
     let fallbacks = json!(["no-such-model", "qwen3-embedding-4b", PLAIN, KIMI]);
