@@ -283,36 +283,7 @@ impl CallSpend {
     async fn try_check_all(&self, quote: Quote) -> Result<(), SpendError> {
         let spending = &self.spending;
         let limits = spending.limits(&self.owner);
-        match quote.worst_case_usd {
-            Some(worst) => {
-                if let Some(limit) = limits.per_call_usd
-                    && worst > limit
-                {
-                    return Err(SpendError::OverPerCall {
-                        model: quote.model,
-                        worst_case_usd: worst,
-                        limit_usd: limit,
-                    });
-                }
-                if limits.over_time() {
-                    let now = spending.now();
-                    let today = UtcDay::of(now);
-                    let spent = spending
-                        .ledger
-                        .spent(&self.owner, today.day(), today.month_start(), now)
-                        .await
-                        .map_err(SpendError::Ledger)?;
-                    over_time_limit(&limits, spent, worst, today, &quote.model)?;
-                }
-            }
-            None if limits.any() => {
-                return Err(SpendError::Unbounded {
-                    model: quote.model,
-                    why: quote.unbounded_because.unwrap_or_default(),
-                });
-            }
-            None => {}
-        }
+        self.within_limits(&quote, &limits).await?;
         let Some(threshold) = spending.confirm_above_usd else {
             return Ok(());
         };
@@ -367,17 +338,16 @@ impl CallSpend {
         held
     }
 
-    async fn try_hold(&self, quote: Quote) -> Result<Hold, SpendError> {
-        let spending = &self.spending;
-        let limits = spending.limits(&self.owner);
-        let now = spending.now();
-        let today = UtcDay::of(now);
+    /// The worst case of `quote` once it is within `limits`: the per-call limit, and what
+    /// is left of the day's and month's after what is spent and reserved (checked before
+    /// asking, so nobody is asked about a call that is refused anyway).
+    async fn within_limits(&self, quote: &Quote, limits: &Limits) -> Result<f64, SpendError> {
         let worst = match quote.worst_case_usd {
             Some(worst) => worst,
             None if limits.any() => {
                 return Err(SpendError::Unbounded {
-                    model: quote.model,
-                    why: quote.unbounded_because.unwrap_or_default(),
+                    model: quote.model.clone(),
+                    why: quote.unbounded_because.clone().unwrap_or_default(),
                 });
             }
             // Nothing to check against; the user is still asked when a threshold is set.
@@ -387,20 +357,29 @@ impl CallSpend {
             && worst > limit
         {
             return Err(SpendError::OverPerCall {
-                model: quote.model,
+                model: quote.model.clone(),
                 worst_case_usd: worst,
                 limit_usd: limit,
             });
         }
         if limits.over_time() {
-            // Checked before asking, so nobody is asked about a call that is refused anyway.
+            let spending = &self.spending;
+            let now = spending.now();
+            let today = UtcDay::of(now);
             let spent = spending
                 .ledger
                 .spent(&self.owner, today.day(), today.month_start(), now)
                 .await
                 .map_err(SpendError::Ledger)?;
-            over_time_limit(&limits, spent, worst, today, &quote.model)?;
+            over_time_limit(limits, spent, worst, today, &quote.model)?;
         }
+        Ok(worst)
+    }
+
+    async fn try_hold(&self, quote: Quote) -> Result<Hold, SpendError> {
+        let spending = &self.spending;
+        let limits = spending.limits(&self.owner);
+        let worst = self.within_limits(&quote, &limits).await?;
         if let Some(threshold) = spending.confirm_above_usd
             && quote.worst_case_usd.is_none_or(|worst| worst > threshold)
             && !self.approved_already(&quote.model)
