@@ -18,6 +18,8 @@ use crate::vultr::chat::{Message, TokenUsage};
 /// Room kept per answer (and for the synthesis) for its heading and footer when the
 /// texts are cut to the result limit.
 const RENDERING_ROOM: usize = 300;
+/// Characters of a stance shown in an answer's heading (within the room above).
+const SHOWN_STANCE_CHARS: usize = 120;
 
 /// Arguments of `compare_models`.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -180,7 +182,12 @@ fn render(comparison: &Comparison, truncated: bool) -> String {
 fn render_answer(text: &mut String, answer: &Answer) {
     let _ = write!(text, "## {}", answer.model);
     if let Some(stance) = &answer.stance {
-        let _ = write!(text, " (stance: {stance})");
+        // The heading names the stance; the structured content has it whole.
+        let mut shown = stance.clone();
+        if cut(&mut shown, SHOWN_STANCE_CHARS) {
+            shown.push('…');
+        }
+        let _ = write!(text, " (stance: {shown})");
     }
     text.push('\n');
     if let Some(error) = &answer.error {
