@@ -257,19 +257,14 @@ impl Comparer {
         let mut longest = Vec::with_capacity(asked.len());
         for (i, (model, stance, messages)) in asked.iter().enumerate() {
             let at = || format!("`models[{i}]`");
-            let quote = self
+            let worst = self
                 .chat
                 .worst_case(model, messages.clone(), options, subscription, 0)
                 .await
                 .map_err(|error| CompareError::Model { at: at(), error })?;
-            quotes.push(quote);
+            quotes.push(worst.quote);
             if request.judge.is_some() {
-                let tokens = self
-                    .chat
-                    .most_answer_tokens(model, options, subscription)
-                    .await
-                    .map_err(|error| CompareError::Model { at: at(), error })?;
-                longest.push((tokens, stance.clone()));
+                longest.push((worst.longest_answer, stance.clone()));
             }
         }
         if let Some(judge) = &request.judge {
@@ -291,7 +286,8 @@ impl Comparer {
                 .map_err(|error| CompareError::Model {
                     at: "`judge`".to_owned(),
                     error,
-                })?;
+                })?
+                .quote;
             quotes.push(quote);
         }
         let label = whole_label(request);

@@ -13,7 +13,7 @@ mod validate;
 
 pub use error::ChatError;
 pub use progress::{Progress, ProgressSink, ProgressUpdate};
-pub use service::{ChatService, MAX_FALLBACK_MODELS};
+pub use service::{ChatService, MAX_FALLBACK_MODELS, WorstCase};
 #[cfg(test)]
 pub(crate) use validate::{check_options, new_messages};
 

@@ -21,6 +21,16 @@ use crate::vultr::inference::InferenceClient;
 use crate::vultr::models::Model;
 use crate::vultr::stream::{CutOff, StreamDeadlines};
 
+/// A request's worst case on a model, before it is sent.
+#[derive(Debug, Clone)]
+pub struct WorstCase {
+    /// The most it can cost.
+    pub quote: Quote,
+    /// The most tokens its answer can have (`max_tokens`, capped by the catalog's output
+    /// limit, else that limit, else the context window); `None` when none is known.
+    pub longest_answer: Option<u64>,
+}
+
 /// The most fallback models a call may name: each one tried costs the caller a wait.
 pub const MAX_FALLBACK_MODELS: usize = 5;
 
@@ -271,54 +281,38 @@ impl ChatService {
         Ok((reply, cut_off, cost_usd))
     }
 
-    /// The most `messages` with `options` could cost on `model`, once the model is known to
-    /// serve them (a chat model of the catalog that takes these options), their prompt to
-    /// hold `extra_prompt_tokens` more (answers quoted to a judge): what a caller fanning out
-    /// to several models checks against its budget before sending any. The worst case is
-    /// unbounded when the catalog cannot be read.
+    /// What `messages` with `options` could cost on `model` at most, once the model is known
+    /// to serve them (a chat model of the catalog that takes these options), their prompt to
+    /// hold `quoted_tokens` more (answers quoted to a judge), and how long its answer can be:
+    /// what a caller fanning out to several models checks against its budget before sending
+    /// any. The worst case is unbounded when the catalog cannot be read.
     pub async fn worst_case(
         &self,
         model: &str,
         messages: Vec<Message>,
         options: &ChatOptions,
         subscription: Option<&str>,
-        extra_prompt_tokens: u64,
-    ) -> Result<Quote, ChatError> {
+        quoted_tokens: u64,
+    ) -> Result<WorstCase, ChatError> {
         let key = self.keys.get(subscription).await?;
         let catalog = self.catalog_for(&key).await;
         let known = match &catalog {
             Some(catalog) => Some(check_model(model, options, catalog)?),
             None => None,
         };
+        let limit = known.and_then(|m| m.max_output_tokens.or(m.context_window));
+        let longest_answer = match (options.max_tokens.map(u64::from), limit) {
+            (Some(asked), Some(limit)) => Some(asked.min(limit)),
+            (asked, limit) => asked.or(limit),
+        };
         let request = ChatRequest {
             model: model.to_owned(),
             messages,
             options: options.clone(),
         };
-        Ok(quote_with(&request, known, false, extra_prompt_tokens))
-    }
-
-    /// The most tokens `model` may answer with `options` (`max_tokens`, capped by the
-    /// catalog's output limit, else that limit, else its context window): how long an
-    /// answer quoted to another model (a judge) can be. `None` when none is known.
-    pub async fn most_answer_tokens(
-        &self,
-        model: &str,
-        options: &ChatOptions,
-        subscription: Option<&str>,
-    ) -> Result<Option<u64>, ChatError> {
-        let key = self.keys.get(subscription).await?;
-        let limit = match self.catalog_for(&key).await {
-            Some(catalog) => {
-                let model = check_model(model, options, &catalog)?;
-                model.max_output_tokens.or(model.context_window)
-            }
-            None => None,
-        };
-        let asked = options.max_tokens.map(u64::from);
-        Ok(match (asked, limit) {
-            (Some(asked), Some(limit)) => Some(asked.min(limit)),
-            (asked, limit) => asked.or(limit),
+        Ok(WorstCase {
+            quote: quote_with(&request, known, false, quoted_tokens),
+            longest_answer,
         })
     }
 
