@@ -11,7 +11,9 @@ use std::sync::Arc;
 use futures_util::StreamExt as _;
 use futures_util::stream::FuturesUnordered;
 
-use crate::chat::{ChatError, ChatInput, ChatService, Progress, ProgressSink, ProgressUpdate};
+use crate::chat::{
+    ChatError, ChatInput, ChatService, Progress, ProgressSink, ProgressUpdate, new_messages,
+};
 use crate::spend::{CallSpend, Quote};
 use crate::vultr::chat::{ChatOptions, Content, Message, Role, TokenUsage};
 
@@ -535,35 +537,19 @@ fn check_models(request: &CompareRequest) -> Result<Vec<Option<String>>, Compare
         .collect())
 }
 
-/// The messages every model gets: `prompt` after `system`, or `messages` as given.
+/// The messages every model gets: `prompt` after `system`, or `messages` as given,
+/// checked as `chat_completion` checks them.
 fn base_messages(request: &CompareRequest) -> Result<Vec<Message>, CompareError> {
-    let invalid = |m: &str| Err(CompareError::Invalid(m.to_owned()));
-    match (&request.prompt, &request.messages) {
-        (Some(_), Some(_)) => invalid("give either `prompt` or `messages`, not both"),
-        (None, None) => invalid("give `prompt` (one user message) or `messages` (a conversation)"),
-        (Some(prompt), None) => {
-            if prompt.trim().is_empty() {
-                return invalid("`prompt` is empty");
-            }
-            let mut messages = Vec::with_capacity(2);
-            if let Some(system) = request.system.as_ref().filter(|s| !s.trim().is_empty()) {
-                messages.push(text_message(Role::System, system.clone()));
-            }
-            messages.push(text_message(Role::User, prompt.clone()));
-            Ok(messages)
-        }
-        (None, Some(messages)) => {
-            if request.system.is_some() {
-                return invalid(
-                    "`system` goes with `prompt`; with `messages`, put a message with role system first",
-                );
-            }
-            if messages.is_empty() {
-                return invalid("`messages` is empty");
-            }
-            Ok(messages.clone())
-        }
-    }
+    new_messages(
+        request.prompt.clone(),
+        request.system.clone(),
+        request.messages.clone(),
+        &[],
+    )
+    .map_err(|error| match error {
+        ChatError::Invalid(problem) => CompareError::Invalid(problem),
+        other => CompareError::Invalid(other.to_string()),
+    })
 }
 
 /// `messages` with `stance` added to the system prompt (a system message put first when
@@ -582,7 +568,7 @@ fn with_stance(mut messages: Vec<Message>, stance: Option<&str>) -> Vec<Message>
             system.push_str("\n\n");
             system.push_str(&line);
         }
-        _ => messages.insert(0, text_message(Role::System, line)),
+        _ => messages.insert(0, Message::text(Role::System, line)),
     }
     messages
 }
@@ -631,24 +617,14 @@ fn judge_messages(question: &str, answers: &[(Option<String>, String)]) -> Vec<M
         let _ = write!(prompt, ":\n{content}\n");
     }
     vec![
-        text_message(Role::System, JUDGE_INSTRUCTIONS.to_owned()),
-        text_message(Role::User, prompt),
+        Message::text(Role::System, JUDGE_INSTRUCTIONS.to_owned()),
+        Message::text(Role::User, prompt),
     ]
 }
 
 /// "A", "B", ... for the answer at `index` (at most [`MAX_MODELS`]).
 fn letter(index: usize) -> String {
     char::from(b'A' + u8::try_from(index % 26).unwrap_or(0)).to_string()
-}
-
-fn text_message(role: Role, text: String) -> Message {
-    Message {
-        role,
-        content: Some(Content::Text(text)),
-        tool_calls: None,
-        tool_call_id: None,
-        name: None,
-    }
 }
 
 /// One model's outcome as its answer.

@@ -15,7 +15,8 @@ pub use error::ChatError;
 pub use progress::{Progress, ProgressSink, ProgressUpdate};
 pub use service::{ChatService, MAX_FALLBACK_MODELS, WorstCase};
 #[cfg(test)]
-pub(crate) use validate::{check_options, new_messages};
+pub(crate) use validate::check_options;
+pub(crate) use validate::new_messages;
 
 use crate::spend::CallSpend;
 use crate::vultr::chat::{ChatOptions, ChatReply, Content, Message};

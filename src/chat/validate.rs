@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use super::ChatError;
 use crate::secret::KnownKeys;
-use crate::vultr::chat::{ChatOptions, Content, Message, Role, Stop, ToolChoice, ToolChoiceMode};
+use crate::vultr::chat::{ChatOptions, Message, Role, Stop, ToolChoice, ToolChoiceMode};
 
 /// With a stored conversation, `messages` should be only the new ones. A caller that
 /// resends the history (all of it, or its last messages, such as the assistant message
@@ -59,9 +59,9 @@ pub fn new_messages(
             }
             let mut messages = Vec::with_capacity(2);
             if let Some(system) = system.filter(|s| !s.trim().is_empty()) {
-                messages.push(text_message(Role::System, system));
+                messages.push(Message::text(Role::System, system));
             }
-            messages.push(text_message(Role::User, prompt));
+            messages.push(Message::text(Role::User, prompt));
             Ok(messages)
         }
         (None, Some(messages)) => {
@@ -73,16 +73,6 @@ pub fn new_messages(
             check_messages(&messages, history)?;
             Ok(messages)
         }
-    }
-}
-
-fn text_message(role: Role, text: String) -> Message {
-    Message {
-        role,
-        content: Some(Content::Text(text)),
-        tool_calls: None,
-        tool_call_id: None,
-        name: None,
     }
 }
 

@@ -28,6 +28,17 @@ pub struct Message {
 }
 
 impl Message {
+    /// A message of `role` with `text` as its content.
+    pub fn text(role: Role, text: String) -> Message {
+        Message {
+            role,
+            content: Some(Content::Text(text)),
+            tool_calls: None,
+            tool_call_id: None,
+            name: None,
+        }
+    }
+
     /// Replaces every known key in every text of the message by its redacted form, in
     /// place. The fields are named one by one, so a field added to [`Message`] does not
     /// compile until it is redacted here too.
